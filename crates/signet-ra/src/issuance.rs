@@ -1,0 +1,262 @@
+//! The CA workflows the RA drives: issue (parse → key policy → lint → record intent →
+//! sign → store), revoke, and publish a CRL. The CA signs only through these functions,
+//! i.e. only on an RA instruction, and each state change is audited in the same
+//! transaction as the change itself.
+
+use std::future::Future;
+
+use serde_json::json;
+use signet_pki::crl::{RevokedEntry, sign_crl};
+use signet_pki::csr::{CsrError, KeyPolicy, VerifiedCsr};
+use signet_pki::issue::{CertificateOrder, IssueError, IssuedCertificate, Prepared};
+use signet_pki::profile::Catalog;
+use signet_pki::{CaError, CertificateAuthority, RevocationReason, Serial};
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::clock::Clock;
+
+/// What the domain needs to know about a storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule was hit (the named one), e.g. the key is already certified.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database failed; details are for the log, not for users.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// A reserved issuance, stored before the CA key is used.
+#[derive(Debug, Clone)]
+pub struct IssuanceIntent {
+    /// The serial the certificate will carry.
+    pub serial: Serial,
+    /// Profile id.
+    pub profile: String,
+    /// The order's subject, as JSON.
+    pub subject_json: String,
+    /// Hex SHA-256 of the subject public key info.
+    pub spki_sha256: String,
+    /// Who instructed.
+    pub requested_by: String,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// Outcome of a revocation request that reached a stored certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Newly revoked.
+    Now,
+    /// It had been revoked before; nothing changed.
+    Already,
+}
+
+/// The revocation facts of a certificate, for OCSP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredStatus {
+    /// Issued and not revoked.
+    Good,
+    /// Revoked at a time for a reason.
+    Revoked {
+        /// When.
+        at: OffsetDateTime,
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// Reserved but never completed (signing failed or the node died): never delivered.
+    NotIssued,
+}
+
+/// The storage the CA workflows consume; `signet-store` implements it.
+pub trait CaStore: Send + Sync {
+    /// Reserves serial and key. `Conflict("key")` if the key is certified already.
+    fn record_intent(
+        &self,
+        intent: &IssuanceIntent,
+        audit: AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores the signed certificate against its intent.
+    fn complete_issuance(
+        &self,
+        cert: &IssuedCertificate,
+        audit: AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks an intent failed, releasing its key.
+    fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Revokes an issued certificate.
+    fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> impl Future<Output = Result<Revoked, StoreError>> + Send;
+    /// The status of a serial, `None` if this CA never reserved it.
+    fn status(&self, serial: &Serial) -> impl Future<Output = Result<Option<StoredStatus>, StoreError>> + Send;
+    /// Takes the next CRL number and records the publication.
+    fn next_crl_number(&self, audit: AuditEvent) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Revoked certificates that have not yet expired at `now`.
+    fn revoked_unexpired(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<RevokedEntry>, StoreError>> + Send;
+}
+
+/// Why an issuance instruction was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuanceError {
+    /// The order names a profile the catalog does not have.
+    #[error("unknown certificate profile {0:?}")]
+    UnknownProfile(String),
+    /// The CSR is malformed, fails proof of possession, or its key breaks the key policy.
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    /// The order does not fit the profile, or lint failed.
+    #[error(transparent)]
+    Order(#[from] IssueError),
+    /// The public key is already in a certificate of this CA.
+    #[error("this public key is already certified; generate a new key pair")]
+    DuplicateKey,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The CA key failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+/// Why a revocation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// No issued certificate with that serial.
+    #[error("no issued certificate has serial {0}")]
+    NotFound(Serial),
+    /// `removeFromCRL` only belongs in delta CRLs (RFC 5280 §5.3.1).
+    #[error("removeFromCRL is not a reason a certificate can be revoked for")]
+    BadReason,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The CA as the RA drives it.
+pub struct CaService<'a, S> {
+    /// Storage.
+    pub store: &'a S,
+    /// The issuing CA.
+    pub ca: &'a CertificateAuthority,
+    /// Profiles.
+    pub catalog: &'a Catalog,
+    /// Subscriber key policy.
+    pub key_policy: &'a KeyPolicy,
+    /// Time.
+    pub clock: &'a dyn Clock,
+}
+
+impl<S: CaStore> CaService<'_, S> {
+    /// Issues a certificate on an RA instruction. On any refusal before signing nothing is
+    /// stored; once the intent is stored, the outcome is stored too.
+    pub async fn issue(
+        &self,
+        actor: &str,
+        order: &CertificateOrder,
+        csr: &[u8],
+    ) -> Result<IssuedCertificate, IssuanceError> {
+        let profile =
+            self.catalog.profile(&order.profile).ok_or_else(|| IssuanceError::UnknownProfile(order.profile.clone()))?;
+        let csr = VerifiedCsr::parse(csr)?;
+        self.key_policy.check(&csr)?;
+        let now = self.clock.now();
+        let linted = Prepared::new(self.ca, profile, order, &csr, Serial::random(), now)?.lint(self.ca)?;
+        let serial = linted.serial().clone();
+        let intent = IssuanceIntent {
+            serial: serial.clone(),
+            profile: profile.id.clone(),
+            subject_json: serde_json::to_string(&order.subject).map_err(|e| StoreError::Backend(e.to_string()))?,
+            spki_sha256: hex::encode(csr.spki_sha256()),
+            requested_by: actor.to_owned(),
+            at: now,
+        };
+        let audit = AuditEvent::new(
+            now,
+            actor,
+            AuditAction::IssuanceIntent,
+            serial.to_hex(),
+            json!({
+                "profile": profile.id, "subject": order.subject.common_name(), "spki_sha256": intent.spki_sha256,
+            }),
+        );
+        match self.store.record_intent(&intent, audit).await {
+            Err(StoreError::Conflict("key")) => return Err(IssuanceError::DuplicateKey),
+            other => other?,
+        }
+        match linted.sign(self.ca) {
+            Ok(cert) => {
+                let audit = AuditEvent::new(
+                    self.clock.now(),
+                    actor,
+                    AuditAction::CertificateIssued,
+                    serial.to_hex(),
+                    json!({
+                        "profile": profile.id, "not_after": cert.not_after.unix_timestamp(),
+                    }),
+                );
+                self.store.complete_issuance(&cert, audit).await?;
+                Ok(cert)
+            }
+            Err(e) => {
+                let audit = AuditEvent::new(
+                    self.clock.now(),
+                    actor,
+                    AuditAction::IssuanceFailed,
+                    serial.to_hex(),
+                    json!({ "error": e.to_string() }),
+                );
+                self.store.fail_issuance(&serial, audit).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Revokes a certificate; repeating a revocation is harmless and reports `Already`.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<Revoked, RevocationError> {
+        if reason == RevocationReason::RemoveFromCrl {
+            return Err(RevocationError::BadReason);
+        }
+        let now = self.clock.now();
+        let audit = AuditEvent::new(
+            now,
+            actor,
+            AuditAction::CertificateRevoked,
+            serial.to_hex(),
+            json!({ "reason": reason.name() }),
+        );
+        match self.store.revoke(serial, reason, now, audit).await {
+            Err(StoreError::NotFound) => Err(RevocationError::NotFound(serial.clone())),
+            other => Ok(other?),
+        }
+    }
+
+    /// Signs a fresh full CRL valid for `lifetime`.
+    pub async fn publish_crl(&self, actor: &str, lifetime: Duration) -> Result<Vec<u8>, IssuanceError> {
+        let now = self.clock.now();
+        let entries = self.store.revoked_unexpired(now).await?;
+        let count = entries.len();
+        let audit = AuditEvent::new(now, actor, AuditAction::CrlPublished, "issuing", json!({ "entries": count }));
+        let number = self.store.next_crl_number(audit).await?;
+        Ok(sign_crl(self.ca, number, now, now + lifetime, entries)?)
+    }
+}

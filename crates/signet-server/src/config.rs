@@ -1,0 +1,150 @@
+//! Server configuration: [`ServerConfig`] is the TOML file as written (every field
+//! optional); [`ServerConfig::into_settings`] turns it into validated [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use signet_pki::csr::KeyPolicy;
+use signet_pki::profile::Catalog;
+use time::Duration;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    File {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Which setting.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The configuration file (`signet.toml`) and command-line overrides.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; default 127.0.0.1:8080.
+    pub listen: Option<String>,
+    /// Public base URL written into certificates (CRL DP, AIA); default `http://<listen>`.
+    pub base_url: Option<String>,
+    /// Data folder (SQLite file, dev CA); default `./data`.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`; default SQLite in the data folder.
+    pub database_url: Option<String>,
+    /// CRL nextUpdate − thisUpdate, hours; default 24.
+    pub crl_lifetime_hours: Option<u32>,
+    /// OCSP response validity, hours; default 24.
+    pub ocsp_validity_hours: Option<u32>,
+    /// Profile catalog file; default the shipped ECA catalog.
+    pub profiles: Option<PathBuf>,
+    /// Blocklist of known-compromised keys (hex SHA-256 of SPKI per line).
+    pub key_blocklist: Option<PathBuf>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Base URL; `None` means derive from the bound address.
+    pub base_url: Option<String>,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// CRL lifetime.
+    pub crl_lifetime: Duration,
+    /// OCSP response validity.
+    pub ocsp_validity: Duration,
+    /// Profiles.
+    pub catalog: Catalog,
+    /// Key blocklist.
+    pub key_policy: KeyPolicy,
+}
+
+fn read(path: &PathBuf) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })
+}
+
+impl ServerConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &PathBuf) -> Result<Self, ConfigError> {
+        toml::from_str(&read(path)?).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })
+    }
+
+    /// Validates and fills defaults.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr =
+            self.listen.as_deref().unwrap_or("127.0.0.1:8080").parse().map_err(|e: std::net::AddrParseError| {
+                ConfigError::Invalid { field: "listen", message: e.to_string() }
+            })?;
+        if let Some(base) = &self.base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "base_url",
+                message: "must start with http:// or https://".into(),
+            });
+        }
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database_url =
+            self.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("signet.db").display()));
+        let hours = |field: &'static str, v: Option<u32>| match v.unwrap_or(24) {
+            0 => Err(ConfigError::Invalid { field, message: "must be at least 1 hour".into() }),
+            h if h > 24 * 31 => Err(ConfigError::Invalid { field, message: "must be at most 31 days".into() }),
+            h => Ok(Duration::hours(i64::from(h))),
+        };
+        let catalog = match &self.profiles {
+            Some(p) => Catalog::from_toml(&read(p)?)
+                .map_err(|e| ConfigError::File { path: p.clone(), message: e.to_string() })?,
+            None => Catalog::default_eca(),
+        };
+        let key_policy = match &self.key_blocklist {
+            Some(p) => KeyPolicy::from_blocklist(&read(p)?)
+                .map_err(|message| ConfigError::File { path: p.clone(), message })?,
+            None => KeyPolicy::default(),
+        };
+        Ok(Settings {
+            listen,
+            base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
+            data_dir,
+            database_url,
+            crl_lifetime: hours("crl_lifetime_hours", self.crl_lifetime_hours)?,
+            ocsp_validity: hours("ocsp_validity_hours", self.ocsp_validity_hours)?,
+            catalog,
+            key_policy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let s = ServerConfig::default().into_settings().unwrap();
+        assert_eq!(s.listen.port(), 8080);
+        assert!(s.database_url.starts_with("sqlite://"));
+        assert_eq!(s.crl_lifetime, Duration::hours(24));
+        let bad = ServerConfig { listen: Some("nope".into()), ..Default::default() };
+        assert!(matches!(bad.into_settings(), Err(ConfigError::Invalid { field: "listen", .. })));
+        let bad = ServerConfig { crl_lifetime_hours: Some(0), ..Default::default() };
+        assert!(matches!(bad.into_settings(), Err(ConfigError::Invalid { field: "crl_lifetime_hours", .. })));
+        let bad = ServerConfig { base_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(bad.into_settings().is_err());
+        assert!(toml::from_str::<ServerConfig>("unknown = 1").is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! Signet's HTTP front end (axum).
+//!
+//! What it does: the RA-facing JSON API (`/api/v1`), the OCSP responder, the CRL and CA
+//! certificate downloads at the URLs written into certificates, and start-up (configuration,
+//! dev CA on first start, background OCSP refresh). Each module owns its `router()`;
+//! [`app`] joins them and is what tests call.
+//!
+//! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
+//! no SQL (`signet-store`). The enrollment portal, CMC and ACME arrive with later issues.
+
+mod api;
+pub mod ca_files;
+pub mod config;
+mod crl;
+mod error;
+mod ocsp;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use signet_pki::CaUrls;
+use signet_pki::ocsp::OcspIssuer;
+use signet_ra::Clock;
+use signet_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use api::token_hash;
+pub use config::{ConfigError, ServerConfig, Settings};
+pub use state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The CA could not be created or loaded.
+    #[error(transparent)]
+    Ca(#[from] ca_files::CaSetupError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] signet_store::OpenError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The CA certificate cannot back an OCSP responder.
+    #[error("OCSP responder: {0}")]
+    Ocsp(#[from] signet_pki::ocsp::OcspError),
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(api::router())
+        .merge(ocsp::router())
+        .merge(crl::router())
+        .merge(ca_router())
+        // No request this server takes (CSR, OCSP request) comes near 64 KiB.
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn ca_router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/ca/issuing.crt",
+            get(|State(s): State<AppState>| async move { der_response(s.ca.cert_der(), "application/pkix-cert") }),
+        )
+        .route(
+            "/ca/root.crt",
+            get(|State(s): State<AppState>| async move { der_response(&s.root_der, "application/pkix-cert") }),
+        )
+        .route(
+            "/ca/chain.pem",
+            get(|State(s): State<AppState>| async move {
+                ([(header::CONTENT_TYPE, "application/pem-certificate-chain")], api::chain_pem(&s))
+            }),
+        )
+}
+
+fn der_response(der: &[u8], content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], der.to_vec()).into_response()
+}
+
+/// Opens the store and the CA (creating the dev CA in `<data>/ca` if there is none) for a
+/// server reachable at `base_url`.
+pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let ca_dir = settings.data_dir.join("ca");
+    if ca_files::ensure_dev_ca(&ca_dir, &settings.catalog, clock.now())? {
+        tracing::warn!(dir = %ca_dir.display(), "created a DEV CA with its passphrase stored beside the key; use `signet ca init` for a real one");
+    }
+    let loaded = ca_files::load_ca(&ca_dir, CaUrls::under(base_url))?;
+    let store = Store::connect(&settings.database_url).await?;
+    let ocsp_issuer = OcspIssuer::new(loaded.ca.cert_der())?;
+    Ok(AppState(Arc::new(state::Inner {
+        store,
+        ocsp_issuer,
+        ca: loaded.ca,
+        root_der: loaded.root_der,
+        catalog: settings.catalog.clone(),
+        key_policy: settings.key_policy.clone(),
+        clock,
+        crl_lifetime: settings.crl_lifetime,
+        ocsp_validity: settings.ocsp_validity,
+        ocsp_cache: Mutex::new(Default::default()),
+        crl_cache: tokio::sync::Mutex::new(None),
+    })))
+}
+
+/// A server bound and running in the background (tests, `signet serve`).
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its base URL.
+    pub base_url: String,
+    /// Its state.
+    pub state: AppState,
+    /// The serving task.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `settings.listen` (port 0 picks one), builds the state and serves in the
+/// background, with the OCSP refresher running beside it.
+pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+    let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let state = build_state(settings, &base_url, clock).await?;
+    let refresher = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(StdDuration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = ocsp::refresh_due(&refresher).await {
+                tracing::error!(error = %e, "OCSP refresh failed");
+            }
+        }
+    });
+    let router = app(state.clone());
+    let task = tokio::spawn(async move { axum::serve(listener, router).await });
+    tracing::info!(%addr, %base_url, "signet serving");
+    Ok(Running { addr, base_url, state, task })
+}

@@ -1,0 +1,199 @@
+//! The OCSP responder (RFC 6960; GET per Appendix A.1, POST). Single-certificate requests
+//! without a nonce are answered from a cache of pre-signed responses, checked against the
+//! stored status on every request, so a revocation made on any node shows at once.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use signet_pki::Serial;
+use signet_pki::ocsp::{
+    CertId, CertIdHash, CertStatus, ErrorStatus, SingleStatus, error_response, parse_request, sign_response,
+};
+use signet_ra::issuance::{CaStore, StoreError, StoredStatus};
+use time::OffsetDateTime;
+
+use crate::state::{AppState, CachedOcsp};
+
+/// Routes: `POST /ocsp`, `GET /ocsp/{base64 request}`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ocsp", post(post_ocsp)).route("/ocsp/{*request}", get(get_ocsp))
+}
+
+// The cache holds at most this many answers; past it, it is cleared (a cold miss costs one
+// signature, so a simple bound beats an LRU here).
+const CACHE_LIMIT: usize = 200_000;
+
+fn ocsp_body(der: Arc<Vec<u8>>, max_age: Option<i64>) -> Response {
+    let mut resp = (*der).clone().into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    // RFC 5019 §6: let HTTP caches keep GET answers until shortly before nextUpdate.
+    let cache = match max_age {
+        Some(s) if s > 0 => format!("max-age={s}, public, no-transform, must-revalidate"),
+        _ => "no-cache".to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    resp
+}
+
+fn error(status: ErrorStatus) -> Response {
+    ocsp_body(Arc::new(error_response(status)), None)
+}
+
+#[tracing::instrument(skip_all)]
+async fn post_ocsp(State(state): State<AppState>, body: Bytes) -> Response {
+    answer(&state, &body, false).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn get_ocsp(State(state): State<AppState>, Path(request): Path<String>) -> Response {
+    // Path<String> is already percent-decoded; some clients also drop the padding.
+    let trimmed = request.trim_end_matches('=');
+    match base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed) {
+        Ok(der) => answer(&state, &der, true).await,
+        Err(_) => error(ErrorStatus::MalformedRequest),
+    }
+}
+
+fn to_cert_status(s: Option<StoredStatus>) -> CertStatus {
+    match s {
+        Some(StoredStatus::Good) => CertStatus::Good,
+        Some(StoredStatus::Revoked { at, reason }) => CertStatus::Revoked { at, reason: Some(reason) },
+        // Reserved but never issued, or never seen: we cannot vouch for it.
+        Some(StoredStatus::NotIssued) | None => CertStatus::Unknown,
+    }
+}
+
+async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
+    let request = match parse_request(der) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(error = %e, "malformed OCSP request");
+            return error(e.error_status());
+        }
+    };
+    if !request.cert_ids.iter().any(|id| state.ocsp_issuer.issued(id)) {
+        return error(ErrorStatus::Unauthorized);
+    }
+    let mut statuses = Vec::with_capacity(request.cert_ids.len());
+    for id in &request.cert_ids {
+        let status = if state.ocsp_issuer.issued(id) {
+            match state.store.status(&id.serial).await {
+                Ok(s) => to_cert_status(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP status lookup failed");
+                    return error(ErrorStatus::TryLater);
+                }
+            }
+        } else {
+            CertStatus::Unknown
+        };
+        statuses.push(SingleStatus { cert_id: id.clone(), status });
+    }
+    let now = state.clock.now();
+    if let ([single], None) = (statuses.as_slice(), &request.nonce) {
+        return match cached_or_sign(state, single, now) {
+            Ok(c) => ocsp_body(c.der, is_get.then(|| (c.next_update - now).whole_seconds() - 60)),
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP signing failed");
+                error(ErrorStatus::InternalError)
+            }
+        };
+    }
+    // A nonce or several certificates: the answer is unique to this request.
+    match sign_response(
+        &state.ocsp_issuer,
+        state.ca.signer(),
+        &statuses,
+        now,
+        now,
+        now + state.ocsp_validity,
+        request.nonce.as_deref(),
+    ) {
+        Ok(der) => ocsp_body(Arc::new(der), None),
+        Err(e) => {
+            tracing::error!(error = %e, "OCSP signing failed");
+            error(ErrorStatus::InternalError)
+        }
+    }
+}
+
+fn cached_or_sign(
+    state: &AppState,
+    single: &SingleStatus,
+    now: OffsetDateTime,
+) -> Result<CachedOcsp, signet_pki::ocsp::OcspError> {
+    {
+        let cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(&single.cert_id)
+            && c.status == single.status
+            && now < c.refresh_at
+        {
+            return Ok(c.clone());
+        }
+    }
+    presign(state, single.clone(), now)
+}
+
+/// Signs a response for one certificate and caches it.
+pub(crate) fn presign(
+    state: &AppState,
+    single: SingleStatus,
+    now: OffsetDateTime,
+) -> Result<CachedOcsp, signet_pki::ocsp::OcspError> {
+    let next_update = now + state.ocsp_validity;
+    let der = sign_response(
+        &state.ocsp_issuer,
+        state.ca.signer(),
+        std::slice::from_ref(&single),
+        now,
+        now,
+        next_update,
+        None,
+    )?;
+    let entry = CachedOcsp {
+        status: single.status,
+        der: Arc::new(der),
+        refresh_at: now + state.ocsp_validity / 2,
+        next_update,
+    };
+    let mut cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(single.cert_id, entry.clone());
+    Ok(entry)
+}
+
+/// Pre-signs the `good` answer for a new certificate, for the CertID form OpenSSL and most
+/// clients send (SHA-1 hashes).
+pub(crate) fn presign_new(state: &AppState, serial: &Serial) {
+    let cert_id = state.ocsp_issuer.cert_id(CertIdHash::Sha1, serial.clone());
+    if let Err(e) = presign(state, SingleStatus { cert_id, status: CertStatus::Good }, state.clock.now()) {
+        tracing::warn!(error = %e, "pre-signing OCSP failed; it will be signed on first request");
+    }
+}
+
+/// Re-signs cached answers past half their validity, so requests never wait on the key.
+pub(crate) async fn refresh_due(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.clock.now();
+    let due: Vec<CertId> = {
+        let cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.iter().filter(|(_, c)| c.refresh_at <= now).map(|(id, _)| id.clone()).collect()
+    };
+    for cert_id in &due {
+        let status = to_cert_status(state.store.status(&cert_id.serial).await?);
+        if let Err(e) = presign(state, SingleStatus { cert_id: cert_id.clone(), status }, now) {
+            tracing::error!(error = %e, "OCSP refresh failed");
+        }
+    }
+    Ok(due.len())
+}

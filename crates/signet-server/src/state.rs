@@ -1,0 +1,85 @@
+//! Shared state of a running server: store, CA, caches. Built once at start-up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use signet_pki::CertificateAuthority;
+use signet_pki::csr::KeyPolicy;
+use signet_pki::ocsp::{CertId, OcspIssuer};
+use signet_pki::profile::Catalog;
+use signet_ra::Clock;
+use signet_ra::issuance::CaService;
+use signet_store::Store;
+use time::{Duration, OffsetDateTime};
+
+/// A signed OCSP answer kept for reuse while the stored status is unchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedOcsp {
+    pub status: signet_pki::ocsp::CertStatus,
+    pub der: Arc<Vec<u8>>,
+    /// Re-signed after this, half-way through its validity.
+    pub refresh_at: OffsetDateTime,
+    pub next_update: OffsetDateTime,
+}
+
+/// The last CRL and what it was made from.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedCrl {
+    pub der: Arc<Vec<u8>>,
+    pub fingerprint: (i64, Option<i64>),
+    pub refresh_at: OffsetDateTime,
+}
+
+/// Everything a handler needs.
+pub struct Inner {
+    pub(crate) store: Store,
+    pub(crate) ca: CertificateAuthority,
+    pub(crate) root_der: Vec<u8>,
+    pub(crate) ocsp_issuer: OcspIssuer,
+    pub(crate) catalog: Catalog,
+    pub(crate) key_policy: KeyPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) crl_lifetime: Duration,
+    pub(crate) ocsp_validity: Duration,
+    pub(crate) ocsp_cache: Mutex<HashMap<CertId, CachedOcsp>>,
+    pub(crate) crl_cache: tokio::sync::Mutex<Option<CachedCrl>>,
+}
+
+/// Cheap to clone; one per server.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The store, for tests and tools that share the server's database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The issuing CA.
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    /// The root certificate (DER).
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
+    /// The CA workflows over this server's store.
+    pub fn service(&self) -> CaService<'_, Store> {
+        CaService {
+            store: &self.store,
+            ca: &self.ca,
+            catalog: &self.catalog,
+            key_policy: &self.key_policy,
+            clock: self.clock.as_ref(),
+        }
+    }
+}

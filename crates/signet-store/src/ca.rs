@@ -1,0 +1,235 @@
+//! The CA's records: certificates from intent to issued, revocations, CRL numbers.
+
+use signet_pki::crl::RevokedEntry;
+use signet_pki::issue::IssuedCertificate;
+use signet_pki::{RevocationReason, Serial};
+use signet_ra::audit::AuditEvent;
+use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::{Store, backend_error, unique_or};
+
+fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn reason(code: i64) -> Result<RevocationReason, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(RevocationReason::from_code)
+        .ok_or_else(|| StoreError::Backend(format!("stored revocation reason {code} is invalid")))
+}
+
+/// A stored certificate, for listing and download.
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    /// Serial.
+    pub serial: Serial,
+    /// Profile id.
+    pub profile: String,
+    /// DER.
+    pub der: Vec<u8>,
+    /// Revocation status.
+    pub status: StoredStatus,
+}
+
+impl Store {
+    /// An issued certificate by serial.
+    pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = sqlx::query("SELECT profile, der, revoked_at, revocation_reason FROM certificates WHERE serial = $1 AND state = 'issued'")
+            .bind(serial.to_hex())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?;
+        let Some(r) = row else { return Ok(None) };
+        let revoked_at: Option<i64> = r.try_get(2).map_err(backend_error)?;
+        let reason_code: Option<i64> = r.try_get(3).map_err(backend_error)?;
+        let status = match (revoked_at, reason_code) {
+            (Some(at), Some(code)) => StoredStatus::Revoked { at: ts(at)?, reason: reason(code)? },
+            _ => StoredStatus::Good,
+        };
+        Ok(Some(CertificateRecord {
+            serial: serial.clone(),
+            profile: r.try_get(0).map_err(backend_error)?,
+            der: r.try_get(1).map_err(backend_error)?,
+            status,
+        }))
+    }
+
+    /// (number of revocations, latest revocation time): changes whenever a certificate is
+    /// revoked on any node, so caches of the CRL know to regenerate.
+    pub async fn revocation_fingerprint(&self) -> Result<(i64, Option<i64>), StoreError> {
+        let r = sqlx::query("SELECT COUNT(*), MAX(revoked_at) FROM certificates WHERE revoked_at IS NOT NULL")
+            .fetch_one(self.pool())
+            .await
+            .map_err(backend_error)?;
+        Ok((r.try_get(0).map_err(backend_error)?, r.try_get(1).map_err(backend_error)?))
+    }
+
+    /// How many certificate rows exist in any state (for tests of "nothing stored").
+    pub async fn certificate_rows(&self) -> Result<i64, StoreError> {
+        sqlx::query("SELECT COUNT(*) FROM certificates")
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend_error)
+    }
+}
+
+impl CaStore for Store {
+    async fn record_intent(&self, i: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
+        let i = i.clone();
+        self.audited(&audit, move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO certificates (serial, profile, subject, spki_sha256, state, requested_by, created_at) \
+                     VALUES ($1, $2, $3, $4, 'intent', $5, $6)",
+                )
+                .bind(i.serial.to_hex())
+                .bind(i.profile)
+                .bind(i.subject_json)
+                .bind(i.spki_sha256)
+                .bind(i.requested_by)
+                .bind(i.at.unix_timestamp())
+                .execute(&mut *c)
+                .await
+                .map_err(|e| unique_or(e, "key"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
+        let (serial, der, nb, na) =
+            (cert.serial.to_hex(), cert.der.clone(), cert.not_before.unix_timestamp(), cert.not_after.unix_timestamp());
+        self.audited(&audit, move |c| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE certificates SET state = 'issued', der = $1, not_before = $2, not_after = $3 \
+                     WHERE serial = $4 AND state = 'intent'",
+                )
+                .bind(der)
+                .bind(nb)
+                .bind(na)
+                .bind(serial)
+                .execute(&mut *c)
+                .await
+                .map_err(backend_error)?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
+        let serial = serial.to_hex();
+        self.audited(&audit, move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
+                    .bind(serial)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: OffsetDateTime,
+        audit: AuditEvent,
+    ) -> Result<Revoked, StoreError> {
+        let serial = serial.to_hex();
+        let result = self
+            .audited(&audit, move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                         WHERE serial = $3 AND state = 'issued' AND revoked_at IS NULL",
+                    )
+                    .bind(at.unix_timestamp())
+                    .bind(i64::from(reason.code()))
+                    .bind(serial.clone())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend_error)?;
+                    if done.rows_affected() == 1 {
+                        return Ok(Revoked::Now);
+                    }
+                    let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
+                        .bind(serial)
+                        .fetch_optional(&mut *c)
+                        .await
+                        .map_err(backend_error)?;
+                    // Roll back the audit row: nothing changed, so nothing is recorded.
+                    Err(if exists.is_some() { StoreError::Conflict("already revoked") } else { StoreError::NotFound })
+                })
+            })
+            .await;
+        match result {
+            Err(StoreError::Conflict("already revoked")) => Ok(Revoked::Already),
+            other => other,
+        }
+    }
+
+    async fn status(&self, serial: &Serial) -> Result<Option<StoredStatus>, StoreError> {
+        let row = sqlx::query("SELECT state, revoked_at, revocation_reason FROM certificates WHERE serial = $1")
+            .bind(serial.to_hex())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?;
+        let Some(r) = row else { return Ok(None) };
+        let state: String = r.try_get(0).map_err(backend_error)?;
+        let revoked_at: Option<i64> = r.try_get(1).map_err(backend_error)?;
+        let code: Option<i64> = r.try_get(2).map_err(backend_error)?;
+        Ok(Some(match (state.as_str(), revoked_at, code) {
+            ("issued", Some(at), Some(code)) => StoredStatus::Revoked { at: ts(at)?, reason: reason(code)? },
+            ("issued", _, _) => StoredStatus::Good,
+            _ => StoredStatus::NotIssued,
+        }))
+    }
+
+    async fn next_crl_number(&self, audit: AuditEvent) -> Result<u64, StoreError> {
+        self.audited(&audit, |c| {
+            Box::pin(async move {
+                let n: i64 = sqlx::query("UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number")
+                    .fetch_one(&mut *c)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .map_err(backend_error)?;
+                u64::try_from(n).map_err(|e| StoreError::Backend(e.to_string()))
+            })
+        })
+        .await
+    }
+
+    async fn revoked_unexpired(&self, now: OffsetDateTime) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE revoked_at IS NOT NULL AND not_after >= $1 ORDER BY serial",
+        )
+        .bind(now.unix_timestamp())
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
+        rows.iter()
+            .map(|r| {
+                let serial: String = r.try_get(0).map_err(backend_error)?;
+                Ok(RevokedEntry {
+                    serial: Serial::from_hex(&serial).map_err(|e| StoreError::Backend(e.to_string()))?,
+                    revoked_at: ts(r.try_get(1).map_err(backend_error)?)?,
+                    reason: reason(r.try_get(2).map_err(backend_error)?)?,
+                })
+            })
+            .collect()
+    }
+}

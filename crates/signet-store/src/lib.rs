@@ -1,0 +1,237 @@
+//! Signet's storage: the only crate that touches the database.
+//!
+//! What it does: one set of repositories over sqlx's `Any` driver, so the same SQL runs on
+//! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
+//! every writing transaction appends to the hash-chained audit log first, which also
+//! serializes writers on SQLite without lock-upgrade deadlocks. Implements the storage
+//! traits the domain declares (`signet_ra::issuance::CaStore`).
+//!
+//! What it does not do: no domain rules (those live in `signet-ra`), no HTTP.
+
+mod ca;
+
+use std::str::FromStr;
+
+use signet_ra::audit::{AuditEvent, AuditRecord, ChainBreak, chain_hash, verify_chain};
+use signet_ra::issuance::StoreError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The database, migrated and ready.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error("database URL must start with sqlite: or postgres:")]
+    UnsupportedUrl,
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+/// An operator API key as stored (the token itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Unique name, used as the audit actor.
+    pub name: String,
+    /// `ra-operator` or `ra-administrator`.
+    pub role: String,
+}
+
+pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
+    // The message goes to logs only; callers show users a generic failure.
+    StoreError::Backend(e.to_string())
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(OpenError::UnsupportedUrl);
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(OpenError::Connect)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets OCSP reads proceed during writes; the busy timeout makes a
+                        // second writer wait instead of failing.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        let store = Self { pool, backend };
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&store.pool).await.map_err(OpenError::Migrate)?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for administrative SQL in tests and tools.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes all connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `body` in a transaction that first appends `event` to the audit log; both commit
+    /// or neither does.
+    pub(crate) async fn audited<T, F>(&self, event: &AuditEvent, body: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+            ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>
+            + Send,
+        T: Send,
+    {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        append_audit(&mut tx, event).await.map_err(backend_error)?;
+        let out = body(&mut tx).await?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(out)
+    }
+
+    /// Records an audit event on its own (for events with no other state change).
+    pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.audited(event, |_| Box::pin(async { Ok(()) })).await
+    }
+
+    /// Every audit row in chain order.
+    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    actor: r.try_get(2)?,
+                    action: r.try_get(3)?,
+                    subject: r.try_get(4)?,
+                    details: r.try_get(5)?,
+                    prev_hash: r.try_get(6)?,
+                    hash: r.try_get(7)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend_error)
+    }
+
+    /// Verifies the whole audit chain; returns the number of rows checked.
+    pub async fn verify_audit(&self) -> Result<Result<usize, ChainBreak>, StoreError> {
+        let rows = self.audit_records().await?;
+        Ok(verify_chain(&rows))
+    }
+
+    /// Stores a new operator API key by the SHA-256 of its token.
+    pub async fn create_api_key(&self, key: &ApiKey, token_sha256: &str, event: &AuditEvent) -> Result<(), StoreError> {
+        let (name, role, hash, at) =
+            (key.name.clone(), key.role.clone(), token_sha256.to_owned(), event.at.unix_timestamp());
+        self.audited(event, move |c| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO api_keys (name, token_sha256, role, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(name)
+                    .bind(hash)
+                    .bind(role)
+                    .bind(at)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| unique_or(e, "api key name"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Finds the API key whose token hashes to `token_sha256`.
+    pub async fn api_key_by_hash(&self, token_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT name, role FROM api_keys WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        row.map(|r| Ok(ApiKey { name: r.try_get(0)?, role: r.try_get(1)? })).transpose().map_err(backend_error)
+    }
+}
+
+pub(crate) fn unique_or(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend_error(e),
+    }
+}
+
+async fn append_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq: i64 = head.try_get(0)?;
+    let prev: String = head.try_get(1)?;
+    let at = e.at.unix_timestamp();
+    let details = e.details.to_string();
+    let hash = chain_hash(&prev, seq, at, &e.actor, e.action.name(), &e.subject, &details);
+    sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(seq)
+        .bind(at)
+        .bind(&e.actor)
+        .bind(e.action.name())
+        .bind(&e.subject)
+        .bind(details)
+        .bind(prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash).execute(&mut *conn).await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Test support: a fresh, empty database per test on either backend (zero2prod's
+//! `spawn_app` pattern), so storage tests run the same suite on SQLite and PostgreSQL.
+//!
+//! PostgreSQL is reached at `SIGNET_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); CI starts the server. Not for
+//! production code.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The backends a suite runs on.
+pub const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
+
+/// A database that exists for one test and is dropped after it.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The URL to open.
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn admin_url() -> String {
+    std::env::var("SIGNET_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    SystemRandom::new().fill(&mut b).expect("rng");
+    hex::encode(b)
+}
+
+impl TestDb {
+    /// A new empty database on `backend` ("sqlite" or "postgres").
+    pub async fn new(backend: &str) -> Self {
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/signet.db", dir.path().display());
+                Self { url, pg_name: None, _dir: Some(dir) }
+            }
+            "postgres" => {
+                let name = format!("signet_test_{}", random_suffix());
+                let admin = admin_url();
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test: {e}"));
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+                Self { url: format!("{base}/{name}"), pg_name: Some(name), _dir: None }
+            }
+            other => panic!("unknown backend {other}"),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
+                        let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                            .execute(&mut c)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

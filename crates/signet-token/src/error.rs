@@ -1,0 +1,190 @@
+//! What can go wrong between Signet and a PKCS#11 module, in words an operator can act on.
+
+use std::path::PathBuf;
+
+use cryptoki::context::Function;
+use cryptoki::error::{Error as CkError, RvError};
+
+/// Why a PKCS#11 key could not be made, found or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The PKCS#11 module (shared library) could not be loaded or initialized.
+    #[error("cannot load the PKCS#11 module {}: {reason}", module.display())]
+    ModuleLoad {
+        /// The path from the configuration.
+        module: PathBuf,
+        /// What the loader or `C_Initialize` said.
+        reason: String,
+    },
+    /// No slot holds an initialized token with the configured label.
+    #[error("no token labelled {label:?} (tokens present: {})", list(available))]
+    TokenNotFound {
+        /// The label that was asked for.
+        label: String,
+        /// The labels of the tokens that are present, to spot a typo.
+        available: Vec<String>,
+    },
+    /// Several tokens carry the configured label, so the key's home is ambiguous.
+    #[error("{count} tokens are labelled {label:?}; relabel all but one")]
+    AmbiguousToken {
+        /// The label that was asked for.
+        label: String,
+        /// How many tokens carry it.
+        count: usize,
+    },
+    /// The token rejected the user PIN (`CKR_PIN_INCORRECT`).
+    #[error("wrong PIN for token {token:?}")]
+    WrongPin {
+        /// The token's label.
+        token: String,
+    },
+    /// The user PIN is locked after too many wrong tries (`CKR_PIN_LOCKED`).
+    #[error("the user PIN of token {token:?} is locked; unlock it with the SO PIN (PUK)")]
+    PinLocked {
+        /// The token's label.
+        token: String,
+    },
+    /// No private key with the configured label is on the token.
+    #[error("no private key labelled {key:?} on token {token:?}")]
+    KeyNotFound {
+        /// The token's label.
+        token: String,
+        /// The key label that was asked for.
+        key: String,
+    },
+    /// Several private keys carry the configured label.
+    #[error("{count} private keys are labelled {key:?} on token {token:?}; relabel all but one")]
+    AmbiguousKey {
+        /// The token's label.
+        token: String,
+        /// The key label that was asked for.
+        key: String,
+        /// How many private keys carry it.
+        count: usize,
+    },
+    /// Generation was asked for a label that a key on the token already has; nothing was
+    /// generated, and the existing key is untouched.
+    #[error("a key labelled {key:?} already exists on token {token:?}; choose another label")]
+    KeyExists {
+        /// The token's label.
+        token: String,
+        /// The key label that was asked for.
+        key: String,
+    },
+    /// The key is of a type or size Signet does not sign with (DESIGN §2: RSA-2048,
+    /// RSA-3072, P-256, P-384).
+    #[error("unsupported key type: {0}")]
+    UnsupportedKey(String),
+    /// The key can leave the token in clear (`CKA_SENSITIVE` false or `CKA_EXTRACTABLE`
+    /// true), which a CA key must not.
+    #[error("private key {key:?} on token {token:?} is not protected: {reason}")]
+    KeyNotProtected {
+        /// The token's label.
+        token: String,
+        /// The key's label.
+        key: String,
+        /// Which attribute is wrong.
+        reason: &'static str,
+    },
+    /// The public key found for the private key is malformed, or missing.
+    #[error("bad public key for {key:?}: {reason}")]
+    PublicKey {
+        /// The key's label.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A test signature made with the private key did not verify under the public key
+    /// found beside it, so the pair does not match.
+    #[error("self-test failed: a signature by private key {key:?} does not verify under its public key")]
+    SelfTest {
+        /// The key's label.
+        key: String,
+    },
+    /// Any other refusal by the module, with the PKCS#11 function and return code.
+    #[error("PKCS#11 {0}")]
+    Device(String),
+}
+
+fn list(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "none".to_owned()
+    } else {
+        labels.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl From<TokenError> for signet_pki::SignError {
+    fn from(e: TokenError) -> Self {
+        signet_pki::SignError::Device(e.to_string())
+    }
+}
+
+/// Describes a cryptoki failure as `C_Function: CKR_CODE`-like text, without the
+/// paragraph of specification prose that cryptoki's `Display` carries.
+pub(crate) fn describe(e: &CkError) -> String {
+    match e {
+        CkError::Pkcs11(rv, function) => format!("{}: {}", c_name(*function), rv_name(*rv)),
+        other => other.to_string(),
+    }
+}
+
+/// Maps any cryptoki failure without a more specific meaning to [`TokenError::Device`].
+pub(crate) fn device(e: CkError) -> TokenError {
+    TokenError::Device(describe(&e))
+}
+
+fn c_name(function: Function) -> String {
+    format!("C_{function:?}")
+}
+
+/// The specification's CKR_ name for the codes an operator is likely to meet; cryptoki's
+/// variant name otherwise.
+fn rv_name(rv: RvError) -> String {
+    let name = match rv {
+        RvError::DeviceError => "CKR_DEVICE_ERROR",
+        RvError::DeviceRemoved => "CKR_DEVICE_REMOVED",
+        RvError::DeviceMemory => "CKR_DEVICE_MEMORY",
+        RvError::TokenNotPresent => "CKR_TOKEN_NOT_PRESENT",
+        RvError::TokenWriteProtected => "CKR_TOKEN_WRITE_PROTECTED",
+        RvError::SessionHandleInvalid => "CKR_SESSION_HANDLE_INVALID",
+        RvError::SessionClosed => "CKR_SESSION_CLOSED",
+        RvError::UserNotLoggedIn => "CKR_USER_NOT_LOGGED_IN",
+        RvError::KeyHandleInvalid => "CKR_KEY_HANDLE_INVALID",
+        RvError::KeyFunctionNotPermitted => "CKR_KEY_FUNCTION_NOT_PERMITTED",
+        RvError::MechanismInvalid => "CKR_MECHANISM_INVALID",
+        RvError::TemplateInconsistent => "CKR_TEMPLATE_INCONSISTENT",
+        RvError::TemplateIncomplete => "CKR_TEMPLATE_INCOMPLETE",
+        RvError::AttributeValueInvalid => "CKR_ATTRIBUTE_VALUE_INVALID",
+        RvError::GeneralError => "CKR_GENERAL_ERROR",
+        RvError::FunctionFailed => "CKR_FUNCTION_FAILED",
+        other => return format!("{other:?}"),
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_errors_are_short_and_name_the_function() {
+        let e = device(CkError::Pkcs11(RvError::DeviceError, Function::Sign));
+        assert_eq!(e.to_string(), "PKCS#11 C_Sign: CKR_DEVICE_ERROR");
+    }
+
+    #[test]
+    fn token_not_found_lists_what_is_present() {
+        let e = TokenError::TokenNotFound { label: "CA".into(), available: vec!["ca".into(), "x".into()] };
+        assert_eq!(e.to_string(), r#"no token labelled "CA" (tokens present: "ca", "x")"#);
+        let e = TokenError::TokenNotFound { label: "CA".into(), available: vec![] };
+        assert_eq!(e.to_string(), r#"no token labelled "CA" (tokens present: none)"#);
+    }
+
+    #[test]
+    fn converts_to_a_sign_error_for_question_mark() {
+        let e: signet_pki::SignError = TokenError::WrongPin { token: "CA".into() }.into();
+        assert!(matches!(e, signet_pki::SignError::Device(m) if m == r#"wrong PIN for token "CA""#));
+    }
+}

@@ -1,0 +1,366 @@
+//! [`Pkcs11Signer`]: a CA key held on a PKCS#11 token, behind [`signet_pki::Signer`].
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use signet_pki::signer::verify_signature;
+use signet_pki::{KeyAlgorithm, SignError, Signer};
+
+use crate::config::Pkcs11KeyConfig;
+use crate::encoding::{self, PublicKeyError};
+use crate::error::{TokenError, device};
+use crate::token::Token;
+
+/// What the key signs on open and generate, to prove the private key works and matches
+/// the public key.
+const SELF_TEST_MESSAGE: &[u8] = b"signet-token self-test: this key signs and matches its public key";
+
+/// A private key on a PKCS#11 token (an HSM, a smart card, SoftHSM2) that signs X.509
+/// structures. The key never leaves the token; this holds only a handle to it, its
+/// public key, and a few logged-in sessions.
+///
+/// Signing is thread-safe and parallel: each call borrows an idle session (a PKCS#11
+/// session must not be used by two threads at once), opening one if none is idle, up to
+/// one per CPU; beyond that, callers wait for a session to come back. On SoftHSM2 this
+/// beat one mutex-guarded session (which serializes every signature) and a session per
+/// signature (which pays `C_OpenSession` each time).
+pub struct Pkcs11Signer {
+    algorithm: KeyAlgorithm,
+    spki: Vec<u8>,
+    token: Token,
+    key_label: String,
+    key: ObjectHandle,
+    sessions: Mutex<SessionPool>,
+    session_returned: Condvar,
+    max_sessions: usize,
+}
+
+struct SessionPool {
+    idle: Vec<Session>,
+    /// Sessions in existence: idle plus borrowed.
+    open: usize,
+}
+
+impl std::fmt::Debug for Pkcs11Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Signer")
+            .field("algorithm", &self.algorithm)
+            .field("token_label", &self.token.label())
+            .field("key_label", &self.key_label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pkcs11Signer {
+    /// Generates a key pair on the token and returns a signer for it.
+    ///
+    /// The private key is a token object that is private, sensitive, non-extractable and
+    /// may only sign (`CKA_DECRYPT`, `CKA_UNWRAP` and `CKA_DERIVE` false: SoftHSM2 would
+    /// otherwise allow them); the public key may only verify. Both get `cfg.key_label`
+    /// and the same random 16-byte `CKA_ID`. RSA keys use the exponent 65537; EC keys a
+    /// named curve.
+    ///
+    /// Refuses with [`TokenError::KeyExists`] if a key labelled `cfg.key_label` is
+    /// already on the token. A new key that fails its self-test is destroyed.
+    pub fn generate(cfg: &Pkcs11KeyConfig, algorithm: KeyAlgorithm) -> Result<Self, TokenError> {
+        let token = Token::connect(cfg)?;
+        let session = token.open_session(true)?;
+        let label = cfg.key_label.clone().into_bytes();
+
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            let template = [Attribute::Class(class), Attribute::Label(label.clone())];
+            if !session.find_objects(&template).map_err(device)?.is_empty() {
+                return Err(TokenError::KeyExists { token: cfg.token_label.clone(), key: cfg.key_label.clone() });
+            }
+        }
+
+        let mut id = [0u8; 16];
+        SystemRandom::new().fill(&mut id).map_err(|_| TokenError::Device("no randomness for CKA_ID".into()))?;
+        let mut public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.clone()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label),
+            Attribute::Id(id.to_vec()),
+        ];
+        let rsa = |bits: u64| [Attribute::ModulusBits(bits.into()), Attribute::PublicExponent(vec![0x01, 0x00, 0x01])];
+        let mechanism = match (algorithm, encoding::ec_params(algorithm)) {
+            (KeyAlgorithm::Rsa2048, _) => {
+                public.extend(rsa(2048));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            (KeyAlgorithm::Rsa3072, _) => {
+                public.extend(rsa(3072));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            (KeyAlgorithm::P256 | KeyAlgorithm::P384, Some(params)) => {
+                public.push(Attribute::EcParams(params));
+                Mechanism::EccKeyPairGen
+            }
+            (_, None) => return Err(TokenError::UnsupportedKey(algorithm.to_string())),
+        };
+        let (public_key, private_key) = session.generate_key_pair(&mechanism, &public, &private).map_err(device)?;
+
+        let made = public_key_info(&session, public_key, &cfg.key_label)
+            .and_then(|(made, spki)| {
+                if made == algorithm {
+                    Ok(spki)
+                } else {
+                    Err(TokenError::UnsupportedKey(format!("asked for {algorithm}, the token made {made}")))
+                }
+            })
+            .map(|spki| Self::new(cfg, token, private_key, algorithm, spki))
+            .and_then(|signer| signer.self_test().map(|()| signer));
+        if made.is_err() {
+            // Leave nothing behind that a later `open` could pick up. Best effort: the
+            // error worth reporting is the one that got us here.
+            for object in [private_key, public_key] {
+                let _ = session.destroy_object(object);
+            }
+        }
+        made
+    }
+
+    /// Finds the private key labelled `cfg.key_label` on the token, reads its public key
+    /// (the public key object with the same `CKA_ID`, else the same label; for RSA, the
+    /// private key's own modulus and exponent if there is none), works out its
+    /// [`KeyAlgorithm`], and proves with a test signature that the pair works.
+    ///
+    /// Refuses keys that could leave the token in clear ([`TokenError::KeyNotProtected`]).
+    pub fn open(cfg: &Pkcs11KeyConfig) -> Result<Self, TokenError> {
+        let token = Token::connect(cfg)?;
+        let session = token.open_session(false)?;
+        let label = cfg.key_label.clone().into_bytes();
+
+        let found = session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.clone())])
+            .map_err(device)?;
+        let private_key = match found.as_slice() {
+            [key] => *key,
+            [] => {
+                return Err(TokenError::KeyNotFound { token: cfg.token_label.clone(), key: cfg.key_label.clone() });
+            }
+            many => {
+                return Err(TokenError::AmbiguousKey {
+                    token: cfg.token_label.clone(),
+                    key: cfg.key_label.clone(),
+                    count: many.len(),
+                });
+            }
+        };
+
+        let wanted = [AttributeType::Id, AttributeType::Sensitive, AttributeType::Extractable, AttributeType::Sign];
+        let (mut id, mut sensitive, mut extractable, mut sign) = (Vec::new(), false, true, false);
+        for attr in session.get_attributes(private_key, &wanted).map_err(device)? {
+            match attr {
+                Attribute::Id(v) => id = v,
+                Attribute::Sensitive(v) => sensitive = v,
+                Attribute::Extractable(v) => extractable = v,
+                Attribute::Sign(v) => sign = v,
+                _ => {}
+            }
+        }
+        let not_protected =
+            |reason| TokenError::KeyNotProtected { token: cfg.token_label.clone(), key: cfg.key_label.clone(), reason };
+        if !sensitive {
+            return Err(not_protected("CKA_SENSITIVE is false, so its value can be read"));
+        }
+        if extractable {
+            return Err(not_protected("CKA_EXTRACTABLE is true, so it can be wrapped out"));
+        }
+        if !sign {
+            return Err(TokenError::UnsupportedKey(format!("{:?} may not sign (CKA_SIGN is false)", cfg.key_label)));
+        }
+
+        let mut public_key = None;
+        let by_id = (!id.is_empty()).then_some(Attribute::Id(id));
+        for selector in by_id.into_iter().chain([Attribute::Label(label)]) {
+            let found = session.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), selector]).map_err(device)?;
+            if let [key] = found.as_slice() {
+                public_key = Some(*key);
+                break;
+            }
+        }
+        // An RSA private key carries its public half; an EC one (before PKCS#11 3.0) not.
+        let (algorithm, spki) = public_key_info(&session, public_key.unwrap_or(private_key), &cfg.key_label)?;
+        let signer = Self::new(cfg, token, private_key, algorithm, spki);
+        signer.self_test()?;
+        Ok(signer)
+    }
+
+    fn new(cfg: &Pkcs11KeyConfig, token: Token, key: ObjectHandle, algorithm: KeyAlgorithm, spki: Vec<u8>) -> Self {
+        Self {
+            algorithm,
+            spki,
+            token,
+            key_label: cfg.key_label.clone(),
+            key,
+            sessions: Mutex::new(SessionPool { idle: Vec::new(), open: 0 }),
+            session_returned: Condvar::new(),
+            max_sessions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Signs a fixed message on the token and verifies it in software against the SPKI.
+    fn self_test(&self) -> Result<(), TokenError> {
+        let signature = self.sign_with_token(SELF_TEST_MESSAGE)?;
+        if !verify_signature(self.algorithm, &self.spki, SELF_TEST_MESSAGE, &signature) {
+            return Err(TokenError::SelfTest { key: self.key_label.clone() });
+        }
+        Ok(())
+    }
+
+    /// The token's label, for logs.
+    pub fn token_label(&self) -> &str {
+        self.token.label()
+    }
+
+    /// The key's `CKA_LABEL`, for logs.
+    pub fn key_label(&self) -> &str {
+        &self.key_label
+    }
+
+    fn sign_with_token(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let session = self.borrow_session()?;
+        let result = match self.algorithm {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => session.sign(&Mechanism::Sha256RsaPkcs, self.key, message),
+            // CKM_ECDSA signs a digest: hash here, with the hash X.509 pairs with the curve.
+            KeyAlgorithm::P256 => {
+                let digest = digest::digest(&digest::SHA256, message);
+                session.sign(&Mechanism::Ecdsa, self.key, digest.as_ref())
+            }
+            KeyAlgorithm::P384 => {
+                let digest = digest::digest(&digest::SHA384, message);
+                session.sign(&Mechanism::Ecdsa, self.key, digest.as_ref())
+            }
+        };
+        let session_lost = matches!(
+            result,
+            Err(CkError::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceRemoved
+                    | RvError::TokenNotPresent,
+                _
+            ))
+        );
+        self.return_session(session, session_lost);
+        let raw = result.map_err(device)?;
+        if self.algorithm.is_rsa() {
+            Ok(raw)
+        } else {
+            encoding::ecdsa_raw_to_der(self.algorithm, &raw).map_err(TokenError::Device)
+        }
+    }
+
+    /// Takes an idle session, opens (and logs in) a new one if there is room, or waits.
+    fn borrow_session(&self) -> Result<Session, TokenError> {
+        let mut pool = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(session) = pool.idle.pop() {
+                return Ok(session);
+            }
+            if pool.open < self.max_sessions {
+                pool.open += 1;
+                drop(pool);
+                return self.token.open_session(false).inspect_err(|_| self.forget_session());
+            }
+            pool = self.session_returned.wait(pool).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Puts a session back for the next signature, or closes it if it is no good.
+    fn return_session(&self, session: Session, lost: bool) {
+        if lost {
+            drop(session);
+            self.forget_session();
+        } else {
+            self.sessions.lock().unwrap_or_else(PoisonError::into_inner).idle.push(session);
+            self.session_returned.notify_one();
+        }
+    }
+
+    /// Frees the place of a session that failed to open or was closed.
+    fn forget_session(&self) {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).open -= 1;
+        self.session_returned.notify_one();
+    }
+}
+
+impl Signer for Pkcs11Signer {
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key_spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        Ok(self.sign_with_token(message)?)
+    }
+}
+
+/// Reads a key object's public half and returns its algorithm and DER SPKI. `object` is a
+/// public key, or an RSA private key (which carries the modulus and public exponent).
+fn public_key_info(
+    session: &Session,
+    object: ObjectHandle,
+    key_label: &str,
+) -> Result<(KeyAlgorithm, Vec<u8>), TokenError> {
+    let wanted = [
+        AttributeType::KeyType,
+        AttributeType::Modulus,
+        AttributeType::PublicExponent,
+        AttributeType::EcParams,
+        AttributeType::EcPoint,
+    ];
+    let (mut key_type, mut modulus, mut exponent, mut params, mut point) = (None, None, None, None, None);
+    for attr in session.get_attributes(object, &wanted).map_err(device)? {
+        match attr {
+            Attribute::KeyType(v) => key_type = Some(v),
+            Attribute::Modulus(v) => modulus = Some(v),
+            Attribute::PublicExponent(v) => exponent = Some(v),
+            Attribute::EcParams(v) => params = Some(v),
+            Attribute::EcPoint(v) => point = Some(v),
+            _ => {}
+        }
+    }
+    let missing = |what: &str| TokenError::PublicKey { key: key_label.to_owned(), reason: format!("no {what}") };
+    let result = match key_type {
+        Some(KeyType::RSA) => encoding::rsa_spki(
+            &modulus.ok_or_else(|| missing("CKA_MODULUS"))?,
+            &exponent.ok_or_else(|| missing("CKA_PUBLIC_EXPONENT"))?,
+        ),
+        Some(KeyType::EC) => encoding::ec_spki(
+            &params.ok_or_else(|| missing("CKA_EC_PARAMS"))?,
+            &point.ok_or_else(|| missing("public key object with CKA_EC_POINT"))?,
+        ),
+        Some(other) => return Err(TokenError::UnsupportedKey(format!("{other} key"))),
+        None => return Err(missing("CKA_KEY_TYPE")),
+    };
+    result.map_err(|e| match e {
+        PublicKeyError::Unsupported(what) => TokenError::UnsupportedKey(what),
+        PublicKeyError::Malformed(reason) => TokenError::PublicKey { key: key_label.to_owned(), reason },
+    })
+}
