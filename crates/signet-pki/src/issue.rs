@@ -9,7 +9,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use crate::Serial;
 use crate::ca::{CaError, CertificateAuthority};
-use crate::csr::VerifiedCsr;
+use crate::csr::{SubscriberKey, VerifiedCsr};
 use crate::der::{self, sequence, tlv};
 use crate::profile::{Oid, Profile, SubjectKind};
 use crate::subject::Subject;
@@ -165,7 +165,11 @@ impl<'a> Prepared<'a> {
                 sequence(&dns_names.iter().map(|d| tlv(0x82, d.as_str().as_bytes())).collect::<Vec<_>>())
             }
         };
-        let ku_bits: Vec<u8> = profile.key_usages.iter().map(|k| *k as u8).collect();
+        let key_usages = match csr.key() {
+            SubscriberKey::Rsa { .. } => &profile.key_usages,
+            SubscriberKey::P256 | SubscriberKey::P384 => &profile.ec_key_usages,
+        };
+        let ku_bits: Vec<u8> = key_usages.iter().map(|k| *k as u8).collect();
         let ekus: Vec<Vec<u8>> =
             profile.extended_key_usages.iter().map(|e| der::oid(&Oid::parse(e.oid()).expect("constant OID"))).collect();
         let crl_dp = sequence(&[sequence(&[tlv(0xa0, &tlv(0xa0, &tlv(0x86, ca.urls.crl.as_bytes())))])]);

@@ -76,6 +76,8 @@ struct UsageConfig {
     id: String,
     subject: SubjectKind,
     key_usage: Vec<String>,
+    /// Key usage for EC subscriber keys, where it differs (no keyEncipherment on EC).
+    ec_key_usage: Option<Vec<String>>,
     extended_key_usage: Vec<String>,
 }
 
@@ -213,8 +215,10 @@ pub struct Profile {
     pub usage: String,
     /// Person or device naming.
     pub subject: SubjectKind,
-    /// Key usages (the extension is marked critical).
+    /// Key usages for RSA keys (the extension is marked critical).
     pub key_usages: Vec<KeyUsage>,
+    /// Key usages for EC keys.
+    pub ec_key_usages: Vec<KeyUsage>,
     /// Extended key usages.
     pub extended_key_usages: Vec<ExtendedKeyUsage>,
     /// Allowed validity periods in years.
@@ -300,6 +304,13 @@ impl ProfileConfig {
         let mut usages = BTreeMap::new();
         for u in self.usages {
             let key_usages = u.key_usage.iter().map(|k| key_usage(k)).collect::<Result<Vec<_>, _>>()?;
+            let ec_key_usages = match &u.ec_key_usage {
+                Some(list) => list.iter().map(|k| key_usage(k)).collect::<Result<Vec<_>, _>>()?,
+                None => key_usages.clone(),
+            };
+            if ec_key_usages.iter().any(|k| matches!(k, KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment)) {
+                return Err(ProfileError::InconsistentUsage(u.id, "EC keys cannot encipher; use keyAgreement"));
+            }
             let ekus = u.extended_key_usage.iter().map(|k| extended_key_usage(k)).collect::<Result<Vec<_>, _>>()?;
             if key_usages.is_empty() {
                 return Err(ProfileError::InconsistentUsage(u.id, "no key usage"));
@@ -313,7 +324,7 @@ impl ProfileConfig {
             if u.subject == SubjectKind::Person && ekus.contains(&ExtendedKeyUsage::ServerAuth) {
                 return Err(ProfileError::InconsistentUsage(u.id, "a person's certificate cannot be a TLS server"));
             }
-            if usages.insert(u.id.clone(), (u.subject, key_usages, ekus)).is_some() {
+            if usages.insert(u.id.clone(), (u.subject, key_usages, ec_key_usages, ekus)).is_some() {
                 return Err(ProfileError::Duplicate(u.id));
             }
         }
@@ -327,7 +338,7 @@ impl ProfileConfig {
                 return Err(ProfileError::BadValidity);
             }
             for usage in p.usage {
-                let (subject, key_usages, ekus) = usages
+                let (subject, key_usages, ec_key_usages, ekus) = usages
                     .get(&usage)
                     .ok_or_else(|| ProfileError::UnknownReference { kind: "usage", id: usage.clone() })?;
                 let id = format!("{}-{}", cert_type.id, usage);
@@ -337,6 +348,7 @@ impl ProfileConfig {
                     usage,
                     subject: *subject,
                     key_usages: key_usages.clone(),
+                    ec_key_usages: ec_key_usages.clone(),
                     extended_key_usages: ekus.clone(),
                     validity_years: p.validity_years.clone(),
                 };
@@ -415,5 +427,8 @@ mod tests {
         let unknown = DEFAULT_CATALOG.replace("usage = [\"tls\"]", "usage = [\"nope\"]");
         assert!(matches!(Catalog::from_toml(&unknown), Err(ProfileError::UnknownReference { .. })));
         assert!(matches!(Catalog::from_toml("garbage ="), Err(ProfileError::Toml(_))));
+        let ec_encipher =
+            DEFAULT_CATALOG.replace("ec_key_usage = [\"keyAgreement\"]", "ec_key_usage = [\"keyEncipherment\"]");
+        assert!(matches!(Catalog::from_toml(&ec_encipher), Err(ProfileError::InconsistentUsage(..))));
     }
 }
