@@ -12,6 +12,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v oathtool >/dev/null || need_apt+=(oathtool)
 command -v pg_isready >/dev/null || need_apt+=(postgresql-client)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
