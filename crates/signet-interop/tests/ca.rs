@@ -122,6 +122,18 @@ async fn revocation_reaches_ocsp_and_crl() {
     let before = get("good");
     assert!(before.contains("Response verify OK") && before.contains(": good"), "{before}");
     pkilint("lint_ocsp_response", &["--document-format", "DER"], &[&resp]);
+    let first = std::fs::read(&resp).unwrap();
+    assert_eq!(get("cached"), before);
+    assert_eq!(std::fs::read(&resp).unwrap(), first, "a second GET is served from the pre-signed cache");
+
+    // Half-way through its 24 h validity the cached answer is re-signed in the background.
+    ca.clock.advance(time::Duration::hours(13));
+    assert!(ca.running.state.refresh_ocsp().await.unwrap() >= 1);
+    let refreshed = get("refreshed");
+    let this_update = |text: &str| text.lines().find(|l| l.contains("This Update")).map(str::to_owned);
+    assert!(refreshed.contains("good") && refreshed.contains("Response verify OK"), "{refreshed}");
+    assert_ne!(this_update(&refreshed), this_update(&before), "the refreshed answer is newly signed: {refreshed}");
+    ca.clock.advance(time::Duration::hours(-13));
 
     let (status, body) = ca.post(
         &format!("/api/v1/certificates/{serial}/revoke"),
@@ -143,6 +155,13 @@ async fn revocation_reaches_ocsp_and_crl() {
     assert!(text.to_lowercase().contains(&serial), "{text}");
     assert!(text.contains("Key Compromise") && text.contains("X509v3 CRL Number"), "{text}");
     pkilint("lint_crl", &["-t", "CRL", "-p", "PKIX"], &[&ca.path("crl.der")]);
+
+    // Several certificates in one request get one signed answer.
+    let csr = ca.csr("carol", "rsa:2048");
+    let carol = ca.issue("carol", "medium-identity", person("Carol", "carol@acme.example"), &csr);
+    let out = ca.ocsp(&alice.leaf, &["-cert", carol.leaf.to_str().unwrap()]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("alice.pem: revoked") && out.contains("carol.pem: good"), "{out}");
 
     // A second revocation changes nothing and says so.
     let (status, body) =

@@ -147,7 +147,7 @@ pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
         let mut tick = tokio::time::interval(StdDuration::from_secs(60));
         loop {
             tick.tick().await;
-            if let Err(e) = ocsp::refresh_due(&refresher).await {
+            if let Err(e) = refresher.refresh_ocsp().await {
                 tracing::error!(error = %e, "OCSP refresh failed");
             }
         }

@@ -182,18 +182,21 @@ pub(crate) fn presign_new(state: &AppState, serial: &Serial) {
     }
 }
 
-/// Re-signs cached answers past half their validity, so requests never wait on the key.
-pub(crate) async fn refresh_due(state: &AppState) -> Result<usize, StoreError> {
-    let now = state.clock.now();
-    let due: Vec<CertId> = {
-        let cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.iter().filter(|(_, c)| c.refresh_at <= now).map(|(id, _)| id.clone()).collect()
-    };
-    for cert_id in &due {
-        let status = to_cert_status(state.store.status(&cert_id.serial).await?);
-        if let Err(e) = presign(state, SingleStatus { cert_id: cert_id.clone(), status }, now) {
-            tracing::error!(error = %e, "OCSP refresh failed");
+impl AppState {
+    /// Re-signs cached answers past half their validity, so requests never wait on the key;
+    /// returns how many were re-signed. Runs every minute in the background.
+    pub async fn refresh_ocsp(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let due: Vec<CertId> = {
+            let cache = self.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.iter().filter(|(_, c)| c.refresh_at <= now).map(|(id, _)| id.clone()).collect()
+        };
+        for cert_id in &due {
+            let status = to_cert_status(self.store.status(&cert_id.serial).await?);
+            if let Err(e) = presign(self, SingleStatus { cert_id: cert_id.clone(), status }, now) {
+                tracing::error!(error = %e, "OCSP refresh failed");
+            }
         }
+        Ok(due.len())
     }
-    Ok(due.len())
 }
