@@ -21,8 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if ! command -v lint_pkix_cert >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check pkilint
+    # pyenv only shims new console scripts after a rehash; the scripts folder works anyway.
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+    export PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     hash -r
 fi
+command -v lint_pkix_cert >/dev/null || { echo "pkilint did not install" >&2; exit 1; }
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
