@@ -13,6 +13,8 @@ use signet_store::ApiKey;
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
 
+static REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The current ECA policy OIDs.
 pub const MEDIUM: &str = "2.16.840.1.101.3.2.1.12.4";
 pub const MEDIUM_TOKEN: &str = "2.16.840.1.101.3.2.1.12.5";
@@ -21,6 +23,7 @@ pub const DEVICE: &str = "2.16.840.1.101.3.2.1.12.9";
 
 pub struct Ca {
     pub running: Running,
+    pub settings: signet_server::Settings,
     pub dir: tempfile::TempDir,
     pub token: String,
     pub clock: Arc<FakeClock>,
@@ -86,10 +89,15 @@ impl Ca {
             )
             .await
             .unwrap();
-        let ca = Self { running, dir, token, clock, _db: db };
+        let ca = Self { running, settings, dir, token, clock, _db: db };
         std::fs::write(ca.path("root.pem"), pem("CERTIFICATE", ca.running.state.root_der())).unwrap();
         std::fs::write(ca.path("issuing.pem"), pem("CERTIFICATE", ca.running.state.ca().cert_der())).unwrap();
         ca
+    }
+
+    /// Another node serving the same CA from the same database and data folder.
+    pub async fn another_node(&self) -> Running {
+        signet_server::spawn(&self.settings, self.clock.clone()).await.unwrap()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -135,9 +143,15 @@ impl Ca {
 
     /// POSTs JSON with curl; returns (HTTP status, parsed body).
     pub fn post(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
-        let body_file = self.path("request.json");
+        self.post_to(&self.running.base_url, path, body, token)
+    }
+
+    /// POSTs JSON to the node at `base`.
+    pub fn post_to(&self, base: &str, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+        let unique = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body_file = self.path(&format!("request-{unique}.json"));
         std::fs::write(&body_file, body.to_string()).unwrap();
-        let out_file = self.path("response.json");
+        let out_file = self.path(&format!("response-{unique}.json"));
         let auth = token.map(|t| format!("Authorization: Bearer {t}"));
         let mut args = vec![
             "-s",
@@ -154,7 +168,7 @@ impl Ca {
         if let Some(a) = &auth {
             args.extend(["-H", a]);
         }
-        let url = self.url(path);
+        let url = format!("{base}{path}");
         args.push(&url);
         let (ok, meta) = run("curl", &args);
         assert!(ok, "curl failed: {meta}");
@@ -170,13 +184,18 @@ impl Ca {
 
     /// Issues through the RA API; writes the certificate to `<name>.pem` on success.
     pub fn issue(&self, name: &str, profile: &str, subject: Value, csr: &Path) -> Issued {
+        self.issue_at(&self.running.base_url, name, profile, subject, csr)
+    }
+
+    /// Issues through the RA API of the node at `base`.
+    pub fn issue_at(&self, base: &str, name: &str, profile: &str, subject: Value, csr: &Path) -> Issued {
         let body = json!({
             "profile": profile,
             "validity_years": 1,
             "subject": subject,
             "csr": std::fs::read_to_string(csr).unwrap(),
         });
-        let (status, body) = self.post("/api/v1/certificates", &body, Some(&self.token));
+        let (status, body) = self.post_to(base, "/api/v1/certificates", &body, Some(&self.token));
         let leaf = self.path(&format!("{name}.pem"));
         if status == 201 {
             std::fs::write(&leaf, body["certificate"].as_str().unwrap()).unwrap();
@@ -220,6 +239,11 @@ impl Ca {
 
     /// `openssl ocsp` against the running responder (POST, with a nonce unless told not to).
     pub fn ocsp(&self, leaf: &Path, extra: &[&str]) -> String {
+        self.ocsp_at(&self.running.base_url, leaf, extra)
+    }
+
+    /// `openssl ocsp` against the responder of the node at `base`.
+    pub fn ocsp_at(&self, base: &str, leaf: &Path, extra: &[&str]) -> String {
         let mut args: Vec<String> = vec![
             "ocsp".into(),
             "-issuer".into(),
@@ -227,7 +251,7 @@ impl Ca {
             "-cert".into(),
             leaf.to_str().unwrap().to_owned(),
             "-url".into(),
-            self.url("/ocsp"),
+            format!("{base}/ocsp"),
             "-CAfile".into(),
             self.path("root.pem").to_str().unwrap().to_owned(),
             "-resp_text".into(),
