@@ -1,0 +1,161 @@
+//! Helpers for driving the `signet` binary with the independent tools around it.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const SIGNET: &str = env!("CARGO_BIN_EXE_signet");
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const MEDIUM: &str = "2.16.840.1.101.3.2.1.12.4";
+pub const MEDIUM_TOKEN: &str = "2.16.840.1.101.3.2.1.12.5";
+
+pub fn run(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(cmd)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} must be installed (scripts/test.sh installs it): {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn must(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (ok, out, err) = run(cmd, args, env);
+    assert!(ok, "{cmd} {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// A `signet serve` child, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(SIGNET)
+            .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let base = loop {
+            let line = lines.next().unwrap_or_else(|| panic!("serve exited before listening:\n{seen}")).unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.strip_prefix("signet listening on ") {
+                break format!("http://{}", rest.split_whitespace().next().unwrap());
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn csr(dir: &Path, name: &str, newkey: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.csr"));
+    let key = dir.join(format!("{name}.key"));
+    must(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-subj",
+            "/CN=x",
+            "-newkey",
+            newkey,
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    out
+}
+
+pub fn der_to_pem(kind: &str, der: &Path, pem: &Path) {
+    must("openssl", &[kind, "-inform", "DER", "-in", der.to_str().unwrap(), "-out", pem.to_str().unwrap()], &[]);
+}
+
+/// openssl verify against the CA in `data/ca` with a CRL file (DER).
+pub fn verify(data: &Path, leaf: &Path, policy: &str, crl_der: &Path) -> (bool, String) {
+    let ca = data.join("ca");
+    der_to_pem("x509", &ca.join("root.crt"), &ca.join("root.pem"));
+    der_to_pem("x509", &ca.join("issuing.crt"), &ca.join("issuing.pem"));
+    let crl_pem = crl_der.with_extension("pem");
+    der_to_pem("crl", crl_der, &crl_pem);
+    let (ok, out, err) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.join("root.pem").to_str().unwrap(),
+            "-untrusted",
+            ca.join("issuing.pem").to_str().unwrap(),
+            "-policy",
+            policy,
+            "-explicit_policy",
+            "-crl_check",
+            "-CRLfile",
+            crl_pem.to_str().unwrap(),
+            leaf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (ok, out + &err)
+}
+
+pub fn issue_json(profile: &str, csr: &Path) -> String {
+    let csr = std::fs::read_to_string(csr).unwrap().replace('\n', "\\n");
+    format!(
+        r#"{{"profile":"{profile}","validity_years":2,"subject":{{"kind":"person","common_name":"Jane Q. Doe","organization":"Acme","email":"jane@acme.example"}},"csr":"{csr}"}}"#
+    )
+}
+
+pub fn post(url: &str, token: &str, body: &str, out: &Path) -> String {
+    must(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            out.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+            url,
+        ],
+        &[],
+    )
+}
+
+/// Pulls the PEM certificate out of the API's JSON answer without a JSON library: the only
+/// PEM before "chain" is the certificate.
+pub fn certificate_from(json_path: &Path, pem_out: &Path) {
+    let text = std::fs::read_to_string(json_path).unwrap();
+    let start = text.find("-----BEGIN CERTIFICATE-----").expect("certificate in answer");
+    let end = text[start..].find("-----END CERTIFICATE-----").unwrap() + start + "-----END CERTIFICATE-----".len();
+    std::fs::write(pem_out, text[start..end].replace("\\n", "\n") + "\n").unwrap();
+}
