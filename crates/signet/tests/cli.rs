@@ -184,7 +184,7 @@ fn serve_creates_a_dev_ca_once_and_enforces_the_key_blocklist() {
         .unwrap();
     let config = tmp.path().join("signet.toml");
     std::fs::write(&config, format!("data_dir = \"{d}\"\nkey_blocklist = \"{}\"\n", blocklist.display())).unwrap();
-    let env = [("SIGNET_CONFIG", config.to_str().unwrap())];
+    let env = [("SIGNET_CONFIG", config.to_str().unwrap()), ("RUST_LOG", "debug")];
 
     let issuing_before = {
         let server = Server::start(&data, &env);
@@ -213,6 +213,27 @@ fn serve_creates_a_dev_ca_once_and_enforces_the_key_blocklist() {
         let body = std::fs::read_to_string(&answer).unwrap();
         assert_eq!(code, "400", "{body}");
         assert!(body.contains("known to be compromised"), "{body}");
+
+        // At debug level the server still never logs a secret.
+        let good = csr(tmp.path(), "good", "rsa:2048");
+        let code = post(
+            &format!("{}/api/v1/certificates", server.base),
+            &token,
+            &issue_json("medium-identity", &good),
+            &answer,
+        );
+        assert_eq!(code, "201");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let log = server.log.lock().unwrap().clone();
+        let passphrase = std::fs::read_to_string(data.join("ca/passphrase")).unwrap();
+        let key_der = std::fs::read_to_string(tmp.path().join("good.key")).unwrap();
+        let key_line = key_der.lines().nth(1).unwrap();
+        assert!(log.contains("certificate issued"), "the log is captured: {log}");
+        for (what, secret) in
+            [("API token", token.as_str()), ("CA passphrase", passphrase.trim()), ("subscriber key", key_line)]
+        {
+            assert!(!log.contains(secret), "the {what} appears in the server log");
+        }
         std::fs::read(&fetched).unwrap()
     };
     let server = Server::start(&data, &env);

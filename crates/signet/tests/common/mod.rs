@@ -34,6 +34,8 @@ pub fn must(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Everything the server logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -55,9 +57,18 @@ impl Server {
                 break format!("http://{}", rest.split_whitespace().next().unwrap());
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, base }
+        // Keep draining stderr so the server never blocks on a full pipe, and keep it for
+        // tests that read the log.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(seen));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, base, log }
     }
 }
 
