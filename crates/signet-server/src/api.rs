@@ -15,7 +15,7 @@ use signet_ra::issuance::{Revoked, StoredStatus};
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
-use crate::ocsp::presign_new;
+use crate::ocsp::{forget, presign_new};
 use crate::state::AppState;
 
 /// Routes under `/api/v1`.
@@ -199,6 +199,7 @@ async fn revoke(
     let serial = parse_serial(&serial)?;
     let Json(req) = body?;
     let outcome = state.service().revoke(&op.name, &serial, req.reason).await?;
+    forget(&state, &serial);
     tracing::info!(%serial, reason = req.reason.name(), "certificate revoked");
     Ok(Json(RevokeView { serial: serial.to_hex(), status: "revoked", already_revoked: outcome == Revoked::Already }))
 }

@@ -2,9 +2,8 @@
 //! set of revocations changes (seen from any node through the database) or half-way
 //! through its lifetime.
 
-use std::sync::Arc;
-
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -21,13 +20,13 @@ pub fn router() -> Router<AppState> {
 #[tracing::instrument(skip_all)]
 async fn get_crl(State(state): State<AppState>) -> Result<Response, ApiError> {
     let der = current_crl(&state).await?;
-    let mut resp = (*der).clone().into_response();
+    let mut resp = der.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
     Ok(resp)
 }
 
 /// The current CRL, signing a new one if revocations changed or it is half-way to expiry.
-pub(crate) async fn current_crl(state: &AppState) -> Result<Arc<Vec<u8>>, ApiError> {
+pub(crate) async fn current_crl(state: &AppState) -> Result<Bytes, ApiError> {
     let fingerprint = state.store.revocation_fingerprint().await?;
     let now = state.clock.now();
     // Holding the lock while signing makes concurrent requests wait for one new CRL
@@ -39,7 +38,7 @@ pub(crate) async fn current_crl(state: &AppState) -> Result<Arc<Vec<u8>>, ApiErr
     {
         return Ok(c.der.clone());
     }
-    let der = Arc::new(state.service().publish_crl("system", state.crl_lifetime).await?);
+    let der = Bytes::from(state.service().publish_crl("system", state.crl_lifetime).await?);
     *cache = Some(CachedCrl { der: der.clone(), fingerprint, refresh_at: now + state.crl_lifetime / 2 });
     Ok(der)
 }

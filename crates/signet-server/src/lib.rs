@@ -34,6 +34,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use api::token_hash;
 pub use config::{ConfigError, ServerConfig, Settings};
+pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;
 pub use state::AppState;
 
 /// Why the server could not start.

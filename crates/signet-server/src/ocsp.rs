@@ -2,8 +2,6 @@
 //! without a nonce are answered from a cache of pre-signed responses, checked against the
 //! stored status on every request, so a revocation made on any node shows at once.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -25,12 +23,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ocsp", post(post_ocsp)).route("/ocsp/{*request}", get(get_ocsp))
 }
 
+/// How long a cached answer is served without re-reading the stored status. A revocation
+/// made through this node drops its cached answers at once; one made on another node is
+/// seen within this bound.
+pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 // The cache holds at most this many answers; past it, it is cleared (a cold miss costs one
 // signature, so a simple bound beats an LRU here).
 const CACHE_LIMIT: usize = 200_000;
 
-fn ocsp_body(der: Arc<Vec<u8>>, max_age: Option<i64>) -> Response {
-    let mut resp = (*der).clone().into_response();
+fn ocsp_body(der: Bytes, max_age: Option<i64>) -> Response {
+    let mut resp = der.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
     // RFC 5019 §6: let HTTP caches keep GET answers until shortly before nextUpdate.
@@ -45,7 +48,7 @@ fn ocsp_body(der: Arc<Vec<u8>>, max_age: Option<i64>) -> Response {
 }
 
 fn error(status: ErrorStatus) -> Response {
-    ocsp_body(Arc::new(error_response(status)), None)
+    ocsp_body(Bytes::from(error_response(status)), None)
 }
 
 #[tracing::instrument(skip_all)]
@@ -83,6 +86,13 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
     if !request.cert_ids.iter().any(|id| state.ocsp_issuer.issued(id)) {
         return error(ErrorStatus::Unauthorized);
     }
+    let now = state.clock.now();
+    let max_age = |c: &CachedOcsp| is_get.then(|| (c.next_update - now).whole_seconds() - 60);
+    if let ([id], None) = (request.cert_ids.as_slice(), &request.nonce)
+        && let Some(c) = fresh_cached(state, id, now)
+    {
+        return ocsp_body(c.der.clone(), max_age(&c));
+    }
     let mut statuses = Vec::with_capacity(request.cert_ids.len());
     for id in &request.cert_ids {
         let status = if state.ocsp_issuer.issued(id) {
@@ -98,10 +108,9 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
         };
         statuses.push(SingleStatus { cert_id: id.clone(), status });
     }
-    let now = state.clock.now();
     if let ([single], None) = (statuses.as_slice(), &request.nonce) {
         return match cached_or_sign(state, single, now) {
-            Ok(c) => ocsp_body(c.der, is_get.then(|| (c.next_update - now).whole_seconds() - 60)),
+            Ok(c) => ocsp_body(c.der.clone(), max_age(&c)),
             Err(e) => {
                 tracing::error!(error = %e, "OCSP signing failed");
                 error(ErrorStatus::InternalError)
@@ -118,7 +127,7 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
         now + state.ocsp_validity,
         request.nonce.as_deref(),
     ) {
-        Ok(der) => ocsp_body(Arc::new(der), None),
+        Ok(der) => ocsp_body(Bytes::from(der), None),
         Err(e) => {
             tracing::error!(error = %e, "OCSP signing failed");
             error(ErrorStatus::InternalError)
@@ -126,21 +135,35 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
     }
 }
 
+/// A cached answer whose status was read within [`STATUS_TTL`] and that is not due for
+/// re-signing: served without touching the database.
+fn fresh_cached(state: &AppState, id: &CertId, now: OffsetDateTime) -> Option<CachedOcsp> {
+    let cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache.get(id).filter(|c| c.checked.elapsed() < STATUS_TTL && now < c.refresh_at).cloned()
+}
+
+/// The cached answer if it still states `single.status`, else a newly signed one.
 fn cached_or_sign(
     state: &AppState,
     single: &SingleStatus,
     now: OffsetDateTime,
 ) -> Result<CachedOcsp, signet_pki::ocsp::OcspError> {
     {
-        let cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(&single.cert_id)
+        let mut cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get_mut(&single.cert_id)
             && c.status == single.status
             && now < c.refresh_at
         {
+            c.checked = std::time::Instant::now();
             return Ok(c.clone());
         }
     }
     presign(state, single.clone(), now)
+}
+
+/// Drops every cached answer for `serial`, after it was revoked through this node.
+pub(crate) fn forget(state: &AppState, serial: &Serial) {
+    state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner()).retain(|id, _| id.serial != *serial);
 }
 
 /// Signs a response for one certificate and caches it.
@@ -161,9 +184,10 @@ pub(crate) fn presign(
     )?;
     let entry = CachedOcsp {
         status: single.status,
-        der: Arc::new(der),
+        der: Bytes::from(der),
         refresh_at: now + state.ocsp_validity / 2,
         next_update,
+        checked: std::time::Instant::now(),
     };
     let mut cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= CACHE_LIMIT {

@@ -16,16 +16,20 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug, Clone)]
 pub(crate) struct CachedOcsp {
     pub status: signet_pki::ocsp::CertStatus,
-    pub der: Arc<Vec<u8>>,
+    /// The DER; `Bytes` so serving it is a reference-count bump, not a copy.
+    pub der: axum::body::Bytes,
     /// Re-signed after this, half-way through its validity.
     pub refresh_at: OffsetDateTime,
     pub next_update: OffsetDateTime,
+    /// When the stored status was last read (monotonic, real time: it bounds how stale a
+    /// status may be, whatever the injected clock says).
+    pub checked: std::time::Instant,
 }
 
 /// The last CRL and what it was made from.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedCrl {
-    pub der: Arc<Vec<u8>>,
+    pub der: axum::body::Bytes,
     pub fingerprint: (i64, Option<i64>),
     pub refresh_at: OffsetDateTime,
 }

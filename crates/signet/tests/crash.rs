@@ -53,31 +53,12 @@ fn sigkill_mid_issuance_loses_nothing_a_client_received() {
                     break;
                 }
                 let out = dir.join(format!("answer{i}.json"));
-                let (ok, code, _) = run(
-                    "curl",
-                    &[
-                        "-s",
-                        "--max-time",
-                        "10",
-                        "-o",
-                        out.to_str().unwrap(),
-                        "-w",
-                        "%{http_code}",
-                        "-H",
-                        &format!("Authorization: Bearer {token}"),
-                        "-H",
-                        "content-type: application/json",
-                        "--data-binary",
-                        &csrs[i],
-                        &format!("{base}/api/v1/certificates"),
-                    ],
-                    &[],
-                );
-                if !ok {
+                let code = try_call(&format!("{base}/api/v1/certificates"), &token, Some(&csrs[i]), &out);
+                let Some(code) = code else {
                     // The server died under this request: the client received nothing.
                     interrupted.fetch_add(1, Ordering::SeqCst);
                     break;
-                }
+                };
                 assert_eq!(code, "201", "{}", std::fs::read_to_string(&out).unwrap_or_default());
                 let body = std::fs::read_to_string(&out).unwrap();
                 got.push((field(&body, "serial").unwrap().to_owned(), field(&body, "certificate").unwrap().to_owned()));
@@ -99,22 +80,9 @@ fn sigkill_mid_issuance_loses_nothing_a_client_received() {
     let server = Server::start(&data, &[]);
     for (serial, certificate) in &received {
         let out = tmp.path().join("lookup.json");
-        let (_, code, _) = run(
-            "curl",
-            &[
-                "-s",
-                "-o",
-                out.to_str().unwrap(),
-                "-w",
-                "%{http_code}",
-                "-H",
-                &format!("Authorization: Bearer {token}"),
-                &format!("{}/api/v1/certificates/{serial}", server.base),
-            ],
-            &[],
-        );
+        let code = try_call(&format!("{}/api/v1/certificates/{serial}", server.base), &token, None, &out);
         let body = std::fs::read_to_string(&out).unwrap();
-        assert_eq!(code, "200", "certificate {serial} was delivered but is not stored: {body}");
+        assert_eq!(code.as_deref(), Some("200"), "certificate {serial} was delivered but is not stored: {body}");
         assert_eq!(field(&body, "certificate"), Some(certificate.as_str()), "stored bytes differ for {serial}");
     }
     drop(server);

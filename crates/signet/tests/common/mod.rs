@@ -141,25 +141,22 @@ pub fn issue_json(profile: &str, csr: &Path) -> String {
     )
 }
 
+/// An authenticated API call with curl: `body` is POSTed as JSON, or `None` makes a GET.
+/// Returns the HTTP status, or `None` if no answer came back (the server died).
+pub fn try_call(url: &str, token: &str, body: Option<&str>, out: &Path) -> Option<String> {
+    let auth = format!("Authorization: Bearer {token}");
+    let mut args = vec!["-s", "--max-time", "10", "-o", out.to_str().unwrap(), "-w", "%{http_code}", "-H", &auth];
+    if let Some(body) = body {
+        args.extend(["-H", "content-type: application/json", "--data-binary", body]);
+    }
+    args.push(url);
+    let (ok, code, _) = run("curl", &args, &[]);
+    ok.then_some(code)
+}
+
+/// POSTs JSON with a token; returns the HTTP status.
 pub fn post(url: &str, token: &str, body: &str, out: &Path) -> String {
-    must(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            body,
-            url,
-        ],
-        &[],
-    )
+    try_call(url, token, Some(body), out).unwrap_or_else(|| panic!("no answer from {url}"))
 }
 
 /// Pulls the PEM certificate out of the API's JSON answer without a JSON library: the only
