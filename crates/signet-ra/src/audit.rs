@@ -24,6 +24,36 @@ pub enum AuditAction {
     CrlPublished,
     /// An operator API key was created.
     ApiKeyCreated,
+    /// An applicant submitted an enrollment application.
+    ApplicationSubmitted,
+    /// The applicant followed the email verification link.
+    EmailVerified,
+    /// The notarized forms arrived by mail.
+    FormsReceived,
+    /// An organization officer call-back reached no one.
+    OfficerCallAttempted,
+    /// The organization officer confirmed the applicant's employment.
+    OfficerConfirmed,
+    /// Identity documents were verified.
+    IdentityVerified,
+    /// The first of two operators approved the application.
+    ApplicationFirstApproval,
+    /// A second, different operator approved the application.
+    ApplicationApproved,
+    /// The applicant's token was shipped.
+    TokenShipped,
+    /// The activation code was issued; certificates can be retrieved.
+    CertificatesReady,
+    /// The applicant retrieved the certificates; the activation code is spent.
+    ApplicationRetrieved,
+    /// The application was rejected.
+    ApplicationRejected,
+    /// The application passed its deadline.
+    ApplicationExpired,
+    /// The application was withdrawn.
+    ApplicationWithdrawn,
+    /// An applicant organization was created.
+    OrganizationCreated,
 }
 
 impl AuditAction {
@@ -37,6 +67,21 @@ impl AuditAction {
             Self::CertificateRevoked => "certificate-revoked",
             Self::CrlPublished => "crl-published",
             Self::ApiKeyCreated => "api-key-created",
+            Self::ApplicationSubmitted => "application-submitted",
+            Self::EmailVerified => "email-verified",
+            Self::FormsReceived => "forms-received",
+            Self::OfficerCallAttempted => "officer-call-attempted",
+            Self::OfficerConfirmed => "officer-confirmed",
+            Self::IdentityVerified => "identity-verified",
+            Self::ApplicationFirstApproval => "application-first-approval",
+            Self::ApplicationApproved => "application-approved",
+            Self::TokenShipped => "token-shipped",
+            Self::CertificatesReady => "certificates-ready",
+            Self::ApplicationRetrieved => "application-retrieved",
+            Self::ApplicationRejected => "application-rejected",
+            Self::ApplicationExpired => "application-expired",
+            Self::ApplicationWithdrawn => "application-withdrawn",
+            Self::OrganizationCreated => "organization-created",
         }
     }
 }

@@ -5,11 +5,18 @@
 //! the hash-chained audit log's events. It declares the storage traits it consumes
 //! ([`issuance::CaStore`]); `signet-store` implements them.
 //!
-//! What it does not do: no HTTP, no SQL, no files. Enrollment, vetting and accounts arrive
-//! with later issues.
+//! What it does not do: no HTTP, no SQL, no files. Accounts arrive with later issues.
+//!
+//! Enrollment (issue #3): the application lifecycle ([`application`]), vetting checks and the
+//! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
+//! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`].
 
+pub mod application;
 pub mod audit;
 pub mod clock;
 pub mod issuance;
+pub mod notify;
+pub mod vetting;
+pub mod wizard;
 
 pub use clock::{Clock, FakeClock, SystemClock};

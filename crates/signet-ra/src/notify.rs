@@ -1,0 +1,443 @@
+//! Applicant notifications as an outbox: each transition renders its plain-text messages here,
+//! and the store queues them in the same transaction as the change (so a notice goes out if
+//! and only if the change happened). Sending over SMTP is a later layer's job; this module
+//! knows no mail server.
+//!
+//! The messages follow what the seed guides tell applicants to expect: an email verification
+//! link, notice of receipt, approval, shipment, the "certificates are ready" email with the
+//! activation code, deadline reminders, and expiry or rejection.
+
+use std::collections::BTreeMap;
+
+use signet_pki::profile::Catalog;
+use signet_pki::subject::Email;
+use time::Date;
+
+use crate::application::{Application, ApplicationState, IssuedSecret, Transition};
+use crate::audit::AuditAction;
+use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
+
+/// Which notice a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageKind {
+    /// The email verification link (on submission).
+    EmailVerification,
+    /// The mailed forms arrived.
+    FormsReceived,
+    /// Two operators approved.
+    Approved,
+    /// The token shipped.
+    TokenShipped,
+    /// Certificates are ready: the activation code.
+    ActivationCode,
+    /// A deadline approaches.
+    DeadlineReminder,
+    /// The application expired.
+    Expired,
+    /// The application was rejected.
+    Rejected,
+}
+
+impl MessageKind {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EmailVerification => "email-verification",
+            Self::FormsReceived => "forms-received",
+            Self::Approved => "approved",
+            Self::TokenShipped => "token-shipped",
+            Self::ActivationCode => "activation-code",
+            Self::DeadlineReminder => "deadline-reminder",
+            Self::Expired => "expired",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// One queued email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Recipient.
+    pub to: Email,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body. The activation-code message carries the code: the sender should
+    /// delete or redact the row once delivered.
+    pub body_text: String,
+    /// Which notice.
+    pub kind: MessageKind,
+    /// Unique per notice: the store skips a message whose key it has queued before.
+    pub dedup_key: String,
+}
+
+/// Renders notices for one deployment: its portal address, deadline rules and type names.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    base_url: String,
+    policy: DeadlinePolicy,
+    type_names: BTreeMap<String, String>,
+}
+
+impl Notifier {
+    /// A notifier for the portal at `base_url` (e.g. `https://ra.example.gov`).
+    pub fn new(base_url: &str, catalog: &Catalog, policy: DeadlinePolicy) -> Self {
+        let type_names = catalog.types().iter().map(|t| (t.id.clone(), t.name.clone())).collect();
+        Self { base_url: base_url.trim_end_matches('/').to_owned(), policy, type_names }
+    }
+
+    /// The messages a transition sends (none for internal steps such as the first approval).
+    pub fn outbox_for(&self, transition: &Transition) -> Vec<OutboxMessage> {
+        let app = &transition.application;
+        let message = match (transition.audit.action, &transition.secret) {
+            (AuditAction::ApplicationSubmitted, Some(IssuedSecret::EmailVerification(token))) => {
+                Some(self.verification(app, token.expose()))
+            }
+            (AuditAction::FormsReceived, _) => Some(self.forms_received(app)),
+            (AuditAction::ApplicationApproved, _) => Some(self.approved(app)),
+            (AuditAction::TokenShipped, _) => Some(self.shipped(app)),
+            (AuditAction::CertificatesReady, Some(IssuedSecret::Activation(code))) => {
+                Some(self.activation(app, &code.expose()))
+            }
+            (AuditAction::ApplicationExpired, _) => Some(self.expired(app)),
+            (AuditAction::ApplicationRejected, _) => Some(self.rejected(app)),
+            _ => None,
+        };
+        message.into_iter().collect()
+    }
+
+    /// The reminder for a [`DeadlineAction::Remind`] from [`vetting::due_actions`]; `None` for
+    /// other actions or a closed application.
+    pub fn reminder(&self, app: &Application, action: DeadlineAction) -> Option<OutboxMessage> {
+        let DeadlineAction::Remind { days_left, threshold } = action else { return None };
+        let deadline = vetting::deadline(app, &self.policy)?;
+        let when = match days_left {
+            0 => "Today is the last day".to_owned(),
+            1 => "One day is left".to_owned(),
+            n => format!("{n} days are left"),
+        };
+        let todo = match app.state() {
+            ApplicationState::Submitted { .. } => {
+                "Verify your email address with the link we sent, then have your forms notarized and mail them."
+            }
+            ApplicationState::EmailVerified { .. } => {
+                "Have pages 2, 4 (and 5 if it applies) notarized and mail the originals to us with tracking."
+            }
+            ApplicationState::CertificatesReady { .. } => {
+                "Retrieve your certificates now with the activation code we emailed and your account password."
+            }
+            _ => "We are processing your application. If your token has not arrived, contact us.",
+        };
+        let body = format!(
+            "{when} before your ECA application's deadline ({}).\n\n{todo}\n\n{}",
+            deadline.last_day,
+            self.deadline_rule(&deadline)
+        );
+        Some(self.message(
+            app,
+            MessageKind::DeadlineReminder,
+            format!("{when}: ECA application deadline {}", deadline.last_day),
+            &body,
+            format!("{}:{}:{}", deadline.kind.name(), threshold, deadline.last_day),
+        ))
+    }
+
+    fn status_url(&self, app: &Application) -> String {
+        format!("{}/applications/{}", self.base_url, app.id())
+    }
+
+    fn type_name<'a>(&'a self, app: &'a Application) -> &'a str {
+        let id = app.form().certificate.cert_type();
+        self.type_names.get(id).map_or(id, String::as_str)
+    }
+
+    fn deadline_rule(&self, deadline: &Deadline) -> String {
+        match deadline.kind {
+            DeadlineKind::Open => format!(
+                "An application stays open {} days. Once your forms are notarized, certificates must be \
+                 retrieved within {} days of the notary's signature.",
+                self.policy.open_days, self.policy.retrieval_days
+            ),
+            DeadlineKind::Retrieval => format!(
+                "Certificates must be retrieved within {} days of the notary's signature, or the application \
+                 expires and you must start over.",
+                self.policy.retrieval_days
+            ),
+        }
+    }
+
+    fn last_day(&self, app: &Application) -> Option<Date> {
+        vetting::deadline(app, &self.policy).map(|d| d.last_day)
+    }
+
+    fn message(
+        &self,
+        app: &Application,
+        kind: MessageKind,
+        subject: String,
+        body: &str,
+        key_suffix: String,
+    ) -> OutboxMessage {
+        let applicant = &app.form().applicant;
+        let body_text = format!(
+            "Hello {},\n\n{body}\n\nApplication reference: {}\nStatus: {}\n\nSignet Registration Authority\n",
+            applicant.name,
+            app.id(),
+            self.status_url(app)
+        );
+        let dedup_key = if key_suffix.is_empty() {
+            format!("{}:{}", kind.name(), app.id())
+        } else {
+            format!("{}:{}:{key_suffix}", kind.name(), app.id())
+        };
+        OutboxMessage { to: applicant.email.clone(), subject, body_text, kind, dedup_key }
+    }
+
+    fn verification(&self, app: &Application, token: &str) -> OutboxMessage {
+        let link = format!("{}/verify-email?application={}&token={token}", self.base_url, app.id());
+        // The seed onboarding guide's Parts 1 and 2, in order, so the email is the checklist.
+        let proofing = if app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar {
+            // DESIGN §2: Medium Hardware is proofed in person by a registrar, never a notary.
+            "4. This certificate type must be proofed in person by a registrar or Trusted Agent, not a notary: \
+             we will contact you to arrange it. Bring your identity documents and pages 2, 4 (and 5 if it applies)."
+        } else {
+            "4. Take your identity documents and pages 2, 4 (and 5 if it applies) to a notary; make sure the \
+             notary's official seal is on the pages."
+        };
+        let body = format!(
+            "Thank you for applying for a DoD ECA {} certificate.\n\n\
+             1. Verify your email address: open this link and sign in with the password you created.\n   {link}\n\
+             2. Download your forms from the status page.\n\
+             3. Have your Organization Officer complete page 2.\n\
+             {proofing}\n\
+             5. Mail the originals to us with a tracking number.\n\n{}",
+            self.type_name(app),
+            self.deadline_rule(&Deadline { kind: DeadlineKind::Open, last_day: app.submitted_at().date() })
+        );
+        self.message(
+            app,
+            MessageKind::EmailVerification,
+            "Verify your email for your ECA application".into(),
+            &body,
+            String::new(),
+        )
+    }
+
+    fn forms_received(&self, app: &Application) -> OutboxMessage {
+        let forms = app.state().forms().expect("forms-received carries the forms");
+        let body = format!(
+            "We received your forms on {} ({} {}).\n\nNext we will call your Organization Officer at the number on \
+             page 2 to confirm your employment; if they miss our call, they can call us back.\n\n\
+             Certificates must be retrieved by {}.",
+            forms.received_on,
+            forms.tracking.carrier.name(),
+            forms.tracking.number,
+            self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string()),
+        );
+        self.message(app, MessageKind::FormsReceived, "We received your ECA forms".into(), &body, String::new())
+    }
+
+    fn approved(&self, app: &Application) -> OutboxMessage {
+        let body = format!(
+            "Your application has been approved.\n\nYour USB token will ship to:\n{}\n\nWe will email you the \
+             tracking number.",
+            app.form().applicant.shipping
+        );
+        self.message(app, MessageKind::Approved, "Your ECA application is approved".into(), &body, String::new())
+    }
+
+    fn shipped(&self, app: &Application) -> OutboxMessage {
+        let shipment = app.state().shipment().expect("token-shipped carries the shipment");
+        let body = format!(
+            "Your USB token shipped on {} with {}, tracking number {}.\n\nDo not insert it until the retrieval \
+             steps ask you to. Retrieve your certificates as soon as it arrives; the deadline is {}.",
+            shipment.at.date(),
+            shipment.tracking.carrier.name(),
+            shipment.tracking.number,
+            self.last_day(app).map_or_else(|| "near".to_owned(), |d| d.to_string()),
+        );
+        self.message(app, MessageKind::TokenShipped, "Your ECA token has shipped".into(), &body, String::new())
+    }
+
+    fn activation(&self, app: &Application, code: &str) -> OutboxMessage {
+        let last_day = self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string());
+        // DESIGN §2: the incumbent's login bug must not exist, and a forgotten password is
+        // reset by an emailed one-time link — so the email says both plainly.
+        let body = format!(
+            "Your DoD ECA {} certificates are ready to retrieve onto your token.\n\n\
+             Activation code: {code}\n\n\
+             Retrieve them at {}/retrieve (or with `signet token retrieve`) using this activation code and the \
+             password you created when you applied — not the application reference. The code works once.\n\n\
+             Forgot your password? Reset it at {}/password-reset; the reset link arrives by email.\n\n\
+             Retrieve by {last_day}, or the application expires.",
+            self.type_name(app),
+            self.base_url,
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::ActivationCode,
+            format!("Your ECA certificates are ready! Retrieve them by {last_day}"),
+            &body,
+            String::new(),
+        )
+    }
+
+    fn expired(&self, app: &Application) -> OutboxMessage {
+        let ApplicationState::Expired { deadline, .. } = app.state() else {
+            unreachable!("rendered only for expired applications")
+        };
+        let body = format!(
+            "Your application expired: its deadline was {}.\n\n{}\n\nTo get a certificate, apply again; you \
+             will need newly notarized forms.",
+            deadline.last_day,
+            self.deadline_rule(deadline)
+        );
+        self.message(app, MessageKind::Expired, "Your ECA application has expired".into(), &body, String::new())
+    }
+
+    fn rejected(&self, app: &Application) -> OutboxMessage {
+        let ApplicationState::Rejected { reason, .. } = app.state() else {
+            unreachable!("rendered only for rejected applications")
+        };
+        let body = format!(
+            "We could not approve your application.\n\nReason: {reason}\n\nReply to this email or contact us if \
+             you have questions."
+        );
+        self.message(app, MessageKind::Rejected, "Your ECA application was not approved".into(), &body, String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+    use crate::application::tests::{T0, callback, form, op, walk};
+    use crate::application::{ApplicationId, Command, Reason};
+    use crate::clock::Clock;
+    use crate::vetting::CallOutcome;
+
+    fn notifier() -> Notifier {
+        Notifier::new("https://ra.example.gov/", &Catalog::default_eca(), DeadlinePolicy::default())
+    }
+
+    fn only(mut v: Vec<OutboxMessage>) -> OutboxMessage {
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn submission_sends_the_verification_link() {
+        let t = Application::submit(ApplicationId::generate(), form("medium-token"), T0);
+        let Some(IssuedSecret::EmailVerification(token)) = &t.secret else { panic!() };
+        let m = only(notifier().outbox_for(&t));
+        assert_eq!((m.kind, m.to.as_str()), (MessageKind::EmailVerification, "jane.doe@acme.example"));
+        let id = t.application.id();
+        assert!(
+            m.body_text
+                .contains(&format!("https://ra.example.gov/verify-email?application={id}&token={}", token.expose()))
+        );
+        assert!(m.body_text.starts_with("Hello Jane Q. Doe,"));
+        assert!(m.body_text.contains("Medium Token Assurance") && m.body_text.contains("45 days"), "{}", m.body_text);
+        assert_eq!(m.dedup_key, format!("email-verification:{id}"));
+        let hardware = Application::submit(ApplicationId::generate(), form("medium-hardware"), T0);
+        assert!(only(notifier().outbox_for(&hardware)).body_text.contains("Trusted Agent"));
+    }
+
+    #[test]
+    fn each_notice_renders_from_the_application() {
+        let n = notifier();
+        let (app, _, clock) = walk("medium-token", "email-verified");
+        clock.advance(Duration::days(3));
+        let forms = crate::application::tests::notarized_forms(T0.date(), clock.now().date());
+        let t = app.apply(&op("alice"), Command::RecordForms(forms), clock.now(), &DeadlinePolicy::default()).unwrap();
+        let m = only(n.outbox_for(&t));
+        assert_eq!(m.kind, MessageKind::FormsReceived);
+        assert!(m.body_text.contains("1Z999AA10123456784") && m.body_text.contains("2025-04-01"), "{}", m.body_text);
+
+        // Internal steps send nothing.
+        let t = t
+            .application
+            .apply(
+                &op("alice"),
+                Command::RecordCallback(callback(CallOutcome::Confirmed, clock.now())),
+                clock.now(),
+                &DeadlinePolicy::default(),
+            )
+            .unwrap();
+        assert!(n.outbox_for(&t).is_empty());
+
+        let (app, _, clock) = walk("medium-token", "first-approved");
+        let t = app.apply(&op("bob"), Command::Approve, clock.now(), &DeadlinePolicy::default()).unwrap();
+        let m = only(n.outbox_for(&t));
+        assert_eq!(m.kind, MessageKind::Approved);
+        assert!(m.body_text.contains("Seattle, WA 98101-1234"), "{}", m.body_text);
+
+        let (app, _, clock) = walk("medium-token", "approved");
+        let tracking = crate::application::tests::tracking("1Z999AA10123456785");
+        let t = app.apply(&op("bob"), Command::ShipToken(tracking), clock.now(), &DeadlinePolicy::default()).unwrap();
+        let m = only(n.outbox_for(&t));
+        assert!(m.kind == MessageKind::TokenShipped && m.body_text.contains("UPS, tracking number 1Z999AA10123456785"));
+
+        let (app, _, clock) = walk("medium-token", "token-shipped");
+        let t = app
+            .apply(
+                &crate::application::Actor::System,
+                Command::IssueActivationCode,
+                clock.now(),
+                &DeadlinePolicy::default(),
+            )
+            .unwrap();
+        let Some(IssuedSecret::Activation(code)) = &t.secret else { panic!() };
+        let m = only(n.outbox_for(&t));
+        assert_eq!(m.kind, MessageKind::ActivationCode);
+        assert!(m.subject.contains("ready") && m.subject.contains("2025-04-01"), "{}", m.subject);
+        assert!(m.body_text.contains(&format!("Activation code: {}", code.expose())));
+        assert!(m.body_text.contains("/password-reset"));
+        assert!(!format!("{:?}", t.audit).contains(&code.expose()), "the code is only in the email");
+
+        let (app, _, clock) = walk("medium", "identity-verified");
+        let t = app
+            .apply(
+                &op("bob"),
+                Command::Reject(Reason::new("Illegible ID").unwrap()),
+                clock.now(),
+                &DeadlinePolicy::default(),
+            )
+            .unwrap();
+        let m = only(n.outbox_for(&t));
+        assert!(m.kind == MessageKind::Rejected && m.body_text.contains("Reason: Illegible ID"));
+
+        let (app, _, clock) = walk("medium", "certificates-ready");
+        let late = clock.now() + Duration::days(40);
+        let t =
+            app.apply(&crate::application::Actor::System, Command::Expire, late, &DeadlinePolicy::default()).unwrap();
+        let m = only(n.outbox_for(&t));
+        assert!(
+            m.kind == MessageKind::Expired && m.body_text.contains("2025-04-01") && m.body_text.contains("30 days")
+        );
+    }
+
+    #[test]
+    fn reminders_say_what_to_do_and_dedupe_per_threshold() {
+        let n = notifier();
+        let (app, _, _) = walk("medium-token", "certificates-ready");
+        let at = |days_left: i64, threshold| DeadlineAction::Remind { days_left, threshold };
+        let seven = n.reminder(&app, at(7, 7)).unwrap();
+        let five = n.reminder(&app, at(5, 7)).unwrap();
+        let two = n.reminder(&app, at(2, 2)).unwrap();
+        assert_eq!(seven.dedup_key, five.dedup_key, "one reminder per threshold");
+        assert_ne!(seven.dedup_key, two.dedup_key);
+        assert!(
+            seven.subject.starts_with("7 days are left") && seven.body_text.contains("Retrieve your certificates now")
+        );
+        assert!(n.reminder(&app, at(0, 2)).unwrap().subject.starts_with("Today is the last day"));
+        assert!(n.reminder(&app, DeadlineAction::Expire).is_none());
+        let (early, _, _) = walk("medium", "email-verified");
+        let m = n.reminder(&early, at(2, 2)).unwrap();
+        assert!(m.body_text.contains("notarized") && m.body_text.contains("open 45 days"), "{}", m.body_text);
+        assert!(m.dedup_key.contains(":open:2:"));
+        assert_eq!(MessageKind::DeadlineReminder.name(), "deadline-reminder");
+    }
+}
