@@ -4,11 +4,15 @@
 //! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
 //! every writing transaction appends to the hash-chained audit log first, which also
 //! serializes writers on SQLite without lock-upgrade deadlocks. Implements the storage
-//! traits the domain declares (`signet_ra::issuance::CaStore`).
+//! traits the domain declares (`signet_ra::issuance::CaStore`,
+//! `signet_ra::application::ApplicationStore`) and the outbox the mail relay will drain.
 //!
 //! What it does not do: no domain rules (those live in `signet-ra`), no HTTP.
 
+mod applications;
 mod ca;
+
+pub use applications::QueuedMessage;
 
 use std::str::FromStr;
 

@@ -1,0 +1,390 @@
+//! Enrollment storage (`ApplicationStore`), run against both SQLite and PostgreSQL: applications
+//! driven through the real domain lifecycle, optimistic concurrency, the outbox and organizations.
+
+use std::sync::OnceLock;
+
+use signet_pki::profile::Catalog;
+use signet_pki::subject::{CommonName, Email, OrganizationName};
+use signet_ra::application::{
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CertificateChoice, Command, IssuedSecret,
+    NewPassword, OperatorId, Organization, OrganizationKey, PasswordHash, Payment, PersonalInfo, PhoneNumber, PoNumber,
+    PriceTable, Residency, Transition, UsAddress,
+};
+use signet_ra::issuance::StoreError;
+use signet_ra::notify::{MessageKind, Notifier, OutboxMessage};
+use signet_ra::vetting::{
+    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
+    Tracking, TrackingNumber,
+};
+use signet_ra::wizard::AgencyCatalog;
+use signet_ra::{Clock, FakeClock};
+use signet_store::Store;
+use signet_testkit::{BACKENDS, TestDb};
+use sqlx::Row;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
+
+async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        test(store.clone()).await;
+        store.close().await;
+    }
+}
+
+fn form() -> ApplicationForm {
+    let catalog = Catalog::default_eca();
+    let agencies = AgencyCatalog::default_catalog(&catalog);
+    ApplicationForm {
+        program: agencies.program("Integrate").unwrap(),
+        agencies: vec!["integrate-il4".into()],
+        residency: Residency::UnitedStates,
+        certificate: CertificateChoice::new(&catalog, &PriceTable::default(), "medium-token", 2).unwrap(),
+        organization: OrganizationName::new("Acme, Inc.").unwrap(),
+        applicant: PersonalInfo {
+            name: CommonName::new("Jane Q. Doe").unwrap(),
+            email: Email::new("jane.doe@acme.example").unwrap(),
+            phone: PhoneNumber::new("(206) 555-0142").unwrap(),
+            shipping: UsAddress::new("1 Main St", "Suite 200", "Seattle", "wa", "98101-1234").unwrap(),
+            second_citizenship: None,
+        },
+        payment: Payment::PurchaseOrder { po: PoNumber::new("PO-2025/0042").unwrap() },
+    }
+}
+
+fn notifier() -> Notifier {
+    Notifier::new("https://ra.example.gov", &Catalog::default_eca(), DeadlinePolicy::default())
+}
+
+/// Argon2id is deliberately slow: hash once per test binary.
+fn password() -> &'static PasswordHash {
+    static HASH: OnceLock<PasswordHash> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let email = Email::new("jane.doe@acme.example").unwrap();
+        PasswordHash::new(&NewPassword::new("plover-quartz-meander-41", &email).unwrap()).unwrap()
+    })
+}
+
+fn op(name: &str) -> Actor {
+    Actor::Operator(OperatorId::new(name).unwrap())
+}
+
+fn tracking(n: &str) -> Tracking {
+    Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() }
+}
+
+fn step(app: Application, actor: &Actor, command: Command, clock: &FakeClock) -> Transition {
+    app.apply(actor, command, clock.now(), &DeadlinePolicy::default()).unwrap()
+}
+
+/// Submits a new application and stores it with its outbox; returns the submission.
+async fn submit(store: &Store, clock: &FakeClock) -> Transition {
+    let t = Application::submit(ApplicationId::generate(), form(), clock.now());
+    store.create(&t, password(), &notifier().outbox_for(&t)).await.unwrap();
+    t
+}
+
+async fn audit_rows(store: &Store) -> usize {
+    store.audit_records().await.unwrap().len()
+}
+
+async fn outbox_rows(store: &Store) -> i64 {
+    sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(store.pool()).await.unwrap().get(0)
+}
+
+fn message(key: &str) -> OutboxMessage {
+    OutboxMessage {
+        to: Email::new("jane.doe@acme.example").unwrap(),
+        subject: "3 days are left".into(),
+        body_text: "Hello".into(),
+        kind: MessageKind::DeadlineReminder,
+        dedup_key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn create_and_load_round_trip() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let t = submit(&store, &clock).await;
+        let app = &t.application;
+        assert_eq!(store.load(app.id()).await.unwrap().as_ref(), Some(app));
+        assert_eq!(store.load(&ApplicationId::generate()).await.unwrap(), None);
+
+        // The same reference again: refused, and nothing (not even the audit row) is written.
+        let before = audit_rows(&store).await;
+        let again = store.create(&t, password(), &[]).await;
+        assert!(matches!(again, Err(StoreError::Conflict("id"))), "{again:?}");
+        assert_eq!(audit_rows(&store).await, before);
+
+        // No secret in clear: the password as its PHC string, the email token as a digest.
+        let row = sqlx::query("SELECT password_phc, state_data FROM applications WHERE id = $1")
+            .bind(app.id().as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let phc: String = row.get(0);
+        let state_data: String = row.get(1);
+        assert!(PasswordHash::from_phc(&phc).unwrap().verify("plover-quartz-meander-41"));
+        let Some(IssuedSecret::EmailVerification(token)) = &t.secret else { panic!("no email token") };
+        assert!(!state_data.contains(token.expose()));
+
+        // The verification email was queued with the application.
+        let pending = store.pending_outbox(10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].message.kind, MessageKind::EmailVerification);
+        assert_eq!(pending[0].message.to.as_str(), "jane.doe@acme.example");
+        assert!(pending[0].message.body_text.contains(token.expose()));
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn happy_path_through_the_domain() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let notifier = notifier();
+        let submitted = submit(&store, &clock).await;
+        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no token") };
+        let id = submitted.application.id().clone();
+        let day = Duration::days(1);
+        let forms = FormsReceipt {
+            received_on: T0.date() + day * 3,
+            tracking: tracking("1Z999AA10123456784"),
+            pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
+            attestation: Attestation::Notarized {
+                notary_name: "Pat Notary".into(),
+                seal_present: true,
+                notarized_on: T0.date(),
+            },
+        };
+        let callback = OfficerCallback {
+            officer_name: CommonName::new("Sam Officer").unwrap(),
+            phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
+            called_by: OperatorId::new("alice").unwrap(),
+            called_at: T0 + day * 3,
+            outcome: CallOutcome::Confirmed,
+        };
+        let passport = vec![IdentityDocument::new("us-passport", "A12345678", Some(date!(2030 - 01 - 01))).unwrap()];
+        let plan: Vec<(Actor, Command, Duration)> = vec![
+            (Actor::Applicant, Command::VerifyEmail(token), Duration::ZERO),
+            (op("alice"), Command::RecordForms(forms), day * 3),
+            (op("alice"), Command::RecordCallback(callback), Duration::hours(2)),
+            (op("alice"), Command::VerifyIdentity(passport), Duration::hours(1)),
+            (op("alice"), Command::Approve, Duration::hours(1)),
+            (op("bob"), Command::Approve, Duration::hours(1)),
+            (op("bob"), Command::ShipToken(tracking("1Z999AA10123456785")), day),
+            (Actor::System, Command::IssueActivationCode, day * 4),
+        ];
+        for (actor, command, wait) in plan {
+            clock.advance(wait);
+            // Each step starts from what the store holds, as a web request would.
+            let app = store.load(&id).await.unwrap().unwrap();
+            let t = step(app, &actor, command, &clock);
+            store.save_transition(&t, &notifier.outbox_for(&t)).await.unwrap();
+            assert_eq!(store.load(&id).await.unwrap().as_ref(), Some(&t.application), "{}", t.audit.action.name());
+            if let Some(IssuedSecret::Activation(code)) = &t.secret {
+                // Only the digest is stored; the code travels in the outbox message alone.
+                let data: String = sqlx::query("SELECT state_data FROM applications WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert!(!data.contains(&code.expose()));
+                clock.advance(day);
+                let t = step(t.application, &Actor::Applicant, Command::Retrieve(code.clone()), &clock);
+                store.save_transition(&t, &notifier.outbox_for(&t)).await.unwrap();
+            }
+        }
+        let app = store.load(&id).await.unwrap().unwrap();
+        assert_eq!((app.state().state_name(), app.revision()), ("retrieved", 9));
+        // Submission plus nine transitions, one chained audit row each.
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(10));
+        assert!(store.open_applications(None, 10).await.unwrap().is_empty(), "retrieved is closed");
+
+        let pending = store.pending_outbox(100).await.unwrap();
+        let kinds: Vec<MessageKind> = pending.iter().map(|m| m.message.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                MessageKind::EmailVerification,
+                MessageKind::FormsReceived,
+                MessageKind::Approved,
+                MessageKind::TokenShipped,
+                MessageKind::ActivationCode,
+            ]
+        );
+        // Delivery blanks the body that carried the activation code.
+        let activation = &pending[4];
+        store.mark_sent(activation.id, clock.now()).await.unwrap();
+        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 4);
+        let body: String = sqlx::query("SELECT body_text FROM outbox WHERE id = $1")
+            .bind(activation.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(body, "");
+        assert!(matches!(store.mark_sent(activation.id, clock.now()).await, Err(StoreError::NotFound)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stale_revision_is_a_conflict_and_writes_nothing() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let submitted = submit(&store, &clock).await;
+        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no token") };
+        let original = submitted.application;
+
+        // Two actors start from revision 0; the applicant saves first.
+        let verified = step(original.clone(), &Actor::Applicant, Command::VerifyEmail(token), &clock);
+        store.save_transition(&verified, &[]).await.unwrap();
+        let rejected = step(
+            original.clone(),
+            &op("carol"),
+            Command::Reject(signet_ra::application::Reason::new("duplicate").unwrap()),
+            &clock,
+        );
+        let (audit_before, outbox_before) = (audit_rows(&store).await, outbox_rows(&store).await);
+        let outcome = store.save_transition(&rejected, &notifier().outbox_for(&rejected)).await;
+        assert!(matches!(outcome, Err(StoreError::Conflict("revision"))), "{outcome:?}");
+        assert_eq!(audit_rows(&store).await, audit_before, "the audit row rolled back");
+        assert_eq!(outbox_rows(&store).await, outbox_before, "the rejection notice rolled back");
+        assert_eq!(store.load(original.id()).await.unwrap().unwrap(), verified.application);
+
+        // A transition of an application that was never stored.
+        let stray = Application::submit(ApplicationId::generate(), form(), clock.now()).application;
+        let t = step(stray, &Actor::Applicant, Command::Withdraw, &clock);
+        assert!(matches!(store.save_transition(&t, &[]).await, Err(StoreError::NotFound)));
+        assert_eq!(audit_rows(&store).await, audit_before);
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(audit_before));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbox_skips_duplicate_dedup_keys() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let submitted = submit(&store, &clock).await;
+        let queued = store.pending_outbox(10).await.unwrap();
+        assert_eq!(queued.len(), 1);
+
+        // Within one batch, across batches, and against a key queued by `create`.
+        let r = message("deadline-reminder:X:open:7:2025-04-17");
+        store.enqueue(&[r.clone(), r.clone()]).await.unwrap();
+        store.enqueue(std::slice::from_ref(&r)).await.unwrap();
+        store.enqueue(&notifier().outbox_for(&submitted)).await.unwrap();
+        let pending = store.pending_outbox(10).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[1].message, r);
+
+        // A sent message's key still suppresses a repeat.
+        store.mark_sent(pending[1].id, clock.now()).await.unwrap();
+        store.enqueue(&[r, message("deadline-reminder:X:open:3:2025-04-17")]).await.unwrap();
+        let pending = store.pending_outbox(10).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[1].message.dedup_key, "deadline-reminder:X:open:3:2025-04-17");
+        assert_eq!(store.pending_outbox(1).await.unwrap().len(), 1, "limit is honored");
+        // Queuing changes no application, so it chains nothing.
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn organizations_are_unique_by_key_and_searchable() {
+    each_backend(|store| async move {
+        let acme = Organization::new(OrganizationName::new("Acme, Inc.").unwrap());
+        store.create_organization(&acme, acme.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let other = Organization::new(OrganizationName::new("Globex Corporation").unwrap());
+        store.create_organization(&other, other.created_event(T0, &Actor::Applicant)).await.unwrap();
+
+        // "ACME Inc" is the same organization: refused, and its audit event rolled back.
+        let dup = Organization::new(OrganizationName::new("ACME Inc").unwrap());
+        let before = audit_rows(&store).await;
+        let refused = store.create_organization(&dup, dup.created_event(T0, &Actor::Applicant)).await;
+        assert!(matches!(refused, Err(StoreError::Conflict("organization"))), "{refused:?}");
+        assert_eq!(audit_rows(&store).await, before);
+
+        // The "did you mean" lookup finds the first spelling under the second's key.
+        let key = OrganizationKey::of(&OrganizationName::new("ACME Inc").unwrap());
+        assert_eq!(store.find_organizations(&key).await.unwrap(), vec![acme.clone()]);
+        assert!(
+            store
+                .find_organizations(&OrganizationKey::of(&OrganizationName::new("Initech").unwrap()))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Search: by key prefix ("ACME Inc" → "acme inc"), or name substring in any case.
+        assert_eq!(store.search_organizations("ACME Inc", 10).await.unwrap(), vec![acme.clone()]);
+        assert_eq!(store.search_organizations("me, IN", 10).await.unwrap(), vec![acme.clone()]);
+        assert_eq!(store.search_organizations("globex corp", 10).await.unwrap(), vec![other.clone()]);
+        assert_eq!(store.search_organizations("", 10).await.unwrap(), vec![acme, other]);
+        assert_eq!(store.search_organizations("", 1).await.unwrap().len(), 1);
+        assert!(store.search_organizations("%", 10).await.unwrap().is_empty(), "LIKE wildcards are literal");
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(2));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn open_applications_page_in_reference_order() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let mut open = Vec::new();
+        for _ in 0..5 {
+            open.push(submit(&store, &clock).await.application);
+        }
+        // Withdraw one: closed applications are not paged.
+        let gone = open.remove(2);
+        let t = step(gone, &Actor::Applicant, Command::Withdraw, &clock);
+        store.save_transition(&t, &[]).await.unwrap();
+        open.sort_by(|a, b| a.id().cmp(b.id()));
+
+        let mut seen = Vec::new();
+        let mut after: Option<ApplicationId> = None;
+        loop {
+            let page = store.open_applications(after.as_ref(), 2).await.unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id().clone());
+            seen.extend(page);
+        }
+        assert_eq!(seen, open);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_transitions_from_one_revision_have_one_winner() {
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let original = submit(&store, &clock).await.application;
+        // Two operators act on the same revision at the same moment.
+        let reject = |who: &str| {
+            let reason = signet_ra::application::Reason::new(&format!("rejected by {who}")).unwrap();
+            step(original.clone(), &op(who), Command::Reject(reason), &clock)
+        };
+        let (a, b) = (reject("alice"), reject("bob"));
+        let (ra, rb) = tokio::join!(store.save_transition(&a, &[]), store.save_transition(&b, &[]));
+        let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{ra:?} {rb:?}");
+        assert!(matches!(if ra.is_ok() { rb } else { ra }, Err(StoreError::Conflict("revision"))));
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(2));
+    })
+    .await;
+}
