@@ -1,8 +1,11 @@
 //! Enrollment storage (`ApplicationStore`), run against both SQLite and PostgreSQL: applications
 //! driven through the real domain lifecycle, optimistic concurrency, the outbox and organizations.
 
+mod common;
+
 use std::sync::OnceLock;
 
+use common::each_backend;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, Email, OrganizationName};
 use signet_ra::application::{
@@ -19,25 +22,11 @@ use signet_ra::vetting::{
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
 use signet_store::Store;
-use signet_testkit::{BACKENDS, TestDb};
 use sqlx::Row;
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
-
-async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        test(store.clone()).await;
-        store.close().await;
-    }
-}
 
 fn form() -> ApplicationForm {
     let catalog = Catalog::default_eca();

@@ -1,12 +1,14 @@
 //! The storage suite, run against both SQLite and PostgreSQL.
 
+mod common;
+
+use common::each_backend;
 use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_store::{ApiKey, Store};
-use signet_testkit::{BACKENDS, TestDb};
 use time::{Duration, OffsetDateTime};
 
 fn now() -> OffsetDateTime {
@@ -39,19 +41,6 @@ async fn issue(store: &Store, key: &str) -> Serial {
     };
     store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key)).await.unwrap();
     serial
-}
-
-async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        test(store.clone()).await;
-        store.close().await;
-    }
 }
 
 #[tokio::test]
