@@ -1822,7 +1822,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::clock::{Clock, FakeClock};
     use crate::vetting::{Carrier, FormPages, TrackingNumber};
-    use crate::wizard::AgencyCatalog;
 
     pub(crate) const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
 
@@ -1831,23 +1830,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn form(cert_type: &str) -> ApplicationForm {
-        let catalog = Catalog::default_eca();
-        let agencies = AgencyCatalog::default_catalog(&catalog);
-        ApplicationForm {
-            program: agencies.program("Integrate").unwrap(),
-            agencies: vec!["integrate-il4".into()],
-            residency: Residency::UnitedStates,
-            certificate: CertificateChoice::new(&catalog, &PriceTable::default(), cert_type, 2).unwrap(),
-            organization: OrganizationName::new("Acme, Inc.").unwrap(),
-            applicant: PersonalInfo {
-                name: CommonName::new("Jane Q. Doe").unwrap(),
-                email: Email::new("jane.doe@acme.example").unwrap(),
-                phone: PhoneNumber::new("(206) 555-0142").unwrap(),
-                shipping: UsAddress::new("1 Main St", "Suite 200", "Seattle", "wa", "98101-1234").unwrap(),
-                second_citizenship: None,
-            },
-            payment: Payment::PurchaseOrder { po: PoNumber::new("PO-2025/0042").unwrap() },
-        }
+        crate::fixtures::sample_form(cert_type)
     }
 
     pub(crate) fn tracking(n: &str) -> Tracking {

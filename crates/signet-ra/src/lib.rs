@@ -14,6 +14,8 @@
 pub mod application;
 pub mod audit;
 pub mod clock;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod issuance;
 pub mod notify;
 pub mod vetting;

@@ -9,9 +9,8 @@ use common::each_backend;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, Email, OrganizationName};
 use signet_ra::application::{
-    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CertificateChoice, Command, IssuedSecret,
-    NewPassword, OperatorId, Organization, OrganizationKey, PasswordHash, Payment, PersonalInfo, PhoneNumber, PoNumber,
-    PriceTable, Residency, Transition, UsAddress,
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
+    OperatorId, Organization, OrganizationKey, PasswordHash, PhoneNumber, Transition,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::notify::{MessageKind, Notifier, OutboxMessage};
@@ -19,7 +18,6 @@ use signet_ra::vetting::{
     Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
     Tracking, TrackingNumber,
 };
-use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
 use signet_store::Store;
 use sqlx::Row;
@@ -29,23 +27,7 @@ use time::{Duration, OffsetDateTime};
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
 
 fn form() -> ApplicationForm {
-    let catalog = Catalog::default_eca();
-    let agencies = AgencyCatalog::default_catalog(&catalog);
-    ApplicationForm {
-        program: agencies.program("Integrate").unwrap(),
-        agencies: vec!["integrate-il4".into()],
-        residency: Residency::UnitedStates,
-        certificate: CertificateChoice::new(&catalog, &PriceTable::default(), "medium-token", 2).unwrap(),
-        organization: OrganizationName::new("Acme, Inc.").unwrap(),
-        applicant: PersonalInfo {
-            name: CommonName::new("Jane Q. Doe").unwrap(),
-            email: Email::new("jane.doe@acme.example").unwrap(),
-            phone: PhoneNumber::new("(206) 555-0142").unwrap(),
-            shipping: UsAddress::new("1 Main St", "Suite 200", "Seattle", "wa", "98101-1234").unwrap(),
-            second_citizenship: None,
-        },
-        payment: Payment::PurchaseOrder { po: PoNumber::new("PO-2025/0042").unwrap() },
-    }
+    signet_ra::fixtures::sample_form("medium-token")
 }
 
 fn notifier() -> Notifier {
