@@ -75,3 +75,17 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Writes a SoftHSM2 configuration whose token directory is `<dir>/tokens` (created) and
+/// returns its path, for `SOFTHSM2_CONF`. Tokens made under it vanish with `dir`.
+pub fn softhsm_conf(dir: &std::path::Path) -> std::path::PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token directory");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+    )
+    .expect("softhsm2.conf");
+    conf
+}

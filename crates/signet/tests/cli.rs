@@ -79,14 +79,7 @@ fn file_key_ca_issue_revoke_crl_and_audit() {
 #[test]
 fn pkcs11_ca_serves_verifiable_certificates() {
     let tmp = tempfile::tempdir().unwrap();
-    let tokens = tmp.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = tmp.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-    )
-    .unwrap();
+    let conf = signet_testkit::softhsm_conf(tmp.path());
     let env = [("SOFTHSM2_CONF", conf.to_str().unwrap()), ("SIGNET_TEST_PIN", "4321")];
     must(
         "softhsm2-util",
