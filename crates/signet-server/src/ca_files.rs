@@ -198,9 +198,14 @@ pub fn init_ca(opts: &InitOptions, catalog: &Catalog, now: OffsetDateTime) -> Re
     Ok(cfg)
 }
 
-/// Creates the dev CA (RSA-2048 file keys, passphrase in a 0600 file beside them) if `dir`
-/// has none. Returns whether one was created.
-pub fn ensure_dev_ca(dir: &Path, catalog: &Catalog, now: OffsetDateTime) -> Result<bool, CaSetupError> {
+/// Creates a dev CA (file keys of `algorithm`, passphrase in a 0600 file beside them) if
+/// `dir` has none. Returns whether one was created. `signet serve` uses RSA-2048.
+pub fn ensure_dev_ca(
+    dir: &Path,
+    algorithm: KeyAlgorithm,
+    catalog: &Catalog,
+    now: OffsetDateTime,
+) -> Result<bool, CaSetupError> {
     if dir.join("ca.toml").exists() {
         return Ok(false);
     }
@@ -212,7 +217,7 @@ pub fn ensure_dev_ca(dir: &Path, catalog: &Catalog, now: OffsetDateTime) -> Resu
     let opts = InitOptions {
         dir: dir.to_owned(),
         vendor: "Signet Dev".into(),
-        algorithm: KeyAlgorithm::Rsa2048,
+        algorithm,
         names: HierarchyNames { root_cn: "Signet Dev Root CA".into(), issuing_cn: "Signet Dev ECA 1".into() },
         key: KeySource::File {
             issuing_key: "issuing.key.json".into(),

@@ -25,8 +25,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use signet_pki::CaUrls;
 use signet_pki::ocsp::OcspIssuer;
+use signet_pki::{CaUrls, KeyAlgorithm};
 use signet_ra::Clock;
 use signet_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -101,7 +101,7 @@ fn der_response(der: &[u8], content_type: &'static str) -> Response {
 /// server reachable at `base_url`.
 pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let ca_dir = settings.data_dir.join("ca");
-    if ca_files::ensure_dev_ca(&ca_dir, &settings.catalog, clock.now())? {
+    if ca_files::ensure_dev_ca(&ca_dir, KeyAlgorithm::Rsa2048, &settings.catalog, clock.now())? {
         tracing::warn!(dir = %ca_dir.display(), "created a DEV CA with its passphrase stored beside the key; use `signet ca init` for a real one");
     }
     let loaded = ca_files::load_ca(&ca_dir, CaUrls::under(base_url))?;

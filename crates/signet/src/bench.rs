@@ -33,7 +33,7 @@ use signet_pki::profile::{Catalog, Profile};
 use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
 use signet_pki::{CaUrls, CertificateAuthority, KeyAlgorithm, RevocationReason, Serial, Signer, SoftwareSigner};
 use signet_ra::SystemClock;
-use signet_server::ca_files::{InitOptions, KeySource, ensure_dev_ca, init_ca};
+use signet_server::ca_files::ensure_dev_ca;
 use signet_server::{AppState, ServerConfig, Settings};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -456,37 +456,9 @@ fn rate_text(v: f64) -> String {
 // ---------------------------------------------------------------------------------------
 // Setup shared by the modes
 
-/// Writes a CA into `dir` unless one is there: the dev CA `signet serve` makes on first start
-/// for RSA-2048, the same layout with another key type otherwise.
+/// Writes a dev CA of the benchmark's key type into `dir` unless one is there.
 fn make_dev_ca(dir: &Path, key: KeyAlgorithm, catalog: &Catalog) -> Result<(), BoxError> {
-    let now = OffsetDateTime::now_utc();
-    if key == KeyAlgorithm::Rsa2048 {
-        ensure_dev_ca(dir, catalog, now)?;
-        return Ok(());
-    }
-    // ensure_dev_ca only makes RSA-2048 keys, so for other key types this repeats its few
-    // steps around init_ca with the key type and the benchmark's names.
-    if dir.join("ca.toml").exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut pass = [0u8; 24];
-    SystemRandom::new().fill(&mut pass).map_err(|_| "the random generator failed")?;
-    // A throwaway passphrase in a throwaway (0700) temp dir, as the dev CA does.
-    std::fs::write(dir.join("passphrase"), hex::encode(pass))?;
-    let opts = InitOptions {
-        dir: dir.to_owned(),
-        vendor: "Signet Bench".into(),
-        algorithm: key,
-        names: bench_names(),
-        key: KeySource::File {
-            issuing_key: "issuing.key.json".into(),
-            root_key: "root.key.json".into(),
-            passphrase_env: None,
-            passphrase_file: Some("passphrase".into()),
-        },
-    };
-    init_ca(&opts, catalog, now)?;
+    ensure_dev_ca(dir, key, catalog, OffsetDateTime::now_utc())?;
     Ok(())
 }
 
