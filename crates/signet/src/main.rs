@@ -1,6 +1,7 @@
 //! `signet`: the command line. Thin: parses arguments and calls the library crates.
 
 mod bench;
+mod gateway_cmd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ enum Command {
     },
     /// Benchmarks: issuance, OCSP and CRL against raw-signing and plain-HTTP baselines.
     Bench(bench::BenchArgs),
+    /// The mTLS relying-party gateway: run it, link certificates to accounts, benchmark it against nginx.
+    Gateway(gateway_cmd::GatewayArgs),
 }
 
 /// Where the server's configuration, data and database are.
@@ -338,6 +341,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             }
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Gateway(args) => gateway_cmd::run(args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -1,0 +1,372 @@
+//! End-to-end: a real Signet CA (`signet_server::spawn`, serving OCSP and the CRL), client
+//! keys and CSRs from the `openssl` CLI, an upstream echo server, the gateway, and `curl` /
+//! `openssl s_client` as the clients. No mocks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use signet_gateway::accounts::{AccountLink, link};
+use signet_gateway::{GatewayConfigFile, RunningGateway};
+use signet_pki::issue::CertificateOrder;
+use signet_pki::profile::Catalog;
+use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
+use signet_pki::{RevocationReason, Serial};
+use signet_ra::{Clock, FakeClock, SystemClock};
+use signet_server::{Running, ServerConfig};
+use time::{Duration, OffsetDateTime};
+
+/// A Signet CA in a temporary folder.
+struct Ca {
+    running: Running,
+    dir: tempfile::TempDir,
+}
+
+impl Ca {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ServerConfig {
+            data_dir: Some(dir.path().to_owned()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        }
+        .into_settings()
+        .unwrap();
+        let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await.unwrap();
+        Self { running, dir }
+    }
+
+    fn pem(der: &[u8]) -> String {
+        pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+    }
+
+    /// Writes the root to `root.pem` and returns its path.
+    fn root_file(&self) -> PathBuf {
+        let p = self.dir.path().join("root.pem");
+        std::fs::write(&p, Self::pem(self.running.state.root_der())).unwrap();
+        p
+    }
+
+    /// Issues a certificate for a fresh P-256 key; writes `<name>.pem` (leaf + issuing CA)
+    /// and `<name>.key`. Returns (cert path, key path, serial).
+    async fn issue(&self, name: &str, profile: &str, subject: Subject) -> (PathBuf, PathBuf, Serial) {
+        let key = self.dir.path().join(format!("{name}.key"));
+        let csr = self.dir.path().join(format!("{name}.csr"));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj"])
+            .arg(format!("/CN={name}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let order = CertificateOrder { profile: profile.into(), subject, validity_years: 1 };
+        let cert = self
+            .running
+            .state
+            .service()
+            .issue("test", &order, &std::fs::read(&csr).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("issue {name}: {e}"));
+        let path = self.dir.path().join(format!("{name}.pem"));
+        let chain = format!("{}{}", Self::pem(&cert.der), Self::pem(self.running.state.ca().cert_der()));
+        std::fs::write(&path, chain).unwrap();
+        (path, key, cert.serial)
+    }
+
+    async fn person(&self, name: &str, profile: &str, email: &str) -> (PathBuf, PathBuf, Serial) {
+        let subject = Subject::Person {
+            common_name: CommonName::new(name).unwrap(),
+            organization: OrganizationName::new("Acme Widgets").unwrap(),
+            email: Email::new(email).unwrap(),
+        };
+        self.issue(&name.replace(' ', "_"), profile, subject).await
+    }
+}
+
+/// Upstream that answers 200 with the request's headers as JSON.
+async fn echo_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let mut headers = serde_json::Map::new();
+                    for (k, v) in req.headers() {
+                        let list = headers.entry(k.as_str()).or_insert_with(|| serde_json::json!([]));
+                        list.as_array_mut().unwrap().push(v.to_str().unwrap_or("?").into());
+                    }
+                    let body = serde_json::json!({ "path": req.uri().to_string(), "headers": headers });
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body.to_string()))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Writes a gateway configuration into `dir` and starts the gateway.
+async fn gateway(dir: &Path, toml_extra: &str, upstream: SocketAddr, clock: Arc<dyn Clock>) -> RunningGateway {
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nupstream = \"http://{upstream}\"\nserver_cert = \"gw.pem\"\nserver_key = \"gw.key\"\n\
+         trust_anchors = [\"anchors.pem\"]\naccounts = \"accounts.toml\"\nlink_url = \"https://app.example/link\"\n\
+         required_policies = [\"medium\", \"medium-token\", \"medium-hardware\"]\n{toml_extra}\n"
+    );
+    let path = dir.join(format!("gateway-{}.toml", rand_suffix()));
+    std::fs::write(&path, text).unwrap();
+    let cfg = GatewayConfigFile::from_file(&path).unwrap().validate(dir, &Catalog::default_eca()).unwrap();
+    signet_gateway::spawn(cfg, clock).await.unwrap()
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The values the upstream saw for a header.
+    fn upstream_header(&self, name: &str) -> Vec<String> {
+        self.json()["headers"][name]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// curl against the gateway; `cert` is (chain, key).
+async fn curl(gw: SocketAddr, root: &Path, cert: Option<(&Path, &Path)>, path: &str, extra: &[&str]) -> Reply {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code} %{content_type}"])
+        .arg("--cacert")
+        .arg(root)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", gw.port())]);
+    if let Some((c, k)) = cert {
+        cmd.arg("--cert").arg(c).arg("--key").arg(k);
+    }
+    cmd.args(extra).arg(format!("https://localhost:{}{path}", gw.port()));
+    let out = cmd.output().await.expect("curl runs");
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    let (status, content_type) = tail.split_once(' ').unwrap();
+    Reply { status: status.parse().unwrap(), content_type: content_type.to_owned(), body: body.to_owned() }
+}
+
+struct World {
+    ca: Ca,
+    root: PathBuf,
+    upstream: SocketAddr,
+}
+
+/// A CA, the gateway's own TLS certificate, anchors and the upstream.
+async fn world() -> World {
+    let ca = Ca::start().await;
+    let root = ca.root_file();
+    std::fs::copy(&root, ca.dir.path().join("anchors.pem")).unwrap();
+    let device = Subject::Device {
+        organization: OrganizationName::new("Acme Widgets").unwrap(),
+        dns_names: vec![DnsName::new("localhost").unwrap()],
+    };
+    let (c, k, _) = ca.issue("gw", "device-tls", device).await;
+    assert!(c.ends_with("gw.pem") && k.ends_with("gw.key"));
+    let upstream = echo_upstream().await;
+    World { ca, root, upstream }
+}
+
+const POLICY: &str = "[[route]]\nprefix = \"/token\"\nrequired_policies = [\"medium-token\", \"medium-hardware\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_admits_only_the_right_certificates() {
+    let w = world().await;
+    let dir = w.ca.dir.path();
+    let accounts = dir.join("accounts.toml");
+    let (token_c, token_k, _) = w.ca.person("Ann Token", "medium-token-identity", "ann@acme.test").await;
+    let (soft_c, soft_k, _) = w.ca.person("Sam Soft", "medium-identity", "sam@acme.test").await;
+    let (new_c, new_k, _) = w.ca.person("Nell New", "medium-token-identity", "nell@acme.test").await;
+    let (rev_c, rev_k, rev_serial) = w.ca.person("Rex Revoked", "medium-token-identity", "rex@acme.test").await;
+    link(
+        &accounts,
+        AccountLink {
+            account: "ann".into(),
+            subject_dn: Some("C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Ann Token".into()),
+            issuer_dn: Some(
+                x509_parser::parse_x509_certificate(w.ca.running.state.ca().cert_der())
+                    .unwrap()
+                    .1
+                    .subject()
+                    .to_string(),
+            ),
+            email: None,
+        },
+    )
+    .unwrap();
+    for (account, email) in [("sam", "sam@acme.test"), ("rex", "rex@acme.test")] {
+        link(
+            &accounts,
+            AccountLink { account: account.into(), subject_dn: None, issuer_dn: None, email: Some(email.into()) },
+        )
+        .unwrap();
+    }
+    let revocation = "[revocation]\ncache_max_seconds = 1\nocsp_nonce = true\n";
+    let gw = gateway(dir, &format!("{revocation}{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
+    let root = w.root.as_path();
+    let token = Some((token_c.as_path(), token_k.as_path()));
+    let soft = Some((soft_c.as_path(), soft_k.as_path()));
+
+    // Medium Token passes, with verified identity upstream.
+    let r = curl(gw, root, token, "/token/records?x=1", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["path"], "/token/records?x=1");
+    assert_eq!(r.upstream_header("x-signet-account"), ["ann"]);
+    assert_eq!(r.upstream_header("x-signet-assurance"), ["medium-token"]);
+    assert!(r.upstream_header("x-signet-subject")[0].ends_with("CN=Ann Token"), "{:?}", r.body);
+    assert!(r.upstream_header("x-signet-issuer")[0].contains("Signet Dev ECA 1"));
+    assert_eq!(r.upstream_header("x-forwarded-proto"), ["https"]);
+
+    // Header injection: the client's copies never reach the application.
+    let r = curl(
+        gw,
+        root,
+        token,
+        "/token/x",
+        &["-H", "X-Signet-Account: admin", "-H", "X-Signet-Assurance: medium-hardware", "-H", "x-signet-extra: 1"],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.upstream_header("x-signet-account"), ["ann"]);
+    assert_eq!(r.upstream_header("x-signet-assurance"), ["medium-token"]);
+    assert!(r.upstream_header("x-signet-extra").is_empty());
+
+    // Medium (software) passes where Medium is accepted, is refused where only token or
+    // hardware is: a readable page, or problem+json for API clients.
+    let r = curl(gw, root, soft, "/app", &[]).await;
+    assert_eq!((r.status, r.upstream_header("x-signet-assurance")), (200, vec!["medium".to_owned()]));
+    let r = curl(gw, root, soft, "/token/records", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(
+        r.body.contains("Wrong certificate type") && r.body.contains("medium-token or medium-hardware"),
+        "{}",
+        r.body
+    );
+    let r = curl(gw, root, soft, "/token/records", &["-H", "Accept: application/json"]).await;
+    assert_eq!((r.status, r.content_type.as_str()), (403, "application/problem+json"));
+    assert_eq!(r.json()["reason"], "wrong-assurance");
+
+    // No certificate: a page, not a TLS alert.
+    let r = curl(gw, root, None, "/app", &[]).await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("No certificate was presented"), "{}", r.body);
+
+    // Valid but not linked: the link page.
+    let r = curl(gw, root, Some((&new_c, &new_k)), "/app", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("not linked") && r.body.contains("https://app.example/link"), "{}", r.body);
+    assert!(r.body.contains("CN=Nell New"));
+
+    // Wrong CA: another Signet dev CA, same names, different keys.
+    let other = Ca::start().await;
+    let (bad_c, bad_k, _) = other.person("Ann Token", "medium-token-identity", "ann@acme.test").await;
+    let r = curl(gw, root, Some((&bad_c, &bad_k)), "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["reason"], "untrusted", "{}", r.body);
+
+    // Revoked: admitted before, refused right after (OCSP answers are reused for at most
+    // a second here).
+    let rev = Some((rev_c.as_path(), rev_k.as_path()));
+    assert_eq!(curl(gw, root, rev, "/app", &[]).await.status, 200);
+    w.ca.running.state.service().revoke("test", &rev_serial, RevocationReason::KeyCompromise).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = curl(gw, root, rev, "/app", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Certificate revoked"), "{}", r.body);
+    // A CRL-only gateway sees it too.
+    let crl_only =
+        gateway(dir, &format!("[revocation]\nocsp = false\n{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
+    let r = curl(crl_only, root, rev, "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!(r.json()["reason"], "revoked", "{}", r.body);
+    assert_eq!(curl(crl_only, root, token, "/app", &[]).await.status, 200);
+
+    // Expired: a gateway whose clock is past the certificates' notAfter.
+    let later = Arc::new(FakeClock::at(OffsetDateTime::now_utc() + Duration::days(400)));
+    let expired_gw = gateway(dir, POLICY, w.upstream, later).await.addr;
+    let r = curl(expired_gw, root, token, "/app", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Certificate expired"), "{}", r.body);
+
+    // openssl s_client over TLS 1.3 and 1.2.
+    for version in ["-tls1_3", "-tls1_2"] {
+        let out = s_client(gw, root, &token_c, &token_k, version).await;
+        assert!(out.contains("HTTP/1.1 200 OK"), "{version}: {out}");
+        assert!(out.contains("\"x-signet-account\":[\"ann\"]"), "{version}: {out}");
+    }
+}
+
+async fn s_client(gw: SocketAddr, root: &Path, cert: &Path, key: &Path, version: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-ign_eof", version, "-servername", "localhost", "-verify_return_error"])
+        .arg("-connect")
+        .arg(gw.to_string())
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"GET /token/s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    drop(stdin);
+    let out =
+        tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output()).await.unwrap().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_revocation_fails_hard_by_default_and_soft_when_configured() {
+    let w = world().await;
+    let dir = w.ca.dir.path();
+    let (c, k, _) = w.ca.person("Ann Token", "medium-token-identity", "ann@acme.test").await;
+    link(
+        &dir.join("accounts.toml"),
+        AccountLink { account: "ann".into(), subject_dn: None, issuer_dn: None, email: Some("ann@acme.test".into()) },
+    )
+    .unwrap();
+    // The CA (its OCSP responder and CRL) goes away.
+    w.ca.running.task.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let extra = "[revocation]\ntimeout_ms = 500\n";
+    let hard = gateway(dir, &format!("{extra}{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
+    let r = curl(hard, &w.root, Some((&c, &k)), "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["reason"], "revocation-unavailable", "{}", r.body);
+    let soft = gateway(dir, &format!("{extra}mode = \"soft\"\n{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
+    let r = curl(soft, &w.root, Some((&c, &k)), "/app", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.upstream_header("x-signet-account"), ["ann"]);
+}
