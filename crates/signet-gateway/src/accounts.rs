@@ -87,21 +87,7 @@ pub fn identity_of_certificate(bytes: &[u8]) -> Result<(String, String, Vec<Stri
             .to_vec()
     };
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not a certificate: {e}"))?;
-    let emails = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|g| match g {
-                    x509_parser::extensions::GeneralName::RFC822Name(e) => Some((*e).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let emails = crate::chain::san_emails(&cert);
     Ok((crate::chain::name_text(cert.subject()), crate::chain::name_text(cert.issuer()), emails))
 }
 

@@ -334,21 +334,7 @@ pub fn validate(
         None => anchor.as_ref().to_vec(),
     };
     let (ocsp_urls, _) = aia(&leaf);
-    let emails = leaf
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|g| match g {
-                    GeneralName::RFC822Name(e) => Some((*e).to_owned()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let emails = san_emails(&leaf);
     Ok(ValidatedPath {
         leaf_der: leaf_der.to_vec(),
         issuer_der,
@@ -413,6 +399,24 @@ fn search(
         }
     }
     Err(best)
+}
+
+/// The rfc822Name entries of a certificate's subjectAltName (DESIGN §2: a subscriber's email).
+pub(crate) fn san_emails(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    GeneralName::RFC822Name(e) => Some((*e).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
