@@ -119,6 +119,15 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         ocsp_validity: settings.ocsp_validity,
         ocsp_cache: Mutex::new(Default::default()),
         crl_cache: tokio::sync::Mutex::new(None),
+        base_url: base_url.to_owned(),
+        agencies: signet_ra::wizard::AgencyCatalog::default_catalog(&settings.catalog),
+        prices: signet_ra::application::PriceTable::default(),
+        deadlines: signet_ra::vetting::DeadlinePolicy::default(),
+        notifier: signet_ra::notify::Notifier::new(
+            base_url,
+            &settings.catalog,
+            signet_ra::vetting::DeadlinePolicy::default(),
+        ),
     })))
 }
 

@@ -9,6 +9,10 @@ use signet_pki::ocsp::{CertId, OcspIssuer};
 use signet_pki::profile::Catalog;
 use signet_ra::Clock;
 use signet_ra::issuance::CaService;
+use signet_ra::notify::Notifier;
+use signet_ra::vetting::DeadlinePolicy;
+use signet_ra::wizard::AgencyCatalog;
+use signet_ra::application::PriceTable;
 use signet_store::Store;
 use time::{Duration, OffsetDateTime};
 
@@ -47,6 +51,16 @@ pub struct Inner {
     pub(crate) ocsp_validity: Duration,
     pub(crate) ocsp_cache: Mutex<HashMap<CertId, CachedOcsp>>,
     pub(crate) crl_cache: tokio::sync::Mutex<Option<CachedCrl>>,
+    /// The public base URL (links in mail and PDFs).
+    pub(crate) base_url: String,
+    /// Enrollment: the selection wizard's agencies and programs.
+    pub(crate) agencies: AgencyCatalog,
+    /// Enrollment: prices per type and validity.
+    pub(crate) prices: PriceTable,
+    /// Enrollment: the 45-day / 30-day rules and reminder thresholds.
+    pub(crate) deadlines: DeadlinePolicy,
+    /// Enrollment: renders applicant notices into outbox messages.
+    pub(crate) notifier: Notifier,
 }
 
 /// Cheap to clone; one per server.
@@ -74,6 +88,11 @@ impl AppState {
     /// The root certificate (DER).
     pub fn root_der(&self) -> &[u8] {
         &self.root_der
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// The CA workflows over this server's store.
