@@ -1,0 +1,931 @@
+//! The applicant's enrollment wizard (`/apply…`): program and residency, the Certificate
+//! Selection Wizard, type and validity with price, organization, personal information,
+//! account password, payment, review and submission.
+//!
+//! Each step is a plain form (no JavaScript). What a step accepts is kept, as typed, in the
+//! session's draft; a step that fails shows the same form again with the values entered and a
+//! message beside each wrong field. Submission parses the whole draft into the domain's
+//! `ApplicationForm` again, so nothing unchecked reaches the domain however the steps were
+//! visited.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use signet_pki::subject::{CommonName, Email, OrganizationName};
+use signet_ra::application::{
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice, NewPassword,
+    Organization, OrganizationKey, PasswordHash, PaymentProcessor, Payment, PersonalInfo, PhoneNumber, PoNumber,
+    Residency, TestCardProcessor, UsAddress,
+};
+use signet_ra::issuance::StoreError;
+use signet_ra::wizard::{Exclusion, OfferedType};
+
+use crate::error::PageError;
+use crate::state::AppState;
+use crate::web::{Principal, Session, render};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/apply", get(start_page).post(start_post))
+        .route("/apply/agencies", get(agencies_page).post(agencies_post))
+        .route("/apply/certificate", get(certificate_page).post(certificate_post))
+        .route("/apply/organization", get(organization_page).post(organization_post))
+        .route("/apply/personal", get(personal_page).post(personal_post))
+        .route("/apply/account", get(account_page).post(account_post))
+        .route("/apply/payment", get(payment_page).post(payment_post))
+        .route("/apply/review", get(review_page).post(review_post))
+}
+
+/// The wizard's steps in order, for the progress list and for sending a visitor who skipped
+/// ahead back to the first unfinished one.
+const STEPS: [(&str, &str); 8] = [
+    ("/apply", "Program"),
+    ("/apply/agencies", "Agencies"),
+    ("/apply/certificate", "Certificate"),
+    ("/apply/organization", "Organization"),
+    ("/apply/personal", "Your details"),
+    ("/apply/account", "Password"),
+    ("/apply/payment", "Payment"),
+    ("/apply/review", "Review"),
+];
+
+/// What the applicant entered so far, as typed (every value already passed its step's checks).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct Draft {
+    program: String,
+    residency: String,
+    agencies_done: bool,
+    agencies: Vec<String>,
+    cert_type: String,
+    years: String,
+    organization: String,
+    personal: PersonalFields,
+    /// The Argon2id hash, never the password.
+    password_phc: String,
+    /// Made at the payment step: a card authorization names the application it pays for.
+    reference: String,
+    payment: Option<Payment>,
+}
+
+impl Draft {
+    /// The first step whose data is missing (the review step when all are done).
+    fn first_missing(&self) -> usize {
+        let done = [
+            !self.program.is_empty() && !self.residency.is_empty(),
+            self.agencies_done,
+            !self.cert_type.is_empty(),
+            !self.organization.is_empty(),
+            !self.personal.email.is_empty(),
+            !self.password_phc.is_empty(),
+            self.payment.is_some(),
+        ];
+        done.iter().position(|d| !d).unwrap_or(STEPS.len() - 1)
+    }
+
+    /// Redirects to the first unfinished step if `step` comes after it.
+    fn guard(&self, step: usize) -> Option<Response> {
+        let missing = self.first_missing();
+        (missing < step).then(|| Redirect::to(STEPS[missing].0).into_response())
+    }
+}
+
+/// Field → message, shown beside the field.
+type Errors = BTreeMap<&'static str, String>;
+
+/// What every wizard page template shows around its form.
+struct Frame {
+    csrf: String,
+    step: usize,
+    errors: Errors,
+}
+
+impl Frame {
+    fn new(session: &Session, step: usize, errors: Errors) -> Self {
+        Self { csrf: session.csrf().to_owned(), step, errors }
+    }
+    fn err(&self, field: &str) -> &str {
+        self.errors.get(field).map(String::as_str).unwrap_or("")
+    }
+    fn steps(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        STEPS
+            .iter()
+            .enumerate()
+            .map(|(i, (path, label))| {
+                let class = match i.cmp(&self.step) {
+                    std::cmp::Ordering::Less => "done",
+                    std::cmp::Ordering::Equal => "current",
+                    std::cmp::Ordering::Greater => "",
+                };
+                (*path, *label, class)
+            })
+            .collect()
+    }
+}
+
+/// A form shown again because something in it was wrong: 422 so tools and tests can tell.
+fn invalid<T: Template>(page: &T) -> Response {
+    let mut r = render(page);
+    *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    r
+}
+
+fn next(step: usize) -> Response {
+    Redirect::to(STEPS[step + 1].0).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 1: program and residency
+
+#[derive(Template)]
+#[template(path = "apply/start.html")]
+struct StartPage {
+    f: Frame,
+    programs: Vec<(String, String)>,
+    program: String,
+    residency: String,
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    program: Option<String>,
+}
+
+async fn start_page(State(s): State<AppState>, mut session: Session, Query(q): Query<StartQuery>) -> Response {
+    let mut draft: Draft = session.data();
+    let mut errors = Errors::new();
+    // A partner link pre-fills the program (and its agencies) for a new draft or a changed link.
+    if let Some(link) = q.program.filter(|p| !p.trim().is_empty()) {
+        match s.agencies.program(&link) {
+            Ok(program) if program.as_str() != draft.program => {
+                draft.agencies = s.agencies.program_agencies(&program).to_vec();
+                draft.program = program.as_str().to_owned();
+                if let Err(e) = session.save_data(&draft).await {
+                    return e.into_response();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                errors.insert("program", format!("{e}. Choose your program from the list."));
+            }
+        }
+    }
+    render_start(&s, &session, &draft.program, &draft.residency, errors, false)
+}
+
+fn render_start(
+    s: &AppState,
+    session: &Session,
+    program: &str,
+    residency: &str,
+    errors: Errors,
+    failed: bool,
+) -> Response {
+    let page = StartPage {
+        f: Frame::new(session, 0, errors),
+        programs: s.agencies.programs().iter().map(|p| (p.id.clone(), p.name.clone())).collect(),
+        program: program.to_owned(),
+        residency: residency.to_owned(),
+    };
+    if failed { invalid(&page) } else { render(&page) }
+}
+
+#[derive(Deserialize)]
+struct StartForm {
+    #[serde(default)]
+    program: String,
+    #[serde(default)]
+    residency: String,
+}
+
+async fn start_post(State(s): State<AppState>, mut session: Session, Form(form): Form<StartForm>) -> Response {
+    let mut errors = Errors::new();
+    let program = match s.agencies.program(&form.program) {
+        Ok(p) => Some(p),
+        Err(_) => {
+            errors.insert("program", "Choose the federal program you are applying under.".into());
+            None
+        }
+    };
+    let residency = match form.residency.as_str() {
+        "united-states" | "abroad" => form.residency.clone(),
+        _ => {
+            errors.insert("residency", "Say whether you live in the United States.".into());
+            String::new()
+        }
+    };
+    let Some(program) = program.filter(|_| errors.is_empty()) else {
+        return render_start(&s, &session, &form.program, &form.residency, errors, true);
+    };
+    let mut draft: Draft = session.data();
+    if draft.program != program.as_str() {
+        draft.agencies = s.agencies.program_agencies(&program).to_vec();
+        draft.program = program.as_str().to_owned();
+    }
+    draft.residency = residency;
+    if let Err(e) = session.save_data(&draft).await {
+        return e.into_response();
+    }
+    next(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 2: the Certificate Selection Wizard
+
+#[derive(Template)]
+#[template(path = "apply/agencies.html")]
+struct AgenciesPage {
+    f: Frame,
+    /// (id, name, checked)
+    agencies: Vec<(String, String, bool)>,
+}
+
+async fn agencies_page(State(s): State<AppState>, session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(1) {
+        return r;
+    }
+    render(&agencies_view(&s, &session, &draft.agencies, Errors::new()))
+}
+
+fn agencies_view(s: &AppState, session: &Session, chosen: &[String], errors: Errors) -> AgenciesPage {
+    AgenciesPage {
+        f: Frame::new(session, 1, errors),
+        agencies: s.agencies.agencies().iter().map(|a| (a.id.clone(), a.name.clone(), chosen.contains(&a.id))).collect(),
+    }
+}
+
+async fn agencies_post(State(s): State<AppState>, mut session: Session, body: axum::body::Bytes) -> Response {
+    // Checkboxes repeat the field name, which a struct cannot take; read the pairs directly.
+    let chosen: Vec<String> =
+        form_urlencoded::parse(&body).filter(|(k, _)| k == "agency").map(|(_, v)| v.into_owned()).collect();
+    let ids: Vec<&str> = chosen.iter().map(String::as_str).collect();
+    let selection = match s.agencies.select(&ids) {
+        Ok(sel) => sel,
+        Err(e) => {
+            let errors = Errors::from([("agency", e.to_string())]);
+            return invalid(&agencies_view(&s, &session, &chosen, errors));
+        }
+    };
+    if selection.is_empty() {
+        let errors = Errors::from([("agency", selection.message())]);
+        return invalid(&agencies_view(&s, &session, &chosen, errors));
+    }
+    let mut draft: Draft = session.data();
+    draft.agencies = chosen;
+    draft.agencies_done = true;
+    if !selection.allows(&draft.cert_type) {
+        draft.cert_type.clear();
+    }
+    if let Err(e) = session.save_data(&draft).await {
+        return e.into_response();
+    }
+    next(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 3: certificate type and validity
+
+#[derive(Template)]
+#[template(path = "apply/certificate.html")]
+struct CertificatePage {
+    f: Frame,
+    message: String,
+    /// (type id, name, [(years, price)])
+    allowed: Vec<(String, String, Vec<(u8, String)>)>,
+    excluded: Vec<Exclusion>,
+    cert_type: String,
+    years: String,
+}
+
+async fn certificate_page(State(s): State<AppState>, session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(2) {
+        return r;
+    }
+    certificate_view(&s, &session, &draft, &draft.cert_type, &draft.years, Errors::new())
+}
+
+fn certificate_view(
+    s: &AppState,
+    session: &Session,
+    draft: &Draft,
+    cert_type: &str,
+    years: &str,
+    errors: Errors,
+) -> Response {
+    let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
+    let selection = match s.agencies.select(&ids) {
+        Ok(sel) => sel,
+        Err(e) => return PageError::BadRequest(e.to_string()).into_response(),
+    };
+    let priced = |t: &OfferedType| {
+        let options = (1..=3u8).filter_map(|y| s.prices.price(&t.id, y).map(|p| (y, p.to_string()))).collect();
+        (t.id.clone(), t.name.clone(), options)
+    };
+    let failed = !errors.is_empty();
+    let page = CertificatePage {
+        f: Frame::new(session, 2, errors),
+        message: selection.message(),
+        allowed: selection.allowed.iter().map(priced).collect(),
+        excluded: selection.excluded,
+        cert_type: cert_type.to_owned(),
+        years: years.to_owned(),
+    };
+    if failed { invalid(&page) } else { render(&page) }
+}
+
+#[derive(Deserialize)]
+struct CertificateForm {
+    #[serde(default)]
+    cert_type: String,
+    #[serde(default)]
+    years: String,
+}
+
+async fn certificate_post(
+    State(s): State<AppState>,
+    mut session: Session,
+    Form(form): Form<CertificateForm>,
+) -> Response {
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(2) {
+        return r;
+    }
+    let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
+    let allowed = s.agencies.select(&ids).is_ok_and(|sel| sel.allows(&form.cert_type));
+    let mut errors = Errors::new();
+    if !allowed {
+        errors.insert("cert_type", "Choose one of the certificate types your agencies accept.".into());
+    } else {
+        match form.years.parse::<u8>() {
+            Ok(y) => {
+                if let Err(e) = CertificateChoice::new(&s.catalog, &s.prices, &form.cert_type, y) {
+                    errors.insert("years", e.to_string());
+                }
+            }
+            Err(_) => {
+                errors.insert("years", "Choose how many years the certificate is valid.".into());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return certificate_view(&s, &session, &draft, &form.cert_type, &form.years, errors);
+    }
+    draft.cert_type = form.cert_type;
+    draft.years = form.years;
+    if let Err(e) = session.save_data(&draft).await {
+        return e.into_response();
+    }
+    next(2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 4: organization (search, pick, or register a new one)
+
+#[derive(Template)]
+#[template(path = "apply/organization.html")]
+struct OrganizationPage {
+    f: Frame,
+    query: String,
+    found: Vec<String>,
+    searched: bool,
+    chosen: String,
+    new_name: String,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn organization_page(State(s): State<AppState>, session: Session, Query(q): Query<SearchQuery>) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(3) {
+        return r;
+    }
+    let found = if q.q.trim().is_empty() {
+        Vec::new()
+    } else {
+        match s.store.search_organizations(&q.q, 20).await {
+            Ok(orgs) => orgs.into_iter().map(|o| o.name.as_str().to_owned()).collect(),
+            Err(e) => return PageError::from(e).into_response(),
+        }
+    };
+    let page = OrganizationPage {
+        f: Frame::new(&session, 3, Errors::new()),
+        searched: !q.q.trim().is_empty(),
+        query: q.q,
+        found,
+        chosen: draft.organization,
+        new_name: String::new(),
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+struct OrganizationForm {
+    #[serde(default)]
+    choose: String,
+    #[serde(default)]
+    new_name: String,
+}
+
+async fn organization_post(
+    State(s): State<AppState>,
+    mut session: Session,
+    Form(form): Form<OrganizationForm>,
+) -> Response {
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(3) {
+        return r;
+    }
+    let outcome = if !form.choose.trim().is_empty() {
+        choose_organization(&s, &form.choose).await
+    } else {
+        register_organization(&s, &form.new_name).await
+    };
+    match outcome {
+        Ok(name) => {
+            draft.organization = name;
+            if let Err(e) = session.save_data(&draft).await {
+                return e.into_response();
+            }
+            next(3)
+        }
+        Err(OrgProblem::Page(e)) => e.into_response(),
+        Err(OrgProblem::Field(field, message, found)) => {
+            let page = OrganizationPage {
+                f: Frame::new(&session, 3, Errors::from([(field, message)])),
+                query: form.new_name.clone(),
+                searched: !found.is_empty(),
+                found,
+                chosen: form.choose,
+                new_name: form.new_name,
+            };
+            invalid(&page)
+        }
+    }
+}
+
+enum OrgProblem {
+    /// A field is wrong: (field, message, organizations to offer instead).
+    Field(&'static str, String, Vec<String>),
+    Page(PageError),
+}
+
+impl From<StoreError> for OrgProblem {
+    fn from(e: StoreError) -> Self {
+        Self::Page(e.into())
+    }
+}
+
+/// An existing organization, by the exact name the search offered.
+async fn choose_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
+    let parsed = OrganizationName::new(name)
+        .map_err(|e| OrgProblem::Field("choose", e.to_string(), Vec::new()))?;
+    let found = s.store.find_organizations(&OrganizationKey::of(&parsed)).await?;
+    found.into_iter().next().map(|o| o.name.as_str().to_owned()).ok_or_else(|| {
+        OrgProblem::Field("choose", "That organization is not registered; search again or register it.".into(), vec![])
+    })
+}
+
+/// Registers a new organization (audited) so the next applicant from the same company finds
+/// it; refuses a name that folds to one already registered and offers that one instead.
+async fn register_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
+    if name.trim().is_empty() {
+        return Err(OrgProblem::Field(
+            "new_name",
+            "Choose your organization from the search results, or enter its legal name to register it.".into(),
+            Vec::new(),
+        ));
+    }
+    let parsed = OrganizationName::new(name).map_err(|e| OrgProblem::Field("new_name", e.to_string(), Vec::new()))?;
+    let existing = s.store.find_organizations(&OrganizationKey::of(&parsed)).await?;
+    if !existing.is_empty() {
+        let names: Vec<String> = existing.iter().map(|o| o.name.as_str().to_owned()).collect();
+        return Err(OrgProblem::Field(
+            "new_name",
+            format!("{} is already registered. Choose it below instead of registering it again.", names.join(", ")),
+            names,
+        ));
+    }
+    let organization = Organization::new(parsed);
+    let audit = organization.created_event(s.clock.now(), &Actor::Applicant);
+    match s.store.create_organization(&organization, audit).await {
+        Ok(()) => Ok(organization.name.as_str().to_owned()),
+        // Someone registered it between our check and our insert: offer theirs.
+        Err(StoreError::Conflict(_)) => choose_organization(s, name).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 5: personal information and shipping address
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct PersonalFields {
+    name: String,
+    email: String,
+    phone: String,
+    line1: String,
+    line2: String,
+    city: String,
+    state: String,
+    zip: String,
+    second_citizenship: String,
+}
+
+impl PersonalFields {
+    /// The checked section, or a message per wrong field.
+    fn parse(&self) -> Result<PersonalInfo, Errors> {
+        let mut errors = Errors::new();
+        let mut field = |name: &'static str, r: Result<(), String>| {
+            if let Err(m) = r {
+                errors.insert(name, m);
+            }
+        };
+        let name = CommonName::new(&self.name);
+        field("name", name.as_ref().map(|_| ()).map_err(|e| format!("Full name: {e}")));
+        let email = Email::new(self.email.trim());
+        field("email", email.as_ref().map(|_| ()).map_err(|_| "Enter an email address such as jane@example.com.".into()));
+        let phone = PhoneNumber::new(&self.phone);
+        field("phone", phone.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let address = UsAddress::new(&self.line1, &self.line2, &self.city, &self.state, &self.zip);
+        if let Err(e) = &address {
+            // Say which part: re-check each line on its own.
+            let parts: [(&'static str, bool); 4] = [
+                ("line1", signet_ra::application::AddressLine::new(&self.line1).is_err()),
+                ("city", signet_ra::application::AddressLine::new(&self.city).is_err()),
+                ("state", signet_ra::application::StateCode::new(&self.state).is_err()),
+                ("zip", signet_ra::application::ZipCode::new(&self.zip).is_err()),
+            ];
+            let mut named = false;
+            for (f, bad) in parts {
+                if bad {
+                    field(f, Err(e_for(f)));
+                    named = true;
+                }
+            }
+            if !named {
+                field("line2", Err(e.to_string()));
+            }
+        }
+        let second = self.second_citizenship.trim();
+        if second.chars().count() > 64 || second.chars().any(char::is_control) {
+            field("second_citizenship", Err("Name the country in at most 64 characters.".into()));
+        }
+        match (name, email, phone, address) {
+            (Ok(name), Ok(email), Ok(phone), Ok(shipping)) if errors.is_empty() => Ok(PersonalInfo {
+                name,
+                email,
+                phone,
+                shipping,
+                second_citizenship: (!second.is_empty()).then(|| second.to_owned()),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn e_for(field: &str) -> String {
+    match field {
+        "line1" => "Enter the street address the token ships to.",
+        "city" => "Enter the city (or APO/FPO/DPO).",
+        "state" => "Enter a two-letter U.S. state, territory or military code, such as VA.",
+        _ => "Enter a ZIP code such as 22150 or 22150-1234.",
+    }
+    .to_owned()
+}
+
+#[derive(Template)]
+#[template(path = "apply/personal.html")]
+struct PersonalPage {
+    f: Frame,
+    p: PersonalFields,
+    abroad: bool,
+}
+
+async fn personal_page(session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(4) {
+        return r;
+    }
+    render(&PersonalPage {
+        f: Frame::new(&session, 4, Errors::new()),
+        abroad: draft.residency == "abroad",
+        p: draft.personal,
+    })
+}
+
+async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -> Response {
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(4) {
+        return r;
+    }
+    if let Err(errors) = form.parse() {
+        return invalid(&PersonalPage { f: Frame::new(&session, 4, errors), abroad: draft.residency == "abroad", p: form });
+    }
+    if draft.personal.email.trim() != form.email.trim() {
+        // The password rules depend on the email: choose it again for the new address.
+        draft.password_phc.clear();
+    }
+    draft.personal = form;
+    if let Err(e) = session.save_data(&draft).await {
+        return e.into_response();
+    }
+    next(4)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 6: account password
+
+#[derive(Template)]
+#[template(path = "apply/account.html")]
+struct AccountPage {
+    f: Frame,
+    email: String,
+    min_length: usize,
+}
+
+async fn account_page(session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(5) {
+        return r;
+    }
+    render(&AccountPage {
+        f: Frame::new(&session, 5, Errors::new()),
+        email: draft.personal.email,
+        min_length: signet_ra::application::MIN_PASSWORD_LENGTH,
+    })
+}
+
+#[derive(Deserialize)]
+struct AccountForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn account_post(mut session: Session, Form(form): Form<AccountForm>) -> Response {
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(5) {
+        return r;
+    }
+    let email = match Email::new(draft.personal.email.trim()) {
+        Ok(e) => e,
+        Err(_) => return Redirect::to(STEPS[4].0).into_response(),
+    };
+    let mut errors = Errors::new();
+    let checked = NewPassword::new(&form.password, &email);
+    match &checked {
+        Err(weak) => {
+            let reasons: Vec<String> = weak.0.iter().map(ToString::to_string).collect();
+            errors.insert("password", format!("Choose a stronger password: {}.", reasons.join("; ")));
+        }
+        Ok(_) if form.password != form.confirm => {
+            errors.insert("confirm", "The two passwords differ.".into());
+        }
+        Ok(_) => {}
+    }
+    let password = match checked {
+        Ok(p) if errors.is_empty() => p,
+        _ => {
+            // Passwords are never sent back into the page.
+            let page = AccountPage {
+                f: Frame::new(&session, 5, errors),
+                email: draft.personal.email,
+                min_length: signet_ra::application::MIN_PASSWORD_LENGTH,
+            };
+            return invalid(&page);
+        }
+    };
+    // Argon2id takes tens of milliseconds by design; keep it off the async workers.
+    let hashed = tokio::task::spawn_blocking(move || PasswordHash::new(&password)).await;
+    match hashed {
+        Ok(Ok(hash)) => draft.password_phc = hash.as_phc().to_owned(),
+        Ok(Err(e)) => return PageError::Internal(e.to_string()).into_response(),
+        Err(e) => return PageError::Internal(e.to_string()).into_response(),
+    }
+    if let Err(e) = session.save_data(&draft).await {
+        return e.into_response();
+    }
+    next(5)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 7: payment
+
+#[derive(Template)]
+#[template(path = "apply/payment.html")]
+struct PaymentPage {
+    f: Frame,
+    price: String,
+    method: String,
+    po: String,
+}
+
+fn choice(s: &AppState, draft: &Draft) -> Result<CertificateChoice, PageError> {
+    let years = draft.years.parse::<u8>().map_err(|_| PageError::BadRequest("choose the validity again".into()))?;
+    CertificateChoice::new(&s.catalog, &s.prices, &draft.cert_type, years).map_err(|e| PageError::BadRequest(e.to_string()))
+}
+
+async fn payment_page(State(s): State<AppState>, session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(6) {
+        return r;
+    }
+    let price = match choice(&s, &draft) {
+        Ok(c) => c.price().to_string(),
+        Err(e) => return e.into_response(),
+    };
+    let (method, po) = match &draft.payment {
+        Some(Payment::PurchaseOrder { po }) => ("purchase-order".to_owned(), po.as_str().to_owned()),
+        Some(p) => (p.method().to_owned(), String::new()),
+        None => (String::new(), String::new()),
+    };
+    render(&PaymentPage { f: Frame::new(&session, 6, Errors::new()), price, method, po })
+}
+
+#[derive(Deserialize)]
+struct PaymentForm {
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    po: String,
+    #[serde(default)]
+    card: String,
+}
+
+async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form): Form<PaymentForm>) -> Response {
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(6) {
+        return r;
+    }
+    let price = match choice(&s, &draft) {
+        Ok(c) => c.price(),
+        Err(e) => return e.into_response(),
+    };
+    if draft.reference.is_empty() {
+        draft.reference = ApplicationId::generate().as_str().to_owned();
+    }
+    let reference = match ApplicationId::new(&draft.reference) {
+        Ok(r) => r,
+        Err(e) => return PageError::Internal(e.to_string()).into_response(),
+    };
+    let payment = match form.method.as_str() {
+        "invoice" => Ok(Payment::Invoice),
+        "purchase-order" => PoNumber::new(&form.po).map(|po| Payment::PurchaseOrder { po }).map_err(|e| ("po", e.to_string())),
+        "card" => match CardNumber::new(&form.card) {
+            // The card processor is a TEST DOUBLE until a processor contract exists.
+            Ok(card) => TestCardProcessor
+                .authorize(&card, price, &reference)
+                .await
+                .map(|authorization| Payment::Card { authorization })
+                .map_err(|e| ("card", format!("{e}. Try another card, or choose invoice."))),
+            Err(e) => Err(("card", e.to_string())),
+        },
+        _ => Err(("method", "Choose how to pay.".to_owned())),
+    };
+    match payment {
+        Ok(p) => {
+            draft.payment = Some(p);
+            if let Err(e) = session.save_data(&draft).await {
+                return e.into_response();
+            }
+            next(6)
+        }
+        Err((field, message)) => invalid(&PaymentPage {
+            f: Frame::new(&session, 6, Errors::from([(field, message)])),
+            price: price.to_string(),
+            method: form.method,
+            // The card number is never echoed back.
+            po: form.po,
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step 8: review and submit
+
+#[derive(Template)]
+#[template(path = "apply/review.html")]
+struct ReviewPage {
+    f: Frame,
+    form: ApplicationForm,
+    program_name: String,
+    type_name: String,
+    agency_names: Vec<String>,
+}
+
+/// The whole draft parsed into the domain's form, or the step to send the applicant back to.
+fn parse_draft(s: &AppState, draft: &Draft) -> Result<(ApplicationForm, PasswordHash, ApplicationId), usize> {
+    let program = s.agencies.program(&draft.program).map_err(|_| 0_usize)?;
+    let residency = match draft.residency.as_str() {
+        "united-states" => Residency::UnitedStates,
+        "abroad" => Residency::Abroad,
+        _ => return Err(0_usize),
+    };
+    let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
+    let selection = s.agencies.select(&ids).map_err(|_| 1_usize)?;
+    if !selection.allows(&draft.cert_type) {
+        return Err(2_usize);
+    }
+    let certificate = choice(s, draft).map_err(|_| 2_usize)?;
+    let organization = OrganizationName::new(&draft.organization).map_err(|_| 3_usize)?;
+    let applicant = draft.personal.parse().map_err(|_| 4_usize)?;
+    let password = PasswordHash::from_phc(&draft.password_phc).map_err(|_| 5_usize)?;
+    let payment = draft.payment.clone().ok_or(6_usize)?;
+    let reference = ApplicationId::new(&draft.reference).map_err(|_| 6_usize)?;
+    let form = ApplicationForm {
+        program,
+        agencies: draft.agencies.clone(),
+        residency,
+        certificate,
+        organization,
+        applicant,
+        payment,
+    };
+    Ok((form, password, reference))
+}
+
+async fn review_page(State(s): State<AppState>, session: Session) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(7) {
+        return r;
+    }
+    let (form, _, _) = match parse_draft(&s, &draft) {
+        Ok(parsed) => parsed,
+        Err(step) => return Redirect::to(STEPS[step].0).into_response(),
+    };
+    render(&review_view(&s, &session, form, Errors::new()))
+}
+
+fn review_view(s: &AppState, session: &Session, form: ApplicationForm, errors: Errors) -> ReviewPage {
+    let program_name = s
+        .agencies
+        .programs()
+        .iter()
+        .find(|p| p.id == form.program.as_str())
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let type_name = s
+        .catalog
+        .types()
+        .iter()
+        .find(|t| t.id == form.certificate.cert_type())
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    let agency_names =
+        form.agencies.iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect();
+    ReviewPage { f: Frame::new(session, 7, errors), form, program_name, type_name, agency_names }
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    #[serde(default)]
+    agree: String,
+}
+
+async fn review_post(State(s): State<AppState>, mut session: Session, Form(review): Form<ReviewForm>) -> Response {
+    let draft: Draft = session.data();
+    if let Some(r) = draft.guard(7) {
+        return r;
+    }
+    let (form, password, reference) = match parse_draft(&s, &draft) {
+        Ok(parsed) => parsed,
+        Err(step) => return Redirect::to(STEPS[step].0).into_response(),
+    };
+    if review.agree != "yes" {
+        let errors = Errors::from([("agree", "Confirm that the information is true and complete.".to_owned())]);
+        return invalid(&review_view(&s, &session, form, errors));
+    }
+    let transition = Application::submit(reference, form.clone(), s.clock.now());
+    let outbox = s.notifier.outbox_for(&transition);
+    let id = transition.application.id().clone();
+    match s.store.create(&transition, &password, &outbox).await {
+        Ok(()) => {}
+        // The reference was made at the payment step, so a taken one is this same draft
+        // submitted from a second tab: the first submission stands. Anything else under that
+        // reference is someone else's application and must not be signed in to.
+        Err(StoreError::Conflict(_)) => match s.store.load(&id).await {
+            Ok(Some(existing)) if *existing.form() == form => {}
+            Ok(_) => return PageError::Internal(format!("application reference {id} collided")).into_response(),
+            Err(e) => return PageError::from(e).into_response(),
+        },
+        Err(e) => return PageError::from(e).into_response(),
+    }
+    tracing::info!(application = %id, "application submitted");
+    if let Err(e) = session.become_principal(Principal::Applicant(id.as_str().to_owned())).await {
+        return e.into_response();
+    }
+    Redirect::to(&format!("/applications/{id}?submitted=1")).into_response()
+}

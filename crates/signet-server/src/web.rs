@@ -1,0 +1,248 @@
+//! Plumbing shared by the server-rendered pages (applicant portal, operator console): a
+//! database-backed session behind an HttpOnly cookie, a CSRF check on every form post,
+//! security headers, and askama rendering. Pages work without JavaScript.
+//!
+//! Sessions live in the database, not in memory, so any node serves any request. The cookie
+//! holds a random 256-bit token; the database holds its SHA-256.
+
+use std::sync::{Arc, Mutex};
+
+use askama::Template;
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use signet_store::SessionRecord;
+use time::Duration;
+
+use crate::error::PageError;
+use crate::state::AppState;
+
+const COOKIE: &str = "signet_session";
+/// An unfinished application may take a day of looking up documents.
+const ANONYMOUS_LIFETIME: Duration = Duration::hours(24);
+/// Signed-in sessions lapse after half an hour without a request.
+const SIGNED_IN_LIFETIME: Duration = Duration::minutes(30);
+/// No form of ours comes near this; the cap applies before the CSRF check reads the body.
+const FORM_LIMIT: usize = 64 * 1024;
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()))
+}
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Principal {
+    /// Nobody has signed in (the wizard runs like this).
+    Anonymous,
+    /// The applicant of this application reference.
+    Applicant(String),
+    /// An RA operator.
+    Operator(String),
+}
+
+impl Principal {
+    fn parse(s: &str) -> Self {
+        match s.split_once(':') {
+            Some(("applicant", id)) => Self::Applicant(id.to_owned()),
+            Some(("operator", id)) => Self::Operator(id.to_owned()),
+            _ => Self::Anonymous,
+        }
+    }
+
+    fn stored(&self) -> String {
+        match self {
+            Self::Anonymous => String::new(),
+            Self::Applicant(id) => format!("applicant:{id}"),
+            Self::Operator(id) => format!("operator:{id}"),
+        }
+    }
+}
+
+/// The request's session. Handlers take it as an extractor; writes go straight to the store.
+#[derive(Clone)]
+pub(crate) struct Session {
+    state: AppState,
+    id_hash: String,
+    record: SessionRecord,
+    /// A token the response must set: a new session, or one rotated at sign-in.
+    set_cookie: Arc<Mutex<Option<String>>>,
+}
+
+impl Session {
+    /// The token forms post back as `_csrf`.
+    pub(crate) fn csrf(&self) -> &str {
+        &self.record.csrf
+    }
+
+    pub(crate) fn principal(&self) -> Principal {
+        Principal::parse(&self.record.principal)
+    }
+
+    /// The draft stored in the session, or the default when there is none or it no longer
+    /// parses (a draft from an older release is dropped, not an error).
+    pub(crate) fn data<T: DeserializeOwned + Default>(&self) -> T {
+        serde_json::from_str(&self.record.data).unwrap_or_default()
+    }
+
+    pub(crate) async fn save_data<T: Serialize>(&mut self, data: &T) -> Result<(), PageError> {
+        self.record.data = serde_json::to_string(data).map_err(|e| PageError::Internal(e.to_string()))?;
+        self.state.store.update_session(&self.id_hash, None, &self.record).await?;
+        Ok(())
+    }
+
+    /// Signs the session in (or out, with [`Principal::Anonymous`]) under a fresh token and
+    /// form token, dropping any draft: a token planted in the browser before sign-in is
+    /// worthless after it.
+    pub(crate) async fn become_principal(&mut self, principal: Principal) -> Result<(), PageError> {
+        let token = random_token();
+        let new_hash = token_hash(&token);
+        let now = self.state.clock.now();
+        self.record = SessionRecord {
+            csrf: random_token(),
+            principal: principal.stored(),
+            data: "{}".into(),
+            expires_at: now + lifetime(&principal),
+        };
+        self.state.store.update_session(&self.id_hash, Some(&new_hash), &self.record).await?;
+        self.id_hash = new_hash;
+        *self.set_cookie.lock().expect("cookie slot poisoned") = Some(token);
+        Ok(())
+    }
+}
+
+fn lifetime(principal: &Principal) -> Duration {
+    if *principal == Principal::Anonymous { ANONYMOUS_LIFETIME } else { SIGNED_IN_LIFETIME }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, PageError> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| PageError::Internal("page route without the session layer".into()))
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn set_cookie_header(state: &AppState, token: &str) -> HeaderValue {
+    // Secure only when served over https: the dev server on http://127.0.0.1 must still work.
+    let secure = if state.base_url.starts_with("https://") { "; Secure" } else { "" };
+    let value = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    HeaderValue::from_str(&value).expect("the token is URL-safe base64")
+}
+
+/// The session layer for page routers: loads or starts the session, slides its expiry,
+/// checks the CSRF token of every form post, and sets the cookie when the token changed.
+pub(crate) async fn session_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match with_session(state, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn with_session(state: AppState, request: Request, next: Next) -> Result<Response, Response> {
+    let now = state.clock.now();
+    let existing = match cookie_token(request.headers()) {
+        Some(token) => {
+            let id_hash = token_hash(token);
+            state.store.session(&id_hash, now).await.map_err(|e| PageError::from(e).into_response())?.map(|r| (id_hash, r))
+        }
+        None => None,
+    };
+    let set_cookie = Arc::new(Mutex::new(None));
+    let (id_hash, record) = match existing {
+        Some((id_hash, mut record)) => {
+            let full = lifetime(&Principal::parse(&record.principal));
+            if record.expires_at - now < full / 2 {
+                record.expires_at = now + full;
+                state.store.update_session(&id_hash, None, &record).await.map_err(|e| PageError::from(e).into_response())?;
+            }
+            (id_hash, record)
+        }
+        None => {
+            let token = random_token();
+            let id_hash = token_hash(&token);
+            let record = SessionRecord {
+                csrf: random_token(),
+                principal: String::new(),
+                data: "{}".into(),
+                expires_at: now + ANONYMOUS_LIFETIME,
+            };
+            state.store.create_session(&id_hash, &record, now).await.map_err(|e| PageError::from(e).into_response())?;
+            *set_cookie.lock().expect("cookie slot poisoned") = Some(token);
+            (id_hash, record)
+        }
+    };
+    let request = if request.method() == Method::POST { check_csrf(request, &record.csrf).await? } else { request };
+    let session = Session { state: state.clone(), id_hash, record, set_cookie: set_cookie.clone() };
+    let mut request = request;
+    request.extensions_mut().insert(session);
+    let mut response = next.run(request).await;
+    if let Some(token) = set_cookie.lock().expect("cookie slot poisoned").take() {
+        response.headers_mut().append(header::SET_COOKIE, set_cookie_header(&state, &token));
+    }
+    Ok(response)
+}
+
+/// Reads the form body, compares its `_csrf` field with the session's in constant time, and
+/// hands the same body on. A post that is not a URL-encoded form is refused: no page of ours
+/// sends anything else.
+async fn check_csrf(request: Request, expected: &str) -> Result<Request, Response> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(PageError::BadRequest("this page only accepts its own form".into()).into_response());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| PageError::BadRequest("the form is too large".into()).into_response())?;
+    let sent = form_urlencoded::parse(&bytes).find(|(k, _)| k == "_csrf").map(|(_, v)| v.into_owned());
+    let valid = sent
+        .is_some_and(|s| aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), expected.as_bytes()).is_ok());
+    if !valid {
+        return Err(PageError::FormExpired.into_response());
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Renders a page; a template that fails to render is an internal error (logged).
+pub(crate) fn render<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => PageError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+/// The stylesheet every page links (no inline styles: the CSP forbids them).
+pub(crate) async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../static/site.css"))
+}

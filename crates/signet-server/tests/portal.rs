@@ -1,0 +1,362 @@
+//! The applicant portal over HTTP, through `app(state)` with a real SQLite store: the wizard
+//! from a partner link to submission, email verification, the status page and forms, and bad
+//! input on every step (readable message, values kept, nothing stored).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use signet_ra::FakeClock;
+use signet_server::{ServerConfig, app, build_state};
+use sqlx::Row;
+use time::Duration;
+use time::macros::datetime;
+use tower::ServiceExt;
+
+/// A browser without JavaScript: keeps the session cookie and posts each form with the CSRF
+/// token of the last page it loaded.
+struct Browser {
+    app: Router,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+    content_type: String,
+}
+
+impl Browser {
+    fn new(app: &Router) -> Self {
+        Self { app: app.clone(), cookie: None, csrf: None }
+    }
+
+    async fn send(&mut self, req: Request<Body>) -> Page {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        if let Some(c) = resp.headers().get(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "session cookie flags: {c}");
+            self.cookie = Some(c.split(';').next().unwrap().to_owned());
+        }
+        let status = resp.status();
+        let location = resp.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_owned());
+        let content_type =
+            resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20).await.unwrap();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(token) = body.split("name=\"_csrf\" value=\"").nth(1) {
+            self.csrf = Some(token.split('"').next().unwrap().to_owned());
+        }
+        Page { status, location, body, content_type }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let mut req = Request::get(path);
+        if let Some(c) = &self.cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_raw(&mut self, path: &str, body: String) -> Page {
+        let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = &self.cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("_csrf", self.csrf.as_deref().expect("load the page before posting its form"));
+        for (k, v) in fields {
+            form.append_pair(k, v);
+        }
+        self.post_raw(path, form.finish()).await
+    }
+}
+
+struct Portal {
+    app: Router,
+    state: signet_server::AppState,
+    clock: Arc<FakeClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn portal() -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let settings = config.into_settings().unwrap();
+    let clock = Arc::new(FakeClock::at(datetime!(2026-11-02 14:00 UTC)));
+    let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
+    Portal { app: app(state.clone()), state, clock, _dir: dir }
+}
+
+const PERSONAL: &[(&str, &str)] = &[
+    ("name", "Jane Q. Doe"),
+    ("email", "jane.doe@acme.example"),
+    ("phone", "(206) 555-0142"),
+    ("line1", "1 Main St"),
+    ("line2", "Suite 200"),
+    ("city", "Seattle"),
+    ("state", "WA"),
+    ("zip", "98101"),
+];
+const PASSWORD: &str = "correct horse battery 9";
+
+/// Walks the wizard from the partner link to submission; returns the application reference.
+async fn apply(b: &mut Browser, organization: &str) -> String {
+    let p = b.get("/apply?program=Integrate").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("value=\"Integrate\" selected"), "partner link pre-fills the program");
+    let p = b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/agencies"));
+
+    let p = b.get("/apply/agencies").await;
+    assert!(p.body.contains("value=\"integrate-il4\" checked"), "the program pre-selects its agencies");
+    let p = b.post_raw("/apply/agencies", agencies_body(b, &["canes", "jpas"])).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/certificate"));
+
+    let p = b.get("/apply/certificate").await;
+    assert!(p.body.contains("you can use Medium Token Assurance"), "{}", p.body);
+    assert!(p.body.contains("JPAS requires the private key on a hardware token"), "the reason is shown");
+    assert!(p.body.contains("$279.00"), "prices are shown");
+    assert!(!p.body.contains("value=\"medium\""), "Medium is not offered to JPAS users");
+    let p = b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/organization"));
+
+    b.get("/apply/organization").await;
+    let p = b.post("/apply/organization", &[("new_name", organization)]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/personal"), "{}", p.body);
+
+    b.get("/apply/personal").await;
+    let p = b.post("/apply/personal", PERSONAL).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/account"), "{}", p.body);
+
+    b.get("/apply/account").await;
+    let p = b.post("/apply/account", &[("password", PASSWORD), ("confirm", PASSWORD)]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/payment"), "{}", p.body);
+
+    let p = b.get("/apply/payment").await;
+    assert!(p.body.contains("$279.00"));
+    let p = b.post("/apply/payment", &[("method", "purchase-order"), ("po", "PO-2026/0042")]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/review"));
+
+    let p = b.get("/apply/review").await;
+    assert!(p.body.contains("Medium Token Assurance, 2 year(s), $279.00"), "{}", p.body);
+    let p = b.post("/apply/review", &[("agree", "yes")]).await;
+    let location = p.location.expect("submission redirects to the status page");
+    location.trim_start_matches("/applications/").trim_end_matches("?submitted=1").to_owned()
+}
+
+fn agencies_body(b: &Browser, agencies: &[&str]) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("_csrf", b.csrf.as_deref().unwrap());
+    for a in agencies {
+        form.append_pair("agency", a);
+    }
+    form.finish()
+}
+
+async fn verification_link(state: &signet_server::AppState) -> String {
+    let pending = state.store().pending_outbox(state.clock().now(), 10).await.unwrap();
+    let mail = pending.iter().find(|m| m.message.subject.contains("Verify your email")).expect("a verification email is queued");
+    let body = &mail.message.body_text;
+    let start = body.find("https://ra.example.test/verify-email?").unwrap();
+    body[start..].split_whitespace().next().unwrap().trim_start_matches("https://ra.example.test").to_owned()
+}
+
+#[tokio::test]
+async fn the_whole_wizard_then_email_verification_status_and_forms() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    let id = apply(&mut b, "Acme, Inc.").await;
+
+    let status = b.get(&format!("/applications/{id}?submitted=1")).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(status.body.contains("Your application is submitted"));
+    assert!(status.body.contains("Status: <strong id=\"state\">Submitted</strong>"));
+    assert!(status.body.contains("Your forms must arrive by 2026-12-16 (44 days left)"), "{}", status.body);
+
+    // The emailed link opens a confirmation page; the POST verifies.
+    let link = verification_link(&p.state).await;
+    let mut mail_reader = Browser::new(&p.app);
+    let page = mail_reader.get(&link).await;
+    assert!(page.body.contains("Confirm my email address"));
+    let done = mail_reader
+        .post("/verify-email", &[("application", &id), ("token", link.split("token=").nth(1).unwrap())])
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Your email address is confirmed"));
+    // A second use of the link is refused with a readable message.
+    let again = mail_reader
+        .post("/verify-email", &[("application", &id), ("token", link.split("token=").nth(1).unwrap())])
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("This link is not valid any more"));
+
+    let status = b.get(&format!("/applications/{id}")).await;
+    assert!(status.body.contains("Email confirmed"));
+    let pdf = b.get(&format!("/applications/{id}/forms/identity-verification.pdf")).await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.body.starts_with("%PDF-"));
+
+    // The mail reader's session is not signed in: it gets the sign-in form, not the status,
+    // and no PDF.
+    let other = mail_reader.get(&format!("/applications/{id}")).await;
+    assert!(other.body.contains("Sign in to your application") && !other.body.contains("Jane Q. Doe"));
+    let denied = mail_reader.get(&format!("/applications/{id}/forms/identity-verification.pdf")).await;
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+
+    // Sign-in: one message for a wrong password and for an unknown reference.
+    let wrong = mail_reader.post("/applications/sign-in", &[("reference", &id), ("password", "nope")]).await;
+    let unknown = mail_reader.post("/applications/sign-in", &[("reference", "ZZZZ-ZZZZ"), ("password", PASSWORD)]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let message = "The application reference or password is not correct.";
+    assert!(wrong.body.contains(message) && unknown.body.contains(message));
+    let ok = mail_reader.post("/applications/sign-in", &[("reference", &id), ("password", PASSWORD)]).await;
+    assert_eq!(ok.location, Some(format!("/applications/{id}")));
+    assert!(mail_reader.get(&format!("/applications/{id}")).await.body.contains("Email confirmed"));
+
+    // Every change is in the audit chain: organization, submission, verification.
+    let actions: Vec<String> =
+        p.state.store().audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    assert!(actions.contains(&"organization-created".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"application-submitted".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"email-verified".to_owned()), "{actions:?}");
+}
+
+#[tokio::test]
+async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+
+    // Skipping ahead sends the visitor to the first unfinished step.
+    let skip = b.get("/apply/payment").await;
+    assert_eq!(skip.location.as_deref(), Some("/apply"));
+
+    // A form posted without the session's CSRF token is refused, readably.
+    let forged = b.post_raw("/apply", "program=Integrate&residency=abroad".into()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("This form has expired"));
+
+    // An unknown partner program is explained and the list offered.
+    let unknown = b.get("/apply?program=Nope").await;
+    assert!(unknown.body.contains("Choose your program from the list"), "{}", unknown.body);
+    let missing = b.post("/apply", &[("program", ""), ("residency", "")]).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.body.contains("Choose the federal program") && missing.body.contains("live in the United States"));
+    b.post("/apply", &[("program", "PIEE"), ("residency", "united-states")]).await;
+
+    // No agency accepts every type: the wizard says so and keeps the choices.
+    b.get("/apply/agencies").await;
+    let none = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "integrate-il4", "jpas"])).await;
+    let conflict = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "nope"])).await;
+    assert_eq!(conflict.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(conflict.body.contains("nope"), "{}", conflict.body);
+    assert_eq!(none.location.as_deref(), Some("/apply/certificate"), "CANES ∩ IL4 ∩ JPAS = Medium Token");
+    b.get("/apply/certificate").await;
+    let wrong_type = b.post("/apply/certificate", &[("cert_type", "medium"), ("years", "2")]).await;
+    assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong_type.body.contains("Choose one of the certificate types your agencies accept"));
+    let bad_years = b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "5")]).await;
+    assert_eq!(bad_years.status, StatusCode::UNPROCESSABLE_ENTITY);
+    b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "1")]).await;
+
+    // Duplicate organization: "ACME Inc" folds to the registered "Acme, Inc.", which is offered.
+    let mut colleague = Browser::new(&p.app);
+    apply(&mut colleague, "Acme, Inc.").await;
+    b.get("/apply/organization").await;
+    let dup = b.post("/apply/organization", &[("new_name", "ACME Inc")]).await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(dup.body.contains("Acme, Inc. is already registered"), "{}", dup.body);
+    assert!(dup.body.contains("value=\"ACME Inc\""), "what was typed is kept");
+    let found = b.get("/apply/organization?q=acme").await;
+    assert!(found.body.contains("value=\"Acme, Inc.\""), "the next applicant finds it by search");
+    let chosen = b.post("/apply/organization", &[("choose", "Acme, Inc.")]).await;
+    assert_eq!(chosen.location.as_deref(), Some("/apply/personal"));
+
+    // Personal details: every wrong field named, every value kept.
+    b.get("/apply/personal").await;
+    let bad = b
+        .post(
+            "/apply/personal",
+            &[
+                ("name", ""),
+                ("email", "jane.doe-at-acme"),
+                ("phone", "12"),
+                ("line1", "1 Main St"),
+                ("city", "Seattle"),
+                ("state", "XX"),
+                ("zip", "9810"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for expected in [
+        "Full name:",
+        "Enter an email address such as jane@example.com.",
+        "Enter a two-letter U.S. state",
+        "Enter a ZIP code",
+        "value=\"jane.doe-at-acme\"",
+        "value=\"1 Main St\"",
+        "value=\"9810\"",
+        "Nothing you entered was lost",
+    ] {
+        assert!(bad.body.contains(expected), "missing {expected:?} in {}", bad.body);
+    }
+    b.post("/apply/personal", PERSONAL).await;
+
+    // Weak and mismatched passwords; the password is never echoed.
+    b.get("/apply/account").await;
+    let weak = b.post("/apply/account", &[("password", "janedoe"), ("confirm", "janedoe")]).await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains("Choose a stronger password") && !weak.body.contains("value=\"janedoe\""));
+    let differ = b.post("/apply/account", &[("password", PASSWORD), ("confirm", "something else 12")]).await;
+    assert!(differ.body.contains("The two passwords differ"));
+    b.post("/apply/account", &[("password", PASSWORD), ("confirm", PASSWORD)]).await;
+
+    // The declining test card and a bad PO number.
+    b.get("/apply/payment").await;
+    let declined = b.post("/apply/payment", &[("method", "card"), ("card", "4000000000000002")]).await;
+    assert!(declined.body.contains("the card was declined"), "{}", declined.body);
+    assert!(!declined.body.contains("4000000000000002"), "the card number is never echoed");
+    let no_method = b.post("/apply/payment", &[]).await;
+    assert!(no_method.body.contains("Choose how to pay"));
+
+    // Nothing of this applicant is stored: one application (the colleague's), one organization.
+    let count = |table: &'static str| {
+        let pool = p.state.store().pool().clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&pool).await.unwrap().get::<i64, _>(0)
+        }
+    };
+    assert_eq!(count("applications").await, 1);
+    assert_eq!(count("organizations").await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_link_is_explained() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    let id = apply(&mut b, "Initech LLC").await;
+    let link = verification_link(&p.state).await;
+    // The application is open 45 days; the link is used on day 47.
+    p.clock.advance(Duration::days(46));
+    let mut reader = Browser::new(&p.app);
+    reader.get(&link).await;
+    let late = reader.post("/verify-email", &[("application", &id), ("token", link.split("token=").nth(1).unwrap())]).await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST);
+    assert!(late.body.contains("the application has expired"), "{}", late.body);
+    let damaged = reader.post("/verify-email", &[("application", &id), ("token", "x")]).await;
+    assert!(damaged.body.contains("This link is damaged"));
+}
