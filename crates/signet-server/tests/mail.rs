@@ -1,0 +1,460 @@
+//! The mail relay and the background jobs (issue 7), against a real SMTP server (aiosmtpd),
+//! real SQLite and PostgreSQL, and messages read back by Python's `email` package: mail
+//! delivery, SMTP outages with backoff, the deadline job, activation-code redaction, leases and
+//! two nodes sharing one database.
+
+mod mail_common;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration as StdDuration;
+
+use mail_common::{SmtpSink, free_port, read_messages};
+use signet_pki::profile::Catalog;
+use signet_pki::subject::{CommonName, Email};
+use signet_ra::application::{
+    ActivationCode, Actor, Application, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
+    OperatorId, PasswordHash, PhoneNumber, Transition,
+};
+use signet_ra::notify::Notifier;
+use signet_ra::vetting::{
+    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
+    Tracking, TrackingNumber,
+};
+use signet_ra::{Clock, FakeClock};
+use signet_server::jobs::{Job, JobRunner, Outcome};
+use signet_server::mail::{MailConfig, Mailer};
+use signet_server::{AppState, ServerConfig, Settings};
+use signet_store::Store;
+use signet_testkit::{BACKENDS, TestDb};
+use sqlx::Row;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
+const BASE: &str = "https://ra.example.test";
+const FROM: &str = "Signet RA <ra@example.test>";
+
+/// One `signet serve` node's state and job runner, without the HTTP listener.
+struct Node {
+    state: AppState,
+    runner: JobRunner,
+    settings: Settings,
+}
+
+fn settings(db: &TestDb, data_dir: &Path, mail: MailConfig) -> Settings {
+    ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(data_dir.to_owned()),
+        database_url: Some(db.url.clone()),
+        mail,
+        ..Default::default()
+    }
+    .into_settings()
+    .unwrap()
+}
+
+fn smtp(port: u16) -> MailConfig {
+    MailConfig { smtp: Some(format!("smtp://127.0.0.1:{port}")), from: Some(FROM.into()), ..Default::default() }
+}
+
+async fn node(settings: Settings, clock: Arc<FakeClock>) -> Node {
+    let state = signet_server::build_state(&settings, BASE, clock).await.unwrap();
+    let runner = JobRunner::new(state.clone(), Mailer::new(&settings.mail).unwrap());
+    Node { state, runner, settings }
+}
+
+impl Node {
+    fn store(&self) -> &Store {
+        self.state.store()
+    }
+
+    async fn run(&self, job: Job) -> Outcome {
+        self.runner.run_once(job).await.unwrap()
+    }
+}
+
+fn notifier() -> Notifier {
+    Notifier::new(BASE, &Catalog::default_eca(), DeadlinePolicy::default())
+}
+
+/// Argon2id is deliberately slow: hash once per test binary.
+fn password() -> &'static PasswordHash {
+    static HASH: OnceLock<PasswordHash> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let email = Email::new("jane.doe@acme.example").unwrap();
+        PasswordHash::new(&NewPassword::new("plover-quartz-meander-41", &email).unwrap()).unwrap()
+    })
+}
+
+/// Submits an application as the portal does: stored with its verification email queued.
+async fn submit(store: &Store, now: OffsetDateTime) -> Transition {
+    let t = Application::submit(ApplicationId::generate(), signet_ra::fixtures::sample_form("medium-token"), now);
+    store.create(&t, password(), &notifier().outbox_for(&t)).await.unwrap();
+    t
+}
+
+/// The delivery columns of the outbox row with this dedup key:
+/// (attempts, next_attempt_at, last_error, sent_at, body_text).
+async fn delivery(store: &Store, dedup_key: &str) -> (i64, Option<i64>, Option<String>, Option<i64>, String) {
+    let r = sqlx::query(
+        "SELECT attempts, next_attempt_at, last_error, sent_at, body_text FROM outbox WHERE dedup_key = $1",
+    )
+    .bind(dedup_key)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+}
+
+fn verification_token(t: &Transition) -> String {
+    let Some(IssuedSecret::EmailVerification(token)) = &t.secret else { panic!("no verification token") };
+    token.expose().to_owned()
+}
+
+#[tokio::test]
+async fn outbox_job_mails_the_verification_link() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SmtpSink::start(free_port()).await;
+        let port = sink.port();
+        let n = node(settings(&db, dir.path(), smtp(port)), Arc::new(FakeClock::at(T0))).await;
+        let t = submit(n.store(), T0).await;
+        let id = t.application.id().clone();
+
+        let o = n.run(Job::Outbox).await;
+        eprintln!("DEBUG {:?}", delivery(n.store(), &format!("email-verification:{id}")).await);
+        assert_eq!(o, Outcome::Outbox { sent: 1, failed: 0 }, "{backend}");
+        let mail = sink.messages();
+        assert_eq!(mail.len(), 1, "{backend}");
+        let m = &mail[0];
+        assert_eq!(m.to, "jane.doe@acme.example");
+        assert!(m.rcpt_to.contains("jane.doe@acme.example"), "envelope: {}", m.rcpt_to);
+        assert!(m.from.contains("ra@example.test"), "{}", m.from);
+        assert_eq!(m.subject, "Verify your email for your ECA application");
+        let link = format!("{BASE}/verify-email?application={id}&token={}", verification_token(&t));
+        assert!(m.body.contains(&link), "{backend}: no {link} in\n{}", m.body);
+        assert!(m.message_id.ends_with("@example.test>"), "{}", m.message_id);
+        assert!(m.date.contains("3 Mar 2025"), "dated by the injected clock: {}", m.date);
+
+        // Delivered: marked sent, body (with the link's token) gone; a rerun sends nothing.
+        let (attempts, _, error, sent_at, body) = delivery(n.store(), &format!("email-verification:{id}")).await;
+        assert_eq!((attempts, error, sent_at, body.as_str()), (1, None, Some(T0.unix_timestamp()), ""));
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
+        assert_eq!(sink.messages().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn smtp_down_keeps_mail_queued_then_sends_it_once() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let clock = Arc::new(FakeClock::at(T0));
+        let n = node(settings(&db, dir.path(), smtp(port)), clock.clone()).await;
+        let first = submit(n.store(), T0).await;
+        let second = submit(n.store(), T0).await;
+        let key = |t: &Transition| format!("email-verification:{}", t.application.id());
+
+        // Nothing listens: the first message fails and is backed off; the relay being down,
+        // the second is not even tried.
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 1 }, "{backend}");
+        let (attempts, next, error, sent_at, body) = delivery(n.store(), &key(&first)).await;
+        assert_eq!((attempts, next, sent_at), (1, Some((T0 + Duration::minutes(1)).unix_timestamp()), None));
+        assert!(error.as_deref().is_some_and(|e| e.contains("SMTP")), "{error:?}");
+        assert!(body.contains(&verification_token(&first)), "the queued body is kept until delivery");
+        assert_eq!(delivery(n.store(), &key(&second)).await.0, 0);
+
+        // The relay comes back. Before the backoff passes only the untried message goes.
+        let sink = SmtpSink::start(port).await;
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+        assert_eq!(delivery(n.store(), &key(&first)).await.3, None, "still waiting out its backoff");
+        clock.advance(Duration::seconds(61));
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
+
+        let (attempts, _, _, sent_at, _) = delivery(n.store(), &key(&first)).await;
+        assert_eq!((attempts, sent_at), (2, Some((T0 + Duration::seconds(61)).unix_timestamp())));
+        let mail = sink.messages();
+        assert_eq!(mail.len(), 2, "{backend}: each message exactly once");
+        for t in [&first, &second] {
+            let token = verification_token(t);
+            assert_eq!(mail.iter().filter(|m| m.body.contains(&token)).count(), 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn deadline_job_reminds_then_expires_and_mails_the_notice() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SmtpSink::start(free_port()).await;
+        let clock = Arc::new(FakeClock::at(T0));
+        let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+        let id = submit(n.store(), T0).await.application.id().clone();
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 });
+
+        // Open 45 days from 2025-03-03: the last day is 2025-04-16. On day 40, 5 days are left
+        // (under the 7-day reminder); running twice still reminds once.
+        clock.advance(Duration::days(39));
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 });
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 2, failed: 0 });
+        let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
+        assert_eq!(reminder.subject, "5 days are left: ECA application deadline 2025-04-16");
+
+        // 46 days in: past the deadline, the job expires it as the system and mails the notice.
+        clock.advance(Duration::days(7));
+        let audit_before = n.store().audit_records().await.unwrap().len();
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 1 }, "{backend}");
+        let app = n.store().load(&id).await.unwrap().unwrap();
+        assert_eq!(app.state().state_name(), "expired");
+        let audit = n.store().audit_records().await.unwrap();
+        assert_eq!(audit.len(), audit_before + 1);
+        let last = audit.last().unwrap();
+        assert_eq!((last.actor.as_str(), last.action.as_str(), last.subject.as_str()), ("system", "application-expired", id.as_str()));
+        assert_eq!(n.store().verify_audit().await.unwrap(), Ok(audit.len()));
+
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+        let mail = sink.messages();
+        assert_eq!(mail.len(), 3);
+        let notice = mail.iter().find(|m| m.subject == "Your ECA application has expired").expect("expiry notice");
+        assert!(notice.body.contains("2025-04-16") && notice.body.contains(id.as_str()), "{}", notice.body);
+        assert_eq!(notice.to, "jane.doe@acme.example");
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 }, "closed now");
+    }
+}
+
+fn tracking(n: &str) -> Tracking {
+    Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() }
+}
+
+fn op(name: &str) -> Actor {
+    Actor::Operator(OperatorId::new(name).unwrap())
+}
+
+/// Vets, approves and ships a submitted application, then issues its activation code: the
+/// transitions an operator console and the system make, saved with their notices.
+async fn walk_to_certificates_ready(store: &Store, submitted: &Transition, clock: &FakeClock) -> Application {
+    let day = Duration::days(1);
+    let forms = FormsReceipt {
+        received_on: T0.date() + day * 3,
+        tracking: tracking("1Z999AA10123456784"),
+        pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
+        attestation: Attestation::Notarized {
+            notary_name: "Pat Notary".into(),
+            seal_present: true,
+            notarized_on: T0.date(),
+        },
+    };
+    let callback = OfficerCallback {
+        officer_name: CommonName::new("Sam Officer").unwrap(),
+        phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
+        called_by: OperatorId::new("alice").unwrap(),
+        called_at: T0 + day * 3,
+        outcome: CallOutcome::Confirmed,
+    };
+    let passport = vec![IdentityDocument::new("us-passport", "A12345678", Some(date!(2030 - 01 - 01))).unwrap()];
+    let token = signet_ra::application::VerificationToken::new(&verification_token(submitted)).unwrap();
+    let plan: Vec<(Actor, Command, Duration)> = vec![
+        (Actor::Applicant, Command::VerifyEmail(token), Duration::ZERO),
+        (op("alice"), Command::RecordForms(forms), day * 3),
+        (op("alice"), Command::RecordCallback(callback), Duration::hours(2)),
+        (op("alice"), Command::VerifyIdentity(passport), Duration::hours(1)),
+        (op("alice"), Command::Approve, Duration::hours(1)),
+        (op("bob"), Command::Approve, Duration::hours(1)),
+        (op("bob"), Command::ShipToken(tracking("1Z999AA10123456785")), day),
+        (Actor::System, Command::IssueActivationCode, day * 4),
+    ];
+    let mut app = submitted.application.clone();
+    for (actor, command, wait) in plan {
+        clock.advance(wait);
+        let t = app.apply(&actor, command, clock.now(), &DeadlinePolicy::default()).unwrap();
+        store.save_transition(&t, &notifier().outbox_for(&t)).await.unwrap();
+        app = t.application;
+    }
+    app
+}
+
+#[tokio::test]
+async fn activation_code_is_mailed_and_then_gone_from_the_database() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SmtpSink::start(free_port()).await;
+        let clock = Arc::new(FakeClock::at(T0));
+        let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+        let submitted = submit(n.store(), T0).await;
+        let ready = walk_to_certificates_ready(n.store(), &submitted, &clock).await;
+        let key = format!("activation-code:{}", ready.id());
+        assert!(delivery(n.store(), &key).await.4.contains("Activation code: "), "queued with the code");
+
+        // Verification, forms received, approved, shipped, activation code.
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 5, failed: 0 }, "{backend}");
+        let mail = sink.messages();
+        let activation = mail.iter().find(|m| m.subject.starts_with("Your ECA certificates are ready")).unwrap();
+        let code = activation.body.lines().find_map(|l| l.strip_prefix("Activation code: ")).expect("code line");
+
+        // The row that carried the code is blanked; no outbox row holds it any more.
+        let (_, _, _, sent_at, body) = delivery(n.store(), &key).await;
+        assert_eq!((sent_at.is_some(), body.as_str()), (true, ""));
+        let bodies: Vec<String> = sqlx::query("SELECT body_text FROM outbox")
+            .fetch_all(n.store().pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(bodies.iter().all(|b| !b.contains(code)), "{backend}");
+
+        // The mailed code is the one the application accepts.
+        clock.advance(Duration::days(1));
+        let code = ActivationCode::new(code).unwrap();
+        let t = ready.apply(&Actor::Applicant, Command::Retrieve(code), clock.now(), &DeadlinePolicy::default());
+        assert_eq!(t.unwrap().application.state().state_name(), "retrieved");
+    }
+}
+
+#[tokio::test]
+async fn leases_are_held_renewed_taken_over_and_released() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url).await.unwrap();
+        let ttl = Duration::seconds(60);
+        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0).await.unwrap(), "{backend}");
+        assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(30)).await.unwrap());
+        assert!(store.try_acquire_lease("deadlines", "node-b", ttl, T0).await.unwrap(), "leases are per job");
+        // A renews at +50 s, so B still cannot take it at +100 s; at +110 s A's lease has run out.
+        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(50)).await.unwrap());
+        assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(100)).await.unwrap());
+        assert!(store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(110)).await.unwrap());
+        assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(111)).await.unwrap());
+        // Only the holder can release; then anyone may take it at once.
+        store.release_lease("outbox", "node-a").await.unwrap();
+        assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(112)).await.unwrap());
+        store.release_lease("outbox", "node-b").await.unwrap();
+        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(113)).await.unwrap());
+
+        // Many contenders at the same instant: exactly one wins.
+        let racers = (0..8).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.try_acquire_lease("race", &format!("node-{i}"), ttl, T0).await.unwrap() })
+        });
+        let wins = count_wins(racers).await;
+        assert_eq!(wins, 1, "{backend}");
+        store.close().await;
+    }
+}
+
+async fn count_wins(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>>) -> usize {
+    let mut wins = 0;
+    for t in tasks.collect::<Vec<_>>() {
+        wins += usize::from(t.await.unwrap());
+    }
+    wins
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_send_each_message_once() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SmtpSink::start(free_port()).await;
+        let clock = Arc::new(FakeClock::at(T0));
+        // Two nodes: same database and CA folder, separate connection pools and runners.
+        let a = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+        let b = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+        assert_ne!(a.runner.holder(), b.runner.holder());
+        for _ in 0..5 {
+            submit(a.store(), T0).await;
+        }
+
+        let (ra, rb) = tokio::join!(a.run(Job::Outbox), b.run(Job::Outbox));
+        let mut outcomes = [ra, rb];
+        outcomes.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(outcomes, [Outcome::NotLeader, Outcome::Outbox { sent: 5, failed: 0 }], "{backend}");
+        let leader = if ra == Outcome::NotLeader { &b } else { &a };
+        let follower = if ra == Outcome::NotLeader { &a } else { &b };
+
+        // The leader keeps its lease while it runs; the follower takes over once it lapses.
+        submit(b.store(), T0).await;
+        assert_eq!(follower.run(Job::Outbox).await, Outcome::NotLeader);
+        assert_eq!(leader.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+        clock.advance(Duration::seconds(61));
+        submit(b.store(), clock.now()).await;
+        assert_eq!(follower.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+        assert_eq!(leader.run(Job::Outbox).await, Outcome::NotLeader);
+
+        let mail = sink.messages();
+        assert_eq!(mail.len(), 7, "{backend}");
+        let mut ids: Vec<&str> = mail.iter().map(|m| m.message_id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 7, "no message twice");
+
+        // Should two senders ever overlap (a lease lapsing mid-run), the per-message claim
+        // still lets only one of them have a message.
+        let t = submit(a.store(), clock.now()).await;
+        let now = clock.now();
+        let queued = a.store().pending_outbox(now, 10).await.unwrap();
+        let mine = queued.iter().find(|q| q.message.dedup_key.ends_with(t.application.id().as_str())).unwrap().id;
+        let until = now + Duration::minutes(5);
+        let (ca, cb) = tokio::join!(a.store().claim_outbox(mine, now, until), b.store().claim_outbox(mine, now, until));
+        let mut claims = [ca.unwrap(), cb.unwrap()];
+        claims.sort();
+        assert_eq!(claims, [None, Some(1)], "{backend}");
+        assert!(a.store().pending_outbox(now, 10).await.unwrap().is_empty(), "a claimed message is not due");
+    }
+}
+
+#[tokio::test]
+async fn dev_folder_gets_one_eml_file_per_message() {
+    let db = TestDb::new("sqlite").await;
+    let dir = tempfile::tempdir().unwrap();
+    // No [mail] table: the default is <data_dir>/mail.
+    let n = node(settings(&db, dir.path(), MailConfig::default()), Arc::new(FakeClock::at(T0))).await;
+    let t = submit(n.store(), T0).await;
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    let folder = dir.path().join("mail");
+    let mail = read_messages(&folder);
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, "jane.doe@acme.example");
+    assert!(mail[0].body.contains(&verification_token(&t)));
+
+    // A resend of the same message (a crash between the relay's acceptance and mark_sent)
+    // lands on the same file.
+    let message = notifier().outbox_for(&t).remove(0);
+    Mailer::new(&n.settings.mail).unwrap().send(&message, T0).await.unwrap();
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn serve_sends_queued_mail_in_the_background_and_hands_leases_over_on_stop() {
+    let db = TestDb::new("sqlite").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let settings = settings(&db, dir.path(), smtp(sink.port()));
+    // Queued before the node starts, as after a restart: the first outbox run picks it up.
+    let store = Store::connect(&db.url).await.unwrap();
+    submit(&store, OffsetDateTime::now_utc()).await;
+
+    let running = signet_server::spawn(&settings, Arc::new(FakeClock::at(OffsetDateTime::now_utc()))).await.unwrap();
+    let mail = sink.wait_for(1, StdDuration::from_secs(30)).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].subject, "Verify your email for your ECA application");
+    let holders = || async {
+        sqlx::query("SELECT holder FROM job_leases")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+    };
+    assert!(!holders().await.is_empty(), "the node holds its leases while it runs");
+    running.jobs.stop().await;
+    assert!(holders().await.is_empty(), "stopping releases them");
+}
