@@ -12,6 +12,7 @@ use serde::Deserialize;
 use signet_ra::application::{
     Actor, Application, ApplicationId, ApplicationStore, Command, PasswordHash, VerificationToken,
 };
+use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::vetting::{self, DeadlineKind};
 
 use crate::error::PageError;
@@ -72,7 +73,7 @@ struct SignInForm {
 
 /// Checks the password against the application's Argon2id hash off the async workers. A
 /// reference that does not exist is checked against a fixed hash, so the answer takes as long.
-async fn password_matches(s: &AppState, id: Option<&ApplicationId>, password: String) -> Result<bool, PageError> {
+pub(crate) async fn password_matches(s: &AppState, id: Option<&ApplicationId>, password: String) -> Result<bool, PageError> {
     let stored = match id {
         Some(id) => s.store.application_password(id).await?,
         None => None,
@@ -92,17 +93,39 @@ async fn password_matches(s: &AppState, id: Option<&ApplicationId>, password: St
 const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2lnbmV0ZHVtbXlzYWx0$Qj1pd9yjrnDkCXDJ0q5nmMvS1NmQ9l8AHhHVv+Lf0jE";
 
 async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
+    match check_sign_in(&s, &form).await {
+        Ok(Ok(id)) => {
+            if let Err(e) = session.become_principal(Principal::Applicant(id.as_str().to_owned())).await {
+                return e.into_response();
+            }
+            Redirect::to(&format!("/applications/{id}")).into_response()
+        }
+        Ok(Err(message)) => sign_in_page(&session, &form.reference, &message),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The signed-in reference, or the message to show. Failures count per reference (made-up
+/// references too, so a lock says nothing about existence) and lock it for a while.
+async fn check_sign_in(s: &AppState, form: &SignInForm) -> Result<Result<ApplicationId, String>, PageError> {
+    let scope = AttemptScope::ApplicantPassword;
     let id = ApplicationId::new(form.reference.trim()).ok();
-    match password_matches(&s, id.as_ref(), form.password).await {
-        Ok(true) => {}
-        Ok(false) => return sign_in_page(&session, &form.reference, SIGN_IN_FAILED),
-        Err(e) => return e.into_response(),
+    let subject: String = match &id {
+        Some(id) => id.as_str().to_owned(),
+        None => form.reference.trim().chars().take(64).collect(),
+    };
+    let now = s.clock.now();
+    if let LockState::Locked(until) = s.store.check(scope, &subject, now).await? {
+        return Ok(Err(until.message()));
     }
-    let Some(id) = id else { return sign_in_page(&session, &form.reference, SIGN_IN_FAILED) };
-    if let Err(e) = session.become_principal(Principal::Applicant(id.as_str().to_owned())).await {
-        return e.into_response();
+    if password_matches(s, id.as_ref(), form.password.clone()).await? {
+        s.store.clear(scope, &subject).await?;
+        return Ok(id.ok_or_else(|| SIGN_IN_FAILED.to_owned()));
     }
-    Redirect::to(&format!("/applications/{id}")).into_response()
+    Ok(Err(match s.store.record_failure(scope, &subject, &scope.default_policy(), now).await? {
+        LockState::Locked(until) => until.message(),
+        LockState::Open => SIGN_IN_FAILED.to_owned(),
+    }))
 }
 
 async fn sign_out(mut session: Session) -> Response {

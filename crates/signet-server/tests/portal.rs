@@ -296,3 +296,30 @@ async fn an_expired_link_is_explained() {
     let damaged = reader.post("/verify-email", &[("application", &id), ("token", "x")]).await;
     assert!(damaged.body.contains("This link is damaged"));
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_reference_for_a_while() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    let id = apply(&mut b, "Globex Corporation").await;
+    let mut guesser = Browser::new(&p.app);
+    guesser.get("/").await;
+    for _ in 0..4 {
+        let wrong = guesser.post("/applications/sign-in", &[("reference", &id), ("password", "guess guess 123")]).await;
+        assert!(wrong.body.contains("The application reference or password is not correct."));
+    }
+    let fifth = guesser.post("/applications/sign-in", &[("reference", &id), ("password", "guess guess 123")]).await;
+    assert!(fifth.body.contains("Too many failed attempts"), "{}", fifth.body);
+    // Locked: even the right password is refused until the lock runs out.
+    let right = guesser.post("/applications/sign-in", &[("reference", &id), ("password", PASSWORD)]).await;
+    assert!(right.body.contains("Too many failed attempts") && right.location.is_none());
+    // A made-up reference locks the same way, so a lock reveals nothing.
+    for _ in 0..5 {
+        guesser.post("/applications/sign-in", &[("reference", "NOPE-NOPE"), ("password", "x")]).await;
+    }
+    let made_up = guesser.post("/applications/sign-in", &[("reference", "NOPE-NOPE"), ("password", "x")]).await;
+    assert!(made_up.body.contains("Too many failed attempts"));
+    p.clock.advance(Duration::minutes(2));
+    let later = guesser.post("/applications/sign-in", &[("reference", &id), ("password", PASSWORD)]).await;
+    assert_eq!(later.location, Some(format!("/applications/{id}")), "{}", later.body);
+}
