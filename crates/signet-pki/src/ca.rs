@@ -231,11 +231,6 @@ impl CertificateAuthority {
         &self.ski
     }
 
-    /// The URLs written into certificates.
-    pub fn urls(&self) -> &CaUrls {
-        &self.urls
-    }
-
     /// When the CA certificate expires; no certificate may outlive it.
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after

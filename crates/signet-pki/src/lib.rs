@@ -25,3 +25,9 @@ pub use issue::{CertificateOrder, IssueError, IssuedCertificate};
 pub use reason::RevocationReason;
 pub use serial::Serial;
 pub use signer::{KeyAlgorithm, SignError, Signer, SoftwareSigner};
+
+/// PEM text of a DER object (`tag` such as `CERTIFICATE`), with LF line ends: what every file
+/// and API answer of Signet carries.
+pub fn to_pem(tag: &str, der: &[u8]) -> String {
+    pem::encode_config(&pem::Pem::new(tag, der), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
+}

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::Subject;
-use signet_pki::{RevocationReason, Serial};
+use signet_pki::{RevocationReason, Serial, to_pem};
 use signet_ra::issuance::{Revoked, StoredStatus};
 use time::format_description::well_known::Rfc3339;
 
@@ -108,21 +108,9 @@ struct CertificateView {
     chain: String,
 }
 
-fn pem(tag: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {tag}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {tag}-----\n"));
-    out
-}
-
 /// The issuing CA and root as PEM, leaf-first order after the certificate.
 pub(crate) fn chain_pem(state: &AppState) -> String {
-    pem("CERTIFICATE", state.ca.cert_der()) + &pem("CERTIFICATE", &state.root_der)
+    to_pem("CERTIFICATE", state.ca.cert_der()) + &to_pem("CERTIFICATE", &state.root_der)
 }
 
 fn view(state: &AppState, serial: &Serial, profile: String, der: &[u8], status: &StoredStatus) -> CertificateView {
@@ -136,7 +124,7 @@ fn view(state: &AppState, serial: &Serial, profile: String, der: &[u8], status: 
         status,
         revoked_at,
         revocation_reason,
-        certificate: pem("CERTIFICATE", der),
+        certificate: to_pem("CERTIFICATE", der),
         chain: chain_pem(state),
     }
 }

@@ -38,7 +38,7 @@ pub(crate) async fn current_crl(state: &AppState) -> Result<Bytes, ApiError> {
     {
         return Ok(c.der.clone());
     }
-    let der = Bytes::from(state.service().publish_crl("system", state.crl_lifetime).await?);
+    let der = Bytes::from(state.publish_crl("system").await?);
     *cache = Some(CachedCrl { der: der.clone(), fingerprint, refresh_at: now + state.crl_lifetime / 2 });
     Ok(der)
 }

@@ -167,7 +167,7 @@ async fn issue(
         return Err(format!("openssl req: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
     let cert = state.service().issue("bench", &order, &std::fs::read(&csr)?).await?;
-    let pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+    let pem = |der: &[u8]| signet_pki::to_pem("CERTIFICATE", der);
     let chain = dir.join(format!("{name}.pem"));
     std::fs::write(&chain, format!("{}{}", pem(&cert.der), pem(state.ca().cert_der())))?;
     Ok((chain, key))
@@ -327,7 +327,7 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let root = dir.join("root.pem");
-    std::fs::write(&root, pem::encode(&pem::Pem::new("CERTIFICATE", state.root_der().to_vec())))?;
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", state.root_der()))?;
     let accounts = dir.join("accounts.toml");
     signet_gateway::accounts::link(
         &accounts,
