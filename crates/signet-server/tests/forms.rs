@@ -144,8 +144,13 @@ fn medium_hardware_forms_ask_for_an_in_person_registrar_not_a_notary() {
     assert!(text.contains("IN-PERSON REGISTRAR VERIFICATION"), "{text}");
     assert!(text.contains("Medium Hardware Assurance requires proofing in person"), "{text}");
     assert!(text.contains("Day 1 is the day the registrar verifies you in person"), "{text}");
+    assert!(text.contains("Your completed forms must reach us by April 16, 2025"), "{text}");
     assert!(!text.contains("NOTARY ACKNOWLEDGEMENT") && !text.contains("Notary seal"), "{text}");
     assert!(!text.contains("Organization Officer Verification"), "one form only");
+
+    let pdf_path = dir.path().join("id.pdf");
+    let png = screenshots().join("forms-hardware-identity");
+    run("pdftoppm", &["-png", "-r", "80", "-singlefile", pdf_path.to_str().unwrap(), png.to_str().unwrap()]);
 }
 
 #[test]
@@ -228,7 +233,7 @@ fn before_the_forms_arrive_the_open_window_counts_down() {
     let svg = timeline_svg(&t);
     rendered(&svg, "timeline-open");
     let d = desc(&svg);
-    assert!(d.starts_with("43 days remain for your notarized forms to reach us (last day April 16, 2025)."), "{d}");
+    assert!(d.starts_with("43 days remain for your signed forms to reach us (last day April 16, 2025)."), "{d}");
     assert!(d.contains("from then you have 30 days to retrieve"), "{d}");
     assert!(d.contains("Next: Forms notarized and mailed (Day 1)."), "{d}");
     assert!(svg.contains(">Before Day 1: your application is open</text>"));
