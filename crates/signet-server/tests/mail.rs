@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
-use mail_common::{SmtpSink, free_port, read_messages};
+use mail_common::{SmtpSink, free_port, read_messages, test_tls};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, Email};
 use signet_ra::application::{
@@ -118,14 +118,11 @@ async fn outbox_job_mails_the_verification_link() {
         let db = TestDb::new(backend).await;
         let dir = tempfile::tempdir().unwrap();
         let sink = SmtpSink::start(free_port()).await;
-        let port = sink.port();
-        let n = node(settings(&db, dir.path(), smtp(port)), Arc::new(FakeClock::at(T0))).await;
+        let n = node(settings(&db, dir.path(), smtp(sink.port())), Arc::new(FakeClock::at(T0))).await;
         let t = submit(n.store(), T0).await;
         let id = t.application.id().clone();
 
-        let o = n.run(Job::Outbox).await;
-        eprintln!("DEBUG {:?}", delivery(n.store(), &format!("email-verification:{id}")).await);
-        assert_eq!(o, Outcome::Outbox { sent: 1, failed: 0 }, "{backend}");
+        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 }, "{backend}");
         let mail = sink.messages();
         assert_eq!(mail.len(), 1, "{backend}");
         let m = &mail[0];
@@ -215,7 +212,10 @@ async fn deadline_job_reminds_then_expires_and_mails_the_notice() {
         let audit = n.store().audit_records().await.unwrap();
         assert_eq!(audit.len(), audit_before + 1);
         let last = audit.last().unwrap();
-        assert_eq!((last.actor.as_str(), last.action.as_str(), last.subject.as_str()), ("system", "application-expired", id.as_str()));
+        assert_eq!(
+            (last.actor.as_str(), last.action.as_str(), last.subject.as_str()),
+            ("system", "application-expired", id.as_str())
+        );
         assert_eq!(n.store().verify_audit().await.unwrap(), Ok(audit.len()));
 
         assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
@@ -319,6 +319,33 @@ async fn activation_code_is_mailed_and_then_gone_from_the_database() {
 }
 
 #[tokio::test]
+async fn starttls_relay_is_trusted_only_through_the_configured_ca() {
+    let db = TestDb::new("sqlite").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = test_tls(dir.path());
+    // aiosmtpd refuses MAIL FROM before STARTTLS, so whatever it received came over TLS.
+    let sink = SmtpSink::start_starttls(free_port(), &tls).await;
+    let starttls = |tls_ca| MailConfig { starttls: Some(true), tls_ca, ..smtp(sink.port()) };
+    let clock = Arc::new(FakeClock::at(T0));
+    let data = dir.path().join("data");
+
+    // The system trust store does not know the test CA: the handshake fails, nothing is sent.
+    let untrusting = node(settings(&db, &data, starttls(None)), clock.clone()).await;
+    let t = submit(untrusting.store(), T0).await;
+    assert_eq!(untrusting.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 1 });
+    let key = format!("email-verification:{}", t.application.id());
+    let error = delivery(untrusting.store(), &key).await.2.unwrap();
+    assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{error}");
+
+    let trusting = node(settings(&db, &data, starttls(Some(tls.ca.clone()))), clock.clone()).await;
+    clock.advance(Duration::seconds(61));
+    assert_eq!(trusting.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].body.contains(&verification_token(&t)));
+}
+
+#[tokio::test]
 async fn leases_are_held_renewed_taken_over_and_released() {
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
@@ -339,22 +366,21 @@ async fn leases_are_held_renewed_taken_over_and_released() {
         assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(113)).await.unwrap());
 
         // Many contenders at the same instant: exactly one wins.
-        let racers = (0..8).map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move { store.try_acquire_lease("race", &format!("node-{i}"), ttl, T0).await.unwrap() })
-        });
-        let wins = count_wins(racers).await;
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.try_acquire_lease("race", &format!("node-{i}"), ttl, T0).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut wins = 0;
+        for racer in racers {
+            wins += usize::from(racer.await.unwrap());
+        }
         assert_eq!(wins, 1, "{backend}");
         store.close().await;
     }
-}
-
-async fn count_wins(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>>) -> usize {
-    let mut wins = 0;
-    for t in tasks.collect::<Vec<_>>() {
-        wins += usize::from(t.await.unwrap());
-    }
-    wins
 }
 
 #[tokio::test]
@@ -387,6 +413,11 @@ async fn two_nodes_on_one_database_send_each_message_once() {
         submit(b.store(), clock.now()).await;
         assert_eq!(follower.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
         assert_eq!(leader.run(Job::Outbox).await, Outcome::NotLeader);
+
+        // The OCSP refresher works on each node's own cache: every node runs it, leader or not.
+        for n in [leader, follower] {
+            assert!(matches!(n.run(Job::OcspRefresh).await, Outcome::OcspRefresh { .. }));
+        }
 
         let mail = sink.messages();
         assert_eq!(mail.len(), 7, "{backend}");

@@ -108,7 +108,7 @@ async fn create_and_load_round_trip() {
         assert!(!state_data.contains(token.expose()));
 
         // The verification email was queued with the application.
-        let pending = store.pending_outbox(10).await.unwrap();
+        let pending = store.pending_outbox(clock.now(), 10).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].message.kind, MessageKind::EmailVerification);
         assert_eq!(pending[0].message.to.as_str(), "jane.doe@acme.example");
@@ -182,7 +182,7 @@ async fn happy_path_through_the_domain() {
         assert_eq!(store.verify_audit().await.unwrap(), Ok(10));
         assert!(store.open_applications(None, 10).await.unwrap().is_empty(), "retrieved is closed");
 
-        let pending = store.pending_outbox(100).await.unwrap();
+        let pending = store.pending_outbox(clock.now(), 100).await.unwrap();
         let kinds: Vec<MessageKind> = pending.iter().map(|m| m.message.kind).collect();
         assert_eq!(
             kinds,
@@ -197,7 +197,7 @@ async fn happy_path_through_the_domain() {
         // Delivery blanks the body that carried the activation code.
         let activation = &pending[4];
         store.mark_sent(activation.id, clock.now()).await.unwrap();
-        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 4);
+        assert_eq!(store.pending_outbox(clock.now(), 100).await.unwrap().len(), 4);
         let body: String = sqlx::query("SELECT body_text FROM outbox WHERE id = $1")
             .bind(activation.id)
             .fetch_one(store.pool())
@@ -249,7 +249,7 @@ async fn outbox_skips_duplicate_dedup_keys() {
     each_backend(|store| async move {
         let clock = FakeClock::at(T0);
         let submitted = submit(&store, &clock).await;
-        let queued = store.pending_outbox(10).await.unwrap();
+        let queued = store.pending_outbox(clock.now(), 10).await.unwrap();
         assert_eq!(queued.len(), 1);
 
         // Within one batch, across batches, and against a key queued by `create`.
@@ -257,17 +257,17 @@ async fn outbox_skips_duplicate_dedup_keys() {
         store.enqueue(&[r.clone(), r.clone()]).await.unwrap();
         store.enqueue(std::slice::from_ref(&r)).await.unwrap();
         store.enqueue(&notifier().outbox_for(&submitted)).await.unwrap();
-        let pending = store.pending_outbox(10).await.unwrap();
+        let pending = store.pending_outbox(clock.now(), 10).await.unwrap();
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[1].message, r);
 
         // A sent message's key still suppresses a repeat.
         store.mark_sent(pending[1].id, clock.now()).await.unwrap();
         store.enqueue(&[r, message("deadline-reminder:X:open:3:2025-04-17")]).await.unwrap();
-        let pending = store.pending_outbox(10).await.unwrap();
+        let pending = store.pending_outbox(clock.now(), 10).await.unwrap();
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[1].message.dedup_key, "deadline-reminder:X:open:3:2025-04-17");
-        assert_eq!(store.pending_outbox(1).await.unwrap().len(), 1, "limit is honored");
+        assert_eq!(store.pending_outbox(clock.now(), 1).await.unwrap().len(), 1, "limit is honored");
         // Queuing changes no application, so it chains nothing.
         assert_eq!(store.verify_audit().await.unwrap(), Ok(1));
     })

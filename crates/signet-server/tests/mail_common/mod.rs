@@ -72,10 +72,24 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts `aiosmtpd` on 127.0.0.1:`port` and waits until it accepts connections.
     pub async fn start(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// Starts `aiosmtpd` offering STARTTLS with this certificate and key, and (aiosmtpd's
+    /// default) refusing mail from a client that did not upgrade.
+    pub async fn start_starttls(port: u16, tls: &TestTls) -> Self {
+        Self::start_with(port, &["--tlscert".as_ref(), tls.cert.as_os_str(), "--tlskey".as_ref(), tls.key.as_os_str()])
+            .await
+    }
+
+    async fn start_with(port: u16, options: &[&std::ffi::OsStr]) -> Self {
         let maildir = tempfile::tempdir().unwrap();
         let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir.path())
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(options)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            // Maildir is created only where nothing exists yet.
+            .arg(maildir.path().join("box"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -97,7 +111,7 @@ impl SmtpSink {
 
     /// Every message received so far.
     pub fn messages(&self) -> Vec<Received> {
-        read_messages(&self.maildir.path().join("new"))
+        read_messages(&self.maildir.path().join("box/new"))
     }
 
     /// Waits up to `timeout` for at least `n` messages.
@@ -111,4 +125,63 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A test CA and a server certificate it issued for 127.0.0.1, made with the OpenSSL CLI.
+pub struct TestTls {
+    /// The CA certificate (PEM): the relay's trust anchor.
+    pub ca: PathBuf,
+    /// The server certificate (PEM).
+    pub cert: PathBuf,
+    /// The server key (PEM).
+    pub key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Writes a CA and a 127.0.0.1 server certificate into `dir`.
+pub fn test_tls(dir: &Path) -> TestTls {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Test SMTP CA", "-days", "2"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    TestTls { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
 }
