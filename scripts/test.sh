@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs the system packages and
-# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint),
+# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, and
+# aiosmtpd as the mail tests' SMTP server),
 # makes sure PostgreSQL is up on 127.0.0.1:5432, then lints and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,15 @@ command -v oathtool >/dev/null || need_apt+=(oathtool)
 command -v pg_isready >/dev/null || need_apt+=(postgresql-client)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+# The PDF forms and the timeline picture are read back by poppler, qpdf and librsvg.
+command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
+command -v qpdf >/dev/null || need_apt+=(qpdf)
+command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
+# The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
+# The machine's Node 20 and npm come first; Debian's are the fallback.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -27,11 +37,29 @@ if ! command -v lint_pkix_cert >/dev/null; then
     hash -r
 fi
 command -v lint_pkix_cert >/dev/null || { echo "pkilint did not install" >&2; exit 1; }
+# The ACME tests run certbot (and the ACME library it ships) against the server, and a dnslib
+# DNS server for dns-01.
+if ! command -v certbot >/dev/null || ! python3 -c 'import dnslib' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check certbot dnslib
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+    hash -r
+fi
+command -v certbot >/dev/null || { echo "certbot did not install" >&2; exit 1; }
+# The mail tests run a real SMTP server.
+python3 -c 'import aiosmtpd' 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+
+# playwright-core only, at the locked version; it uses the system Chromium and downloads no browser.
+npm ci --prefix e2e --no-audit --no-fund --loglevel=error
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
+
+# The browser test's screenshots are the CI artifacts; say where they are, pass or fail.
+screenshots="${CARGO_TARGET_DIR:-target}/screenshots/e2e"
+trap 'if [ -d "$screenshots" ]; then echo "browser screenshots: $(realpath "$screenshots")"; fi' EXIT
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -54,6 +54,38 @@ pub enum AuditAction {
     ApplicationWithdrawn,
     /// An applicant organization was created.
     OrganizationCreated,
+    /// An RA operator account was created.
+    OperatorCreated,
+    /// An RA operator account was disabled; it cannot sign in.
+    OperatorDisabled,
+    /// A disabled RA operator account was enabled again.
+    OperatorEnabled,
+    /// An RA operator signed in (password and a fresh TOTP code).
+    OperatorSignedIn,
+    /// A typed secret (password, TOTP code, activation code, reset link) was wrong.
+    AuthenticationFailed,
+    /// An administrator cleared the failures that locked a subject out.
+    LockoutCleared,
+    /// An ACME External Account Binding key was created for an organization's domains.
+    AcmeEabKeyCreated,
+    /// An ACME account was created, binding its EAB key.
+    AcmeAccountCreated,
+    /// An ACME account was deactivated by its holder.
+    AcmeAccountDeactivated,
+    /// An ACME order was created with its authorizations.
+    AcmeOrderCreated,
+    /// An ACME challenge was validated; its authorization is valid.
+    AcmeAuthorizationValidated,
+    /// An ACME challenge failed; its authorization is invalid.
+    AcmeAuthorizationInvalid,
+    /// An ACME order was finalized; its certificate is being issued.
+    AcmeOrderProcessing,
+    /// An ACME order's certificate was issued.
+    AcmeOrderValid,
+    /// An ACME order's issuance failed.
+    AcmeOrderInvalid,
+    /// An RA operator wrote a note on an application (the text is in the details).
+    NoteAdded,
 }
 
 impl AuditAction {
@@ -82,6 +114,22 @@ impl AuditAction {
             Self::ApplicationExpired => "application-expired",
             Self::ApplicationWithdrawn => "application-withdrawn",
             Self::OrganizationCreated => "organization-created",
+            Self::OperatorCreated => "operator-created",
+            Self::OperatorDisabled => "operator-disabled",
+            Self::OperatorEnabled => "operator-enabled",
+            Self::OperatorSignedIn => "operator-signed-in",
+            Self::AuthenticationFailed => "authentication-failed",
+            Self::LockoutCleared => "lockout-cleared",
+            Self::AcmeEabKeyCreated => "acme-eab-key-created",
+            Self::AcmeAccountCreated => "acme-account-created",
+            Self::AcmeAccountDeactivated => "acme-account-deactivated",
+            Self::AcmeOrderCreated => "acme-order-created",
+            Self::AcmeAuthorizationValidated => "acme-authorization-validated",
+            Self::AcmeAuthorizationInvalid => "acme-authorization-invalid",
+            Self::AcmeOrderProcessing => "acme-order-processing",
+            Self::AcmeOrderValid => "acme-order-valid",
+            Self::AcmeOrderInvalid => "acme-order-invalid",
+            Self::NoteAdded => "note-added",
         }
     }
 }

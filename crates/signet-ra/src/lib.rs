@@ -10,14 +10,29 @@
 //! Enrollment (issue #3): the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
 //! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`].
+//!
+//! Operator console sign-in (issue #3): RA operator accounts and roles ([`operator`]), TOTP
+//! ([`totp`]) and lockouts on every typed secret ([`lockout`]), consuming
+//! [`operator::OperatorStore`] and [`lockout::AttemptStore`].
+//!
+//! Background jobs (issue 7): the outbox's delivery retry policy ([`delivery`]).
+//!
+//! Device certificates over ACME (issue 5): External Account Binding keys per enterprise
+//! organization, accounts, orders, authorizations and challenges ([`acme`]), consuming
+//! [`acme::AcmeStore`].
 
+pub mod acme;
 pub mod application;
 pub mod audit;
 pub mod clock;
+pub mod delivery;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod issuance;
+pub mod lockout;
 pub mod notify;
+pub mod operator;
+pub mod totp;
 pub mod vetting;
 pub mod wizard;
 

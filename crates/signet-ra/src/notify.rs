@@ -206,7 +206,7 @@ impl Notifier {
         };
         let body = format!(
             "Thank you for applying for a DoD ECA {} certificate.\n\n\
-             1. Verify your email address: open this link and sign in with the password you created.\n   {link}\n\
+             1. Verify your email address: open this link and press the confirm button.\n   {link}\n\
              2. Download your forms from the status page.\n\
              3. Have your Organization Officer complete page 2.\n\
              {proofing}\n\

@@ -100,7 +100,9 @@ impl TrackingNumber {
             // Domestic 20–22 digits, or the UPU S10 form "EA123456789US".
             Carrier::Usps => {
                 ((20..=22).contains(&n.len()) && digits(&n))
+                    // ASCII first: the slices below would panic inside a multi-byte character.
                     || (n.len() == 13
+                        && n.is_ascii()
                         && n[..2].bytes().all(|b| b.is_ascii_uppercase())
                         && digits(&n[2..11])
                         && n[11..].bytes().all(|b| b.is_ascii_uppercase()))
@@ -917,6 +919,8 @@ mod tests {
         assert!(TrackingNumber::new(Carrier::Usps, "9400 1000 0000 0000 0000 00").is_ok());
         assert!(TrackingNumber::new(Carrier::Usps, "EA123456789US").is_ok());
         assert!(TrackingNumber::new(Carrier::Usps, "EA12345678XUS").is_err());
+        // Found by fuzz/fuzz_targets/form_inputs.rs: 13 bytes with a character across byte 11.
+        assert!(TrackingNumber::new(Carrier::Usps, "EA2469134:\u{4da}3").is_err());
         assert!(TrackingNumber::new(Carrier::Dhl, "1234567890").is_ok());
         assert!(TrackingNumber::new(Carrier::Other, "").is_err());
         let err = TrackingNumber::new(Carrier::Ups, "nope").unwrap_err();

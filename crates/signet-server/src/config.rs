@@ -9,6 +9,8 @@ use signet_pki::csr::KeyPolicy;
 use signet_pki::profile::Catalog;
 use time::Duration;
 
+use crate::mail::{MailConfig, MailSettings};
+
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +53,12 @@ pub struct ServerConfig {
     pub profiles: Option<PathBuf>,
     /// Blocklist of known-compromised keys (hex SHA-256 of SPKI per line).
     pub key_blocklist: Option<PathBuf>,
+    /// `[mail]`: the SMTP relay (or dev folder) the outbox is sent through.
+    #[serde(default)]
+    pub mail: MailConfig,
+    /// `[acme]`: challenge validation (port, resolver, fixed addresses) and the device profile.
+    #[serde(default)]
+    pub acme: crate::acme::AcmeConfig,
 }
 
 /// Validated settings.
@@ -72,6 +80,10 @@ pub struct Settings {
     pub catalog: Catalog,
     /// Key blocklist.
     pub key_policy: KeyPolicy,
+    /// Where applicant mail goes.
+    pub mail: MailSettings,
+    /// ACME.
+    pub acme: crate::acme::AcmeSettings,
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -116,6 +128,8 @@ impl ServerConfig {
                 .map_err(|message| ConfigError::File { path: p.clone(), message })?,
             None => KeyPolicy::default(),
         };
+        let mail = self.mail.into_settings(&data_dir, |name| std::env::var(name).ok())?;
+        let acme = self.acme.into_settings(&catalog)?;
         Ok(Settings {
             listen,
             base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
@@ -125,6 +139,8 @@ impl ServerConfig {
             ocsp_validity: hours("ocsp_validity_hours", self.ocsp_validity_hours)?,
             catalog,
             key_policy,
+            mail,
+            acme,
         })
     }
 }
@@ -146,5 +162,21 @@ mod tests {
         let bad = ServerConfig { base_url: Some("ftp://x".into()), ..Default::default() };
         assert!(bad.into_settings().is_err());
         assert!(toml::from_str::<ServerConfig>("unknown = 1").is_err());
+        assert!(toml::from_str::<ServerConfig>("[mail]\nsmtp_host = \"x\"").is_err(), "unknown mail field");
+    }
+
+    #[test]
+    fn mail_table_is_read_and_validated() {
+        let cfg: ServerConfig =
+            toml::from_str("[mail]\nsmtp = \"smtp://127.0.0.1:2525\"\nfrom = \"Signet RA <ra@example.test>\"").unwrap();
+        let s = cfg.into_settings().unwrap();
+        assert_eq!(s.mail.from.to_string(), "Signet RA <ra@example.test>");
+        assert!(matches!(s.mail.transport, crate::mail::MailTransport::Smtp(r) if r.port == 2525));
+        let s = ServerConfig { data_dir: Some("/srv/x".into()), ..Default::default() }.into_settings().unwrap();
+        assert!(
+            matches!(s.mail.transport, crate::mail::MailTransport::Folder(p) if p == std::path::Path::new("/srv/x/mail"))
+        );
+        let bad: ServerConfig = toml::from_str("[mail]\nsmtp = \"smtp://x\"").unwrap();
+        assert!(matches!(bad.into_settings(), Err(ConfigError::Invalid { field: "mail.from", .. })));
     }
 }

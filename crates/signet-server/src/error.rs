@@ -18,6 +18,12 @@ pub enum ApiError {
     NotFound(String),
     /// The request conflicts with stored state.
     Conflict { kind: &'static str, detail: String },
+    /// Secrets typed by a person were refused; `detail` says nothing about which one.
+    Forbidden { kind: &'static str, detail: String },
+    /// Too many failed attempts locked the subject; `detail` is the lock's message.
+    Locked(String),
+    /// The request came after its deadline (an expired application).
+    Gone { kind: &'static str, detail: String },
     /// Something broke on our side; the cause is logged, not shown.
     Internal(String),
 }
@@ -39,6 +45,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { kind, detail } => (StatusCode::BAD_REQUEST, *kind, detail.clone()),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not-found", what.clone()),
             ApiError::Conflict { kind, detail } => (StatusCode::CONFLICT, *kind, detail.clone()),
+            ApiError::Forbidden { kind, detail } => (StatusCode::FORBIDDEN, *kind, detail.clone()),
+            ApiError::Locked(detail) => (StatusCode::LOCKED, "locked", detail.clone()),
+            ApiError::Gone { kind, detail } => (StatusCode::GONE, *kind, detail.clone()),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
@@ -100,5 +109,71 @@ impl From<RevocationError> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::BadRequest { kind: "bad-json", detail: e.body_text() }
+    }
+}
+
+/// A page failure, shown as a readable page. Validation errors on a form are not page
+/// failures: the form is shown again with its values and the messages beside the fields.
+#[derive(Debug)]
+pub enum PageError {
+    /// No such page or record (or not one this session may see: the same answer, so
+    /// references cannot be probed).
+    NotFound,
+    /// The request cannot be understood; the message says what to do.
+    BadRequest(String),
+    /// The form's CSRF token is missing or stale (an old tab, or a forged post).
+    FormExpired,
+    /// The signed-in operator's role does not allow this page (an RA operator on an
+    /// administrator's page).
+    Forbidden,
+    /// Something broke on our side; the cause is logged, not shown.
+    Internal(String),
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            PageError::NotFound => {
+                (StatusCode::NOT_FOUND, "Not found", "There is nothing here, or you are not signed in to see it.".into())
+            }
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
+            PageError::FormExpired => (
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Your session changed since this page was loaded. Go back, reload the page and submit it again."
+                    .into(),
+            ),
+            PageError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not allowed for your role",
+                "Your role does not allow this page. Ask an RA administrator to do it for you.".into(),
+            ),
+            PageError::Internal(cause) => {
+                tracing::error!(%cause, "internal error on a page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side. Nothing you entered was lost; please try again.".into(),
+                )
+            }
+        };
+        let page = ErrorPage { title, message: &message };
+        match askama::Template::render(&page) {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => (status, message).into_response(),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        PageError::Internal(e.to_string())
     }
 }

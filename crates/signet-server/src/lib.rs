@@ -1,24 +1,34 @@
 //! Signet's HTTP front end (axum).
 //!
-//! What it does: the RA-facing JSON API (`/api/v1`), the OCSP responder, the CRL and CA
+//! What it does: the RA-facing JSON API (`/api/v1`), the ACME server for device certificates
+//! (`/acme`, [`acme`]), the OCSP responder, the CRL and CA
 //! certificate downloads at the URLs written into certificates, and start-up (configuration,
-//! dev CA on first start, background OCSP refresh). Each module owns its `router()`;
-//! [`app`] joins them and is what tests call.
+//! dev CA on first start, background jobs: outbox mail, deadlines, OCSP refresh). Each module
+//! owns its `router()`; [`app`] joins them and is what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
-//! no SQL (`signet-store`). The enrollment portal, CMC and ACME arrive with later issues.
+//! no SQL (`signet-store`). The enrollment portal and CMC arrive with later issues.
 
+mod acme;
 mod api;
+mod applicant;
 pub mod ca_files;
 pub mod config;
+mod console;
 mod crl;
 mod error;
+pub mod forms_pdf;
+pub mod jobs;
+pub mod mail;
 mod ocsp;
+mod portal;
+mod retrieval;
 mod state;
+pub mod timeline_svg;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
 
 use axum::Router;
 use axum::extract::State;
@@ -32,6 +42,7 @@ use signet_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use acme::{AcmeConfig, AcmeSettings};
 pub use api::token_hash;
 pub use config::{ConfigError, ServerConfig, Settings};
 pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;
@@ -58,18 +69,42 @@ pub enum StartError {
     /// The CA certificate cannot back an OCSP responder.
     #[error("OCSP responder: {0}")]
     Ocsp(#[from] signet_pki::ocsp::OcspError),
+    /// The mail relay (or mail folder) could not be set up.
+    #[error("mail: {0}")]
+    Mail(#[from] mail::MailError),
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    // Pages share the session layer (cookie session, CSRF check on every post); the API,
+    // OCSP and CRL endpoints are cookie-free.
+    let pages = Router::new()
+        .merge(portal::router())
+        .merge(applicant::router())
+        .merge(console::router())
+        .route("/static/site.css", get(web::stylesheet))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::session_layer));
     Router::new()
+        .merge(pages)
         .merge(api::router())
+        .merge(acme::router(state.clone()))
+        .merge(retrieval::router())
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
         // No request this server takes (CSR, OCSP request) comes near 64 KiB.
         .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        // No page runs script or is framed; links carry one-time tokens, so no referrer leaves.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -128,6 +163,7 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
             &settings.catalog,
             signet_ra::vetting::DeadlinePolicy::default(),
         ),
+        acme: settings.acme.clone(),
     })))
 }
 
@@ -141,10 +177,12 @@ pub struct Running {
     pub state: AppState,
     /// The serving task.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The background jobs; [`jobs::Jobs::stop`] on shutdown hands their leases over.
+    pub jobs: jobs::Jobs,
 }
 
 /// Binds `settings.listen` (port 0 picks one), builds the state and serves in the
-/// background, with the OCSP refresher running beside it.
+/// background, with the background jobs (outbox, deadlines, OCSP refresh) beside it.
 pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -152,18 +190,9 @@ pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
     let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let state = build_state(settings, &base_url, clock).await?;
-    let refresher = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(StdDuration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = refresher.refresh_ocsp().await {
-                tracing::error!(error = %e, "OCSP refresh failed");
-            }
-        }
-    });
+    let jobs = jobs::JobRunner::new(state.clone(), mail::Mailer::new(&settings.mail)?).start();
     let router = app(state.clone());
     let task = tokio::spawn(async move { axum::serve(listener, router).await });
     tracing::info!(%addr, %base_url, "signet serving");
-    Ok(Running { addr, base_url, state, task })
+    Ok(Running { addr, base_url, state, task, jobs })
 }

@@ -291,13 +291,15 @@ async fn agencies_post(State(s): State<AppState>, mut session: Session, body: ax
 // ---------------------------------------------------------------------------------------------
 // Step 3: certificate type and validity
 
+/// A type the applicant may buy: (type id, name, [(years, price)]).
+type PricedType = (String, String, Vec<(u8, String)>);
+
 #[derive(Template)]
 #[template(path = "apply/certificate.html")]
 struct CertificatePage {
     f: Frame,
     message: String,
-    /// (type id, name, [(years, price)])
-    allowed: Vec<(String, String, Vec<(u8, String)>)>,
+    allowed: Vec<PricedType>,
     excluded: Vec<Exclusion>,
     cert_type: String,
     years: String,

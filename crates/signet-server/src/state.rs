@@ -61,6 +61,8 @@ pub struct Inner {
     pub(crate) deadlines: DeadlinePolicy,
     /// Enrollment: renders applicant notices into outbox messages.
     pub(crate) notifier: Notifier,
+    /// ACME: challenge validation and the device profile.
+    pub(crate) acme: crate::acme::AcmeSettings,
 }
 
 /// Cheap to clone; one per server.
@@ -95,6 +97,11 @@ impl AppState {
         self.clock.as_ref()
     }
 
+    /// Signs a new CRL with the configured lifetime, as `actor` (audited).
+    pub async fn publish_crl(&self, actor: &str) -> Result<Vec<u8>, signet_ra::issuance::IssuanceError> {
+        self.service().publish_crl(actor, self.crl_lifetime).await
+    }
+
     /// The CA workflows over this server's store.
     pub fn service(&self) -> CaService<'_, Store> {
         CaService {
@@ -104,5 +111,48 @@ impl AppState {
             key_policy: &self.key_policy,
             clock: self.clock.as_ref(),
         }
+    }
+}
+
+/// Why a command to an application did not take effect. Nothing changed in any case.
+#[derive(Debug)]
+pub(crate) enum CommandFailure {
+    /// No application with that reference.
+    NotFound,
+    /// The domain refused the command; its message is for the person who gave it.
+    Refused(signet_ra::application::TransitionError),
+    /// Someone changed the application between our read and our write.
+    Changed,
+    /// The store failed.
+    Store(signet_ra::issuance::StoreError),
+}
+
+impl From<signet_ra::issuance::StoreError> for CommandFailure {
+    fn from(e: signet_ra::issuance::StoreError) -> Self {
+        match e {
+            signet_ra::issuance::StoreError::Conflict(_) => Self::Changed,
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl AppState {
+    /// Loads an application, applies `command` as `actor` at the injected clock's time, and
+    /// saves the transition with its audit event and notices in one transaction (refused if
+    /// the stored revision moved meanwhile). The one path every page takes to change an
+    /// application.
+    pub(crate) async fn command(
+        &self,
+        id: &signet_ra::application::ApplicationId,
+        actor: &signet_ra::application::Actor,
+        command: signet_ra::application::Command,
+    ) -> Result<signet_ra::application::Application, CommandFailure> {
+        use signet_ra::application::ApplicationStore;
+        let app = self.store.load(id).await?.ok_or(CommandFailure::NotFound)?;
+        let transition =
+            app.apply(actor, command, self.clock.now(), &self.deadlines).map_err(CommandFailure::Refused)?;
+        let outbox = self.notifier.outbox_for(&transition);
+        self.store.save_transition(&transition, &outbox).await?;
+        Ok(transition.application)
     }
 }

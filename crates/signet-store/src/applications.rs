@@ -44,11 +44,11 @@ pub struct QueuedMessage {
     pub message: OutboxMessage,
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is invalid: {e}"))
 }
 
-fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|e| corrupt("time", e))
 }
 
@@ -75,7 +75,7 @@ impl ApplicationRow {
 }
 
 /// Reads `id, form, submitted_at, revision, state, state_data`.
-fn application(row: &AnyRow) -> Result<Application, StoreError> {
+pub(crate) fn application(row: &AnyRow) -> Result<Application, StoreError> {
     let id: String = row.try_get(0).map_err(backend_error)?;
     let form: String = row.try_get(1).map_err(backend_error)?;
     let submitted_at: i64 = row.try_get(2).map_err(backend_error)?;
@@ -149,7 +149,7 @@ fn organization(row: &AnyRow) -> Result<Organization, StoreError> {
 }
 
 /// Escapes `%`, `_` and the escape character itself for `LIKE … ESCAPE '\'`.
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -183,12 +183,30 @@ impl Store {
         rows.iter().map(organization).collect()
     }
 
-    /// Unsent messages, oldest first, at most `limit`: what the mail relay sends next.
-    pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<QueuedMessage>, StoreError> {
+    /// The applicant account's password hash for an application, `None` if there is no such
+    /// application: what sign-in and retrieval check the typed password against.
+    pub async fn application_password(&self, id: &ApplicationId) -> Result<Option<PasswordHash>, StoreError> {
+        let row = sqlx::query("SELECT password_phc FROM applications WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?;
+        row.map(|r| {
+            let phc: String = r.try_get(0).map_err(backend_error)?;
+            PasswordHash::from_phc(&phc).map_err(|e| corrupt("password hash", e))
+        })
+        .transpose()
+    }
+
+    /// Unsent messages due at `now` (never tried, or past the backoff of their last failed
+    /// attempt), oldest first, at most `limit`: what the mail relay sends next. The relay then
+    /// claims each with [`Store::claim_outbox`] before sending it.
+    pub async fn pending_outbox(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<QueuedMessage>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, queued_at, recipient, subject, body_text, kind, dedup_key FROM outbox \
-             WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+             WHERE sent_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= $1) ORDER BY id LIMIT $2",
         )
+        .bind(now.unix_timestamp())
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await
@@ -219,7 +237,8 @@ impl Store {
     }
 
     /// Marks a message delivered at `at` and blanks its body: the activation-code notice
-    /// carries the code in clear, which must not outlive delivery. The row stays so its dedup
+    /// carries the code in clear (and the verification email its link's token), which must
+    /// not outlive delivery. The row stays so its dedup
     /// key keeps suppressing repeats. `NotFound` if no unsent message has that id.
     ///
     /// Not audited: delivery changes no application and the audit event for the change the

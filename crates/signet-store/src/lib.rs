@@ -5,14 +5,23 @@
 //! every writing transaction appends to the hash-chained audit log first, which also
 //! serializes writers on SQLite without lock-upgrade deadlocks. Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
-//! `signet_ra::application::ApplicationStore`) and the outbox the mail relay will drain.
+//! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
+//! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`), the outbox the mail relay drains, and the
+//! leases and delivery bookkeeping of the background jobs.
 //!
 //! What it does not do: no domain rules (those live in `signet-ra`), no HTTP.
 
+mod acme;
 mod applications;
 mod ca;
+mod console;
+mod jobs;
+mod operators;
+mod sessions;
 
 pub use applications::QueuedMessage;
+pub use console::{QueueFilter, QueuePage, StateFilter};
+pub use sessions::SessionRecord;
 
 use std::str::FromStr;
 
@@ -150,26 +159,11 @@ impl Store {
 
     /// Every audit row in chain order.
     pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows =
-            sqlx::query("SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    seq: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    details: r.try_get(5)?,
-                    prev_hash: r.try_get(6)?,
-                    hash: r.try_get(7)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(backend_error)
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{AUDIT_SELECT} ORDER BY seq")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        rows.iter().map(audit_record).collect::<Result<_, sqlx::Error>>().map_err(backend_error)
     }
 
     /// Verifies the whole audit chain; returns the number of rows checked.
@@ -207,6 +201,22 @@ impl Store {
             .map_err(backend_error)?;
         row.map(|r| Ok(ApiKey { name: r.try_get(0)?, role: r.try_get(1)? })).transpose().map_err(backend_error)
     }
+}
+
+/// Selects the audit rows' columns in the order [`audit_record`] reads them.
+pub(crate) const AUDIT_SELECT: &str = "SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log";
+
+pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        seq: r.try_get(0)?,
+        at: r.try_get(1)?,
+        actor: r.try_get(2)?,
+        action: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        details: r.try_get(5)?,
+        prev_hash: r.try_get(6)?,
+        hash: r.try_get(7)?,
+    })
 }
 
 pub(crate) fn unique_or(e: sqlx::Error, what: &'static str) -> StoreError {

@@ -17,9 +17,9 @@ const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34")
 
 /// RFC 5280 §4.1: AlgorithmIdentifier.
 #[derive(Sequence)]
-struct AlgorithmIdentifier<'a> {
-    algorithm: ObjectIdentifier,
-    parameters: Option<AnyRef<'a>>,
+pub(crate) struct AlgorithmIdentifier<'a> {
+    pub(crate) algorithm: ObjectIdentifier,
+    pub(crate) parameters: Option<AnyRef<'a>>,
 }
 
 /// RFC 5280 §4.1: SubjectPublicKeyInfo.

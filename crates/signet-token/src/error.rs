@@ -102,6 +102,53 @@ pub enum TokenError {
         /// The key's label.
         key: String,
     },
+    /// No file is at the module path (a path with no folder is left to the loader's search).
+    #[error(
+        "no PKCS#11 module at {}: install OpenSC (opensc-pkcs11.so) or your token vendor's module, and give its path",
+        module.display()
+    )]
+    ModuleNotFound {
+        /// The path that was given.
+        module: PathBuf,
+    },
+    /// No slot of the module holds a token (the token or card is not inserted).
+    #[error("no token is inserted (the module has {slots} slot(s), all empty); insert your token and try again")]
+    NoToken {
+        /// How many slots the module reports.
+        slots: usize,
+    },
+    /// The slot asked for does not exist.
+    #[error("there is no slot {slot} (slots: {})", list_ids(available))]
+    SlotNotFound {
+        /// The slot number asked for.
+        slot: u64,
+        /// The slots the module reports.
+        available: Vec<u64>,
+    },
+    /// Several tokens are inserted and none was chosen.
+    #[error("several tokens are inserted ({}); choose one by its slot number", tokens.join(", "))]
+    SeveralTokens {
+        /// Each token as `slot N ("label")` or `slot N (blank)`.
+        tokens: Vec<String>,
+    },
+    /// Initialization was asked for a token that is already initialized: `C_InitToken`
+    /// would erase every key and certificate on it.
+    #[error("token {token:?} is already initialized; initializing it again would erase it")]
+    NotBlank {
+        /// The token's label.
+        token: String,
+    },
+    /// The PIN's length is outside what the token accepts.
+    #[error("the PIN must be {min} to {max} characters long for this token")]
+    PinLength {
+        /// The token's minimum.
+        min: usize,
+        /// The token's maximum.
+        max: usize,
+    },
+    /// The certificate to write is not X.509 DER, or does not certify the key it is written for.
+    #[error("cannot write the certificate to the token: {0}")]
+    Certificate(String),
     /// Any other refusal by the module, with the PKCS#11 function and return code.
     #[error("PKCS#11 {0}")]
     Device(String),
@@ -113,6 +160,10 @@ fn list(labels: &[String]) -> String {
     } else {
         labels.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", ")
     }
+}
+
+fn list_ids(ids: &[u64]) -> String {
+    if ids.is_empty() { "none".to_owned() } else { ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ") }
 }
 
 impl From<TokenError> for signet_pki::SignError {

@@ -21,7 +21,7 @@ use crate::error::{TokenError, describe, device};
 static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
 
 /// Loads and initializes `path`, or returns the context already made for it.
-fn load(path: &Path) -> Result<Pkcs11, TokenError> {
+pub(crate) fn load(path: &Path) -> Result<Pkcs11, TokenError> {
     let mut modules = MODULES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((_, pkcs11)) = modules.iter().find(|(p, _)| p == path) {
         return Ok(pkcs11.clone());
@@ -61,11 +61,15 @@ impl Token {
     pub(crate) fn connect(cfg: &Pkcs11KeyConfig) -> Result<Self, TokenError> {
         let pkcs11 = load(&cfg.module)?;
         let slot = find_token(&pkcs11, &cfg.token_label)?;
-        let token = Self { pkcs11, slot, label: cfg.token_label.clone(), pin: AuthPin::from(cfg.pin.as_str()) };
-        if token.pkcs11.get_token_info(slot).map_err(device)?.user_pin_locked() {
-            return Err(TokenError::PinLocked { token: token.label });
+        Self::in_slot(pkcs11, slot, cfg.token_label.clone(), AuthPin::from(cfg.pin.as_str()))
+    }
+
+    /// The token in `slot`, labelled `label`, checked not to have a locked user PIN.
+    pub(crate) fn in_slot(pkcs11: Pkcs11, slot: Slot, label: String, pin: AuthPin) -> Result<Self, TokenError> {
+        if pkcs11.get_token_info(slot).map_err(device)?.user_pin_locked() {
+            return Err(TokenError::PinLocked { token: label });
         }
-        Ok(token)
+        Ok(Self { pkcs11, slot, label, pin })
     }
 
     /// The token's label.

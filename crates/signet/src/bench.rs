@@ -66,6 +66,9 @@ enum Mode {
     Ocsp(OcspArgs),
     /// Time and peak memory of signing one CRL with many entries.
     Crl(CrlArgs),
+    /// Portal pages/s and p99 over loopback HTTP (a new session per request, and an existing
+    /// one) against a plain hello-world on the same server, on SQLite and optionally PostgreSQL.
+    Portal(PortalArgs),
     /// Issuance, OCSP and two CRL sizes, then a summary of the ratios.
     All(AllArgs),
 }
@@ -104,6 +107,19 @@ struct OcspArgs {
 }
 
 #[derive(clap::Args, Clone)]
+struct PortalArgs {
+    /// Seconds of load per page.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    seconds: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    connections: u64,
+    /// Also run on this database (postgres://…); sessions are written to it: use a scratch one.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(clap::Args, Clone)]
 struct CrlArgs {
     /// Revoked certificates listed in the CRL.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -138,6 +154,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         Mode::Issuance(a) => issuance(&a, &out).await.map(drop),
         Mode::Ocsp(a) => ocsp(&a, &out).await.map(drop),
         Mode::Crl(a) => crl_in_process(&a, &out).await.map(drop),
+        Mode::Portal(a) => portal(&a, &out).await.map(drop),
         Mode::All(a) => all(&a, &out).await,
     };
     result.map_err(|e| -> Box<dyn std::error::Error> { e })
@@ -808,12 +825,15 @@ enum Target {
     OcspGet(Vec<Vec<u8>>),
     /// `POST /ocsp` with a fresh nonce each time, so every answer is signed anew.
     OcspPost(Vec<CertId>),
+    /// A portal page: the whole prepared request (with or without a session cookie).
+    Page(Vec<u8>),
 }
 
 impl Target {
     fn request(&self, index: usize, rng: &SystemRandom) -> Result<(Vec<u8>, Option<[u8; 16]>), String> {
         match self {
             Target::Healthz => Ok((b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec(), None)),
+            Target::Page(request) => Ok((request.clone(), None)),
             Target::OcspGet(requests) => Ok((requests[index % requests.len()].clone(), None)),
             Target::OcspPost(ids) => {
                 let mut nonce = [0u8; 16];
@@ -833,7 +853,7 @@ impl Target {
 
     fn variants(&self) -> usize {
         match self {
-            Target::Healthz => 1,
+            Target::Healthz | Target::Page(_) => 1,
             Target::OcspGet(r) => r.len(),
             Target::OcspPost(ids) => ids.len(),
         }
@@ -844,8 +864,19 @@ impl Target {
         if resp.head.status != 200 {
             return Err(format!("HTTP status {}", resp.head.status));
         }
-        if let Target::Healthz = self {
-            return if resp.body == b"ok" { Ok(()) } else { Err("unexpected /healthz body".into()) };
+        match self {
+            Target::Healthz => {
+                return if resp.body == b"ok" { Ok(()) } else { Err("unexpected /healthz body".into()) };
+            }
+            Target::Page(_) => {
+                let html = resp.head.content_type.as_deref().is_some_and(|t| t.starts_with("text/html"));
+                return if html && resp.body.windows(6).any(|w| w == b"_csrf\"") {
+                    Ok(())
+                } else {
+                    Err("not the application form".into())
+                };
+            }
+            Target::OcspGet(_) | Target::OcspPost(_) => {}
         }
         if resp.head.content_type.as_deref() != Some("application/ocsp-response") {
             return Err(format!("content-type {:?}", resp.head.content_type));
@@ -1169,6 +1200,105 @@ async fn ocsp_against(addr: SocketAddr, state: &AppState, args: &OcspArgs, out: 
 }
 
 // ---------------------------------------------------------------------------------------
+// Portal pages over loopback HTTP
+
+/// The first page of the application wizard, with the session cookie if given.
+fn apply_request(cookie: Option<&str>) -> Vec<u8> {
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    format!("GET /apply?program=Integrate HTTP/1.1\r\nHost: bench\r\n{cookie}\r\n").into_bytes()
+}
+
+/// Starts a session the way a browser does and returns its cookie (`name=value`).
+async fn session_cookie(addr: SocketAddr) -> Result<String, BoxError> {
+    let mut stream = connect(addr).await?;
+    stream.write_all(&apply_request(None)).await?;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_RESPONSE_HEAD {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie")))
+        .and_then(|(_, v)| v.trim().split(';').next().map(str::to_owned))
+        .ok_or_else(|| "the portal set no session cookie".into())
+}
+
+async fn portal(args: &PortalArgs, out: &Out) -> Result<Vec<Figure>, BoxError> {
+    let mut figs = Vec::new();
+    for database_url in std::iter::once(None).chain(args.database_url.as_deref().map(Some)) {
+        let dir = tempfile::tempdir()?;
+        let settings = bench_settings(dir.path(), database_url)?;
+        make_dev_ca(&settings.data_dir.join("ca"), KeyAlgorithm::P256, &settings.catalog)?;
+        let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
+        let result = portal_against(running.addr, args, database_url.is_some(), out).await;
+        running.task.abort();
+        running.state.store().close().await;
+        figs.extend(result?);
+    }
+    Ok(figs)
+}
+
+async fn portal_against(
+    addr: SocketAddr,
+    args: &PortalArgs,
+    postgres: bool,
+    out: &Out,
+) -> Result<Vec<Figure>, BoxError> {
+    let backend = if postgres { "PostgreSQL" } else { "SQLite" };
+    let cookie = session_cookie(addr).await?;
+    let targets = [
+        ("healthz", "GET /healthz (hello-world)".to_owned(), Arc::new(Target::Healthz)),
+        (
+            "portal-new-session",
+            format!("GET /apply, new session ({backend})"),
+            Arc::new(Target::Page(apply_request(None))),
+        ),
+        (
+            "portal-session",
+            format!("GET /apply, with session ({backend})"),
+            Arc::new(Target::Page(apply_request(Some(&cookie)))),
+        ),
+    ];
+    for (case, _, target) in &targets {
+        probe(addr, target, case).await?;
+    }
+    let slice = Duration::from_secs_f64(args.seconds) / ROUNDS as u32;
+    let mut loads: Vec<Measured> = targets.iter().map(|_| Measured::default()).collect();
+    for _ in 0..ROUNDS {
+        // Each page between two halves of the hello-world, as in the OCSP benchmark.
+        for (i, (_, _, target)) in targets.iter().enumerate().skip(1) {
+            loads[0].merge(http_load(addr, targets[0].2.clone(), args.connections, slice / 4).await?);
+            loads[i].merge(http_load(addr, target.clone(), args.connections, slice).await?);
+            tokio::time::sleep(SETTLE).await;
+            loads[0].merge(http_load(addr, targets[0].2.clone(), args.connections, slice / 4).await?);
+        }
+    }
+    let mut figs: Vec<Figure> = Vec::new();
+    for ((case, label, _), m) in targets.iter().zip(loads) {
+        let fig = m.into_figure("portal", case, label, KeyAlgorithm::P256, args.connections);
+        let fig = match figs.first() {
+            Some(healthz) => fig.against(healthz, None),
+            None => fig,
+        };
+        figs.push(fig);
+    }
+    let notes = vec![
+        format!(
+            "GET /apply?program=Integrate renders the first wizard page; without a cookie each request also inserts a session row, with one it reads it; {:.1} s per page in {ROUNDS} rounds between slices of the hello-world",
+            args.seconds
+        ),
+        format!("the load generator shares the {} cores with the server; every response is checked", cores()),
+    ];
+    out.figures(&format!("Portal — {backend}, {} connections", args.connections), &figs, &notes);
+    Ok(figs)
+}
+
+// ---------------------------------------------------------------------------------------
 // CRL
 
 // Reasons a subscriber certificate is revoked for in practice; cycling them gives the CRL
@@ -1278,6 +1408,9 @@ async fn all(args: &AllArgs, out: &Out) -> Result<(), BoxError> {
     let mut figs = issuance(&issuance_args, out).await?;
     let ocsp_args = OcspArgs { seconds: if quick { 2.0 } else { 5.0 }, connections: 4, key_type: args.key_type };
     figs.extend(ocsp(&ocsp_args, out).await?);
+    let portal_args =
+        PortalArgs { seconds: if quick { 2.0 } else { 5.0 }, connections: 4, database_url: args.database_url.clone() };
+    figs.extend(portal(&portal_args, out).await?);
     let mut crls = Vec::new();
     for entries in if quick { [10_000, 100_000] } else { [100_000, 1_000_000] } {
         let fig = crl_child(args.key_type, entries).await?;

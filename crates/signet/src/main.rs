@@ -2,6 +2,8 @@
 
 mod bench;
 mod gateway_cmd;
+mod operator_cmd;
+mod token_cmd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +62,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The mTLS relying-party gateway: run it, link certificates to accounts, benchmark it against nginx.
     Gateway(gateway_cmd::GatewayArgs),
+    /// Your token: check that this machine is ready, retrieve your certificates onto it.
+    Token {
+        #[command(subcommand)]
+        command: token_cmd::TokenCommand,
+    },
 }
 
 /// Where the server's configuration, data and database are.
@@ -196,6 +203,42 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// RA operator accounts for the operator console (password + TOTP).
+    Operator {
+        #[command(subcommand)]
+        command: operator_cmd::OperatorCommand,
+    },
+    /// Clear the failures that locked a subject out of a scope (audited).
+    Unlock(operator_cmd::UnlockArgs),
+    /// ACME for device certificates.
+    Acme {
+        #[command(subcommand)]
+        command: AcmeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AcmeCommand {
+    /// External Account Binding keys: each binds one ACME account to an organization's domains.
+    Eab {
+        #[command(subcommand)]
+        command: EabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EabCommand {
+    /// Create a key and print its id and HMAC key once.
+    Create {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The enterprise organization: the organization OU of its device certificates.
+        #[arg(long)]
+        organization: String,
+        /// The organization's DNS domains, comma-separated; every name ordered must be under one.
+        #[arg(long)]
+        domains: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,6 +293,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
                 r = running.task => r??,
                 _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
             }
+            // Hands this node's job leases to the other nodes now rather than at expiry.
+            running.jobs.stop().await;
         }
         Command::Ca { command: CaCommand::Init(a) } => {
             let key = match a.pkcs11_module {
@@ -293,7 +338,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             let csr = std::fs::read(&a.csr).map_err(|e| format!("{}: {e}", a.csr.display()))?;
             let order = CertificateOrder { profile: a.profile, subject, validity_years: a.years };
             let cert = state.service().issue(&cli_actor(), &order, &csr).await?;
-            let pem = pem::encode(&pem::Pem::new("CERTIFICATE", cert.der));
+            let pem = signet_pki::to_pem("CERTIFICATE", &cert.der);
             match a.out {
                 Some(p) => std::fs::write(&p, pem).map_err(|e| format!("{}: {e}", p.display()))?,
                 None => print!("{pem}"),
@@ -308,8 +353,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         }
         Command::Crl { server, out } => {
             let state = server.state().await?;
-            let settings = server.settings()?;
-            let der = state.service().publish_crl(&cli_actor(), settings.crl_lifetime).await?;
+            let der = state.publish_crl(&cli_actor()).await?;
             std::fs::write(&out, der).map_err(|e| format!("{}: {e}", out.display()))?;
         }
         Command::Admin { command: AdminCommand::ApiKey { command: ApiKeyCommand::Create { server, name, role } } } => {
@@ -329,6 +373,29 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             println!("{token}");
             eprintln!("store this token now; it is not shown again");
         }
+        Command::Admin { command: AdminCommand::Operator { command } } => operator_cmd::run_operator(command).await?,
+        Command::Admin { command: AdminCommand::Unlock(args) } => operator_cmd::run_unlock(args).await?,
+        Command::Admin {
+            command:
+                AdminCommand::Acme {
+                    command: AcmeCommand::Eab { command: EabCommand::Create { server, organization, domains } },
+                },
+        } => {
+            use signet_ra::acme::{AcmeStore, DomainScope, EabBinding, EabKey};
+            let key = EabKey::generate(
+                OrganizationName::new(&organization)?,
+                DomainScope::parse(&domains)?,
+                time::OffsetDateTime::now_utc(),
+            );
+            let store = signet_store::Store::connect(&server.settings()?.database_url).await?;
+            store.create_eab_key(&key, key.created_event(&cli_actor())).await?;
+            if let EabBinding::Unbound(secret) = &key.binding {
+                println!("eab-kid: {}\neab-hmac-key: {}", key.id, secret.to_base64url());
+                eprintln!(
+                    "give both to the organization's ACME client (certbot --eab-kid, --eab-hmac-key); the HMAC key is not shown again"
+                );
+            }
+        }
         Command::Audit { command: AuditCommand::Verify(server) } => {
             let settings = server.settings()?;
             let store = signet_store::Store::connect(&settings.database_url).await?;
@@ -342,6 +409,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         }
         Command::Bench(args) => bench::run(args).await?,
         Command::Gateway(args) => gateway_cmd::run(args).await?,
+        Command::Token { command } => return token_cmd::run(command).await,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

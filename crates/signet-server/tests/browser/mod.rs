@@ -72,4 +72,3 @@ impl Browser {
         self.post_raw(path, form.finish()).await
     }
 }
-

@@ -1,0 +1,1281 @@
+//! The RA operator console (`/console…`): sign-in with password and TOTP, the vetting queue,
+//! one page per application with every check, the evidence, notes and audit history and a
+//! form for each command its state admits, and — for RA administrators — the operator list
+//! with disable/enable and lockout clearing.
+//!
+//! Every page asks [`signed_in`] for the operator first: a session that is not an operator's
+//! goes to the sign-in page, and the account is read again on each request, so disabling an
+//! operator or changing a role takes effect at once. A refused form (bad input, or the domain
+//! saying no) shows the same page again with 422, the values typed and the reason; nothing is
+//! stored then. Every change goes through [`AppState::command`] or the domain's operator
+//! functions, which chain the audit row in the same transaction.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use signet_pki::profile::SubjectKind;
+use signet_pki::subject::CommonName;
+use signet_ra::application::{
+    Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, OperatorId, Payment, PhoneNumber,
+    Reason, Residency, Vetting,
+};
+use signet_ra::audit::{AuditAction, AuditEvent, AuditRecord};
+use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
+use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
+use signet_ra::vetting::{
+    self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
+    IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
+};
+use signet_store::{QueueFilter, StateFilter};
+use time::{Date, OffsetDateTime};
+
+use crate::error::PageError;
+use crate::state::{AppState, CommandFailure};
+use crate::web::{Principal, Session, render};
+
+const SIGN_IN: &str = "/console/sign-in";
+/// Queue rows per page.
+const PAGE_SIZE: u32 = 25;
+/// A deadline this close is flagged red in the queue and on the application page.
+const FLAG_DAYS: i64 = 7;
+/// Identity document rows on the form: two List B documents, plus one spare.
+const DOCUMENT_ROWS: usize = 3;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(SIGN_IN, get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console", get(queue))
+        .route("/console/applications/{id}", get(application_page))
+        .route("/console/applications/{id}/note", post(note_post))
+        .route("/console/applications/{id}/{action}", post(application_post))
+        .route("/console/operators", get(operators_page))
+        .route("/console/operators/{id}/{action}", post(operator_post))
+}
+
+/// A rendered page with another status: 422 for a refused form, 401 or 423 for a refused sign-in.
+fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
+fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+}
+
+/// The signed-in operator, if the session is an operator's, the account still exists and is
+/// enabled, and its role allows `permission`. Otherwise the response to send instead: the
+/// sign-in page (ending the session of an account that was disabled meanwhile), or 403.
+async fn signed_in(s: &AppState, session: &mut Session, permission: Permission) -> Result<Operator, Response> {
+    let Principal::Operator(id) = session.principal() else {
+        return Err(Redirect::to(SIGN_IN).into_response());
+    };
+    let stored = match OperatorId::new(&id) {
+        Ok(id) => s.store.operator_by_id(&id).await.map_err(|e| PageError::from(e).into_response())?,
+        Err(_) => None,
+    };
+    let Some(op) = stored.filter(|op| !op.disabled) else {
+        session.become_principal(Principal::Anonymous).await.map_err(IntoResponse::into_response)?;
+        return Err(Redirect::to(SIGN_IN).into_response());
+    };
+    op.require(permission).map_err(|_| PageError::Forbidden.into_response())?;
+    Ok(op)
+}
+
+/// What every console page shows in its header.
+struct Nav {
+    csrf: String,
+    operator: String,
+    admin: bool,
+}
+
+impl Nav {
+    fn new(session: &Session, op: &Operator) -> Self {
+        Self {
+            csrf: session.csrf().to_owned(),
+            operator: format!("{} ({})", op.display_name.as_str(), op.id),
+            admin: op.role.may(Permission::ManageOperators),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    operator: String,
+    error: String,
+}
+
+fn sign_in_view(session: &Session, operator: &str, error: &str, status: StatusCode) -> Response {
+    let page = SignInPage { csrf: session.csrf().to_owned(), operator: operator.to_owned(), error: error.to_owned() };
+    with_status(render(&page), status)
+}
+
+async fn sign_in_page(session: Session) -> Response {
+    if matches!(session.principal(), Principal::Operator(_)) {
+        return Redirect::to("/console").into_response();
+    }
+    sign_in_view(&session, "", "", StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    operator: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
+    // An id that cannot exist gets the same answer as a wrong password.
+    let Ok(id) = OperatorId::new(form.operator.trim()) else {
+        return sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED);
+    };
+    // Both operator scopes ship with the same policy; the password scope's stands for both.
+    let policy = AttemptScope::OperatorPassword.default_policy();
+    let now = s.clock.now();
+    match operator::authenticate(&s.store, &id, &form.password, form.code.trim(), now, &policy).await {
+        Ok(op) => {
+            if let Err(e) = session.become_principal(Principal::Operator(op.id.as_str().to_owned())).await {
+                return e.into_response();
+            }
+            tracing::info!(operator = %op.id, "operator signed in");
+            Redirect::to("/console").into_response()
+        }
+        Err(LoginError::Refused) => sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED),
+        Err(LoginError::Locked { until }) => {
+            sign_in_view(&session, &form.operator, &until.message(), StatusCode::LOCKED)
+        }
+        Err(e) => PageError::Internal(e.to_string()).into_response(),
+    }
+}
+
+async fn sign_out(mut session: Session) -> Response {
+    match session.become_principal(Principal::Anonymous).await {
+        Ok(()) => Redirect::to(SIGN_IN).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+/// What the state filter offers: the three groups, then each state.
+fn state_options() -> Vec<(&'static str, &'static str)> {
+    let groups = [("open", "Open (vetting queue)"), ("closed", "Closed"), ("all", "All")];
+    groups.into_iter().chain(signet_ra::application::ALL_STATE_NAMES.iter().map(|n| (*n, *n))).collect()
+}
+
+fn type_name(s: &AppState, id: &str) -> String {
+    s.catalog.types().iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone())
+}
+
+/// The certificate types people apply for (not device types), as (id, name).
+fn subscriber_types(s: &AppState) -> Vec<(String, String)> {
+    s.catalog
+        .types()
+        .iter()
+        .filter(|t| s.catalog.profiles().any(|p| p.cert_type.id == t.id && p.subject == SubjectKind::Person))
+        .map(|t| (t.id.clone(), t.name.clone()))
+        .collect()
+}
+
+/// An open application's deadline in words and whether it is close enough to flag.
+fn deadline_of(s: &AppState, app: &Application) -> Option<(vetting::Deadline, i64, bool)> {
+    let d = vetting::deadline(app, &s.deadlines)?;
+    let days = d.days_left(s.clock.now().date());
+    Some((d, days, days <= FLAG_DAYS))
+}
+
+fn days_text(days: i64) -> String {
+    match days {
+        d if d < 0 => format!("passed {} day{} ago", -d, if d == -1 { "" } else { "s" }),
+        0 => "last day".to_owned(),
+        1 => "1 day".to_owned(),
+        d => format!("{d} days"),
+    }
+}
+
+struct QueueRow {
+    reference: String,
+    applicant: String,
+    email: String,
+    organization: String,
+    type_name: String,
+    state: &'static str,
+    days_left: String,
+    flag: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/queue.html")]
+struct QueuePage {
+    nav: Nav,
+    rows: Vec<QueueRow>,
+    state: String,
+    program: String,
+    cert_type: String,
+    q: String,
+    states: Vec<(&'static str, &'static str)>,
+    programs: Vec<(String, String)>,
+    types: Vec<(String, String)>,
+    page: u32,
+    previous: String,
+    next: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct QueueQuery {
+    state: String,
+    program: String,
+    #[serde(rename = "type")]
+    cert_type: String,
+    q: String,
+    page: String,
+}
+
+impl QueueQuery {
+    /// The link to page `page` of the same filter.
+    fn link(&self, page: u32) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", &self.state)
+            .append_pair("program", &self.program)
+            .append_pair("type", &self.cert_type)
+            .append_pair("q", &self.q)
+            .append_pair("page", &page.to_string())
+            .finish();
+        format!("/console?{query}")
+    }
+}
+
+async fn queue(State(s): State<AppState>, mut session: Session, Query(q): Query<QueueQuery>) -> Response {
+    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Some(states) = StateFilter::parse(&q.state) else {
+        return PageError::BadRequest("Choose a state from the list.".into()).into_response();
+    };
+    let page = if q.page.is_empty() { Ok(1) } else { q.page.parse::<u32>() };
+    let Some(page) = page.ok().filter(|p| *p >= 1) else {
+        return PageError::BadRequest("The page number must be 1 or more.".into()).into_response();
+    };
+    let some = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+    let filter = QueueFilter { states, program: some(&q.program), cert_type: some(&q.cert_type), text: some(&q.q) };
+    let found = match s.store.application_queue(&filter, u64::from(page - 1) * u64::from(PAGE_SIZE), PAGE_SIZE).await {
+        Ok(found) => found,
+        Err(e) => return PageError::from(e).into_response(),
+    };
+    let rows = found
+        .applications
+        .iter()
+        .map(|app| {
+            let form = app.form();
+            let deadline = deadline_of(&s, app);
+            QueueRow {
+                reference: app.id().as_str().to_owned(),
+                applicant: form.applicant.name.as_str().to_owned(),
+                email: form.applicant.email.as_str().to_owned(),
+                organization: form.organization.as_str().to_owned(),
+                type_name: type_name(&s, form.certificate.cert_type()),
+                state: app.state().state_name(),
+                days_left: deadline.map_or_else(|| "—".to_owned(), |(_, days, _)| days_text(days)),
+                flag: deadline.is_some_and(|(_, _, flag)| flag),
+            }
+        })
+        .collect();
+    render(&QueuePage {
+        nav: Nav::new(&session, &op),
+        rows,
+        state: states.as_str().to_owned(),
+        states: state_options(),
+        programs: s.agencies.programs().iter().map(|p| (p.id.clone(), p.name.clone())).collect(),
+        types: subscriber_types(&s),
+        page,
+        previous: if page > 1 { q.link(page - 1) } else { String::new() },
+        next: if found.more { q.link(page + 1) } else { String::new() },
+        program: q.program,
+        cert_type: q.cert_type,
+        q: q.q,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application page
+
+/// The command forms of the application page, one per operator command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Forms,
+    Callback,
+    Identity,
+    Approve,
+    Ship,
+    Activation,
+    Reject,
+    Withdraw,
+}
+
+/// The notes form's name, beside the commands'.
+const NOTE: &str = "note";
+
+impl Action {
+    const ALL: [Self; 8] = [
+        Self::Forms,
+        Self::Callback,
+        Self::Identity,
+        Self::Approve,
+        Self::Ship,
+        Self::Activation,
+        Self::Reject,
+        Self::Withdraw,
+    ];
+
+    /// The form's path segment and name in the page.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Forms => "forms",
+            Self::Callback => "callback",
+            Self::Identity => "identity",
+            Self::Approve => "approve",
+            Self::Ship => "ship",
+            Self::Activation => "activation",
+            Self::Reject => "reject",
+            Self::Withdraw => "withdraw",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// What the role must allow ([`Permission`]'s split: evidence and shipping are vetting;
+    /// approving and rejecting are approval).
+    fn permission(self) -> Permission {
+        match self {
+            Self::Approve | Self::Reject => Permission::ApproveApplications,
+            _ => Permission::VetApplications,
+        }
+    }
+
+    /// The notice after it succeeded.
+    fn done(self) -> &'static str {
+        match self {
+            Self::Forms => "The forms receipt is recorded.",
+            Self::Callback => "The call-back is recorded.",
+            Self::Identity => "The identity documents are recorded.",
+            Self::Approve => "Your approval is recorded.",
+            Self::Ship => "The token shipment is recorded.",
+            Self::Activation => "The activation code is issued and queued for email.",
+            Self::Reject => "The application is rejected; the applicant is told why.",
+            Self::Withdraw => "The application is withdrawn.",
+        }
+    }
+
+    /// Whether the command applies to an application in `state`. The domain
+    /// decides again when the form is posted; this only chooses which forms to show.
+    fn applies(self, state: &ApplicationState) -> bool {
+        let name = state.state_name();
+        match self {
+            Self::Forms => name == "email-verified",
+            Self::Callback => name == "forms-received",
+            Self::Identity => name == "officer-confirmed",
+            Self::Approve => matches!(name, "identity-verified" | "first-approved"),
+            Self::Ship => name == "approved",
+            Self::Activation => name == "token-shipped",
+            Self::Reject | Self::Withdraw => state.is_open(),
+        }
+    }
+}
+
+/// The fields of a posted form, in the order sent (identity rows repeat their names).
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().filter(|(k, _)| k != "_csrf").collect())
+    }
+    fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+    fn nth(&self, name: &str, i: usize) -> &str {
+        self.0.iter().filter(|(k, _)| k == name).nth(i).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Field → message for a refused form; identity rows use `type1`, `number2`, ….
+type Errors = BTreeMap<String, String>;
+
+/// Collects per-field messages while parsing a form.
+#[derive(Default)]
+struct Check(Errors);
+
+impl Check {
+    fn fail<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
+        self.0.insert(field.to_owned(), message.into());
+        None
+    }
+    fn field<T, E: Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => self.fail(field, e.to_string()),
+        }
+    }
+    fn required<'a>(&mut self, field: &str, value: &'a str, message: &str) -> Option<&'a str> {
+        let v = value.trim();
+        if v.is_empty() { self.fail(field, message) } else { Some(v) }
+    }
+    fn date(&mut self, field: &str, value: &str, missing: &str) -> Option<Date> {
+        let v = self.required(field, value, missing)?;
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        self.field(field, Date::parse(v, format).map_err(|_| "Enter the date as YYYY-MM-DD."))
+    }
+    fn finish<T>(self, value: Option<T>) -> Result<T, Errors> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(self.0),
+        }
+    }
+}
+
+/// The carriers the forms offer: (form value, label, carrier).
+const CARRIERS: [(&str, &str, Carrier); 5] = [
+    ("usps", "USPS", Carrier::Usps),
+    ("ups", "UPS", Carrier::Ups),
+    ("fedex", "FedEx", Carrier::Fedex),
+    ("dhl", "DHL", Carrier::Dhl),
+    ("other", "Other carrier", Carrier::Other),
+];
+
+/// Call-back outcomes: (form value, label, outcome).
+const OUTCOMES: [(&str, &str, CallOutcome); 4] = [
+    ("confirmed", "Confirmed the applicant's employment", CallOutcome::Confirmed),
+    ("no-answer", "No answer", CallOutcome::NoAnswer),
+    ("left-message", "Left a message", CallOutcome::LeftMessage),
+    ("denied", "Denied the applicant's employment (rejects the application)", CallOutcome::Denied),
+];
+
+/// Page 5 as found: (form value, label, pages' `citizenship`).
+const CITIZENSHIP_PAGE: [(&str, &str, Option<bool>); 3] = [
+    ("none", "Not enclosed", None),
+    ("complete", "Enclosed and complete", Some(true)),
+    ("incomplete", "Enclosed but incomplete", Some(false)),
+];
+
+fn tracking(c: &mut Check, f: &Fields) -> Option<Tracking> {
+    let carrier = match CARRIERS.iter().find(|(v, _, _)| *v == f.get("carrier")) {
+        Some((_, _, carrier)) => Some(*carrier),
+        None => c.fail("carrier", "Choose the carrier."),
+    };
+    let number = c.required("tracking", f.get("tracking"), "Enter the tracking number.");
+    let (carrier, number) = (carrier?, number?);
+    let number = c.field("tracking", TrackingNumber::new(carrier, number))?;
+    Some(Tracking { carrier, number })
+}
+
+fn forms_receipt(f: &Fields) -> Result<FormsReceipt, Errors> {
+    let mut c = Check::default();
+    let received_on = c.date("received_on", f.get("received_on"), "Enter the day the forms arrived.");
+    let tracking = tracking(&mut c, f);
+    let citizenship = match CITIZENSHIP_PAGE.iter().find(|(v, _, _)| *v == f.get("citizenship")) {
+        Some((_, _, page)) => Some(*page),
+        None => c.fail("citizenship", "Say whether page 5 is enclosed."),
+    };
+    let attestation = match f.get("attestation") {
+        "notarized" => {
+            let name = c.required("notary_name", f.get("notary_name"), "Enter the notary's name as on the seal.");
+            let seal = match f.get("seal") {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => c.fail("seal", "Say whether the notary's seal is on the pages."),
+            };
+            let on = c.date("notarized_on", f.get("notarized_on"), "Enter the notarization date.");
+            match (name, seal, on) {
+                (Some(name), Some(seal_present), Some(notarized_on)) => {
+                    Some(Attestation::Notarized { notary_name: name.to_owned(), seal_present, notarized_on })
+                }
+                _ => None,
+            }
+        }
+        "in-person" => {
+            let registrar = c.field("registrar", OperatorId::new(f.get("registrar").trim()));
+            let on = c.date("attested_on", f.get("attested_on"), "Enter the date of the in-person proofing.");
+            registrar.zip(on).map(|(registrar, attested_on)| Attestation::InPerson { registrar, attested_on })
+        }
+        _ => c.fail("attestation", "Say who proofed the applicant: a notary or a registrar in person."),
+    };
+    let pages = citizenship.map(|citizenship| FormPages {
+        officer_verification: f.get("officer_page") == "yes",
+        identity_verification: f.get("identity_page") == "yes",
+        citizenship,
+    });
+    let receipt = match (received_on, tracking, pages, attestation) {
+        (Some(received_on), Some(tracking), Some(pages), Some(attestation)) => {
+            Some(FormsReceipt { received_on, tracking, pages, attestation })
+        }
+        _ => None,
+    };
+    c.finish(receipt)
+}
+
+fn callback(f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<OfficerCallback, Errors> {
+    let mut c = Check::default();
+    let name = c
+        .required("officer_name", f.get("officer_name"), "Enter the officer's name from page 2.")
+        .and_then(|n| c.field("officer_name", CommonName::new(n)));
+    let phone = c.field("phone", PhoneNumber::new(f.get("phone")));
+    let outcome = match OUTCOMES.iter().find(|(v, _, _)| *v == f.get("outcome")) {
+        Some((_, _, outcome)) => Some(*outcome),
+        None => c.fail("outcome", "Choose how the call went."),
+    };
+    let call = match (name, phone, outcome) {
+        (Some(officer_name), Some(phone), Some(outcome)) => {
+            Some(OfficerCallback { officer_name, phone, called_by: op.id.clone(), called_at: now, outcome })
+        }
+        _ => None,
+    };
+    c.finish(call)
+}
+
+/// The filled rows; a row left entirely empty is skipped. An empty list goes to the domain,
+/// whose finding says a document is needed.
+fn documents(f: &Fields) -> Result<Vec<IdentityDocument>, Errors> {
+    let mut c = Check::default();
+    let mut out = Vec::new();
+    for i in 0..DOCUMENT_ROWS {
+        let (kind, number, expires) = (f.nth("type", i), f.nth("number", i), f.nth("expires", i));
+        if [kind, number, expires].iter().all(|v| v.trim().is_empty()) {
+            continue;
+        }
+        let row = i + 1;
+        let expires_on = if expires.trim().is_empty() {
+            Some(None)
+        } else {
+            c.date(&format!("expires{row}"), expires, "Enter the expiry date.").map(Some)
+        };
+        if kind.is_empty() {
+            c.fail::<()>(&format!("type{row}"), "Choose the document type.");
+            continue;
+        }
+        let Some(number) = c.required(&format!("number{row}"), number, "Enter the document number.") else { continue };
+        let document = IdentityDocument::new(kind, number, expires_on.flatten());
+        // The error names the field: an unknown type, or a number that is not letters and digits.
+        let field = if matches!(document, Err(signet_ra::application::InputError::DocumentType(_))) {
+            format!("type{row}")
+        } else {
+            format!("number{row}")
+        };
+        if let (Some(d), Some(_)) = (c.field(&field, document), expires_on) {
+            out.push(d);
+        }
+    }
+    c.finish(Some(out))
+}
+
+fn reason(f: &Fields) -> Result<Reason, Errors> {
+    let mut c = Check::default();
+    let reason = c
+        .required("reason", f.get("reason"), "Write the reason the applicant will read.")
+        .and_then(|r| c.field("reason", Reason::new(r)));
+    c.finish(reason)
+}
+
+/// An operator's note on an application: 1 to 2,000 characters; line breaks allowed, other
+/// control characters not.
+struct Note(String);
+
+impl Note {
+    const MAX: usize = 2000;
+    fn new(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let bad_char = t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+        if t.is_empty() || t.chars().count() > Self::MAX || bad_char {
+            return Err(format!("Write a note of 1 to {} characters.", Self::MAX));
+        }
+        Ok(Self(t.to_owned()))
+    }
+}
+
+/// Parses the posted form of `action` into its command.
+fn command(action: Action, f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<Command, Errors> {
+    match action {
+        Action::Forms => forms_receipt(f).map(Command::RecordForms),
+        Action::Callback => callback(f, op, now).map(Command::RecordCallback),
+        Action::Identity => documents(f).map(Command::VerifyIdentity),
+        Action::Approve => Ok(Command::Approve),
+        Action::Ship => {
+            let mut c = Check::default();
+            let t = tracking(&mut c, f);
+            c.finish(t).map(Command::ShipToken)
+        }
+        Action::Activation => Ok(Command::IssueActivationCode),
+        Action::Reject => reason(f).map(Command::Reject),
+        Action::Withdraw => {
+            if f.get("confirm") == "yes" {
+                Ok(Command::Withdraw)
+            } else {
+                Err(Errors::from([("confirm".to_owned(), "Confirm that the applicant asked to withdraw.".to_owned())]))
+            }
+        }
+    }
+}
+
+/// Why a posted form did not take effect.
+enum Refusal {
+    /// Fields were wrong.
+    Invalid(Errors),
+    /// The domain refused, or the application changed meanwhile; the message says which.
+    Refused(String, StatusCode),
+    /// Not a form problem: the page fails.
+    Page(PageError),
+}
+
+/// What a refused form shows when the page is drawn again.
+#[derive(Default)]
+struct Entered {
+    action: &'static str,
+    fields: Option<Fields>,
+    errors: Errors,
+    message: String,
+}
+
+struct Section {
+    title: &'static str,
+    rows: Vec<(String, String)>,
+}
+
+struct HistoryRow {
+    at: String,
+    actor: String,
+    action: String,
+    text: String,
+    note: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/application.html")]
+struct ApplicationPage {
+    nav: Nav,
+    reference: String,
+    state: &'static str,
+    deadline: String,
+    flag: bool,
+    notice: String,
+    submitted: Vec<(String, String)>,
+    blocking: Vec<String>,
+    warnings: Vec<String>,
+    evidence: Vec<Section>,
+    history: Vec<HistoryRow>,
+    offered: Vec<Action>,
+    in_person: bool,
+    today: String,
+    carriers: Vec<(&'static str, &'static str)>,
+    outcomes: Vec<(&'static str, &'static str)>,
+    citizenship_pages: Vec<(&'static str, &'static str)>,
+    document_types: Vec<(&'static str, &'static str)>,
+    document_rows: Vec<usize>,
+    entered: Entered,
+}
+
+impl ApplicationPage {
+    fn offers(&self, form: &str) -> bool {
+        self.offered.iter().any(|a| a.name() == form)
+    }
+    fn failed(&self, form: &str) -> bool {
+        self.entered.action == form
+    }
+    /// The value typed into `form`'s `field` if that form was refused, else its default.
+    fn val(&self, form: &str, field: &str) -> &str {
+        match &self.entered.fields {
+            Some(f) if self.failed(form) => f.get(field),
+            _ => match (form, field) {
+                ("forms", "received_on") => &self.today,
+                ("forms", "attestation") if self.in_person => "in-person",
+                ("forms", "attestation") => "notarized",
+                ("forms", "citizenship") => "none",
+                _ => "",
+            },
+        }
+    }
+    fn picked(&self, form: &str, field: &str, value: &str) -> bool {
+        self.val(form, field) == value
+    }
+    /// Identity row `i`'s `field`, as typed.
+    fn row(&self, field: &str, i: &usize) -> &str {
+        match &self.entered.fields {
+            Some(f) if self.failed("identity") => f.nth(field, *i),
+            _ => "",
+        }
+    }
+    fn err(&self, form: &str, field: &str) -> &str {
+        if self.failed(form) { self.entered.errors.get(field).map_or("", String::as_str) } else { "" }
+    }
+    fn row_err(&self, field: &str, i: &usize) -> &str {
+        if self.failed("identity") {
+            self.entered.errors.get(&format!("{field}{}", i + 1)).map_or("", String::as_str)
+        } else {
+            ""
+        }
+    }
+    /// The page-level reason `form` was refused.
+    fn refused(&self, form: &str) -> &str {
+        if self.failed(form) { &self.entered.message } else { "" }
+    }
+}
+
+fn vetting_of(state: &ApplicationState) -> Option<&Vetting> {
+    use ApplicationState as S;
+    match state {
+        S::IdentityVerified { vetting }
+        | S::FirstApproved { vetting, .. }
+        | S::Approved { vetting, .. }
+        | S::TokenShipped { vetting, .. }
+        | S::CertificatesReady { vetting, .. }
+        | S::Retrieved { vetting, .. } => Some(vetting),
+        _ => None,
+    }
+}
+
+fn submitted_rows(s: &AppState, app: &Application) -> Vec<(String, String)> {
+    let f = app.form();
+    let program =
+        s.agencies.programs().iter().find(|p| p.id == f.program.as_str()).map_or(f.program.as_str(), |p| &p.name);
+    let agencies: Vec<&str> =
+        f.agencies.iter().map(|id| s.agencies.agency(id).map_or(id.as_str(), |a| a.name.as_str())).collect();
+    let payment = match &f.payment {
+        Payment::Invoice => "Invoice to the organization".to_owned(),
+        Payment::PurchaseOrder { po } => format!("Invoice against purchase order {po}"),
+        Payment::Card { authorization } => {
+            format!(
+                "Card ending {} (authorization {}, {})",
+                authorization.last4, authorization.id, authorization.amount
+            )
+        }
+    };
+    let rows = [
+        ("Submitted", when(app.submitted_at())),
+        ("Federal program", program.to_owned()),
+        ("Agencies", if agencies.is_empty() { "none chosen".to_owned() } else { agencies.join(", ") }),
+        ("Lives in the U.S.", if f.residency == Residency::UnitedStates { "Yes" } else { "No" }.to_owned()),
+        (
+            "Certificate",
+            format!(
+                "{}, {} year(s), {}",
+                type_name(s, f.certificate.cert_type()),
+                f.certificate.years(),
+                f.certificate.price()
+            ),
+        ),
+        ("Organization", f.organization.as_str().to_owned()),
+        ("Name", f.applicant.name.as_str().to_owned()),
+        ("Email", f.applicant.email.as_str().to_owned()),
+        ("Phone", f.applicant.phone.as_str().to_owned()),
+        ("Ships to", f.applicant.shipping.to_string().replace('\n', ", ")),
+        ("Second citizenship", f.applicant.second_citizenship.clone().unwrap_or_else(|| "none".to_owned())),
+        ("Payment", payment),
+    ];
+    rows.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+fn evidence(app: &Application) -> Vec<Section> {
+    use ApplicationState as S;
+    let state = app.state();
+    let mut out = Vec::new();
+    let row = |k: &str, v: String| (k.to_owned(), v);
+    if let Some(forms) = state.forms() {
+        let mut rows = vec![
+            row("Received", forms.received_on.to_string()),
+            row("Mailed by", format!("{} {}", forms.tracking.carrier.name(), forms.tracking.number)),
+            row("Page 2 (officer) complete", yes_no(forms.pages.officer_verification)),
+            row("Page 4 (identity) complete", yes_no(forms.pages.identity_verification)),
+            row(
+                "Page 5 (citizenship)",
+                match forms.pages.citizenship {
+                    None => "not enclosed".to_owned(),
+                    Some(complete) => format!("enclosed, complete: {}", yes_no(complete)),
+                },
+            ),
+        ];
+        match &forms.attestation {
+            Attestation::Notarized { notary_name, seal_present, notarized_on } => rows.extend([
+                row("Notary", notary_name.clone()),
+                row("Notary seal present", yes_no(*seal_present)),
+                row("Notarized on", notarized_on.to_string()),
+            ]),
+            Attestation::InPerson { registrar, attested_on } => rows.extend([
+                row("Proofed in person by", registrar.to_string()),
+                row("Proofed on", attested_on.to_string()),
+            ]),
+        }
+        out.push(Section { title: "Forms received", rows });
+    }
+    let (attempts, officer): (&[OfficerCallback], Option<&OfficerCallback>) = match state {
+        S::FormsReceived { call_attempts, .. } => (call_attempts, None),
+        S::OfficerConfirmed { call_attempts, officer, .. } => (call_attempts, Some(officer)),
+        _ => vetting_of(state).map_or((&[], None), |v| (&v.call_attempts, Some(&v.officer))),
+    };
+    let calls: Vec<(String, String)> = attempts
+        .iter()
+        .chain(officer)
+        .map(|c| {
+            let what = format!("{} at {}: {}", c.officer_name.as_str(), c.phone, c.outcome.name());
+            (format!("{} by {}", when(c.called_at), c.called_by), what)
+        })
+        .collect();
+    if !calls.is_empty() {
+        out.push(Section { title: "Officer call-backs", rows: calls });
+    }
+    if let Some(v) = vetting_of(state) {
+        let mut rows: Vec<(String, String)> = v
+            .identity
+            .documents
+            .iter()
+            .map(|d| {
+                let expires = d.expires_on().map_or_else(String::new, |e| format!(", expires {e}"));
+                (d.kind().name.to_owned(), format!("{}{expires}", d.number().masked()))
+            })
+            .collect();
+        rows.push(row("Verified", format!("{} by {}", when(v.identity.at), v.identity.by)));
+        out.push(Section { title: "Identity documents", rows });
+    }
+    let approvals = match state {
+        S::FirstApproved { first, .. } => vec![first],
+        S::Approved { approvals, .. }
+        | S::TokenShipped { approvals, .. }
+        | S::CertificatesReady { approvals, .. }
+        | S::Retrieved { approvals, .. } => vec![&approvals.first, &approvals.second],
+        _ => Vec::new(),
+    };
+    if !approvals.is_empty() {
+        let rows = approvals
+            .iter()
+            .zip(["First approval", "Second approval"])
+            .map(|(a, label)| row(label, format!("{} at {}", a.by, when(a.at))))
+            .collect();
+        out.push(Section { title: "Approvals", rows });
+    }
+    if let Some(sh) = state.shipment() {
+        let rows = vec![
+            row("Token shipped", format!("{} {}", sh.tracking.carrier.name(), sh.tracking.number)),
+            row("Shipped", format!("{} by {}", when(sh.at), sh.by)),
+        ];
+        out.push(Section { title: "Shipment", rows });
+    }
+    let outcome = match state {
+        S::CertificatesReady { activation, .. } => {
+            Some(vec![row("Activation code issued", when(activation.issued_at))])
+        }
+        S::Retrieved { retrieved_at, .. } => Some(vec![row("Certificates retrieved", when(*retrieved_at))]),
+        S::Rejected { from, by, reason, at } => Some(vec![
+            row("Rejected", format!("{} by {by} (was {from})", when(*at))),
+            row("Reason", reason.as_str().to_owned()),
+        ]),
+        S::Expired { from, deadline, at } => Some(vec![row(
+            "Expired",
+            format!("{} (was {from}; {} deadline {})", when(*at), deadline.kind.name(), deadline.last_day),
+        )]),
+        S::Withdrawn { from, at } => Some(vec![row("Withdrawn", format!("{} (was {from})", when(*at)))]),
+        _ => None,
+    };
+    if let Some(rows) = outcome {
+        out.push(Section { title: "Outcome", rows });
+    }
+    out
+}
+
+/// An audit row for the history: notes show their text, other events their details.
+fn history_row(r: &AuditRecord) -> HistoryRow {
+    let at = OffsetDateTime::from_unix_timestamp(r.at).map_or_else(|_| r.at.to_string(), when);
+    let details: serde_json::Value = serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null);
+    let note = r.action == AuditAction::NoteAdded.name();
+    let text = match (&details, note) {
+        (serde_json::Value::Object(map), true) => {
+            map.get("note").and_then(|n| n.as_str()).unwrap_or_default().to_owned()
+        }
+        (serde_json::Value::Object(map), false) => map
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::new(),
+    };
+    HistoryRow { at, actor: r.actor.clone(), action: r.action.clone(), text, note }
+}
+
+async fn application_view(
+    s: &AppState,
+    session: &Session,
+    op: &Operator,
+    id: &ApplicationId,
+    notice: &str,
+    entered: Entered,
+) -> Result<ApplicationPage, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let history = s.store.application_history(id).await?;
+    let today = s.clock.now().date();
+    let (blocking, warnings): (Vec<_>, Vec<_>) =
+        vetting::findings(&app, today, &s.deadlines).into_iter().partition(vetting::Finding::is_blocking);
+    let deadline = deadline_of(s, &app);
+    let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
+        let what = match d.kind {
+            DeadlineKind::Open => "The forms must arrive by",
+            DeadlineKind::Retrieval => "The certificates must be retrieved by",
+        };
+        format!(
+            "{what} {} ({}).",
+            d.last_day,
+            if days < 0 { days_text(days) } else { format!("{} left", days_text(days)) }
+        )
+    });
+    Ok(ApplicationPage {
+        nav: Nav::new(session, op),
+        reference: id.as_str().to_owned(),
+        state: app.state().state_name(),
+        deadline: deadline_text,
+        flag: deadline.is_some_and(|(_, _, flag)| flag),
+        notice: notice.to_owned(),
+        submitted: submitted_rows(s, &app),
+        blocking: blocking.into_iter().map(|f| f.message).collect(),
+        warnings: warnings.into_iter().map(|f| f.message).collect(),
+        evidence: evidence(&app),
+        history: history.iter().map(history_row).collect(),
+        offered: Action::ALL.into_iter().filter(|a| a.applies(app.state()) && op.role.may(a.permission())).collect(),
+        in_person: app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar,
+        today: today.to_string(),
+        carriers: CARRIERS.iter().map(|(v, l, _)| (*v, *l)).collect(),
+        outcomes: OUTCOMES.iter().map(|(v, l, _)| (*v, *l)).collect(),
+        citizenship_pages: CITIZENSHIP_PAGE.iter().map(|(v, l, _)| (*v, *l)).collect(),
+        document_types: ACCEPTED_DOCUMENTS.iter().map(|k| (k.id, k.name)).collect(),
+        document_rows: (0..DOCUMENT_ROWS).collect(),
+        entered,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DoneQuery {
+    done: String,
+}
+
+async fn application_page(
+    State(s): State<AppState>,
+    mut session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
+    let notice = if q.done == NOTE { "Your note is added." } else { Action::parse(&q.done).map_or("", Action::done) };
+    match application_view(&s, &session, &op, &id, notice, Entered::default()).await {
+        Ok(page) => render(&page),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+    let note = Note::new(f.get("note")).map_err(|m| Refusal::Invalid(Errors::from([("note".to_owned(), m)])))?;
+    // Notes go on applications that exist; the audit row is the note.
+    s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
+    let event = AuditEvent::new(
+        s.clock.now(),
+        &op.audit_name(),
+        AuditAction::NoteAdded,
+        id.as_str(),
+        json!({ "note": note.0 }),
+    );
+    s.store.audit(&event).await.map_err(|e| Refusal::Page(e.into()))
+}
+
+async fn give_command(
+    s: &AppState,
+    op: &Operator,
+    id: &ApplicationId,
+    action: Action,
+    f: &Fields,
+) -> Result<(), Refusal> {
+    let command = command(action, f, op, s.clock.now()).map_err(Refusal::Invalid)?;
+    match s.command(id, &Actor::Operator(op.id.clone()), command).await {
+        Ok(app) => {
+            tracing::info!(application = %id, state = app.state().state_name(), "operator command");
+            Ok(())
+        }
+        Err(CommandFailure::NotFound) => Err(Refusal::Page(PageError::NotFound)),
+        Err(CommandFailure::Refused(e)) => Err(Refusal::Refused(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY)),
+        Err(CommandFailure::Changed) => Err(Refusal::Refused(
+            "Someone changed this application while you were entering this; review it and try again.".into(),
+            StatusCode::CONFLICT,
+        )),
+        Err(CommandFailure::Store(e)) => Err(Refusal::Page(e.into())),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(application = %id, action = %action))]
+async fn application_post(
+    State(s): State<AppState>,
+    mut session: Session,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(action) = Action::parse(&action) else { return PageError::NotFound.into_response() };
+    let op = match signed_in(&s, &mut session, action.permission()).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
+    let fields = Fields::parse(&body);
+    let outcome = give_command(&s, &op, &id, action, &fields).await;
+    respond(&s, &session, &op, &id, action.name(), fields, outcome).await
+}
+
+#[tracing::instrument(skip_all, fields(application = %id))]
+async fn note_post(State(s): State<AppState>, mut session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
+    let fields = Fields::parse(&body);
+    let outcome = add_note(&s, &op, &id, &fields).await;
+    respond(&s, &session, &op, &id, NOTE, fields, outcome).await
+}
+
+/// After a posted form: back to the page with a notice, or the page again with the form's
+/// values and why it was refused.
+async fn respond(
+    s: &AppState,
+    session: &Session,
+    op: &Operator,
+    id: &ApplicationId,
+    form: &'static str,
+    fields: Fields,
+    outcome: Result<(), Refusal>,
+) -> Response {
+    let (entered, status) = match outcome {
+        Ok(()) => return Redirect::to(&format!("/console/applications/{id}?done={form}")).into_response(),
+        Err(Refusal::Page(e)) => return e.into_response(),
+        Err(Refusal::Invalid(errors)) => {
+            let message = "Please correct the fields marked below. Nothing was recorded.".to_owned();
+            (Entered { action: form, fields: Some(fields), errors, message }, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(Refusal::Refused(message, status)) => {
+            let message = format!("Not recorded: {message}");
+            (Entered { action: form, fields: Some(fields), errors: Errors::new(), message }, status)
+        }
+    };
+    match application_view(s, session, op, id, "", entered).await {
+        Ok(page) => with_status(render(&page), status),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators (RA administrators)
+
+struct OperatorRow {
+    id: String,
+    name: String,
+    role: &'static str,
+    disabled: bool,
+    yourself: bool,
+    /// (scope name, what the lock says)
+    locks: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/operators.html")]
+struct OperatorsPage {
+    nav: Nav,
+    rows: Vec<OperatorRow>,
+    message: String,
+}
+
+/// The scopes an operator's sign-in can be locked in.
+const OPERATOR_SCOPES: [AttemptScope; 2] = [AttemptScope::OperatorPassword, AttemptScope::OperatorTotp];
+
+async fn operators_view(
+    s: &AppState,
+    session: &Session,
+    admin: &Operator,
+    message: String,
+) -> Result<Response, PageError> {
+    let now = s.clock.now();
+    let mut rows = Vec::new();
+    for op in s.store.list_operators().await? {
+        let mut locks = Vec::new();
+        for scope in OPERATOR_SCOPES {
+            if let LockState::Locked(until) = s.store.check(scope, op.id.as_str(), now).await? {
+                let text = match until {
+                    Until::Time(t) => format!("locked until {}", when(t)),
+                    Until::AdministratorUnlocks => "locked until cleared".to_owned(),
+                };
+                locks.push((scope.name(), text));
+            }
+        }
+        rows.push(OperatorRow {
+            id: op.id.as_str().to_owned(),
+            name: op.display_name.as_str().to_owned(),
+            role: match op.role {
+                Role::RaAdministrator => "RA administrator",
+                Role::RaOperator => "RA operator",
+            },
+            disabled: op.disabled,
+            yourself: op.id == admin.id,
+            locks,
+        });
+    }
+    let status = if message.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(with_status(render(&OperatorsPage { nav: Nav::new(session, admin), rows, message }), status))
+}
+
+async fn operators_page(State(s): State<AppState>, mut session: Session) -> Response {
+    let admin = match signed_in(&s, &mut session, Permission::ManageOperators).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    operators_view(&s, &session, &admin, String::new()).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UnlockForm {
+    scope: String,
+}
+
+#[tracing::instrument(skip_all, fields(operator = %id, action = %action))]
+async fn operator_post(
+    State(s): State<AppState>,
+    mut session: Session,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<UnlockForm>,
+) -> Response {
+    let permission = match action.as_str() {
+        "disable" | "enable" => Permission::ManageOperators,
+        "unlock" => Permission::UnlockLockouts,
+        _ => return PageError::NotFound.into_response(),
+    };
+    let admin = match signed_in(&s, &mut session, permission).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Ok(id) = OperatorId::new(&id) else { return PageError::NotFound.into_response() };
+    let now = s.clock.now();
+    let done = match action.as_str() {
+        // An administrator who disabled their own account could not undo it from the console.
+        "disable" if id == admin.id => {
+            let message = "You cannot disable your own account; another administrator can.".to_owned();
+            return operators_view(&s, &session, &admin, message).await.unwrap_or_else(IntoResponse::into_response);
+        }
+        "unlock" => match OPERATOR_SCOPES.into_iter().find(|scope| scope.name() == form.scope) {
+            Some(scope) => operator::unlock(&s.store, &admin, scope, id.as_str(), now).await,
+            None => return PageError::BadRequest("Choose which lock to clear.".into()).into_response(),
+        },
+        _ => operator::set_disabled(&s.store, &admin, &id, action == "disable", now).await,
+    };
+    match done {
+        Ok(()) => {
+            tracing::info!(by = %admin.id, "operator account changed");
+            Redirect::to("/console/operators").into_response()
+        }
+        Err(operator::AdminError::Store(signet_ra::issuance::StoreError::NotFound)) => {
+            let message = format!("Nothing to do: {id} has no such lock, or no longer exists.");
+            operators_view(&s, &session, &admin, message).await.unwrap_or_else(IntoResponse::into_response)
+        }
+        Err(operator::AdminError::Operator(_)) => PageError::Forbidden.into_response(),
+        Err(e) => PageError::Internal(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        Fields(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn every_action_round_trips_by_name() {
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.name()), Some(a));
+        }
+        assert_eq!(Action::parse("delete"), None);
+    }
+
+    #[test]
+    fn forms_receipt_names_each_wrong_field() {
+        let errors = forms_receipt(&fields(&[
+            ("received_on", "2026-13-01"),
+            ("carrier", "ups"),
+            ("tracking", "12345"),
+            ("attestation", "notarized"),
+            ("seal", "maybe"),
+        ]))
+        .unwrap_err();
+        let keys: Vec<&str> = errors.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["citizenship", "notarized_on", "notary_name", "received_on", "seal", "tracking"]);
+        assert_eq!(errors["tracking"], "\"12345\" is not a UPS tracking number");
+        assert_eq!(errors["received_on"], "Enter the date as YYYY-MM-DD.");
+    }
+
+    #[test]
+    fn identity_rows_skip_blank_ones_and_name_the_bad_field() {
+        let ok = documents(&fields(&[
+            ("type", "us-passport"),
+            ("number", "a1234 5678"),
+            ("expires", "2031-05-01"),
+            ("type", ""),
+            ("number", ""),
+            ("expires", ""),
+        ]))
+        .unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].number().as_str(), "A12345678");
+        let errors = documents(&fields(&[
+            ("type", "library-card"),
+            ("number", "123"),
+            ("expires", ""),
+            ("type", "drivers-license"),
+            ("number", "!!"),
+            ("expires", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(errors["type1"].contains("not an accepted identity document type"), "{errors:?}");
+        assert!(errors.contains_key("number2") && errors.contains_key("expires2"), "{errors:?}");
+    }
+
+    #[test]
+    fn notes_take_line_breaks_but_not_other_controls() {
+        assert!(Note::new("Called twice.\nOfficer on leave until Monday.").is_ok());
+        assert!(Note::new("   ").is_err());
+        assert!(Note::new("bell \u{7}").is_err());
+        assert!(Note::new(&"x".repeat(Note::MAX + 1)).is_err());
+    }
+}

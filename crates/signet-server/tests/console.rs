@@ -1,0 +1,609 @@
+//! The RA operator console over HTTP, through `app(state)` on SQLite and PostgreSQL: operators
+//! sign in with a password and a TOTP code computed by `oathtool` (an independent RFC 6238
+//! implementation) at the fake clock's time; lockouts and their clearing by an administrator;
+//! roles; an application vetted from email-verified to token shipped by two different
+//! approvers; bad input on every form (422, values kept, nothing stored); notes and history;
+//! the queue's filters and pages; and the audit chain intact at the end.
+
+mod browser;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::http::StatusCode;
+use browser::{Browser, Page};
+use signet_pki::profile::Catalog;
+use signet_pki::subject::{CommonName, OrganizationName};
+use signet_ra::application::{
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CertificateChoice, Command, IssuedSecret,
+    OperatorId, PasswordHash, PriceTable,
+};
+use signet_ra::audit::verify_chain;
+use signet_ra::fixtures::sample_form;
+use signet_ra::lockout::REFUSED;
+use signet_ra::operator::{Operator, OperatorStore, Role, operator_password};
+use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
+use signet_ra::vetting::DeadlinePolicy;
+use signet_ra::wizard::AgencyCatalog;
+use signet_ra::{Clock, FakeClock};
+use signet_server::{AppState, ServerConfig, app, build_state};
+use signet_testkit::{BACKENDS, TestDb};
+use time::macros::{datetime, format_description};
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2026-11-02 14:00 UTC);
+const PASSWORD: &str = "Quill-Harbor-Sextant-58";
+
+struct Console {
+    app: Router,
+    state: AppState,
+    clock: Arc<FakeClock>,
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+async fn console(backend: &str) -> Console {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some(db.url.clone()),
+        ..Default::default()
+    };
+    let settings = config.into_settings().unwrap();
+    let clock = Arc::new(FakeClock::at(T0));
+    let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
+    Console { app: app(state.clone()), state, clock, _dir: dir, _db: db }
+}
+
+/// Argon2id is slow by design: one hash of [`PASSWORD`] per test binary, for every operator
+/// and applicant account.
+fn password_hash() -> &'static PasswordHash {
+    static HASH: OnceLock<PasswordHash> = OnceLock::new();
+    HASH.get_or_init(|| {
+        PasswordHash::new(&operator_password(PASSWORD, &OperatorId::new("any").unwrap()).unwrap()).unwrap()
+    })
+}
+
+/// Creates an operator (SHA-1, 6 digits: oathtool's defaults); returns its base32 secret.
+async fn create_operator(state: &AppState, id: &str, name: &str, role: Role) -> String {
+    let secret = TotpSecret::generate();
+    let b32 = secret.to_base32();
+    let op = Operator::new(
+        OperatorId::new(id).unwrap(),
+        CommonName::new(name).unwrap(),
+        role,
+        password_hash().clone(),
+        Totp::new(secret, TotpAlgorithm::Sha1, Digits::Six),
+    );
+    state.store().create_operator(&op, op.created_event("cli:test", T0)).await.unwrap();
+    b32
+}
+
+/// The code `oathtool` computes for `secret` at `at`.
+fn oathtool(secret: &str, at: OffsetDateTime) -> String {
+    let now = at.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap();
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", "--now", &now, secret])
+        .output()
+        .expect("oathtool is installed (scripts/test.sh)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A code that is certainly wrong: the right one with its last digit changed.
+fn wrong(code: &str) -> String {
+    let last = code.chars().last().unwrap().to_digit(10).unwrap();
+    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
+}
+
+async fn sign_in(b: &mut Browser, id: &str, password: &str, code: &str) -> Page {
+    b.get("/console/sign-in").await;
+    b.post("/console/sign-in", &[("operator", id), ("password", password), ("code", code)]).await
+}
+
+/// Signs in and loads the queue (the sign-in rotates the form token).
+async fn signed_in(c: &Console, id: &str, secret: &str) -> Browser {
+    let mut b = Browser::new(&c.app);
+    let p = sign_in(&mut b, id, PASSWORD, &oathtool(secret, c.clock.now())).await;
+    assert_eq!(p.location.as_deref(), Some("/console"), "{id}: {}", p.body);
+    assert_eq!(b.get("/console").await.status, StatusCode::OK);
+    b
+}
+
+/// Stores an application submitted `age` ago and, if `verify`, email-verified now.
+async fn application(c: &Console, form: ApplicationForm, age: Duration, verify: bool) -> ApplicationId {
+    let now = c.clock.now();
+    let t = Application::submit(ApplicationId::generate(), form, now - age);
+    c.state.store().create(&t, password_hash(), &[]).await.unwrap();
+    let id = t.application.id().clone();
+    if verify {
+        let Some(IssuedSecret::EmailVerification(token)) = t.secret else { panic!("submission issues a token") };
+        let verified = t
+            .application
+            .apply(&Actor::Applicant, Command::VerifyEmail(token), now, &DeadlinePolicy::default())
+            .unwrap();
+        c.state.store().save_transition(&verified, &[]).await.unwrap();
+    }
+    id
+}
+
+/// The revision and audit row count: what a refused form must leave alone.
+async fn stored(c: &Console, id: &ApplicationId) -> (u32, usize) {
+    let app = c.state.store().load(id).await.unwrap().unwrap();
+    (app.revision(), c.state.store().audit_records().await.unwrap().len())
+}
+
+async fn state_of(c: &Console, id: &ApplicationId) -> &'static str {
+    c.state.store().load(id).await.unwrap().unwrap().state().state_name()
+}
+
+/// Posts a form that must be refused: 422, every `expected` text on the page, and nothing
+/// stored.
+async fn refused(
+    c: &Console,
+    b: &mut Browser,
+    id: &ApplicationId,
+    form: &str,
+    fields: &[(&str, &str)],
+    expected: &[&str],
+) {
+    let before = stored(c, id).await;
+    let p = b.post(&format!("/console/applications/{id}/{form}"), fields).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{form}: {}", p.body);
+    for e in expected {
+        assert!(p.body.contains(e), "{form}: missing {e:?} in {}", p.body);
+    }
+    assert_eq!(stored(c, id).await, before, "{form}: a refused form changed nothing");
+}
+
+/// Posts a form that must be accepted; returns the page it leads to.
+async fn accepted(b: &mut Browser, id: &ApplicationId, form: &str, fields: &[(&str, &str)]) -> Page {
+    let p = b.post(&format!("/console/applications/{id}/{form}"), fields).await;
+    assert_eq!(p.location, Some(format!("/console/applications/{id}?done={form}")), "{form}: {}", p.body);
+    b.get(p.location.as_deref().unwrap()).await
+}
+
+/// The text of each cell in the rows of the table with `id`, tags stripped.
+fn table(body: &str, id: &str) -> Vec<Vec<String>> {
+    let start = body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no table {id}"));
+    let html = &body[start..start + body[start..].find("</table>").unwrap()];
+    html.split("<tr").skip(2).map(|row| row.split("<td").skip(1).map(strip_tags).collect()).collect()
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = true; // the cell starts inside its <td …> tag
+    for ch in html.chars() {
+        match ch {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const NOTARIZED: &[(&str, &str)] = &[
+    ("received_on", "2026-11-02"),
+    ("carrier", "ups"),
+    ("tracking", "1Z999AA10123456784"),
+    ("officer_page", "yes"),
+    ("identity_page", "yes"),
+    ("citizenship", "none"),
+    ("attestation", "notarized"),
+    ("notary_name", "Pat Notary"),
+    ("seal", "yes"),
+    ("notarized_on", "2026-11-02"),
+];
+
+/// `NOTARIZED` with some fields replaced.
+fn notarized(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    NOTARIZED.iter().map(|(k, v)| changes.iter().find(|(ck, _)| ck == k).map_or((*k, *v), |c| *c)).collect()
+}
+
+#[tokio::test]
+async fn sign_in_lockout_roles_and_vetting_to_token_shipped() {
+    for backend in BACKENDS {
+        vetting_run(backend).await;
+    }
+}
+
+async fn vetting_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let bob = create_operator(&c.state, "bob", "Bob Checker", Role::RaOperator).await;
+    let root = create_operator(&c.state, "root", "Rita Admin", Role::RaAdministrator).await;
+
+    // Without an operator session every console page sends the visitor to sign in.
+    let mut anonymous = Browser::new(&c.app);
+    for path in ["/console", "/console/operators", "/console/applications/7K2M9Q4T8V1W"] {
+        assert_eq!(anonymous.get(path).await.location.as_deref(), Some("/console/sign-in"), "{path}");
+    }
+
+    // Alice signs in; the same code is refused to a second browser (single use).
+    let code = oathtool(&alice, T0);
+    let mut a = Browser::new(&c.app);
+    let p = sign_in(&mut a, "alice", PASSWORD, &code).await;
+    assert_eq!(p.location.as_deref(), Some("/console"), "{}", p.body);
+    assert!(a.get("/console").await.body.contains("Alice Vetter (alice)"));
+    let mut thief = Browser::new(&c.app);
+    let replay = sign_in(&mut thief, "alice", PASSWORD, &code).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert!(replay.body.contains(REFUSED), "{}", replay.body);
+
+    // A wrong password and a wrong code read the same, and the id typed is kept.
+    let mut b = Browser::new(&c.app);
+    let bad_password = sign_in(&mut b, "bob", "Quill-Harbor-Sextant-00", &oathtool(&bob, T0)).await;
+    let bad_code = sign_in(&mut b, "bob", PASSWORD, &wrong(&oathtool(&bob, T0))).await;
+    let unknown = sign_in(&mut b, "nobody", PASSWORD, "123456").await;
+    for p in [&bad_password, &bad_code, &unknown] {
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+        assert!(p.body.contains(REFUSED), "{}", p.body);
+    }
+    assert!(bad_code.body.contains("value=\"bob\""));
+
+    // Four more wrong passwords lock bob out (five in the password scope); the lock is
+    // explained, and even the right credentials are refused until it ends.
+    for n in 0..4 {
+        let p = sign_in(&mut b, "bob", "Quill-Harbor-Sextant-00", "000000").await;
+        assert_eq!(p.status, if n < 3 { StatusCode::UNAUTHORIZED } else { StatusCode::LOCKED }, "{}", p.body);
+    }
+    let lock = "Too many failed attempts. Try again after 2026-11-02 14:01:00 UTC.";
+    let locked = sign_in(&mut b, "bob", PASSWORD, &oathtool(&bob, T0)).await;
+    assert_eq!(locked.status, StatusCode::LOCKED);
+    assert!(locked.body.contains(lock) && !locked.body.contains(REFUSED), "{}", locked.body);
+
+    // An RA operator may not manage operators: a readable 403.
+    let forbidden = a.get("/console/operators").await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert!(forbidden.body.contains("Your role does not allow this page"), "{}", forbidden.body);
+    let forbidden = a.post("/console/operators/bob/unlock", &[("scope", "operator-password")]).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert!(!a.get("/console").await.body.contains("href=\"/console/operators\""), "no admin link for an operator");
+
+    // The administrator sees the lock and clears it; bob signs in.
+    let mut r = signed_in(&c, "root", &root).await;
+    let ops = r.get("/console/operators").await;
+    assert_eq!(ops.status, StatusCode::OK);
+    let rows = table(&ops.body, "operators");
+    let bob_row = rows.iter().find(|row| row[0].contains("bob")).unwrap();
+    assert_eq!(bob_row[1], "RA operator");
+    assert!(bob_row[3].contains("operator-password: locked until 2026-11-02 14:01 UTC"), "{bob_row:?}");
+    let cleared = r.post("/console/operators/bob/unlock", &[("scope", "operator-password")]).await;
+    assert_eq!(cleared.location.as_deref(), Some("/console/operators"));
+    let again = r.post("/console/operators/bob/unlock", &[("scope", "operator-password")]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "nothing left to clear");
+    let rows = table(&r.get("/console/operators").await.body, "operators");
+    assert_eq!(rows.iter().find(|row| row[0].contains("bob")).unwrap()[3], "none");
+    let mut b = signed_in(&c, "bob", &bob).await;
+
+    // A disabled operator's open session ends at the next request and cannot sign in again;
+    // enabled again, the account works. The administrator cannot disable themself.
+    assert_eq!(r.post("/console/operators/alice/disable", &[]).await.location.as_deref(), Some("/console/operators"));
+    assert_eq!(a.get("/console").await.location.as_deref(), Some("/console/sign-in"));
+    c.clock.advance(Duration::seconds(30));
+    let disabled = sign_in(&mut a, "alice", PASSWORD, &oathtool(&alice, c.clock.now())).await;
+    assert_eq!(disabled.status, StatusCode::UNAUTHORIZED);
+    assert!(disabled.body.contains(REFUSED));
+    r.get("/console/operators").await;
+    let own = r.post("/console/operators/root/disable", &[]).await;
+    assert!(own.body.contains("You cannot disable your own account"), "{}", own.body);
+    r.post("/console/operators/alice/enable", &[]).await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+
+    // An application is waiting for its forms.
+    let id = application(&c, sample_form("medium-token"), Duration::ZERO, true).await;
+    let page = a.get(&format!("/console/applications/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for expected in [
+        "<strong id=\"state\">email-verified</strong>",
+        "The forms must arrive by 2026-12-16 (44 days left).",
+        "Jane Q. Doe",
+        "jane.doe@acme.example",
+        "Acme, Inc.",
+        "Medium Token Assurance, 2 year(s), $279.00",
+        "Invoice against purchase order PO-2025/0042",
+        "Record the forms received by mail",
+    ] {
+        assert!(page.body.contains(expected), "missing {expected:?} in {}", page.body);
+    }
+    assert!(!page.body.contains("/approve\""), "approval is not offered before vetting");
+
+    // Forms: missing tracking, a tracking number not in the carrier's format, an unknown
+    // document type later on — each 422 with the typed values, and nothing stored.
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "forms",
+        &notarized(&[("tracking", "")]),
+        &["Enter the tracking number.", "value=\"Pat Notary\"", "Nothing was recorded"],
+    )
+    .await;
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "forms",
+        &notarized(&[("tracking", "12345")]),
+        &["&#34;12345&#34; is not a UPS tracking number", "value=\"12345\""],
+    )
+    .await;
+    // The domain's own check: a missing notary seal refuses the step, with its reason.
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "forms",
+        &notarized(&[("seal", "no")]),
+        &[
+            "Not recorded: vetting found problems: The notary&#39;s official seal is missing",
+            "value=\"1Z999AA10123456784\"",
+        ],
+    )
+    .await;
+    let page = accepted(&mut a, &id, "forms", NOTARIZED).await;
+    for expected in [
+        "The forms receipt is recorded.",
+        "<strong id=\"state\">forms-received</strong>",
+        "UPS 1Z999AA10123456784",
+        "<dt>Notary seal present</dt><dd>yes</dd>",
+        "<dt>Notarized on</dt><dd>2026-11-02</dd>",
+        "The certificates must be retrieved by 2026-12-01 (29 days left).",
+        "Record the organization officer call-back",
+    ] {
+        assert!(page.body.contains(expected), "missing {expected:?} in {}", page.body);
+    }
+
+    // Officer call-back.
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "callback",
+        &[("officer_name", "Sam Officer"), ("phone", "12"), ("outcome", "confirmed")],
+        &["is not a phone number", "value=\"Sam Officer\""],
+    )
+    .await;
+    // An unanswered call keeps the application waiting; the confirming call went to the
+    // applicant's own number, which the checks flag as a warning (not blocking).
+    let page = accepted(
+        &mut a,
+        &id,
+        "callback",
+        &[("officer_name", "Sam Officer"), ("phone", "+1 206 555 0199"), ("outcome", "no-answer")],
+    )
+    .await;
+    assert!(page.body.contains("Sam Officer at +12065550199: no-answer"), "{}", page.body);
+    assert!(page.body.contains("<strong id=\"state\">forms-received</strong>"));
+    let page = accepted(
+        &mut a,
+        &id,
+        "callback",
+        &[("officer_name", "Sam Officer"), ("phone", "(206) 555-0142"), ("outcome", "confirmed")],
+    )
+    .await;
+    assert!(page.body.contains("Sam Officer at +12065550142: confirmed"), "{}", page.body);
+    let warning = "<li class=\"finding-warning\">Warning: The number called is the applicant&#39;s own";
+    assert!(page.body.contains(warning) && !page.body.contains("id=\"blocking\""), "{}", page.body);
+
+    // Identity documents: an unknown type is refused; numbers are shown masked.
+    let passport = [("type", "us-passport"), ("number", "A12345678"), ("expires", "2031-01-01")];
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "identity",
+        &[("type", "library-card"), ("number", "LIB-0042"), ("expires", "")],
+        &["&#34;library-card&#34; is not an accepted identity document type", "value=\"LIB-0042\""],
+    )
+    .await;
+    let page = accepted(&mut a, &id, "identity", &passport).await;
+    assert!(page.body.contains("<dt>U.S. passport</dt><dd>*****5678, expires 2031-01-01</dd>"), "{}", page.body);
+    assert!(!page.body.contains("A12345678"), "the full document number is never shown");
+    assert!(page.body.contains(warning) && !page.body.contains("id=\"blocking\""), "{}", page.body);
+
+    // Two different operators approve; the same one twice is refused with the domain's words.
+    accepted(&mut a, &id, "approve", &[]).await;
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "approve",
+        &[],
+        &["Not recorded: alice already approved this application; a different operator must give the second approval"],
+    )
+    .await;
+    b.get(&format!("/console/applications/{id}")).await;
+    let page = accepted(&mut b, &id, "approve", &[]).await;
+    assert!(page.body.contains("<dt>First approval</dt><dd>alice at 2026-11-02 14:00 UTC</dd>"), "{}", page.body);
+    assert!(page.body.contains("<dt>Second approval</dt><dd>bob at 2026-11-02 14:00 UTC</dd>"), "{}", page.body);
+
+    // Ship the token; a blank reject reason is refused on the way.
+    a.get(&format!("/console/applications/{id}")).await;
+    refused(&c, &mut a, &id, "ship", &[("carrier", "fedex"), ("tracking", "")], &["Enter the tracking number."]).await;
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "ship",
+        &[("carrier", "fedex"), ("tracking", "1Z999AA10123456784")],
+        &["is not a FedEx tracking number", "value=\"1Z999AA10123456784\""],
+    )
+    .await;
+    refused(&c, &mut a, &id, "reject", &[("reason", "   ")], &["Write the reason the applicant will read."]).await;
+    let page = accepted(&mut a, &id, "ship", &[("carrier", "fedex"), ("tracking", "1234 5678 9012")]).await;
+    assert!(page.body.contains("<dt>Token shipped</dt><dd>FedEx 123456789012</dd>"), "{}", page.body);
+    assert_eq!(state_of(&c, &id).await, "token-shipped");
+
+    // A note, then the activation code; the history lists everything in order with who did it.
+    refused(&c, &mut a, &id, "note", &[("note", "")], &["Write a note of 1 to 2000 characters."]).await;
+    accepted(&mut a, &id, "note", &[("note", "Applicant called: <token> arrives Friday.")]).await;
+    let page = accepted(&mut a, &id, "activation", &[]).await;
+    assert!(page.body.contains("Activation code issued"), "{}", page.body);
+    let history = table(&page.body, "history");
+    let actions: Vec<&str> = history.iter().map(|row| row[2].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "application-submitted",
+            "email-verified",
+            "forms-received",
+            "officer-call-attempted",
+            "officer-confirmed",
+            "identity-verified",
+            "application-first-approval",
+            "application-approved",
+            "token-shipped",
+            "note-added",
+            "certificates-ready",
+        ]
+    );
+    let note = &history[9];
+    assert_eq!(
+        (note[1].as_str(), note[3].as_str()),
+        ("operator:alice", "Applicant called: &#60;token&#62; arrives Friday.")
+    );
+    assert_eq!(history[7][1], "operator:bob");
+    let outbox = c.state.store().pending_outbox(c.clock.now(), 50).await.unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|m| m.message.kind.name() == "activation-code" && m.message.to.as_str() == "jane.doe@acme.example")
+    );
+
+    // Reject and withdraw, each after its own refusal.
+    let second = application(&c, sample_form("medium"), Duration::ZERO, true).await;
+    a.get(&format!("/console/applications/{second}")).await;
+    accepted(&mut a, &second, "reject", &[("reason", "The organization is not eligible.")]).await;
+    assert_eq!(state_of(&c, &second).await, "rejected");
+    let third = application(&c, sample_form("medium"), Duration::ZERO, false).await;
+    a.get(&format!("/console/applications/{third}")).await;
+    refused(&c, &mut a, &third, "withdraw", &[], &["Confirm that the applicant asked to withdraw."]).await;
+    let page = accepted(&mut a, &third, "withdraw", &[("confirm", "yes")]).await;
+    assert!(page.body.contains("<dt>Withdrawn</dt><dd>2026-11-02 14:00 UTC (was submitted)</dd>"), "{}", page.body);
+    assert!(!page.body.contains("/withdraw\""), "a closed application offers no commands");
+
+    // Signing out ends the session.
+    let out = a.post("/console/sign-out", &[]).await;
+    assert_eq!(out.location.as_deref(), Some("/console/sign-in"));
+    assert_eq!(a.get("/console").await.location.as_deref(), Some("/console/sign-in"));
+
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(verify_chain(&records), Ok(records.len()), "{backend}: the audit chain is intact");
+}
+
+#[tokio::test]
+async fn queue_filters_flags_and_pages() {
+    for backend in BACKENDS {
+        queue_run(backend).await;
+    }
+}
+
+async fn queue_run(backend: &str) {
+    let c = console(backend).await;
+    let secret = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let catalog = Catalog::default_eca();
+    let agencies = AgencyCatalog::default_catalog(&catalog);
+    let person = |name: &str, email: &str, organization: &str, cert_type: &str, program: &str| {
+        let mut form = sample_form(cert_type);
+        form.applicant.name = CommonName::new(name).unwrap();
+        form.applicant.email = signet_pki::subject::Email::new(email).unwrap();
+        form.organization = OrganizationName::new(organization).unwrap();
+        form.certificate = CertificateChoice::new(&catalog, &PriceTable::default(), cert_type, 1).unwrap();
+        form.program = agencies.program(program).unwrap();
+        form
+    };
+    // Raj applied 40 days ago and has 4 days left: flagged, and first (oldest first).
+    let raj = application(
+        &c,
+        person("Raj Patel", "raj@initech.example", "Initech LLC", "medium-hardware", "PIEE"),
+        Duration::days(40),
+        false,
+    )
+    .await;
+    let jane = application(&c, sample_form("medium-token"), Duration::days(2), true).await;
+    let li = application(
+        &c,
+        person("Li Wei", "li@globex.example", "100% Globex", "medium", "Integrate"),
+        Duration::days(1),
+        true,
+    )
+    .await;
+    let now = c.clock.now();
+    let closed = c.state.store().load(&li).await.unwrap().unwrap().apply(
+        &Actor::Operator(OperatorId::new("alice").unwrap()),
+        Command::Withdraw,
+        now,
+        &DeadlinePolicy::default(),
+    );
+    c.state.store().save_transition(&closed.unwrap(), &[]).await.unwrap();
+
+    let mut a = signed_in(&c, "alice", &secret).await;
+    let refs = |page: &Page| -> Vec<String> {
+        if page.body.contains("id=\"empty\"") {
+            Vec::new()
+        } else {
+            table(&page.body, "queue").into_iter().map(|r| r[0].clone()).collect()
+        }
+    };
+    let open = a.get("/console").await;
+    assert_eq!(refs(&open), [raj.as_str(), jane.as_str()]);
+    let rows = table(&open.body, "queue");
+    assert_eq!(
+        rows[0][1..],
+        ["Raj Patel raj@initech.example", "Initech LLC", "Medium Hardware Assurance", "submitted", "&#9873; 4 days"]
+    );
+    assert!(open.body.contains("<tr class=\"flagged\">"));
+    assert_eq!(rows[1][4..], ["email-verified", "42 days"], "not flagged");
+
+    for (query, expected) in [
+        ("state=closed", vec![li.as_str()]),
+        ("state=all", vec![raj.as_str(), jane.as_str(), li.as_str()]),
+        ("state=submitted", vec![raj.as_str()]),
+        ("type=medium-hardware", vec![raj.as_str()]),
+        ("program=piee", vec![raj.as_str()]),
+        ("program=integrate&state=all", vec![jane.as_str(), li.as_str()]),
+        ("q=INITECH", vec![raj.as_str()]),
+        ("q=jane.doe%40acme", vec![jane.as_str()]),
+        ("q=acme", vec![jane.as_str()]),
+        ("q=patel", vec![raj.as_str()]),
+        ("state=all&q=100%25", vec![li.as_str()]),
+        // '%' and '_' are literal characters in the search, not wildcards.
+        ("state=all&q=0_%25", vec![]),
+    ] {
+        let page = a.get(&format!("/console?{query}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{query}");
+        assert_eq!(refs(&page), expected, "{backend}: {query}");
+    }
+    let by_reference = a.get(&format!("/console?q={}", jane.as_str().to_lowercase())).await;
+    assert_eq!(refs(&by_reference), [jane.as_str()]);
+    assert!(by_reference.body.contains(&format!("value=\"{}\"", jane.as_str().to_lowercase())), "the search is kept");
+    assert_eq!(a.get("/console?state=nonsense").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.get("/console?page=0").await.status, StatusCode::BAD_REQUEST);
+
+    // Pages of 25: jane's 26 medium-token applications make two pages, with links that keep
+    // the filter.
+    for _ in 0..25 {
+        application(&c, sample_form("medium-token"), Duration::ZERO, true).await;
+    }
+    let first = a.get("/console?type=medium-token&q=jane").await;
+    assert_eq!(refs(&first).len(), 25);
+    let next = first.body.split("id=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().replace("&#38;", "&");
+    let next = next.trim_end_matches("\" ");
+    assert_eq!(next, "/console?state=&program=&type=medium-token&q=jane&page=2");
+    let second = a.get(next).await;
+    assert_eq!(refs(&second).len(), 1);
+    assert!(second.body.contains("id=\"previous\"") && !second.body.contains("id=\"next\""));
+    let all_open = a.get("/console?page=2").await;
+    assert_eq!(refs(&all_open).len(), 2, "27 open applications");
+
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(verify_chain(&records), Ok(records.len()));
+}

@@ -1,0 +1,457 @@
+//! `signet token …`: the applicant's side of certificate retrieval (issue #4), on any OS with a
+//! PKCS#11 module. `readiness` is the seed guide's "Please Check if my System is Ready";
+//! `retrieve` initializes a blank token, generates the identity key on it, sends the request
+//! with the activation code and account password, and writes the certificate and chain back.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use indicatif::{ProgressBar, ProgressStyle};
+use signet_pki::KeyAlgorithm;
+use signet_ra::application::{ActivationCode, ApplicationId};
+use signet_token::TokenError;
+use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, readiness};
+
+type Error = Box<dyn std::error::Error>;
+
+/// Environment variables that stand in for the prompts (tests, scripted set-ups). Prompts never
+/// echo; the variables are read only when set.
+const ACTIVATION_CODE_ENV: &str = "SIGNET_ACTIVATION_CODE";
+const PASSWORD_ENV: &str = "SIGNET_PASSWORD";
+const NEW_PIN_ENV: &str = "SIGNET_NEW_PIN";
+const PIN_ENV: &str = "SIGNET_PIN";
+
+/// The largest answer read from the server: a certificate and a two-certificate chain.
+const MAX_ANSWER: usize = 256 * 1024;
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Check the PKCS#11 module and the tokens, and say what is missing for a retrieval.
+    Readiness {
+        /// The PKCS#11 module, e.g. /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so.
+        #[arg(long)]
+        module: PathBuf,
+    },
+    /// Retrieve your identity certificate onto your token with the emailed activation code.
+    Retrieve(RetrieveArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct RetrieveArgs {
+    /// The Signet server, e.g. https://ra.example.gov (plain http:// only to this machine).
+    #[arg(long)]
+    server: String,
+    /// The PKCS#11 module of the token.
+    #[arg(long)]
+    module: PathBuf,
+    /// The application reference from your emails.
+    #[arg(long)]
+    application: String,
+    /// The token's slot number (see `signet token readiness`), when several tokens are inserted.
+    #[arg(long)]
+    slot: Option<u64>,
+    /// The identity key's type: rsa-2048 or p-256.
+    #[arg(long, default_value = "rsa-2048")]
+    key_type: KeyAlgorithm,
+    /// Trust these CA certificates (PEM) for the server's TLS certificate, beside the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+pub(crate) async fn run(command: TokenCommand) -> Result<ExitCode, Error> {
+    match command {
+        TokenCommand::Readiness { module } => {
+            let report = readiness(&module);
+            println!("{report}");
+            Ok(if report.is_ready() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        TokenCommand::Retrieve(args) => retrieve(args).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// A secret from its environment variable, or typed without echo.
+fn secret(env: &str, prompt: &str) -> Result<String, Error> {
+    match std::env::var(env) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(rpassword::prompt_password(prompt)?),
+    }
+}
+
+/// The retrieval's steps, one line each on the progress display.
+struct Steps(ProgressBar);
+
+impl Steps {
+    const TOTAL: u64 = 5;
+
+    fn new() -> Self {
+        let bar = ProgressBar::new(Self::TOTAL);
+        bar.set_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}").expect("the template is valid"));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self(bar)
+    }
+
+    fn start(&self, step: u64, what: impl Into<String>) {
+        self.0.set_position(step - 1);
+        self.0.set_message(what.into());
+    }
+
+    /// Runs `f` with the display cleared, for prompts and for text that must stay on screen.
+    fn pause<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.0.suspend(f)
+    }
+
+    fn finish(&self, what: &str) {
+        self.0.set_position(Self::TOTAL);
+        self.0.finish_with_message(what.to_owned());
+    }
+
+    fn fail(&self) {
+        self.0.abandon();
+    }
+}
+
+async fn retrieve(a: RetrieveArgs) -> Result<(), Error> {
+    let application = ApplicationId::new(&a.application)?;
+    let endpoint = Endpoint::new(&a.server, a.ca_file.as_deref())?;
+    // Ask for the account's secrets first, as the seed guide does: nothing on the token
+    // changes before the applicant has them at hand.
+    let code = ActivationCode::new(&secret(ACTIVATION_CODE_ENV, "Activation code (from the email): ")?)?;
+    let password = secret(PASSWORD_ENV, "Account password (chosen when you applied): ")?;
+    let steps = Steps::new();
+    let outcome = retrieve_steps(&a, &steps, &endpoint, &application, &code, password).await;
+    if outcome.is_err() {
+        steps.fail();
+    }
+    outcome
+}
+
+async fn retrieve_steps(
+    a: &RetrieveArgs,
+    steps: &Steps,
+    endpoint: &Endpoint,
+    application: &ApplicationId,
+    code: &ActivationCode,
+    password: String,
+) -> Result<(), Error> {
+    steps.start(1, "Finding the token");
+    let mut token = SubscriberToken::find(&a.module, a.slot)?;
+
+    let session = if token.is_initialized() {
+        steps.start(2, format!("Logging in to token {:?}", token.label()));
+        let pin = steps.pause(|| secret(PIN_ENV, &format!("PIN of token {:?}: ", token.label())))?;
+        token.login(&pin)?
+    } else {
+        steps.start(2, "Initializing the blank token");
+        let pin = steps.pause(|| new_pin(&token))?;
+        let label = format!("ECA {application}");
+        let unlock = token.initialize(&label, &pin)?;
+        steps.pause(|| {
+            println!("Token initialized as {label:?}. Its unlock code (PUK, the SO PIN) is:\n");
+            println!("    {}\n", unlock.expose());
+            println!(
+                "WARNING: write the unlock code down now and keep it apart from the token. It is shown only \
+                 this once and Signet keeps no copy; without it, a PIN locked by wrong tries cannot be unlocked.\n"
+            );
+        });
+        token.login(&pin)?
+    };
+
+    steps.start(3, format!("Generating the {} identity key pair on the token", a.key_type));
+    let key = match session.generate_identity_key(a.key_type, &format!("ECA identity {application}")) {
+        Ok(key) => key,
+        Err(TokenError::KeyExists { token, key }) => {
+            return Err(format!(
+                "token {token:?} already holds the identity key and certificate of application {application} \
+                 (labelled {key:?}): its certificates were retrieved before"
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    steps.start(4, format!("Sending the certificate request to {}", endpoint.base));
+    let answer = match request_certificate(endpoint, &key, application, code, password).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // Without its certificate the key has no use: the token keeps no key without one.
+            if let Err(discard) = session.discard(key) {
+                steps.pause(|| eprintln!("warning: the unused key pair stayed on the token: {discard}"));
+            }
+            return Err(e);
+        }
+    };
+
+    steps.start(5, "Writing the certificate and chain to the token");
+    store(&session, &key, &answer)?;
+    steps.finish("Certificates retrieved");
+    println!(
+        "Retrieved certificate {} ({}) onto token {:?}: key and certificate labelled {:?}, ID {}.",
+        answer.serial,
+        answer.profile,
+        token.label(),
+        key.label(),
+        hex::encode(key.id())
+    );
+    Ok(())
+}
+
+/// Asks for the new token PIN twice (or reads it from the environment).
+fn new_pin(token: &SubscriberToken) -> Result<String, Error> {
+    if let Ok(pin) = std::env::var(NEW_PIN_ENV) {
+        return Ok(pin);
+    }
+    let (min, max) = token.pin_length();
+    let first = rpassword::prompt_password(format!("Choose a PIN for the token ({min} to {max} characters): "))?;
+    if rpassword::prompt_password("Type the PIN again: ")? != first {
+        return Err("the two PINs differ; nothing was changed on the token".into());
+    }
+    Ok(first)
+}
+
+/// The server's answer to a retrieval.
+#[derive(serde::Deserialize)]
+struct Retrieved {
+    serial: String,
+    profile: String,
+    certificate: String,
+    chain: String,
+}
+
+/// What the server says when it refuses (RFC 9457 problem details).
+#[derive(serde::Deserialize)]
+struct Problem {
+    detail: String,
+}
+
+async fn request_certificate(
+    endpoint: &Endpoint,
+    key: &IdentityKey,
+    application: &ApplicationId,
+    code: &ActivationCode,
+    password: String,
+) -> Result<Retrieved, Error> {
+    let csr = key.certificate_request()?;
+    let body = serde_json::json!({
+        "application": application.as_str(),
+        "activation_code": code.expose(),
+        "password": password,
+        "csr": base64::engine::general_purpose::STANDARD.encode(csr),
+    });
+    let (status, answer) = endpoint.post_json("/api/v1/retrieval", body.to_string().into_bytes()).await?;
+    if status == 201 {
+        return Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?);
+    }
+    let detail = serde_json::from_slice::<Problem>(&answer)
+        .map(|p| p.detail)
+        .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(&answer)));
+    Err(format!("the server refused the retrieval: {detail}").into())
+}
+
+/// Writes the certificate and chain; if the token refuses, saves them to a file so the issued
+/// certificate is not lost (the activation code is spent by now).
+fn store(session: &TokenSession, key: &IdentityKey, answer: &Retrieved) -> Result<(), Error> {
+    let leaf = pem::parse(&answer.certificate)?.into_contents();
+    let chain: Vec<Vec<u8>> = pem::parse_many(&answer.chain)?.into_iter().map(pem::Pem::into_contents).collect();
+    if let Err(e) = session.store_certificates(key, &leaf, &chain) {
+        let file = PathBuf::from(format!("signet-{}.pem", answer.serial));
+        std::fs::write(&file, format!("{}{}", answer.certificate, answer.chain))?;
+        return Err(format!(
+            "{e}. The certificate and chain were saved to {}; the key is on the token under ID {}",
+            file.display(),
+            hex::encode(key.id())
+        )
+        .into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP(S)
+
+/// The Signet server to talk to.
+struct Endpoint {
+    base: String,
+    host: String,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    /// Checks the URL. The activation code and password travel in the request, so plain HTTP is
+    /// allowed only to this machine (a server behind a local TLS proxy, or tests).
+    fn new(base: &str, ca_file: Option<&Path>) -> Result<Self, Error> {
+        let base = base.trim_end_matches('/').to_owned();
+        let uri: Uri = base.parse().map_err(|_| format!("{base} is not a URL"))?;
+        let host = uri.host().ok_or_else(|| format!("{base} names no host"))?.trim_matches(['[', ']']).to_owned();
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") if is_loopback(&host) => false,
+            Some("http") => {
+                return Err(format!(
+                    "{base}: plain http:// would send the activation code and password unencrypted; use https://"
+                )
+                .into());
+            }
+            _ => return Err(format!("{base}: use an https:// URL").into()),
+        };
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https { Some(Arc::new(tls_config(ca_file)?)) } else { None };
+        Ok(Self { base, host, port, tls })
+    }
+
+    /// POSTs a JSON body to `path`; returns the status and the body (at most [`MAX_ANSWER`]).
+    async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), Error> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let unreachable = |e: &dyn std::fmt::Display| format!("cannot reach {}: {e}", self.base);
+        let work = async {
+            let tcp =
+                tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| unreachable(&e))?;
+            match &self.tls {
+                Some(config) => {
+                    let name =
+                        rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(|e| unreachable(&e))?;
+                    let tls = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| unreachable(&e))?;
+                    exchange(TokioIo::new(tls), request).await
+                }
+                None => exchange(TokioIo::new(tcp), request).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), work)
+            .await
+            .map_err(|_| format!("{} did not answer within a minute", self.base))?
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn exchange<I>(io: I, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), MAX_ANSWER).collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, body))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// TLS with the system's trust store, plus the CA certificates in `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in pem::parse_many(&text)? {
+            roots.add(cert.into_contents().into()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err("no trusted CA certificates: the system has none, and no --ca-file was given".into());
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in ["http://127.0.0.1:8080", "http://localhost:1/", "http://[::1]:8443"] {
+            assert!(Endpoint::new(ok, None).is_ok_and(|e| e.tls.is_none()), "{ok}");
+        }
+        for bad in ["http://ra.example.gov", "http://10.0.0.5:8080", "ftp://127.0.0.1", "127.0.0.1:8080"] {
+            assert!(Endpoint::new(bad, None).is_err(), "{bad}");
+        }
+        let err = Endpoint::new("http://ra.example.gov", None).err().unwrap().to_string();
+        assert!(err.contains("unencrypted"), "{err}");
+    }
+
+    /// A TLS server on this machine with a certificate from a throwaway CA: the client trusts it
+    /// through `--ca-file` and refuses it without.
+    #[tokio::test]
+    async fn https_with_a_ca_file() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let answer = format!("got {} bytes", body.len());
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder().status(201).body(Full::new(Bytes::from(answer))).unwrap(),
+                        )
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        let url = format!("https://localhost:{port}");
+        let trusted = Endpoint::new(&url, Some(&ca_file)).unwrap();
+        let (status, body) = trusted.post_json("/api/v1/retrieval", b"{}".to_vec()).await.unwrap();
+        assert_eq!((status, &body[..]), (201, &b"got 2 bytes"[..]));
+        // Without the CA file the server's certificate is unknown (a machine without any
+        // system roots refuses even earlier).
+        match Endpoint::new(&url, None) {
+            Ok(untrusted) => {
+                let err = untrusted.post_json("/api/v1/retrieval", b"{}".to_vec()).await.unwrap_err().to_string();
+                assert!(err.contains("cannot reach") && err.contains("certificate"), "{err}");
+            }
+            Err(e) => assert!(e.to_string().contains("no trusted CA certificates"), "{e}"),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The enrollment portal in a real browser: a real `signet serve` (SQLite) mailing through a
+//! real SMTP server (Python's `aiosmtpd`), two operators made with `signet admin operator
+//! create`, and `e2e/enrollment.spec.mjs` driving Debian's headless Chromium through
+//! playwright-core from the partner link to "token shipped". Screenshots of every page go to
+//! `<target>/screenshots/e2e/` for CI to keep.
+//!
+//! Node, Chromium, playwright-core (`npm ci --prefix e2e`), aiosmtpd and oathtool are
+//! required: scripts/test.sh installs them, and a missing one fails this test rather than
+//! skipping it, so CI cannot pass without the browser having run.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The whole walk takes well under a minute; a hung browser must not hold CI for 90.
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// `<target>/screenshots/e2e`, beside the binary under test (so `CARGO_TARGET_DIR` is honoured).
+fn screenshot_dir() -> PathBuf {
+    Path::new(SIGNET).parent().and_then(Path::parent).expect("target/<profile>/signet").join("screenshots/e2e")
+}
+
+fn chromium() -> String {
+    std::env::var("SIGNET_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// What `cmd args` printed, or `None` if it is not installed or failed.
+fn output_of(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Fails (never skips) with the fix when a tool the walk needs is missing.
+fn check_prerequisites(e2e: &Path) {
+    let hint = "scripts/test.sh installs it";
+    let node = output_of("node", &["--version"]).unwrap_or_default();
+    let major: u32 = node.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    assert!(major >= 20, "Node.js 20 or later is required ({hint}); found {node:?}");
+    assert!(
+        output_of(&chromium(), &["--version"]).is_some(),
+        "Chromium is required at {} (apt-get install chromium; {hint})",
+        chromium()
+    );
+    assert!(
+        e2e.join("node_modules/playwright-core/package.json").is_file(),
+        "playwright-core is not installed: run `npm ci --prefix e2e` ({hint})"
+    );
+    assert!(output_of("python3", &["-c", "import aiosmtpd"]).is_some(), "python3 -m pip install aiosmtpd ({hint})");
+    assert!(output_of("oathtool", &["--version"]).is_some(), "oathtool is required ({hint})");
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `aiosmtpd` on 127.0.0.1, keeping every message it accepts in the Maildir `maildir`.
+fn smtp_sink(maildir: &Path) -> (Reaped, u16) {
+    // Python's Maildir makes its subfolders only when the folder itself is new.
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let port = free_port();
+    let child = Command::new("python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m aiosmtpd");
+    let child = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
+}
+
+struct OperatorLogin {
+    id: &'static str,
+    password: &'static str,
+    secret: String,
+}
+
+/// Creates an operator with the CLI and reads the TOTP secret it prints once.
+fn create_operator(config: &Path, id: &'static str, name: &str, role: &str, password: &'static str) -> OperatorLogin {
+    let args = [
+        "admin",
+        "operator",
+        "create",
+        "--config",
+        config.to_str().unwrap(),
+        "--id",
+        id,
+        "--name",
+        name,
+        "--role",
+        role,
+    ];
+    let out = must(SIGNET, &args, &[("SIGNET_OPERATOR_PASSWORD", password)]);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap_or_else(|| panic!("no TOTP secret printed:\n{out}"))
+        .to_owned();
+    OperatorLogin { id, password, secret }
+}
+
+/// Runs the node script to the end (or the timeout); returns success and everything it printed.
+fn run_node(e2e: &Path, env: &[(&str, String)], log_dir: &Path) -> (bool, String) {
+    let stdout = log_dir.join("node.out");
+    let stderr = log_dir.join("node.err");
+    let mut child = Command::new("node")
+        .arg("enrollment.spec.mjs")
+        .current_dir(e2e)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("node");
+    let deadline = Instant::now() + NODE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+    printed.push_str(&std::fs::read_to_string(&stderr).unwrap_or_default());
+    match status {
+        Some(s) => (s.success(), printed),
+        None => (false, format!("{printed}\nnode was killed after {NODE_TIMEOUT:?}")),
+    }
+}
+
+#[test]
+fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
+    let e2e = repo_root().join("e2e");
+    check_prerequisites(&e2e);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let maildir = tmp.path().join("maildir");
+    std::fs::create_dir_all(&data).unwrap();
+    let (_smtp, smtp_port) = smtp_sink(&maildir);
+    let config = tmp.path().join("signet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n\n[mail]\nsmtp = \"smtp://127.0.0.1:{smtp_port}\"\nfrom = \"Signet RA <ra@signet.test>\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+
+    let operators = [
+        create_operator(&config, "alice", "Alice Adams", "ra-operator", "Lantern-Fjord-Cobalt-73"),
+        create_operator(&config, "bob", "Bob Brown", "ra-administrator", "Thistle-Beacon-Orbit-58"),
+    ];
+    let operators_json = serde_json::to_string(
+        &operators
+            .iter()
+            .map(|o| serde_json::json!({ "id": o.id, "password": o.password, "secret": o.secret }))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+
+    let server = Server::start(&data, &[("SIGNET_CONFIG", config.to_str().unwrap())]);
+    let shots = screenshot_dir();
+    // Old screenshots would mix with this run's in the artifacts.
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let env = [
+        ("SIGNET_BASE_URL", server.base.clone()),
+        ("SIGNET_MAILDIR", maildir.display().to_string()),
+        ("SIGNET_SCREENSHOTS", shots.display().to_string()),
+        ("SIGNET_OPERATORS", operators_json),
+        ("SIGNET_CHROMIUM", chromium()),
+    ];
+    let (ok, printed) = run_node(&e2e, &env, tmp.path());
+    let log = server.log.lock().unwrap().clone();
+    assert!(ok, "the browser walk failed:\n{printed}\n--- server log (last 60 lines) ---\n{}", tail(&log, 60));
+    println!("{printed}");
+
+    // What the browser did, read back from the database: one application, shipped, with every
+    // step in the audit chain under the operator who took it.
+    let db = data.join("signet.db");
+    let sql = |query: &str| must("sqlite3", &[db.to_str().unwrap(), query], &[]);
+    assert_eq!(sql("SELECT state FROM applications"), "token-shipped\n");
+    let trail =
+        sql("SELECT action || ' ' || actor FROM audit_log WHERE subject = (SELECT id FROM applications) ORDER BY seq");
+    assert_eq!(
+        trail.lines().collect::<Vec<_>>(),
+        [
+            "application-submitted applicant",
+            "email-verified applicant",
+            "forms-received operator:alice",
+            "officer-confirmed operator:alice",
+            "identity-verified operator:alice",
+            "note-added operator:alice",
+            "application-first-approval operator:alice",
+            "application-approved operator:bob",
+            "token-shipped operator:bob",
+        ]
+    );
+    // The refused sign-ins the walk made (applicant password, operator code) are audited too.
+    let failures = sql("SELECT subject FROM audit_log WHERE action = 'authentication-failed' ORDER BY seq");
+    assert!(failures.starts_with("applicant-password:") && failures.contains("\noperator-totp:alice\n"), "{failures}");
+    let out = must(SIGNET, &["audit", "verify", "--config", config.to_str().unwrap()], &[]);
+    assert!(out.contains("audit log intact"), "{out}");
+    let names: Vec<String> =
+        std::fs::read_dir(&shots).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.ends_with("-status-token-shipped.png")), "the last page is kept: {names:?}");
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,418 @@
+//! `signet token retrieve` end to end: a real server (`signet_server::spawn`, SQLite) with an
+//! application driven to "certificates ready" through the domain and the store, the `signet`
+//! binary retrieving onto a fresh SoftHSM2 token, and OpenSC's `pkcs11-tool` and OpenSSL as the
+//! independent parties that look at what landed on the token.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{SIGNET, SOFTHSM, must, run};
+use signet_pki::profile::Catalog;
+use signet_pki::subject::CommonName;
+use signet_ra::application::{
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
+    OperatorId, PasswordHash, PhoneNumber, Transition,
+};
+use signet_ra::lockout::{AttemptScope, AttemptStore};
+use signet_ra::notify::{MessageKind, Notifier};
+use signet_ra::vetting::{
+    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
+    Tracking, TrackingNumber,
+};
+use signet_ra::{Clock, FakeClock};
+use signet_server::{Running, ServerConfig};
+use time::{Duration, OffsetDateTime};
+
+const PASSWORD: &str = "Tr0ub4dor&3-horse";
+const PIN: &str = "864213";
+
+/// A server on a fake clock, a SoftHSM2 token directory, and a scratch folder.
+struct World {
+    server: Running,
+    clock: Arc<FakeClock>,
+    dir: tempfile::TempDir,
+    softhsm_conf: PathBuf,
+}
+
+impl World {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ServerConfig {
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        }
+        .into_settings()
+        .unwrap();
+        // Real time, so the certificates are valid for OpenSSL now; the application's history is
+        // written in the past instead.
+        let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
+        let server = signet_server::spawn(&settings, clock.clone()).await.unwrap();
+        let softhsm_conf = signet_testkit::softhsm_conf(&dir.path().join("softhsm"));
+        Self { server, clock, dir, softhsm_conf }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn notifier(&self) -> Notifier {
+        Notifier::new(&self.server.base_url, &Catalog::default_eca(), DeadlinePolicy::default())
+    }
+
+    /// Saves a transition as the server would, returning the activation code if its outbox
+    /// message carries one (read from the message body, as the applicant would).
+    async fn save(&self, t: &Transition) -> Option<String> {
+        let outbox = self.notifier().outbox_for(t);
+        self.server.state.store().save_transition(t, &outbox).await.unwrap();
+        outbox.iter().filter(|m| m.kind == MessageKind::ActivationCode).find_map(|m| {
+            let line = m.body_text.lines().find_map(|l| l.strip_prefix("Activation code: "))?;
+            Some(line.trim().to_owned())
+        })
+    }
+
+    /// Submits `cert_type` notarized `days_ago` and walks it through vetting, approval and
+    /// shipping to "certificates ready"; returns its reference and the emailed code.
+    async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
+        let t0 = self.clock.now() - Duration::days(days_ago);
+        let form: ApplicationForm = signet_ra::fixtures::sample_form(cert_type);
+        let password = NewPassword::new(PASSWORD, &form.applicant.email).unwrap();
+        let submitted = Application::submit(ApplicationId::generate(), form, t0);
+        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no email token") };
+        let store = self.server.state.store();
+        store
+            .create(&submitted, &PasswordHash::new(&password).unwrap(), &self.notifier().outbox_for(&submitted))
+            .await
+            .unwrap();
+        let op = |name: &str| Actor::Operator(OperatorId::new(name).unwrap());
+        let ups = |n: &str| Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() };
+        let hours = Duration::hours;
+        let forms = FormsReceipt {
+            received_on: (t0 + Duration::days(1)).date(),
+            tracking: ups("1Z999AA10123456784"),
+            pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
+            attestation: Attestation::Notarized {
+                notary_name: "Pat Notary".into(),
+                seal_present: true,
+                notarized_on: t0.date(),
+            },
+        };
+        let call = OfficerCallback {
+            officer_name: CommonName::new("Sam Officer").unwrap(),
+            phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
+            called_by: OperatorId::new("alice").unwrap(),
+            called_at: t0 + Duration::days(1) + hours(2),
+            outcome: CallOutcome::Confirmed,
+        };
+        let passport = IdentityDocument::new(
+            "us-passport",
+            "A12345678",
+            Some((OffsetDateTime::now_utc() + Duration::days(5 * 365)).date()),
+        )
+        .unwrap();
+        let plan = [
+            (Actor::Applicant, Command::VerifyEmail(token), hours(1)),
+            (op("alice"), Command::RecordForms(forms), Duration::days(1)),
+            (op("alice"), Command::RecordCallback(call), Duration::days(1) + hours(3)),
+            (op("alice"), Command::VerifyIdentity(vec![passport]), Duration::days(1) + hours(4)),
+            (op("alice"), Command::Approve, Duration::days(1) + hours(5)),
+            (op("bob"), Command::Approve, Duration::days(1) + hours(6)),
+            (op("bob"), Command::ShipToken(ups("1Z999AA10123456785")), Duration::days(2)),
+            (Actor::System, Command::IssueActivationCode, Duration::days(2) + hours(1)),
+        ];
+        let mut app = submitted.application;
+        let mut code = None;
+        for (actor, command, after) in plan {
+            let t = app.apply(&actor, command, t0 + after, &DeadlinePolicy::default()).unwrap();
+            code = self.save(&t).await.or(code);
+            app = t.application;
+        }
+        assert_eq!(app.state().state_name(), "certificates-ready");
+        (app.id().clone(), code.expect("the certificates-ready email carries the activation code"))
+    }
+
+    /// Runs `signet token …` against this world's token directory.
+    async fn signet(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        // The world's token directory unless the caller names another.
+        let mut all = vec![("SOFTHSM2_CONF".to_owned(), self.softhsm_conf.to_str().unwrap().to_owned())];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let env = all;
+        // The server answers on this runtime while the CLI runs.
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run(SIGNET, &args, &env)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `signet token retrieve` for `app` with the code, the password and `extra` settings.
+    async fn retrieve(
+        &self,
+        app: &ApplicationId,
+        code: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (bool, String, String) {
+        let mut args = vec![
+            "token",
+            "retrieve",
+            "--server",
+            &self.server.base_url,
+            "--module",
+            SOFTHSM,
+            "--application",
+            app.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        let mut all = vec![("SIGNET_ACTIVATION_CODE", code), ("SIGNET_PASSWORD", PASSWORD)];
+        all.extend_from_slice(env);
+        self.signet(&args, &all).await
+    }
+
+    /// The slot of the token labelled `label`, as `signet token readiness` lists it.
+    async fn slot_of(&self, label: &str) -> String {
+        let (ok, out, err) = self.signet(&["token", "readiness", "--module", SOFTHSM], &[]).await;
+        assert!(ok, "{out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines.iter().position(|l| l.contains(&format!("token {label:?}"))).unwrap_or_else(|| panic!("{out}"));
+        lines[at - 1].strip_prefix("slot ").unwrap().split(':').next().unwrap().to_owned()
+    }
+
+    /// `pkcs11-tool` logged in to the token labelled `label`.
+    fn pkcs11_tool(&self, label: &str, args: &[&str]) -> String {
+        let mut all = vec!["--module", SOFTHSM, "--token-label", label, "--login", "--pin", PIN];
+        all.extend_from_slice(args);
+        must("pkcs11-tool", &all, &[("SOFTHSM2_CONF", self.softhsm_conf.to_str().unwrap())])
+    }
+
+    /// The token's objects, as `pkcs11-tool -O` prints them (one string per object).
+    fn objects(&self, label: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in self.pkcs11_tool(label, &["-O"]).lines() {
+            match out.last_mut() {
+                Some(object) if line.starts_with(' ') => {
+                    object.push('\n');
+                    object.push_str(line);
+                }
+                _ => out.push(line.to_owned()),
+            }
+        }
+        out
+    }
+}
+
+fn field<'a>(object: &'a str, name: &str) -> &'a str {
+    object.lines().find_map(|l| l.trim().strip_prefix(name)).map_or("", |v| v.trim_start_matches(':').trim())
+}
+
+fn file(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Retrieves `cert_type` with a `key_type` key onto a blank token and checks it all with
+/// OpenSC and OpenSSL; returns the world, the application and its code for further steps.
+async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (World, ApplicationId, String) {
+    let w = World::start().await;
+    let (app, code) = w.ready_application(cert_type, 10).await;
+    let (ok, out, err) = w.retrieve(&app, &code, &["--key-type", key_type], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(ok, "{out}\n{err}");
+
+    // The unlock code is shown once, with its warning, and works as the SO PIN.
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.contains("unlock code")).unwrap_or_else(|| panic!("{out}"));
+    let unlock = lines[at + 2].trim();
+    assert!(unlock.len() == 16 && unlock.bytes().all(|b| b.is_ascii_digit()), "{out}");
+    assert_eq!((out.clone() + &err).matches(unlock).count(), 1, "shown exactly once");
+    assert!(out.contains("WARNING: write the unlock code down now"), "{out}");
+    let token_label = format!("ECA {app}");
+    // OpenSC resets the user PIN (to the same one) with it.
+    must(
+        "pkcs11-tool",
+        &[
+            "--module",
+            SOFTHSM,
+            "--token-label",
+            &token_label,
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            unlock,
+            "--init-pin",
+            "--new-pin",
+            PIN,
+        ],
+        &[("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())],
+    );
+
+    // The key pair was generated on the token, and cannot leave it.
+    let objects = w.objects(&token_label);
+    let key_label = format!("ECA identity {app}");
+    let private: Vec<&String> = objects.iter().filter(|o| o.starts_with("Private Key Object")).collect();
+    assert_eq!(private.len(), 1, "{objects:#?}");
+    assert_eq!(field(private[0], "label"), key_label);
+    assert_eq!(field(private[0], "Access"), "sensitive, always sensitive, never extractable, local", "{objects:#?}");
+    assert_eq!(field(private[0], "Usage"), "sign", "{objects:#?}");
+    let id = field(private[0], "ID");
+    assert_eq!(id.len(), 32, "a 16-byte CKA_ID");
+    let certs: Vec<&String> = objects.iter().filter(|o| o.starts_with("Certificate Object")).collect();
+    let mine: Vec<&&String> = certs.iter().filter(|o| field(o, "ID") == id).collect();
+    assert_eq!(mine.len(), 1, "the certificate shares the key's CKA_ID: {objects:#?}");
+    assert_eq!(field(mine[0], "label"), key_label);
+    let mut ca_labels: Vec<&str> = certs.iter().map(|o| field(o, "label")).filter(|l| *l != key_label).collect();
+    ca_labels.sort_unstable();
+    assert_eq!(ca_labels, ["Signet Dev ECA 1", "Signet Dev Root CA"], "the chain is on the token too");
+
+    // Read everything back from the token and let OpenSSL judge it.
+    let tool_env = [("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())];
+    let read = |by: &[&str], name: &str| -> PathBuf {
+        let der = w.path(&format!("{name}.der"));
+        let pem = w.path(&format!("{name}.pem"));
+        let mut args = vec!["--module", SOFTHSM, "--token-label", &token_label, "--read-object", "--type", "cert"];
+        args.extend_from_slice(by);
+        args.extend(["-o", file(&der)]);
+        must("pkcs11-tool", &args, &tool_env);
+        must("openssl", &["x509", "-inform", "DER", "-in", file(&der), "-out", file(&pem)], &[]);
+        pem
+    };
+    let leaf = read(&["--id", id], "leaf");
+    let issuing = read(&["--label", "Signet Dev ECA 1"], "issuing");
+    let root = read(&["--label", "Signet Dev Root CA"], "root");
+    let verified = must(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            file(&root),
+            "-untrusted",
+            file(&issuing),
+            "-policy",
+            policy,
+            "-explicit_policy",
+            file(&leaf),
+        ],
+        &[],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    let subject = must("openssl", &["x509", "-noout", "-subject", "-in", file(&leaf)], &[]);
+    assert!(subject.contains("O = U.S. Government") && subject.contains("CN = Jane Q. Doe"), "{subject}");
+
+    // The token's key signs; OpenSSL verifies with the certificate's public key.
+    let data = w.path("data.txt");
+    std::fs::write(&data, b"signed on the token").unwrap();
+    let sig = w.path("data.sig");
+    let digest = w.path("data.sha256");
+    let sign = if key_type == "p-256" {
+        // SoftHSM2 has no CKM_ECDSA_SHA256: the token signs a SHA-256 digest made by OpenSSL.
+        must("openssl", &["dgst", "-sha256", "-binary", "-out", file(&digest), file(&data)], &[]);
+        vec!["--sign", "--id", id, "-m", "ECDSA", "--signature-format", "openssl", "-i", file(&digest)]
+    } else {
+        vec!["--sign", "--id", id, "-m", "SHA256-RSA-PKCS", "-i", file(&data)]
+    };
+    w.pkcs11_tool(&token_label, &[&sign[..], &["-o", file(&sig)]].concat());
+    let public = w.path("leaf.pub.pem");
+    must("openssl", &["x509", "-in", file(&leaf), "-pubkey", "-noout", "-out", file(&public)], &[]);
+    let out =
+        must("openssl", &["dgst", "-sha256", "-verify", file(&public), "-signature", file(&sig), file(&data)], &[]);
+    assert_eq!(out.trim(), "Verified OK");
+    (w, app, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
+    let (w, app, code) = retrieve_and_check("medium-token", "rsa-2048", common::MEDIUM_TOKEN).await;
+    let token_label = format!("ECA {app}");
+
+    // The retrieval is in the audit chain with the serial it delivered, and the chain holds.
+    let store = w.server.state.store();
+    let records = store.audit_records().await.unwrap();
+    let retrieved = records.iter().find(|r| r.action == "application-retrieved").unwrap();
+    assert!(retrieved.details.contains("\"serial\"") && retrieved.actor == "applicant", "{retrieved:?}");
+    assert!(store.verify_audit().await.unwrap().is_ok());
+
+    // SoftHSM2 now also shows a new blank slot, so the token is chosen by slot number.
+    let slot = w.slot_of(&token_label).await;
+    let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_PIN", "000000")]).await;
+    assert!(!ok && err.contains(&format!("wrong PIN for token {token_label:?}")), "{err}");
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &[("SIGNET_PIN", PIN)]).await;
+    assert!(!ok && err.contains("several tokens are inserted"), "{err}");
+    let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_PIN", PIN)]).await;
+    assert!(!ok && err.contains("already holds the identity key and certificate"), "{err}");
+    // On another token, the server refuses the spent code, and that token keeps no key.
+    let other = signet_testkit::softhsm_conf(&w.path("other-token"));
+    let other_env = [("SOFTHSM2_CONF", other.to_str().unwrap()), ("SIGNET_NEW_PIN", PIN)];
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &other_env).await;
+    assert!(!ok && err.contains("already retrieved; an activation code works once"), "{err}");
+    let keys = must(
+        "pkcs11-tool",
+        &["--module", SOFTHSM, "--token-label", &token_label, "--login", "--pin", PIN, "-O"],
+        &other_env[..1],
+    );
+    assert!(!keys.contains("Private Key Object"), "the refused attempt's key pair was removed: {keys}");
+    let keys = w.objects(&token_label).iter().filter(|o| o.starts_with("Private Key Object")).count();
+    assert_eq!(keys, 1, "the first token is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieves_a_p256_identity_key() {
+    retrieve_and_check("medium", "p-256", common::MEDIUM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_codes_lock_the_application_until_an_administrator_unlocks_it() {
+    let w = World::start().await;
+    let (app, code) = w.ready_application("medium-token", 10).await;
+    let wrong = "ZZZZ-ZZZZ-ZZZZ-ZZZZ";
+    // The first wrong try through the CLI: a generic refusal, and the token keeps no key.
+    let (ok, _, err) = w.retrieve(&app, wrong, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("the application reference, activation code or password is not correct"), "{err}");
+    let token_label = format!("ECA {app}");
+    assert!(!w.objects(&token_label).iter().any(|o| o.starts_with("Private Key Object")));
+    let slot = w.slot_of(&token_label).await;
+    let pin = [("SIGNET_PIN", PIN)];
+    // A wrong password reads the same as a wrong code, and counts the same.
+    let (ok, _, err) =
+        w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_PASSWORD", "not-the-password"), pin[0]]).await;
+    assert!(!ok && err.contains("activation code or password is not correct"), "{err}");
+    for _ in 0..2 {
+        let (ok, _, err) = w.retrieve(&app, wrong, &["--slot", &slot], &pin).await;
+        assert!(!ok && err.contains("is not correct"), "{err}");
+    }
+    let (ok, _, err) = w.retrieve(&app, wrong, &["--slot", &slot], &pin).await;
+    assert!(!ok && err.contains("Too many failed attempts"), "the fifth failure locks: {err}");
+    let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &pin).await;
+    assert!(!ok && err.contains("Contact the registration authority to unlock it"), "even the right code: {err}");
+
+    let store = w.server.state.store();
+    store.unlock(AttemptScope::ActivationCode, app.as_str(), "operator:root", w.clock.now()).await.unwrap();
+    let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &pin).await;
+    assert!(ok, "{out}\n{err}");
+    let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "authentication-failed").count(), 5, "{actions:?}");
+    assert!(actions.contains(&"lockout-cleared".to_owned()) && actions.contains(&"application-retrieved".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieval_after_the_thirty_day_deadline_fails() {
+    let w = World::start().await;
+    // Notarized 25 days ago: retrievable now, not after six more days.
+    let (app, code) = w.ready_application("medium-token", 25).await;
+    w.clock.advance(Duration::days(6));
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("the retrieval deadline") && err.contains("has passed"), "{err}");
+    assert!(!w.objects(&format!("ECA {app}")).iter().any(|o| o.starts_with("Private Key Object")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_what_is_missing() {
+    let w = World::start().await;
+    let (ok, out, _) = w.signet(&["token", "readiness", "--module", SOFTHSM], &[]).await;
+    assert!(ok && out.contains("blank token") && out.contains("ready: nothing is missing"), "{out}");
+    let (ok, out, _) = w.signet(&["token", "readiness", "--module", "/nonexistent/opensc-pkcs11.so"], &[]).await;
+    assert!(!ok && out.contains("no PKCS#11 module at /nonexistent/opensc-pkcs11.so"), "{out}");
+}

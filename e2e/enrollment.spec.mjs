@@ -1,0 +1,587 @@
+// The enrollment path in a real browser (Debian's headless Chromium, driven by playwright-core)
+// against a real `signet serve`: the partner link, every wizard step with one bad input each
+// (a readable message, the values already typed kept), submission, the status page, the emailed
+// verification link read from a real SMTP sink, sign-in, and the operator console's vetting up
+// to "token shipped". Every page is kept as a full-page PNG for CI artifacts.
+//
+// crates/signet/tests/e2e_browser.rs owns the run (server, SMTP sink, operators) and sets:
+//   SIGNET_BASE_URL     the server, e.g. http://127.0.0.1:41234
+//   SIGNET_MAILDIR      the SMTP sink's Maildir (messages land in new/)
+//   SIGNET_SCREENSHOTS  folder for NN-name.png
+//   SIGNET_OPERATORS    JSON [{id, password, secret}, …]: two operators; TOTP codes come from
+//                       oathtool, an implementation independent of the server's
+//   SIGNET_CHROMIUM     optional, default /usr/bin/chromium
+//
+// A plain script rather than a test runner: the steps build on each other, so the first failure
+// stops the walk, screenshots every open page as failure-*.png and exits 1.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this through crates/signet/tests/e2e_browser.rs`);
+  return value;
+}
+
+const BASE = required('SIGNET_BASE_URL').replace(/\/$/, '');
+const MAILDIR = required('SIGNET_MAILDIR');
+const SHOTS = required('SIGNET_SCREENSHOTS');
+const OPERATORS = JSON.parse(required('SIGNET_OPERATORS'));
+const CHROMIUM = process.env.SIGNET_CHROMIUM || '/usr/bin/chromium';
+
+// What the applicant types.
+const APPLICANT = {
+  name: 'Jane Q. Doe',
+  email: 'jane.doe@acme-widgets.example',
+  phone: '(703) 555-0142',
+  line1: '4400 University Dr',
+  line2: 'Suite 200',
+  city: 'Fairfax',
+  state: 'VA',
+  zip: '22030',
+};
+const PASSWORD = 'Harbor-Quartz-Meadow-62';
+const ORGANIZATION = 'Acme Widgets, Inc.';
+const PO_NUMBER = 'PO-2026/0042';
+
+mkdirSync(SHOTS, { recursive: true });
+let shotCount = 0;
+const openPages = new Map();
+
+/** A full-page screenshot, numbered in walk order. */
+async function shot(page, name) {
+  shotCount += 1;
+  const file = join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+}
+
+function step(title) {
+  console.log(`- ${title}`);
+}
+
+/** Clicks a submit button and waits for the page that comes back (after any redirect); returns its response. */
+async function clickAndWait(page, button) {
+  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(button)]);
+  return response;
+}
+
+/** Submits the page's form that goes to `action`. */
+function submit(page, action, method = 'post') {
+  return clickAndWait(page, `form[method=${method}][action="${action}"] button[type=submit]`);
+}
+
+/** Submits one of the console application page's forms, by its id. */
+function act(page, formId) {
+  return clickAndWait(page, `#${formId} button[type=submit]`);
+}
+
+/** The navigation landed on `path` with 200. */
+function landed(page, response, path) {
+  assert.equal(new URL(page.url()).pathname, path, `expected ${path}, at ${page.url()}`);
+  assert.equal(response.status(), 200, `${path} answered ${response.status()}`);
+}
+
+/** The page came back with 422, the banner, and each message beside its field. */
+async function refused(page, response, messages) {
+  assert.equal(response.status(), 422, `a wrong form answers 422, got ${response.status()} at ${page.url()}`);
+  const banner = await page.textContent('#form-error');
+  assert.match(banner, /Nothing you entered was lost/);
+  const shown = (await page.locator('.field-error').allTextContents()).join('\n');
+  for (const m of messages) assert.ok(shown.includes(m), `missing message ${JSON.stringify(m)} in:\n${shown}`);
+}
+
+async function checked(page, name, v) {
+  return page.isChecked(`input[name="${name}"][value="${v}"]`);
+}
+
+async function newPage(browser, label) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const page = await context.newPage();
+  openPages.set(label, page);
+  return page;
+}
+
+/** Every message in the sink, parsed by Python's email package (not by the code that wrote them). */
+function mailbox() {
+  const dir = join(MAILDIR, 'new');
+  if (!existsSync(dir)) return [];
+  const files = readdirSync(dir).filter((f) => !f.startsWith('.')).sort().map((f) => join(dir, f));
+  if (files.length === 0) return [];
+  const parse = `
+import email, email.policy, json, sys
+out = []
+for path in sys.argv[1:]:
+    with open(path, 'rb') as f:
+        m = email.message_from_binary_file(f, policy=email.policy.default)
+    out.append({'to': str(m['To']), 'subject': str(m['Subject']), 'body': m.get_body(('plain',)).get_content()})
+print(json.dumps(out))
+`;
+  return JSON.parse(execFileSync('python3', ['-c', parse, ...files], { encoding: 'utf8' }));
+}
+
+/** Waits for a message to `to` whose subject matches; the relay sends every 15 seconds. */
+async function waitForMail(to, subject, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = mailbox().find((m) => m.to.includes(to) && subject.test(m.subject));
+    if (found) return found;
+    if (Date.now() > deadline) {
+      const seen = mailbox().map((m) => `${m.to}: ${m.subject}`);
+      throw new Error(`no mail to ${to} matching ${subject} in ${timeoutMs} ms; the sink has ${JSON.stringify(seen)}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The operator's current TOTP code, from oathtool. */
+function totp(secret) {
+  return execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A colleague registers the organization first, so the applicant meets it as a duplicate. */
+async function colleagueRegisters(browser) {
+  step('a colleague registers the organization');
+  const page = await newPage(browser, 'colleague');
+  await page.goto(`${BASE}/apply?program=PIEE`);
+  await page.check('input[name=residency][value=united-states]');
+  await submit(page, '/apply');
+  await submit(page, '/apply/agencies');
+  await page.check('input[name=cert_type][value=medium]');
+  await page.check('input[name=years][value="1"]');
+  await submit(page, '/apply/certificate');
+  await page.fill('#new_name', ORGANIZATION);
+  const r = await submit(page, '/apply/organization');
+  landed(page, r, '/apply/personal');
+  await page.context().close();
+  openPages.delete('colleague');
+}
+
+/** The wizard from the partner link to submission; returns the application reference. */
+async function apply(browser, page) {
+  step('partner link pre-fills the program');
+  let r = await page.goto(`${BASE}/apply?program=Integrate`);
+  assert.equal(r.status(), 200);
+  assert.equal(await page.inputValue('#program'), 'Integrate');
+  await shot(page, 'apply-partner-link');
+
+  step('program: residency missing');
+  r = await submit(page, '/apply');
+  await refused(page, r, ['Say whether you live in the United States.']);
+  assert.equal(await page.inputValue('#program'), 'Integrate', 'the program stays chosen');
+  await shot(page, 'apply-program-error');
+  await page.check('input[name=residency][value=united-states]');
+  r = await submit(page, '/apply');
+  landed(page, r, '/apply/agencies');
+
+  step('agencies: a choice no single type satisfies');
+  assert.ok(await checked(page, 'agency', 'integrate-il4'), 'the program pre-selects its agency');
+  await shot(page, 'agencies');
+  await page.check('input[name=agency][value=canes]');
+  await page.check('input[name=agency][value=il5-enclave]');
+  r = await submit(page, '/apply/agencies');
+  await refused(page, r, ['No single certificate type is accepted by all of']);
+  for (const a of ['integrate-il4', 'canes', 'il5-enclave']) {
+    assert.ok(await checked(page, 'agency', a), `${a} stays checked`);
+  }
+  await shot(page, 'agencies-error');
+  await page.uncheck('input[name=agency][value=il5-enclave]');
+  r = await submit(page, '/apply/agencies');
+  landed(page, r, '/apply/certificate');
+
+  step('certificate: validity without a type');
+  assert.match(await page.textContent('#selection-message'), /Medium Token Assurance/);
+  assert.match(await page.textContent('ul.excluded'), /IL4 systems require the private key on a hardware token/);
+  assert.equal(await page.locator('input[name=cert_type][value=medium]').count(), 0, 'Medium is not offered');
+  assert.match(await page.textContent('table'), /\$\d+\.\d\d/);
+  await shot(page, 'certificate');
+  await page.check('input[name=years][value="2"]');
+  r = await submit(page, '/apply/certificate');
+  await refused(page, r, ['Choose one of the certificate types your agencies accept.']);
+  assert.ok(await checked(page, 'years', '2'), 'the validity stays chosen');
+  await shot(page, 'certificate-error');
+  await page.check('input[name=cert_type][value=medium-token]');
+  r = await submit(page, '/apply/certificate');
+  landed(page, r, '/apply/organization');
+
+  await colleagueRegisters(browser);
+
+  step('organization: nothing chosen, then a duplicate');
+  r = await submit(page, '/apply/organization');
+  await refused(page, r, ['Choose your organization from the search results, or enter its legal name']);
+  await page.fill('#new_name', 'ACME WIDGETS INC');
+  r = await submit(page, '/apply/organization');
+  await refused(page, r, [`${ORGANIZATION} is already registered`]);
+  assert.equal(await page.inputValue('#new_name'), 'ACME WIDGETS INC', 'what was typed is kept');
+  assert.equal(await page.locator(`input[name=choose][value="${ORGANIZATION}"]`).count(), 1, 'the match is offered');
+  await shot(page, 'organization-duplicate');
+  await page.fill('#q', 'widgets');
+  r = await submit(page, '/apply/organization', 'get');
+  assert.equal(r.status(), 200);
+  await page.check(`input[name=choose][value="${ORGANIZATION}"]`);
+  await shot(page, 'organization-search');
+  r = await submit(page, '/apply/organization');
+  landed(page, r, '/apply/personal');
+
+  step('personal details: the browser checks the email field itself');
+  await page.fill('#name', APPLICANT.name);
+  await page.fill('#email', 'jane.doe-at-acme');
+  await page.fill('#phone', APPLICANT.phone);
+  await page.fill('#line1', APPLICANT.line1);
+  await page.fill('#line2', APPLICANT.line2);
+  await page.fill('#state', 'XX');
+  await page.fill('#zip', '2203');
+  await page.click('form[method=post][action="/apply/personal"] button[type=submit]');
+  assert.equal(await page.$eval('#email', (e) => e.validity.valid), false, 'an address without @ is held back');
+  assert.equal(new URL(page.url()).pathname, '/apply/personal');
+
+  step('personal details: wrong email, missing city, bad state and ZIP');
+  // Valid to the browser (no dot is needed there), not to us: an email domain needs one.
+  await page.fill('#email', 'jane.doe@acme');
+  r = await submit(page, '/apply/personal');
+  await refused(page, r, [
+    'Enter an email address such as jane@example.com.',
+    'Enter the city (or APO/FPO/DPO).',
+    'Enter a two-letter U.S. state, territory or military code, such as VA.',
+    'Enter a ZIP code such as 22150 or 22150-1234.',
+  ]);
+  for (const [field, typed] of [
+    ['name', APPLICANT.name],
+    ['email', 'jane.doe@acme'],
+    ['phone', APPLICANT.phone],
+    ['line1', APPLICANT.line1],
+    ['line2', APPLICANT.line2],
+    ['state', 'XX'],
+    ['zip', '2203'],
+  ]) {
+    assert.equal(await page.inputValue(`#${field}`), typed, `${field} keeps what was typed`);
+  }
+  await shot(page, 'personal-error');
+  await page.fill('#email', APPLICANT.email);
+  await page.fill('#city', APPLICANT.city);
+  await page.fill('#state', APPLICANT.state);
+  await page.fill('#zip', APPLICANT.zip);
+  r = await submit(page, '/apply/personal');
+  landed(page, r, '/apply/account');
+
+  step('password: too weak, then two that differ');
+  assert.match(await page.textContent('main'), new RegExp(APPLICANT.email.replace(/\./g, '\\.')));
+  await page.fill('#password', 'janedoe');
+  await page.fill('#confirm', 'janedoe');
+  r = await submit(page, '/apply/account');
+  await refused(page, r, ['Choose a stronger password']);
+  assert.equal(await page.inputValue('#password'), '', 'a password is never sent back into the page');
+  await shot(page, 'account-error');
+  await page.fill('#password', PASSWORD);
+  await page.fill('#confirm', `${PASSWORD}x`);
+  r = await submit(page, '/apply/account');
+  await refused(page, r, ['The two passwords differ.']);
+  await page.fill('#password', PASSWORD);
+  await page.fill('#confirm', PASSWORD);
+  r = await submit(page, '/apply/account');
+  landed(page, r, '/apply/payment');
+
+  step('payment: the test processor declines a card');
+  const price = await page.textContent('#price');
+  assert.match(price, /^\$\d+\.\d\d$/);
+  await page.check('input[name=method][value=card]');
+  await page.fill('#card', '4000000000000002');
+  r = await submit(page, '/apply/payment');
+  await refused(page, r, ['the card was declined']);
+  assert.ok(await checked(page, 'method', 'card'), 'the method stays chosen');
+  assert.equal(await page.inputValue('#card'), '', 'a card number is never sent back into the page');
+  await shot(page, 'payment-error');
+  await page.check('input[name=method][value=purchase-order]');
+  await page.fill('#po', PO_NUMBER);
+  r = await submit(page, '/apply/payment');
+  landed(page, r, '/apply/review');
+
+  step('review: submitted without the confirmation box');
+  const summary = await page.textContent('dl.summary');
+  const certificate = `Medium Token Assurance, 2 year(s), ${price}`;
+  for (const expected of [certificate, ORGANIZATION, APPLICANT.name, APPLICANT.email, APPLICANT.city]) {
+    assert.ok(summary.includes(expected), `review shows ${expected}:\n${summary}`);
+  }
+  await shot(page, 'review');
+  r = await submit(page, '/apply/review');
+  await refused(page, r, ['Confirm that the information is true and complete.']);
+  await shot(page, 'review-error');
+  await page.check('input[name=agree]');
+  r = await submit(page, '/apply/review');
+  assert.equal(r.status(), 200);
+  const url = new URL(page.url());
+  assert.equal(url.searchParams.get('submitted'), '1');
+  const reference = url.pathname.replace('/applications/', '');
+  assert.equal(await page.textContent('#reference'), reference);
+  return reference;
+}
+
+/** Opens the applicant's status page and checks the state it shows. */
+async function statusPage(page, reference, state) {
+  const r = await page.goto(`${BASE}/applications/${reference}`);
+  assert.equal(r.status(), 200);
+  assert.equal(await page.textContent('#state'), state);
+}
+
+async function verifyEmail(browser, page, reference) {
+  step('status page after submission');
+  assert.match(await page.textContent('#submitted'), /Your application is submitted/);
+  assert.equal(await page.textContent('#state'), 'Submitted');
+  assert.match(await page.textContent('#deadline'), /Your forms must arrive by \d{4}-\d\d-\d\d \(4[45] days left\)/);
+  assert.ok(await page.isVisible('#timeline svg'), 'the timeline picture is shown');
+  await shot(page, 'status-submitted');
+  const links = await page.locator('a[href$=".pdf"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  assert.equal(links.length, 3, 'three forms to print');
+  const pdf = await page.request.get(`${BASE}${links[1]}`);
+  assert.equal(pdf.headers()['content-type'], 'application/pdf');
+  assert.equal((await pdf.body()).subarray(0, 5).toString(), '%PDF-');
+
+  step('the verification email arrives through SMTP');
+  const mail = await waitForMail(APPLICANT.email, /Verify your email/);
+  const link = mail.body.match(/https?:\/\/\S+\/verify-email\?\S+/)?.[0];
+  assert.ok(link, `a verification link in:\n${mail.body}`);
+  assert.ok(link.startsWith(`${BASE}/verify-email?application=${reference}&token=`), link);
+
+  // The link is opened where the mail is read: another browser session.
+  const reader = await newPage(browser, 'mail-reader');
+  step('a link with a wrong token is refused readably');
+  const token = new URL(link).searchParams.get('token');
+  const wrong = link.replace(`token=${token}`, `token=${token.slice(0, -1)}${token.endsWith('0') ? '1' : '0'}`);
+  await reader.goto(wrong);
+  let r = await submit(reader, '/verify-email');
+  assert.equal(r.status(), 400);
+  assert.match(await reader.textContent('#verify-error'), /This link is not valid any more/);
+  await shot(reader, 'verify-wrong-token');
+
+  step('the emailed link confirms the address');
+  await reader.goto(link);
+  assert.equal(await reader.textContent('#confirm'), 'Confirm my email address');
+  await shot(reader, 'verify-email');
+  r = await submit(reader, '/verify-email');
+  assert.equal(r.status(), 200);
+  assert.match(await reader.textContent('#verified'), /Your email address is confirmed/);
+  await shot(reader, 'verify-done');
+
+  step('a used link is refused readably');
+  await reader.goto(link);
+  r = await submit(reader, '/verify-email');
+  assert.equal(r.status(), 400);
+  assert.match(await reader.textContent('#verify-error'), /it was used already/);
+  await shot(reader, 'verify-link-used');
+  await reader.context().close();
+  openPages.delete('mail-reader');
+
+  await statusPage(page, reference, 'Email confirmed');
+  await shot(page, 'status-email-confirmed');
+}
+
+async function signIn(browser, reference) {
+  step('sign-in from the home page: a wrong password, then the right one');
+  const page = await newPage(browser, 'returning-applicant');
+  await page.goto(`${BASE}/`);
+  await shot(page, 'home');
+  await page.fill('#reference', reference);
+  await page.fill('#password', 'Harbor-Quartz-Meadow-00');
+  let r = await submit(page, '/applications/sign-in');
+  assert.equal(r.status(), 401);
+  assert.equal(await page.textContent('#signin-error'), 'The application reference or password is not correct.');
+  assert.equal(await page.inputValue('#reference'), reference, 'the reference stays typed');
+  await shot(page, 'signin-error');
+  await page.fill('#password', PASSWORD);
+  r = await submit(page, '/applications/sign-in');
+  landed(page, r, `/applications/${reference}`);
+  assert.equal(await page.textContent('#state'), 'Email confirmed');
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator console
+
+/** Signs an operator in to the console: one wrong code first when `typo`, then the right one. */
+async function operatorSignIn(browser, operator, label, typo) {
+  const page = await newPage(browser, label);
+  let r = await page.goto(`${BASE}/console`);
+  assert.equal(new URL(page.url()).pathname, '/console/sign-in', 'the console asks for a sign-in');
+  assert.equal(r.status(), 200);
+  await page.fill('#operator', operator.id);
+  await page.fill('#password', operator.password);
+  if (typo) {
+    step(`${operator.id}: a wrong code is refused`);
+    const code = totp(operator.secret);
+    await page.fill('#code', code === '000000' ? '111111' : '000000');
+    r = await submit(page, '/console/sign-in');
+    assert.equal(r.status(), 401);
+    assert.ok((await page.textContent('#signin-error')).length > 0, 'a readable refusal');
+    assert.equal(await page.inputValue('#operator'), operator.id, 'the operator id stays typed');
+    assert.equal(await page.inputValue('#password'), '', 'the password is never sent back');
+    await shot(page, `console-signin-error-${operator.id}`);
+    await page.fill('#password', operator.password);
+  }
+  step(`${operator.id} signs in with password and TOTP`);
+  await page.fill('#code', totp(operator.secret));
+  r = await submit(page, '/console/sign-in');
+  landed(page, r, '/console');
+  assert.match(await page.textContent('#operator'), new RegExp(`\\(${operator.id}\\)`));
+  return page;
+}
+
+/** The command took: back on the application page with its notice and the new state. */
+async function recorded(page, response, reference, state) {
+  landed(page, response, `/console/applications/${reference}`);
+  assert.ok(await page.isVisible('#notice'), 'a notice says what was recorded');
+  assert.equal(await page.textContent('#state'), state);
+}
+
+async function vet(browser, reference) {
+  const [a, b] = OPERATORS;
+  const alice = await operatorSignIn(browser, a, 'operator-a', true);
+
+  step('the queue lists the application');
+  const row = alice.locator('#queue tr', { hasText: reference });
+  assert.equal(await row.count(), 1, 'the open application is in the queue');
+  assert.match(await row.textContent(), /email-verified/);
+  await shot(alice, 'console-queue');
+  await Promise.all([alice.waitForNavigation(), row.locator('a').click()]);
+  assert.equal(await alice.textContent('#reference'), reference);
+  assert.equal(await alice.textContent('#state'), 'email-verified');
+  assert.match(await alice.textContent('#submitted'), new RegExp(APPLICANT.name.replace('.', '\\.')));
+  await shot(alice, 'console-application');
+
+  step('forms received: a tracking number that is not the carrier\'s is refused');
+  // The console's "received on" starts at the server's today; the notary signed the same day.
+  const today = await alice.inputValue('#received_on');
+  await alice.selectOption('#forms-carrier', 'usps');
+  await alice.fill('#forms-tracking', '12345');
+  await alice.check('#forms-form input[name=officer_page]');
+  await alice.check('#forms-form input[name=identity_page]');
+  await alice.check('#forms-form input[name=attestation][value=notarized]');
+  await alice.fill('#notary_name', 'Maria Notary');
+  await alice.check('#forms-form input[name=seal][value=yes]');
+  await alice.fill('#notarized_on', today);
+  let r = await act(alice, 'forms-form');
+  assert.equal(r.status(), 422);
+  assert.match(await alice.textContent('#refused'), /Nothing was recorded/);
+  assert.ok((await alice.textContent('#tracking-error')).length > 0, 'the tracking number is named');
+  assert.equal(await alice.inputValue('#notary_name'), 'Maria Notary', 'what was typed is kept');
+  assert.equal(await alice.inputValue('#notarized_on'), today);
+  assert.equal(await alice.inputValue('#forms-tracking'), '12345');
+  await shot(alice, 'console-forms-error');
+  await alice.fill('#forms-tracking', '9400 1000 0000 0000 0000 00');
+  r = await act(alice, 'forms-form');
+  await recorded(alice, r, reference, 'forms-received');
+  assert.match(await alice.textContent('main'), new RegExp(`Notarized on\\s*${today}`));
+  await shot(alice, 'console-forms-received');
+
+  step('call-back to the organization officer');
+  await alice.fill('#officer_name', 'Robert Officer');
+  await alice.fill('#phone', '(703) 555-0199');
+  await alice.check('#callback-form input[name=outcome][value=confirmed]');
+  r = await act(alice, 'callback-form');
+  await recorded(alice, r, reference, 'officer-confirmed');
+
+  step('identity documents');
+  await alice.selectOption('#identity-form select[name=type] >> nth=0', 'us-passport');
+  await alice.fill('#identity-form input[name=number] >> nth=0', 'A12345678');
+  const expires = `${Number(today.slice(0, 4)) + 5}${today.slice(4)}`;
+  await alice.fill('#identity-form input[name=expires] >> nth=0', expires);
+  await shot(alice, 'console-identity');
+  r = await act(alice, 'identity-form');
+  await recorded(alice, r, reference, 'identity-verified');
+  assert.ok(!(await alice.textContent('main')).includes('A12345678'), 'document numbers are shown masked');
+
+  step('a note for the other operators');
+  await alice.fill('#note', 'Officer confirmed employment on the first call.');
+  r = await act(alice, 'note-form');
+  landed(alice, r, `/console/applications/${reference}`);
+  assert.match(await alice.textContent('#history'), /Officer confirmed employment on the first call\./);
+
+  step(`${a.id} approves; a second approval by ${a.id} is refused`);
+  r = await act(alice, 'approve-form');
+  await recorded(alice, r, reference, 'first-approved');
+  r = await act(alice, 'approve-form');
+  assert.equal(r.status(), 422);
+  assert.match(await alice.textContent('#refused'), /^Not recorded: /);
+  assert.equal(await alice.textContent('#state'), 'first-approved');
+  await shot(alice, 'console-same-approver');
+
+  const bob = await operatorSignIn(browser, b, 'operator-b', false);
+  await bob.goto(`${BASE}/console/applications/${reference}`);
+  step(`${b.id} approves`);
+  r = await act(bob, 'approve-form');
+  await recorded(bob, r, reference, 'approved');
+
+  step('the token ships');
+  await bob.selectOption('#ship-carrier', 'ups');
+  await bob.fill('#ship-tracking', '1Z999AA10123456785');
+  r = await act(bob, 'ship-form');
+  await recorded(bob, r, reference, 'token-shipped');
+  const history = await bob.textContent('#history');
+  for (const who of [`operator:${a.id}`, `operator:${b.id}`]) assert.ok(history.includes(who), `${who} in the history`);
+  await shot(bob, 'console-token-shipped');
+
+  step('signing out ends the operator session');
+  await submit(alice, '/console/sign-out');
+  assert.equal(new URL(alice.url()).pathname, '/console/sign-in');
+  await alice.goto(`${BASE}/console/applications/${reference}`);
+  assert.equal(new URL(alice.url()).pathname, '/console/sign-in');
+}
+
+async function tokenShipped(page, reference) {
+  step('the applicant sees "Token shipped" and gets the email');
+  await statusPage(page, reference, 'Token shipped');
+  assert.ok(await page.isVisible('#timeline svg'), 'the timeline picture is shown');
+  assert.match(await page.textContent('#deadline'), /Retrieve your certificates by \d{4}-\d\d-\d\d \(\d+ days? left\)/);
+  await shot(page, 'status-token-shipped');
+  const mail = await waitForMail(APPLICANT.email, /token has shipped/);
+  assert.match(mail.body, /1Z999AA10123456785/);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  assert.equal(OPERATORS.length, 2, 'two operators: approval takes two different people');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives every launch a new empty profile (--user-data-dir) of its own. The
+    // network flags keep Chromium from calling out: this machine's network is closed.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const applicant = await newPage(browser, 'applicant');
+    const reference = await apply(browser, applicant);
+    console.log(`  application ${reference}`);
+    await verifyEmail(browser, applicant, reference);
+    const returning = await signIn(browser, reference);
+    await vet(browser, reference);
+    await tokenShipped(returning, reference);
+  } catch (e) {
+    for (const [label, page] of openPages) {
+      if (page.isClosed()) continue;
+      const file = join(SHOTS, `failure-${label}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.error(`${label} was at ${page.url()}; screenshot ${file}`);
+      const text = await page.textContent('main').catch(() => '');
+      console.error(`${label} page text:\n${text}`);
+    }
+    throw e;
+  } finally {
+    await browser.close();
+  }
+  console.log(`${shotCount} screenshots in ${SHOTS}`);
+}
+
+await main();
