@@ -292,7 +292,7 @@ async function apply(browser, page) {
   await page.check('input[name=method][value=card]');
   await page.fill('#card', '4000000000000002');
   r = await submit(page, '/apply/payment');
-  await refused(page, r, ['the card was declined']);
+  await refused(page, r, ['The card was declined']);
   assert.ok(await checked(page, 'method', 'card'), 'the method stays chosen');
   assert.equal(await page.inputValue('#card'), '', 'a card number is never sent back into the page');
   await shot(page, 'payment-error');

@@ -16,7 +16,8 @@ use common::*;
 use signet_pki::Serial;
 
 fn psql(sql: &str) {
-    let (ok, out) = run("psql", &["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    let (ok, out) =
+        run("psql", &["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]);
     assert!(ok, "psql: {out}");
 }
 

@@ -56,7 +56,11 @@ struct SignInPage {
 const SIGN_IN_FAILED: &str = "The application reference or password is not correct.";
 
 fn sign_in_page(session: &Session, reference: &str, error: &str) -> Response {
-    let mut r = render(&SignInPage { csrf: session.csrf().to_owned(), reference: reference.to_owned(), error: error.to_owned() });
+    let mut r = render(&SignInPage {
+        csrf: session.csrf().to_owned(),
+        reference: reference.to_owned(),
+        error: error.to_owned(),
+    });
     if !error.is_empty() {
         *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
     }
@@ -73,7 +77,11 @@ struct SignInForm {
 
 /// Checks the password against the application's Argon2id hash off the async workers. A
 /// reference that does not exist is checked against a fixed hash, so the answer takes as long.
-pub(crate) async fn password_matches(s: &AppState, id: Option<&ApplicationId>, password: String) -> Result<bool, PageError> {
+pub(crate) async fn password_matches(
+    s: &AppState,
+    id: Option<&ApplicationId>,
+    password: String,
+) -> Result<bool, PageError> {
     let stored = match id {
         Some(id) => s.store.application_password(id).await?,
         None => None,
@@ -90,7 +98,8 @@ pub(crate) async fn password_matches(s: &AppState, id: Option<&ApplicationId>, p
 }
 
 /// An Argon2id hash of a random string nobody knows, at the parameters `PasswordHash::new` uses.
-const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2lnbmV0ZHVtbXlzYWx0$Qj1pd9yjrnDkCXDJ0q5nmMvS1NmQ9l8AHhHVv+Lf0jE";
+const DUMMY_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2lnbmV0ZHVtbXlzYWx0$Qj1pd9yjrnDkCXDJ0q5nmMvS1NmQ9l8AHhHVv+Lf0jE";
 
 async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
     match check_sign_in(&s, &form).await {
@@ -179,7 +188,9 @@ fn explain(app: &Application) -> (&'static str, String) {
             "We received your forms. A registration officer is checking them and calling your organization.".into(),
         ),
         "approved" => ("Approved", "Your application is approved; your USB token ships next.".into()),
-        "token-shipped" => ("Token shipped", "Your USB token is on its way. Watch for the activation code email.".into()),
+        "token-shipped" => {
+            ("Token shipped", "Your USB token is on its way. Watch for the activation code email.".into())
+        }
         "certificates-ready" => (
             "Ready to retrieve",
             "Your certificates are ready. Retrieve them onto your token with `signet token retrieve`, the \
@@ -241,7 +252,8 @@ async fn status(
         just_submitted: q.submitted.is_some(),
         deadline_text,
         timeline_svg,
-        forms: if app.state().is_open() { FORMS.to_vec() } else { Vec::new() },
+        // The forms are printed before they are mailed; once they have arrived they are history.
+        forms: if app.state().forms().is_none() && app.state().is_open() { FORMS.to_vec() } else { Vec::new() },
     };
     render(&page)
 }

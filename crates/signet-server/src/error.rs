@@ -140,15 +140,16 @@ struct ErrorPage<'a> {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {
-            PageError::NotFound => {
-                (StatusCode::NOT_FOUND, "Not found", "There is nothing here, or you are not signed in to see it.".into())
-            }
+            PageError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or you are not signed in to see it.".into(),
+            ),
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
             PageError::FormExpired => (
                 StatusCode::FORBIDDEN,
                 "This form has expired",
-                "Your session changed since this page was loaded. Go back, reload the page and submit it again."
-                    .into(),
+                "Your session changed since this page was loaded. Go back, reload the page and submit it again.".into(),
             ),
             PageError::Forbidden => (
                 StatusCode::FORBIDDEN,

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use signet_pki::subject::{CommonName, Email, OrganizationName};
 use signet_ra::application::{
     Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice, NewPassword,
-    Organization, OrganizationKey, PasswordHash, PaymentProcessor, Payment, PersonalInfo, PhoneNumber, PoNumber,
-    Residency, TestCardProcessor, UsAddress,
+    Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor, PersonalInfo, PhoneNumber,
+    PoNumber, Residency, TestCardProcessor, UsAddress,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::wizard::{Exclusion, OfferedType};
@@ -256,7 +256,12 @@ async fn agencies_page(State(s): State<AppState>, session: Session) -> Response 
 fn agencies_view(s: &AppState, session: &Session, chosen: &[String], errors: Errors) -> AgenciesPage {
     AgenciesPage {
         f: Frame::new(session, 1, errors),
-        agencies: s.agencies.agencies().iter().map(|a| (a.id.clone(), a.name.clone(), chosen.contains(&a.id))).collect(),
+        agencies: s
+            .agencies
+            .agencies()
+            .iter()
+            .map(|a| (a.id.clone(), a.name.clone(), chosen.contains(&a.id)))
+            .collect(),
     }
 }
 
@@ -490,8 +495,7 @@ impl From<StoreError> for OrgProblem {
 
 /// An existing organization, by the exact name the search offered.
 async fn choose_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
-    let parsed = OrganizationName::new(name)
-        .map_err(|e| OrgProblem::Field("choose", e.to_string(), Vec::new()))?;
+    let parsed = OrganizationName::new(name).map_err(|e| OrgProblem::Field("choose", e.to_string(), Vec::new()))?;
     let found = s.store.find_organizations(&OrganizationKey::of(&parsed)).await?;
     found.into_iter().next().map(|o| o.name.as_str().to_owned()).ok_or_else(|| {
         OrgProblem::Field("choose", "That organization is not registered; search again or register it.".into(), vec![])
@@ -557,7 +561,10 @@ impl PersonalFields {
         let name = CommonName::new(&self.name);
         field("name", name.as_ref().map(|_| ()).map_err(|e| format!("Full name: {e}")));
         let email = Email::new(self.email.trim());
-        field("email", email.as_ref().map(|_| ()).map_err(|_| "Enter an email address such as jane@example.com.".into()));
+        field(
+            "email",
+            email.as_ref().map(|_| ()).map_err(|_| "Enter an email address such as jane@example.com.".into()),
+        );
         let phone = PhoneNumber::new(&self.phone);
         field("phone", phone.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         let address = UsAddress::new(&self.line1, &self.line2, &self.city, &self.state, &self.zip);
@@ -633,7 +640,11 @@ async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -
         return r;
     }
     if let Err(errors) = form.parse() {
-        return invalid(&PersonalPage { f: Frame::new(&session, 4, errors), abroad: draft.residency == "abroad", p: form });
+        return invalid(&PersonalPage {
+            f: Frame::new(&session, 4, errors),
+            abroad: draft.residency == "abroad",
+            p: form,
+        });
     }
     if draft.personal.email.trim() != form.email.trim() {
         // The password rules depend on the email: choose it again for the new address.
@@ -737,7 +748,8 @@ struct PaymentPage {
 
 fn choice(s: &AppState, draft: &Draft) -> Result<CertificateChoice, PageError> {
     let years = draft.years.parse::<u8>().map_err(|_| PageError::BadRequest("choose the validity again".into()))?;
-    CertificateChoice::new(&s.catalog, &s.prices, &draft.cert_type, years).map_err(|e| PageError::BadRequest(e.to_string()))
+    CertificateChoice::new(&s.catalog, &s.prices, &draft.cert_type, years)
+        .map_err(|e| PageError::BadRequest(e.to_string()))
 }
 
 async fn payment_page(State(s): State<AppState>, session: Session) -> Response {
@@ -785,14 +797,25 @@ async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form
     };
     let payment = match form.method.as_str() {
         "invoice" => Ok(Payment::Invoice),
-        "purchase-order" => PoNumber::new(&form.po).map(|po| Payment::PurchaseOrder { po }).map_err(|e| ("po", e.to_string())),
+        "purchase-order" => {
+            PoNumber::new(&form.po).map(|po| Payment::PurchaseOrder { po }).map_err(|e| ("po", e.to_string()))
+        }
         "card" => match CardNumber::new(&form.card) {
             // The card processor is a TEST DOUBLE until a processor contract exists.
             Ok(card) => TestCardProcessor
                 .authorize(&card, price, &reference)
                 .await
                 .map(|authorization| Payment::Card { authorization })
-                .map_err(|e| ("card", format!("{e}. Try another card, or choose invoice."))),
+                .map_err(|e| match e {
+                    PaymentError::Declined => {
+                        ("card", "The card was declined. Try another card, or choose invoice.".to_owned())
+                    }
+                    // The processor's details are for the log, not the applicant.
+                    other => {
+                        tracing::error!(error = %other, "card processor");
+                        ("card", "Card payments are unavailable right now. Try later, or choose invoice.".to_owned())
+                    }
+                }),
             Err(e) => Err(("card", e.to_string())),
         },
         _ => Err(("method", "Choose how to pay.".to_owned())),
@@ -886,8 +909,7 @@ fn review_view(s: &AppState, session: &Session, form: ApplicationForm, errors: E
         .find(|t| t.id == form.certificate.cert_type())
         .map(|t| t.name.clone())
         .unwrap_or_default();
-    let agency_names =
-        form.agencies.iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect();
+    let agency_names = form.agencies.iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect();
     ReviewPage { f: Frame::new(session, 7, errors), form, program_name, type_name, agency_names }
 }
 

@@ -8,11 +8,11 @@ use signet_pki::csr::KeyPolicy;
 use signet_pki::ocsp::{CertId, OcspIssuer};
 use signet_pki::profile::Catalog;
 use signet_ra::Clock;
+use signet_ra::application::PriceTable;
 use signet_ra::issuance::CaService;
 use signet_ra::notify::Notifier;
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::wizard::AgencyCatalog;
-use signet_ra::application::PriceTable;
 use signet_store::Store;
 use time::{Duration, OffsetDateTime};
 

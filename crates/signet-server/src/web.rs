@@ -170,7 +170,12 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
     let existing = match cookie_token(request.headers()) {
         Some(token) => {
             let id_hash = token_hash(token);
-            state.store.session(&id_hash, now).await.map_err(|e| PageError::from(e).into_response())?.map(|r| (id_hash, r))
+            state
+                .store
+                .session(&id_hash, now)
+                .await
+                .map_err(|e| PageError::from(e).into_response())?
+                .map(|r| (id_hash, r))
         }
         None => None,
     };
@@ -180,7 +185,11 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
             let full = lifetime(&Principal::parse(&record.principal));
             if record.expires_at - now < full / 2 {
                 record.expires_at = now + full;
-                state.store.update_session(&id_hash, None, &record).await.map_err(|e| PageError::from(e).into_response())?;
+                state
+                    .store
+                    .update_session(&id_hash, None, &record)
+                    .await
+                    .map_err(|e| PageError::from(e).into_response())?;
             }
             (id_hash, record)
         }

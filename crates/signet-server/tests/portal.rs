@@ -103,7 +103,10 @@ fn agencies_body(b: &Browser, agencies: &[&str]) -> String {
 
 async fn verification_link(state: &signet_server::AppState) -> String {
     let pending = state.store().pending_outbox(state.clock().now(), 10).await.unwrap();
-    let mail = pending.iter().find(|m| m.message.subject.contains("Verify your email")).expect("a verification email is queued");
+    let mail = pending
+        .iter()
+        .find(|m| m.message.subject.contains("Verify your email"))
+        .expect("a verification email is queued");
     let body = &mail.message.body_text;
     let start = body.find("https://ra.example.test/verify-email?").unwrap();
     body[start..].split_whitespace().next().unwrap().trim_start_matches("https://ra.example.test").to_owned()
@@ -154,7 +157,8 @@ async fn the_whole_wizard_then_email_verification_status_and_forms() {
 
     // Sign-in: one message for a wrong password and for an unknown reference.
     let wrong = mail_reader.post("/applications/sign-in", &[("reference", &id), ("password", "nope")]).await;
-    let unknown = mail_reader.post("/applications/sign-in", &[("reference", "ZZZZ-ZZZZ"), ("password", PASSWORD)]).await;
+    let unknown =
+        mail_reader.post("/applications/sign-in", &[("reference", "ZZZZ-ZZZZ"), ("password", PASSWORD)]).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     let message = "The application reference or password is not correct.";
@@ -164,8 +168,7 @@ async fn the_whole_wizard_then_email_verification_status_and_forms() {
     assert!(mail_reader.get(&format!("/applications/{id}")).await.body.contains("Email confirmed"));
 
     // Every change is in the audit chain: organization, submission, verification.
-    let actions: Vec<String> =
-        p.state.store().audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    let actions: Vec<String> = p.state.store().audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
     assert!(actions.contains(&"organization-created".to_owned()), "{actions:?}");
     assert!(actions.contains(&"application-submitted".to_owned()), "{actions:?}");
     assert!(actions.contains(&"email-verified".to_owned()), "{actions:?}");
@@ -264,7 +267,7 @@ async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
     // The declining test card and a bad PO number.
     b.get("/apply/payment").await;
     let declined = b.post("/apply/payment", &[("method", "card"), ("card", "4000000000000002")]).await;
-    assert!(declined.body.contains("the card was declined"), "{}", declined.body);
+    assert!(declined.body.contains("The card was declined"), "{}", declined.body);
     assert!(!declined.body.contains("4000000000000002"), "the card number is never echoed");
     let no_method = b.post("/apply/payment", &[]).await;
     assert!(no_method.body.contains("Choose how to pay"));
@@ -273,7 +276,11 @@ async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
     let count = |table: &'static str| {
         let pool = p.state.store().pool().clone();
         async move {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&pool).await.unwrap().get::<i64, _>(0)
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
         }
     };
     assert_eq!(count("applications").await, 1);
@@ -290,7 +297,8 @@ async fn an_expired_link_is_explained() {
     p.clock.advance(Duration::days(46));
     let mut reader = Browser::new(&p.app);
     reader.get(&link).await;
-    let late = reader.post("/verify-email", &[("application", &id), ("token", link.split("token=").nth(1).unwrap())]).await;
+    let late =
+        reader.post("/verify-email", &[("application", &id), ("token", link.split("token=").nth(1).unwrap())]).await;
     assert_eq!(late.status, StatusCode::BAD_REQUEST);
     assert!(late.body.contains("the application has expired"), "{}", late.body);
     let damaged = reader.post("/verify-email", &[("application", &id), ("token", "x")]).await;

@@ -1110,6 +1110,7 @@ async fn ocsp(args: &OcspArgs, out: &Out) -> Result<Vec<Figure>, BoxError> {
     let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
     let result = ocsp_against(running.addr, &running.state, args, out).await;
     running.task.abort();
+    running.jobs.stop().await;
     running.state.store().close().await;
     result
 }
@@ -1237,6 +1238,7 @@ async fn portal(args: &PortalArgs, out: &Out) -> Result<Vec<Figure>, BoxError> {
         let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
         let result = portal_against(running.addr, args, database_url.is_some(), out).await;
         running.task.abort();
+        running.jobs.stop().await;
         running.state.store().close().await;
         figs.extend(result?);
     }
