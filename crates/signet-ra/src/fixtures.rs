@@ -31,3 +31,52 @@ pub fn sample_form(cert_type: &str) -> ApplicationForm {
         payment: Payment::PurchaseOrder { po: PoNumber::new("PO-2025/0042").unwrap() },
     }
 }
+
+/// The commands that take an application submitted on `submitted_on` with email token `token`
+/// to certificates-ready, each with the time to wait before giving it: notarized the day of
+/// submission, received three days later, one call-back, a passport, approvals by alice and
+/// bob, shipped, activation code four days after shipping.
+pub fn vetting_plan(
+    token: crate::application::VerificationToken,
+    submitted_on: time::Date,
+) -> Vec<(crate::application::Actor, crate::application::Command, time::Duration)> {
+    use crate::application::{Actor, Command, OperatorId};
+    use crate::vetting::{
+        Attestation, CallOutcome, Carrier, FormPages, FormsReceipt, IdentityDocument, OfficerCallback, Tracking,
+        TrackingNumber,
+    };
+    use time::Duration;
+    let day = Duration::days(1);
+    let op = |name: &str| Actor::Operator(OperatorId::new(name).unwrap());
+    let ups = |n: &str| Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() };
+    let received = submitted_on + day * 3;
+    let forms = FormsReceipt {
+        received_on: received,
+        tracking: ups("1Z999AA10123456784"),
+        pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
+        attestation: Attestation::Notarized {
+            notary_name: "Pat Notary".into(),
+            seal_present: true,
+            notarized_on: submitted_on,
+        },
+    };
+    let callback = OfficerCallback {
+        officer_name: CommonName::new("Sam Officer").unwrap(),
+        phone: crate::application::PhoneNumber::new("+1 206 555 0199").unwrap(),
+        called_by: OperatorId::new("alice").unwrap(),
+        called_at: received.midnight().assume_utc() + Duration::hours(15),
+        outcome: CallOutcome::Confirmed,
+    };
+    let passport =
+        vec![IdentityDocument::new("us-passport", "A12345678", Some(time::macros::date!(2030 - 01 - 01))).unwrap()];
+    vec![
+        (Actor::Applicant, Command::VerifyEmail(token), Duration::ZERO),
+        (op("alice"), Command::RecordForms(forms), day * 3),
+        (op("alice"), Command::RecordCallback(callback), Duration::hours(2)),
+        (op("alice"), Command::VerifyIdentity(passport), Duration::hours(1)),
+        (op("alice"), Command::Approve, Duration::hours(1)),
+        (op("bob"), Command::Approve, Duration::hours(1)),
+        (op("bob"), Command::ShipToken(ups("1Z999AA10123456785")), day),
+        (Actor::System, Command::IssueActivationCode, day * 4),
+    ]
+}

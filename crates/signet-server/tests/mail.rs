@@ -11,16 +11,13 @@ use std::time::Duration as StdDuration;
 
 use mail_common::{SmtpSink, free_port, read_messages, test_tls};
 use signet_pki::profile::Catalog;
-use signet_pki::subject::{CommonName, Email};
+use signet_pki::subject::Email;
 use signet_ra::application::{
     ActivationCode, Actor, Application, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
-    OperatorId, PasswordHash, PhoneNumber, Transition,
+    PasswordHash, Transition,
 };
 use signet_ra::notify::Notifier;
-use signet_ra::vetting::{
-    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
-    Tracking, TrackingNumber,
-};
+use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::{Clock, FakeClock};
 use signet_server::jobs::{Job, JobRunner, Outcome};
 use signet_server::mail::{MailConfig, Mailer};
@@ -28,7 +25,7 @@ use signet_server::{AppState, ServerConfig, Settings};
 use signet_store::Store;
 use signet_testkit::{BACKENDS, TestDb};
 use sqlx::Row;
-use time::macros::{date, datetime};
+use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
@@ -228,47 +225,13 @@ async fn deadline_job_reminds_then_expires_and_mails_the_notice() {
     }
 }
 
-fn tracking(n: &str) -> Tracking {
-    Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() }
-}
-
-fn op(name: &str) -> Actor {
-    Actor::Operator(OperatorId::new(name).unwrap())
-}
-
 /// Vets, approves and ships a submitted application, then issues its activation code: the
 /// transitions an operator console and the system make, saved with their notices.
 async fn walk_to_certificates_ready(store: &Store, submitted: &Transition, clock: &FakeClock) -> Application {
-    let day = Duration::days(1);
-    let forms = FormsReceipt {
-        received_on: T0.date() + day * 3,
-        tracking: tracking("1Z999AA10123456784"),
-        pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
-        attestation: Attestation::Notarized {
-            notary_name: "Pat Notary".into(),
-            seal_present: true,
-            notarized_on: T0.date(),
-        },
-    };
-    let callback = OfficerCallback {
-        officer_name: CommonName::new("Sam Officer").unwrap(),
-        phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
-        called_by: OperatorId::new("alice").unwrap(),
-        called_at: T0 + day * 3,
-        outcome: CallOutcome::Confirmed,
-    };
-    let passport = vec![IdentityDocument::new("us-passport", "A12345678", Some(date!(2030 - 01 - 01))).unwrap()];
-    let token = signet_ra::application::VerificationToken::new(&verification_token(submitted)).unwrap();
-    let plan: Vec<(Actor, Command, Duration)> = vec![
-        (Actor::Applicant, Command::VerifyEmail(token), Duration::ZERO),
-        (op("alice"), Command::RecordForms(forms), day * 3),
-        (op("alice"), Command::RecordCallback(callback), Duration::hours(2)),
-        (op("alice"), Command::VerifyIdentity(passport), Duration::hours(1)),
-        (op("alice"), Command::Approve, Duration::hours(1)),
-        (op("bob"), Command::Approve, Duration::hours(1)),
-        (op("bob"), Command::ShipToken(tracking("1Z999AA10123456785")), day),
-        (Actor::System, Command::IssueActivationCode, day * 4),
-    ];
+    let plan = signet_ra::fixtures::vetting_plan(
+        signet_ra::application::VerificationToken::new(&verification_token(submitted)).unwrap(),
+        T0.date(),
+    );
     let mut app = submitted.application.clone();
     for (actor, command, wait) in plan {
         clock.advance(wait);

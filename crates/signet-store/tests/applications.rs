@@ -7,21 +7,18 @@ use std::sync::OnceLock;
 
 use common::each_backend;
 use signet_pki::profile::Catalog;
-use signet_pki::subject::{CommonName, Email, OrganizationName};
+use signet_pki::subject::{Email, OrganizationName};
 use signet_ra::application::{
     Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
-    OperatorId, Organization, OrganizationKey, PasswordHash, PhoneNumber, Transition,
+    OperatorId, Organization, OrganizationKey, PasswordHash, Transition,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::notify::{MessageKind, Notifier, OutboxMessage};
-use signet_ra::vetting::{
-    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
-    Tracking, TrackingNumber,
-};
+use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::{Clock, FakeClock};
 use signet_store::Store;
 use sqlx::Row;
-use time::macros::{date, datetime};
+use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
@@ -45,10 +42,6 @@ fn password() -> &'static PasswordHash {
 
 fn op(name: &str) -> Actor {
     Actor::Operator(OperatorId::new(name).unwrap())
-}
-
-fn tracking(n: &str) -> Tracking {
-    Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() }
 }
 
 fn step(app: Application, actor: &Actor, command: Command, clock: &FakeClock) -> Transition {
@@ -126,35 +119,7 @@ async fn happy_path_through_the_domain() {
         let submitted = submit(&store, &clock).await;
         let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no token") };
         let id = submitted.application.id().clone();
-        let day = Duration::days(1);
-        let forms = FormsReceipt {
-            received_on: T0.date() + day * 3,
-            tracking: tracking("1Z999AA10123456784"),
-            pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
-            attestation: Attestation::Notarized {
-                notary_name: "Pat Notary".into(),
-                seal_present: true,
-                notarized_on: T0.date(),
-            },
-        };
-        let callback = OfficerCallback {
-            officer_name: CommonName::new("Sam Officer").unwrap(),
-            phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
-            called_by: OperatorId::new("alice").unwrap(),
-            called_at: T0 + day * 3,
-            outcome: CallOutcome::Confirmed,
-        };
-        let passport = vec![IdentityDocument::new("us-passport", "A12345678", Some(date!(2030 - 01 - 01))).unwrap()];
-        let plan: Vec<(Actor, Command, Duration)> = vec![
-            (Actor::Applicant, Command::VerifyEmail(token), Duration::ZERO),
-            (op("alice"), Command::RecordForms(forms), day * 3),
-            (op("alice"), Command::RecordCallback(callback), Duration::hours(2)),
-            (op("alice"), Command::VerifyIdentity(passport), Duration::hours(1)),
-            (op("alice"), Command::Approve, Duration::hours(1)),
-            (op("bob"), Command::Approve, Duration::hours(1)),
-            (op("bob"), Command::ShipToken(tracking("1Z999AA10123456785")), day),
-            (Actor::System, Command::IssueActivationCode, day * 4),
-        ];
+        let plan = signet_ra::fixtures::vetting_plan(token, T0.date());
         for (actor, command, wait) in plan {
             clock.advance(wait);
             // Each step starts from what the store holds, as a web request would.
@@ -171,7 +136,7 @@ async fn happy_path_through_the_domain() {
                     .unwrap()
                     .get(0);
                 assert!(!data.contains(&code.expose()));
-                clock.advance(day);
+                clock.advance(Duration::days(1));
                 let t = step(t.application, &Actor::Applicant, Command::Retrieve(code.clone()), &clock);
                 store.save_transition(&t, &notifier.outbox_for(&t)).await.unwrap();
             }
