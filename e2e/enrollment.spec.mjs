@@ -8,6 +8,7 @@
 //   SIGNET_BASE_URL     the server, e.g. http://127.0.0.1:41234
 //   SIGNET_MAILDIR      the SMTP sink's Maildir (messages land in new/)
 //   SIGNET_SCREENSHOTS  folder for NN-name.png
+//   SIGNET_APPLICANT_PASSWORD  the account password the applicant chooses.
 //   SIGNET_OPERATORS    JSON [{id, password, secret}, …]: two operators; TOTP codes come from
 //                       oathtool, an implementation independent of the server's
 //   SIGNET_CHROMIUM     optional, default /usr/bin/chromium
@@ -44,7 +45,7 @@ const APPLICANT = {
   state: 'VA',
   zip: '22030',
 };
-const PASSWORD = 'Harbor-Quartz-Meadow-62';
+const PASSWORD = required('SIGNET_APPLICANT_PASSWORD');
 const ORGANIZATION = 'Acme Widgets, Inc.';
 const PO_NUMBER = 'PO-2026/0042';
 

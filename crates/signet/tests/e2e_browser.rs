@@ -19,6 +19,8 @@ use common::*;
 
 /// The whole walk takes well under a minute; a hung browser must not hold CI for 90.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The applicant's account password the browser types (passed to the script).
+const APPLICANT_PASSWORD: &str = "Harbor-Quartz-Meadow-62";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -189,7 +191,8 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     )
     .unwrap();
 
-    let server = Server::start(&data, &[("SIGNET_CONFIG", config.to_str().unwrap())]);
+    // Debug logging: the walk below checks that no secret typed or issued reaches the log.
+    let server = Server::start(&data, &[("SIGNET_CONFIG", config.to_str().unwrap()), ("RUST_LOG", "debug")]);
     let shots = screenshot_dir();
     // Old screenshots would mix with this run's in the artifacts.
     let _ = std::fs::remove_dir_all(&shots);
@@ -201,6 +204,7 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
         ("SIGNET_SCREENSHOTS", shots.display().to_string()),
         ("SIGNET_OPERATORS", operators_json),
         ("SIGNET_CHROMIUM", chromium()),
+        ("SIGNET_APPLICANT_PASSWORD", APPLICANT_PASSWORD.to_owned()),
     ];
     let (ok, printed) = run_node(&e2e, &env, tmp.path());
     let log = server.log.lock().unwrap().clone();
@@ -233,6 +237,14 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     assert!(failures.starts_with("applicant-password:") && failures.contains("\noperator-totp:alice\n"), "{failures}");
     let out = must(SIGNET, &["audit", "verify", "--config", config.to_str().unwrap()], &[]);
     assert!(out.contains("audit log intact"), "{out}");
+    // Nothing secret in the debug log: passwords, TOTP seeds, session cookies.
+    let log = server.log.lock().unwrap().clone();
+    let mut secrets = vec![APPLICANT_PASSWORD.to_owned()];
+    secrets.extend(operators.iter().flat_map(|o| [o.password.to_owned(), o.secret.clone()]));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret reached the server log");
+    }
+    assert!(!log.contains("signet_session="), "a session cookie reached the server log");
     let names: Vec<String> =
         std::fs::read_dir(&shots).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().any(|n| n.ends_with("-status-token-shipped.png")), "the last page is kept: {names:?}");
