@@ -42,11 +42,13 @@ pub enum Job {
     Deadlines,
     /// Re-signs cached OCSP answers past half their validity.
     OcspRefresh,
+    /// Deletes lapsed web sessions (every anonymous visit to a page starts one).
+    Sessions,
 }
 
 impl Job {
     /// Every job, as the runner starts them.
-    pub const ALL: [Job; 3] = [Job::Outbox, Job::Deadlines, Job::OcspRefresh];
+    pub const ALL: [Job; 4] = [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions];
 
     /// The job's name, also its lease's name.
     pub fn name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Job {
             Self::Outbox => "outbox",
             Self::Deadlines => "deadlines",
             Self::OcspRefresh => "ocsp-refresh",
+            Self::Sessions => "sessions",
         }
     }
 
@@ -63,6 +66,7 @@ impl Job {
             // Deadlines fall on calendar days; reminders a few minutes late are on time.
             Self::Deadlines => StdDuration::from_secs(5 * 60),
             Self::OcspRefresh => StdDuration::from_secs(60),
+            Self::Sessions => StdDuration::from_secs(10 * 60),
         }
     }
 
@@ -75,6 +79,7 @@ impl Job {
             // Each node re-signs the answers in its own memory cache, so every node must run
             // it: it takes no lease.
             Self::OcspRefresh => None,
+            Self::Sessions => Some(Duration::minutes(30)),
         }
     }
 }
@@ -103,6 +108,11 @@ pub enum Outcome {
     OcspRefresh {
         /// Re-signed.
         resigned: usize,
+    },
+    /// Lapsed sessions deleted.
+    Sessions {
+        /// Deleted.
+        purged: u64,
     },
 }
 
@@ -151,6 +161,9 @@ impl JobRunner {
             Job::Outbox => self.outbox().await,
             Job::Deadlines => self.deadlines().await,
             Job::OcspRefresh => Ok(Outcome::OcspRefresh { resigned: self.state.refresh_ocsp().await? }),
+            Job::Sessions => {
+                Ok(Outcome::Sessions { purged: self.state.store.purge_sessions(self.state.clock.now()).await? })
+            }
         }
     }
 

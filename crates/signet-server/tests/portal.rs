@@ -17,6 +17,7 @@ use time::macros::datetime;
 
 struct Portal {
     app: Router,
+    settings: signet_server::Settings,
     state: signet_server::AppState,
     clock: Arc<FakeClock>,
     _dir: tempfile::TempDir,
@@ -32,7 +33,7 @@ async fn portal() -> Portal {
     let settings = config.into_settings().unwrap();
     let clock = Arc::new(FakeClock::at(datetime!(2026-11-02 14:00 UTC)));
     let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
-    Portal { app: app(state.clone()), state, clock, _dir: dir }
+    Portal { app: app(state.clone()), settings, state, clock, _dir: dir }
 }
 
 const PERSONAL: &[(&str, &str)] = &[
@@ -330,4 +331,20 @@ async fn repeated_wrong_passwords_lock_the_reference_for_a_while() {
     p.clock.advance(Duration::minutes(2));
     let later = guesser.post("/applications/sign-in", &[("reference", &id), ("password", PASSWORD)]).await;
     assert_eq!(later.location, Some(format!("/applications/{id}")), "{}", later.body);
+}
+
+#[tokio::test]
+async fn lapsed_sessions_are_purged_by_their_job() {
+    use signet_server::jobs::{Job, JobRunner, Outcome};
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    b.get("/apply?program=Integrate").await;
+    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    let runner = JobRunner::new(p.state.clone(), signet_server::mail::Mailer::new(&p.settings.mail).unwrap());
+    assert_eq!(runner.run_once(Job::Sessions).await.unwrap(), Outcome::Sessions { purged: 0 }, "a live draft stays");
+    // An unfinished application's session lasts a day.
+    p.clock.advance(Duration::hours(25));
+    assert_eq!(runner.run_once(Job::Sessions).await.unwrap(), Outcome::Sessions { purged: 1 });
+    let again = b.get("/apply/agencies").await;
+    assert_eq!(again.location.as_deref(), Some("/apply"), "the lapsed draft is gone");
 }
