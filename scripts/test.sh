@@ -64,3 +64,6 @@ trap 'if [ -d "$screenshots" ]; then echo "browser screenshots: $(realpath "$scr
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# Fuzz smoke run (fuzz/README.md): every cargo-fuzz target for 20 s from its seed corpus.
+bash scripts/fuzz-smoke.sh
