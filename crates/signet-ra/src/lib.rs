@@ -5,7 +5,7 @@
 //! the hash-chained audit log's events. It declares the storage traits it consumes
 //! ([`issuance::CaStore`]); `signet-store` implements them.
 //!
-//! What it does not do: no HTTP, no SQL, no files. Accounts arrive with later issues.
+//! What it does not do: no HTTP, no SQL, no files. Subscriber (CMC) accounts are not built yet.
 //!
 //! Enrollment (issue #3): the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
