@@ -18,6 +18,8 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null || need_apt+=(qpdf)
 command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
+# The soft-token QR code is decoded by zbar (crates/signet-server/tests/cmc.rs).
+command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
 # The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
 # The machine's Node 20 and npm come first; Debian's are the fallback.
 command -v chromium >/dev/null || need_apt+=(chromium)

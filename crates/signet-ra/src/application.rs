@@ -903,11 +903,17 @@ impl PasswordHash {
     /// Hashes a new password with Argon2id (v1.3, the argon2 crate's default OWASP parameters:
     /// 19 MiB, 2 passes, 1 lane) and a 16-byte random salt.
     pub fn new(password: &NewPassword) -> Result<Self, PasswordHashError> {
+        Self::of_secret(&password.0)
+    }
+
+    /// Hashes a secret that has its own rules instead of the password strength rules (a soft
+    /// token's PIN, a normalized recovery answer).
+    pub(crate) fn of_secret(secret: &str) -> Result<Self, PasswordHashError> {
         let mut salt = [0u8; 16];
         aws_lc_rs::rand::fill(&mut salt).expect("the system RNG works");
         let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordHashError::Hashing(e.to_string()))?;
         let hash = argon2id()
-            .hash_password(password.0.as_bytes(), &salt)
+            .hash_password(secret.as_bytes(), &salt)
             .map_err(|e| PasswordHashError::Hashing(e.to_string()))?;
         Ok(Self(hash.to_string()))
     }

@@ -86,6 +86,18 @@ pub enum AuditAction {
     AcmeOrderInvalid,
     /// An RA operator wrote a note on an application (the text is in the details).
     NoteAdded,
+    /// A subscriber signed in to the Certificate Management Center (password and soft token).
+    SubscriberSignedIn,
+    /// A subscriber confirmed a secure action with a fresh soft-token code (step-up).
+    StepUpConfirmed,
+    /// A soft token was created and shown to its subscriber; it is pending registration.
+    SoftTokenEnrolled,
+    /// A soft token's registration code was accepted; it is the account's active token.
+    SoftTokenActivated,
+    /// The recovery questions were answered: the account's soft tokens were removed.
+    SoftTokenRecovered,
+    /// A subscriber set (or replaced) the recovery questions.
+    RecoveryQuestionsSet,
 }
 
 impl AuditAction {
@@ -130,6 +142,12 @@ impl AuditAction {
             Self::AcmeOrderValid => "acme-order-valid",
             Self::AcmeOrderInvalid => "acme-order-invalid",
             Self::NoteAdded => "note-added",
+            Self::SubscriberSignedIn => "subscriber-signed-in",
+            Self::StepUpConfirmed => "step-up-confirmed",
+            Self::SoftTokenEnrolled => "soft-token-enrolled",
+            Self::SoftTokenActivated => "soft-token-activated",
+            Self::SoftTokenRecovered => "soft-token-recovered",
+            Self::RecoveryQuestionsSet => "recovery-questions-set",
         }
     }
 }

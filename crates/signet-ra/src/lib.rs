@@ -25,6 +25,7 @@ pub mod acme;
 pub mod application;
 pub mod audit;
 pub mod clock;
+pub mod cmc;
 pub mod delivery;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -32,6 +33,7 @@ pub mod issuance;
 pub mod lockout;
 pub mod notify;
 pub mod operator;
+pub mod renewal;
 pub mod totp;
 pub mod vetting;
 pub mod wizard;

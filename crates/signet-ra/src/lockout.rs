@@ -45,11 +45,14 @@ pub enum AttemptScope {
     SubscriberTotp,
     /// A password-reset link's one-time token; the subject is the account it resets.
     PasswordReset,
+    /// Answers to a subscriber's recovery questions (the path back from a lost soft token);
+    /// the subject is the account.
+    SubscriberRecovery,
 }
 
 impl AttemptScope {
     /// Every scope, in the order the store's CHECK lists them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::OperatorPassword,
         Self::OperatorTotp,
         Self::ApplicantPassword,
@@ -57,6 +60,7 @@ impl AttemptScope {
         Self::SubscriberPassword,
         Self::SubscriberTotp,
         Self::PasswordReset,
+        Self::SubscriberRecovery,
     ];
 
     /// The stored and typed name.
@@ -69,6 +73,7 @@ impl AttemptScope {
             Self::SubscriberPassword => "subscriber-password",
             Self::SubscriberTotp => "subscriber-totp",
             Self::PasswordReset => "password-reset",
+            Self::SubscriberRecovery => "subscriber-recovery",
         }
     }
 
@@ -88,7 +93,8 @@ impl AttemptScope {
             | Self::OperatorTotp
             | Self::ApplicantPassword
             | Self::SubscriberPassword
-            | Self::SubscriberTotp => escalating(1, 60),
+            | Self::SubscriberTotp
+            | Self::SubscriberRecovery => escalating(1, 60),
         }
     }
 }
@@ -105,7 +111,7 @@ impl fmt::Display for AttemptScope {
 pub enum ScopeError {
     /// Not one of [`AttemptScope::ALL`]'s names.
     #[error(
-        "{0:?} is not an attempt scope (operator-password, operator-totp, applicant-password, activation-code, subscriber-password, subscriber-totp, password-reset)"
+        "{0:?} is not an attempt scope (operator-password, operator-totp, applicant-password, activation-code, subscriber-password, subscriber-totp, password-reset, subscriber-recovery)"
     )]
     Unknown(String),
 }

@@ -72,6 +72,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The detail a person can act on, for a page; `Err` with the cause for failures that stay
+    /// internal (logged, never shown).
+    pub(crate) fn user_detail(self) -> Result<String, String> {
+        match self {
+            ApiError::BadRequest { detail, .. }
+            | ApiError::Conflict { detail, .. }
+            | ApiError::Forbidden { detail, .. }
+            | ApiError::Gone { detail, .. }
+            | ApiError::NotFound(detail)
+            | ApiError::Locked(detail) => Ok(detail),
+            ApiError::Unauthorized => Ok("not signed in".to_owned()),
+            ApiError::Internal(cause) => Err(cause),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())

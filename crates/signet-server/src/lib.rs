@@ -16,6 +16,7 @@ mod acme;
 mod api;
 mod applicant;
 pub mod ca_files;
+mod cmc;
 pub mod config;
 mod console;
 mod crl;
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(applicant::router())
         .merge(console::router())
+        .merge(cmc::router())
         .route("/static/site.css", get(web::stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::session_layer));
     Router::new()

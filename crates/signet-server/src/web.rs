@@ -51,6 +51,14 @@ pub(crate) enum Principal {
     Applicant(String),
     /// An RA operator.
     Operator(String),
+    /// A subscriber in the Certificate Management Center, signed in with password and soft
+    /// token.
+    Subscriber(String),
+    /// A subscriber whose password was right but who has no active soft token yet: may only
+    /// enroll one.
+    Enrolling(String),
+    /// A subscriber whose password was right, now answering the recovery questions.
+    Recovering(String),
 }
 
 impl Principal {
@@ -58,6 +66,9 @@ impl Principal {
         match s.split_once(':') {
             Some(("applicant", id)) => Self::Applicant(id.to_owned()),
             Some(("operator", id)) => Self::Operator(id.to_owned()),
+            Some(("subscriber", id)) => Self::Subscriber(id.to_owned()),
+            Some(("enrolling", id)) => Self::Enrolling(id.to_owned()),
+            Some(("recovering", id)) => Self::Recovering(id.to_owned()),
             _ => Self::Anonymous,
         }
     }
@@ -67,6 +78,9 @@ impl Principal {
             Self::Anonymous => String::new(),
             Self::Applicant(id) => format!("applicant:{id}"),
             Self::Operator(id) => format!("operator:{id}"),
+            Self::Subscriber(id) => format!("subscriber:{id}"),
+            Self::Enrolling(id) => format!("enrolling:{id}"),
+            Self::Recovering(id) => format!("recovering:{id}"),
         }
     }
 }

@@ -122,6 +122,25 @@ fn identifier(name: &str) -> Result<Identifier, StoreError> {
 }
 
 impl Store {
+    /// The DNS domains registered for an organization — the union of its EAB keys' scopes, as
+    /// the RA registered them (`signet admin acme eab create`) — or `None` if it has none. The
+    /// Certificate Management Center creates device certificates only under these.
+    pub async fn organization_domains(
+        &self,
+        organization: &OrganizationName,
+    ) -> Result<Option<DomainScope>, StoreError> {
+        let rows = sqlx::query("SELECT domains FROM acme_eab_keys WHERE organization = $1")
+            .bind(organization.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend_error)?;
+        let mut all = BTreeSet::new();
+        for row in &rows {
+            all.extend(scope(&row.try_get::<String, _>(0).map_err(backend_error)?)?.domains().cloned());
+        }
+        Ok(DomainScope::new(all).ok())
+    }
+
     async fn order_with(&self, filter: &str, value: String) -> Result<Option<Order>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ORDER_SELECT} WHERE {filter} = $1")))
             .bind(value)

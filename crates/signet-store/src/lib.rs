@@ -14,12 +14,14 @@
 mod acme;
 mod applications;
 mod ca;
+mod cmc;
 mod console;
 mod jobs;
 mod operators;
 mod sessions;
 
 pub use applications::QueuedMessage;
+pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
 pub use sessions::SessionRecord;
 

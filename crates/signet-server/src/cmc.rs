@@ -1,0 +1,931 @@
+//! The Certificate Management Center (DESIGN §2 "CMC / soft token", issue 5): subscribers sign
+//! in with the account password and their soft token, enroll or replace the token in two steps,
+//! set recovery questions, and — each confirmed with a fresh code (step-up) — revoke, renew, and
+//! create device certificates for their organization's registered domains.
+//!
+//! The rules (token lifecycle, lockouts, step-up, recovery) are in [`signet_ra::cmc`]; this
+//! module turns them into pages. Every refusal of a typed secret reads the same
+//! ([`lockout::REFUSED`]) whichever secret was wrong.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Deserialize;
+use signet_pki::issue::CertificateOrder;
+use signet_pki::subject::{DnsName, Subject};
+use signet_pki::{RevocationReason, Serial};
+use signet_ra::application::{ApplicationId, ApplicationStore};
+use signet_ra::cmc::{
+    self, CmcAuthError, RECOVERY_QUESTION_COUNT, RECOVERY_QUESTIONS, SignedIn, SoftToken, SoftTokenStore,
+};
+use signet_ra::issuance::StoredStatus;
+use signet_ra::lockout;
+use signet_ra::renewal;
+use signet_ra::totp::{Digits, TotpAlgorithm};
+use signet_store::AccountCertificate;
+use time::OffsetDateTime;
+
+use crate::applicant::password_matches;
+use crate::error::{ApiError, PageError};
+use crate::ocsp::{forget, presign_new};
+use crate::state::AppState;
+use crate::web::{Principal, Session, render};
+
+const SIGN_IN: &str = "/cmc/sign-in";
+const HOME: &str = "/cmc";
+/// The issuer name authenticator apps show beside the account.
+const TOTP_ISSUER: &str = "Signet CMC";
+/// The profile of device certificates created in the CMC (the catalog's device type).
+const DEVICE_PROFILE: &str = "device-tls";
+
+/// Reasons a subscriber may give; the others (CA compromise, certificate hold, …) are the CA's.
+const SUBSCRIBER_REASONS: [RevocationReason; 5] = [
+    RevocationReason::KeyCompromise,
+    RevocationReason::AffiliationChanged,
+    RevocationReason::Superseded,
+    RevocationReason::CessationOfOperation,
+    RevocationReason::Unspecified,
+];
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(SIGN_IN, get(sign_in_page).post(sign_in))
+        .route("/cmc/sign-out", post(sign_out))
+        .route(HOME, get(home))
+        .route("/cmc/soft-token", get(soft_token_page).post(soft_token_create))
+        .route("/cmc/soft-token/register", post(soft_token_register))
+        .route("/cmc/recovery-questions", get(questions_page).post(questions_post))
+        .route("/cmc/recover", get(recover_page).post(recover_password))
+        .route("/cmc/recover/answers", post(recover_answers))
+        .route("/cmc/certificates/{serial}/certificate.pem", get(download))
+        .route("/cmc/certificates/{serial}/revoke", post(revoke))
+        .route("/cmc/certificates/{serial}/renew", post(renew))
+        .route("/cmc/devices", get(device_page).post(device_post))
+}
+
+fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
+fn day(t: OffsetDateTime) -> String {
+    t.date().to_string()
+}
+
+/// The signed-in subscriber's account; `None` sends the request to [`to_sign_in`].
+fn signed_in(session: &Session) -> Option<ApplicationId> {
+    match session.principal() {
+        Principal::Subscriber(id) => ApplicationId::new(&id).ok(),
+        _ => None,
+    }
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to(SIGN_IN).into_response()
+}
+
+/// The message and status for a refused typed secret.
+fn refusal(e: CmcAuthError) -> Result<(String, StatusCode), PageError> {
+    match e {
+        CmcAuthError::Refused => Ok((lockout::REFUSED.to_owned(), StatusCode::UNAUTHORIZED)),
+        CmcAuthError::Locked { until } => Ok((until.message(), StatusCode::LOCKED)),
+        other => Err(PageError::Internal(other.to_string())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+#[derive(Template)]
+#[template(path = "cmc/sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    reference: String,
+    error: String,
+}
+
+fn sign_in_view(session: &Session, reference: &str, error: &str, status: StatusCode) -> Response {
+    let page = SignInPage { csrf: session.csrf().to_owned(), reference: reference.to_owned(), error: error.to_owned() };
+    with_status(render(&page), status)
+}
+
+async fn sign_in_page(session: Session) -> Response {
+    if matches!(session.principal(), Principal::Subscriber(_)) {
+        return Redirect::to(HOME).into_response();
+    }
+    sign_in_view(&session, "", "", StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// The reference as typed, bounded, for counting failures (also of references that do not
+/// parse), and the account it names when it parses.
+fn subject_of(reference: &str) -> (String, Option<ApplicationId>) {
+    let id = ApplicationId::new(reference.trim()).ok();
+    let subject = match &id {
+        Some(id) => id.as_str().to_owned(),
+        None => reference.trim().chars().take(64).collect(),
+    };
+    (subject, id)
+}
+
+#[tracing::instrument(skip_all)]
+async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
+    let (subject, id) = subject_of(&form.reference);
+    let password_ok = match password_matches(&s, id.as_ref(), form.password).await {
+        Ok(ok) => ok,
+        Err(e) => return e.into_response(),
+    };
+    let now = s.clock.now();
+    let outcome = cmc::sign_in(&s.store, &subject, id.as_ref(), password_ok, &form.code, now).await;
+    let (principal, to) = match (outcome, id) {
+        (Ok(SignedIn::Complete), Some(id)) => (Principal::Subscriber(id.as_str().to_owned()), HOME),
+        (Ok(SignedIn::MustEnroll), Some(id)) => (Principal::Enrolling(id.as_str().to_owned()), "/cmc/soft-token"),
+        (Ok(_), None) => return PageError::Internal("signed in without an account".into()).into_response(),
+        (Err(e), _) => {
+            return match refusal(e) {
+                Ok((message, status)) => sign_in_view(&session, &form.reference, &message, status),
+                Err(e) => e.into_response(),
+            };
+        }
+    };
+    if let Err(e) = session.become_principal(principal).await {
+        return e.into_response();
+    }
+    tracing::info!(account = %subject, "subscriber signed in to the CMC");
+    Redirect::to(to).into_response()
+}
+
+async fn sign_out(mut session: Session) -> Response {
+    match session.become_principal(Principal::Anonymous).await {
+        Ok(()) => Redirect::to(SIGN_IN).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Home: the account's certificates and the secure actions
+
+struct CertificateRow {
+    serial: String,
+    type_name: String,
+    not_before: String,
+    not_after: String,
+    status: String,
+    revocable: bool,
+    /// Empty when renewal is open; otherwise why not (window dates).
+    renewal: String,
+    renewable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "cmc/home.html")]
+struct HomePage {
+    csrf: String,
+    account: String,
+    name: String,
+    token_serial: String,
+    has_questions: bool,
+    certificates: Vec<CertificateRow>,
+    reasons: Vec<(u8, &'static str)>,
+    device_domains: Vec<String>,
+    notice: String,
+    error: String,
+    /// The serial the error belongs to, so it shows beside that certificate.
+    error_serial: String,
+}
+
+fn reason_label(r: RevocationReason) -> &'static str {
+    match r {
+        RevocationReason::KeyCompromise => "The key (token or PIN) was compromised",
+        RevocationReason::AffiliationChanged => "I left the organization, or my name or role changed",
+        RevocationReason::Superseded => "A newer certificate replaces it",
+        RevocationReason::CessationOfOperation => "I no longer need it",
+        _ => "Other reason",
+    }
+}
+
+fn row(s: &AppState, c: &AccountCertificate, now: OffsetDateTime) -> CertificateRow {
+    let type_name = s
+        .catalog
+        .profile(&c.profile)
+        .map_or_else(|| c.profile.clone(), |p| format!("{} ({})", p.cert_type.name, p.usage));
+    let (status, revoked) = match &c.status {
+        StoredStatus::Revoked { at, reason } => (format!("Revoked on {} ({})", day(*at), reason.name()), true),
+        _ if c.not_after <= now => ("Expired".to_owned(), false),
+        _ => ("Valid".to_owned(), false),
+    };
+    let window = renewal::check_window(c.not_after, revoked, now);
+    CertificateRow {
+        serial: c.serial.to_hex(),
+        type_name,
+        not_before: day(c.not_before),
+        not_after: day(c.not_after),
+        revocable: !revoked && c.not_after > now,
+        renewable: window.is_ok() && c.profile != DEVICE_PROFILE,
+        renewal: window.err().map(|e| e.to_string()).unwrap_or_default(),
+        status,
+    }
+}
+
+/// What the home page shows besides its rows: a confirmation, or an error beside a certificate.
+#[derive(Default)]
+struct Outcome {
+    notice: String,
+    error: String,
+    error_serial: String,
+}
+
+async fn home_view(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    outcome: Outcome,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let now = s.clock.now();
+    let token = s.store.soft_token(id, "active").await?;
+    let certificates = s.store.account_certificates(id).await?.iter().map(|c| row(s, c, now)).collect();
+    let device_domains = s
+        .store
+        .organization_domains(&app.form().organization)
+        .await?
+        .map(|scope| scope.domains().map(|d| d.as_str().to_owned()).collect())
+        .unwrap_or_default();
+    let page = HomePage {
+        csrf: session.csrf().to_owned(),
+        account: id.as_str().to_owned(),
+        name: app.form().applicant.name.as_str().to_owned(),
+        token_serial: token.map(|t| t.serial.as_str().to_owned()).unwrap_or_default(),
+        has_questions: !s.store.recovery_questions(id).await?.is_empty(),
+        certificates,
+        reasons: SUBSCRIBER_REASONS.iter().map(|r| (r.code(), reason_label(*r))).collect(),
+        device_domains,
+        notice: outcome.notice,
+        error: outcome.error,
+        error_serial: outcome.error_serial,
+    };
+    let status = if page.error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(with_status(render(&page), status))
+}
+
+async fn home(State(s): State<AppState>, session: Session) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    home_view(&s, &session, &id, Outcome::default()).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One of the account's certificates by its serial as in the URL; `NotFound` for a serial of
+/// someone else, so serials cannot be probed.
+async fn owned(s: &AppState, id: &ApplicationId, serial: &str) -> Result<AccountCertificate, PageError> {
+    let serial = Serial::from_hex(serial).map_err(|_| PageError::NotFound)?;
+    s.store.account_certificates(id).await?.into_iter().find(|c| c.serial == serial).ok_or(PageError::NotFound)
+}
+
+async fn download(State(s): State<AppState>, session: Session, Path(serial): Path<String>) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    match owned(&s, &id, &serial).await {
+        Ok(c) => ([(header::CONTENT_TYPE, "application/x-pem-file")], signet_pki::to_pem("CERTIFICATE", &c.der))
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The step-up check before a secure action: the answer to show when the code is refused.
+async fn confirm(s: &AppState, id: &ApplicationId, code: &str, action: &str) -> Result<Option<String>, PageError> {
+    match cmc::step_up(&s.store, id, code, action, s.clock.now()).await {
+        Ok(()) => Ok(None),
+        Err(e) => refusal(e).map(|(message, _)| {
+            Some(format!("{message} Enter a fresh code from your soft token to confirm this action."))
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[tracing::instrument(skip_all, fields(%serial))]
+async fn revoke(
+    State(s): State<AppState>,
+    session: Session,
+    Path(serial): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    revoke_inner(&s, &session, &id, &serial, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn revoke_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    serial: &str,
+    form: RevokeForm,
+) -> Result<Response, PageError> {
+    let cert = owned(s, id, serial).await?;
+    let fail = |error: String| Outcome { error, error_serial: cert.serial.to_hex(), ..Outcome::default() };
+    let reason =
+        form.reason.parse::<u8>().ok().and_then(RevocationReason::from_code).filter(|r| SUBSCRIBER_REASONS.contains(r));
+    let Some(reason) = reason else {
+        return home_view(s, session, id, fail("Choose why the certificate is revoked.".into())).await;
+    };
+    if let Some(refused) = confirm(s, id, &form.code, "revoke").await? {
+        return home_view(s, session, id, fail(refused)).await;
+    }
+    let outcome = s.service().revoke(&cmc::actor(id), &cert.serial, reason).await;
+    outcome.map_err(|e| PageError::Internal(e.to_string()))?;
+    forget(s, &cert.serial);
+    tracing::info!(account = %id, serial = %cert.serial, reason = reason.name(), "subscriber revoked a certificate");
+    let notice = format!(
+        "Certificate {} is revoked ({}). OCSP answers \"revoked\" now, and the next CRL lists it.",
+        cert.serial.to_hex(),
+        reason.name()
+    );
+    home_view(s, session, id, Outcome { notice, ..Outcome::default() }).await
+}
+
+/// A client-fixable API failure as the message for the page; anything else stays internal.
+fn user_message(e: ApiError) -> Result<String, PageError> {
+    e.user_detail().map_err(PageError::Internal)
+}
+
+#[derive(Template)]
+#[template(path = "cmc/issued.html")]
+struct IssuedPage {
+    csrf: String,
+    title: String,
+    serial: String,
+    pem: String,
+    chain: String,
+}
+
+fn issued_view(s: &AppState, session: &Session, title: &str, cert: &signet_pki::IssuedCertificate) -> Response {
+    let page = IssuedPage {
+        csrf: session.csrf().to_owned(),
+        title: title.to_owned(),
+        serial: cert.serial.to_hex(),
+        pem: signet_pki::to_pem("CERTIFICATE", &cert.der),
+        chain: crate::api::chain_pem(s),
+    };
+    with_status(render(&page), StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+struct RenewForm {
+    #[serde(default)]
+    csr: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[tracing::instrument(skip_all, fields(%serial))]
+async fn renew(
+    State(s): State<AppState>,
+    session: Session,
+    Path(serial): Path<String>,
+    Form(form): Form<RenewForm>,
+) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    renew_inner(&s, &session, &id, &serial, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn renew_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    serial: &str,
+    form: RenewForm,
+) -> Result<Response, PageError> {
+    let cert = owned(s, id, serial).await?;
+    let fail = |error: String| Outcome { error, error_serial: cert.serial.to_hex(), ..Outcome::default() };
+    if cert.profile == DEVICE_PROFILE {
+        let error = "Device certificates are not renewed here: create a new one for the device's new key.";
+        return home_view(s, session, id, fail(error.into())).await;
+    }
+    let revoked = matches!(cert.status, StoredStatus::Revoked { .. });
+    // Checked before the code, so a subscriber too early is told so without spending a code.
+    if let Err(refused) = renewal::check_window(cert.not_after, revoked, s.clock.now()) {
+        return home_view(s, session, id, fail(refused.to_string())).await;
+    }
+    if form.csr.trim().is_empty() {
+        return home_view(s, session, id, fail("Paste the certificate request (PEM) for the new key.".into())).await;
+    }
+    if let Some(refused) = confirm(s, id, &form.code, "renew").await? {
+        return home_view(s, session, id, fail(refused)).await;
+    }
+    // The renewal repeats what the account was vetted for: the same profile, the subject from
+    // the application, and the validity length it chose; only the key is new.
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let order = CertificateOrder {
+        profile: cert.profile.clone(),
+        subject: Subject::Person {
+            common_name: app.form().applicant.name.clone(),
+            organization: app.form().organization.clone(),
+            email: app.form().applicant.email.clone(),
+        },
+        validity_years: app.form().certificate.years(),
+    };
+    match s.service().issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
+        Ok(new) => {
+            presign_new(s, &new.serial);
+            tracing::info!(account = %id, old = %cert.serial, new = %new.serial, "subscriber renewed a certificate");
+            Ok(issued_view(s, session, "Renewed certificate", &new))
+        }
+        Err(e) => home_view(s, session, id, fail(user_message(e.into())?)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device certificates for the organization's registered domains
+
+#[derive(Template)]
+#[template(path = "cmc/device.html")]
+struct DevicePage {
+    csrf: String,
+    organization: String,
+    domains: Vec<String>,
+    names: String,
+    csr: String,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+struct DeviceForm {
+    #[serde(default)]
+    names: String,
+    #[serde(default)]
+    csr: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn device_view(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    form: &DeviceForm,
+    error: &str,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let organization = app.form().organization.clone();
+    let domains = s
+        .store
+        .organization_domains(&organization)
+        .await?
+        .map(|scope| scope.domains().map(|d| d.as_str().to_owned()).collect())
+        .unwrap_or_default();
+    let page = DevicePage {
+        csrf: session.csrf().to_owned(),
+        organization: organization.as_str().to_owned(),
+        domains,
+        names: form.names.clone(),
+        csr: form.csr.clone(),
+        error: error.to_owned(),
+    };
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(with_status(render(&page), status))
+}
+
+async fn device_page(State(s): State<AppState>, session: Session) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    device_view(&s, &session, &id, &DeviceForm::default(), "").await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[tracing::instrument(skip_all)]
+async fn device_post(State(s): State<AppState>, session: Session, Form(form): Form<DeviceForm>) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    device_inner(&s, &session, &id, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn device_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    form: DeviceForm,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let organization = app.form().organization.clone();
+    let Some(scope) = s.store.organization_domains(&organization).await? else {
+        let error = "Your organization has no registered domains. Ask the RA to register them before creating device certificates.";
+        return device_view(s, session, id, &form, error).await;
+    };
+    let mut names = Vec::new();
+    for typed in form.names.split([',', '\n', ' ']).map(str::trim).filter(|n| !n.is_empty()) {
+        let name = match DnsName::new(&typed.to_ascii_lowercase()) {
+            Ok(n) => n,
+            Err(e) => return device_view(s, session, id, &form, &e.to_string()).await,
+        };
+        if !scope.covers(&name) {
+            let error = format!("{typed} is not under a domain registered for {}.", organization.as_str());
+            return device_view(s, session, id, &form, &error).await;
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return device_view(s, session, id, &form, "Enter at least one host name.").await;
+    }
+    if form.csr.trim().is_empty() {
+        return device_view(s, session, id, &form, "Paste the certificate request (PEM) for the device's key.").await;
+    }
+    if let Some(refused) = confirm(s, id, &form.code, "create-device-certificate").await? {
+        return device_view(s, session, id, &form, &refused).await;
+    }
+    // The shortest validity the device profile allows: a device certificate is renewed often.
+    let years = s.catalog.profile(DEVICE_PROFILE).and_then(|p| p.validity_years.iter().min().copied()).unwrap_or(1);
+    let order = CertificateOrder {
+        profile: DEVICE_PROFILE.to_owned(),
+        subject: Subject::Device { organization, dns_names: names },
+        validity_years: years,
+    };
+    match s.service().issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
+        Ok(cert) => {
+            presign_new(s, &cert.serial);
+            tracing::info!(account = %id, serial = %cert.serial, "subscriber created a device certificate");
+            Ok(issued_view(s, session, "Device certificate", &cert))
+        }
+        Err(e) => {
+            let message = user_message(e.into())?;
+            device_view(s, session, id, &form, &message).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soft-token enrollment (two steps) and replacement
+
+#[derive(Template)]
+#[template(path = "cmc/soft_token.html")]
+struct SoftTokenPage {
+    csrf: String,
+    /// Replacing an active token: the create form asks for its code (step-up).
+    replacing: bool,
+    serial: String,
+    activation_code: String,
+    qr_data_uri: String,
+    otpauth: String,
+    algorithm: String,
+    digits: u32,
+    pin: bool,
+    error: String,
+}
+
+/// The account the session may enroll a token for, and whether it has an active one
+/// (replacing it needs step-up); `None` sends the request to [`to_sign_in`].
+fn enrolling(session: &Session) -> Option<(ApplicationId, bool)> {
+    let (id, full) = match session.principal() {
+        Principal::Subscriber(id) => (id, true),
+        Principal::Enrolling(id) => (id, false),
+        _ => return None,
+    };
+    ApplicationId::new(&id).ok().map(|id| (id, full))
+}
+
+/// The QR code of the Key URI as an SVG data URI (the page's CSP allows `data:` images only).
+fn qr_data_uri(uri: &str) -> Result<String, PageError> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).map_err(|e| PageError::Internal(e.to_string()))?;
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(220, 220).build();
+    Ok(format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg)))
+}
+
+async fn soft_token_view(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    replacing: bool,
+    error: &str,
+) -> Result<Response, PageError> {
+    let pending = s.store.soft_token(id, "pending").await?;
+    let mut page = SoftTokenPage {
+        csrf: session.csrf().to_owned(),
+        replacing,
+        serial: String::new(),
+        activation_code: String::new(),
+        qr_data_uri: String::new(),
+        otpauth: String::new(),
+        algorithm: String::new(),
+        digits: 0,
+        pin: false,
+        error: error.to_owned(),
+    };
+    if let Some(t) = pending {
+        let uri = t.totp.uri(TOTP_ISSUER, &format!("{} {}", id.as_str(), t.serial));
+        page.qr_data_uri = qr_data_uri(&uri)?;
+        page.otpauth = uri;
+        page.serial = t.serial.as_str().to_owned();
+        page.activation_code = t.activation_code();
+        page.algorithm = t.totp.algorithm().name().to_owned();
+        page.digits = t.totp.digits().count();
+        page.pin = t.pin.is_some();
+    }
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    // The activation code is a secret: no cache keeps the page.
+    let mut r = with_status(render(&page), status);
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn soft_token_page(State(s): State<AppState>, session: Session) -> Response {
+    let Some((id, replacing)) = enrolling(&session) else { return to_sign_in() };
+    soft_token_view(&s, &session, &id, replacing, "").await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Deserialize)]
+struct CreateTokenForm {
+    #[serde(default)]
+    algorithm: String,
+    #[serde(default)]
+    digits: String,
+    #[serde(default)]
+    pin: String,
+    #[serde(default)]
+    pin_again: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn soft_token_create(State(s): State<AppState>, session: Session, Form(form): Form<CreateTokenForm>) -> Response {
+    let Some((id, replacing)) = enrolling(&session) else { return to_sign_in() };
+    create_inner(&s, &session, &id, replacing, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    replacing: bool,
+    form: CreateTokenForm,
+) -> Result<Response, PageError> {
+    let (Ok(algorithm), Ok(digits)) = (form.algorithm.parse::<TotpAlgorithm>(), form.digits.parse::<Digits>()) else {
+        return soft_token_view(s, session, id, replacing, "Choose the algorithm and the code length your app uses.")
+            .await;
+    };
+    if replacing && let Some(refused) = confirm(s, id, &form.code, "change-soft-token").await? {
+        return soft_token_view(s, session, id, replacing, &refused).await;
+    }
+    let now = s.clock.now();
+    let account = id.clone();
+    let enrolled = tokio::task::spawn_blocking(move || {
+        let pin = (!form.pin.is_empty() || !form.pin_again.is_empty())
+            .then_some((form.pin.as_str(), form.pin_again.as_str()));
+        SoftToken::enroll(account, algorithm, digits, pin, now)
+    })
+    .await
+    .map_err(|e| PageError::Internal(e.to_string()))?;
+    let token = match enrolled {
+        Ok(t) => t,
+        Err(e) => return soft_token_view(s, session, id, replacing, &e.to_string()).await,
+    };
+    let event = signet_ra::audit::AuditEvent::new(
+        now,
+        &cmc::actor(id),
+        signet_ra::audit::AuditAction::SoftTokenEnrolled,
+        id.as_str(),
+        serde_json::json!({ "serial": token.serial.as_str(), "replacing": replacing }),
+    );
+    s.store.save_pending(&token, event).await?;
+    Ok(Redirect::to("/cmc/soft-token").into_response())
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    #[serde(default)]
+    registration_code: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn soft_token_register(
+    State(s): State<AppState>,
+    mut session: Session,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    let Some((id, replacing)) = enrolling(&session) else { return to_sign_in() };
+    match cmc::register(&s.store, &id, &form.registration_code, s.clock.now()).await {
+        Ok(token) => {
+            tracing::info!(account = %id, serial = %token.serial, "soft token registered");
+            // The password was checked at sign-in and the code proves the token: the session
+            // is now fully signed in.
+            if let Err(e) = session.become_principal(Principal::Subscriber(id.as_str().to_owned())).await {
+                return e.into_response();
+            }
+            Redirect::to(if replacing { HOME } else { "/cmc/recovery-questions" }).into_response()
+        }
+        Err(e) => match refusal(e) {
+            Ok((message, _)) => {
+                let message = format!("{message} Type the code your app shows now for serial number below.");
+                soft_token_view(&s, &session, &id, replacing, &message)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery questions and the recovery path
+
+#[derive(Template)]
+#[template(path = "cmc/questions.html")]
+struct QuestionsPage {
+    csrf: String,
+    questions: Vec<(usize, &'static str)>,
+    /// (slot, the question chosen in it).
+    slots: Vec<(usize, usize)>,
+    error: String,
+}
+
+fn questions_view(session: &Session, chosen: Vec<usize>, error: &str) -> Response {
+    let page = QuestionsPage {
+        csrf: session.csrf().to_owned(),
+        questions: RECOVERY_QUESTIONS.iter().copied().enumerate().collect(),
+        slots: chosen.into_iter().enumerate().collect(),
+        error: error.to_owned(),
+    };
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    with_status(render(&page), status)
+}
+
+async fn questions_page(session: Session) -> Response {
+    if signed_in(&session).is_none() {
+        return to_sign_in();
+    }
+    questions_view(&session, (0..RECOVERY_QUESTION_COUNT).collect(), "")
+}
+
+#[derive(Deserialize)]
+struct QuestionsForm {
+    #[serde(default)]
+    question_0: String,
+    #[serde(default)]
+    answer_0: String,
+    #[serde(default)]
+    question_1: String,
+    #[serde(default)]
+    answer_1: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn questions_post(State(s): State<AppState>, session: Session, Form(form): Form<QuestionsForm>) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    questions_inner(&s, &session, &id, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn questions_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    form: QuestionsForm,
+) -> Result<Response, PageError> {
+    let index = |q: &str| q.parse::<usize>().unwrap_or(usize::MAX);
+    let chosen = vec![index(&form.question_0), index(&form.question_1)];
+    if let Some(refused) = confirm(s, id, &form.code, "set-recovery-questions").await? {
+        return Ok(questions_view(session, chosen, &refused));
+    }
+    let picked = [(chosen[0], form.answer_0), (chosen[1], form.answer_1)];
+    let hashed = tokio::task::spawn_blocking(move || {
+        cmc::recovery_questions(&picked.iter().map(|(q, a)| (*q, a.as_str())).collect::<Vec<_>>())
+    })
+    .await
+    .map_err(|e| PageError::Internal(e.to_string()))?;
+    let questions = match hashed {
+        Ok(q) => q,
+        Err(e) => return Ok(questions_view(session, chosen, &e.to_string())),
+    };
+    let event = signet_ra::audit::AuditEvent::new(
+        s.clock.now(),
+        &cmc::actor(id),
+        signet_ra::audit::AuditAction::RecoveryQuestionsSet,
+        id.as_str(),
+        serde_json::json!({ "questions": chosen }),
+    );
+    s.store.set_recovery_questions(id, &questions, event).await?;
+    home_view(s, session, id, Outcome { notice: "Your recovery questions are saved.".into(), ..Outcome::default() })
+        .await
+}
+
+#[derive(Template)]
+#[template(path = "cmc/recover.html")]
+struct RecoverPage {
+    csrf: String,
+    reference: String,
+    /// Empty on the first step; the questions to answer on the second.
+    questions: Vec<&'static str>,
+    error: String,
+}
+
+fn recover_view(
+    session: &Session,
+    reference: &str,
+    questions: Vec<&'static str>,
+    error: &str,
+    status: StatusCode,
+) -> Response {
+    let page = RecoverPage {
+        csrf: session.csrf().to_owned(),
+        reference: reference.to_owned(),
+        questions,
+        error: error.to_owned(),
+    };
+    with_status(render(&page), status)
+}
+
+async fn recover_page(session: Session) -> Response {
+    recover_view(&session, "", Vec::new(), "", StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct RecoverForm {
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Step one of recovery: the account password (counted like a sign-in's) leads to the
+/// questions. An account without questions gets the same refusal as a wrong password, so the
+/// page tells a guesser nothing.
+#[tracing::instrument(skip_all)]
+async fn recover_password(State(s): State<AppState>, mut session: Session, Form(form): Form<RecoverForm>) -> Response {
+    let (subject, id) = subject_of(&form.reference);
+    let password_ok = match password_matches(&s, id.as_ref(), form.password).await {
+        Ok(ok) => ok,
+        Err(e) => return e.into_response(),
+    };
+    let now = s.clock.now();
+    let checked = cmc::check_recovery_password(&s.store, &subject, id.as_ref(), password_ok, now).await;
+    let questions = match (checked, id) {
+        (Ok(questions), Some(id)) if !questions.is_empty() => (questions, id),
+        (Ok(_), _) => {
+            return recover_view(&session, &form.reference, Vec::new(), lockout::REFUSED, StatusCode::UNAUTHORIZED);
+        }
+        (Err(e), _) => {
+            return match refusal(e) {
+                Ok((message, status)) => recover_view(&session, &form.reference, Vec::new(), &message, status),
+                Err(e) => e.into_response(),
+            };
+        }
+    };
+    let (questions, id) = questions;
+    if let Err(e) = session.become_principal(Principal::Recovering(id.as_str().to_owned())).await {
+        return e.into_response();
+    }
+    recover_view(&session, id.as_str(), questions.iter().map(|q| q.text()).collect(), "", StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct AnswersForm {
+    #[serde(default)]
+    answer_0: String,
+    #[serde(default)]
+    answer_1: String,
+}
+
+/// Step two: right answers remove the account's soft tokens; the subscriber enrolls a new one.
+#[tracing::instrument(skip_all)]
+async fn recover_answers(State(s): State<AppState>, mut session: Session, Form(form): Form<AnswersForm>) -> Response {
+    let Principal::Recovering(reference) = session.principal() else {
+        return Redirect::to("/cmc/recover").into_response();
+    };
+    let Ok(id) = ApplicationId::new(&reference) else { return Redirect::to("/cmc/recover").into_response() };
+    let now = s.clock.now();
+    match cmc::recover(&s.store, &id, vec![form.answer_0, form.answer_1], now).await {
+        Ok(()) => {
+            tracing::info!(account = %id, "soft token recovered by the recovery questions");
+            if let Err(e) = session.become_principal(Principal::Enrolling(id.as_str().to_owned())).await {
+                return e.into_response();
+            }
+            Redirect::to("/cmc/soft-token").into_response()
+        }
+        Err(e) => match refusal(e) {
+            Ok((message, status)) => {
+                let questions = match s.store.recovery_questions(&id).await {
+                    Ok(q) => q.iter().map(|q| q.text()).collect(),
+                    Err(e) => return PageError::from(e).into_response(),
+                };
+                recover_view(&session, id.as_str(), questions, &message, status)
+            }
+            Err(e) => e.into_response(),
+        },
+    }
+}

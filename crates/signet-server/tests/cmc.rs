@@ -1,0 +1,608 @@
+//! The Certificate Management Center over HTTP, through `app(state)` with a fake clock: soft-token
+//! enrollment in two steps (the QR code decoded by `zbarimg`, codes computed by `oathtool` — both
+//! independent implementations), sign-in and replay, lockout and an administrator's unlock,
+//! step-up before every secure action, revocation checked with `openssl ocsp`, renewal inside
+//! and outside the 90-day window checked with `openssl verify`, device certificates limited to
+//! the organization's registered domains, the recovery path, and the audit chain at the end.
+
+mod browser;
+
+use std::path::Path;
+use std::process::Command as Process;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use browser::{Browser, Page};
+use signet_pki::issue::CertificateOrder;
+use signet_pki::subject::Subject;
+use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
+use signet_ra::application::{Application, ApplicationId, ApplicationStore, NewPassword, PasswordHash};
+use signet_ra::audit::verify_chain;
+use signet_ra::fixtures::sample_form;
+use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
+use signet_ra::{Clock, FakeClock};
+use signet_server::{AppState, ServerConfig, app, build_state};
+use signet_testkit::{BACKENDS, TestDb};
+use time::macros::{datetime, format_description};
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+const T0: OffsetDateTime = datetime!(2026-11-23 14:00 UTC);
+const PASSWORD: &str = "Quill-Harbor-Sextant-58";
+/// medium-token identity certificates: the policy their renewals must still assert.
+const MEDIUM_TOKEN_OID: &str = "2.16.840.1.101.3.2.1.12.5";
+
+struct Cmc {
+    app: Router,
+    state: AppState,
+    clock: Arc<FakeClock>,
+    dir: tempfile::TempDir,
+    account: ApplicationId,
+    serial: String,
+    _db: TestDb,
+}
+
+fn password_hash() -> &'static PasswordHash {
+    static HASH: OnceLock<PasswordHash> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let email = sample_form("medium-token").applicant.email;
+        PasswordHash::new(&NewPassword::new(PASSWORD, &email).unwrap()).unwrap()
+    })
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Process::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new RSA key and its certificate request, made by OpenSSL; returns the CSR PEM.
+fn csr(dir: &Path, name: &str) -> String {
+    let (key, req) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=ignored",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            req.to_str().unwrap(),
+        ],
+    );
+    std::fs::read_to_string(req).unwrap()
+}
+
+/// A server with one subscriber account holding a medium-token identity certificate, issued as
+/// retrieval issues it.
+async fn cmc(backend: &str) -> Cmc {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some(db.url.clone()),
+        ..Default::default()
+    };
+    let settings = config.into_settings().unwrap();
+    let clock = Arc::new(FakeClock::at(T0));
+    let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
+    let form = sample_form("medium-token");
+    let t = Application::submit(ApplicationId::generate(), form.clone(), T0 - Duration::days(20));
+    state.store().create(&t, password_hash(), &[]).await.unwrap();
+    let account = t.application.id().clone();
+    let order = CertificateOrder {
+        profile: "medium-token-identity".into(),
+        subject: Subject::Person {
+            common_name: form.applicant.name.clone(),
+            organization: form.organization.clone(),
+            email: form.applicant.email.clone(),
+        },
+        validity_years: 2,
+    };
+    let req = csr(dir.path(), "identity");
+    let cert = state.service().issue(&format!("applicant:{account}"), &order, req.as_bytes()).await.unwrap();
+    Cmc { app: app(state.clone()), state, clock, dir, account, serial: cert.serial.to_hex(), _db: db }
+}
+
+/// The code `oathtool` computes for `secret` at `at`.
+fn oathtool(secret: &str, algorithm: &str, digits: u32, at: OffsetDateTime) -> String {
+    let now = at.format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap();
+    run("oathtool", &[&format!("--totp={algorithm}"), "-d", &digits.to_string(), "-b", "--now", &now, secret])
+        .trim()
+        .to_owned()
+}
+
+fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body.find(start).unwrap_or_else(|| panic!("{start:?} not in page:\n{body}")) + start.len();
+    &body[from..from + body[from..].find(end).unwrap()]
+}
+
+/// A soft token as the subscriber's app holds it.
+struct App {
+    secret: String,
+    algorithm: &'static str,
+    digits: u32,
+}
+
+impl App {
+    fn code(&self, at: OffsetDateTime) -> String {
+        oathtool(&self.secret, self.algorithm, self.digits, at)
+    }
+}
+
+async fn sign_in(b: &mut Browser, account: &ApplicationId, password: &str, code: &str) -> Page {
+    b.get("/cmc/sign-in").await;
+    b.post("/cmc/sign-in", &[("reference", account.as_str()), ("password", password), ("code", code)]).await
+}
+
+/// Step one of enrollment and the page that shows the token; the app reads the QR code.
+async fn create_token(c: &Cmc, b: &mut Browser, algorithm: &'static str, digits: u32, extra: &[(&str, &str)]) -> App {
+    b.get("/cmc/soft-token").await;
+    let digits_text = digits.to_string();
+    let mut fields = vec![("algorithm", algorithm), ("digits", digits_text.as_str())];
+    fields.extend_from_slice(extra);
+    let p = b.post("/cmc/soft-token", &fields).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "{}", p.body);
+    let page = b.get("/cmc/soft-token").await;
+    let serial = between(&page.body, "<dd id=\"serial\">", "<");
+    assert_eq!(serial.len(), 11, "serial {serial}");
+    // The QR code, decoded by zbar from the SVG rendered by librsvg, is the Key URI on the page.
+    let data = between(&page.body, "src=\"data:image/svg+xml;base64,", "\"");
+    let svg = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+    let (svg_path, png_path) = (c.dir.path().join("qr.svg"), c.dir.path().join("qr.png"));
+    std::fs::write(&svg_path, svg).unwrap();
+    run("rsvg-convert", &["-o", png_path.to_str().unwrap(), svg_path.to_str().unwrap()]);
+    let uri = run("zbarimg", &["--quiet", "--raw", png_path.to_str().unwrap()]).trim().to_owned();
+    let shown = between(&page.body, "<code id=\"otpauth\">", "<").replace("&#38;", "&").replace("&amp;", "&");
+    assert_eq!(uri, shown);
+    let secret = between(&uri, "secret=", "&").to_owned();
+    assert!(uri.contains(&format!("algorithm={algorithm}")) && uri.contains(&format!("digits={digits}")), "{uri}");
+    let activation = between(&page.body, "<dd id=\"activation-code\"><code>", "<").replace(' ', "");
+    assert_eq!(activation, secret, "the activation code is the secret for manual entry");
+    App { secret, algorithm, digits }
+}
+
+/// A signed-in subscriber with an active SHA-256, 8-digit token; the clock is one step past
+/// the registration, so the next code is fresh.
+async fn enrolled(c: &Cmc) -> (Browser, App) {
+    let mut b = Browser::new(&c.app);
+    let p = sign_in(&mut b, &c.account, PASSWORD, "").await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "first sign-in goes to enrollment: {}", p.body);
+    let token = create_token(c, &mut b, "SHA256", 8, &[]).await;
+    let p = b.post("/cmc/soft-token/register", &[("registration_code", &token.code(c.clock.now()))]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{}", p.body);
+    c.clock.advance(Duration::seconds(30));
+    (b, token)
+}
+
+fn fresh(c: &Cmc, token: &App) -> String {
+    c.clock.advance(Duration::seconds(30));
+    token.code(c.clock.now())
+}
+
+async fn audit_intact(c: &Cmc) {
+    let records = c.state.store().audit_records().await.unwrap();
+    assert!(verify_chain(&records).is_ok(), "audit chain broken");
+}
+
+fn actions(records: &[signet_ra::audit::AuditRecord], action: &str) -> usize {
+    records.iter().filter(|r| r.action == action).count()
+}
+
+#[tokio::test]
+async fn enrollment_sign_in_and_replay() {
+    for backend in BACKENDS {
+        let c = cmc(backend).await;
+        let mut b = Browser::new(&c.app);
+        // Password only: enrollment is all the session may do.
+        let p = sign_in(&mut b, &c.account, PASSWORD, "").await;
+        assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "{backend}");
+        assert_eq!(b.get("/cmc").await.location.as_deref(), Some("/cmc/sign-in"), "{backend}: no CMC before 2FA");
+        let token = create_token(&c, &mut b, "SHA256", 8, &[]).await;
+        // A wrong registration code leaves the token pending.
+        let wrong = format!("{:08}", (token.code(c.clock.now()).parse::<u64>().unwrap() + 1) % 100_000_000);
+        let p = b.post("/cmc/soft-token/register", &[("registration_code", &wrong)]).await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+        assert!(p.body.contains(REFUSED), "{backend}: {}", p.body);
+        let registration = token.code(c.clock.now());
+        let p = b.post("/cmc/soft-token/register", &[("registration_code", &registration)]).await;
+        assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{backend}: {}", p.body);
+        let home = b.get("/cmc").await;
+        assert_eq!(home.status, StatusCode::OK, "{backend}");
+        assert!(home.body.contains(&c.serial) && home.body.contains("Valid"), "{backend}: {}", home.body);
+
+        // Sign-in needs the second factor now; the registration code is spent.
+        let mut other = Browser::new(&c.app);
+        let p = sign_in(&mut other, &c.account, PASSWORD, "").await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: no code, no entry");
+        let p = sign_in(&mut other, &c.account, PASSWORD, &registration).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: the registration code is not replayable");
+        let p = sign_in(&mut other, &c.account, "Wrong-Password-99", &fresh(&c, &token)).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}");
+        assert!(p.body.contains(REFUSED), "{backend}");
+        let code = fresh(&c, &token);
+        let p = sign_in(&mut other, &c.account, PASSWORD, &code).await;
+        assert_eq!(p.location.as_deref(), Some("/cmc"), "{backend}: {}", p.body);
+        // The same code a second time, on another session: refused.
+        let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &code).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: replay");
+
+        let records = c.state.store().audit_records().await.unwrap();
+        assert_eq!(actions(&records, "soft-token-enrolled"), 1, "{backend}");
+        assert_eq!(actions(&records, "soft-token-activated"), 1, "{backend}");
+        assert_eq!(actions(&records, "subscriber-signed-in"), 1, "{backend}");
+        audit_intact(&c).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pin_comes_before_the_code_and_sha1_six_digits_work() {
+    let c = cmc("sqlite").await;
+    let mut b = Browser::new(&c.app);
+    sign_in(&mut b, &c.account, PASSWORD, "").await;
+    // Bad PINs are refused with the reason, and nothing is created.
+    b.get("/cmc/soft-token").await;
+    let p =
+        b.post("/cmc/soft-token", &[("algorithm", "SHA1"), ("digits", "6"), ("pin", "12"), ("pin_again", "12")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("4 to 8 digits"), "{}", p.body);
+    let p = b
+        .post("/cmc/soft-token", &[("algorithm", "SHA1"), ("digits", "6"), ("pin", "4821"), ("pin_again", "4812")])
+        .await;
+    assert!(p.body.contains("not the same"), "{}", p.body);
+    let p = b.post("/cmc/soft-token", &[("algorithm", "MD5"), ("digits", "6")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let token = create_token(&c, &mut b, "SHA1", 6, &[("pin", "4821"), ("pin_again", "4821")]).await;
+    let p = b.post("/cmc/soft-token/register", &[("registration_code", &token.code(c.clock.now()))]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{}", p.body);
+    let code = fresh(&c, &token);
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &code).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "the code without the PIN is refused");
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &format!("4821{}", fresh(&c, &token))).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"), "{}", p.body);
+}
+
+#[tokio::test]
+async fn lockout_escalates_per_account_and_an_administrator_unlocks() {
+    let c = cmc("sqlite").await;
+    let (_, token) = enrolled(&c).await;
+    for _ in 0..4 {
+        let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, "00000000").await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    }
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, "00000000").await;
+    assert_eq!(p.status, StatusCode::LOCKED, "the fifth failure locks: {}", p.body);
+    // While locked, even the right code is not checked.
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await;
+    assert_eq!(p.status, StatusCode::LOCKED);
+    // The lock ends after a minute; the next failure locks again, for twice as long.
+    c.clock.advance(Duration::seconds(61));
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, "00000000").await;
+    assert_eq!(p.status, StatusCode::LOCKED);
+    c.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await.status,
+        StatusCode::LOCKED
+    );
+    // An administrator's unlock (what `signet admin unlock --scope subscriber-totp` calls).
+    c.state.store().unlock(AttemptScope::SubscriberTotp, c.account.as_str(), "cli:admin", c.clock.now()).await.unwrap();
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"), "{}", p.body);
+    // Step-up failures count in the same per-account scope as sign-in's.
+    let records = c.state.store().audit_records().await.unwrap();
+    assert!(actions(&records, "authentication-failed") >= 6 && actions(&records, "lockout-cleared") == 1);
+    audit_intact(&c).await;
+}
+
+/// POSTs an OCSP request made by `openssl ocsp -reqout` and returns the `openssl ocsp -respin`
+/// verdict line for the serial, verified against the root.
+async fn ocsp_status(c: &Cmc, serial: &str) -> String {
+    let dir = c.dir.path();
+    let (issuer, root, req, resp) =
+        (dir.join("issuing.pem"), dir.join("root.pem"), dir.join("req.der"), dir.join("resp.der"));
+    std::fs::write(&issuer, signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-serial",
+            &format!("0x{serial}"),
+            "-no_nonce",
+            "-reqout",
+            req.to_str().unwrap(),
+        ],
+    );
+    let resp_der = c
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/ocsp")
+                .header(header::CONTENT_TYPE, "application/ocsp-request")
+                .body(Body::from(std::fs::read(&req).unwrap()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp_der.status(), StatusCode::OK);
+    std::fs::write(&resp, axum::body::to_bytes(resp_der.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let out = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-respin",
+            resp.to_str().unwrap(),
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-verify_other",
+            issuer.to_str().unwrap(),
+            "-serial",
+            &format!("0x{serial}"),
+        ],
+    );
+    out.lines()
+        .find(|l| l.starts_with(&format!("0x{serial}")))
+        .unwrap_or_else(|| panic!("no status line: {out}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn revocation_needs_step_up_and_shows_in_ocsp() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    b.get("/cmc").await;
+    let path = format!("/cmc/certificates/{}/revoke", c.serial);
+    // No code, or a wrong one: refused beside the certificate, nothing revoked.
+    let p = b.post(&path, &[("reason", "1"), ("code", "")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains(&format!("id=\"error-{}\"", c.serial)), "{}", p.body);
+    let p = b.post(&path, &[("reason", ""), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("Choose why"), "{}", p.body);
+    // A reason that is the CA's, not the subscriber's (cACompromise).
+    let p = b.post(&path, &[("reason", "2"), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("Choose why"), "{}", p.body);
+    assert!(ocsp_status(&c, &c.serial).await.ends_with(": good"));
+    // Someone else's serial is not found.
+    let p = b.post("/cmc/certificates/0123456789abcdef/revoke", &[("reason", "1"), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+
+    let p = b.post(&path, &[("reason", "1"), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("is revoked (keyCompromise)"), "{}", p.body);
+    assert!(ocsp_status(&c, &c.serial).await.ends_with(": revoked"), "OCSP says revoked at once");
+    // The CRL served next lists it.
+    let crl = c.app.clone().oneshot(Request::get("/crl/issuing.crl").body(Body::empty()).unwrap()).await.unwrap();
+    let crl_path = c.dir.path().join("issuing.crl");
+    std::fs::write(&crl_path, axum::body::to_bytes(crl.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let text = run("openssl", &["crl", "-inform", "DER", "-in", crl_path.to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.to_lowercase().contains(&c.serial.trim_start_matches('0').to_lowercase()), "{text}");
+    let records = c.state.store().audit_records().await.unwrap();
+    assert!(records.iter().any(|r| r.action == "step-up-confirmed" && r.details.contains("revoke")));
+    audit_intact(&c).await;
+}
+
+#[tokio::test]
+async fn renewal_opens_90_days_before_expiry() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    let path = format!("/cmc/certificates/{}/renew", c.serial);
+    let new_csr = csr(c.dir.path(), "renewal");
+    b.get("/cmc").await;
+    let p = b.post(&path, &[("csr", &new_csr), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("renewal opens"), "too early is refused with the date: {}", p.body);
+    // 91 days before the two-year certificate expires: still too early; 89 days: open.
+    let record = c.state.store().account_certificates(&c.account).await.unwrap().remove(0);
+    c.clock.advance(record.not_after - Duration::days(91) - c.clock.now());
+    // Sessions lapse after 30 minutes: sign in again at each new time.
+    let mut b = Browser::new(&c.app);
+    assert_eq!(
+        sign_in(&mut b, &c.account, PASSWORD, &token.code(c.clock.now())).await.location.as_deref(),
+        Some("/cmc")
+    );
+    b.get("/cmc").await;
+    let p = b.post(&path, &[("csr", &new_csr), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("renewal opens"), "{}", p.body);
+    c.clock.advance(record.not_after - Duration::days(89) - c.clock.now());
+    let mut b = Browser::new(&c.app);
+    assert_eq!(
+        sign_in(&mut b, &c.account, PASSWORD, &token.code(c.clock.now())).await.location.as_deref(),
+        Some("/cmc")
+    );
+    b.get("/cmc").await;
+    let p = b.post(&path, &[("csr", "not a request"), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    let p = b.post(&path, &[("csr", &new_csr), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
+    let dir = c.dir.path();
+    std::fs::write(dir.join("renewed.pem"), &pem).unwrap();
+    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    std::fs::write(dir.join("issuing.pem"), signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
+    let at = c.clock.now().unix_timestamp().to_string();
+    let verified = run(
+        "openssl",
+        &[
+            "verify",
+            "-attime",
+            &at,
+            "-policy",
+            MEDIUM_TOKEN_OID,
+            "-explicit_policy",
+            "-CAfile",
+            dir.join("root.pem").to_str().unwrap(),
+            "-untrusted",
+            dir.join("issuing.pem").to_str().unwrap(),
+            dir.join("renewed.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    // Same subject, the new key.
+    let subject = |p: &str| run("openssl", &["x509", "-in", p, "-noout", "-subject", "-nameopt", "RFC2253"]);
+    let old = dir.join("old.pem");
+    std::fs::write(&old, signet_pki::to_pem("CERTIFICATE", &record.der)).unwrap();
+    assert_eq!(subject(old.to_str().unwrap()), subject(dir.join("renewed.pem").to_str().unwrap()));
+    let modulus = |args: &[&str]| run("openssl", args);
+    assert_eq!(
+        modulus(&["x509", "-in", dir.join("renewed.pem").to_str().unwrap(), "-noout", "-modulus"]),
+        modulus(&["req", "-in", dir.join("renewal.csr").to_str().unwrap(), "-noout", "-modulus"])
+    );
+    assert_eq!(c.state.store().account_certificates(&c.account).await.unwrap().len(), 2);
+    audit_intact(&c).await;
+}
+
+#[tokio::test]
+async fn device_certificates_only_under_registered_domains() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    let device_csr = csr(c.dir.path(), "device");
+    b.get("/cmc/devices").await;
+    let p = b
+        .post("/cmc/devices", &[("names", "www.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))])
+        .await;
+    assert!(p.body.contains("no registered domains"), "{}", p.body);
+    let org = sample_form("medium-token").organization;
+    let key = EabKey::generate(org, DomainScope::parse("acme.example").unwrap(), c.clock.now());
+    c.state.store().create_eab_key(&key, key.created_event("cli:ra")).await.unwrap();
+    let p = b
+        .post("/cmc/devices", &[("names", "www.evilacme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("not under a domain registered"), "{}", p.body);
+    assert!(p.body.contains("www.evilacme.example"), "the names typed are kept: {}", p.body);
+    let p = b
+        .post(
+            "/cmc/devices",
+            &[("names", "www.acme.example api.acme.example"), ("csr", &device_csr), ("code", "12345678")],
+        )
+        .await;
+    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    let p = b
+        .post(
+            "/cmc/devices",
+            &[("names", "www.acme.example api.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
+    let dir = c.dir.path();
+    std::fs::write(dir.join("device.pem"), &pem).unwrap();
+    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    std::fs::write(dir.join("issuing.pem"), signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
+    let verified = run(
+        "openssl",
+        &[
+            "verify",
+            "-attime",
+            &c.clock.now().unix_timestamp().to_string(),
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "api.acme.example",
+            "-policy",
+            "2.16.840.1.101.3.2.1.12.9",
+            "-explicit_policy",
+            "-CAfile",
+            dir.join("root.pem").to_str().unwrap(),
+            "-untrusted",
+            dir.join("issuing.pem").to_str().unwrap(),
+            dir.join("device.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    let subject = run("openssl", &["x509", "-in", dir.join("device.pem").to_str().unwrap(), "-noout", "-subject"]);
+    assert!(subject.contains("Acme, Inc.") && subject.contains("www.acme.example"), "organization-scoped: {subject}");
+    let home = b.get("/cmc").await;
+    assert!(home.body.contains("Device"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn recovery_questions_replace_a_lost_token() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    // Without questions, the recovery path refuses like a wrong password.
+    let mut r = Browser::new(&c.app);
+    r.get("/cmc/recover").await;
+    let p = r.post("/cmc/recover", &[("reference", c.account.as_str()), ("password", PASSWORD)]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.body);
+    // Setting them is a secure action.
+    b.get("/cmc/recovery-questions").await;
+    let answers = [("question_0", "0"), ("answer_0", "Lincoln Elementary"), ("question_1", "2"), ("answer_1", "Ford")];
+    let p = b.post("/cmc/recovery-questions", &[&answers[..], &[("code", "00000000")]].concat()).await;
+    assert!(p.body.contains(REFUSED), "{}", p.body);
+    let p = b
+        .post(
+            "/cmc/recovery-questions",
+            &[
+                ("question_0", "1"),
+                ("answer_0", "Paris"),
+                ("question_1", "1"),
+                ("answer_1", "Rome"),
+                ("code", &fresh(&c, &token)),
+            ],
+        )
+        .await;
+    assert!(p.body.contains("two different questions"), "{}", p.body);
+    let code = fresh(&c, &token);
+    let p = b.post("/cmc/recovery-questions", &[&answers[..], &[("code", code.as_str())]].concat()).await;
+    assert!(p.body.contains("recovery questions are saved"), "{}", p.body);
+
+    // The phone is lost: password, then the answers (case and spacing do not matter).
+    let mut r = Browser::new(&c.app);
+    r.get("/cmc/recover").await;
+    let p = r.post("/cmc/recover", &[("reference", c.account.as_str()), ("password", "Not-The-Password-1")]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    let p = r.post("/cmc/recover", &[("reference", c.account.as_str()), ("password", PASSWORD)]).await;
+    assert!(p.body.contains("What was the make of your first car?"), "{}", p.body);
+    let p = r.post("/cmc/recover/answers", &[("answer_0", "lincoln elementary"), ("answer_1", "Chevrolet")]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.body);
+    let p = r.post("/cmc/recover/answers", &[("answer_0", "  LINCOLN   elementary "), ("answer_1", "ford")]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "{}", p.body);
+    // The old token no longer signs in; a new one is enrolled.
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "no active token: enroll again");
+    let new = create_token(&c, &mut r, "SHA1", 6, &[]).await;
+    let p = r.post("/cmc/soft-token/register", &[("registration_code", &new.code(c.clock.now()))]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{}", p.body);
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(actions(&records, "soft-token-recovered"), 1);
+    assert_eq!(actions(&records, "recovery-questions-set"), 1);
+    audit_intact(&c).await;
+}
+
+#[tokio::test]
+async fn replacing_the_token_needs_the_current_one() {
+    let c = cmc("sqlite").await;
+    let (mut b, old) = enrolled(&c).await;
+    b.get("/cmc/soft-token").await;
+    let p = b.post("/cmc/soft-token", &[("algorithm", "SHA1"), ("digits", "6"), ("code", "00000000")]).await;
+    assert!(p.body.contains(REFUSED), "{}", p.body);
+    let new = create_token(&c, &mut b, "SHA1", 6, &[("code", &fresh(&c, &old))]).await;
+    // Until the new token registers, the old one still signs in.
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &old)).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"));
+    let p = b.post("/cmc/soft-token/register", &[("registration_code", &new.code(c.clock.now()))]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"), "{}", p.body);
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &old)).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "the replaced token is gone");
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &new)).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"));
+}
