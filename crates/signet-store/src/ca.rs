@@ -14,7 +14,7 @@ fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-fn reason(code: i64) -> Result<RevocationReason, StoreError> {
+pub(crate) fn reason(code: i64) -> Result<RevocationReason, StoreError> {
     u8::try_from(code)
         .ok()
         .and_then(RevocationReason::from_code)

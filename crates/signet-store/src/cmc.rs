@@ -15,21 +15,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::applications::{corrupt, ts};
+use crate::ca::reason;
+use crate::operators::step_column;
 use crate::{Store, backend_error, unique_or};
 
 const TOKEN_COLUMNS: &str = "serial, account, state, secret, algorithm, digits, pin_phc, last_step, created_at";
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("stored {what} is invalid: {e}"))
-}
-
-fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp(t).map_err(|e| corrupt("timestamp", e))
-}
-
-fn step_column(step: u64) -> Result<i64, StoreError> {
-    i64::try_from(step).map_err(|_| StoreError::Backend(format!("TOTP step {step} is out of range")))
-}
 
 /// Reads the columns of [`TOKEN_COLUMNS`].
 fn soft_token(row: &AnyRow) -> Result<SoftToken, StoreError> {
@@ -98,15 +89,9 @@ impl Store {
             .map(|r| {
                 let serial: String = r.try_get(0).map_err(backend_error)?;
                 let revoked_at: Option<i64> = r.try_get(5).map_err(backend_error)?;
-                let reason: Option<i64> = r.try_get(6).map_err(backend_error)?;
-                let status = match (revoked_at, reason) {
-                    (Some(at), Some(code)) => StoredStatus::Revoked {
-                        at: ts(at)?,
-                        reason: u8::try_from(code)
-                            .ok()
-                            .and_then(signet_pki::RevocationReason::from_code)
-                            .ok_or_else(|| corrupt("revocation reason", code))?,
-                    },
+                let reason_code: Option<i64> = r.try_get(6).map_err(backend_error)?;
+                let status = match (revoked_at, reason_code) {
+                    (Some(at), Some(code)) => StoredStatus::Revoked { at: ts(at)?, reason: reason(code)? },
                     _ => StoredStatus::Good,
                 };
                 Ok(AccountCertificate {

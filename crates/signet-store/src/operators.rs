@@ -27,7 +27,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is invalid: {e}"))
 }
 
-fn step_column(step: u64) -> Result<i64, StoreError> {
+pub(crate) fn step_column(step: u64) -> Result<i64, StoreError> {
     // Steps are Unix time / 30: i64 holds them for longer than the universe has left.
     i64::try_from(step).map_err(|_| StoreError::Backend(format!("TOTP step {step} is out of range")))
 }
