@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use signet_pki::issue::CertificateOrder;
-use signet_pki::subject::{DnsName, Subject};
+use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::application::{ApplicationId, ApplicationStore};
 use signet_ra::cmc::{
@@ -258,12 +258,7 @@ async fn home_view(
     let now = s.clock.now();
     let token = s.store.soft_token(id, "active").await?;
     let certificates = s.store.account_certificates(id).await?.iter().map(|c| row(s, c, now)).collect();
-    let device_domains = s
-        .store
-        .organization_domains(&app.form().organization)
-        .await?
-        .map(|scope| scope.domains().map(|d| d.as_str().to_owned()).collect())
-        .unwrap_or_default();
+    let device_domains = registered_domains(s, &app.form().organization).await?;
     let page = HomePage {
         csrf: session.csrf().to_owned(),
         account: id.as_str().to_owned(),
@@ -279,6 +274,12 @@ async fn home_view(
     };
     let status = if page.error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok(with_status(render(&page), status))
+}
+
+/// The organization's registered domains, as the pages list them (empty if it has none).
+async fn registered_domains(s: &AppState, organization: &OrganizationName) -> Result<Vec<String>, PageError> {
+    let scope = s.store.organization_domains(organization).await?;
+    Ok(scope.map(|scope| scope.domains().map(|d| d.as_str().to_owned()).collect()).unwrap_or_default())
 }
 
 async fn home(State(s): State<AppState>, session: Session) -> Response {
@@ -484,12 +485,7 @@ async fn device_view(
 ) -> Result<Response, PageError> {
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let organization = app.form().organization.clone();
-    let domains = s
-        .store
-        .organization_domains(&organization)
-        .await?
-        .map(|scope| scope.domains().map(|d| d.as_str().to_owned()).collect())
-        .unwrap_or_default();
+    let domains = registered_domains(s, &organization).await?;
     let page = DevicePage {
         csrf: session.csrf().to_owned(),
         organization: organization.as_str().to_owned(),
