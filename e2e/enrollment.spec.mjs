@@ -2,7 +2,10 @@
 // against a real `signet serve`: the partner link, every wizard step with one bad input each
 // (a readable message, the values already typed kept), submission, the status page, the emailed
 // verification link read from a real SMTP sink, sign-in, and the operator console's vetting up
-// to "token shipped". Every page is kept as a full-page PNG for CI artifacts.
+// to "token shipped"; then the applicant resets a forgotten password through the emailed link
+// and sets up the Certificate Management Center (soft token with an authenticator — oathtool —,
+// recovery questions with step-up, sign-in with a fresh code, a replayed code refused). Every
+// page is kept as a full-page PNG for CI artifacts.
 //
 // crates/signet/tests/e2e_browser.rs owns the run (server, SMTP sink, operators) and sets:
 //   SIGNET_BASE_URL     the server, e.g. http://127.0.0.1:41234
@@ -138,9 +141,11 @@ async function waitForMail(to, subject, timeoutMs = 60_000) {
   }
 }
 
-/** The operator's current TOTP code, from oathtool. */
-function totp(secret) {
-  return execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim();
+/** The current TOTP code (or the one `later` seconds ahead) for a base32 secret, from oathtool. */
+function totp(secret, { algorithm = 'sha1', digits = 6, later = 0 } = {}) {
+  const args = [`--totp=${algorithm}`, `--digits=${digits}`, '-b', secret];
+  if (later) args.push('-N', `now + ${later} seconds`);
+  return execFileSync('oathtool', args, { encoding: 'utf8' }).trim();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,6 +548,129 @@ async function tokenShipped(page, reference) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A forgotten password, and the Certificate Management Center
+
+/** Resets the account password through the emailed link; returns the new password. */
+async function resetPassword(browser, reference) {
+  const chosen = `${PASSWORD}-new`;
+  step('forgotten password: the reset page never says whether the address has an account');
+  const page = await newPage(browser, 'password-reset');
+  await page.goto(`${BASE}/`);
+  await clickAndWait(page, '#forgot-password');
+  assert.equal(new URL(page.url()).pathname, '/password-reset');
+  await page.fill('#email', APPLICANT.email.toUpperCase());
+  let r = await submit(page, '/password-reset');
+  landed(page, r, '/password-reset');
+  assert.match(await page.textContent('#reset-sent'), /If an account uses .* we have emailed it a link/);
+  await shot(page, 'password-reset-sent');
+
+  step('until the link is used, the current password still signs in');
+  const mail = await waitForMail(APPLICANT.email, /Reset your ECA account password/);
+  assert.match(mail.subject, new RegExp(reference));
+  await page.goto(`${BASE}/`);
+  await page.fill('#reference', reference);
+  await page.fill('#password', PASSWORD);
+  r = await submit(page, '/applications/sign-in');
+  landed(page, r, `/applications/${reference}`);
+
+  step('the emailed link: a weak password is refused with reasons, then a good one is set');
+  const link = mail.body.match(/https?:\/\/\S+\/password-reset\/new\?token=\S+/)[0];
+  const reader = await newPage(browser, 'reset-link');
+  r = await reader.goto(link);
+  assert.equal(r.status(), 200);
+  await shot(reader, 'password-reset-form');
+  await reader.fill('#password', 'short');
+  await reader.fill('#again', 'short');
+  r = await submit(reader, '/password-reset/new');
+  assert.equal(r.status(), 422);
+  assert.match(await reader.textContent('#reset-problems'), /use at least 12 characters/);
+  await shot(reader, 'password-reset-weak');
+  await reader.fill('#password', chosen);
+  await reader.fill('#again', chosen);
+  r = await submit(reader, '/password-reset/new');
+  landed(reader, r, '/password-reset/new');
+  assert.match(await reader.textContent('#reset-done'), new RegExp(`application ${reference} is changed`));
+  await shot(reader, 'password-reset-done');
+
+  step('the link works once');
+  r = await reader.goto(link);
+  assert.equal(r.status(), 410);
+  assert.match(await reader.textContent('#reset-refused'), /already used/);
+  await shot(reader, 'password-reset-link-used');
+  await reader.context().close();
+  openPages.delete('reset-link');
+  return chosen;
+}
+
+/** Waits until the next 30-second TOTP step begins, so a code for the step after is in the window. */
+async function nextStep() {
+  const wait = 30_000 - (Date.now() % 30_000) + 500;
+  await new Promise((r) => setTimeout(r, wait));
+}
+
+/** The Certificate Management Center: soft-token set-up, step-up, sign-in with a code, replay refused. */
+async function cmc(browser, reference, password) {
+  step('CMC: the first sign-in, with the new password and no code, leads to soft-token set-up');
+  const page = await newPage(browser, 'cmc');
+  await page.goto(`${BASE}/cmc/sign-in`);
+  await shot(page, 'cmc-sign-in');
+  await page.fill('#reference', reference);
+  await page.fill('#password', password);
+  let r = await submit(page, '/cmc/sign-in');
+  landed(page, r, '/cmc/soft-token');
+  await page.selectOption('#algorithm', 'SHA256');
+  await page.selectOption('#digits', '8');
+  r = await submit(page, '/cmc/soft-token');
+  landed(page, r, '/cmc/soft-token');
+  assert.ok(await page.isVisible('#qr'), 'the QR code is shown');
+  const secret = (await page.textContent('#activation-code')).replace(/\s/g, '');
+  assert.match(await page.textContent('#otpauth'), /^otpauth:\/\/totp\/.*algorithm=SHA256.*digits=8/);
+  await shot(page, 'cmc-soft-token');
+  const code = (later = 0) => totp(secret, { algorithm: 'sha256', digits: 8, later });
+
+  step('the authenticator (oathtool) gives the registration code');
+  await page.fill('#registration_code', code());
+  r = await submit(page, '/cmc/soft-token/register');
+  landed(page, r, '/cmc/recovery-questions');
+
+  step('recovery questions: a wrong code is refused, the next step\'s code is accepted');
+  for (const slot of [0, 1]) await page.fill(`#answer_${slot}`, `answer number ${slot}`);
+  await page.fill('#code', '00000000');
+  r = await submit(page, '/cmc/recovery-questions');
+  assert.equal(r.status(), 422);
+  assert.ok(await page.isVisible('#questions-error'));
+  await shot(page, 'cmc-questions-refused');
+  for (const slot of [0, 1]) await page.fill(`#answer_${slot}`, `answer number ${slot}`);
+  const stepUp = code(30);
+  await page.fill('#code', stepUp);
+  r = await submit(page, '/cmc/recovery-questions');
+  landed(page, r, '/cmc/recovery-questions');
+  assert.equal(await page.textContent('#notice'), 'Your recovery questions are saved.');
+  await shot(page, 'cmc-home');
+
+  step('CMC: signing in again, a used code is refused and a fresh one works');
+  await submit(page, '/cmc/sign-out');
+  assert.equal(new URL(page.url()).pathname, '/cmc/sign-in');
+  await page.fill('#reference', reference);
+  await page.fill('#password', password);
+  await page.fill('#code', stepUp);
+  r = await submit(page, '/cmc/sign-in');
+  assert.equal(r.status(), 401);
+  assert.match(await page.textContent('#signin-error'), /not correct/);
+  await shot(page, 'cmc-sign-in-replayed');
+  await nextStep();
+  await page.fill('#password', password);
+  await page.fill('#code', code(30));
+  r = await submit(page, '/cmc/sign-in');
+  landed(page, r, '/cmc');
+  assert.match(await page.textContent('main'), /No certificates yet/);
+  await shot(page, 'cmc-signed-in');
+  r = await page.goto(`${BASE}/cmc/devices`);
+  assert.equal(r.status(), 200);
+  await shot(page, 'cmc-devices');
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main() {
   assert.equal(OPERATORS.length, 2, 'two operators: approval takes two different people');
@@ -569,6 +697,8 @@ async function main() {
     const returning = await signIn(browser, reference);
     await vet(browser, reference);
     await tokenShipped(returning, reference);
+    const password = await resetPassword(browser, reference);
+    await cmc(browser, reference, password);
   } catch (e) {
     for (const [label, page] of openPages) {
       if (page.isClosed()) continue;

@@ -84,3 +84,58 @@ form dns-name 'mwww.Example.com.'
 form tracking-ups $'nups\n1Z999AA10123456784'
 form tracking-usps $'nusps\nEA123456789US'
 form document 'op123-456-789'
+
+# --- acme_jws: request bodies as an ACME client signs them, made with josepy and cryptography
+# (the libraries certbot signs with): new-account with a jwk and an External Account Binding,
+# RS256/ES256/ES384 keys, a kid request, POST-as-GET, and a tampered signature.
+mkdir -p corpus/acme_jws
+python3 - corpus/acme_jws <<'PY'
+import json, sys
+import josepy as jose
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+out = sys.argv[1]
+URL = "https://ca.example/acme/"
+
+def b64(b):
+    return jose.b64.b64encode(b).decode()
+
+def body(key, alg, url, payload, kid=None, nonce="bm9uY2U"):
+    header = {"alg": alg.name, "nonce": nonce, "url": url}
+    if kid:
+        header["kid"] = kid
+    else:
+        header["jwk"] = key.public_key().to_partial_json()
+    protected = b64(json.dumps(header).encode())
+    payload_b64 = b64(payload)
+    sig = alg.sign(key.key, f"{protected}.{payload_b64}".encode())
+    return {"protected": protected, "payload": payload_b64, "signature": b64(sig)}
+
+def eab(account_key, kid, hmac_key, url):
+    protected = b64(json.dumps({"alg": "HS256", "kid": kid, "url": url}).encode())
+    payload = b64(json.dumps(account_key.public_key().to_partial_json()).encode())
+    mac = jose.HS256.sign(jose.JWKOct(key=hmac_key).key, f"{protected}.{payload}".encode())
+    return {"protected": protected, "payload": payload, "signature": b64(mac)}
+
+def write(name, obj):
+    with open(f"{out}/{name}.json", "w") as f:
+        json.dump(obj, f)
+
+keys = {
+    "es256": (jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1())), jose.ES256),
+    "es384": (jose.JWKEC(key=ec.generate_private_key(ec.SECP384R1())), jose.ES384),
+    "rs256": (jose.JWKRSA(key=rsa.generate_private_key(65537, 2048)), jose.RS256),
+}
+for name, (key, alg) in keys.items():
+    new_account = URL + "new-account"
+    payload = {"termsOfServiceAgreed": True, "contact": ["mailto:ops@acme.example"],
+               "externalAccountBinding": eab(key, "asb9UwvDJCYtCs-L", b"\x07" * 32, new_account)}
+    write(f"new-account-{name}", body(key, alg, new_account, json.dumps(payload).encode()))
+key, alg = keys["es256"]
+order = {"identifiers": [{"type": "dns", "value": "device.acme.example"}]}
+write("new-order-kid", body(key, alg, URL + "new-order", json.dumps(order).encode(), kid=URL + "account/7"))
+write("post-as-get", body(key, alg, URL + "order/3", b"", kid=URL + "account/7"))
+tampered = body(key, alg, URL + "new-account", b'{"onlyReturnExisting":true}')
+tampered["signature"] = tampered["signature"][:-2] + ("AA" if not tampered["signature"].endswith("AA") else "BA")
+write("bad-signature", tampered)
+PY

@@ -113,6 +113,29 @@ pub fn spki_sha256(spki: &[u8]) -> [u8; 32] {
     d.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
+/// Verifies `signature` over `message` with the key of a DER SubjectPublicKeyInfo, as the
+/// subscriber's signer makes it: RSA PKCS#1 v1.5 with SHA-256, ECDSA (DER) with SHA-256 on
+/// P-256 and SHA-384 on P-384. Renewal uses it to check that the request comes from the
+/// holder of the key being replaced; the key must still pass the key policy's shape checks.
+pub fn verify_with_spki(spki: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CsrError> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+        VerificationAlgorithm,
+    };
+    let (rest, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).map_err(|_| CsrError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(CsrError::Malformed);
+    }
+    let alg: &'static dyn VerificationAlgorithm = match classify(&parsed)? {
+        SubscriberKey::Rsa { .. } => &RSA_PKCS1_2048_8192_SHA256,
+        SubscriberKey::P256 => &ECDSA_P256_SHA256_ASN1,
+        SubscriberKey::P384 => &ECDSA_P384_SHA384_ASN1,
+    };
+    UnparsedPublicKey::new(alg, parsed.subject_public_key.data.as_ref())
+        .verify(message, signature)
+        .map_err(|_| CsrError::BadSignature)
+}
+
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
@@ -247,6 +270,21 @@ mod tests {
         let mut even = n.clone();
         even[255] = 0x02;
         assert_eq!(check_rsa(&even, &[1, 0, 1]), Err(CsrError::RsaSmallFactor));
+    }
+
+    #[test]
+    fn signatures_verify_only_with_their_key_and_message() {
+        use crate::{KeyAlgorithm, Signer, SoftwareSigner};
+        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256, KeyAlgorithm::P384] {
+            let signer = SoftwareSigner::generate(alg).unwrap();
+            let other = SoftwareSigner::generate(alg).unwrap();
+            let signature = signer.sign(b"renew me").unwrap();
+            assert_eq!(verify_with_spki(signer.public_key_spki(), b"renew me", &signature), Ok(()), "{alg}");
+            let wrong = Err(CsrError::BadSignature);
+            assert_eq!(verify_with_spki(signer.public_key_spki(), b"renew you", &signature), wrong, "{alg}");
+            assert_eq!(verify_with_spki(other.public_key_spki(), b"renew me", &signature), wrong, "{alg}");
+        }
+        assert_eq!(verify_with_spki(b"garbage", b"m", b"s"), Err(CsrError::Malformed));
     }
 
     #[test]

@@ -116,11 +116,11 @@ pub enum InputError {
 // ---------------------------------------------------------------------------------------------
 // Identifiers and actors
 
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// `n` random Crockford base32 characters (5 bits each; 256 is a multiple of 32, so masking
 /// a random byte is unbiased).
-fn random_base32(n: usize) -> String {
+pub(crate) fn random_base32(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG works");
     bytes.iter().map(|b| CROCKFORD[usize::from(b & 31)] as char).collect()
@@ -1082,6 +1082,22 @@ pub struct ApplicationForm {
     pub applicant: PersonalInfo,
     /// How it is paid.
     pub payment: Payment,
+}
+
+impl ApplicationForm {
+    /// The order for a certificate of `profile` for this vetted applicant: the subject from the
+    /// form and the validity length it chose (retrieval and renewal issue the same person).
+    pub fn person_order(&self, profile: String) -> signet_pki::issue::CertificateOrder {
+        signet_pki::issue::CertificateOrder {
+            profile,
+            subject: signet_pki::subject::Subject::Person {
+                common_name: self.applicant.name.clone(),
+                organization: self.organization.clone(),
+                email: self.applicant.email.clone(),
+            },
+            validity_years: self.certificate.years(),
+        }
+    }
 }
 
 /// An operator's approval.

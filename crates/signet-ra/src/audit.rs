@@ -98,6 +98,10 @@ pub enum AuditAction {
     SoftTokenRecovered,
     /// A subscriber set (or replaced) the recovery questions.
     RecoveryQuestionsSet,
+    /// A password reset link was emailed to an account (the token is never recorded).
+    PasswordResetRequested,
+    /// An account password was changed through a reset link.
+    PasswordChanged,
 }
 
 impl AuditAction {
@@ -148,6 +152,8 @@ impl AuditAction {
             Self::SoftTokenActivated => "soft-token-activated",
             Self::SoftTokenRecovered => "soft-token-recovered",
             Self::RecoveryQuestionsSet => "recovery-questions-set",
+            Self::PasswordResetRequested => "password-reset-requested",
+            Self::PasswordChanged => "password-changed",
         }
     }
 }

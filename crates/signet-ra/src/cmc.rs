@@ -369,6 +369,14 @@ pub fn actor(account: &ApplicationId) -> String {
     format!("subscriber:{account}")
 }
 
+/// The account a certificate belongs to, from who requested it: the applicant retrieving onto
+/// the token (`applicant:<reference>`) or the subscriber in the Certificate Management Center
+/// ([`actor`]). `None` for certificates an operator or an ACME account asked for.
+pub fn account_of(requested_by: &str) -> Option<ApplicationId> {
+    let reference = requested_by.strip_prefix("applicant:").or_else(|| requested_by.strip_prefix("subscriber:"))?;
+    ApplicationId::new(reference).ok()
+}
+
 async fn fail<S: AttemptStore>(store: &S, scope: AttemptScope, subject: &str, now: OffsetDateTime) -> CmcAuthError {
     match store.record_failure(scope, subject, &scope.default_policy(), now).await {
         Ok(LockState::Locked(until)) => CmcAuthError::Locked { until },
@@ -557,6 +565,15 @@ mod tests {
         let token = SoftToken::enroll(account(), TotpAlgorithm::Sha256, Digits::Eight, pin, NOW).expect("valid");
         let code = token.totp.code(NOW - time::Duration::seconds(30));
         token.register(&code, NOW).expect("the previous step's code registers")
+    }
+
+    #[test]
+    fn the_account_of_a_certificate_is_its_applicant_or_subscriber() {
+        assert_eq!(account_of("applicant:ABCDEFGHJKMN"), Some(account()));
+        assert_eq!(account_of(&actor(&account())), Some(account()));
+        for other in ["operator:alice", "acme:7", "applicant:not a reference", "ABCDEFGHJKMN"] {
+            assert_eq!(account_of(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod issuance;
 pub mod lockout;
 pub mod notify;
 pub mod operator;
+pub mod password_reset;
 pub mod renewal;
 pub mod totp;
 pub mod vetting;

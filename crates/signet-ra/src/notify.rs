@@ -15,6 +15,7 @@ use time::Date;
 
 use crate::application::{Application, ApplicationState, IssuedSecret, Transition};
 use crate::audit::AuditAction;
+use crate::password_reset::{ResetLink, ResetToken};
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
 
 /// Which notice a message is.
@@ -37,6 +38,8 @@ pub enum MessageKind {
     Expired,
     /// The application was rejected.
     Rejected,
+    /// A password reset link.
+    PasswordReset,
 }
 
 impl MessageKind {
@@ -51,6 +54,7 @@ impl MessageKind {
             Self::DeadlineReminder => "deadline-reminder",
             Self::Expired => "expired",
             Self::Rejected => "rejected",
+            Self::PasswordReset => "password-reset",
         }
     }
 }
@@ -259,6 +263,24 @@ impl Notifier {
         self.message(app, MessageKind::TokenShipped, "Your ECA token has shipped".into(), &body, String::new())
     }
 
+    /// The email with a password reset link for `link`'s account.
+    pub fn password_reset(&self, link: &ResetLink, token: &ResetToken) -> OutboxMessage {
+        let url = format!("{}/password-reset/new?token={}", self.base_url, token.expose());
+        let body_text = format!(
+            "Someone, probably you, asked to reset the password of your DoD ECA account for application {}.\n\n\
+             Choose a new password here (the link works once, for one hour):\n   {url}\n\n\
+             If you did not ask, ignore this email: your password stays as it is and still works.",
+            link.account,
+        );
+        OutboxMessage {
+            to: link.email.clone(),
+            subject: format!("Reset your ECA account password (application {})", link.account),
+            body_text,
+            kind: MessageKind::PasswordReset,
+            dedup_key: format!("{}:{}", MessageKind::PasswordReset.name(), link.digest),
+        }
+    }
+
     fn activation(&self, app: &Application, code: &str) -> OutboxMessage {
         let last_day = self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string());
         // DESIGN §2: the incumbent's login bug must not exist, and a forgotten password is
@@ -325,6 +347,18 @@ mod tests {
     fn only(mut v: Vec<OutboxMessage>) -> OutboxMessage {
         assert_eq!(v.len(), 1, "{v:?}");
         v.remove(0)
+    }
+
+    #[test]
+    fn the_reset_email_carries_the_link_and_says_nothing_changed_yet() {
+        let email = Email::new("jane.doe@acme.example").unwrap();
+        let (link, token) = ResetLink::issue(ApplicationId::new("ABCDEFGHJKMN").unwrap(), email, T0);
+        let m = notifier().password_reset(&link, &token);
+        assert_eq!((m.kind, m.to.as_str()), (MessageKind::PasswordReset, "jane.doe@acme.example"));
+        let url = format!("https://ra.example.gov/password-reset/new?token={}", token.expose());
+        assert!(m.body_text.contains(&url), "{}", m.body_text);
+        assert!(m.body_text.contains("still works") && m.subject.contains("ABCDEFGHJKMN"));
+        assert_eq!(m.dedup_key, format!("password-reset:{}", link.digest));
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub enum RenewalRefused {
     /// The certificate is revoked.
     #[error("the certificate is revoked: a revoked certificate cannot be renewed; apply for a new one")]
     Revoked,
+    /// A later certificate of the same type already replaces it: one renewal per certificate.
+    #[error("the certificate was already renewed: certificate {by} replaces it")]
+    Replaced {
+        /// The replacing certificate's serial (hex).
+        by: String,
+    },
 }
 
 /// Whether a certificate expiring at `not_after` may be renewed at `now`: from 90 days before

@@ -18,13 +18,13 @@ use serde::Deserialize;
 use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::acme::{AcmeStore, EabBinding, EabKey};
 use signet_ra::application::{ApplicationId, ApplicationStore};
 use signet_ra::cmc::{
     self, CmcAuthError, RECOVERY_QUESTION_COUNT, RECOVERY_QUESTIONS, SignedIn, SoftToken, SoftTokenStore,
 };
 use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout;
-use signet_ra::renewal;
 use signet_ra::totp::{Digits, TotpAlgorithm};
 use signet_store::AccountCertificate;
 use time::OffsetDateTime;
@@ -32,15 +32,14 @@ use time::OffsetDateTime;
 use crate::applicant::password_matches;
 use crate::error::{ApiError, PageError};
 use crate::ocsp::{forget, presign_new};
+use crate::renewal::{self, DEVICE_PROFILE};
 use crate::state::AppState;
-use crate::web::{Principal, Session, render};
+use crate::web::{Principal, Session, render, with_status};
 
 const SIGN_IN: &str = "/cmc/sign-in";
 const HOME: &str = "/cmc";
 /// The issuer name authenticator apps show beside the account.
 const TOTP_ISSUER: &str = "Signet CMC";
-/// The profile of device certificates created in the CMC (the catalog's device type).
-const DEVICE_PROFILE: &str = "device-tls";
 
 /// Reasons a subscriber may give; the others (CA compromise, certificate hold, …) are the CA's.
 const SUBSCRIBER_REASONS: [RevocationReason; 5] = [
@@ -65,11 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/certificates/{serial}/revoke", post(revoke))
         .route("/cmc/certificates/{serial}/renew", post(renew))
         .route("/cmc/devices", get(device_page).post(device_post))
-}
-
-fn with_status(mut r: Response, status: StatusCode) -> Response {
-    *r.status_mut() = status;
-    r
+        .route("/cmc/acme-keys", post(acme_key_post))
 }
 
 fn day(t: OffsetDateTime) -> String {
@@ -217,7 +212,7 @@ fn reason_label(r: RevocationReason) -> &'static str {
     }
 }
 
-fn row(s: &AppState, c: &AccountCertificate, now: OffsetDateTime) -> CertificateRow {
+fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: OffsetDateTime) -> CertificateRow {
     let type_name = s
         .catalog
         .profile(&c.profile)
@@ -227,15 +222,16 @@ fn row(s: &AppState, c: &AccountCertificate, now: OffsetDateTime) -> Certificate
         _ if c.not_after <= now => ("Expired".to_owned(), false),
         _ => ("Valid".to_owned(), false),
     };
-    let window = renewal::check_window(c.not_after, revoked, now);
+    // Internal errors cannot come from the rules; they read as "not renewable" all the same.
+    let refusal = renewal::refusal(c, all, now).map(|e| e.user_detail().unwrap_or_else(|cause| cause));
     CertificateRow {
         serial: c.serial.to_hex(),
         type_name,
         not_before: day(c.not_before),
         not_after: day(c.not_after),
         revocable: !revoked && c.not_after > now,
-        renewable: window.is_ok() && c.profile != DEVICE_PROFILE,
-        renewal: window.err().map(|e| e.to_string()).unwrap_or_default(),
+        renewable: refusal.is_none(),
+        renewal: refusal.unwrap_or_default(),
         status,
     }
 }
@@ -257,7 +253,8 @@ async fn home_view(
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let now = s.clock.now();
     let token = s.store.soft_token(id, "active").await?;
-    let certificates = s.store.account_certificates(id).await?.iter().map(|c| row(s, c, now)).collect();
+    let all = s.store.account_certificates(id).await?;
+    let certificates = all.iter().map(|c| row(s, c, &all, now)).collect();
     let device_domains = registered_domains(s, &app.form().organization).await?;
     let page = HomePage {
         csrf: session.csrf().to_owned(),
@@ -413,16 +410,13 @@ async fn renew_inner(
     serial: &str,
     form: RenewForm,
 ) -> Result<Response, PageError> {
-    let cert = owned(s, id, serial).await?;
+    let serial = Serial::from_hex(serial).map_err(|_| PageError::NotFound)?;
+    let all = s.store.account_certificates(id).await?;
+    let cert = all.iter().find(|c| c.serial == serial).ok_or(PageError::NotFound)?;
     let fail = |error: String| Outcome { error, error_serial: cert.serial.to_hex(), ..Outcome::default() };
-    if cert.profile == DEVICE_PROFILE {
-        let error = "Device certificates are not renewed here: create a new one for the device's new key.";
-        return home_view(s, session, id, fail(error.into())).await;
-    }
-    let revoked = matches!(cert.status, StoredStatus::Revoked { .. });
-    // Checked before the code, so a subscriber too early is told so without spending a code.
-    if let Err(refused) = renewal::check_window(cert.not_after, revoked, s.clock.now()) {
-        return home_view(s, session, id, fail(refused.to_string())).await;
+    // Checked before the code too, so a subscriber too early is told so without spending a code.
+    if let Some(refused) = renewal::refusal(cert, &all, s.clock.now()) {
+        return home_view(s, session, id, fail(user_message(refused)?)).await;
     }
     if form.csr.trim().is_empty() {
         return home_view(s, session, id, fail("Paste the certificate request (PEM) for the new key.".into())).await;
@@ -430,25 +424,9 @@ async fn renew_inner(
     if let Some(refused) = confirm(s, id, &form.code, "renew").await? {
         return home_view(s, session, id, fail(refused)).await;
     }
-    // The renewal repeats what the account was vetted for: the same profile, the subject from
-    // the application, and the validity length it chose; only the key is new.
-    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
-    let order = CertificateOrder {
-        profile: cert.profile.clone(),
-        subject: Subject::Person {
-            common_name: app.form().applicant.name.clone(),
-            organization: app.form().organization.clone(),
-            email: app.form().applicant.email.clone(),
-        },
-        validity_years: app.form().certificate.years(),
-    };
-    match s.service().issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
-        Ok(new) => {
-            presign_new(s, &new.serial);
-            tracing::info!(account = %id, old = %cert.serial, new = %new.serial, "subscriber renewed a certificate");
-            Ok(issued_view(s, session, "Renewed certificate", &new))
-        }
-        Err(e) => home_view(s, session, id, fail(user_message(e.into())?)).await,
+    match renewal::renew(s, id, cert, &all, form.csr.trim().as_bytes()).await {
+        Ok(new) => Ok(issued_view(s, session, "Renewed certificate", &new)),
+        Err(e) => home_view(s, session, id, fail(user_message(e)?)).await,
     }
 }
 
@@ -562,6 +540,65 @@ async fn device_inner(
             device_view(s, session, id, &form, &message).await
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "cmc/acme_key.html")]
+struct AcmeKeyPage {
+    csrf: String,
+    organization: String,
+    domains: Vec<String>,
+    kid: String,
+    hmac_key: String,
+    directory: String,
+}
+
+#[derive(Deserialize)]
+struct AcmeKeyForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// An External Account Binding key for the organization's ACME clients, created by one of its
+/// subscribers (step-up confirmed) for the domains the RA registered: the subscriber chooses
+/// when a device fleet gets a key, the RA still decides which names it may ever certify.
+#[tracing::instrument(skip_all)]
+async fn acme_key_post(State(s): State<AppState>, session: Session, Form(form): Form<AcmeKeyForm>) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    acme_key_inner(&s, &session, &id, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn acme_key_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    form: AcmeKeyForm,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let organization = app.form().organization.clone();
+    let Some(scope) = s.store.organization_domains(&organization).await? else {
+        let error =
+            "Your organization has no registered domains. Ask the RA to register them before creating ACME keys.";
+        return device_view(s, session, id, &DeviceForm::default(), error).await;
+    };
+    if let Some(refused) = confirm(s, id, &form.code, "create-acme-key").await? {
+        return device_view(s, session, id, &DeviceForm::default(), &refused).await;
+    }
+    let key = EabKey::generate(organization, scope, s.clock.now());
+    s.store.create_eab_key(&key, key.created_event(&cmc::actor(id))).await?;
+    let EabBinding::Unbound(secret) = &key.binding else {
+        return Err(PageError::Internal("a new EAB key is bound".into()));
+    };
+    tracing::info!(account = %id, kid = %key.id, "subscriber created an ACME EAB key");
+    let page = AcmeKeyPage {
+        csrf: session.csrf().to_owned(),
+        organization: key.organization.as_str().to_owned(),
+        domains: key.scope.domains().map(|d| d.as_str().to_owned()).collect(),
+        kid: key.id.to_string(),
+        hmac_key: secret.to_base64url(),
+        directory: format!("{}/acme/directory", s.base_url),
+    };
+    Ok(with_status(render(&page), StatusCode::CREATED))
 }
 
 // ---------------------------------------------------------------------------------------------

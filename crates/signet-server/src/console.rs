@@ -40,7 +40,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::error::PageError;
 use crate::state::{AppState, CommandFailure};
-use crate::web::{Principal, Session, render};
+use crate::web::{Principal, Session, render, with_status};
 
 const SIGN_IN: &str = "/console/sign-in";
 /// Queue rows per page.
@@ -60,12 +60,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/applications/{id}/{action}", post(application_post))
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
-}
-
-/// A rendered page with another status: 422 for a refused form, 401 or 423 for a refused sign-in.
-fn with_status(mut r: Response, status: StatusCode) -> Response {
-    *r.status_mut() = status;
-    r
 }
 
 fn when(t: OffsetDateTime) -> String {

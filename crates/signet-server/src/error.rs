@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_ra::issuance::{IssuanceError, RevocationError, StoreError};
+use signet_ra::renewal::RenewalRefused;
 
 /// An API failure.
 #[derive(Debug)]
@@ -119,6 +120,19 @@ impl From<RevocationError> for ApiError {
             RevocationError::NotFound(_) => ApiError::NotFound(e.to_string()),
             RevocationError::BadReason => ApiError::BadRequest { kind: "bad-reason", detail: e.to_string() },
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RenewalRefused> for ApiError {
+    fn from(e: RenewalRefused) -> Self {
+        let detail = e.to_string();
+        match e {
+            RenewalRefused::Expired { .. } => ApiError::Gone { kind: "expired", detail },
+            RenewalRefused::TooEarly { .. } => ApiError::Conflict { kind: "renewal-not-open", detail },
+            RenewalRefused::Revoked => ApiError::Conflict { kind: "revoked", detail },
+            RenewalRefused::Replaced { .. } => ApiError::Conflict { kind: "already-renewed", detail },
+            other => ApiError::Conflict { kind: "not-renewable", detail: other.to_string() },
         }
     }
 }

@@ -25,7 +25,9 @@ pub mod forms_pdf;
 pub mod jobs;
 pub mod mail;
 mod ocsp;
+mod password_reset;
 mod portal;
+mod renewal;
 mod retrieval;
 mod state;
 pub mod timeline_svg;
@@ -87,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .merge(applicant::router())
         .merge(console::router())
         .merge(cmc::router())
+        .merge(password_reset::router())
         .route("/static/site.css", get(web::stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::session_layer));
     Router::new()
@@ -94,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(acme::router(state.clone()))
         .merge(retrieval::router())
+        .merge(renewal::router())
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
@@ -110,7 +114,11 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The span names the path only: query strings carry one-time tokens (the email
+        // verification and password reset links), which must not reach the log.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 

@@ -25,8 +25,6 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signet_pki::RevocationReason;
-use signet_pki::issue::CertificateOrder;
-use signet_pki::subject::Subject;
 use signet_ra::application::{
     ActivationCode, Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, Transition,
     TransitionError,
@@ -197,15 +195,7 @@ async fn issue(
     csr: &[u8],
 ) -> Result<(signet_pki::IssuedCertificate, String), ApiError> {
     let form = app.form();
-    let order = CertificateOrder {
-        profile: format!("{}-identity", form.certificate.cert_type()),
-        subject: Subject::Person {
-            common_name: form.applicant.name.clone(),
-            organization: form.organization.clone(),
-            email: form.applicant.email.clone(),
-        },
-        validity_years: form.certificate.years(),
-    };
+    let order = form.person_order(format!("{}-identity", form.certificate.cert_type()));
     let cert = state.service().issue(&actor(app.id()), &order, csr).await?;
     Ok((cert, order.profile))
 }

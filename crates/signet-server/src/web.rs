@@ -11,7 +11,7 @@ use askama::Template;
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
@@ -263,6 +263,13 @@ pub(crate) fn render<T: Template>(page: &T) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => PageError::Internal(format!("template: {e}")).into_response(),
     }
+}
+
+/// A rendered page with another status: 422 for a refused form, 401 or 423 for a refused sign-in,
+/// 410 for a link that no longer works.
+pub(crate) fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
 }
 
 /// The stylesheet every page links (no inline styles: the CSP forbids them).

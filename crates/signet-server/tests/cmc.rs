@@ -342,6 +342,7 @@ async fn ocsp_status(c: &Cmc, serial: &str) -> String {
         .unwrap();
     assert_eq!(resp_der.status(), StatusCode::OK);
     std::fs::write(&resp, axum::body::to_bytes(resp_der.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let skew = (OffsetDateTime::now_utc() - c.clock.now()).whole_seconds().abs() + 3600;
     let out = run(
         "openssl",
         &[
@@ -356,6 +357,9 @@ async fn ocsp_status(c: &Cmc, serial: &str) -> String {
             issuer.to_str().unwrap(),
             "-serial",
             &format!("0x{serial}"),
+            // OpenSSL checks thisUpdate/nextUpdate against the real clock; the server's is fake.
+            "-validity_period",
+            &skew.to_string(),
         ],
     );
     out.lines()
@@ -466,6 +470,109 @@ async fn renewal_opens_90_days_before_expiry() {
         modulus(&["req", "-in", dir.join("renewal.csr").to_str().unwrap(), "-noout", "-modulus"])
     );
     assert_eq!(c.state.store().account_certificates(&c.account).await.unwrap().len(), 2);
+    // One renewal per certificate: the old one is now replaced.
+    b.get("/cmc").await;
+    let p = b.post(&path, &[("csr", &csr(dir, "again")), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("already renewed"), "{}", p.body);
+    audit_intact(&c).await;
+}
+
+/// `POST /api/v1/renewal` as `signet token renew` calls it, with the proof made by OpenSSL.
+async fn renewal_api(c: &Cmc, certificate: &str, csr_der: &[u8], proof: &[u8]) -> (StatusCode, serde_json::Value) {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body = serde_json::json!({ "certificate": certificate, "csr": b64(csr_der), "proof": b64(proof) });
+    let resp = c
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/renewal")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn renewal_by_the_current_key_over_the_api() {
+    let c = cmc("sqlite").await;
+    let dir = c.dir.path();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    csr(dir, "renewal");
+    run("openssl", &["req", "-in", &file("renewal.csr"), "-outform", "DER", "-out", &file("renewal.der")]);
+    let new_csr = std::fs::read(dir.join("renewal.der")).unwrap();
+    std::fs::write(dir.join("message.bin"), signet_ra::renewal::proof_message(&new_csr)).unwrap();
+    // OpenSSL signs the renewal message with a key: the current one, or the new one.
+    let proof_by = |key: &str| {
+        run("openssl", &["dgst", "-sha256", "-sign", &file(key), "-out", &file("proof.bin"), &file("message.bin")]);
+        std::fs::read(dir.join("proof.bin")).unwrap()
+    };
+    let record = c.state.store().account_certificates(&c.account).await.unwrap().remove(0);
+    let current = signet_pki::to_pem("CERTIFICATE", &record.der);
+
+    let (status, problem) = renewal_api(&c, &current, &new_csr, &proof_by("renewal.key")).await;
+    assert_eq!((status, problem["type"].as_str()), (StatusCode::FORBIDDEN, Some("urn:signet:problem:bad-proof")));
+    let proof = proof_by("identity.key");
+    let (status, problem) = renewal_api(&c, &current, &new_csr, &proof).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().starts_with("renewal opens on"), "{problem}");
+    // A certificate of another CA, and one that is not a certificate.
+    run(
+        "openssl",
+        &["req", "-x509", "-key", &file("identity.key"), "-subj", "/CN=self", "-days", "30", "-out", &file("self.pem")],
+    );
+    let (status, problem) =
+        renewal_api(&c, &std::fs::read_to_string(dir.join("self.pem")).unwrap(), &new_csr, &proof).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::FORBIDDEN, Some("urn:signet:problem:unknown-certificate"))
+    );
+    let (status, problem) = renewal_api(&c, "not a certificate", &new_csr, &proof).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("urn:signet:problem:bad-certificate"))
+    );
+
+    c.clock.advance(record.not_after - Duration::days(30) - c.clock.now());
+    let (status, renewed) = renewal_api(&c, &current, &new_csr, &proof).await;
+    assert_eq!(status, StatusCode::CREATED, "{renewed}");
+    assert_eq!(renewed["replaces"].as_str(), Some(c.serial.as_str()));
+    std::fs::write(dir.join("renewed.pem"), renewed["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("chain.pem"), renewed["chain"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    let at = c.clock.now().unix_timestamp().to_string();
+    let verified = run(
+        "openssl",
+        &[
+            "verify",
+            "-attime",
+            &at,
+            "-policy",
+            MEDIUM_TOKEN_OID,
+            "-explicit_policy",
+            "-CAfile",
+            &file("root.pem"),
+            "-untrusted",
+            &file("chain.pem"),
+            &file("renewed.pem"),
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    let modulus = |args: &[&str]| run("openssl", args);
+    assert_eq!(
+        modulus(&["x509", "-in", &file("renewed.pem"), "-noout", "-modulus"]),
+        modulus(&["req", "-in", &file("renewal.csr"), "-noout", "-modulus"])
+    );
+    // The same proof again: the certificate is replaced now.
+    let (status, problem) = renewal_api(&c, &current, &new_csr, &proof).await;
+    assert_eq!((status, problem["type"].as_str()), (StatusCode::CONFLICT, Some("urn:signet:problem:already-renewed")));
+    let records = c.state.store().audit_records().await.unwrap();
+    let issued: Vec<_> = records.iter().filter(|r| r.action == "certificate-issued").map(|r| r.actor.clone()).collect();
+    assert_eq!(issued.last().map(String::as_str), Some(format!("subscriber:{}", c.account).as_str()));
     audit_intact(&c).await;
 }
 
@@ -479,6 +586,8 @@ async fn device_certificates_only_under_registered_domains() {
         .post("/cmc/devices", &[("names", "www.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))])
         .await;
     assert!(p.body.contains("no registered domains"), "{}", p.body);
+    let p = b.post("/cmc/acme-keys", &[("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("no registered domains") && !p.body.contains("Create ACME key"), "{}", p.body);
     let org = sample_form("medium-token").organization;
     let key = EabKey::generate(org, DomainScope::parse("acme.example").unwrap(), c.clock.now());
     c.state.store().create_eab_key(&key, key.created_event("cli:ra")).await.unwrap();
@@ -532,6 +641,27 @@ async fn device_certificates_only_under_registered_domains() {
     assert!(subject.contains("Acme, Inc.") && subject.contains("www.acme.example"), "organization-scoped: {subject}");
     let home = b.get("/cmc").await;
     assert!(home.body.contains("Device"), "{}", home.body);
+
+    // An ACME key for the organization's clients, created here with step-up, for the domains the
+    // RA registered; its HMAC key is shown once and is the stored one.
+    let p = b.get("/cmc/devices").await;
+    assert!(p.body.contains("Create ACME key"), "{}", p.body);
+    let p = b.post("/cmc/acme-keys", &[("code", "12345678")]).await;
+    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    let p = b.post("/cmc/acme-keys", &[("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let kid = between(&p.body, "id=\"kid\" value=\"", "\"").to_owned();
+    let hmac = between(&p.body, "id=\"hmac-key\" value=\"", "\"").to_owned();
+    let stored = c.state.store().eab_key(&signet_ra::acme::EabKeyId::parse(&kid).unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.organization, sample_form("medium-token").organization);
+    assert_eq!(stored.scope, DomainScope::parse("acme.example").unwrap());
+    let signet_ra::acme::EabBinding::Unbound(secret) = &stored.binding else { panic!("a new key is unbound") };
+    assert_eq!(secret.to_base64url(), hmac);
+    let records = c.state.store().audit_records().await.unwrap();
+    let created: Vec<&str> =
+        records.iter().filter(|r| r.action == "acme-eab-key-created").map(|r| r.actor.as_str()).collect();
+    assert_eq!(created, ["cli:ra".to_owned(), format!("subscriber:{}", c.account)]);
+    audit_intact(&c).await;
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use crate::{Store, backend_error, unique_or};
 
 /// Every message kind the outbox table's CHECK admits. `MessageKind` is non-exhaustive, so a new
 /// kind needs a migration anyway; the unit test below keeps this list and the migration equal.
-const MESSAGE_KINDS: [MessageKind; 8] = [
+const MESSAGE_KINDS: [MessageKind; 9] = [
     MessageKind::EmailVerification,
     MessageKind::FormsReceived,
     MessageKind::Approved,
@@ -31,6 +31,7 @@ const MESSAGE_KINDS: [MessageKind; 8] = [
     MessageKind::DeadlineReminder,
     MessageKind::Expired,
     MessageKind::Rejected,
+    MessageKind::PasswordReset,
 ];
 
 /// A queued message as the mail relay sees it.
@@ -93,7 +94,7 @@ pub(crate) fn application(row: &AnyRow) -> Result<Application, StoreError> {
 }
 
 /// What the SQL binds for an outbox row.
-struct OutboxRow {
+pub(crate) struct OutboxRow {
     dedup_key: String,
     recipient: String,
     subject: String,
@@ -101,7 +102,7 @@ struct OutboxRow {
     kind: &'static str,
 }
 
-fn outbox_rows(outbox: &[OutboxMessage]) -> Vec<OutboxRow> {
+pub(crate) fn outbox_rows(outbox: &[OutboxMessage]) -> Vec<OutboxRow> {
     outbox
         .iter()
         .map(|m| OutboxRow {
@@ -116,7 +117,11 @@ fn outbox_rows(outbox: &[OutboxMessage]) -> Vec<OutboxRow> {
 
 /// Queues `rows` on `conn`. A key queued before is skipped by the database itself (not by a
 /// prior SELECT), so concurrent jobs cannot both insert it and the transaction never fails on it.
-async fn insert_outbox(conn: &mut AnyConnection, rows: Vec<OutboxRow>, queued_at: i64) -> Result<(), StoreError> {
+pub(crate) async fn insert_outbox(
+    conn: &mut AnyConnection,
+    rows: Vec<OutboxRow>,
+    queued_at: i64,
+) -> Result<(), StoreError> {
     for r in rows {
         sqlx::query(
             "INSERT INTO outbox (dedup_key, recipient, subject, body_text, kind, queued_at) \
@@ -271,12 +276,13 @@ impl ApplicationStore for Store {
         let phc = password.as_phc().to_owned();
         let at = submitted.audit.at.unix_timestamp();
         let outbox = outbox_rows(outbox);
+        let email_lower = app.form().applicant.email.as_str().to_lowercase();
         self.audited(&submitted.audit, move |c| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO applications \
-                     (id, form, password_phc, submitted_at, revision, state, state_data, is_open, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     (id, form, password_phc, submitted_at, revision, state, state_data, is_open, updated_at, \
+                     email_lower) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(row.id)
                 .bind(form)
@@ -287,6 +293,7 @@ impl ApplicationStore for Store {
                 .bind(row.state_data)
                 .bind(row.is_open)
                 .bind(at)
+                .bind(email_lower)
                 .execute(&mut *c)
                 .await
                 .map_err(|e| unique_or(e, "id"))?;
@@ -435,8 +442,13 @@ mod tests {
 
     #[test]
     fn migration_kind_list_is_every_message_kind() {
+        // The newest migration that rebuilds the kind list.
+        let latest = [
+            ("sqlite", include_str!("../migrations/sqlite/0008_password_reset.sql")),
+            ("postgres", include_str!("../migrations/postgres/0008_password_reset.sql")),
+        ];
         let names: Vec<&str> = MESSAGE_KINDS.iter().map(|k| k.name()).collect();
-        for (backend, sql) in MIGRATIONS {
+        for (backend, sql) in latest {
             assert_eq!(check_list(sql, "kind"), names, "{backend}");
         }
     }

@@ -32,16 +32,24 @@ pub struct CertificateRecord {
     pub der: Vec<u8>,
     /// Revocation status.
     pub status: StoredStatus,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// Who asked for it, as the audit log names them (`applicant:<reference>`, `subscriber:<reference>`,
+    /// `operator:<name>`, `acme:<account>`).
+    pub requested_by: String,
 }
 
 impl Store {
     /// An issued certificate by serial.
     pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
-        let row = sqlx::query("SELECT profile, der, revoked_at, revocation_reason FROM certificates WHERE serial = $1 AND state = 'issued'")
-            .bind(serial.to_hex())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(backend_error)?;
+        let row = sqlx::query(
+            "SELECT profile, der, revoked_at, revocation_reason, not_after, requested_by FROM certificates \
+             WHERE serial = $1 AND state = 'issued'",
+        )
+        .bind(serial.to_hex())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(backend_error)?;
         let Some(r) = row else { return Ok(None) };
         let revoked_at: Option<i64> = r.try_get(2).map_err(backend_error)?;
         let reason_code: Option<i64> = r.try_get(3).map_err(backend_error)?;
@@ -54,6 +62,8 @@ impl Store {
             profile: r.try_get(0).map_err(backend_error)?,
             der: r.try_get(1).map_err(backend_error)?,
             status,
+            not_after: ts(r.try_get(4).map_err(backend_error)?)?,
+            requested_by: r.try_get(5).map_err(backend_error)?,
         }))
     }
 

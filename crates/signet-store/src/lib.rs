@@ -18,9 +18,11 @@ mod cmc;
 mod console;
 mod jobs;
 mod operators;
+mod password_reset;
 mod sessions;
 
 pub use applications::QueuedMessage;
+pub use ca::CertificateRecord;
 pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
 pub use sessions::SessionRecord;

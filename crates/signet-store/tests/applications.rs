@@ -324,3 +324,63 @@ async fn concurrent_transitions_from_one_revision_have_one_winner() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn reset_links_change_the_password_once_and_only_in_time() {
+    use signet_ra::password_reset::{PasswordResetStore, ResetLink};
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let first = submit(&store, &clock).await.application.id().clone();
+        let second = submit(&store, &clock).await.application.id().clone();
+        // Found by address without regard to case, oldest account first, with the stored spelling.
+        let found = store.accounts_with_email(&Email::new("Jane.Doe@ACME.example").unwrap()).await.unwrap();
+        let ids: Vec<&ApplicationId> = found.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [&first, &second]);
+        assert_eq!(found[0].1.as_str(), "jane.doe@acme.example");
+        assert!(store.accounts_with_email(&Email::new("nobody@acme.example").unwrap()).await.unwrap().is_empty());
+
+        let (link, token) = ResetLink::issue(first.clone(), found[0].1.clone(), clock.now());
+        let mail = notifier().password_reset(&link, &token);
+        store.create_link(&link, &mail, link.requested_event()).await.unwrap();
+        assert_eq!(store.links_sent_since(&first, clock.now() - Duration::hours(1)).await.unwrap(), 1);
+        assert_eq!(store.links_sent_since(&second, clock.now() - Duration::hours(1)).await.unwrap(), 0);
+        assert_eq!(store.link(&token.digest()).await.unwrap().as_ref(), Some(&link));
+        assert_eq!(store.link(&"0".repeat(64)).await.unwrap(), None);
+        let stored: String =
+            sqlx::query("SELECT token_digest FROM password_resets").fetch_one(store.pool()).await.unwrap().get(0);
+        assert!(!stored.contains(token.expose()), "only the digest is kept");
+        let queued = store.pending_outbox(clock.now(), 10).await.unwrap();
+        assert!(queued.iter().any(|q| q.message.kind == MessageKind::PasswordReset));
+
+        // A second link for the same account, then the first is used: both are spent.
+        let (other, other_token) = ResetLink::issue(first.clone(), found[0].1.clone(), clock.now());
+        store
+            .create_link(&other, &notifier().password_reset(&other, &other_token), other.requested_event())
+            .await
+            .unwrap();
+        let email = Email::new("jane.doe@acme.example").unwrap();
+        let new = PasswordHash::new(&NewPassword::new("Lantern-Fjord-Pivot-73", &email).unwrap()).unwrap();
+        clock.advance(Duration::minutes(10));
+        let before = audit_rows(&store).await;
+        store.use_link(&link, &new, link.changed_event(clock.now()), clock.now()).await.unwrap();
+        assert_eq!(audit_rows(&store).await, before + 1);
+        assert!(store.application_password(&first).await.unwrap().unwrap().verify("Lantern-Fjord-Pivot-73"));
+        assert!(store.application_password(&second).await.unwrap().unwrap().verify("plover-quartz-meander-41"));
+        for spent in [&link, &other] {
+            let again = store.use_link(spent, password(), spent.changed_event(clock.now()), clock.now()).await;
+            assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        }
+        assert_eq!(audit_rows(&store).await, before + 1, "a refused use writes nothing");
+        assert!(store.link(&other_token.digest()).await.unwrap().unwrap().used_at.is_some());
+
+        // An expired link changes nothing.
+        let (late, _) = ResetLink::issue(second.clone(), found[1].1.clone(), clock.now());
+        store.create_link(&late, &message(&format!("late:{}", late.digest)), late.requested_event()).await.unwrap();
+        clock.advance(Duration::hours(1));
+        let again = store.use_link(&late, &new, late.changed_event(clock.now()), clock.now()).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        assert!(store.application_password(&second).await.unwrap().unwrap().verify("plover-quartz-meander-41"));
+        assert!(store.verify_audit().await.unwrap().is_ok());
+    })
+    .await;
+}

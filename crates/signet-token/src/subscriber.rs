@@ -540,6 +540,12 @@ impl IdentityKey {
     pub fn certificate_request(&self) -> Result<Vec<u8>, TokenError> {
         certification_request(&self.signer, self.label())
     }
+
+    /// Signs `message` with the key on the token (RSA PKCS#1 v1.5 or ECDSA, SHA-256 for
+    /// RSA-2048 and P-256), as a renewal's proof of holding the key being replaced.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {
+        self.signer.sign(message).map_err(|e| TokenError::Device(e.to_string()))
+    }
 }
 
 impl TokenSession {
@@ -563,17 +569,50 @@ impl TokenSession {
         Ok(IdentityKey { signer, id })
     }
 
-    /// Deletes a key pair that did not get its certificate (the server refused, or the
-    /// connection failed), so the token holds no key without a purpose.
+    /// Deletes a key pair and its certificate, if it has one: a key that did not get its
+    /// certificate (the server refused, or the connection failed), so the token holds no key
+    /// without a purpose, or the key a renewal replaced.
     pub fn discard(&self, key: IdentityKey) -> Result<(), TokenError> {
         let IdentityKey { signer, id } = key;
         drop(signer);
-        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::CERTIFICATE] {
             for object in self.find(&[Attribute::Class(class), Attribute::Id(id.clone())])? {
                 self.session.destroy_object(object).map_err(device)?;
             }
         }
         Ok(())
+    }
+
+    /// The identity key labelled `label` and its certificate (DER): what a renewal replaces.
+    /// [`TokenError::KeyNotFound`] if there is no such key, or if it has no certificate.
+    pub fn certified_key(&self, label: &str) -> Result<(IdentityKey, Vec<u8>), TokenError> {
+        let private = self.one_object(ObjectClass::PRIVATE_KEY, label)?;
+        let id = self.id_of(private)?;
+        let not_found = || TokenError::KeyNotFound { token: self.config.token_label.clone(), key: label.to_owned() };
+        let certificate = match self.find(&[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Id(id.clone())])?[..]
+        {
+            [one] => match self.session.get_attributes(one, &[AttributeType::Value]).map_err(device)?.as_slice() {
+                [Attribute::Value(der)] => der.clone(),
+                _ => return Err(not_found()),
+            },
+            _ => return Err(not_found()),
+        };
+        let signer = Pkcs11Signer::open(&Pkcs11KeyConfig { key_label: label.to_owned(), ..self.config.clone() })?;
+        Ok((IdentityKey { signer, id }, certificate))
+    }
+
+    /// Finishes a renewal once `new` has its certificate: gives the new key pair and
+    /// certificate the label `label` of the ones they replace, then deletes `old` and its
+    /// certificate, so applications find one identity under the usual label.
+    pub fn replace(&self, old: IdentityKey, new: IdentityKey, label: &str) -> Result<(), TokenError> {
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::CERTIFICATE] {
+            for object in self.find(&[Attribute::Class(class), Attribute::Id(new.id.clone())])? {
+                self.session
+                    .update_attributes(object, &[Attribute::Label(label.as_bytes().to_vec())])
+                    .map_err(device)?;
+            }
+        }
+        self.discard(old)
     }
 
     /// Writes the issued certificate under the key's label and `CKA_ID`, then each CA

@@ -1,7 +1,10 @@
 //! `signet token …`: the applicant's side of certificate retrieval (issue #4), on any OS with a
 //! PKCS#11 module. `readiness` is the seed guide's "Please Check if my System is Ready";
 //! `retrieve` initializes a blank token, generates the identity key on it, sends the request
-//! with the activation code and account password, and writes the certificate and chain back.
+//! with the activation code and account password, and writes the certificate and chain back;
+//! `renew`, in the 90 days before the certificate expires, generates a new key on the token,
+//! proves with the current key that it is the subscriber asking, and replaces key and
+//! certificate under the same label.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 use signet_pki::KeyAlgorithm;
 use signet_ra::application::{ActivationCode, ApplicationId};
+use signet_ra::renewal::proof_message;
 use signet_token::TokenError;
 use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, readiness};
 
@@ -42,6 +46,31 @@ pub(crate) enum TokenCommand {
     },
     /// Retrieve your identity certificate onto your token with the emailed activation code.
     Retrieve(RetrieveArgs),
+    /// Renew the identity certificate on your token (in the 90 days before it expires): a new
+    /// key pair on the token, and a new certificate for it.
+    Renew(RenewArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct RenewArgs {
+    /// The Signet server, e.g. https://ra.example.gov (plain http:// only to this machine).
+    #[arg(long)]
+    server: String,
+    /// The PKCS#11 module of the token.
+    #[arg(long)]
+    module: PathBuf,
+    /// The application reference the certificate was retrieved for.
+    #[arg(long)]
+    application: String,
+    /// The token's slot number, when several tokens are inserted.
+    #[arg(long)]
+    slot: Option<u64>,
+    /// The new key's type: rsa-2048 or p-256 (default: the current key's type).
+    #[arg(long)]
+    key_type: Option<KeyAlgorithm>,
+    /// Trust these CA certificates (PEM) for the server's TLS certificate, beside the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -74,6 +103,7 @@ pub(crate) async fn run(command: TokenCommand) -> Result<ExitCode, Error> {
             Ok(if report.is_ready() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         TokenCommand::Retrieve(args) => retrieve(args).await.map(|()| ExitCode::SUCCESS),
+        TokenCommand::Renew(args) => renew(args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -145,9 +175,7 @@ async fn retrieve_steps(
     let mut token = SubscriberToken::find(&a.module, a.slot)?;
 
     let session = if token.is_initialized() {
-        steps.start(2, format!("Logging in to token {:?}", token.label()));
-        let pin = steps.pause(|| secret(PIN_ENV, &format!("PIN of token {:?}: ", token.label())))?;
-        token.login(&pin)?
+        log_in(steps, &token)?
     } else {
         steps.start(2, "Initializing the blank token");
         let pin = steps.pause(|| new_pin(&token))?;
@@ -165,7 +193,7 @@ async fn retrieve_steps(
     };
 
     steps.start(3, format!("Generating the {} identity key pair on the token", a.key_type));
-    let key = match session.generate_identity_key(a.key_type, &format!("ECA identity {application}")) {
+    let key = match session.generate_identity_key(a.key_type, &identity_label(application)) {
         Ok(key) => key,
         Err(TokenError::KeyExists { token, key }) => {
             return Err(format!(
@@ -178,16 +206,15 @@ async fn retrieve_steps(
     };
 
     steps.start(4, format!("Sending the certificate request to {}", endpoint.base));
-    let answer = match request_certificate(endpoint, &key, application, code, password).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            // Without its certificate the key has no use: the token keeps no key without one.
-            if let Err(discard) = session.discard(key) {
-                steps.pause(|| eprintln!("warning: the unused key pair stayed on the token: {discard}"));
-            }
-            return Err(e);
-        }
-    };
+    let csr = key.certificate_request()?;
+    let body = serde_json::json!({
+        "application": application.as_str(),
+        "activation_code": code.expose(),
+        "password": password,
+        "csr": base64::engine::general_purpose::STANDARD.encode(csr),
+    });
+    let request = endpoint.request("/api/v1/retrieval", body, "retrieval");
+    let (key, answer) = send_or_discard(steps, &session, key, request).await?;
 
     steps.start(5, "Writing the certificate and chain to the token");
     store(&session, &key, &answer)?;
@@ -203,6 +230,13 @@ async fn retrieve_steps(
     Ok(())
 }
 
+/// Logs in to an initialized token with the PIN from the environment or typed.
+fn log_in(steps: &Steps, token: &SubscriberToken) -> Result<TokenSession, Error> {
+    steps.start(2, format!("Logging in to token {:?}", token.label()));
+    let pin = steps.pause(|| secret(PIN_ENV, &format!("PIN of token {:?}: ", token.label())))?;
+    Ok(token.login(&pin)?)
+}
+
 /// Asks for the new token PIN twice (or reads it from the environment).
 fn new_pin(token: &SubscriberToken) -> Result<String, Error> {
     if let Ok(pin) = std::env::var(NEW_PIN_ENV) {
@@ -216,9 +250,89 @@ fn new_pin(token: &SubscriberToken) -> Result<String, Error> {
     Ok(first)
 }
 
-/// The server's answer to a retrieval.
+/// Waits for the server's certificate for `key`; if there is none, deletes the key: without
+/// its certificate the key has no use, and the token keeps no key without one.
+async fn send_or_discard(
+    steps: &Steps,
+    session: &TokenSession,
+    key: IdentityKey,
+    request: impl Future<Output = Result<Issued, Error>>,
+) -> Result<(IdentityKey, Issued), Error> {
+    match request.await {
+        Ok(answer) => Ok((key, answer)),
+        Err(e) => {
+            if let Err(discard) = session.discard(key) {
+                steps.pause(|| eprintln!("warning: the unused key pair stayed on the token: {discard}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn renew(a: RenewArgs) -> Result<(), Error> {
+    let application = ApplicationId::new(&a.application)?;
+    let endpoint = Endpoint::new(&a.server, a.ca_file.as_deref())?;
+    let steps = Steps::new();
+    let outcome = renew_steps(&a, &steps, &endpoint, &application).await;
+    if outcome.is_err() {
+        steps.fail();
+    }
+    outcome
+}
+
+async fn renew_steps(
+    a: &RenewArgs,
+    steps: &Steps,
+    endpoint: &Endpoint,
+    application: &ApplicationId,
+) -> Result<(), Error> {
+    steps.start(1, "Finding the token");
+    let token = SubscriberToken::find(&a.module, a.slot)?;
+    if !token.is_initialized() {
+        return Err("the token is blank: retrieve your certificate onto it first (signet token retrieve)".into());
+    }
+    let session = log_in(steps, &token)?;
+    let label = identity_label(application);
+    let (current, certificate) = session.certified_key(&label)?;
+
+    let key_type = a.key_type.unwrap_or(current.algorithm());
+    steps.start(3, format!("Generating the new {key_type} identity key pair on the token"));
+    let key = session.generate_identity_key(key_type, &format!("{label} (renewal)"))?;
+
+    steps.start(4, format!("Sending the renewal request to {}", endpoint.base));
+    let csr = key.certificate_request()?;
+    let proof = current.sign(&proof_message(&csr))?;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let body = serde_json::json!({
+        "certificate": signet_pki::to_pem("CERTIFICATE", &certificate),
+        "csr": b64(&csr),
+        "proof": b64(&proof),
+    });
+    let request = endpoint.request("/api/v1/renewal", body, "renewal");
+    let (key, answer) = send_or_discard(steps, &session, key, request).await?;
+
+    steps.start(5, "Writing the new certificate to the token and removing the old key");
+    store(&session, &key, &answer)?;
+    let new_id = hex::encode(key.id());
+    session.replace(current, key, &label)?;
+    steps.finish("Certificate renewed");
+    println!(
+        "Renewed: certificate {} ({}) replaces the old one on token {:?}; key and certificate labelled {label:?}, ID {new_id}.",
+        answer.serial,
+        answer.profile,
+        token.label(),
+    );
+    Ok(())
+}
+
+/// The label of the identity key and certificate of `application` on the token.
+fn identity_label(application: &ApplicationId) -> String {
+    format!("ECA identity {application}")
+}
+
+/// The server's answer to a retrieval or renewal.
 #[derive(serde::Deserialize)]
-struct Retrieved {
+struct Issued {
     serial: String,
     profile: String,
     certificate: String,
@@ -231,33 +345,9 @@ struct Problem {
     detail: String,
 }
 
-async fn request_certificate(
-    endpoint: &Endpoint,
-    key: &IdentityKey,
-    application: &ApplicationId,
-    code: &ActivationCode,
-    password: String,
-) -> Result<Retrieved, Error> {
-    let csr = key.certificate_request()?;
-    let body = serde_json::json!({
-        "application": application.as_str(),
-        "activation_code": code.expose(),
-        "password": password,
-        "csr": base64::engine::general_purpose::STANDARD.encode(csr),
-    });
-    let (status, answer) = endpoint.post_json("/api/v1/retrieval", body.to_string().into_bytes()).await?;
-    if status == 201 {
-        return Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?);
-    }
-    let detail = serde_json::from_slice::<Problem>(&answer)
-        .map(|p| p.detail)
-        .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(&answer)));
-    Err(format!("the server refused the retrieval: {detail}").into())
-}
-
 /// Writes the certificate and chain; if the token refuses, saves them to a file so the issued
 /// certificate is not lost (the activation code is spent by now).
-fn store(session: &TokenSession, key: &IdentityKey, answer: &Retrieved) -> Result<(), Error> {
+fn store(session: &TokenSession, key: &IdentityKey, answer: &Issued) -> Result<(), Error> {
     let leaf = pem::parse(&answer.certificate)?.into_contents();
     let chain: Vec<Vec<u8>> = pem::parse_many(&answer.chain)?.into_iter().map(pem::Pem::into_contents).collect();
     if let Err(e) = session.store_certificates(key, &leaf, &chain) {
@@ -305,6 +395,19 @@ impl Endpoint {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https { Some(Arc::new(tls_config(ca_file)?)) } else { None };
         Ok(Self { base, host, port, tls })
+    }
+
+    /// POSTs `body` to `path` and reads the certificate from a 201 answer; a refusal's
+    /// problem detail becomes the error, naming `what` was refused.
+    async fn request(&self, path: &str, body: serde_json::Value, what: &str) -> Result<Issued, Error> {
+        let (status, answer) = self.post_json(path, body.to_string().into_bytes()).await?;
+        if status == 201 {
+            return Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?);
+        }
+        let detail = serde_json::from_slice::<Problem>(&answer)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(&answer)));
+        Err(format!("the server refused the {what}: {detail}").into())
     }
 
     /// POSTs a JSON body to `path`; returns the status and the body (at most [`MAX_ANSWER`]).

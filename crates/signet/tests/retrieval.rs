@@ -174,6 +174,25 @@ impl World {
         self.signet(&args, &all).await
     }
 
+    /// `signet token renew` for `app`'s identity certificate on its token, chosen by slot
+    /// (SoftHSM2 always shows a blank slot beside it).
+    async fn renew(&self, app: &ApplicationId) -> (bool, String, String) {
+        let slot = self.slot_of(&format!("ECA {app}")).await;
+        let args = [
+            "token",
+            "renew",
+            "--server",
+            &self.server.base_url,
+            "--module",
+            SOFTHSM,
+            "--application",
+            app.as_str(),
+            "--slot",
+            &slot,
+        ];
+        self.signet(&args, &[("SIGNET_PIN", PIN)]).await
+    }
+
     /// The slot of the token labelled `label`, as `signet token readiness` lists it.
     async fn slot_of(&self, label: &str) -> String {
         let (ok, out, err) = self.signet(&["token", "readiness", "--module", SOFTHSM], &[]).await;
@@ -203,6 +222,29 @@ impl World {
             }
         }
         out
+    }
+}
+
+impl World {
+    /// The token's key `id` signs; OpenSSL verifies with the public key of `certificate` (PEM).
+    fn signs_with(&self, token_label: &str, id: &str, key_type: &str, certificate: &Path) {
+        let data = self.path("data.txt");
+        std::fs::write(&data, b"signed on the token").unwrap();
+        let sig = self.path("data.sig");
+        let digest = self.path("data.sha256");
+        let sign = if key_type == "p-256" {
+            // SoftHSM2 has no CKM_ECDSA_SHA256: the token signs a SHA-256 digest made by OpenSSL.
+            must("openssl", &["dgst", "-sha256", "-binary", "-out", file(&digest), file(&data)], &[]);
+            vec!["--sign", "--id", id, "-m", "ECDSA", "--signature-format", "openssl", "-i", file(&digest)]
+        } else {
+            vec!["--sign", "--id", id, "-m", "SHA256-RSA-PKCS", "-i", file(&data)]
+        };
+        self.pkcs11_tool(token_label, &[&sign[..], &["-o", file(&sig)]].concat());
+        let public = self.path("leaf.pub.pem");
+        must("openssl", &["x509", "-in", file(certificate), "-pubkey", "-noout", "-out", file(&public)], &[]);
+        let out =
+            must("openssl", &["dgst", "-sha256", "-verify", file(&public), "-signature", file(&sig), file(&data)], &[]);
+        assert_eq!(out.trim(), "Verified OK");
     }
 }
 
@@ -302,24 +344,7 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     let subject = must("openssl", &["x509", "-noout", "-subject", "-in", file(&leaf)], &[]);
     assert!(subject.contains("O = U.S. Government") && subject.contains("CN = Jane Q. Doe"), "{subject}");
 
-    // The token's key signs; OpenSSL verifies with the certificate's public key.
-    let data = w.path("data.txt");
-    std::fs::write(&data, b"signed on the token").unwrap();
-    let sig = w.path("data.sig");
-    let digest = w.path("data.sha256");
-    let sign = if key_type == "p-256" {
-        // SoftHSM2 has no CKM_ECDSA_SHA256: the token signs a SHA-256 digest made by OpenSSL.
-        must("openssl", &["dgst", "-sha256", "-binary", "-out", file(&digest), file(&data)], &[]);
-        vec!["--sign", "--id", id, "-m", "ECDSA", "--signature-format", "openssl", "-i", file(&digest)]
-    } else {
-        vec!["--sign", "--id", id, "-m", "SHA256-RSA-PKCS", "-i", file(&data)]
-    };
-    w.pkcs11_tool(&token_label, &[&sign[..], &["-o", file(&sig)]].concat());
-    let public = w.path("leaf.pub.pem");
-    must("openssl", &["x509", "-in", file(&leaf), "-pubkey", "-noout", "-out", file(&public)], &[]);
-    let out =
-        must("openssl", &["dgst", "-sha256", "-verify", file(&public), "-signature", file(&sig), file(&data)], &[]);
-    assert_eq!(out.trim(), "Verified OK");
+    w.signs_with(&token_label, id, key_type, &leaf);
     (w, app, code)
 }
 
@@ -356,6 +381,98 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
     assert!(!keys.contains("Private Key Object"), "the refused attempt's key pair was removed: {keys}");
     let keys = w.objects(&token_label).iter().filter(|o| o.starts_with("Private Key Object")).count();
     assert_eq!(keys, 1, "the first token is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_onto_the_token_in_the_last_ninety_days() {
+    let (w, app, _) = retrieve_and_check("medium-token", "p-256", common::MEDIUM_TOKEN).await;
+    let token_label = format!("ECA {app}");
+    let key_label = format!("ECA identity {app}");
+    let private_keys = || -> Vec<String> {
+        w.objects(&token_label).into_iter().filter(|o| o.starts_with("Private Key Object")).collect()
+    };
+    let old_id = field(&private_keys()[0], "ID").to_owned();
+
+    // Right after retrieval the window is closed; the token keeps only its key.
+    let (ok, _, err) = w.renew(&app).await;
+    assert!(!ok && err.contains("renewal opens on"), "{err}");
+    assert_eq!(private_keys().len(), 1);
+
+    // 30 days before the certificate expires.
+    let store = w.server.state.store();
+    let old = store.account_certificates(&app).await.unwrap().remove(0);
+    w.clock.advance(old.not_after - Duration::days(30) - w.clock.now());
+    let (ok, out, err) = w.renew(&app).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("Renewed: certificate"), "{out}");
+
+    // One key under the usual label, new, generated on the token, with its certificate; the old
+    // key and certificate are gone, and the chain is not written twice.
+    let objects = w.objects(&token_label);
+    let private = private_keys();
+    assert_eq!(private.len(), 1, "{objects:#?}");
+    assert_eq!(field(&private[0], "label"), key_label);
+    assert_eq!(field(&private[0], "Access"), "sensitive, always sensitive, never extractable, local");
+    let id = field(&private[0], "ID").to_owned();
+    assert_ne!(id, old_id, "a new key pair");
+    let certs: Vec<&String> = objects.iter().filter(|o| o.starts_with("Certificate Object")).collect();
+    assert_eq!(certs.len(), 3, "identity, issuing CA, root: {objects:#?}");
+    let mine: Vec<&&String> = certs.iter().filter(|o| field(o, "ID") == id).collect();
+    assert_eq!((mine.len(), field(mine[0], "label")), (1, key_label.as_str()), "{objects:#?}");
+    assert!(!objects.iter().any(|o| o.contains("(renewal)")), "{objects:#?}");
+
+    // OpenSSL checks the new certificate at the (fake) renewal time, and the new key signs for it.
+    let der = w.path("renewed.der");
+    let pem = w.path("renewed.pem");
+    let tool_env = [("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())];
+    must(
+        "pkcs11-tool",
+        &[
+            "--module",
+            SOFTHSM,
+            "--token-label",
+            &token_label,
+            "--read-object",
+            "--type",
+            "cert",
+            "--id",
+            &id,
+            "-o",
+            file(&der),
+        ],
+        &tool_env,
+    );
+    must("openssl", &["x509", "-inform", "DER", "-in", file(&der), "-out", file(&pem)], &[]);
+    let at = w.clock.now().unix_timestamp().to_string();
+    let verified = must(
+        "openssl",
+        &[
+            "verify",
+            "-attime",
+            &at,
+            "-CAfile",
+            file(&w.path("root.pem")),
+            "-untrusted",
+            file(&w.path("issuing.pem")),
+            "-policy",
+            common::MEDIUM_TOKEN,
+            "-explicit_policy",
+            file(&pem),
+        ],
+        &[],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    w.signs_with(&token_label, &id, "p-256", &pem);
+    let serial = must("openssl", &["x509", "-noout", "-serial", "-in", file(&pem)], &[]);
+    let all = store.account_certificates(&app).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(serial.trim().eq_ignore_ascii_case(&format!("serial={}", all[1].serial.to_hex())), "{serial}");
+    assert!(store.verify_audit().await.unwrap().is_ok());
+
+    // The new certificate has a new window: renewing it now is too early.
+    let (ok, _, err) = w.renew(&app).await;
+    assert!(!ok && err.contains("renewal opens on"), "{err}");
+    assert_eq!(private_keys().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -437,6 +437,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// Requests signed by josepy (certbot's JOSE library), kept as the fuzz seed corpus.
+    #[test]
+    fn josepy_requests_and_bindings_verify() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/acme_jws");
+        let hmac = EabHmacKey::from_bytes(vec![7; 32]).unwrap();
+        for alg in ["es256", "es384", "rs256"] {
+            let body = std::fs::read(dir.join(format!("new-account-{alg}.json"))).unwrap();
+            let jws = Jws::parse(&body).unwrap();
+            let KeyRef::Jwk(key) = &jws.key else { panic!("{alg}: a new account carries its jwk") };
+            assert_eq!(jws.verify(key), Ok(()), "{alg}");
+            let payload = jws.payload_object().unwrap();
+            let binding = ExternalBinding::parse(&payload["externalAccountBinding"], &jws.url, key).unwrap();
+            assert!(binding.verify(&hmac), "{alg}");
+            assert!(!binding.verify(&EabHmacKey::from_bytes(vec![8; 32]).unwrap()), "{alg}");
+        }
+        let tampered = Jws::parse(&std::fs::read(dir.join("bad-signature.json")).unwrap()).unwrap();
+        let KeyRef::Jwk(key) = &tampered.key else { panic!() };
+        assert!(tampered.verify(key).is_err());
+    }
+
     #[test]
     fn algorithms_must_fit_the_key() {
         let ec = ClientKey::p256();

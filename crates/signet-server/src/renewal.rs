@@ -1,0 +1,183 @@
+//! Certificate renewal (DESIGN §2 "CMC", issue #5): `POST /api/v1/renewal`, what
+//! `signet token renew` calls with a new key generated on the subscriber's token, and
+//! [`renew`], which the Certificate Management Center's renew button uses as well.
+//!
+//! The API is the "presenting the current certificate" way in: instead of a TLS client
+//! certificate, which a TLS-terminating proxy in front of Signet would strip, the request
+//! carries the current certificate and a signature by its key over
+//! [`signet_ra::renewal::proof_message`] of the new CSR — possession of the key being
+//! replaced, bound to the one new key (as EST re-enrollment and CMP key update prove it). The
+//! signature is made on the token, so no secret is typed and there is nothing to lock out.
+//!
+//! Both ways share the rules: a certificate of a subscriber account, not a device
+//! certificate, inside the 90 days before its expiry, not revoked, and not already replaced by
+//! a later one of the same type. The new certificate repeats what the account was vetted for
+//! — the profile, the subject from the application and the validity length it chose — with the
+//! new key; the old one stays valid until it expires, so the subscriber can switch over.
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use signet_pki::Serial;
+use signet_pki::issue::IssuedCertificate;
+use signet_ra::application::{ApplicationId, ApplicationStore};
+use signet_ra::cmc;
+use signet_ra::issuance::StoredStatus;
+use signet_ra::renewal::{self, RenewalRefused};
+use signet_store::AccountCertificate;
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+
+use crate::api::chain_pem;
+use crate::error::ApiError;
+use crate::ocsp::presign_new;
+use crate::state::AppState;
+
+/// Device certificates are renewed by creating a new one (or by ACME), not here: a device
+/// certificate's names are chosen anew each time.
+pub(crate) const DEVICE_PROFILE: &str = "device-tls";
+
+/// Routes of renewal by the current key.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/renewal", post(renew_by_key))
+}
+
+/// Body of `POST /api/v1/renewal`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewalRequest {
+    /// The certificate to renew, PEM.
+    certificate: String,
+    /// The PKCS#10 request signed by the new key, DER in standard base64.
+    csr: String,
+    /// The current key's signature over `proof_message(csr)`, standard base64.
+    proof: String,
+}
+
+/// The answer: the new certificate and its chain (issuing CA, root), PEM.
+#[derive(Debug, Serialize)]
+struct Renewed {
+    serial: String,
+    replaces: String,
+    profile: String,
+    certificate: String,
+    chain: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn renew_by_key(
+    State(s): State<AppState>,
+    body: Result<Json<RenewalRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Renewed>), ApiError> {
+    let Json(req) = body?;
+    let base64 = |text: &str, kind, what: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| ApiError::BadRequest { kind, detail: format!("the {what} is not standard base64") })
+    };
+    let csr = base64(&req.csr, "bad-csr", "CSR")?;
+    let proof = base64(&req.proof, "bad-proof", "proof")?;
+    let (der, serial, spki) = parse_certificate(&req.certificate)?;
+
+    // Serials are public, so only the exact certificate this CA stored for an account counts.
+    let not_ours = || ApiError::Forbidden {
+        kind: "unknown-certificate",
+        detail: "this CA did not issue this certificate to a subscriber account".into(),
+    };
+    let record = s.store.certificate(&serial).await?.filter(|r| r.der == der).ok_or_else(not_ours)?;
+    let account = cmc::account_of(&record.requested_by).ok_or_else(not_ours)?;
+    signet_pki::csr::verify_with_spki(&spki, &renewal::proof_message(&csr), &proof).map_err(|_| {
+        ApiError::Forbidden {
+            kind: "bad-proof",
+            detail: "the proof does not verify with the current certificate's key: it must be that key's \
+                     signature over the renewal message of this CSR"
+                .into(),
+        }
+    })?;
+    let all = s.store.account_certificates(&account).await?;
+    let current = all
+        .iter()
+        .find(|c| c.serial == serial)
+        .ok_or_else(|| ApiError::Internal(format!("certificate {serial} is not among account {account}'s")))?;
+    let new = renew(&s, &account, current, &all, &csr).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Renewed {
+            serial: new.serial.to_hex(),
+            replaces: serial.to_hex(),
+            profile: current.profile.clone(),
+            certificate: signet_pki::to_pem("CERTIFICATE", &new.der),
+            chain: chain_pem(&s),
+        }),
+    ))
+}
+
+/// The DER, serial and SubjectPublicKeyInfo of a PEM certificate.
+fn parse_certificate(pem_text: &str) -> Result<(Vec<u8>, Serial, Vec<u8>), ApiError> {
+    let bad = || ApiError::BadRequest {
+        kind: "bad-certificate",
+        detail: "the certificate is not one PEM X.509 certificate".into(),
+    };
+    let pem = pem::parse(pem_text.trim()).map_err(|_| bad())?;
+    if pem.tag() != "CERTIFICATE" {
+        return Err(bad());
+    }
+    let der = pem.into_contents();
+    let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(&der).map_err(|_| bad())?;
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    let serial = Serial::from_unsigned_bytes(cert.raw_serial()).map_err(|_| bad())?;
+    let spki = cert.public_key().raw.to_vec();
+    Ok((der, serial, spki))
+}
+
+/// Why `current`, one of `all` (the account's certificates, oldest first), may not be renewed at
+/// `now`; `None` when it may.
+pub(crate) fn refusal(
+    current: &AccountCertificate,
+    all: &[AccountCertificate],
+    now: OffsetDateTime,
+) -> Option<ApiError> {
+    if current.profile == DEVICE_PROFILE {
+        return Some(ApiError::Conflict {
+            kind: "not-renewable",
+            detail: "device certificates are not renewed: create a new one for the device's new key".into(),
+        });
+    }
+    let revoked = matches!(current.status, StoredStatus::Revoked { .. });
+    if let Err(refused) = renewal::check_window(current.not_after, revoked, now) {
+        return Some(refused.into());
+    }
+    let later = all.iter().skip_while(|c| c.serial != current.serial).skip(1);
+    let replacement = later.filter(|c| c.profile == current.profile && c.status == StoredStatus::Good).last()?;
+    Some(RenewalRefused::Replaced { by: replacement.serial.to_hex() }.into())
+}
+
+/// Renews `current` (one of `all`, the account's certificates) with the key of `csr`: checks
+/// [`refusal`], then issues the same profile for the vetted subject as `subscriber:<account>`.
+pub(crate) async fn renew(
+    s: &AppState,
+    account: &ApplicationId,
+    current: &AccountCertificate,
+    all: &[AccountCertificate],
+    csr: &[u8],
+) -> Result<IssuedCertificate, ApiError> {
+    if let Some(refused) = refusal(current, all, s.clock.now()) {
+        return Err(refused);
+    }
+    let app = s
+        .store
+        .load(account)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("account {account} has certificates but no application")))?;
+    let order = app.form().person_order(current.profile.clone());
+    let new = s.service().issue(&cmc::actor(account), &order, csr).await?;
+    presign_new(s, &new.serial);
+    tracing::info!(%account, old = %current.serial, new = %new.serial, profile = %current.profile, "certificate renewed");
+    Ok(new)
+}
