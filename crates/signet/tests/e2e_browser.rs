@@ -1,7 +1,8 @@
 //! The enrollment portal in a real browser: a real `signet serve` (SQLite) mailing through a
 //! real SMTP server (Python's `aiosmtpd`), two operators made with `signet admin operator
 //! create`, and `e2e/enrollment.spec.mjs` driving Debian's headless Chromium through
-//! playwright-core from the partner link to "token shipped". Screenshots of every page go to
+//! playwright-core from the partner link to "token shipped", then through a password reset and
+//! the Certificate Management Center's soft-token set-up. Screenshots of every page go to
 //! `<target>/screenshots/e2e/` for CI to keep.
 //!
 //! Node, Chromium, playwright-core (`npm ci --prefix e2e`), aiosmtpd and oathtool are
@@ -216,6 +217,7 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     let db = data.join("signet.db");
     let sql = |query: &str| must("sqlite3", &[db.to_str().unwrap(), query], &[]);
     assert_eq!(sql("SELECT state FROM applications"), "token-shipped\n");
+    let reference = sql("SELECT id FROM applications").trim().to_owned();
     let trail =
         sql("SELECT action || ' ' || actor FROM audit_log WHERE subject = (SELECT id FROM applications) ORDER BY seq");
     assert_eq!(
@@ -230,6 +232,13 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
             "application-first-approval operator:alice",
             "application-approved operator:bob",
             "token-shipped operator:bob",
+            "password-reset-requested system",
+            &*format!("password-changed applicant:{reference}"),
+            &*format!("soft-token-enrolled subscriber:{reference}"),
+            &*format!("soft-token-activated subscriber:{reference}"),
+            &*format!("step-up-confirmed subscriber:{reference}"),
+            &*format!("recovery-questions-set subscriber:{reference}"),
+            &*format!("subscriber-signed-in subscriber:{reference}"),
         ]
     );
     // The refused sign-ins the walk made (applicant password, operator code) are audited too.
