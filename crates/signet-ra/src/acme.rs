@@ -37,10 +37,21 @@ pub const NONCE_LIFETIME: Duration = Duration::hours(1);
 /// The most names one order may carry.
 pub const MAX_IDENTIFIERS: usize = 20;
 
-fn random_b64url(bytes: usize) -> String {
+/// Random bytes whose base64url form does not start with `-`: key ids and HMAC keys are pasted
+/// into command lines (`certbot --eab-kid <id>`), where a leading `-` reads as an option.
+fn random_bytes_for_b64url(bytes: usize) -> Vec<u8> {
     let mut b = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut b).expect("the system RNG works");
-    BASE64URL_NOPAD.encode(&b)
+    loop {
+        aws_lc_rs::rand::fill(&mut b).expect("the system RNG works");
+        // The first character encodes the top six bits; 62 is `-`.
+        if b[0] >> 2 != 62 {
+            return b;
+        }
+    }
+}
+
+fn random_b64url(bytes: usize) -> String {
+    BASE64URL_NOPAD.encode(&random_bytes_for_b64url(bytes))
 }
 
 fn is_b64url(s: &str) -> bool {
@@ -171,9 +182,7 @@ impl EabAlgorithm {
 impl EabHmacKey {
     /// A fresh random key.
     pub fn generate() -> Self {
-        let mut b = vec![0u8; 32];
-        aws_lc_rs::rand::fill(&mut b).expect("the system RNG works");
-        Self(b)
+        Self(random_bytes_for_b64url(32))
     }
 
     /// A stored key.
@@ -1415,6 +1424,16 @@ mod tests {
         assert_eq!(authz.status_at(later), AuthorizationStatus::Expired);
         assert!(matches!(authz.respond(&http01, &acct.thumbprint, later), Respond::Unchanged(_)));
         assert_eq!(new.order.status_at(later), OrderStatus::Invalid { error: None });
+    }
+
+    #[test]
+    fn eab_ids_and_keys_never_start_like_a_command_line_option() {
+        // 1 in 64 would without the check; a thousand draws make a miss all but impossible.
+        for _ in 0..1000 {
+            let id = EabKeyId::generate();
+            let key = EabHmacKey::generate();
+            assert!(!id.as_str().starts_with('-') && !key.to_base64url().starts_with('-'), "{id}");
+        }
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub enum AuditAction {
     PasswordResetRequested,
     /// An account password was changed through a reset link.
     PasswordChanged,
+    /// A subscriber became a user of the organization's enterprise account.
+    EnterpriseUserAdded,
 }
 
 impl AuditAction {
@@ -154,6 +156,7 @@ impl AuditAction {
             Self::RecoveryQuestionsSet => "recovery-questions-set",
             Self::PasswordResetRequested => "password-reset-requested",
             Self::PasswordChanged => "password-changed",
+            Self::EnterpriseUserAdded => "enterprise-user-added",
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod clock;
 pub mod cmc;
 pub mod delivery;
+pub mod enterprise;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod issuance;

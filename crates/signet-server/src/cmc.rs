@@ -19,11 +19,12 @@ use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{AcmeStore, EabBinding, EabKey};
-use signet_ra::application::{ApplicationId, ApplicationStore};
+use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
 use signet_ra::cmc::{
     self, CmcAuthError, RECOVERY_QUESTION_COUNT, RECOVERY_QUESTIONS, SignedIn, SoftToken, SoftTokenStore,
 };
-use signet_ra::issuance::StoredStatus;
+use signet_ra::enterprise::{self, AddUserRefused, Candidate, EnterpriseStore, EnterpriseUser};
+use signet_ra::issuance::{StoreError, StoredStatus};
 use signet_ra::lockout;
 use signet_ra::totp::{Digits, TotpAlgorithm};
 use signet_store::AccountCertificate;
@@ -65,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/certificates/{serial}/renew", post(renew))
         .route("/cmc/devices", get(device_page).post(device_post))
         .route("/cmc/acme-keys", post(acme_key_post))
+        .route("/cmc/users", get(users_page).post(users_post))
 }
 
 fn day(t: OffsetDateTime) -> String {
@@ -438,6 +440,8 @@ async fn renew_inner(
 struct DevicePage {
     csrf: String,
     organization: String,
+    /// Whether this subscriber manages the organization's devices (else the forms are hidden).
+    is_user: bool,
     domains: Vec<String>,
     names: String,
     csr: String,
@@ -467,6 +471,7 @@ async fn device_view(
     let page = DevicePage {
         csrf: session.csrf().to_owned(),
         organization: organization.as_str().to_owned(),
+        is_user: is_enterprise_user(s, id, &organization).await?,
         domains,
         names: form.names.clone(),
         csr: form.csr.clone(),
@@ -495,6 +500,9 @@ async fn device_inner(
 ) -> Result<Response, PageError> {
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let organization = app.form().organization.clone();
+    if !is_enterprise_user(s, id, &organization).await? {
+        return device_view(s, session, id, &form, NOT_A_USER).await;
+    }
     let Some(scope) = s.store.organization_domains(&organization).await? else {
         let error = "Your organization has no registered domains. Ask the RA to register them before creating device certificates.";
         return device_view(s, session, id, &form, error).await;
@@ -576,6 +584,9 @@ async fn acme_key_inner(
 ) -> Result<Response, PageError> {
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let organization = app.form().organization.clone();
+    if !is_enterprise_user(s, id, &organization).await? {
+        return device_view(s, session, id, &DeviceForm::default(), NOT_A_USER).await;
+    }
     let Some(scope) = s.store.organization_domains(&organization).await? else {
         let error =
             "Your organization has no registered domains. Ask the RA to register them before creating ACME keys.";
@@ -599,6 +610,136 @@ async fn acme_key_inner(
         directory: format!("{}/acme/directory", s.base_url),
     };
     Ok(with_status(render(&page), StatusCode::CREATED))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The enterprise account's users
+
+/// What a subscriber who does not manage the organization's devices is told.
+const NOT_A_USER: &str = "Only users of your organization's enterprise account manage its devices. Ask one of them \
+     to add you under Users; the RA adds the first one.";
+
+/// Whether `id` manages `organization`'s devices: a user of its enterprise account who still
+/// holds a valid identity certificate (a revoked or expired one ends the vetting it stood for).
+async fn is_enterprise_user(
+    s: &AppState,
+    id: &ApplicationId,
+    organization: &OrganizationName,
+) -> Result<bool, PageError> {
+    let users = s.store.enterprise_users(&OrganizationKey::of(organization)).await?;
+    Ok(users.iter().any(|u| &u.account == id) && s.store.holds_identity_certificate(id, s.clock.now()).await?)
+}
+
+#[derive(Template)]
+#[template(path = "cmc/users.html")]
+struct UsersPage {
+    csrf: String,
+    organization: String,
+    is_user: bool,
+    /// (reference, name, added by, added on)
+    users: Vec<(String, String, String, String)>,
+    reference: String,
+    notice: String,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+struct UsersForm {
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn users_view(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    reference: &str,
+    notice: &str,
+    error: &str,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let organization = app.form().organization.clone();
+    let mut users = Vec::new();
+    for u in s.store.enterprise_users(&OrganizationKey::of(&organization)).await? {
+        let name = s.store.load(&u.account).await?.map(|a| a.form().applicant.name.as_str().to_owned());
+        users.push((u.account.as_str().to_owned(), name.unwrap_or_default(), u.added_by, day(u.added_at)));
+    }
+    let page = UsersPage {
+        csrf: session.csrf().to_owned(),
+        organization: organization.as_str().to_owned(),
+        is_user: is_enterprise_user(s, id, &organization).await?,
+        users,
+        reference: reference.to_owned(),
+        notice: notice.to_owned(),
+        error: error.to_owned(),
+    };
+    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(with_status(render(&page), status))
+}
+
+async fn users_page(State(s): State<AppState>, session: Session) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    users_view(&s, &session, &id, "", "", "").await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[tracing::instrument(skip_all)]
+async fn users_post(State(s): State<AppState>, session: Session, Form(form): Form<UsersForm>) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    users_inner(&s, &session, &id, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn users_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    form: UsersForm,
+) -> Result<Response, PageError> {
+    let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
+    let organization = OrganizationKey::of(&app.form().organization);
+    let users = s.store.enterprise_users(&organization).await?;
+    let typed = form.reference.trim();
+    if !is_enterprise_user(s, id, &app.form().organization).await? {
+        return users_view(s, session, id, typed, "", NOT_A_USER).await;
+    }
+    let candidate_id = ApplicationId::new(typed).ok();
+    let candidate = match &candidate_id {
+        Some(cid) => Candidate {
+            organization: s.store.load(cid).await?.map(|a| OrganizationKey::of(&a.form().organization)),
+            vetted: s.store.holds_identity_certificate(cid, s.clock.now()).await?,
+            already_user: users.iter().any(|u| &u.account == cid),
+        },
+        None => Candidate { organization: None, vetted: false, already_user: false },
+    };
+    let checked = enterprise::check_candidate(&organization, &candidate).map(|()| candidate_id);
+    let account = match checked {
+        Ok(Some(account)) => account,
+        Ok(None) => return Err(PageError::Internal("a candidate passed the check without a reference".into())),
+        Err(refused) => return users_view(s, session, id, typed, "", &sentence(&refused)).await,
+    };
+    if let Some(refused) = confirm(s, id, &form.code, "add-enterprise-user").await? {
+        return users_view(s, session, id, typed, "", &refused).await;
+    }
+    let user = EnterpriseUser { organization, account, added_by: cmc::actor(id), added_at: s.clock.now() };
+    match s.store.add_enterprise_user(&user, user.added_event()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return users_view(s, session, id, typed, "", &sentence(&AddUserRefused::AlreadyUser)).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(account = %id, added = %user.account, "enterprise user added");
+    let notice = format!("{} is now a user of your enterprise account.", user.account);
+    users_view(s, session, id, "", &notice, "").await
+}
+
+/// A refusal as a sentence on the page.
+fn sentence(refused: &AddUserRefused) -> String {
+    let text = refused.to_string();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+    format!("{first}{}.", chars.as_str())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use browser::{Browser, Page};
-use signet_pki::issue::CertificateOrder;
-use signet_pki::subject::Subject;
 use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
-use signet_ra::application::{Application, ApplicationId, ApplicationStore, NewPassword, PasswordHash};
+use signet_ra::application::{
+    Application, ApplicationForm, ApplicationId, ApplicationStore, NewPassword, OrganizationKey, PasswordHash,
+};
 use signet_ra::audit::verify_chain;
+use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
 use signet_ra::fixtures::sample_form;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
 use signet_ra::{Clock, FakeClock};
@@ -100,22 +101,34 @@ async fn cmc(backend: &str) -> Cmc {
     let settings = config.into_settings().unwrap();
     let clock = Arc::new(FakeClock::at(T0));
     let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
-    let form = sample_form("medium-token");
+    let (account, serial) = subscriber(&state, dir.path(), sample_form("medium-token"), true).await;
+    Cmc { app: app(state.clone()), state, clock, dir, account, serial, _db: db }
+}
+
+/// An applied account for `form`; with `certified`, holding a two-year medium-token identity
+/// certificate for a key made by OpenSSL in `dir` (`identity.key`, the latest one made) as
+/// retrieval issues it. Returns the reference and the serial (empty without a certificate).
+async fn subscriber(state: &AppState, dir: &Path, form: ApplicationForm, certified: bool) -> (ApplicationId, String) {
     let t = Application::submit(ApplicationId::generate(), form.clone(), T0 - Duration::days(20));
     state.store().create(&t, password_hash(), &[]).await.unwrap();
     let account = t.application.id().clone();
-    let order = CertificateOrder {
-        profile: "medium-token-identity".into(),
-        subject: Subject::Person {
-            common_name: form.applicant.name.clone(),
-            organization: form.organization.clone(),
-            email: form.applicant.email.clone(),
-        },
-        validity_years: 2,
-    };
-    let req = csr(dir.path(), "identity");
+    if !certified {
+        return (account, String::new());
+    }
+    let mut order = form.person_order("medium-token-identity".into());
+    order.validity_years = 2;
+    let req = csr(dir, "identity");
     let cert = state.service().issue(&format!("applicant:{account}"), &order, req.as_bytes()).await.unwrap();
-    Cmc { app: app(state.clone()), state, clock, dir, account, serial: cert.serial.to_hex(), _db: db }
+    (account, cert.serial.to_hex())
+}
+
+/// Makes `account` a user of its organization's enterprise account, as the RA's
+/// `signet admin enterprise add-user` does.
+async fn ra_adds_user(c: &Cmc, account: &ApplicationId) {
+    let organization = OrganizationKey::of(&sample_form("medium-token").organization);
+    let user =
+        EnterpriseUser { organization, account: account.clone(), added_by: "cli:ra".into(), added_at: c.clock.now() };
+    c.state.store().add_enterprise_user(&user, user.added_event()).await.unwrap();
 }
 
 /// The code `oathtool` computes for `secret` at `at`.
@@ -581,6 +594,14 @@ async fn device_certificates_only_under_registered_domains() {
     let c = cmc("sqlite").await;
     let (mut b, token) = enrolled(&c).await;
     let device_csr = csr(c.dir.path(), "device");
+    // Only the enterprise account's users manage devices; the RA adds the first.
+    let p = b.get("/cmc/devices").await;
+    assert!(p.body.contains("id=\"not-a-user\"") && !p.body.contains("action=\"/cmc/devices\""), "{}", p.body);
+    let p = b
+        .post("/cmc/devices", &[("names", "www.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))])
+        .await;
+    assert!(p.body.contains("Only users of your organization"), "{}", p.body);
+    ra_adds_user(&c, &c.account).await;
     b.get("/cmc/devices").await;
     let p = b
         .post("/cmc/devices", &[("names", "www.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))])
@@ -735,4 +756,67 @@ async fn replacing_the_token_needs_the_current_one() {
     assert_eq!(p.status, StatusCode::UNAUTHORIZED, "the replaced token is gone");
     let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &new)).await;
     assert_eq!(p.location.as_deref(), Some("/cmc"));
+}
+
+#[tokio::test]
+async fn users_add_vetted_colleagues_with_step_up() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    let p = b.get("/cmc/users").await;
+    assert!(p.body.contains("No users yet") && !p.body.contains("Add a user"), "{}", p.body);
+
+    // Colleagues: one vetted, one still in vetting, and a vetted subscriber of another company.
+    let dir = c.dir.path();
+    let (vetted, _) = subscriber(&c.state, dir, sample_form("medium-token"), true).await;
+    let (unvetted, _) = subscriber(&c.state, dir, sample_form("medium-token"), false).await;
+    let mut globex = sample_form("medium-token");
+    globex.organization = signet_pki::subject::OrganizationName::new("Globex Corporation").unwrap();
+    let (outsider, _) = subscriber(&c.state, dir, globex, true).await;
+
+    // Not a user yet: cannot add anyone.
+    let p = b.post("/cmc/users", &[("reference", vetted.as_str()), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("Only users of your organization"), "{}", p.body);
+
+    ra_adds_user(&c, &c.account).await;
+    let p = b.get("/cmc/users").await;
+    assert!(p.body.contains(c.account.as_str()) && p.body.contains("cli:ra") && p.body.contains("Add a user"));
+    for (reference, message) in [
+        (unvetted.as_str(), "holds no valid ECA identity certificate yet"),
+        (outsider.as_str(), "No subscriber of your organization has that application reference."),
+        ("not-a-reference", "No subscriber of your organization has that application reference."),
+        (c.account.as_str(), "already a user"),
+    ] {
+        let p = b.post("/cmc/users", &[("reference", reference), ("code", &fresh(&c, &token))]).await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{reference}");
+        assert!(p.body.contains(message), "{reference}: {}", p.body);
+        assert!(p.body.contains(&format!("value=\"{reference}\"")), "the reference typed is kept");
+    }
+    let p = b.post("/cmc/users", &[("reference", vetted.as_str()), ("code", "12345678")]).await;
+    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    let p = b.post("/cmc/users", &[("reference", vetted.as_str()), ("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains(&format!("{vetted} is now a user")), "{}", p.body);
+    let organization = OrganizationKey::of(&sample_form("medium-token").organization);
+    let users: Vec<ApplicationId> =
+        c.state.store().enterprise_users(&organization).await.unwrap().into_iter().map(|u| u.account).collect();
+    assert_eq!(users, [c.account.clone(), vetted.clone()]);
+    let records = c.state.store().audit_records().await.unwrap();
+    let added: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r.action == "enterprise-user-added")
+        .map(|r| (r.actor.as_str(), r.subject.as_str()))
+        .collect();
+    let me = format!("subscriber:{}", c.account);
+    assert_eq!(added, [("cli:ra", c.account.as_str()), (me.as_str(), vetted.as_str())]);
+    assert!(records.iter().any(|r| r.action == "step-up-confirmed" && r.details.contains("add-enterprise-user")));
+
+    // A user whose identity certificate is revoked no longer manages devices.
+    let p = b.get("/cmc/devices").await;
+    assert!(!p.body.contains("id=\"not-a-user\""), "{}", p.body);
+    let serial = signet_pki::Serial::from_hex(&c.serial).unwrap();
+    c.state.service().revoke("cli:ra", &serial, signet_pki::RevocationReason::AffiliationChanged).await.unwrap();
+    let p = b.get("/cmc/devices").await;
+    assert!(p.body.contains("id=\"not-a-user\""), "{}", p.body);
+    audit_intact(&c).await;
 }

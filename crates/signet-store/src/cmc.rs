@@ -107,6 +107,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether an account holds a valid (unexpired, unrevoked) ECA identity certificate at
+    /// `now`: a vetted subscriber, as the sponsor of a device certificate must be.
+    pub async fn holds_identity_certificate(
+        &self,
+        account: &ApplicationId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .account_certificates(account)
+            .await?
+            .iter()
+            .any(|c| c.profile.ends_with("-identity") && c.status == StoredStatus::Good && c.not_after > now))
+    }
+}
+
 impl SoftTokenStore for Store {
     async fn soft_token(&self, account: &ApplicationId, state: &'static str) -> Result<Option<SoftToken>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

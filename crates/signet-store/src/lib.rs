@@ -16,6 +16,7 @@ mod applications;
 mod ca;
 mod cmc;
 mod console;
+mod enterprise;
 mod jobs;
 mod operators;
 mod password_reset;

@@ -331,6 +331,7 @@ async fn reset_links_change_the_password_once_and_only_in_time() {
     each_backend(|store| async move {
         let clock = FakeClock::at(T0);
         let first = submit(&store, &clock).await.application.id().clone();
+        clock.advance(Duration::minutes(1));
         let second = submit(&store, &clock).await.application.id().clone();
         // Found by address without regard to case, oldest account first, with the stored spelling.
         let found = store.accounts_with_email(&Email::new("Jane.Doe@ACME.example").unwrap()).await.unwrap();

@@ -215,6 +215,27 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AcmeCommand,
     },
+    /// Enterprise accounts: who manages an organization's devices in the CMC.
+    Enterprise {
+        #[command(subcommand)]
+        command: EnterpriseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnterpriseCommand {
+    /// Make a vetted subscriber of the organization a user of its enterprise account (the first
+    /// user; users add the next ones in the Certificate Management Center).
+    AddUser {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The organization, as applicants named it.
+        #[arg(long)]
+        organization: String,
+        /// The subscriber's application reference.
+        #[arg(long)]
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -395,6 +416,27 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
                     "give both to the organization's ACME client (certbot --eab-kid, --eab-hmac-key); the HMAC key is not shown again"
                 );
             }
+        }
+        Command::Admin {
+            command: AdminCommand::Enterprise { command: EnterpriseCommand::AddUser { server, organization, account } },
+        } => {
+            use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
+            use signet_ra::enterprise::{Candidate, EnterpriseStore, EnterpriseUser, check_candidate};
+            let name = OrganizationName::new(&organization)?;
+            let organization = OrganizationKey::of(&name);
+            let account = ApplicationId::new(&account)?;
+            let store = signet_store::Store::connect(&server.settings()?.database_url).await?;
+            let now = time::OffsetDateTime::now_utc();
+            let users = store.enterprise_users(&organization).await?;
+            let candidate = Candidate {
+                organization: store.load(&account).await?.map(|a| OrganizationKey::of(&a.form().organization)),
+                vetted: store.holds_identity_certificate(&account, now).await?,
+                already_user: users.iter().any(|u| u.account == account),
+            };
+            check_candidate(&organization, &candidate)?;
+            let user = EnterpriseUser { organization, account, added_by: cli_actor(), added_at: now };
+            store.add_enterprise_user(&user, user.added_event()).await?;
+            println!("{} is now a user of the enterprise account of {}", user.account, name.as_str());
         }
         Command::Audit { command: AuditCommand::Verify(server) } => {
             let settings = server.settings()?;

@@ -477,7 +477,34 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieves_a_p256_identity_key() {
-    retrieve_and_check("medium", "p-256", common::MEDIUM).await;
+    let (w, app, _) = retrieve_and_check("medium", "p-256", common::MEDIUM).await;
+
+    // Holding a valid identity certificate, the subscriber may become the first user of the
+    // organization's enterprise account, which the RA grants from the command line.
+    let organization = signet_ra::fixtures::sample_form("medium").organization;
+    let data = w.path("data");
+    let add = |org: &str| {
+        let args = [
+            "admin",
+            "enterprise",
+            "add-user",
+            "--data-dir",
+            file(&data),
+            "--organization",
+            org,
+            "--account",
+            app.as_str(),
+        ];
+        run(SIGNET, &args, &[])
+    };
+    let (ok, _, err) = add("Globex Corporation");
+    assert!(!ok && err.contains("no subscriber of your organization has that application reference"), "{err}");
+    let (ok, out, err) = add(organization.as_str());
+    assert!(ok && out.contains(&format!("{app} is now a user")), "{out}{err}");
+    let (ok, _, err) = add(organization.as_str());
+    assert!(!ok && err.contains("already a user"), "{err}");
+    let records = w.server.state.store().audit_records().await.unwrap();
+    assert!(records.iter().any(|r| r.action == "enterprise-user-added" && r.subject == app.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
