@@ -2,7 +2,8 @@
 # Runs every test of the workspace on a fresh machine: installs the system packages and
 # independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, and
 # aiosmtpd as the mail tests' SMTP server),
-# makes sure PostgreSQL is up on 127.0.0.1:5432, then lints and tests.
+# makes sure PostgreSQL is up on 127.0.0.1:5432, then lints, audits the dependencies (cargo-deny),
+# tests, and runs the fuzz targets briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,11 @@ trap 'if [ -d "$screenshots" ]; then echo "browser screenshots: $(realpath "$scr
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Dependency audit (deny.toml): licenses, bans and sources. Advisories are left out: the RustSec
+# database lives on a git host this machine cannot reach.
+command -v cargo-deny >/dev/null || cargo install cargo-deny@0.20.2 --locked
+cargo deny --all-features check licenses bans sources
 cargo test --workspace --locked
 
 # Fuzz smoke run (fuzz/README.md): every cargo-fuzz target for 20 s from its seed corpus.

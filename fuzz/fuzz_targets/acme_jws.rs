@@ -22,8 +22,7 @@ fuzz_target!(|data: &[u8]| {
         // A `kid` request names an account; the server looks its key up and verifies the same way.
         return;
     };
-    let canonical: serde_json::Value =
-        serde_json::from_str(&key.canonical_json()).expect("the canonical form is JSON");
+    let canonical: serde_json::Value = serde_json::from_str(&key.canonical_json()).expect("the canonical form is JSON");
     assert!(matches!(Jwk::from_json(&canonical), Ok(k) if &k == key), "the canonical form reads back as the same key");
     let _ = key.thumbprint();
     // Signed by its own key or not, the check answers without panicking.

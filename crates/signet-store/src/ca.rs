@@ -32,8 +32,6 @@ pub struct CertificateRecord {
     pub der: Vec<u8>,
     /// Revocation status.
     pub status: StoredStatus,
-    /// End of validity.
-    pub not_after: OffsetDateTime,
     /// Who asked for it, as the audit log names them (`applicant:<reference>`, `subscriber:<reference>`,
     /// `operator:<name>`, `acme:<account>`).
     pub requested_by: String,
@@ -43,7 +41,7 @@ impl Store {
     /// An issued certificate by serial.
     pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT profile, der, revoked_at, revocation_reason, not_after, requested_by FROM certificates \
+            "SELECT profile, der, revoked_at, revocation_reason, requested_by FROM certificates \
              WHERE serial = $1 AND state = 'issued'",
         )
         .bind(serial.to_hex())
@@ -62,8 +60,7 @@ impl Store {
             profile: r.try_get(0).map_err(backend_error)?,
             der: r.try_get(1).map_err(backend_error)?,
             status,
-            not_after: ts(r.try_get(4).map_err(backend_error)?)?,
-            requested_by: r.try_get(5).map_err(backend_error)?,
+            requested_by: r.try_get(4).map_err(backend_error)?,
         }))
     }
 
