@@ -293,7 +293,17 @@ async fn renew_steps(
     }
     let session = log_in(steps, &token)?;
     let label = identity_label(application);
-    let (current, certificate) = session.certified_key(&label)?;
+    let (current, certificate) = match session.certified_key(&label) {
+        Ok(found) => found,
+        Err(TokenError::KeyNotFound { token, .. }) => {
+            return Err(format!(
+                "token {token:?} holds no identity key with its certificate for application {application}: \
+                 retrieve them first (signet token retrieve)"
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     let key_type = a.key_type.unwrap_or(current.algorithm());
     steps.start(3, format!("Generating the new {key_type} identity key pair on the token"));

@@ -393,6 +393,24 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
     };
     let old_id = field(&private_keys()[0], "ID").to_owned();
 
+    // Another application's reference names no key on this token.
+    let slot = w.slot_of(&token_label).await;
+    let other = ApplicationId::generate();
+    let args = [
+        "token",
+        "renew",
+        "--server",
+        &w.server.base_url,
+        "--module",
+        SOFTHSM,
+        "--application",
+        other.as_str(),
+        "--slot",
+        &slot,
+    ];
+    let (ok, _, err) = w.signet(&args, &[("SIGNET_PIN", PIN)]).await;
+    assert!(!ok && err.contains("holds no identity key with its certificate for application"), "{err}");
+
     // Right after retrieval the window is closed; the token keeps only its key.
     let (ok, _, err) = w.renew(&app).await;
     assert!(!ok && err.contains("renewal opens on"), "{err}");
