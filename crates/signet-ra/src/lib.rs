@@ -5,7 +5,7 @@
 //! the hash-chained audit log's events. It declares the storage traits it consumes
 //! ([`issuance::CaStore`]); `signet-store` implements them.
 //!
-//! What it does not do: no HTTP, no SQL, no files. Subscriber (CMC) accounts are not built yet.
+//! What it does not do: no HTTP, no SQL, no files.
 //!
 //! Enrollment (issue #3): the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
@@ -20,6 +20,12 @@
 //! Device certificates over ACME (issue 5): External Account Binding keys per enterprise
 //! organization, accounts, orders, authorizations and challenges ([`acme`]), consuming
 //! [`acme::AcmeStore`].
+//!
+//! Certificate Management Center (issue 5): soft tokens, sign-in, step-up and recovery
+//! ([`cmc`]), renewal's window and proof ([`renewal`]), enterprise account users
+//! ([`enterprise`]); password reset by emailed link (issue 4, [`password_reset`]). Consuming
+//! [`cmc::SoftTokenStore`], [`enterprise::EnterpriseStore`] and
+//! [`password_reset::PasswordResetStore`].
 
 pub mod acme;
 pub mod application;

@@ -1,16 +1,17 @@
 //! Signet's HTTP front end (axum).
 //!
 //! What it does: the applicant portal (`/apply`, `/applications`, [`forms_pdf`],
-//! [`timeline_svg`]) and the operator console (`/console`) as server-rendered pages behind
+//! [`timeline_svg`]), password reset (`/password-reset`), the operator console (`/console`) and
+//! the subscriber Certificate Management Center (`/cmc`) as server-rendered pages behind
 //! database sessions and CSRF checks; the RA-facing JSON API (`/api/v1`, including token
-//! retrieval); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
+//! retrieval and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
 //! and CA certificate downloads at the URLs written into certificates; and start-up
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
 //! OCSP refresh, session purge). Each module owns its `router()`; [`app`] joins them and is
 //! what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
-//! no SQL (`signet-store`). The subscriber Certificate Management Center is not built yet.
+//! no SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`).
 
 mod acme;
 mod api;

@@ -6,7 +6,9 @@
 //! serializes writers on SQLite without lock-upgrade deadlocks. Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
-//! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`), the outbox the mail relay drains, and the
+//! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
+//! `signet_ra::enterprise::EnterpriseStore`, `signet_ra::password_reset::PasswordResetStore`),
+//! the outbox the mail relay drains, and the
 //! leases and delivery bookkeeping of the background jobs.
 //!
 //! What it does not do: no domain rules (those live in `signet-ra`), no HTTP.
