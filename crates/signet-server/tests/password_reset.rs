@@ -125,6 +125,12 @@ async fn a_mailed_link_resets_the_password_once() {
         // Asking changed nothing: the current password still signs in.
         assert!(sign_in(&app, first, OLD).await, "{backend}");
 
+        // A guesser locks the sign-in; the reset clears the lock with the old password.
+        for _ in 0..5 {
+            assert!(!sign_in(&app, first, "Wrong-Guess-Password-1").await);
+        }
+        assert!(!sign_in(&app, first, OLD).await, "{backend}: locked, even with the right password");
+
         let p = b.get(&link).await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.body);
         assert!(p.body.contains(first.as_str()));
