@@ -108,6 +108,15 @@ struct CertificateView {
     chain: String,
 }
 
+/// A binary field of a JSON request, in standard base64 (as `signet token` sends CSRs and
+/// proofs); `detail` says which field is wrong.
+pub(crate) fn base64_field(text: &str, kind: &'static str, detail: &'static str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ApiError::BadRequest { kind, detail: detail.into() })
+}
+
 /// The issuing CA and root as PEM, leaf-first order after the certificate.
 pub(crate) fn chain_pem(state: &AppState) -> String {
     to_pem("CERTIFICATE", state.ca.cert_der()) + &to_pem("CERTIFICATE", &state.root_der)

@@ -626,7 +626,11 @@ async fn is_enterprise_user(
     id: &ApplicationId,
     organization: &OrganizationName,
 ) -> Result<bool, PageError> {
-    let users = s.store.enterprise_users(&OrganizationKey::of(organization)).await?;
+    manages_devices(s, id, &s.store.enterprise_users(&OrganizationKey::of(organization)).await?).await
+}
+
+/// [`is_enterprise_user`] with the organization's users already loaded.
+async fn manages_devices(s: &AppState, id: &ApplicationId, users: &[EnterpriseUser]) -> Result<bool, PageError> {
     Ok(users.iter().any(|u| &u.account == id) && s.store.holds_identity_certificate(id, s.clock.now()).await?)
 }
 
@@ -661,15 +665,17 @@ async fn users_view(
 ) -> Result<Response, PageError> {
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let organization = app.form().organization.clone();
+    let listed = s.store.enterprise_users(&OrganizationKey::of(&organization)).await?;
+    let is_user = manages_devices(s, id, &listed).await?;
     let mut users = Vec::new();
-    for u in s.store.enterprise_users(&OrganizationKey::of(&organization)).await? {
+    for u in listed {
         let name = s.store.load(&u.account).await?.map(|a| a.form().applicant.name.as_str().to_owned());
         users.push((u.account.as_str().to_owned(), name.unwrap_or_default(), u.added_by, day(u.added_at)));
     }
     let page = UsersPage {
         csrf: session.csrf().to_owned(),
         organization: organization.as_str().to_owned(),
-        is_user: is_enterprise_user(s, id, &organization).await?,
+        is_user,
         users,
         reference: reference.to_owned(),
         notice: notice.to_owned(),
@@ -700,16 +706,12 @@ async fn users_inner(
     let organization = OrganizationKey::of(&app.form().organization);
     let users = s.store.enterprise_users(&organization).await?;
     let typed = form.reference.trim();
-    if !is_enterprise_user(s, id, &app.form().organization).await? {
+    if !manages_devices(s, id, &users).await? {
         return users_view(s, session, id, typed, "", NOT_A_USER).await;
     }
     let candidate_id = ApplicationId::new(typed).ok();
     let candidate = match &candidate_id {
-        Some(cid) => Candidate {
-            organization: s.store.load(cid).await?.map(|a| OrganizationKey::of(&a.form().organization)),
-            vetted: s.store.holds_identity_certificate(cid, s.clock.now()).await?,
-            already_user: users.iter().any(|u| &u.account == cid),
-        },
+        Some(cid) => s.store.enterprise_candidate(cid, &users, s.clock.now()).await?,
         None => Candidate { organization: None, vetted: false, already_user: false },
     };
     let checked = enterprise::check_candidate(&organization, &candidate).map(|()| candidate_id);

@@ -20,7 +20,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use signet_pki::Serial;
 use signet_pki::issue::IssuedCertificate;
@@ -32,7 +31,7 @@ use signet_store::AccountCertificate;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
-use crate::api::chain_pem;
+use crate::api::{base64_field, chain_pem};
 use crate::error::ApiError;
 use crate::ocsp::presign_new;
 use crate::state::AppState;
@@ -74,13 +73,8 @@ async fn renew_by_key(
     body: Result<Json<RenewalRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Renewed>), ApiError> {
     let Json(req) = body?;
-    let base64 = |text: &str, kind, what: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|_| ApiError::BadRequest { kind, detail: format!("the {what} is not standard base64") })
-    };
-    let csr = base64(&req.csr, "bad-csr", "CSR")?;
-    let proof = base64(&req.proof, "bad-proof", "proof")?;
+    let csr = base64_field(&req.csr, "bad-csr", "the CSR is not standard base64")?;
+    let proof = base64_field(&req.proof, "bad-proof", "the proof is not standard base64")?;
     let (der, serial, spki) = parse_certificate(&req.certificate)?;
 
     // Serials are public, so only the exact certificate this CA stored for an account counts.

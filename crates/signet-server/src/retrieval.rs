@@ -21,7 +21,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signet_pki::RevocationReason;
@@ -33,7 +32,7 @@ use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::vetting::Deadline;
 
-use crate::api::chain_pem;
+use crate::api::{base64_field, chain_pem};
 use crate::applicant::password_matches;
 use crate::error::ApiError;
 use crate::ocsp::{forget, presign_new};
@@ -86,9 +85,7 @@ async fn retrieve(
     body: Result<Json<RetrievalRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Retrieved>), ApiError> {
     let Json(req) = body?;
-    let csr = base64::engine::general_purpose::STANDARD
-        .decode(req.csr.trim())
-        .map_err(|_| ApiError::BadRequest { kind: "bad-csr", detail: "the CSR is not base64 DER".into() })?;
+    let csr = base64_field(&req.csr, "bad-csr", "the CSR is not base64 DER")?;
     let id = ApplicationId::new(&req.application).ok();
     let now = state.clock.now();
     if let Some(id) = &id

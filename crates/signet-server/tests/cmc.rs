@@ -65,6 +65,28 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The issuing CA certificate, PEM.
+fn issuing_pem(c: &Cmc) -> String {
+    signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())
+}
+
+/// `openssl verify` of the certificate in file `leaf` (in the test's folder) at the fake
+/// clock's time, up to the root through the `untrusted` PEM certificates, with `checks` (policy,
+/// purpose, host name); asserts it is OK.
+fn verify_at_clock(c: &Cmc, leaf: &str, untrusted: &str, checks: &[&str]) {
+    let dir = c.dir.path();
+    let (root, chain) = (dir.join("root.pem"), dir.join("untrusted.pem"));
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    std::fs::write(&chain, untrusted).unwrap();
+    let at = c.clock.now().unix_timestamp().to_string();
+    let mut args = vec!["verify", "-attime", &at];
+    args.extend_from_slice(checks);
+    let files = [root.to_str().unwrap(), chain.to_str().unwrap(), dir.join(leaf).to_str().unwrap()].map(str::to_owned);
+    args.extend(["-CAfile", &files[0], "-untrusted", &files[1], &files[2]]);
+    let verified = run("openssl", &args);
+    assert!(verified.contains(": OK"), "{verified}");
+}
+
 /// A new RSA key and its certificate request, made by OpenSSL; returns the CSR PEM.
 fn csr(dir: &Path, name: &str) -> String {
     let (key, req) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
@@ -452,26 +474,7 @@ async fn renewal_opens_90_days_before_expiry() {
     let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
     let dir = c.dir.path();
     std::fs::write(dir.join("renewed.pem"), &pem).unwrap();
-    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
-    std::fs::write(dir.join("issuing.pem"), signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
-    let at = c.clock.now().unix_timestamp().to_string();
-    let verified = run(
-        "openssl",
-        &[
-            "verify",
-            "-attime",
-            &at,
-            "-policy",
-            MEDIUM_TOKEN_OID,
-            "-explicit_policy",
-            "-CAfile",
-            dir.join("root.pem").to_str().unwrap(),
-            "-untrusted",
-            dir.join("issuing.pem").to_str().unwrap(),
-            dir.join("renewed.pem").to_str().unwrap(),
-        ],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
+    verify_at_clock(&c, "renewed.pem", &issuing_pem(&c), &["-policy", MEDIUM_TOKEN_OID, "-explicit_policy"]);
     // Same subject, the new key.
     let subject = |p: &str| run("openssl", &["x509", "-in", p, "-noout", "-subject", "-nameopt", "RFC2253"]);
     let old = dir.join("old.pem");
@@ -555,26 +558,8 @@ async fn renewal_by_the_current_key_over_the_api() {
     assert_eq!(status, StatusCode::CREATED, "{renewed}");
     assert_eq!(renewed["replaces"].as_str(), Some(c.serial.as_str()));
     std::fs::write(dir.join("renewed.pem"), renewed["certificate"].as_str().unwrap()).unwrap();
-    std::fs::write(dir.join("chain.pem"), renewed["chain"].as_str().unwrap()).unwrap();
-    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
-    let at = c.clock.now().unix_timestamp().to_string();
-    let verified = run(
-        "openssl",
-        &[
-            "verify",
-            "-attime",
-            &at,
-            "-policy",
-            MEDIUM_TOKEN_OID,
-            "-explicit_policy",
-            "-CAfile",
-            &file("root.pem"),
-            "-untrusted",
-            &file("chain.pem"),
-            &file("renewed.pem"),
-        ],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
+    let chain = renewed["chain"].as_str().unwrap();
+    verify_at_clock(&c, "renewed.pem", chain, &["-policy", MEDIUM_TOKEN_OID, "-explicit_policy"]);
     let modulus = |args: &[&str]| run("openssl", args);
     assert_eq!(
         modulus(&["x509", "-in", &file("renewed.pem"), "-noout", "-modulus"]),
@@ -635,29 +620,16 @@ async fn device_certificates_only_under_registered_domains() {
     let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
     let dir = c.dir.path();
     std::fs::write(dir.join("device.pem"), &pem).unwrap();
-    std::fs::write(dir.join("root.pem"), signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
-    std::fs::write(dir.join("issuing.pem"), signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
-    let verified = run(
-        "openssl",
-        &[
-            "verify",
-            "-attime",
-            &c.clock.now().unix_timestamp().to_string(),
-            "-purpose",
-            "sslserver",
-            "-verify_hostname",
-            "api.acme.example",
-            "-policy",
-            "2.16.840.1.101.3.2.1.12.9",
-            "-explicit_policy",
-            "-CAfile",
-            dir.join("root.pem").to_str().unwrap(),
-            "-untrusted",
-            dir.join("issuing.pem").to_str().unwrap(),
-            dir.join("device.pem").to_str().unwrap(),
-        ],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
+    let checks = [
+        "-purpose",
+        "sslserver",
+        "-verify_hostname",
+        "api.acme.example",
+        "-policy",
+        "2.16.840.1.101.3.2.1.12.9",
+        "-explicit_policy",
+    ];
+    verify_at_clock(&c, "device.pem", &issuing_pem(&c), &checks);
     let subject = run("openssl", &["x509", "-in", dir.join("device.pem").to_str().unwrap(), "-noout", "-subject"]);
     assert!(subject.contains("Acme, Inc.") && subject.contains("www.acme.example"), "organization-scoped: {subject}");
     let home = b.get("/cmc").await;

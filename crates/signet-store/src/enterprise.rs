@@ -1,13 +1,32 @@
 //! Enterprise account users (signet_ra::enterprise) on sqlx.
 
-use signet_ra::application::{ApplicationId, OrganizationKey};
+use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
 use signet_ra::audit::AuditEvent;
-use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
+use signet_ra::enterprise::{Candidate, EnterpriseStore, EnterpriseUser};
 use signet_ra::issuance::StoreError;
 use sqlx::Row;
+use time::OffsetDateTime;
 
 use crate::applications::{corrupt, ts};
 use crate::{Store, backend_error, unique_or};
+
+impl Store {
+    /// What [`signet_ra::enterprise::check_candidate`] needs to know about `account` joining an
+    /// enterprise account that has `users`: its organization, whether it holds a valid identity
+    /// certificate at `now`, and whether it is among them.
+    pub async fn enterprise_candidate(
+        &self,
+        account: &ApplicationId,
+        users: &[EnterpriseUser],
+        now: OffsetDateTime,
+    ) -> Result<Candidate, StoreError> {
+        Ok(Candidate {
+            organization: self.load(account).await?.map(|a| OrganizationKey::of(&a.form().organization)),
+            vetted: self.holds_identity_certificate(account, now).await?,
+            already_user: users.iter().any(|u| &u.account == account),
+        })
+    }
+}
 
 impl EnterpriseStore for Store {
     async fn enterprise_users(&self, organization: &OrganizationKey) -> Result<Vec<EnterpriseUser>, StoreError> {

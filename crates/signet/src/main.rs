@@ -420,20 +420,15 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         Command::Admin {
             command: AdminCommand::Enterprise { command: EnterpriseCommand::AddUser { server, organization, account } },
         } => {
-            use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
-            use signet_ra::enterprise::{Candidate, EnterpriseStore, EnterpriseUser, check_candidate};
+            use signet_ra::application::{ApplicationId, OrganizationKey};
+            use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser, check_candidate};
             let name = OrganizationName::new(&organization)?;
             let organization = OrganizationKey::of(&name);
             let account = ApplicationId::new(&account)?;
             let store = signet_store::Store::connect(&server.settings()?.database_url).await?;
             let now = time::OffsetDateTime::now_utc();
             let users = store.enterprise_users(&organization).await?;
-            let candidate = Candidate {
-                organization: store.load(&account).await?.map(|a| OrganizationKey::of(&a.form().organization)),
-                vetted: store.holds_identity_certificate(&account, now).await?,
-                already_user: users.iter().any(|u| u.account == account),
-            };
-            check_candidate(&organization, &candidate)?;
+            check_candidate(&organization, &store.enterprise_candidate(&account, &users, now).await?)?;
             let user = EnterpriseUser { organization, account, added_by: cli_actor(), added_at: now };
             store.add_enterprise_user(&user, user.added_event()).await?;
             println!("{} is now a user of the enterprise account of {}", user.account, name.as_str());

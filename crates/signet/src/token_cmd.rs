@@ -51,30 +51,9 @@ pub(crate) enum TokenCommand {
     Renew(RenewArgs),
 }
 
+/// What a retrieval or a renewal talks to: the server, the token, the application.
 #[derive(Args)]
-pub(crate) struct RenewArgs {
-    /// The Signet server, e.g. https://ra.example.gov (plain http:// only to this machine).
-    #[arg(long)]
-    server: String,
-    /// The PKCS#11 module of the token.
-    #[arg(long)]
-    module: PathBuf,
-    /// The application reference the certificate was retrieved for.
-    #[arg(long)]
-    application: String,
-    /// The token's slot number, when several tokens are inserted.
-    #[arg(long)]
-    slot: Option<u64>,
-    /// The new key's type: rsa-2048 or p-256 (default: the current key's type).
-    #[arg(long)]
-    key_type: Option<KeyAlgorithm>,
-    /// Trust these CA certificates (PEM) for the server's TLS certificate, beside the system's.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-}
-
-#[derive(Args)]
-pub(crate) struct RetrieveArgs {
+pub(crate) struct Target {
     /// The Signet server, e.g. https://ra.example.gov (plain http:// only to this machine).
     #[arg(long)]
     server: String,
@@ -87,12 +66,34 @@ pub(crate) struct RetrieveArgs {
     /// The token's slot number (see `signet token readiness`), when several tokens are inserted.
     #[arg(long)]
     slot: Option<u64>,
-    /// The identity key's type: rsa-2048 or p-256.
-    #[arg(long, default_value = "rsa-2048")]
-    key_type: KeyAlgorithm,
     /// Trust these CA certificates (PEM) for the server's TLS certificate, beside the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// The application reference and the server, both checked before the token is touched.
+    fn open(&self) -> Result<(ApplicationId, Endpoint), Error> {
+        Ok((ApplicationId::new(&self.application)?, Endpoint::new(&self.server, self.ca_file.as_deref())?))
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct RetrieveArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The identity key's type: rsa-2048 or p-256.
+    #[arg(long, default_value = "rsa-2048")]
+    key_type: KeyAlgorithm,
+}
+
+#[derive(Args)]
+pub(crate) struct RenewArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The new key's type: rsa-2048 or p-256 (default: the current key's type).
+    #[arg(long)]
+    key_type: Option<KeyAlgorithm>,
 }
 
 pub(crate) async fn run(command: TokenCommand) -> Result<ExitCode, Error> {
@@ -149,8 +150,7 @@ impl Steps {
 }
 
 async fn retrieve(a: RetrieveArgs) -> Result<(), Error> {
-    let application = ApplicationId::new(&a.application)?;
-    let endpoint = Endpoint::new(&a.server, a.ca_file.as_deref())?;
+    let (application, endpoint) = a.target.open()?;
     // Ask for the account's secrets first, as the seed guide does: nothing on the token
     // changes before the applicant has them at hand.
     let code = ActivationCode::new(&secret(ACTIVATION_CODE_ENV, "Activation code (from the email): ")?)?;
@@ -172,7 +172,7 @@ async fn retrieve_steps(
     password: String,
 ) -> Result<(), Error> {
     steps.start(1, "Finding the token");
-    let mut token = SubscriberToken::find(&a.module, a.slot)?;
+    let mut token = SubscriberToken::find(&a.target.module, a.target.slot)?;
 
     let session = if token.is_initialized() {
         log_in(steps, &token)?
@@ -270,8 +270,7 @@ async fn send_or_discard(
 }
 
 async fn renew(a: RenewArgs) -> Result<(), Error> {
-    let application = ApplicationId::new(&a.application)?;
-    let endpoint = Endpoint::new(&a.server, a.ca_file.as_deref())?;
+    let (application, endpoint) = a.target.open()?;
     let steps = Steps::new();
     let outcome = renew_steps(&a, &steps, &endpoint, &application).await;
     if outcome.is_err() {
@@ -287,7 +286,7 @@ async fn renew_steps(
     application: &ApplicationId,
 ) -> Result<(), Error> {
     steps.start(1, "Finding the token");
-    let token = SubscriberToken::find(&a.module, a.slot)?;
+    let token = SubscriberToken::find(&a.target.module, a.target.slot)?;
     if !token.is_initialized() {
         return Err("the token is blank: retrieve your certificate onto it first (signet token retrieve)".into());
     }

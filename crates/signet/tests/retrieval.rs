@@ -226,6 +226,41 @@ impl World {
 }
 
 impl World {
+    /// The certificate `pkcs11-tool --read-object` finds on the token labelled `token_label` by
+    /// `by` (`--id …` or `--label …`), as `<name>.pem` in the scratch folder.
+    fn read_certificate(&self, token_label: &str, by: &[&str], name: &str) -> PathBuf {
+        let der = self.path(&format!("{name}.der"));
+        let pem = self.path(&format!("{name}.pem"));
+        let mut args = vec!["--module", SOFTHSM, "--token-label", token_label, "--read-object", "--type", "cert"];
+        args.extend_from_slice(by);
+        args.extend(["-o", file(&der)]);
+        must("pkcs11-tool", &args, &[("SOFTHSM2_CONF", self.softhsm_conf.to_str().unwrap())]);
+        must("openssl", &["x509", "-inform", "DER", "-in", file(&der), "-out", file(&pem)], &[]);
+        pem
+    }
+
+    /// `openssl verify -policy <policy> -explicit_policy` accepts `leaf` at the server's clock,
+    /// up to `root.pem` through `issuing.pem` (as read from the token).
+    fn verifies(&self, leaf: &Path, policy: &str) {
+        let at = self.clock.now().unix_timestamp().to_string();
+        let (root, issuing) = (self.path("root.pem"), self.path("issuing.pem"));
+        let args = [
+            "verify",
+            "-attime",
+            &at,
+            "-CAfile",
+            file(&root),
+            "-untrusted",
+            file(&issuing),
+            "-policy",
+            policy,
+            "-explicit_policy",
+            file(leaf),
+        ];
+        let verified = must("openssl", &args, &[]);
+        assert!(verified.contains(": OK"), "{verified}");
+    }
+
     /// The token's key `id` signs; OpenSSL verifies with the public key of `certificate` (PEM).
     fn signs_with(&self, token_label: &str, id: &str, key_type: &str, certificate: &Path) {
         let data = self.path("data.txt");
@@ -311,36 +346,10 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     assert_eq!(ca_labels, ["Signet Dev ECA 1", "Signet Dev Root CA"], "the chain is on the token too");
 
     // Read everything back from the token and let OpenSSL judge it.
-    let tool_env = [("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())];
-    let read = |by: &[&str], name: &str| -> PathBuf {
-        let der = w.path(&format!("{name}.der"));
-        let pem = w.path(&format!("{name}.pem"));
-        let mut args = vec!["--module", SOFTHSM, "--token-label", &token_label, "--read-object", "--type", "cert"];
-        args.extend_from_slice(by);
-        args.extend(["-o", file(&der)]);
-        must("pkcs11-tool", &args, &tool_env);
-        must("openssl", &["x509", "-inform", "DER", "-in", file(&der), "-out", file(&pem)], &[]);
-        pem
-    };
-    let leaf = read(&["--id", id], "leaf");
-    let issuing = read(&["--label", "Signet Dev ECA 1"], "issuing");
-    let root = read(&["--label", "Signet Dev Root CA"], "root");
-    let verified = must(
-        "openssl",
-        &[
-            "verify",
-            "-CAfile",
-            file(&root),
-            "-untrusted",
-            file(&issuing),
-            "-policy",
-            policy,
-            "-explicit_policy",
-            file(&leaf),
-        ],
-        &[],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
+    let leaf = w.read_certificate(&token_label, &["--id", id], "leaf");
+    w.read_certificate(&token_label, &["--label", "Signet Dev ECA 1"], "issuing");
+    w.read_certificate(&token_label, &["--label", "Signet Dev Root CA"], "root");
+    w.verifies(&leaf, policy);
     let subject = must("openssl", &["x509", "-noout", "-subject", "-in", file(&leaf)], &[]);
     assert!(subject.contains("O = U.S. Government") && subject.contains("CN = Jane Q. Doe"), "{subject}");
 
@@ -440,46 +449,8 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
     assert!(!objects.iter().any(|o| o.contains("(renewal)")), "{objects:#?}");
 
     // OpenSSL checks the new certificate at the (fake) renewal time, and the new key signs for it.
-    let der = w.path("renewed.der");
-    let pem = w.path("renewed.pem");
-    let tool_env = [("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())];
-    must(
-        "pkcs11-tool",
-        &[
-            "--module",
-            SOFTHSM,
-            "--token-label",
-            &token_label,
-            "--read-object",
-            "--type",
-            "cert",
-            "--id",
-            &id,
-            "-o",
-            file(&der),
-        ],
-        &tool_env,
-    );
-    must("openssl", &["x509", "-inform", "DER", "-in", file(&der), "-out", file(&pem)], &[]);
-    let at = w.clock.now().unix_timestamp().to_string();
-    let verified = must(
-        "openssl",
-        &[
-            "verify",
-            "-attime",
-            &at,
-            "-CAfile",
-            file(&w.path("root.pem")),
-            "-untrusted",
-            file(&w.path("issuing.pem")),
-            "-policy",
-            common::MEDIUM_TOKEN,
-            "-explicit_policy",
-            file(&pem),
-        ],
-        &[],
-    );
-    assert!(verified.contains(": OK"), "{verified}");
+    let pem = w.read_certificate(&token_label, &["--id", &id], "renewed");
+    w.verifies(&pem, common::MEDIUM_TOKEN);
     w.signs_with(&token_label, &id, "p-256", &pem);
     let serial = must("openssl", &["x509", "-noout", "-serial", "-in", file(&pem)], &[]);
     let all = store.account_certificates(&app).await.unwrap();
