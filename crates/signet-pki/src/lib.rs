@@ -1,9 +1,10 @@
 //! Pure X.509 for Signet.
 //!
 //! What it does: ECA certificate profiles (configuration → validated [`profile::Profile`]),
-//! CSR checks and key policy, YubiKey PIV key attestation, issuance (prepare → lint → sign, each step consuming the
-//! last), CA hierarchy creation, key escrow of server-generated encryption keys, CRLs, OCSP requests and responses, and the [`Signer`]
-//! trait with an aws-lc-rs software signer.
+//! CSR checks and key policy, YubiKey PIV key attestation ([`attestation`]), issuance
+//! (prepare → lint → sign, each step consuming the last), CA hierarchy creation, key escrow of
+//! server-generated encryption keys ([`escrow`]), CRLs, OCSP requests and responses, and the
+//! [`Signer`] trait with an aws-lc-rs software signer.
 //!
 //! What it does not do: no I/O of any kind — no files, network, database or clock. Callers
 //! pass the time in, and decide what is stored and when.
