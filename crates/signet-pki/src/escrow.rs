@@ -97,6 +97,17 @@ fn oaep_encrypt(key: PublicEncryptingKey, plaintext: &[u8]) -> Result<Vec<u8>, E
     Ok(out)
 }
 
+/// AES-256-CBC with PKCS#7 padding under a caller-drawn IV, which the CMS and PBES2
+/// structures carry as the algorithm's parameter.
+fn aes256_cbc_encrypt(key: &[u8; 32], iv: [u8; 16], plaintext: &[u8]) -> Result<Vec<u8>, EscrowError> {
+    let mut out = plaintext.to_vec();
+    PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, key).map_err(crypto)?)
+        .map_err(crypto)?
+        .less_safe_encrypt(&mut out, aws_lc_rs::cipher::EncryptionContext::Iv128(iv.into()))
+        .map_err(crypto)?;
+    Ok(out)
+}
+
 fn random<const N: usize>() -> Result<[u8; N], EscrowError> {
     let mut out = [0u8; N];
     SystemRandom::new().fill(&mut out).map_err(crypto)?;
@@ -104,17 +115,19 @@ fn random<const N: usize>() -> Result<[u8; N], EscrowError> {
 }
 
 /// The key recovery key's public half: all the server needs to escrow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RecoveryKeyPublic {
     spki: Vec<u8>,
     key_id: Vec<u8>,
+    /// Parsed once at start-up rather than on every retrieval's escrow.
+    key: PublicEncryptingKey,
 }
 
 impl RecoveryKeyPublic {
     /// Parses a DER SubjectPublicKeyInfo; an RSA key of at least 2048 bits.
     pub fn from_spki(spki: &[u8]) -> Result<Self, EscrowError> {
-        rsa_public(spki, "key recovery key")?;
-        Ok(Self { spki: spki.to_vec(), key_id: key_id(spki)? })
+        let key = rsa_public(spki, "key recovery key")?;
+        Ok(Self { spki: spki.to_vec(), key_id: key_id(spki)?, key })
     }
 
     /// The DER SubjectPublicKeyInfo.
@@ -168,12 +181,14 @@ impl SoftwareRecoveryKey {
 
     /// Loads an RSA key from PKCS#8 DER.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, EscrowError> {
-        let key = PrivateDecryptingKey::from_pkcs8(pkcs8).map_err(|_| EscrowError::BadPublicKey("key recovery key"))?;
+        let key = PrivateDecryptingKey::from_pkcs8(pkcs8)
+            .ok()
+            .filter(|k| k.key_size_bits() >= 2048)
+            .ok_or(EscrowError::BadPublicKey("key recovery key"))?;
         let spki = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(&key.public_key())
             .map_err(crypto)?
             .as_ref()
             .to_vec();
-        rsa_public(&spki, "key recovery key")?;
         Ok(Self { key: OaepPrivateDecryptingKey::new(key).map_err(crypto)?, pkcs8: pkcs8.to_vec(), spki })
     }
 
@@ -260,11 +275,8 @@ impl EncryptionKey {
     pub fn escrow(&self, krk: &RecoveryKeyPublic) -> Result<Vec<u8>, EscrowError> {
         let cek: [u8; 32] = random()?;
         let iv: [u8; 16] = random()?;
-        let mut content = self.pkcs8.clone();
-        let key = PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, &cek).map_err(crypto)?)
-            .map_err(crypto)?;
-        key.less_safe_encrypt(&mut content, aws_lc_rs::cipher::EncryptionContext::Iv128(iv.into())).map_err(crypto)?;
-        let enc_key = oaep_encrypt(rsa_public(&krk.spki, "key recovery key")?, &cek)?;
+        let content = aes256_cbc_encrypt(&cek, iv, &self.pkcs8)?;
+        let enc_key = oaep_encrypt(krk.key.clone(), &cek)?;
         let recipient = KeyTransRecipientInfo {
             // Version 2: the recipient is named by subject key identifier (RFC 5652 §6.2.1).
             version: CmsVersion::V2,
@@ -418,11 +430,7 @@ impl RecoveredKey {
             passphrase.as_bytes(),
             &mut kek,
         );
-        let mut data = self.pkcs8.clone();
-        PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, &kek).map_err(crypto)?)
-            .map_err(crypto)?
-            .less_safe_encrypt(&mut data, aws_lc_rs::cipher::EncryptionContext::Iv128(iv.into()))
-            .map_err(crypto)?;
+        let data = aes256_cbc_encrypt(&kek, iv, &self.pkcs8)?;
         let kdf = Pbkdf2Params {
             salt: octets(&salt)?,
             iterations: PBKDF2_ITERATIONS,
