@@ -128,7 +128,7 @@ pub(crate) fn random_base32(n: usize) -> String {
 
 /// Uppercases and maps the look-alikes Crockford base32 folds (O→0, I/L→1), dropping the
 /// separators people type; `None` if anything else is left over.
-fn crockford_normalize(s: &str) -> Option<String> {
+pub(crate) fn crockford_normalize(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|c| !matches!(c, '-' | ' ')) {
         let c = match c.to_ascii_uppercase() {

@@ -104,6 +104,18 @@ pub enum AuditAction {
     PasswordChanged,
     /// A subscriber became a user of the organization's enterprise account.
     EnterpriseUserAdded,
+    /// An encryption key was escrowed to the key recovery key, before its certificate was issued.
+    KeyEscrowed,
+    /// An RA operator was designated key recovery agent.
+    KeyRecoveryAgentDesignated,
+    /// A key recovery agent asked for an escrowed key to be recovered (the reason is in the details).
+    KeyRecoveryRequested,
+    /// A key recovery agent approved a recovery request (the first or the second approval).
+    KeyRecoveryApproved,
+    /// An approving agent exported an escrowed key (the key itself is never recorded).
+    KeyRecovered,
+    /// An RA operator witnessed, in person, a key being generated on its hardware token.
+    KeyGenerationWitnessed,
 }
 
 impl AuditAction {
@@ -157,6 +169,12 @@ impl AuditAction {
             Self::PasswordResetRequested => "password-reset-requested",
             Self::PasswordChanged => "password-changed",
             Self::EnterpriseUserAdded => "enterprise-user-added",
+            Self::KeyEscrowed => "key-escrowed",
+            Self::KeyRecoveryAgentDesignated => "key-recovery-agent-designated",
+            Self::KeyRecoveryRequested => "key-recovery-requested",
+            Self::KeyRecoveryApproved => "key-recovery-approved",
+            Self::KeyRecovered => "key-recovered",
+            Self::KeyGenerationWitnessed => "key-generation-witnessed",
         }
     }
 }

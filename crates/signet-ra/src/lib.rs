@@ -26,6 +26,11 @@
 //! ([`enterprise`]); password reset by emailed link (issue 4, [`password_reset`]). Consuming
 //! [`cmc::SoftTokenStore`], [`enterprise::EnterpriseStore`] and
 //! [`password_reset::PasswordResetStore`].
+//!
+//! Key escrow and recovery: encryption keys escrowed before their certificates are issued, and
+//! recovered only after two different key recovery agents approved ([`key_recovery`]); in-person
+//! witnessed key generation where no token attestation exists ([`witness`]). Consuming
+//! [`key_recovery::KeyRecoveryStore`] and [`witness::WitnessStore`].
 
 pub mod acme;
 pub mod application;
@@ -37,6 +42,7 @@ pub mod enterprise;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod issuance;
+pub mod key_recovery;
 pub mod lockout;
 pub mod notify;
 pub mod operator;
@@ -44,6 +50,7 @@ pub mod password_reset;
 pub mod renewal;
 pub mod totp;
 pub mod vetting;
+pub mod witness;
 pub mod wizard;
 
 pub use clock::{Clock, FakeClock, SystemClock};

@@ -7,7 +7,8 @@
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
 //! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
-//! `signet_ra::enterprise::EnterpriseStore`, `signet_ra::password_reset::PasswordResetStore`),
+//! `signet_ra::enterprise::EnterpriseStore`, `signet_ra::password_reset::PasswordResetStore`,
+//! `signet_ra::key_recovery::KeyRecoveryStore`, `signet_ra::witness::WitnessStore`),
 //! the outbox the mail relay drains, and the
 //! leases and delivery bookkeeping of the background jobs.
 //!
@@ -20,9 +21,11 @@ mod cmc;
 mod console;
 mod enterprise;
 mod jobs;
+mod key_recovery;
 mod operators;
 mod password_reset;
 mod sessions;
+mod witness;
 
 pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
