@@ -71,6 +71,9 @@ pub enum EscrowError {
     /// Key generation or encryption failed in the crypto library.
     #[error("key generation or encryption failed")]
     Crypto,
+    /// The device holding the key recovery key (an HSM) failed or refused the operation.
+    #[error("the key recovery key's device failed: {0}")]
+    Device(String),
     /// The CSR for the generated key could not be made.
     #[error("could not make the certification request: {0}")]
     Request(String),

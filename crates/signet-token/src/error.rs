@@ -149,6 +149,18 @@ pub enum TokenError {
     /// The certificate to write is not X.509 DER, or does not certify the key it is written for.
     #[error("cannot write the certificate to the token: {0}")]
     Certificate(String),
+    /// The encryption key the server wrapped for this token's transport key did not unwrap:
+    /// it was damaged, wrapped for another transport key, or is not an RSA PKCS#8 key, or the
+    /// token lacks `CKM_RSA_PKCS_OAEP` or `CKM_AES_KEY_WRAP_PAD` unwrapping.
+    #[error("the server's wrapped encryption key does not unwrap on the token: {0}")]
+    Unwrap(String),
+    /// A test message encrypted to the key recovery key's public key did not decrypt to
+    /// itself on the token, so the private key does not match or does not work.
+    #[error("self-test failed: key recovery key {key:?} does not decrypt what its public key encrypts")]
+    DecryptSelfTest {
+        /// The key's label.
+        key: String,
+    },
     /// Any other refusal by the module, with the PKCS#11 function and return code.
     #[error("PKCS#11 {0}")]
     Device(String),
@@ -210,6 +222,10 @@ fn rv_name(rv: RvError) -> String {
         RvError::AttributeValueInvalid => "CKR_ATTRIBUTE_VALUE_INVALID",
         RvError::GeneralError => "CKR_GENERAL_ERROR",
         RvError::FunctionFailed => "CKR_FUNCTION_FAILED",
+        RvError::WrappedKeyInvalid => "CKR_WRAPPED_KEY_INVALID",
+        RvError::WrappedKeyLenRange => "CKR_WRAPPED_KEY_LEN_RANGE",
+        RvError::EncryptedDataInvalid => "CKR_ENCRYPTED_DATA_INVALID",
+        RvError::EncryptedDataLenRange => "CKR_ENCRYPTED_DATA_LEN_RANGE",
         other => return format!("{other:?}"),
     };
     name.to_owned()

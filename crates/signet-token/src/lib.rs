@@ -11,21 +11,29 @@
 //! identity key pair generated on the token, a PKCS#10 request signed by it, and writing the
 //! issued certificate and its chain back under the key's `CKA_ID`.
 //!
-//! What it does not do: it never exports, imports, wraps or backs up keys; it initializes
+//! For key escrow it takes a server-generated encryption key onto the subscriber's token,
+//! wrapped for a session-only transport key made there
+//! ([`subscriber::TokenSession::install_encryption_key`]), and holds the key recovery key that
+//! opens escrows on an HSM ([`Pkcs11RecoveryKey`]).
+//!
+//! What it does not do: it never exports, wraps or backs up keys, and imports only that
+//! escrowed encryption key (DESIGN §2: signing keys are never escrowed); it initializes
 //! only blank subscriber tokens (CA tokens: use the vendor's tool, or `softhsm2-util`);
 //! it does not change or unblock PINs; and it knows nothing of CA policy,
-//! which lives in `signet-pki`. Keys are RSA-2048/3072 (PKCS#1 v1.5, SHA-256) and ECDSA
-//! P-256/P-384 only (DESIGN §2). It does not recover from a token being removed or reset
+//! which lives in `signet-pki`. Keys are RSA-2048/3072 (PKCS#1 v1.5 signatures with SHA-256;
+//! OAEP with SHA-1 for escrow) and ECDSA P-256/P-384 only (DESIGN §2). It does not recover from a token being removed or reset
 //! under a running signer: signatures then fail with [`TokenError::Device`], and the
 //! signer must be opened again.
 
 mod config;
 mod encoding;
 mod error;
+mod recovery;
 mod signer;
 pub mod subscriber;
 mod token;
 
 pub use config::Pkcs11KeyConfig;
 pub use error::TokenError;
+pub use recovery::Pkcs11RecoveryKey;
 pub use signer::Pkcs11Signer;

@@ -5,7 +5,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use signet_pki::signer::verify_signature;
@@ -70,75 +71,20 @@ impl Pkcs11Signer {
     pub fn generate(cfg: &Pkcs11KeyConfig, algorithm: KeyAlgorithm) -> Result<Self, TokenError> {
         let token = Token::connect(cfg)?;
         let session = token.open_session(true)?;
-        let label = cfg.key_label.clone().into_bytes();
-
-        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
-            let template = [Attribute::Class(class), Attribute::Label(label.clone())];
-            if !session.find_objects(&template).map_err(device)?.is_empty() {
-                return Err(TokenError::KeyExists { token: cfg.token_label.clone(), key: cfg.key_label.clone() });
-            }
-        }
-
-        let mut id = [0u8; 16];
-        SystemRandom::new().fill(&mut id).map_err(|_| TokenError::Device("no randomness for CKA_ID".into()))?;
-        let mut public = vec![
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Derive(false),
-            Attribute::Label(label.clone()),
-            Attribute::Id(id.to_vec()),
-        ];
-        let private = [
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-            Attribute::Label(label),
-            Attribute::Id(id.to_vec()),
-        ];
-        let rsa = |bits: u64| [Attribute::ModulusBits(bits.into()), Attribute::PublicExponent(vec![0x01, 0x00, 0x01])];
-        let mechanism = match (algorithm, encoding::ec_params(algorithm)) {
-            (KeyAlgorithm::Rsa2048, _) => {
-                public.extend(rsa(2048));
-                Mechanism::RsaPkcsKeyPairGen
-            }
-            (KeyAlgorithm::Rsa3072, _) => {
-                public.extend(rsa(3072));
-                Mechanism::RsaPkcsKeyPairGen
-            }
-            (KeyAlgorithm::P256 | KeyAlgorithm::P384, Some(params)) => {
-                public.push(Attribute::EcParams(params));
-                Mechanism::EccKeyPairGen
-            }
-            (_, None) => return Err(TokenError::UnsupportedKey(algorithm.to_string())),
-        };
-        let (public_key, private_key) = session.generate_key_pair(&mechanism, &public, &private).map_err(device)?;
-
-        let made = public_key_info(&session, public_key, &cfg.key_label)
-            .and_then(|(made, spki)| {
-                if made == algorithm {
-                    Ok(spki)
-                } else {
-                    Err(TokenError::UnsupportedKey(format!("asked for {algorithm}, the token made {made}")))
+        refuse_existing_label(&session, cfg)?;
+        let pair = generate_key_pair(&session, algorithm, KeyUsage::Sign, true, &cfg.key_label)?;
+        let signer = Self::new(cfg, token, pair.private, algorithm, pair.spki);
+        match signer.self_test() {
+            Ok(()) => Ok(signer),
+            Err(e) => {
+                // Leave nothing behind that a later `open` could pick up. Best effort: the
+                // error worth reporting is the one that got us here.
+                for object in [pair.private, pair.public] {
+                    let _ = session.destroy_object(object);
                 }
-            })
-            .map(|spki| Self::new(cfg, token, private_key, algorithm, spki))
-            .and_then(|signer| signer.self_test().map(|()| signer));
-        if made.is_err() {
-            // Leave nothing behind that a later `open` could pick up. Best effort: the
-            // error worth reporting is the one that got us here.
-            for object in [private_key, public_key] {
-                let _ = session.destroy_object(object);
+                Err(e)
             }
         }
-        made
     }
 
     /// Finds the private key labelled `cfg.key_label` on the token, reads its public key
@@ -152,43 +98,9 @@ impl Pkcs11Signer {
         let session = token.open_session(false)?;
         let label = cfg.key_label.clone().into_bytes();
 
-        let found = session
-            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.clone())])
-            .map_err(device)?;
-        let private_key = match found.as_slice() {
-            [key] => *key,
-            [] => {
-                return Err(TokenError::KeyNotFound { token: cfg.token_label.clone(), key: cfg.key_label.clone() });
-            }
-            many => {
-                return Err(TokenError::AmbiguousKey {
-                    token: cfg.token_label.clone(),
-                    key: cfg.key_label.clone(),
-                    count: many.len(),
-                });
-            }
-        };
-
-        let wanted = [AttributeType::Id, AttributeType::Sensitive, AttributeType::Extractable, AttributeType::Sign];
-        let (mut id, mut sensitive, mut extractable, mut sign) = (Vec::new(), false, true, false);
-        for attr in session.get_attributes(private_key, &wanted).map_err(device)? {
-            match attr {
-                Attribute::Id(v) => id = v,
-                Attribute::Sensitive(v) => sensitive = v,
-                Attribute::Extractable(v) => extractable = v,
-                Attribute::Sign(v) => sign = v,
-                _ => {}
-            }
-        }
-        let not_protected =
-            |reason| TokenError::KeyNotProtected { token: cfg.token_label.clone(), key: cfg.key_label.clone(), reason };
-        if !sensitive {
-            return Err(not_protected("CKA_SENSITIVE is false, so its value can be read"));
-        }
-        if extractable {
-            return Err(not_protected("CKA_EXTRACTABLE is true, so it can be wrapped out"));
-        }
-        if !sign {
+        let (private_key, id) = protected_private_key(&session, cfg)?;
+        let may_sign = session.get_attributes(private_key, &[AttributeType::Sign]).map_err(device)?;
+        if may_sign != [Attribute::Sign(true)] {
             return Err(TokenError::UnsupportedKey(format!("{:?} may not sign (CKA_SIGN is false)", cfg.key_label)));
         }
 
@@ -321,9 +233,171 @@ impl Signer for Pkcs11Signer {
     }
 }
 
+/// What the private key of a pair made by [`generate_key_pair`] may do: this and nothing
+/// else, since SoftHSM2 (like many tokens) would otherwise allow every use the key type has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUsage {
+    /// Sign; the public key verifies (CA and identity keys).
+    Sign,
+    /// Decrypt; the public key encrypts (the key recovery key).
+    Decrypt,
+    /// Unwrap secret keys; the public key wraps (the transport key a subscriber's
+    /// encryption key arrives under).
+    Unwrap,
+}
+
+/// RSAES-OAEP with SHA-1, MGF1-SHA-1 and an empty label: what `signet_pki::escrow` encrypts
+/// with, and the only OAEP hash SoftHSM2 and most tokens implement.
+pub(crate) fn rsa_oaep_sha1() -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, PkcsOaepSource::empty()))
+}
+
+/// A key pair just generated on a token, and its public key as a DER SubjectPublicKeyInfo.
+pub(crate) struct KeyPair {
+    pub(crate) public: ObjectHandle,
+    pub(crate) private: ObjectHandle,
+    pub(crate) spki: Vec<u8>,
+}
+
+/// A random 16-byte `CKA_ID`: unique without a registry, so objects made together share it
+/// and nothing else does.
+pub(crate) fn random_id() -> Result<Vec<u8>, TokenError> {
+    let mut id = vec![0u8; 16];
+    SystemRandom::new().fill(&mut id).map_err(|_| TokenError::Device("no randomness for CKA_ID".into()))?;
+    Ok(id)
+}
+
+/// [`TokenError::KeyExists`] if a private or public key labelled `cfg.key_label` is on the
+/// token, so that generating never shadows a key that `open` finds by label.
+pub(crate) fn refuse_existing_label(session: &Session, cfg: &Pkcs11KeyConfig) -> Result<(), TokenError> {
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+        let template = [Attribute::Class(class), Attribute::Label(cfg.key_label.clone().into_bytes())];
+        if !session.find_objects(&template).map_err(device)?.is_empty() {
+            return Err(TokenError::KeyExists { token: cfg.token_label.clone(), key: cfg.key_label.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Generates a key pair labelled `label` with a random 16-byte `CKA_ID`, for `usage` only.
+/// The private key is private, sensitive and never extractable; `on_token` false makes both
+/// halves session objects, gone when the session closes. RSA keys use the exponent 65537;
+/// EC keys a named curve. If the token made something else than `algorithm`, the pair is
+/// destroyed.
+pub(crate) fn generate_key_pair(
+    session: &Session,
+    algorithm: KeyAlgorithm,
+    usage: KeyUsage,
+    on_token: bool,
+    label: &str,
+) -> Result<KeyPair, TokenError> {
+    let id = random_id()?;
+    let (sign, decrypt, unwrap) = (usage == KeyUsage::Sign, usage == KeyUsage::Decrypt, usage == KeyUsage::Unwrap);
+    let mut public = vec![
+        Attribute::Token(on_token),
+        Attribute::Private(false),
+        Attribute::Verify(sign),
+        Attribute::Encrypt(decrypt),
+        Attribute::Wrap(unwrap),
+        Attribute::Derive(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.clone()),
+    ];
+    let private = [
+        Attribute::Token(on_token),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(sign),
+        Attribute::Decrypt(decrypt),
+        Attribute::Unwrap(unwrap),
+        Attribute::Derive(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id),
+    ];
+    let rsa = |bits: u64| [Attribute::ModulusBits(bits.into()), Attribute::PublicExponent(vec![0x01, 0x00, 0x01])];
+    let mechanism = match (algorithm, encoding::ec_params(algorithm)) {
+        (KeyAlgorithm::Rsa2048, _) => {
+            public.extend(rsa(2048));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+        (KeyAlgorithm::Rsa3072, _) => {
+            public.extend(rsa(3072));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+        (KeyAlgorithm::P256 | KeyAlgorithm::P384, Some(params)) => {
+            public.push(Attribute::EcParams(params));
+            Mechanism::EccKeyPairGen
+        }
+        (_, None) => return Err(TokenError::UnsupportedKey(algorithm.to_string())),
+    };
+    let (public, private) = session.generate_key_pair(&mechanism, &public, &private).map_err(device)?;
+    let spki = public_key_info(session, public, label).and_then(|(made, spki)| {
+        if made == algorithm {
+            Ok(spki)
+        } else {
+            Err(TokenError::UnsupportedKey(format!("asked for {algorithm}, the token made {made}")))
+        }
+    });
+    match spki {
+        Ok(spki) => Ok(KeyPair { public, private, spki }),
+        Err(e) => {
+            // Best effort, as in `Pkcs11Signer::generate`: the error to report is `e`.
+            for object in [private, public] {
+                let _ = session.destroy_object(object);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The one private key labelled `cfg.key_label`, and its `CKA_ID` (empty if it has none).
+/// Refuses keys that could leave the token in clear ([`TokenError::KeyNotProtected`]).
+pub(crate) fn protected_private_key(
+    session: &Session,
+    cfg: &Pkcs11KeyConfig,
+) -> Result<(ObjectHandle, Vec<u8>), TokenError> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(cfg.key_label.clone().into_bytes()),
+        ])
+        .map_err(device)?;
+    let private_key = match found.as_slice() {
+        [key] => *key,
+        [] => return Err(TokenError::KeyNotFound { token: cfg.token_label.clone(), key: cfg.key_label.clone() }),
+        many => {
+            return Err(TokenError::AmbiguousKey {
+                token: cfg.token_label.clone(),
+                key: cfg.key_label.clone(),
+                count: many.len(),
+            });
+        }
+    };
+    let wanted = [AttributeType::Id, AttributeType::Sensitive, AttributeType::Extractable];
+    let (mut id, mut sensitive, mut extractable) = (Vec::new(), false, true);
+    for attr in session.get_attributes(private_key, &wanted).map_err(device)? {
+        match attr {
+            Attribute::Id(v) => id = v,
+            Attribute::Sensitive(v) => sensitive = v,
+            Attribute::Extractable(v) => extractable = v,
+            _ => {}
+        }
+    }
+    let not_protected =
+        |reason| TokenError::KeyNotProtected { token: cfg.token_label.clone(), key: cfg.key_label.clone(), reason };
+    if !sensitive {
+        return Err(not_protected("CKA_SENSITIVE is false, so its value can be read"));
+    }
+    if extractable {
+        return Err(not_protected("CKA_EXTRACTABLE is true, so it can be wrapped out"));
+    }
+    Ok((private_key, id))
+}
+
 /// Reads a key object's public half and returns its algorithm and DER SPKI. `object` is a
 /// public key, or an RSA private key (which carries the modulus and public exponent).
-fn public_key_info(
+pub(crate) fn public_key_info(
     session: &Session,
     object: ObjectHandle,
     key_label: &str,

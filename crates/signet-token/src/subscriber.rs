@@ -7,6 +7,8 @@
 //! [`TokenSession`] generates the identity key pair on the token (sensitive, never extractable,
 //! sign-only), signs the PKCS#10 request with it (the proof of possession the CA checks), and
 //! writes the issued certificate and its CA chain beside the key under the key's `CKA_ID`.
+//! The encryption key, which the server generates and escrows, arrives wrapped for a
+//! session-only transport key and is unwrapped inside the token beside its certificate.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,8 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::MechanismType;
-use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -26,12 +28,15 @@ use signet_pki::{KeyAlgorithm, Signer};
 use crate::config::Pkcs11KeyConfig;
 use crate::encoding::AlgorithmIdentifier;
 use crate::error::{TokenError, describe, device};
-use crate::signer::Pkcs11Signer;
+use crate::signer::{KeyUsage, Pkcs11Signer, generate_key_pair, public_key_info, random_id, rsa_oaep_sha1};
 use crate::token::{Token, load};
 
 /// The key types a subscriber token is asked to generate (DESIGN §2: RSA-2048 minimum, P-256
 /// allowed); the ones every PKCS#11 smart card and USB token implements.
 pub const SUBSCRIBER_KEYS: [KeyAlgorithm; 2] = [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256];
+
+/// The label of transport keys, so that a listing in the session shows what they are.
+const TRANSPORT_LABEL: &str = "signet transport key";
 
 // ---------------------------------------------------------------------------------------------
 // Readiness
@@ -497,6 +502,29 @@ impl fmt::Debug for TokenSession {
     }
 }
 
+/// A session-only RSA-2048 key pair on the token whose private half can only unwrap
+/// (`CKA_TOKEN` false, sensitive, not extractable, `CKA_UNWRAP` true, `CKA_DECRYPT` false):
+/// what the server wraps a generated encryption key for. Destroyed with the session that
+/// made it, or by [`TokenSession::install_encryption_key`].
+pub struct TransportKey {
+    public: ObjectHandle,
+    private: ObjectHandle,
+    spki: Vec<u8>,
+}
+
+impl fmt::Debug for TransportKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportKey").finish_non_exhaustive()
+    }
+}
+
+impl TransportKey {
+    /// The public key as a DER SubjectPublicKeyInfo, to send to the server.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+}
+
 /// An identity key pair on the token: its label and `CKA_ID`, and a signer for it.
 pub struct IdentityKey {
     signer: Pkcs11Signer,
@@ -637,6 +665,141 @@ impl TokenSession {
                 self.create_certificate(ca, &ca.common_name, &[])?;
             }
         }
+        Ok(())
+    }
+
+    /// Generates the RSA-2048 transport key a server-generated encryption key is wrapped for
+    /// ([`signet_pki::escrow::EncryptionKey::wrap_for_transport`]): session objects only, so
+    /// the pair never outlives this session, and a private half that may only unwrap.
+    pub fn generate_transport_key(&self) -> Result<TransportKey, TokenError> {
+        let pair = generate_key_pair(&self.session, KeyAlgorithm::Rsa2048, KeyUsage::Unwrap, false, TRANSPORT_LABEL)?;
+        Ok(TransportKey { public: pair.public, private: pair.private, spki: pair.spki })
+    }
+
+    /// Installs the escrowed encryption key the server generated and wrapped for `transport`
+    /// (DESIGN §2: encryption keys may be escrowed, so, unlike identity keys, they are born
+    /// off the token). The AES-256 key is unwrapped with `CKM_RSA_PKCS_OAEP` (SHA-1,
+    /// MGF1-SHA-1, no label) as a session key, and the PKCS#8 RSA private key with
+    /// `CKM_AES_KEY_WRAP_PAD` (RFC 5649) as a token key labelled `label` with a fresh random
+    /// `CKA_ID`: private, sensitive, not extractable, allowed to decrypt and unwrap only.
+    /// Its certificate and public key are written beside it under the same label and
+    /// `CKA_ID`, which is returned.
+    ///
+    /// A certificate for another key is [`TokenError::Certificate`], a wrapped key that does
+    /// not unwrap is [`TokenError::Unwrap`]; either way nothing is left on the token. The
+    /// transport key pair and the AES key are destroyed whatever happens.
+    ///
+    /// Older encryption keys under the same label are kept: mail encrypted to them must stay
+    /// readable after a renewal.
+    pub fn install_encryption_key(
+        &self,
+        transport: TransportKey,
+        wrapped_key: &[u8],
+        wrapped_private_key: &[u8],
+        certificate_der: &[u8],
+        label: &str,
+    ) -> Result<Vec<u8>, TokenError> {
+        let installed = self.install_unwrapped(&transport, wrapped_key, wrapped_private_key, certificate_der, label);
+        // Best effort: session objects die with the session anyway, and the error worth
+        // reporting is the installation's.
+        for object in [transport.private, transport.public] {
+            let _ = self.session.destroy_object(object);
+        }
+        installed
+    }
+
+    fn install_unwrapped(
+        &self,
+        transport: &TransportKey,
+        wrapped_key: &[u8],
+        wrapped_private_key: &[u8],
+        certificate_der: &[u8],
+        label: &str,
+    ) -> Result<Vec<u8>, TokenError> {
+        let certificate = CertificateParts::parse(certificate_der)?;
+        let unwrap_error = |e: CkError| TokenError::Unwrap(describe(&e));
+        let aes_template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Unwrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+        ];
+        let aes = self
+            .session
+            .unwrap_key(&rsa_oaep_sha1(), transport.private, wrapped_key, &aes_template)
+            .map_err(unwrap_error)?;
+
+        let id = random_id()?;
+        let private_template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Decrypt(true),
+            Attribute::Unwrap(true),
+            Attribute::Sign(false),
+            Attribute::SignRecover(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let private = self.session.unwrap_key(&Mechanism::AesKeyWrapPad, aes, wrapped_private_key, &private_template);
+        // Best effort, as for the transport key: the AES key has done its one job.
+        let _ = self.session.destroy_object(aes);
+        let private = private.map_err(unwrap_error)?;
+
+        let written = self.certify_unwrapped(private, &certificate, label, &id);
+        if written.is_err() {
+            // The fresh CKA_ID names only what this call made. Best effort: the error worth
+            // reporting is the one that got us here.
+            for object in self.find(&[Attribute::Id(id.clone())]).unwrap_or_else(|_| vec![private]) {
+                let _ = self.session.destroy_object(object);
+            }
+        }
+        written.map(|()| id)
+    }
+
+    /// Checks that `certificate` certifies the unwrapped `private` key, then writes it and
+    /// the public key object beside the key, as retrieval does for identity keys.
+    fn certify_unwrapped(
+        &self,
+        private: ObjectHandle,
+        certificate: &CertificateParts,
+        label: &str,
+        id: &[u8],
+    ) -> Result<(), TokenError> {
+        // An RSA private key object carries its modulus and public exponent.
+        let (_, spki) = public_key_info(&self.session, private, label)?;
+        if spki != certificate.spki {
+            return Err(TokenError::Certificate("it certifies another public key than the one unwrapped".into()));
+        }
+        let public = self
+            .session
+            .get_attributes(private, &[AttributeType::Modulus, AttributeType::PublicExponent])
+            .map_err(device)?;
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Encrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Verify(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        template.extend(public);
+        self.session.create_object(&template).map_err(device)?;
+        self.create_certificate(certificate, label, id)?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, in_softhsm, run_ok, write};
+use common::{MODULE, in_softhsm, objects, openssl_ca, openssl_certify, run_ok, write};
 use signet_pki::KeyAlgorithm;
 use signet_token::TokenError;
 use signet_token::subscriber::{SubscriberToken, readiness};
@@ -23,73 +23,6 @@ fn pkcs11_tool(label: &str, pin: &str, args: &[&str]) -> String {
             .args(args),
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Splits `pkcs11-tool -O` output into objects: each starts on an unindented line.
-fn objects(listing: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in listing.lines() {
-        match out.last_mut() {
-            Some(object) if line.starts_with(' ') => {
-                object.push('\n');
-                object.push_str(line);
-            }
-            _ => out.push(line.to_owned()),
-        }
-    }
-    out
-}
-
-/// Makes a throwaway OpenSSL CA in `dir`; returns its certificate (DER).
-fn openssl_ca(dir: &Path) -> Vec<u8> {
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    run_ok(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=Test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.der"),
-        "-outform",
-        "DER",
-        "-days",
-        "2",
-    ]));
-    std::fs::read(p("ca.der")).unwrap()
-}
-
-/// Has the CA of [`openssl_ca`] certify `csr_der`; returns the certificate (DER).
-fn openssl_certify(dir: &Path, csr_der: &[u8]) -> Vec<u8> {
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let csr = write(&dir.join("req.der"), csr_der);
-    run_ok(Command::new("openssl").args([
-        "x509",
-        "-req",
-        "-inform",
-        "DER",
-        "-in",
-        &csr,
-        "-CA",
-        &p("ca.der"),
-        "-CAform",
-        "DER",
-        "-CAkey",
-        &p("ca.key"),
-        "-days",
-        "1",
-        "-outform",
-        "DER",
-        "-out",
-        &p("leaf.der"),
-    ]));
-    std::fs::read(p("leaf.der")).unwrap()
 }
 
 #[test]
