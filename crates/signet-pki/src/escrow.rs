@@ -36,7 +36,7 @@ use der::{Decode, Encode, Sequence};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
-use crate::signer::{KeyAlgorithm, Signer, SoftwareSigner};
+use crate::signer::{EncryptedKey, KeyAlgorithm, Signer, SoftwareSigner};
 
 /// id-envelopedData (RFC 5652 §6.1).
 const ENVELOPED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
@@ -77,6 +77,9 @@ pub enum EscrowError {
     /// The CSR for the generated key could not be made.
     #[error("could not make the certification request: {0}")]
     Request(String),
+    /// The key recovery key's file does not open with this passphrase, or is damaged.
+    #[error("the key recovery key file does not open: wrong passphrase or a damaged file")]
+    KeyFile,
 }
 
 fn crypto<E>(_: E) -> EscrowError {
@@ -199,6 +202,22 @@ impl SoftwareRecoveryKey {
     pub fn to_pkcs8(&self) -> &[u8] {
         &self.pkcs8
     }
+
+    /// The key sealed under `passphrase` the way the CA's key files are (Argon2id, AES-256-GCM).
+    pub fn to_encrypted(&self, passphrase: &str) -> Result<EncryptedKey, EscrowError> {
+        EncryptedKey::seal(Self::FILE_ALGORITHM, &self.pkcs8, passphrase).map_err(crypto)
+    }
+
+    /// Opens a key file written by [`Self::to_encrypted`].
+    pub fn from_encrypted(file: &EncryptedKey, passphrase: &str) -> Result<Self, EscrowError> {
+        if file.algorithm != Self::FILE_ALGORITHM {
+            return Err(EscrowError::KeyFile);
+        }
+        Self::from_pkcs8(&file.open(passphrase).map_err(|_| EscrowError::KeyFile)?)
+    }
+
+    // The tag is authenticated with the file; key recovery keys are RSA-3072 as generated.
+    const FILE_ALGORITHM: KeyAlgorithm = KeyAlgorithm::Rsa3072;
 }
 
 impl RecoveryKey for SoftwareRecoveryKey {
@@ -474,6 +493,21 @@ mod tests {
         damaged[last] ^= 1;
         assert!(open(&damaged, &krk).is_err());
         assert_eq!(open(b"not der", &krk).unwrap_err(), EscrowError::Malformed);
+    }
+
+    #[test]
+    fn a_recovery_key_file_opens_with_its_passphrase_only() {
+        let krk = SoftwareRecoveryKey::generate().unwrap();
+        let file = krk.to_encrypted("correct horse").unwrap();
+        assert!(!file.ciphertext.contains(&hex::encode(&krk.pkcs8[..32])));
+        let opened = SoftwareRecoveryKey::from_encrypted(&file, "correct horse").unwrap();
+        assert_eq!(opened.public_key_spki(), krk.public_key_spki());
+        assert_eq!(SoftwareRecoveryKey::from_encrypted(&file, "wrong").unwrap_err(), EscrowError::KeyFile);
+        let relabelled = EncryptedKey { algorithm: KeyAlgorithm::P256, ..file };
+        assert_eq!(
+            SoftwareRecoveryKey::from_encrypted(&relabelled, "correct horse").unwrap_err(),
+            EscrowError::KeyFile
+        );
     }
 
     #[test]

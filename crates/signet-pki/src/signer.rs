@@ -261,7 +261,7 @@ impl EncryptedKey {
         Ok(out)
     }
 
-    fn seal(algorithm: KeyAlgorithm, pkcs8: &[u8], passphrase: &str) -> Result<Self, SignError> {
+    pub(crate) fn seal(algorithm: KeyAlgorithm, pkcs8: &[u8], passphrase: &str) -> Result<Self, SignError> {
         use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
         let rng = SystemRandom::new();
         let mut salt = [0u8; 16];
@@ -289,7 +289,7 @@ impl EncryptedKey {
         })
     }
 
-    fn open(&self, passphrase: &str) -> Result<Vec<u8>, SignError> {
+    pub(crate) fn open(&self, passphrase: &str) -> Result<Vec<u8>, SignError> {
         use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
         if self.kdf != "argon2id" {
             return Err(SignError::MalformedKey);

@@ -1,16 +1,22 @@
 //! The CA on disk: `<data>/ca/ca.toml` names the certificates and where the issuing key
 //! lives — an Argon2id/AES-GCM encrypted file, or a PKCS#11 token (DESIGN §3). Creating a
 //! hierarchy (`signet ca init`, or the dev CA on first start) and loading it for serving.
+//!
+//! `[key_recovery]` names the key recovery key (KRK) that escrows subscribers' encryption keys:
+//! its public key, which is all the server reads, and where its private half lives (a file
+//! beside the CA keys, or a PKCS#11 token), which only `signet admin key-recovery export`
+//! opens. A CA without it issues no encryption certificates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use signet_pki::ca::{HierarchyNames, create_hierarchy};
+use signet_pki::escrow::{EscrowError, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
 use signet_pki::profile::Catalog;
 use signet_pki::signer::EncryptedKey;
 use signet_pki::{CaError, CaUrls, CertificateAuthority, KeyAlgorithm, SignError, Signer, SoftwareSigner};
-use signet_token::{Pkcs11KeyConfig, Pkcs11Signer};
+use signet_token::{Pkcs11KeyConfig, Pkcs11RecoveryKey, Pkcs11Signer};
 use time::OffsetDateTime;
 
 /// Why the CA could not be created or loaded.
@@ -48,6 +54,12 @@ pub enum CaSetupError {
     /// The CA certificate and key do not make a usable CA.
     #[error(transparent)]
     Ca(#[from] CaError),
+    /// The key recovery key failed or is unusable.
+    #[error("key recovery key: {0}")]
+    RecoveryKey(#[from] EscrowError),
+    /// `ca.toml` has no `[key_recovery]`, so there is no escrow to open.
+    #[error("this CA has no key recovery key ([key_recovery] in ca.toml)")]
+    NoRecoveryKey,
 }
 
 /// Where the issuing (and root) key lives, as written in `ca.toml`.
@@ -83,6 +95,44 @@ pub enum KeySource {
     },
 }
 
+/// Where the key recovery key's private half lives, as written in `ca.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RecoveryKeySource {
+    /// An encrypted key file, like the CA's file keys.
+    File {
+        /// Key file, relative to the CA folder.
+        key: PathBuf,
+        /// Environment variable with the passphrase.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passphrase_env: Option<String>,
+        /// File with the passphrase (dev CA).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// A decrypt-only key on a PKCS#11 token.
+    Pkcs11 {
+        /// PKCS#11 module path.
+        module: PathBuf,
+        /// Token label.
+        token_label: String,
+        /// Key label.
+        key_label: String,
+        /// Environment variable with the user PIN.
+        pin_env: String,
+    },
+}
+
+/// `[key_recovery]` in `ca.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecoveryConfig {
+    /// The KRK's SubjectPublicKeyInfo (DER), relative to the CA folder: what escrows are sealed to.
+    pub public_key: PathBuf,
+    /// The private half, opened only to recover a key.
+    pub key: RecoveryKeySource,
+}
+
 /// `ca.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +145,9 @@ pub struct CaFileConfig {
     pub issuing_cert: PathBuf,
     /// The keys.
     pub key: KeySource,
+    /// The key recovery key; without it no encryption certificate is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_recovery: Option<KeyRecoveryConfig>,
 }
 
 /// What `ca init` needs.
@@ -187,6 +240,7 @@ pub fn init_ca(opts: &InitOptions, catalog: &Catalog, now: OffsetDateTime) -> Re
         root_cert: "root.crt".into(),
         issuing_cert: "issuing.crt".into(),
         key: opts.key.clone(),
+        key_recovery: Some(init_recovery_key(&opts.dir, &opts.key)?),
     };
     for (file, der) in [(&cfg.root_cert, &root_der), (&cfg.issuing_cert, &issuing_der)] {
         let p = opts.dir.join(file);
@@ -196,6 +250,42 @@ pub fn init_ca(opts: &InitOptions, catalog: &Catalog, now: OffsetDateTime) -> Re
         .map_err(|e| CaSetupError::Config { path: config_path.clone(), message: e.to_string() })?;
     std::fs::write(&config_path, text).map_err(io(&config_path))?;
     Ok(cfg)
+}
+
+/// Creates the key recovery key where the CA keys go (same passphrase, or same token), and
+/// writes its public key beside the certificates.
+fn init_recovery_key(dir: &Path, ca_key: &KeySource) -> Result<KeyRecoveryConfig, CaSetupError> {
+    let (key, spki) = match ca_key {
+        KeySource::File { passphrase_env, passphrase_file, .. } => {
+            let krk = SoftwareRecoveryKey::generate()?;
+            let file = PathBuf::from("key-recovery.key.json");
+            let sealed = krk.to_encrypted(&passphrase(dir, passphrase_env, passphrase_file)?)?;
+            let json = serde_json::to_vec_pretty(&sealed)
+                .map_err(|e| CaSetupError::Config { path: file.clone(), message: e.to_string() })?;
+            write_private(&dir.join(&file), &json)?;
+            let source = RecoveryKeySource::File {
+                key: file,
+                passphrase_env: passphrase_env.clone(),
+                passphrase_file: passphrase_file.clone(),
+            };
+            (source, krk.public_key_spki().to_vec())
+        }
+        KeySource::Pkcs11 { module, token_label, pin_env, .. } => {
+            let key_label = "signet-key-recovery".to_owned();
+            let krk = Pkcs11RecoveryKey::generate(module, token_label, &key_label, &secret_from_env(pin_env)?)?;
+            let source = RecoveryKeySource::Pkcs11 {
+                module: module.clone(),
+                token_label: token_label.clone(),
+                key_label,
+                pin_env: pin_env.clone(),
+            };
+            (source, krk.public_key_spki().to_vec())
+        }
+    };
+    let public_key = PathBuf::from("key-recovery.spki.der");
+    let p = dir.join(&public_key);
+    std::fs::write(&p, spki).map_err(io(&p))?;
+    Ok(KeyRecoveryConfig { public_key, key })
 }
 
 /// Creates a dev CA (file keys of `algorithm`, passphrase in a 0600 file beside them) if
@@ -236,14 +326,19 @@ pub struct LoadedCa {
     pub ca: CertificateAuthority,
     /// The root certificate (DER).
     pub root_der: Vec<u8>,
+    /// The key recovery key's public half, if the CA has one.
+    pub recovery_key: Option<RecoveryKeyPublic>,
+}
+
+fn read_config(dir: &Path) -> Result<CaFileConfig, CaSetupError> {
+    let config_path = dir.join("ca.toml");
+    let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    toml::from_str(&text).map_err(|e| CaSetupError::Config { path: config_path.clone(), message: e.to_string() })
 }
 
 /// Reads `ca.toml`, opens the issuing key and checks it against its certificate.
 pub fn load_ca(dir: &Path, urls: CaUrls) -> Result<LoadedCa, CaSetupError> {
-    let config_path = dir.join("ca.toml");
-    let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-    let cfg: CaFileConfig = toml::from_str(&text)
-        .map_err(|e| CaSetupError::Config { path: config_path.clone(), message: e.to_string() })?;
+    let cfg = read_config(dir)?;
     let read = |f: &Path| {
         let p = dir.join(f);
         std::fs::read(&p).map_err(io(&p))
@@ -259,5 +354,34 @@ pub fn load_ca(dir: &Path, urls: CaUrls) -> Result<LoadedCa, CaSetupError> {
         }
     };
     let ca = CertificateAuthority::new(read(&cfg.issuing_cert)?, signer, urls, &cfg.vendor)?;
-    Ok(LoadedCa { ca, root_der: read(&cfg.root_cert)? })
+    let recovery_key = match &cfg.key_recovery {
+        Some(k) => Some(RecoveryKeyPublic::from_spki(&read(&k.public_key)?)?),
+        None => None,
+    };
+    Ok(LoadedCa { ca, root_der: read(&cfg.root_cert)?, recovery_key })
+}
+
+/// Opens the key recovery key's private half, for recovering an escrowed key; checks that it
+/// matches the public key escrows were sealed to.
+pub fn open_recovery_key(dir: &Path) -> Result<Box<dyn RecoveryKey>, CaSetupError> {
+    let cfg = read_config(dir)?.key_recovery.ok_or(CaSetupError::NoRecoveryKey)?;
+    let key: Box<dyn RecoveryKey> = match &cfg.key {
+        RecoveryKeySource::File { key, passphrase_env, passphrase_file } => {
+            let p = dir.join(key);
+            let sealed = serde_json::from_slice(&std::fs::read(&p).map_err(io(&p))?)
+                .map_err(|e| CaSetupError::Config { path: p.clone(), message: e.to_string() })?;
+            Box::new(SoftwareRecoveryKey::from_encrypted(&sealed, &passphrase(dir, passphrase_env, passphrase_file)?)?)
+        }
+        RecoveryKeySource::Pkcs11 { module, token_label, key_label, pin_env } => {
+            Box::new(Pkcs11RecoveryKey::open(module, token_label, key_label, &secret_from_env(pin_env)?)?)
+        }
+    };
+    let p = dir.join(&cfg.public_key);
+    if std::fs::read(&p).map_err(io(&p))? != key.public_key_spki() {
+        return Err(CaSetupError::Config {
+            path: p,
+            message: "the key recovery key does not match this public key".into(),
+        });
+    }
+    Ok(key)
 }

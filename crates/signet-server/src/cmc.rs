@@ -225,7 +225,7 @@ fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: Of
         _ => ("Valid".to_owned(), false),
     };
     // Internal errors cannot come from the rules; they read as "not renewable" all the same.
-    let refusal = renewal::refusal(c, all, now).map(|e| e.user_detail().unwrap_or_else(|cause| cause));
+    let refusal = renewal::refusal(&s.catalog, c, all, now).map(|e| e.user_detail().unwrap_or_else(|cause| cause));
     CertificateRow {
         serial: c.serial.to_hex(),
         type_name,
@@ -417,7 +417,7 @@ async fn renew_inner(
     let cert = all.iter().find(|c| c.serial == serial).ok_or(PageError::NotFound)?;
     let fail = |error: String| Outcome { error, error_serial: cert.serial.to_hex(), ..Outcome::default() };
     // Checked before the code too, so a subscriber too early is told so without spending a code.
-    if let Some(refused) = renewal::refusal(cert, &all, s.clock.now()) {
+    if let Some(refused) = renewal::refusal(&s.catalog, cert, &all, s.clock.now()) {
         return home_view(s, session, id, fail(user_message(refused)?)).await;
     }
     if form.csr.trim().is_empty() {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::profile::Catalog;
 use time::Duration;
@@ -53,6 +54,9 @@ pub struct ServerConfig {
     pub profiles: Option<PathBuf>,
     /// Blocklist of known-compromised keys (hex SHA-256 of SPKI per line).
     pub key_blocklist: Option<PathBuf>,
+    /// PEM bundle of the YubiKey PIV attestation roots a hardware-type retrieval may prove its
+    /// key with; without it, those types need an operator-witnessed key generation.
+    pub attestation_roots: Option<PathBuf>,
     /// `[mail]`: the SMTP relay (or dev folder) the outbox is sent through.
     #[serde(default)]
     pub mail: MailConfig,
@@ -80,6 +84,8 @@ pub struct Settings {
     pub catalog: Catalog,
     /// Key blocklist.
     pub key_policy: KeyPolicy,
+    /// Trusted key attestation roots (empty: none).
+    pub attestation_roots: AttestationRoots,
     /// Where applicant mail goes.
     pub mail: MailSettings,
     /// ACME.
@@ -128,6 +134,11 @@ impl ServerConfig {
                 .map_err(|message| ConfigError::File { path: p.clone(), message })?,
             None => KeyPolicy::default(),
         };
+        let attestation_roots = match &self.attestation_roots {
+            Some(p) => AttestationRoots::from_pem(&read(p)?)
+                .map_err(|e| ConfigError::File { path: p.clone(), message: e.to_string() })?,
+            None => AttestationRoots::default(),
+        };
         let mail = self.mail.into_settings(&data_dir, |name| std::env::var(name).ok())?;
         let acme = self.acme.into_settings(&catalog)?;
         Ok(Settings {
@@ -139,6 +150,7 @@ impl ServerConfig {
             ocsp_validity: hours("ocsp_validity_hours", self.ocsp_validity_hours)?,
             catalog,
             key_policy,
+            attestation_roots,
             mail,
             acme,
         })

@@ -22,19 +22,21 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
-use signet_pki::profile::SubjectKind;
+use signet_pki::profile::{KeyStorage, SubjectKind};
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
     Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, OperatorId, Payment, PhoneNumber,
     Reason, Residency, Vetting,
 };
 use signet_ra::audit::{AuditAction, AuditEvent, AuditRecord};
+use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
 use signet_ra::vetting::{
     self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
     IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
 };
+use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_store::{QueueFilter, StateFilter};
 use time::{Date, OffsetDateTime};
 
@@ -57,12 +59,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console", get(queue))
         .route("/console/applications/{id}", get(application_page))
         .route("/console/applications/{id}/note", post(note_post))
+        .route("/console/applications/{id}/witness", post(witness_post))
         .route("/console/applications/{id}/{action}", post(application_post))
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
 }
 
-fn when(t: OffsetDateTime) -> String {
+pub(crate) fn when(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
 }
@@ -70,7 +73,11 @@ fn when(t: OffsetDateTime) -> String {
 /// The signed-in operator, if the session is an operator's, the account still exists and is
 /// enabled, and its role allows `permission`. Otherwise the response to send instead: the
 /// sign-in page (ending the session of an account that was disabled meanwhile), or 403.
-async fn signed_in(s: &AppState, session: &mut Session, permission: Permission) -> Result<Operator, Response> {
+pub(crate) async fn signed_in(
+    s: &AppState,
+    session: &mut Session,
+    permission: Permission,
+) -> Result<Operator, Response> {
     let Principal::Operator(id) = session.principal() else {
         return Err(Redirect::to(SIGN_IN).into_response());
     };
@@ -87,14 +94,14 @@ async fn signed_in(s: &AppState, session: &mut Session, permission: Permission) 
 }
 
 /// What every console page shows in its header.
-struct Nav {
-    csrf: String,
-    operator: String,
-    admin: bool,
+pub(crate) struct Nav {
+    pub(crate) csrf: String,
+    pub(crate) operator: String,
+    pub(crate) admin: bool,
 }
 
 impl Nav {
-    fn new(session: &Session, op: &Operator) -> Self {
+    pub(crate) fn new(session: &Session, op: &Operator) -> Self {
         Self {
             csrf: session.csrf().to_owned(),
             operator: format!("{} ({})", op.display_name.as_str(), op.id),
@@ -330,6 +337,8 @@ enum Action {
 
 /// The notes form's name, beside the commands'.
 const NOTE: &str = "note";
+/// The form recording a witnessed key generation (hardware key types).
+const WITNESS: &str = "witness";
 
 impl Action {
     const ALL: [Self; 8] = [
@@ -686,6 +695,10 @@ struct ApplicationPage {
     citizenship_pages: Vec<(&'static str, &'static str)>,
     document_types: Vec<(&'static str, &'static str)>,
     document_rows: Vec<usize>,
+    /// Whether the witnessed-key-generation form is shown.
+    witness_offered: bool,
+    /// The recorded witnessed key generation, as a sentence; empty if none.
+    witnessed: String,
     entered: Entered,
 }
 
@@ -935,6 +948,11 @@ async fn application_view(
     let (blocking, warnings): (Vec<_>, Vec<_>) =
         vetting::findings(&app, today, &s.deadlines).into_iter().partition(vetting::Finding::is_blocking);
     let deadline = deadline_of(s, &app);
+    let witness = s.store.witness(id).await?;
+    let witnessed = witness.as_ref().map_or_else(String::new, |w| {
+        format!("Key generation witnessed in person by {} on {}: {}", w.operator, when(w.witnessed_at), w.note)
+    });
+    let witness_offered = witness.is_none() && needs_witness(s, &app) && op.role.may(Permission::VetApplications);
     let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
         let what = match d.kind {
             DeadlineKind::Open => "The forms must arrive by",
@@ -966,8 +984,20 @@ async fn application_view(
         citizenship_pages: CITIZENSHIP_PAGE.iter().map(|(v, l, _)| (*v, *l)).collect(),
         document_types: ACCEPTED_DOCUMENTS.iter().map(|k| (k.id, k.name)).collect(),
         document_rows: (0..DOCUMENT_ROWS).collect(),
+        witness_offered,
+        witnessed,
         entered,
     })
+}
+
+/// Whether the application's type needs a hardware-held key and it is at the stage where the
+/// applicant generates it (token shipped, or certificates ready).
+fn needs_witness(s: &AppState, app: &Application) -> bool {
+    let hardware = s
+        .catalog
+        .profile(&format!("{}-identity", app.form().certificate.cert_type()))
+        .is_some_and(|p| p.cert_type.key_storage == KeyStorage::Hardware);
+    hardware && matches!(app.state().state_name(), "token-shipped" | "certificates-ready")
 }
 
 #[derive(Deserialize, Default)]
@@ -987,7 +1017,11 @@ async fn application_page(
         Err(r) => return r,
     };
     let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
-    let notice = if q.done == NOTE { "Your note is added." } else { Action::parse(&q.done).map_or("", Action::done) };
+    let notice = match q.done.as_str() {
+        NOTE => "Your note is added.",
+        WITNESS => "The witnessed key generation is recorded.",
+        other => Action::parse(other).map_or("", Action::done),
+    };
     match application_view(&s, &session, &op, &id, notice, Entered::default()).await {
         Ok(page) => render(&page),
         Err(e) => e.into_response(),
@@ -1006,6 +1040,43 @@ async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -
         json!({ "note": note.0 }),
     );
     s.store.audit(&event).await.map_err(|e| Refusal::Page(e.into()))
+}
+
+async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+    let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
+    if !needs_witness(s, &app) {
+        return Err(Refusal::Refused(
+            "a witnessed key generation is recorded only for hardware-key types, once the token is shipped".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let witness = WitnessedGeneration::record(id.clone(), op.id.clone(), f.get("note"), s.clock.now())
+        .map_err(|e| Refusal::Invalid(Errors::from([("note".to_owned(), e.to_string())])))?;
+    match s.store.record_witness(&witness, witness.event()).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict(_)) => Err(Refusal::Refused(
+            "a witnessed key generation is already recorded for this application".into(),
+            StatusCode::CONFLICT,
+        )),
+        Err(e) => Err(Refusal::Page(e.into())),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(application = %id))]
+async fn witness_post(
+    State(s): State<AppState>,
+    mut session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
+    let fields = Fields::parse(&body);
+    let outcome = add_witness(&s, &op, &id, &fields).await;
+    respond(&s, &session, &op, &id, WITNESS, fields, outcome).await
 }
 
 async fn give_command(

@@ -5,6 +5,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use signet_pki::attestation::AttestationError;
+use signet_pki::escrow::EscrowError;
 use signet_ra::issuance::{IssuanceError, RevocationError, StoreError};
 use signet_ra::renewal::RenewalRefused;
 
@@ -134,6 +136,21 @@ impl From<RenewalRefused> for ApiError {
             RenewalRefused::Replaced { .. } => ApiError::Conflict { kind: "already-renewed", detail },
             other => ApiError::Conflict { kind: "not-renewable", detail: other.to_string() },
         }
+    }
+}
+
+impl From<EscrowError> for ApiError {
+    fn from(e: EscrowError) -> Self {
+        match e {
+            EscrowError::BadPublicKey(_) => ApiError::BadRequest { kind: "bad-transport-key", detail: e.to_string() },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AttestationError> for ApiError {
+    fn from(e: AttestationError) -> Self {
+        ApiError::Conflict { kind: "attestation-refused", detail: format!("the key attestation was refused: {e}") }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod mail;
 mod ocsp;
 mod password_reset;
 mod portal;
+mod recovery_console;
 mod renewal;
 mod retrieval;
 mod state;
@@ -89,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(portal::router())
         .merge(applicant::router())
         .merge(console::router())
+        .merge(recovery_console::router())
         .merge(cmc::router())
         .merge(password_reset::router())
         .route("/static/site.css", get(web::stylesheet))
@@ -163,6 +165,8 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         root_der: loaded.root_der,
         catalog: settings.catalog.clone(),
         key_policy: settings.key_policy.clone(),
+        recovery_key: loaded.recovery_key,
+        attestation_roots: settings.attestation_roots.clone(),
         clock,
         crl_lifetime: settings.crl_lifetime,
         ocsp_validity: settings.ocsp_validity,

@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signet_pki::Serial;
 use signet_pki::issue::IssuedCertificate;
+use signet_pki::profile::Catalog;
 use signet_ra::application::{ApplicationId, ApplicationStore};
 use signet_ra::cmc;
 use signet_ra::issuance::StoredStatus;
@@ -133,6 +134,7 @@ fn parse_certificate(pem_text: &str) -> Result<(Vec<u8>, Serial, Vec<u8>), ApiEr
 /// Why `current`, one of `all` (the account's certificates, oldest first), may not be renewed at
 /// `now`; `None` when it may.
 pub(crate) fn refusal(
+    catalog: &Catalog,
     current: &AccountCertificate,
     all: &[AccountCertificate],
     now: OffsetDateTime,
@@ -141,6 +143,15 @@ pub(crate) fn refusal(
         return Some(ApiError::Conflict {
             kind: "not-renewable",
             detail: "device certificates are not renewed: create a new one for the device's new key".into(),
+        });
+    }
+    // Its key must be one the CA generated and escrowed; a subscriber's new key would not be.
+    if catalog.profile(&current.profile).is_some_and(|p| p.is_encryption()) {
+        return Some(ApiError::Conflict {
+            kind: "not-renewable",
+            detail: "encryption certificates are not renewed with a key of your own: their keys are generated \
+                     and escrowed by the CA; apply for a new certificate"
+                .into(),
         });
     }
     let revoked = matches!(current.status, StoredStatus::Revoked { .. });
@@ -161,7 +172,7 @@ pub(crate) async fn renew(
     all: &[AccountCertificate],
     csr: &[u8],
 ) -> Result<IssuedCertificate, ApiError> {
-    if let Some(refused) = refusal(current, all, s.clock.now()) {
+    if let Some(refused) = refusal(&s.catalog, current, all, s.clock.now()) {
         return Err(refused);
     }
     let app = s

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use signet_pki::CertificateAuthority;
+use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
+use signet_pki::escrow::RecoveryKeyPublic;
 use signet_pki::ocsp::{CertId, OcspIssuer};
 use signet_pki::profile::Catalog;
 use signet_ra::Clock;
@@ -46,6 +48,10 @@ pub struct Inner {
     pub(crate) ocsp_issuer: OcspIssuer,
     pub(crate) catalog: Catalog,
     pub(crate) key_policy: KeyPolicy,
+    /// What encryption keys are escrowed to; `None`: no encryption certificates.
+    pub(crate) recovery_key: Option<RecoveryKeyPublic>,
+    /// Roots of the hardware key attestations retrieval accepts.
+    pub(crate) attestation_roots: AttestationRoots,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) crl_lifetime: Duration,
     pub(crate) ocsp_validity: Duration,

@@ -2,8 +2,11 @@
 //! `spawn_app` pattern), so storage tests run the same suite on SQLite and PostgreSQL.
 //!
 //! PostgreSQL is reached at `SIGNET_TEST_PG_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); CI starts the server. Not for
+//! `postgres://postgres@127.0.0.1:5432/postgres`); CI starts the server. Also a SoftHSM2
+//! configuration per test and a YubiKey-like attestation hierarchy ([`attestation`]). Not for
 //! production code.
+
+pub mod attestation;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};

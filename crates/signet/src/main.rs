@@ -2,6 +2,7 @@
 
 mod bench;
 mod gateway_cmd;
+mod key_recovery_cmd;
 mod operator_cmd;
 mod token_cmd;
 
@@ -220,6 +221,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: EnterpriseCommand,
     },
+    /// Recovery of escrowed encryption keys: agents, two-agent approval, export.
+    KeyRecovery {
+        #[command(subcommand)]
+        command: key_recovery_cmd::KeyRecoveryCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -396,6 +402,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         }
         Command::Admin { command: AdminCommand::Operator { command } } => operator_cmd::run_operator(command).await?,
         Command::Admin { command: AdminCommand::Unlock(args) } => operator_cmd::run_unlock(args).await?,
+        Command::Admin { command: AdminCommand::KeyRecovery { command } } => key_recovery_cmd::run(command).await?,
         Command::Admin {
             command:
                 AdminCommand::Acme {

@@ -1,7 +1,9 @@
 //! `signet token …`: the applicant's side of certificate retrieval (issue #4), on any OS with a
 //! PKCS#11 module. `readiness` is the seed guide's "Please Check if my System is Ready";
 //! `retrieve` initializes a blank token, generates the identity key on it, sends the request
-//! with the activation code and account password, and writes the certificate and chain back;
+//! with the activation code and account password, and writes the certificate and chain back,
+//! then installs the escrowed encryption key the server sends wrapped to a session-only
+//! transport key (unwrapped inside the token, never extractable) with its certificate;
 //! `renew`, in the 90 days before the certificate expires, generates a new key on the token,
 //! proves with the current key that it is the subscriber asking, and replaces key and
 //! certificate under the same label.
@@ -22,7 +24,7 @@ use signet_pki::KeyAlgorithm;
 use signet_ra::application::{ActivationCode, ApplicationId};
 use signet_ra::renewal::proof_message;
 use signet_token::TokenError;
-use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, readiness};
+use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, TransportKey, readiness};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -120,7 +122,7 @@ fn secret(env: &str, prompt: &str) -> Result<String, Error> {
 struct Steps(ProgressBar);
 
 impl Steps {
-    const TOTAL: u64 = 5;
+    const TOTAL: u64 = 6;
 
     fn new() -> Self {
         let bar = ProgressBar::new(Self::TOTAL);
@@ -207,17 +209,35 @@ async fn retrieve_steps(
 
     steps.start(4, format!("Sending the certificate request to {}", endpoint.base));
     let csr = key.certificate_request()?;
-    let body = serde_json::json!({
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // The escrowed encryption key comes wrapped to a key that lives only in this session. A
+    // token that cannot make one still gets its identity certificate for types without an
+    // encryption certificate; for the others the server says why it refuses.
+    let transport = match session.generate_transport_key() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            steps.pause(|| eprintln!("warning: the token cannot receive an escrowed encryption key: {e}"));
+            None
+        }
+    };
+    let mut body = serde_json::json!({
         "application": application.as_str(),
         "activation_code": code.expose(),
         "password": password,
-        "csr": base64::engine::general_purpose::STANDARD.encode(csr),
+        "csr": b64.encode(csr),
     });
+    if let Some(t) = &transport {
+        body["transport_key"] = b64.encode(t.spki()).into();
+    }
     let request = endpoint.request("/api/v1/retrieval", body, "retrieval");
     let (key, answer) = send_or_discard(steps, &session, key, request).await?;
 
     steps.start(5, "Writing the certificate and chain to the token");
     store(&session, &key, &answer)?;
+    if let (Some(encryption), Some(transport)) = (&answer.encryption, transport) {
+        steps.start(6, "Installing the escrowed encryption key and its certificate on the token");
+        install_encryption(&session, transport, encryption, application)?;
+    }
     steps.finish("Certificates retrieved");
     println!(
         "Retrieved certificate {} ({}) onto token {:?}: key and certificate labelled {:?}, ID {}.",
@@ -227,6 +247,43 @@ async fn retrieve_steps(
         key.label(),
         hex::encode(key.id())
     );
+    if let Some(e) = &answer.encryption {
+        println!(
+            "Retrieved encryption certificate {} ({}) with its escrowed key, labelled {:?}.",
+            e.serial,
+            e.profile,
+            encryption_label(application)
+        );
+    }
+    Ok(())
+}
+
+/// Unwraps the encryption key into the token and writes its certificate; if the token refuses,
+/// saves the certificate to a file (the key stays escrowed, so a recovery agent can restore it).
+fn install_encryption(
+    session: &TokenSession,
+    transport: TransportKey,
+    e: &IssuedEncryption,
+    application: &ApplicationId,
+) -> Result<(), Error> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let certificate = pem::parse(&e.certificate)?.into_contents();
+    let install = || -> Result<Vec<u8>, Error> {
+        let wrapped_key = b64.decode(&e.wrapped_key)?;
+        let wrapped_private_key = b64.decode(&e.wrapped_private_key)?;
+        let label = encryption_label(application);
+        Ok(session.install_encryption_key(transport, &wrapped_key, &wrapped_private_key, &certificate, &label)?)
+    };
+    if let Err(err) = install() {
+        let file = PathBuf::from(format!("signet-{}.pem", e.serial));
+        std::fs::write(&file, &e.certificate)?;
+        return Err(format!(
+            "the encryption key could not be installed on the token: {err}. Its certificate was saved to {}; \
+             the key is escrowed, so an RA key recovery agent can recover it",
+            file.display()
+        )
+        .into());
+    }
     Ok(())
 }
 
@@ -339,6 +396,11 @@ fn identity_label(application: &ApplicationId) -> String {
     format!("ECA identity {application}")
 }
 
+/// The label of the encryption key and certificate of `application` on the token.
+fn encryption_label(application: &ApplicationId) -> String {
+    format!("ECA encryption {application}")
+}
+
 /// The server's answer to a retrieval or renewal.
 #[derive(serde::Deserialize)]
 struct Issued {
@@ -346,6 +408,19 @@ struct Issued {
     profile: String,
     certificate: String,
     chain: String,
+    /// Retrieval of a type with an escrowed encryption certificate.
+    #[serde(default)]
+    encryption: Option<IssuedEncryption>,
+}
+
+/// The encryption certificate and its key, wrapped to the transport key.
+#[derive(serde::Deserialize)]
+struct IssuedEncryption {
+    serial: String,
+    profile: String,
+    certificate: String,
+    wrapped_key: String,
+    wrapped_private_key: String,
 }
 
 /// What the server says when it refuses (RFC 9457 problem details).

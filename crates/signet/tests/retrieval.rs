@@ -21,6 +21,7 @@ use signet_ra::vetting::{
     Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
     Tracking, TrackingNumber,
 };
+use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_ra::{Clock, FakeClock};
 use signet_server::{Running, ServerConfig};
 use time::{Duration, OffsetDateTime};
@@ -38,10 +39,16 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A world whose server trusts the attestation roots in `attestation_roots` (PEM).
+    async fn start_with(attestation_roots: Option<PathBuf>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = ServerConfig {
             data_dir: Some(dir.path().join("data")),
             listen: Some("127.0.0.1:0".into()),
+            attestation_roots,
             ..Default::default()
         }
         .into_settings()
@@ -73,9 +80,27 @@ impl World {
         })
     }
 
+    /// [`Self::unwitnessed_application`], and for the hardware key types an operator's record
+    /// of having witnessed the key generation, which their retrieval needs without an
+    /// attestation.
+    async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
+        let (app, code) = self.unwitnessed_application(cert_type, days_ago).await;
+        if ["medium-token", "medium-hardware"].contains(&cert_type) {
+            let witness = WitnessedGeneration::record(
+                app.clone(),
+                OperatorId::new("alice").unwrap(),
+                "YubiKey 5 NFC serial 20000000, RA office",
+                self.clock.now(),
+            )
+            .unwrap();
+            self.server.state.store().record_witness(&witness, witness.event()).await.unwrap();
+        }
+        (app, code)
+    }
+
     /// Submits `cert_type` notarized `days_ago` and walks it through vetting, approval and
     /// shipping to "certificates ready"; returns its reference and the emailed code.
-    async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
+    async fn unwitnessed_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
         let t0 = self.clock.now() - Duration::days(days_ago);
         let form: ApplicationForm = signet_ra::fixtures::sample_form(cert_type);
         let password = NewPassword::new(PASSWORD, &form.applicant.email).unwrap();
@@ -93,10 +118,11 @@ impl World {
             received_on: (t0 + Duration::days(1)).date(),
             tracking: ups("1Z999AA10123456784"),
             pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
-            attestation: Attestation::Notarized {
-                notary_name: "Pat Notary".into(),
-                seal_present: true,
-                notarized_on: t0.date(),
+            // Medium Hardware is proofed in person (DESIGN §2); the others may be notarized.
+            attestation: if cert_type == "medium-hardware" {
+                Attestation::InPerson { registrar: OperatorId::new("alice").unwrap(), attested_on: t0.date() }
+            } else {
+                Attestation::Notarized { notary_name: "Pat Notary".into(), seal_present: true, notarized_on: t0.date() }
             },
         };
         let call = OfficerCallback {
@@ -261,6 +287,42 @@ impl World {
         assert!(verified.contains(": OK"), "{verified}");
     }
 
+    /// The escrowed encryption key is on the token under its label, unwrapped there: sensitive,
+    /// not extractable, for decryption only. Its certificate shares its CKA_ID and verifies,
+    /// and the token decrypts what OpenSSL encrypts to that certificate.
+    fn check_encryption_key(&self, token_label: &str, app: &ApplicationId, policy: &str) {
+        let objects = self.objects(token_label);
+        let label = format!("ECA encryption {app}");
+        let key = objects
+            .iter()
+            .find(|o| o.starts_with("Private Key Object") && field(o, "label") == label)
+            .unwrap_or_else(|| panic!("{objects:#?}"));
+        let access = field(key, "Access");
+        assert!(access.starts_with("sensitive") && !access.contains(" extractable"), "{key}");
+        let usage = field(key, "Usage");
+        assert!(usage.contains("decrypt") && !usage.contains("sign"), "{key}");
+        let id = field(key, "ID");
+        let certs: Vec<&String> =
+            objects.iter().filter(|o| o.starts_with("Certificate Object") && field(o, "ID") == id).collect();
+        assert_eq!((certs.len(), field(certs[0], "label")), (1, label.as_str()), "{objects:#?}");
+        let pem = self.read_certificate(token_label, &["--id", id], "encryption");
+        self.verifies(&pem, policy);
+        let text = must("openssl", &["x509", "-noout", "-text", "-in", file(&pem)], &[]);
+        assert!(text.contains("Key Encipherment") && !text.contains("Digital Signature"), "{text}");
+
+        let (message, sealed, opened) = (self.path("secret.txt"), self.path("secret.oaep"), self.path("secret.out"));
+        std::fs::write(&message, b"for the subscriber's eyes only").unwrap();
+        let public = self.path("encryption.pub.pem");
+        must("openssl", &["x509", "-in", file(&pem), "-pubkey", "-noout", "-out", file(&public)], &[]);
+        let encrypt = ["pkeyutl", "-encrypt", "-pubin", "-inkey", file(&public), "-in", file(&message)];
+        let oaep = ["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha1", "-out", file(&sealed)];
+        must("openssl", &[&encrypt[..], &oaep[..]].concat(), &[]);
+        let decrypt =
+            ["--decrypt", "--id", id, "-m", "RSA-PKCS-OAEP", "--hash-algorithm", "SHA-1", "--mgf", "MGF1-SHA1"];
+        self.pkcs11_tool(token_label, &[&decrypt[..], &["-i", file(&sealed), "-o", file(&opened)]].concat());
+        assert_eq!(std::fs::read(&opened).unwrap(), b"for the subscriber's eyes only");
+    }
+
     /// The token's key `id` signs; OpenSSL verifies with the public key of `certificate` (PEM).
     fn signs_with(&self, token_label: &str, id: &str, key_type: &str, certificate: &Path) {
         let data = self.path("data.txt");
@@ -330,9 +392,13 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     // The key pair was generated on the token, and cannot leave it.
     let objects = w.objects(&token_label);
     let key_label = format!("ECA identity {app}");
-    let private: Vec<&String> = objects.iter().filter(|o| o.starts_with("Private Key Object")).collect();
-    assert_eq!(private.len(), 1, "{objects:#?}");
-    assert_eq!(field(private[0], "label"), key_label);
+    let encryption_label = format!("ECA encryption {app}");
+    let mut labels: Vec<&str> =
+        objects.iter().filter(|o| o.starts_with("Private Key Object")).map(|o| field(o, "label")).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, [encryption_label.as_str(), key_label.as_str()], "{objects:#?}");
+    let private: Vec<&String> =
+        objects.iter().filter(|o| o.starts_with("Private Key Object") && field(o, "label") == key_label).collect();
     assert_eq!(field(private[0], "Access"), "sensitive, always sensitive, never extractable, local", "{objects:#?}");
     assert_eq!(field(private[0], "Usage"), "sign", "{objects:#?}");
     let id = field(private[0], "ID");
@@ -341,7 +407,8 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     let mine: Vec<&&String> = certs.iter().filter(|o| field(o, "ID") == id).collect();
     assert_eq!(mine.len(), 1, "the certificate shares the key's CKA_ID: {objects:#?}");
     assert_eq!(field(mine[0], "label"), key_label);
-    let mut ca_labels: Vec<&str> = certs.iter().map(|o| field(o, "label")).filter(|l| *l != key_label).collect();
+    let mut ca_labels: Vec<&str> =
+        certs.iter().map(|o| field(o, "label")).filter(|l| *l != key_label && *l != encryption_label).collect();
     ca_labels.sort_unstable();
     assert_eq!(ca_labels, ["Signet Dev ECA 1", "Signet Dev Root CA"], "the chain is on the token too");
 
@@ -354,6 +421,7 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     assert!(subject.contains("O = U.S. Government") && subject.contains("CN = Jane Q. Doe"), "{subject}");
 
     w.signs_with(&token_label, id, key_type, &leaf);
+    w.check_encryption_key(&token_label, &app, policy);
     (w, app, code)
 }
 
@@ -389,7 +457,7 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
     );
     assert!(!keys.contains("Private Key Object"), "the refused attempt's key pair was removed: {keys}");
     let keys = w.objects(&token_label).iter().filter(|o| o.starts_with("Private Key Object")).count();
-    assert_eq!(keys, 1, "the first token is untouched");
+    assert_eq!(keys, 2, "the first token is untouched: its identity and encryption keys");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,8 +465,12 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
     let (w, app, _) = retrieve_and_check("medium-token", "p-256", common::MEDIUM_TOKEN).await;
     let token_label = format!("ECA {app}");
     let key_label = format!("ECA identity {app}");
+    // The identity key's; the encryption key beside it is not renewed here.
     let private_keys = || -> Vec<String> {
-        w.objects(&token_label).into_iter().filter(|o| o.starts_with("Private Key Object")).collect()
+        w.objects(&token_label)
+            .into_iter()
+            .filter(|o| o.starts_with("Private Key Object") && field(o, "label") == key_label)
+            .collect()
     };
     let old_id = field(&private_keys()[0], "ID").to_owned();
 
@@ -427,7 +499,11 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
 
     // 30 days before the certificate expires.
     let store = w.server.state.store();
-    let old = store.account_certificates(&app).await.unwrap().remove(0);
+    let identities = || async {
+        let all = store.account_certificates(&app).await.unwrap();
+        all.into_iter().filter(|c| c.profile == "medium-token-identity").collect::<Vec<_>>()
+    };
+    let old = identities().await.remove(0);
     w.clock.advance(old.not_after - Duration::days(30) - w.clock.now());
     let (ok, out, err) = w.renew(&app).await;
     assert!(ok, "{out}\n{err}");
@@ -443,7 +519,7 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
     let id = field(&private[0], "ID").to_owned();
     assert_ne!(id, old_id, "a new key pair");
     let certs: Vec<&String> = objects.iter().filter(|o| o.starts_with("Certificate Object")).collect();
-    assert_eq!(certs.len(), 3, "identity, issuing CA, root: {objects:#?}");
+    assert_eq!(certs.len(), 4, "identity, encryption, issuing CA, root: {objects:#?}");
     let mine: Vec<&&String> = certs.iter().filter(|o| field(o, "ID") == id).collect();
     assert_eq!((mine.len(), field(mine[0], "label")), (1, key_label.as_str()), "{objects:#?}");
     assert!(!objects.iter().any(|o| o.contains("(renewal)")), "{objects:#?}");
@@ -453,7 +529,7 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
     w.verifies(&pem, common::MEDIUM_TOKEN);
     w.signs_with(&token_label, &id, "p-256", &pem);
     let serial = must("openssl", &["x509", "-noout", "-serial", "-in", file(&pem)], &[]);
-    let all = store.account_certificates(&app).await.unwrap();
+    let all = identities().await;
     assert_eq!(all.len(), 2);
     assert!(serial.trim().eq_ignore_ascii_case(&format!("serial={}", all[1].serial.to_hex())), "{serial}");
     assert!(store.verify_audit().await.unwrap().is_ok());
@@ -548,4 +624,187 @@ async fn readiness_says_what_is_missing() {
     assert!(ok && out.contains("blank token") && out.contains("ready: nothing is missing"), "{out}");
     let (ok, out, _) = w.signet(&["token", "readiness", "--module", "/nonexistent/opensc-pkcs11.so"], &[]).await;
     assert!(!ok && out.contains("no PKCS#11 module at /nonexistent/opensc-pkcs11.so"), "{out}");
+}
+
+/// An RA operator with a known password and TOTP secret (base32, for oathtool).
+async fn operator(w: &World, id: &str) -> String {
+    use signet_ra::operator::{Operator, OperatorStore, Role, operator_password};
+    use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
+    let id = OperatorId::new(id).unwrap();
+    let secret = TotpSecret::generate();
+    let base32 = secret.to_base32();
+    let password = PasswordHash::new(&operator_password(AGENT_PASSWORD, &id).unwrap()).unwrap();
+    let totp = Totp::new(secret, TotpAlgorithm::Sha1, Digits::Six);
+    let op = Operator::new(id.clone(), CommonName::new(id.as_str()).unwrap(), Role::RaOperator, password, totp);
+    let event = op.created_event("operator:root", w.clock.now());
+    w.server.state.store().create_operator(&op, event).await.unwrap();
+    base32
+}
+
+const AGENT_PASSWORD: &str = "Escrow-Warden-Lantern-81";
+
+/// The TOTP code oathtool computes for `secret` `steps_ahead` 30-second steps from now: each
+/// agent command must use a step later than the agent's last, and one step ahead is accepted.
+fn code(secret: &str, steps_ahead: i64) -> String {
+    let at = format!("@{}", OffsetDateTime::now_utc().unix_timestamp() + 30 * steps_ahead);
+    must("oathtool", &["--totp", "-b", secret, "-N", &at], &[]).trim().to_owned()
+}
+
+/// Each agent signs in at most twice, with codes for this step and the next: a code is never
+/// accepted twice, and the verifier looks one step ahead at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escrowed_key_is_recovered_only_with_two_agents() {
+    let w = World::start().await;
+    let (app, code_) = w.ready_application("medium-token", 10).await;
+    let (ok, out, err) = w.retrieve(&app, &code_, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(ok, "{out}\n{err}");
+    let store = w.server.state.store();
+    let certificates = store.account_certificates(&app).await.unwrap();
+    let encryption = certificates.iter().find(|c| c.profile == "medium-token-encryption").unwrap();
+    let identity = certificates.iter().find(|c| c.profile == "medium-token-identity").unwrap();
+    let (serial, identity_serial) = (encryption.serial.to_hex(), identity.serial.to_hex());
+
+    let data = w.path("data");
+    let admin = |args: &[&str], env: &[(&str, &str)]| {
+        let args = [&["admin", "key-recovery", args[0], "--data-dir", file(&data)], &args[1..]].concat();
+        run(SIGNET, &args, env)
+    };
+    let mut secrets = std::collections::HashMap::new();
+    for id in ["alice", "bob", "carol", "dave", "erin"] {
+        secrets.insert(id, operator(&w, id).await);
+    }
+    for agent in ["alice", "bob", "carol", "erin"] {
+        let (ok, out, err) = admin(&["designate", "--operator", agent], &[]);
+        assert!(ok && out.contains("is now a key recovery agent"), "{out}{err}");
+    }
+    let (ok, _, err) = admin(&["designate", "--operator", "nobody"], &[]);
+    assert!(!ok && err.contains("no operator nobody"), "{err}");
+    // `agent` signs in with a code `steps` ahead of now.
+    let as_agent = |args: &[&str], agent: &str, steps: i64, extra: &[(&str, &str)]| {
+        let totp = code(&secrets[agent], steps);
+        let mut env = vec![("SIGNET_AGENT_PASSWORD", AGENT_PASSWORD), ("SIGNET_AGENT_TOTP", totp.as_str())];
+        env.extend_from_slice(extra);
+        admin(&[args, &["--agent", agent]].concat(), &env)
+    };
+    let agent_cmd = |args: &[&str], agent: &str, steps: i64| as_agent(args, agent, steps, &[]);
+
+    // An operator who is not an agent cannot ask; a signing key has no escrow.
+    let (ok, _, err) = agent_cmd(&["request", "--serial", &serial, "--reason", "lost token"], "dave", 0);
+    assert!(!ok && err.contains("dave is not a key recovery agent"), "{err}");
+    let (ok, _, err) = agent_cmd(&["request", "--serial", &identity_serial, "--reason", "lost token"], "erin", 0);
+    assert!(!ok && err.contains("has no escrowed key"), "{err}");
+    // A wrong code is refused like a wrong password.
+    let wrong = [("SIGNET_AGENT_PASSWORD", AGENT_PASSWORD), ("SIGNET_AGENT_TOTP", "000000")];
+    let args = ["request", "--serial", &serial, "--reason", "lost token", "--agent", "carol"];
+    let (ok, _, err) = admin(&args, &wrong);
+    assert!(!ok && err.contains("not correct"), "{err}");
+
+    let reason = "token destroyed; mail must be read";
+    let (ok, out, err) = agent_cmd(&["request", "--serial", &serial, "--reason", reason], "carol", 0);
+    assert!(ok, "{out}{err}");
+    let request = out.trim().to_owned();
+    let approve = ["approve", "--request", &request];
+    let (ok, out, err) = agent_cmd(&approve, "alice", 0);
+    assert!(ok && out.contains("pending, approved by alice"), "{out}{err}");
+    // The same agent's second approval does not count.
+    let (ok, _, err) = agent_cmd(&approve, "alice", 1);
+    assert!(!ok && err.contains("different"), "{err}");
+    let out_file = w.path("recovered.pem");
+    let export = ["export", "--request", &request, "--out", file(&out_file)];
+    let passphrase = ("SIGNET_EXPORT_PASSPHRASE", "recovery-passphrase-2026");
+    let export_as = |agent: &str, steps: i64| as_agent(&export, agent, steps, &[passphrase]);
+    // One approval is not enough to export.
+    let (ok, _, err) = export_as("carol", 1);
+    assert!(!ok && err.contains("two"), "{err}");
+    assert!(!out_file.exists());
+    let (ok, out, err) = agent_cmd(&approve, "bob", 0);
+    assert!(ok && out.contains("approved by alice and bob"), "{out}{err}");
+    // Only an approver exports.
+    let (ok, _, err) = export_as("erin", 1);
+    assert!(!ok && err.contains("approv"), "{err}");
+    let (ok, out, err) = export_as("bob", 1);
+    assert!(ok && out.contains("exported the key of certificate"), "{out}{err}");
+
+    // OpenSSL opens the export with the passphrase only, and it is the certificate's key.
+    let mode = std::fs::metadata(&out_file).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let (ok, _, _) =
+        run("openssl", &["pkey", "-in", file(&out_file), "-passin", "pass:wrong-passphrase", "-noout"], &[]);
+    assert!(!ok, "a wrong passphrase opens nothing");
+    let recovered = must(
+        "openssl",
+        &["pkey", "-in", file(&out_file), "-passin", &format!("pass:{}", passphrase.1), "-pubout"],
+        &[],
+    );
+    let cert = w.path("encryption-cert.pem");
+    std::fs::write(&cert, signet_pki::to_pem("CERTIFICATE", &encryption.der)).unwrap();
+    let public = must("openssl", &["x509", "-in", file(&cert), "-pubkey", "-noout"], &[]);
+    assert_eq!(recovered, public);
+
+    // Exported once: the request is spent.
+    let (ok, out, _) = admin(&["list"], &[]);
+    assert!(ok && out.contains("exported by bob"), "{out}");
+    let records = store.audit_records().await.unwrap();
+    for action in ["key-escrowed", "key-recovery-agent-designated", "key-recovery-requested", "key-recovered"] {
+        assert!(records.iter().any(|r| r.action == action), "{action} missing");
+    }
+    assert_eq!(records.iter().filter(|r| r.action == "key-recovery-approved").count(), 2);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardware_types_need_an_attestation_or_a_witness() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = signet_testkit::attestation::YubiKeyPki::new(&pki_dir.path().join("pki"));
+    // A YubiKey-like client: the slot key's CSR, attestations of it (PIN once; PIN never) and
+    // of another key, and a transport key; made before the server's clock stops.
+    pki.openssl(&["req", "-new", "-key", "slot.key", "-subj", "/CN=slot", "-outform", "DER", "-out", "slot.csr"]);
+    pki.openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "transport.key"]);
+    pki.openssl(&["pkey", "-in", "transport.key", "-pubout", "-outform", "DER", "-out", "transport.spki"]);
+    pki.issue("leaf-pin-never", "/CN=YubiKey PIV Attestation 9a", "slot", "f9", "yubikey_pin_never", 3650);
+    pki.key("other");
+    pki.issue("leaf-other", "/CN=YubiKey PIV Attestation 9a", "other", "f9", "yubikey", 3650);
+    // openssl dates certificates to the second; the server's clock starts after them.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let w = World::start_with(Some(pki.path("root.pem"))).await;
+
+    // Without attestation or witness, the CLI is told why and the token keeps no key.
+    let (app, code_) = w.unwitnessed_application("medium-hardware", 10).await;
+    let (ok, _, err) = w.retrieve(&app, &code_, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("needs a key held by hardware"), "{err}");
+    assert!(!w.objects(&format!("ECA {app}")).iter().any(|o| o.starts_with("Private Key Object")));
+
+    let post = |chain: Vec<Vec<u8>>| {
+        let body = serde_json::json!({
+            "application": app.as_str(),
+            "activation_code": code_,
+            "password": PASSWORD,
+            "csr": b64(&std::fs::read(pki.path("slot.csr")).unwrap()),
+            "transport_key": b64(&std::fs::read(pki.path("transport.spki")).unwrap()),
+            "attestation": chain.iter().map(|c| b64(c)).collect::<Vec<_>>(),
+        });
+        let url = format!("{}/api/v1/retrieval", w.server.base_url);
+        let out = must(
+            "curl",
+            &["-s", "-w", "\n%{http_code}", "-H", "content-type: application/json", "--data", &body.to_string(), &url],
+            &[],
+        );
+        let (body, status) = out.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    // A key usable without its PIN, and an attestation of another key, are refused.
+    let (status, body) = post(pki.chain("leaf-pin-never"));
+    assert!(status == "409" && body.contains("PIN policy"), "{status} {body}");
+    let (status, body) = post(pki.chain("leaf-other"));
+    assert!(status == "409" && body.contains("attestation-refused"), "{status} {body}");
+
+    let (status, body) = post(pki.chain("leaf"));
+    assert_eq!(status, "201", "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["encryption"]["profile"], "medium-hardware-encryption", "{body}");
+    let records = w.server.state.store().audit_records().await.unwrap();
+    let retrieved = records.iter().find(|r| r.action == "application-retrieved").unwrap();
+    assert!(retrieved.details.contains("\"attestation\"") && retrieved.details.contains("20000000"), "{retrieved:?}");
 }
