@@ -18,6 +18,15 @@ fn file_key_ca_issue_revoke_crl_and_audit() {
     assert!(out.contains("created root and issuing CA (rsa-3072)"), "{out}");
     let key_file = std::fs::read_to_string(data.join("ca/issuing.key.json")).unwrap();
     assert!(key_file.contains("argon2id") && !key_file.contains("PRIVATE KEY"), "keys are encrypted at rest");
+    // The key recovery key comes with the CA, encrypted the same way; its public key is beside it.
+    let krk = std::fs::read_to_string(data.join("ca/key-recovery.key.json")).unwrap();
+    assert!(krk.contains("argon2id") && !krk.contains("PRIVATE KEY"), "{krk}");
+    let spki = data.join("ca/key-recovery.spki.der");
+    let text =
+        must("openssl", &["pkey", "-pubin", "-inform", "DER", "-in", spki.to_str().unwrap(), "-text", "-noout"], &[]);
+    assert!(text.contains("3072 bit"), "{text}");
+    let ca_toml = std::fs::read_to_string(data.join("ca/ca.toml")).unwrap();
+    assert!(ca_toml.contains("[key_recovery]") && ca_toml.contains("kind = \"file\""), "{ca_toml}");
     let (ok, _, err) = run(SIGNET, &["ca", "init", "--data-dir", d], &pass);
     assert!(!ok && err.contains("already exists"), "{err}");
 
@@ -116,6 +125,22 @@ fn pkcs11_ca_serves_verifiable_certificates() {
     );
     assert!(objects.contains("signet-issuing") && objects.contains("signet-root"), "{objects}");
     assert!(objects.contains("never extractable"), "CA keys must be non-extractable:\n{objects}");
+    // The key recovery key is on the token too: decrypt only, never extractable.
+    let mut listed: Vec<String> = Vec::new();
+    for line in objects.lines() {
+        match listed.last_mut() {
+            Some(object) if line.starts_with(' ') => object.push_str(&format!("\n{line}")),
+            _ => listed.push(line.to_owned()),
+        }
+    }
+    let krk = listed
+        .iter()
+        .find(|o| o.starts_with("Private Key Object") && o.contains("signet-key-recovery"))
+        .unwrap_or_else(|| panic!("{objects}"));
+    let usage = krk.lines().find_map(|l| l.trim().strip_prefix("Usage:")).unwrap_or_default().trim();
+    assert!(usage == "decrypt" && krk.contains("never extractable"), "{krk}");
+    let ca_toml = std::fs::read_to_string(data.join("ca/ca.toml")).unwrap();
+    assert!(ca_toml.contains("kind = \"pkcs11\"") && ca_toml.contains("signet-key-recovery"), "{ca_toml}");
     let (ok, _, err) = run(
         SIGNET,
         &["admin", "api-key", "create", "--data-dir", d, "--name", "ra"],
