@@ -1,10 +1,11 @@
 //! Signet's HTTP front end (axum).
 //!
 //! What it does: the applicant portal (`/apply`, `/applications`, [`forms_pdf`],
-//! [`timeline_svg`]), password reset (`/password-reset`), the operator console (`/console`) and
-//! the subscriber Certificate Management Center (`/cmc`) as server-rendered pages behind
-//! database sessions and CSRF checks; the RA-facing JSON API (`/api/v1`, including token
-//! retrieval and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
+//! [`timeline_svg`]), password reset (`/password-reset`), the operator console (`/console`,
+//! with key recovery requests and approvals at `/console/key-recovery`) and the subscriber
+//! Certificate Management Center (`/cmc`) as server-rendered pages behind database sessions
+//! and CSRF checks; the RA-facing JSON API (`/api/v1`, including token retrieval — with the
+//! escrowed encryption key wrapped for the token — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
 //! and CA certificate downloads at the URLs written into certificates; and start-up
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
 //! OCSP refresh, session purge). Each module owns its `router()`; [`app`] joins them and is
@@ -12,6 +13,8 @@
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
 //! no SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`).
+//! The running server holds only the key recovery key's public half: it escrows, and never
+//! opens an escrow ([`ca_files::open_recovery_key`] is for `signet admin key-recovery export`).
 
 mod acme;
 mod api;
