@@ -32,13 +32,15 @@ pub fn sample_form(cert_type: &str) -> ApplicationForm {
     }
 }
 
-/// The commands that take an application submitted on `submitted_on` with email token `token`
-/// to certificates-ready, each with the time to wait before giving it: notarized the day of
-/// submission, received three days later, one call-back, a passport, approvals by alice and
-/// bob, shipped, activation code four days after shipping.
+/// The commands that take a `cert_type` application submitted on `submitted_on` with email
+/// token `token` to certificates-ready, each with the time to wait before giving it: notarized
+/// the day of submission (Medium Hardware: proofed in person by alice, DESIGN §2), received
+/// three days later, one call-back, a passport, approvals by alice and bob, shipped,
+/// activation code four days after shipping.
 pub fn vetting_plan(
     token: crate::application::VerificationToken,
     submitted_on: time::Date,
+    cert_type: &str,
 ) -> Vec<(crate::application::Actor, crate::application::Command, time::Duration)> {
     use crate::application::{Actor, Command, OperatorId};
     use crate::vetting::{
@@ -54,10 +56,10 @@ pub fn vetting_plan(
         received_on: received,
         tracking: ups("1Z999AA10123456784"),
         pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
-        attestation: Attestation::Notarized {
-            notary_name: "Pat Notary".into(),
-            seal_present: true,
-            notarized_on: submitted_on,
+        attestation: if cert_type == "medium-hardware" {
+            Attestation::InPerson { registrar: OperatorId::new("alice").unwrap(), attested_on: submitted_on }
+        } else {
+            Attestation::Notarized { notary_name: "Pat Notary".into(), seal_present: true, notarized_on: submitted_on }
         },
     };
     let callback = OfficerCallback {

@@ -1062,23 +1062,6 @@ async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields
     }
 }
 
-#[tracing::instrument(skip_all, fields(application = %id))]
-async fn witness_post(
-    State(s): State<AppState>,
-    mut session: Session,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
-    let fields = Fields::parse(&body);
-    let outcome = add_witness(&s, &op, &id, &fields).await;
-    respond(&s, &session, &op, &id, WITNESS, fields, outcome).await
-}
-
 async fn give_command(
     s: &AppState,
     op: &Operator,
@@ -1120,16 +1103,29 @@ async fn application_post(
     respond(&s, &session, &op, &id, action.name(), fields, outcome).await
 }
 
-#[tracing::instrument(skip_all, fields(application = %id))]
-async fn note_post(State(s): State<AppState>, mut session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+async fn note_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+    record_post(s, session, id, body, NOTE).await
+}
+
+async fn witness_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+    record_post(s, session, id, body, WITNESS).await
+}
+
+/// A form of the application page that records something beside the lifecycle: a note, or a
+/// witnessed key generation.
+#[tracing::instrument(skip_all, fields(application = %id, form = form))]
+async fn record_post(s: AppState, mut session: Session, id: String, body: Bytes, form: &'static str) -> Response {
     let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
         Ok(op) => op,
         Err(r) => return r,
     };
     let Ok(id) = ApplicationId::new(&id) else { return PageError::NotFound.into_response() };
     let fields = Fields::parse(&body);
-    let outcome = add_note(&s, &op, &id, &fields).await;
-    respond(&s, &session, &op, &id, NOTE, fields, outcome).await
+    let outcome = match form {
+        WITNESS => add_witness(&s, &op, &id, &fields).await,
+        _ => add_note(&s, &op, &id, &fields).await,
+    };
+    respond(&s, &session, &op, &id, form, fields, outcome).await
 }
 
 /// After a posted form: back to the page with a notice, or the page again with the form's

@@ -3,7 +3,11 @@
 //! implementation) at the fake clock's time; lockouts and their clearing by an administrator;
 //! roles; an application vetted from email-verified to token shipped by two different
 //! approvers; bad input on every form (422, values kept, nothing stored); notes and history;
-//! the queue's filters and pages; and the audit chain intact at the end.
+//! the queue's filters and pages; and the audit chain intact at the end. Also witnessed key
+//! generation on the application page (hardware key types, once the token is shipped; a note
+//! is required; one record per application) and the key recovery page (only designated agents
+//! request and approve, each action signs the agent in again with password and a fresh code,
+//! two different agents must approve, forged forms are refused with nothing stored).
 
 mod browser;
 
@@ -12,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::http::StatusCode;
 use browser::{Browser, Page};
+use signet_pki::escrow::{EncryptionKey, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, OrganizationName};
 use signet_ra::application::{
@@ -19,11 +24,13 @@ use signet_ra::application::{
     OperatorId, PasswordHash, PriceTable,
 };
 use signet_ra::audit::verify_chain;
-use signet_ra::fixtures::sample_form;
+use signet_ra::fixtures::{sample_form, vetting_plan};
+use signet_ra::key_recovery::{AgentDesignation, EscrowedKey, KeyRecoveryStore, RecoveryRequest, RecoveryState};
 use signet_ra::lockout::REFUSED;
 use signet_ra::operator::{Operator, OperatorStore, Role, operator_password};
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
 use signet_ra::vetting::DeadlinePolicy;
+use signet_ra::witness::WitnessStore;
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
 use signet_server::{AppState, ServerConfig, app, build_state};
@@ -33,6 +40,7 @@ use time::{Duration, OffsetDateTime};
 
 const T0: OffsetDateTime = datetime!(2026-11-02 14:00 UTC);
 const PASSWORD: &str = "Quill-Harbor-Sextant-58";
+const RECOVERY_PAGE: &str = "/console/key-recovery";
 
 struct Console {
     app: Router,
@@ -606,4 +614,439 @@ async fn queue_run(backend: &str) {
 
     let records = c.state.store().audit_records().await.unwrap();
     assert_eq!(verify_chain(&records), Ok(records.len()));
+}
+
+/// Designates `id` as key recovery agent, as `signet admin key-recovery designate` does.
+async fn designate(state: &AppState, id: &str) {
+    let d = AgentDesignation::new(OperatorId::new(id).unwrap(), "cli:root", T0);
+    state.store().designate_agent(&d, d.designated_event()).await.unwrap();
+}
+
+/// Stores a `cert_type` application submitted nine days ago and walks the first `steps` of
+/// [`vetting_plan`] (email, forms, call-back, identity, two approvals, token shipped,
+/// certificates ready: 8 in all).
+async fn walked(c: &Console, cert_type: &str, steps: usize) -> ApplicationId {
+    let mut at = c.clock.now() - Duration::days(9);
+    let submitted = Application::submit(ApplicationId::generate(), sample_form(cert_type), at);
+    c.state.store().create(&submitted, password_hash(), &[]).await.unwrap();
+    let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no email token") };
+    let mut app = submitted.application;
+    for (actor, command, wait) in vetting_plan(token, at.date(), cert_type).into_iter().take(steps) {
+        at += wait;
+        let t = app.apply(&actor, command, at, &DeadlinePolicy::default()).unwrap();
+        c.state.store().save_transition(&t, &[]).await.unwrap();
+        app = t.application;
+    }
+    app.id().clone()
+}
+
+/// The audit rows with `action`.
+async fn audited(c: &Console, action: &str) -> Vec<signet_ra::audit::AuditRecord> {
+    c.state.store().audit_records().await.unwrap().into_iter().filter(|r| r.action == action).collect()
+}
+
+async fn audit_len(c: &Console) -> usize {
+    c.state.store().audit_records().await.unwrap().len()
+}
+
+fn has(page: &Page, expected: &[&str]) {
+    for e in expected {
+        assert!(page.body.contains(e), "missing {e:?} in {}", page.body);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Witnessed key generation
+
+#[tokio::test]
+async fn witnessed_key_generation_on_the_application_page() {
+    for backend in BACKENDS {
+        witness_run(backend).await;
+    }
+}
+
+async fn witness_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let bob = create_operator(&c.state, "bob", "Bob Checker", Role::RaOperator).await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+    let mut b = signed_in(&c, "bob", &bob).await;
+
+    // A hardware type before the token ships: not offered, and a post is refused.
+    let approved = walked(&c, "medium-token", 6).await;
+    assert_eq!(state_of(&c, &approved).await, "approved");
+    let page = a.get(&format!("/console/applications/{approved}")).await;
+    assert!(!page.body.contains("id=\"witness-form\""), "{backend}: not before the token ships");
+    let early = a.post(&format!("/console/applications/{approved}/witness"), &[("note", "YubiKey 5 #0012345")]).await;
+    assert_eq!(early.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", early.body);
+    assert!(early.body.contains("only for hardware-key types, once the token is shipped"), "{}", early.body);
+    assert_eq!(c.state.store().witness(&approved).await.unwrap(), None);
+
+    // Medium Hardware with its token shipped: offered.
+    let shipped = walked(&c, "medium-hardware", 7).await;
+    assert_eq!(state_of(&c, &shipped).await, "token-shipped");
+    let page = a.get(&format!("/console/applications/{shipped}")).await;
+    assert!(page.body.contains("id=\"witness-form\""), "{backend}: offered once shipped: {}", page.body);
+
+    // Medium Token, certificates ready: offered, nothing witnessed yet.
+    let id = walked(&c, "medium-token", 8).await;
+    assert_eq!(state_of(&c, &id).await, "certificates-ready");
+    let path = format!("/console/applications/{id}");
+    let witness = format!("{path}/witness");
+    let page = a.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    has(&page, &["id=\"witness-form\"", &format!("action=\"{witness}\""), "name=\"note\""]);
+    assert!(!page.body.contains("id=\"witnessed\""));
+
+    // An empty or blank note: 422, the field explained, nothing stored.
+    for blank in ["", "   \n  "] {
+        let before = audit_len(&c).await;
+        let p = a.post(&witness, &[("note", blank)]).await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+        has(
+            &p,
+            &[
+                "Please correct the fields marked below. Nothing was recorded.",
+                "describe the witnessed generation, e.g. the token&#39;s serial number",
+                "id=\"witness-form\"",
+            ],
+        );
+        assert_eq!(c.state.store().witness(&id).await.unwrap(), None, "{backend}: nothing stored");
+        assert_eq!(audit_len(&c).await, before, "{backend}: nothing audited");
+    }
+    // Too long (501 characters): refused too, and what was typed is kept.
+    let long = "x".repeat(501);
+    let p = a.post(&witness, &[("note", &long)]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains(&long), "the typed note is kept");
+    assert_eq!(c.state.store().witness(&id).await.unwrap(), None);
+
+    // A proper note is recorded (trimmed), shown with the operator, and the form goes away.
+    let note = "YubiKey 5 NFC #0012345 <PIV>, RA office Seattle";
+    let p = a.post(&witness, &[("note", &format!("  {note}\n"))]).await;
+    assert_eq!(p.location, Some(format!("{path}?done=witness")), "{backend}: {}", p.body);
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    has(
+        &page,
+        &[
+            "The witnessed key generation is recorded.",
+            "<p id=\"witnessed\">Key generation witnessed in person by alice on 2026-11-02 14:00 UTC: \
+             YubiKey 5 NFC #0012345 &#60;PIV&#62;, RA office Seattle</p>",
+        ],
+    );
+    assert!(!page.body.contains("id=\"witness-form\""), "{backend}: recorded once, no longer offered");
+    assert!(!page.body.contains("<PIV>"), "the note is escaped");
+    let stored = c.state.store().witness(&id).await.unwrap().expect("recorded");
+    assert_eq!((stored.operator.as_str(), stored.note.as_str(), stored.witnessed_at), ("alice", note, T0));
+    let rows = audited(&c, "key-generation-witnessed").await;
+    assert_eq!(rows.len(), 1, "{backend}");
+    assert_eq!((rows[0].actor.as_str(), rows[0].subject.as_str()), ("operator:alice", id.as_str()));
+    let details: serde_json::Value = serde_json::from_str(&rows[0].details).unwrap();
+    assert_eq!(details, serde_json::json!({ "note": note }));
+    assert_eq!(state_of(&c, &id).await, "certificates-ready", "the application itself does not move");
+
+    // A second record, by another operator, is refused: 409, the first one stands.
+    let page = b.get(&path).await;
+    assert!(page.body.contains("id=\"witnessed\"") && !page.body.contains("id=\"witness-form\""));
+    let before = audit_len(&c).await;
+    let again = b.post(&witness, &[("note", "Another token")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{backend}: {}", again.body);
+    assert!(again.body.contains("by alice on"), "the page still shows the recorded witness");
+    assert!(again.body.contains("Not recorded: a witnessed key generation is already recorded"), "{}", again.body);
+    assert_eq!(c.state.store().witness(&id).await.unwrap().unwrap().note, note);
+    assert_eq!(audit_len(&c).await, before);
+
+    // A software type (Medium), even with certificates ready: never offered, a post is refused.
+    let software = walked(&c, "medium", 8).await;
+    assert_eq!(state_of(&c, &software).await, "certificates-ready");
+    let page = a.get(&format!("/console/applications/{software}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"witness-form\"") && !page.body.contains("id=\"witnessed\""));
+    let before = audit_len(&c).await;
+    let p = a.post(&format!("/console/applications/{software}/witness"), &[("note", "YubiKey 5 #0099")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    assert_eq!(c.state.store().witness(&software).await.unwrap(), None);
+    assert_eq!(audit_len(&c).await, before);
+
+    // Forged (no CSRF token) and anonymous posts are refused; an unknown application is 404.
+    let forged = a.post_raw(&witness, "note=forged".into()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("This form has expired"), "{}", forged.body);
+    let mut anonymous = Browser::new(&c.app);
+    anonymous.get("/console/sign-in").await;
+    let p = anonymous.post(&format!("/console/applications/{shipped}/witness"), &[("note", "anonymous")]).await;
+    assert_eq!(p.location.as_deref(), Some("/console/sign-in"));
+    assert_eq!(c.state.store().witness(&shipped).await.unwrap(), None);
+    let missing = a.post("/console/applications/7K2M9Q4T8V1W/witness", &[("note", "nobody")]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    assert!(c.state.store().verify_audit().await.unwrap().is_ok(), "{backend}: the audit chain is intact");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key recovery
+
+/// Issues a real `medium-token-encryption` certificate for `app` through the server's CA service
+/// with its key escrowed first, as retrieval does (`retrieval.rs::issue_encryption`); returns its
+/// serial (lowercase hex).
+async fn escrowed_certificate(c: &Console, app: &ApplicationId) -> String {
+    let krk = SoftwareRecoveryKey::generate().unwrap();
+    let krk = RecoveryKeyPublic::from_spki(krk.public_key_spki()).unwrap();
+    let key = EncryptionKey::generate().unwrap();
+    let escrow = EscrowedKey {
+        spki_sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.spki())),
+        application: app.clone(),
+        krk_id: krk.key_id_hex(),
+        envelope: key.escrow(&krk).unwrap(),
+        created_at: c.clock.now(),
+    };
+    let actor = format!("{}:{app}", Actor::Applicant.audit_name());
+    c.state.store().save_escrow(&escrow, escrow.escrowed_event(&actor)).await.unwrap();
+    let application = c.state.store().load(app).await.unwrap().unwrap();
+    let order = application.form().person_order("medium-token-encryption".into());
+    let cert = c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap();
+    let serial = cert.serial.to_hex();
+    let found = c.state.store().escrow_of_serial(&serial).await.unwrap().expect("the escrow is found by serial");
+    assert_eq!(found.spki_sha256, escrow.spki_sha256);
+    serial
+}
+
+async fn requests(c: &Console) -> Vec<RecoveryRequest> {
+    c.state.store().requests().await.unwrap()
+}
+
+/// The text of the request row `id`, tags stripped.
+fn row(body: &str, id: &str) -> String {
+    let start = body.find(&format!("<tr id=\"request-{id}\">")).unwrap_or_else(|| panic!("no row {id}: {body}"));
+    let html = &body[start..start + body[start..].find("</tr>").unwrap()];
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn key_recovery_requests_and_two_agent_approval() {
+    for backend in BACKENDS {
+        recovery_run(backend).await;
+    }
+}
+
+async fn recovery_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Agent", Role::RaOperator).await;
+    let bob = create_operator(&c.state, "bob", "Bob Agent", Role::RaOperator).await;
+    let carol = create_operator(&c.state, "carol", "Carol Vetter", Role::RaOperator).await;
+    designate(&c.state, "alice").await;
+    designate(&c.state, "bob").await;
+    let app = walked(&c, "medium-token", 8).await;
+    let serial = escrowed_certificate(&c, &app).await;
+    let request_form = |serial: &str, reason: &str, code: &str| {
+        vec![
+            ("serial", serial.to_owned()),
+            ("reason", reason.to_owned()),
+            ("password", PASSWORD.to_owned()),
+            ("code", code.to_owned()),
+        ]
+    };
+    async fn post(b: &mut Browser, path: &str, fields: &[(&'static str, String)]) -> Page {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post(path, &pairs).await
+    }
+
+    // Each operator signs in at T0 (their first TOTP step); every later action of the same
+    // operator takes a code of a later step, so the clock moves 30 s between them.
+    let mut a = signed_in(&c, "alice", &alice).await;
+    let mut b = signed_in(&c, "bob", &bob).await;
+    let mut k = signed_in(&c, "carol", &carol).await;
+    let next = |c: &Console| c.clock.advance(Duration::seconds(30));
+
+    // The page is linked from the console's navigation.
+    assert!(k.get("/console").await.body.contains("href=\"/console/key-recovery\""));
+
+    // Carol is not an agent: told so, no request form, and a post is refused even with the
+    // right password and a fresh code.
+    let page = k.get(RECOVERY_PAGE).await;
+    assert_eq!(page.status, StatusCode::OK);
+    has(&page, &["id=\"not-agent\"", "No requests."]);
+    assert!(!page.body.contains("id=\"request-form\""));
+    next(&c);
+    let reason = "Employee left; the legal hold needs the mail archive.";
+    let p =
+        post(&mut k, "/console/key-recovery/request", &request_form(&serial, reason, &oathtool(&carol, c.clock.now())))
+            .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{backend}: {}", p.body);
+    has(&p, &["Not recorded: only designated key recovery agents may request or approve a recovery"]);
+    assert!(requests(&c).await.is_empty(), "{backend}: nothing stored");
+    assert!(audited(&c, "key-recovery-requested").await.is_empty());
+
+    // Alice is an agent: the request form is offered.
+    let page = a.get(RECOVERY_PAGE).await;
+    assert!(page.body.contains("id=\"request-form\"") && !page.body.contains("id=\"not-agent\""), "{}", page.body);
+
+    // A wrong code (or a wrong password) is refused, 401, the typed serial and reason kept.
+    let code = oathtool(&alice, c.clock.now());
+    let p = post(&mut a, "/console/key-recovery/request", &request_form(&serial, reason, &wrong(&code))).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: {}", p.body);
+    has(&p, &[REFUSED, &format!("value=\"{serial}\""), "Employee left; the legal hold"]);
+    let mut bad_password = request_form(&serial, reason, &code);
+    bad_password[2].1 = "Quill-Harbor-Sextant-00".into();
+    let p = post(&mut a, "/console/key-recovery/request", &bad_password).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: {}", p.body);
+    assert!(requests(&c).await.is_empty(), "{backend}: nothing stored");
+    assert!(audited(&c, "key-recovery-requested").await.is_empty());
+
+    // The right code opens the request; the serial may be typed in capitals with spaces.
+    let p = post(
+        &mut a,
+        "/console/key-recovery/request",
+        &request_form(&format!("  {}  ", serial.to_uppercase()), &format!("  {reason} "), &code),
+    )
+    .await;
+    assert_eq!(p.location.as_deref(), Some("/console/key-recovery?done=request"), "{backend}: {}", p.body);
+    let stored = requests(&c).await;
+    assert_eq!(stored.len(), 1);
+    let r = &stored[0];
+    let id = r.id.to_string();
+    assert_eq!(
+        (r.serial.as_str(), &r.application, r.reason.as_str(), r.requested_by.as_str()),
+        (serial.as_str(), &app, reason, "alice")
+    );
+    assert_eq!(r.state, RecoveryState::Pending { first_approver: None });
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    has(&page, &["The request is open; it needs the approval of two different agents."]);
+    assert_eq!(
+        row(&page.body, &id),
+        format!(
+            "{id} {serial} {app} {reason} alice on 2026-11-02 14:00 UTC waiting for two approvals Password Code Approve"
+        )
+    );
+    let requested = audited(&c, "key-recovery-requested").await;
+    assert_eq!(requested.len(), 1, "{backend}");
+    assert_eq!((requested[0].actor.as_str(), requested[0].subject.as_str()), ("operator:alice", app.as_str()));
+    let details: serde_json::Value = serde_json::from_str(&requested[0].details).unwrap();
+    assert_eq!((details["serial"].as_str(), details["request"].as_str()), (Some(serial.as_str()), Some(id.as_str())));
+    let approve = format!("/console/key-recovery/{id}/approve");
+    let approval = |code: &str| vec![("password", PASSWORD.to_owned()), ("code", code.to_owned())];
+
+    // The same code cannot be used again, even for the next action.
+    let p = post(&mut a, &approve, &approval(&code)).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: a code works once: {}", p.body);
+
+    // Alice (the requester) may give the first approval; it counts once.
+    next(&c);
+    let p = post(&mut a, &approve, &approval(&oathtool(&alice, c.clock.now()))).await;
+    assert_eq!(p.location.as_deref(), Some("/console/key-recovery?done=approve"), "{backend}: {}", p.body);
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    has(&page, &["Your approval is recorded."]);
+    assert!(
+        row(&page.body, &id).ends_with("approved by alice; waiting for a second agent"),
+        "{}",
+        row(&page.body, &id)
+    );
+    assert!(!page.body.contains(&format!("action=\"{approve}\"")), "not offered to the first approver again");
+    next(&c);
+    let p = post(&mut a, &approve, &approval(&oathtool(&alice, c.clock.now()))).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    has(
+        &p,
+        &[
+            "Not recorded: you already approved this recovery; the second approval must come from a different key recovery agent",
+        ],
+    );
+    let r = c.state.store().request(&stored[0].id).await.unwrap().unwrap();
+    assert_eq!(r.state, RecoveryState::Pending { first_approver: Some(OperatorId::new("alice").unwrap()) });
+    assert_eq!(r.version, 1);
+    assert_eq!(audited(&c, "key-recovery-approved").await.len(), 1, "{backend}");
+
+    // A serial without an escrowed key, and an empty reason: readable refusals, nothing stored.
+    next(&c);
+    let p =
+        post(&mut a, "/console/key-recovery/request", &request_form("0AFF", reason, &oathtool(&alice, c.clock.now())))
+            .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    has(
+        &p,
+        &["Not recorded: certificate 0aff has no escrowed key (only encryption keys are escrowed)", "value=\"0AFF\""],
+    );
+    next(&c);
+    let p =
+        post(&mut a, "/console/key-recovery/request", &request_form(&serial, "  ", &oathtool(&alice, c.clock.now())))
+            .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    has(&p, &["Not recorded: give the reason for recovering this key (1 to 500 characters)"]);
+    assert_eq!(requests(&c).await.len(), 1, "{backend}: nothing stored");
+    assert_eq!(audited(&c, "key-recovery-requested").await.len(), 1);
+
+    // Forms posted without the session's CSRF token, or with another session's, are refused.
+    let page = b.get(RECOVERY_PAGE).await;
+    assert!(page.body.contains(&format!("action=\"{approve}\"")), "offered to the second agent: {}", page.body);
+    let before = audit_len(&c).await;
+    let bob_code = oathtool(&bob, c.clock.now());
+    let body = |extra: &str| format!("password={PASSWORD}&code={bob_code}{extra}");
+    for forged in [body(""), body(&format!("&_csrf={}", a.csrf.clone().unwrap()))] {
+        let p = b.post_raw(&approve, forged).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{backend}: {}", p.body);
+        assert!(p.body.contains("This form has expired"), "{}", p.body);
+    }
+    let p = b.post_raw("/console/key-recovery/request", format!("serial={serial}&reason=x&{}", body(""))).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(audit_len(&c).await, before, "{backend}: a forged form changes nothing");
+    assert_eq!(c.state.store().request(&stored[0].id).await.unwrap().unwrap().version, 1);
+
+    // Carol cannot approve; an unknown request is 404.
+    let p = post(&mut k, &approve, &approval(&oathtool(&carol, c.clock.now()))).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{backend}: {}", p.body);
+    let p = post(&mut b, "/console/key-recovery/ABCDEFGHJKMN/approve", &approval(&bob_code)).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "{backend}: {}", p.body);
+    has(&p, &["Not recorded: no key recovery request ABCDEFGHJKMN"]);
+    let p = post(&mut b, "/console/key-recovery/not-a-reference/approve", &approval(&bob_code)).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+
+    // Bob, a different agent, gives the second approval (bob's code was spent on the unknown
+    // request above, so a fresh step).
+    next(&c);
+    b.get(RECOVERY_PAGE).await;
+    let p = post(&mut b, &approve, &approval(&oathtool(&bob, c.clock.now()))).await;
+    assert_eq!(p.location.as_deref(), Some("/console/key-recovery?done=approve"), "{backend}: {}", p.body);
+    let page = b.get(p.location.as_deref().unwrap()).await;
+    assert!(
+        row(&page.body, &id).ends_with("approved by alice and bob; an approver may export it on the CA host"),
+        "{}",
+        row(&page.body, &id)
+    );
+    assert!(!page.body.contains(&format!("action=\"{approve}\"")), "nothing left to approve");
+    let r = c.state.store().request(&stored[0].id).await.unwrap().unwrap();
+    let approvers = [OperatorId::new("alice").unwrap(), OperatorId::new("bob").unwrap()];
+    assert_eq!((r.state, r.version), (RecoveryState::Approved { approvers }, 2));
+    let approved = audited(&c, "key-recovery-approved").await;
+    assert_eq!(
+        approved.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>(),
+        ["operator:alice", "operator:bob"],
+        "{backend}"
+    );
+
+    // Approved means no more approvals, even by an agent.
+    next(&c);
+    let p = post(&mut a, &approve, &approval(&oathtool(&alice, c.clock.now()))).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    has(&p, &["Not recorded: this recovery request is no longer waiting for approval"]);
+
+    // Carol's page lists the request too, without any form.
+    let page = k.get(RECOVERY_PAGE).await;
+    assert!(row(&page.body, &id).contains("approved by alice and bob"));
+    assert!(!page.body.contains(&format!("action=\"{approve}\"")));
+
+    let chain = c.state.store().verify_audit().await.unwrap();
+    assert!(chain.is_ok(), "{backend}: the audit chain is intact: {chain:?}");
 }

@@ -231,6 +231,7 @@ async fn walk_to_certificates_ready(store: &Store, submitted: &Transition, clock
     let plan = signet_ra::fixtures::vetting_plan(
         signet_ra::application::VerificationToken::new(&verification_token(submitted)).unwrap(),
         T0.date(),
+        submitted.application.form().certificate.cert_type(),
     );
     let mut app = submitted.application.clone();
     for (actor, command, wait) in plan {

@@ -119,7 +119,8 @@ async fn happy_path_through_the_domain() {
         let submitted = submit(&store, &clock).await;
         let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no token") };
         let id = submitted.application.id().clone();
-        let plan = signet_ra::fixtures::vetting_plan(token, T0.date());
+        let plan =
+            signet_ra::fixtures::vetting_plan(token, T0.date(), submitted.application.form().certificate.cert_type());
         for (actor, command, wait) in plan {
             clock.advance(wait);
             // Each step starts from what the store holds, as a web request would.

@@ -79,6 +79,21 @@ impl Drop for TestDb {
     }
 }
 
+/// Splits `pkcs11-tool -O` output into objects: each starts on an unindented line.
+pub fn pkcs11_objects(listing: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in listing.lines() {
+        match out.last_mut() {
+            Some(object) if line.starts_with(' ') => {
+                object.push('\n');
+                object.push_str(line);
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    out
+}
+
 /// Writes a SoftHSM2 configuration whose token directory is `<dir>/tokens` (created) and
 /// returns its path, for `SOFTHSM2_CONF`. Tokens made under it vanish with `dir`.
 pub fn softhsm_conf(dir: &std::path::Path) -> std::path::PathBuf {

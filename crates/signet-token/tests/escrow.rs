@@ -8,12 +8,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, PIN, SoftHsm, in_softhsm, objects, openssl_ca, openssl_certify, run_ok, write};
+use common::{MODULE, PIN, SoftHsm, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::Session;
 use signet_pki::KeyAlgorithm;
 use signet_pki::escrow::{EncryptionKey, EscrowError, RecoveryKey, RecoveryKeyPublic, open};
+use signet_testkit::pkcs11_objects as objects;
 use signet_token::subscriber::{SubscriberToken, TokenSession};
 use signet_token::{Pkcs11RecoveryKey, Pkcs11Signer, TokenError};
 

@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, in_softhsm, objects, openssl_ca, openssl_certify, run_ok, write};
+use common::{MODULE, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
 use signet_pki::KeyAlgorithm;
+use signet_testkit::pkcs11_objects as objects;
 use signet_token::TokenError;
 use signet_token::subscriber::{SubscriberToken, readiness};
 

@@ -126,13 +126,7 @@ fn pkcs11_ca_serves_verifiable_certificates() {
     assert!(objects.contains("signet-issuing") && objects.contains("signet-root"), "{objects}");
     assert!(objects.contains("never extractable"), "CA keys must be non-extractable:\n{objects}");
     // The key recovery key is on the token too: decrypt only, never extractable.
-    let mut listed: Vec<String> = Vec::new();
-    for line in objects.lines() {
-        match listed.last_mut() {
-            Some(object) if line.starts_with(' ') => object.push_str(&format!("\n{line}")),
-            _ => listed.push(line.to_owned()),
-        }
-    }
+    let listed = signet_testkit::pkcs11_objects(&objects);
     let krk = listed
         .iter()
         .find(|o| o.starts_with("Private Key Object") && o.contains("signet-key-recovery"))

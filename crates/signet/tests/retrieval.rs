@@ -12,15 +12,12 @@ use common::{SIGNET, SOFTHSM, must, run};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
-    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword,
-    OperatorId, PasswordHash, PhoneNumber, Transition,
+    Application, ApplicationForm, ApplicationId, ApplicationStore, IssuedSecret, NewPassword, OperatorId, PasswordHash,
+    Transition,
 };
 use signet_ra::lockout::{AttemptScope, AttemptStore};
 use signet_ra::notify::{MessageKind, Notifier};
-use signet_ra::vetting::{
-    Attestation, CallOutcome, Carrier, DeadlinePolicy, FormPages, FormsReceipt, IdentityDocument, OfficerCallback,
-    Tracking, TrackingNumber,
-};
+use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_ra::{Clock, FakeClock};
 use signet_server::{Running, ServerConfig};
@@ -101,57 +98,21 @@ impl World {
     /// Submits `cert_type` notarized `days_ago` and walks it through vetting, approval and
     /// shipping to "certificates ready"; returns its reference and the emailed code.
     async fn unwitnessed_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
-        let t0 = self.clock.now() - Duration::days(days_ago);
+        let mut at = self.clock.now() - Duration::days(days_ago);
         let form: ApplicationForm = signet_ra::fixtures::sample_form(cert_type);
         let password = NewPassword::new(PASSWORD, &form.applicant.email).unwrap();
-        let submitted = Application::submit(ApplicationId::generate(), form, t0);
+        let submitted = Application::submit(ApplicationId::generate(), form, at);
         let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no email token") };
         let store = self.server.state.store();
         store
             .create(&submitted, &PasswordHash::new(&password).unwrap(), &self.notifier().outbox_for(&submitted))
             .await
             .unwrap();
-        let op = |name: &str| Actor::Operator(OperatorId::new(name).unwrap());
-        let ups = |n: &str| Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, n).unwrap() };
-        let hours = Duration::hours;
-        let forms = FormsReceipt {
-            received_on: (t0 + Duration::days(1)).date(),
-            tracking: ups("1Z999AA10123456784"),
-            pages: FormPages { officer_verification: true, identity_verification: true, citizenship: None },
-            // Medium Hardware is proofed in person (DESIGN §2); the others may be notarized.
-            attestation: if cert_type == "medium-hardware" {
-                Attestation::InPerson { registrar: OperatorId::new("alice").unwrap(), attested_on: t0.date() }
-            } else {
-                Attestation::Notarized { notary_name: "Pat Notary".into(), seal_present: true, notarized_on: t0.date() }
-            },
-        };
-        let call = OfficerCallback {
-            officer_name: CommonName::new("Sam Officer").unwrap(),
-            phone: PhoneNumber::new("+1 206 555 0199").unwrap(),
-            called_by: OperatorId::new("alice").unwrap(),
-            called_at: t0 + Duration::days(1) + hours(2),
-            outcome: CallOutcome::Confirmed,
-        };
-        let passport = IdentityDocument::new(
-            "us-passport",
-            "A12345678",
-            Some((OffsetDateTime::now_utc() + Duration::days(5 * 365)).date()),
-        )
-        .unwrap();
-        let plan = [
-            (Actor::Applicant, Command::VerifyEmail(token), hours(1)),
-            (op("alice"), Command::RecordForms(forms), Duration::days(1)),
-            (op("alice"), Command::RecordCallback(call), Duration::days(1) + hours(3)),
-            (op("alice"), Command::VerifyIdentity(vec![passport]), Duration::days(1) + hours(4)),
-            (op("alice"), Command::Approve, Duration::days(1) + hours(5)),
-            (op("bob"), Command::Approve, Duration::days(1) + hours(6)),
-            (op("bob"), Command::ShipToken(ups("1Z999AA10123456785")), Duration::days(2)),
-            (Actor::System, Command::IssueActivationCode, Duration::days(2) + hours(1)),
-        ];
         let mut app = submitted.application;
         let mut code = None;
-        for (actor, command, after) in plan {
-            let t = app.apply(&actor, command, t0 + after, &DeadlinePolicy::default()).unwrap();
+        for (actor, command, wait) in signet_ra::fixtures::vetting_plan(token, at.date(), cert_type) {
+            at += wait;
+            let t = app.apply(&actor, command, at, &DeadlinePolicy::default()).unwrap();
             code = self.save(&t).await.or(code);
             app = t.application;
         }
@@ -237,17 +198,7 @@ impl World {
 
     /// The token's objects, as `pkcs11-tool -O` prints them (one string per object).
     fn objects(&self, label: &str) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for line in self.pkcs11_tool(label, &["-O"]).lines() {
-            match out.last_mut() {
-                Some(object) if line.starts_with(' ') => {
-                    object.push('\n');
-                    object.push_str(line);
-                }
-                _ => out.push(line.to_owned()),
-            }
-        }
-        out
+        signet_testkit::pkcs11_objects(&self.pkcs11_tool(label, &["-O"]))
     }
 }
 

@@ -119,21 +119,6 @@ pub fn write(path: &Path, bytes: &[u8]) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Splits `pkcs11-tool -O` output into objects: each starts on an unindented line.
-pub fn objects(listing: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in listing.lines() {
-        match out.last_mut() {
-            Some(object) if line.starts_with(' ') => {
-                object.push('\n');
-                object.push_str(line);
-            }
-            _ => out.push(line.to_owned()),
-        }
-    }
-    out
-}
-
 /// Makes a throwaway OpenSSL CA in `dir`; returns its certificate (DER).
 pub fn openssl_ca(dir: &Path) -> Vec<u8> {
     let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
