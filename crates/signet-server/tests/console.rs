@@ -818,21 +818,7 @@ async fn requests(c: &Console) -> Vec<RecoveryRequest> {
 /// The text of the request row `id`, tags stripped.
 fn row(body: &str, id: &str) -> String {
     let start = body.find(&format!("<tr id=\"request-{id}\">")).unwrap_or_else(|| panic!("no row {id}: {body}"));
-    let html = &body[start..start + body[start..].find("</tr>").unwrap()];
-    let mut out = String::new();
-    let mut in_tag = false;
-    for ch in html.chars() {
-        match ch {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    strip_tags(&body[start..start + body[start..].find("</tr>").unwrap()])
 }
 
 #[tokio::test]

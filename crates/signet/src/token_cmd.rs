@@ -3,7 +3,7 @@
 //! `retrieve` initializes a blank token, generates the identity key on it, sends the request
 //! with the activation code and account password, and writes the certificate and chain back,
 //! then installs the escrowed encryption key the server sends wrapped to a session-only
-//! transport key (unwrapped inside the token, never extractable) with its certificate;
+//! transport key (unwrapped inside the token, not extractable) with its certificate;
 //! `renew`, in the 90 days before the certificate expires, generates a new key on the token,
 //! proves with the current key that it is the subscriber asking, and replaces key and
 //! certificate under the same label.
@@ -46,7 +46,8 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         module: PathBuf,
     },
-    /// Retrieve your identity certificate onto your token with the emailed activation code.
+    /// Retrieve your certificates (identity, and encryption with its escrowed key) onto your token
+    /// with the emailed activation code.
     Retrieve(RetrieveArgs),
     /// Renew the identity certificate on your token (in the 90 days before it expires): a new
     /// key pair on the token, and a new certificate for it.
