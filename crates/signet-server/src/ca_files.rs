@@ -196,15 +196,30 @@ fn pkcs11(module: &Path, token_label: &str, key_label: &str, pin_env: &str) -> R
     })
 }
 
-/// Writes a file readable by its owner only (keys, passphrases).
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), CaSetupError> {
+/// Creates a file readable by its owner only (keys, passphrases, exported keys), refusing to
+/// overwrite one, and flushes it to disk.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), CaSetupError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(path).map_err(io(path))?;
-    f.write_all(contents).map_err(io(path))
+    f.write_all(contents).and_then(|()| f.sync_all()).map_err(io(path))
+}
+
+/// Writes an encrypted key file (JSON) as `dir/file`.
+fn write_sealed(dir: &Path, file: &Path, sealed: &EncryptedKey) -> Result<(), CaSetupError> {
+    let json = serde_json::to_vec_pretty(sealed)
+        .map_err(|e| CaSetupError::Config { path: file.to_owned(), message: e.to_string() })?;
+    write_private(&dir.join(file), &json)
+}
+
+/// Reads the encrypted key file `dir/file`.
+fn read_sealed(dir: &Path, file: &Path) -> Result<EncryptedKey, CaSetupError> {
+    let p = dir.join(file);
+    serde_json::from_slice(&std::fs::read(&p).map_err(io(&p))?)
+        .map_err(|e| CaSetupError::Config { path: p, message: e.to_string() })
 }
 
 /// Creates root and issuing CA keys and certificates in `opts.dir` and writes `ca.toml`.
@@ -221,9 +236,7 @@ pub fn init_ca(opts: &InitOptions, catalog: &Catalog, now: OffsetDateTime) -> Re
             let root = SoftwareSigner::generate(opts.algorithm)?;
             let issuing = SoftwareSigner::generate(opts.algorithm)?;
             for (signer, file) in [(&root, root_key), (&issuing, issuing_key)] {
-                let sealed = serde_json::to_vec_pretty(&signer.to_encrypted(&pass)?)
-                    .map_err(|e| CaSetupError::Config { path: file.clone(), message: e.to_string() })?;
-                write_private(&opts.dir.join(file), &sealed)?;
+                write_sealed(&opts.dir, file, &signer.to_encrypted(&pass)?)?;
             }
             (Arc::new(root), Arc::new(issuing))
         }
@@ -259,10 +272,7 @@ fn init_recovery_key(dir: &Path, ca_key: &KeySource) -> Result<KeyRecoveryConfig
         KeySource::File { passphrase_env, passphrase_file, .. } => {
             let krk = SoftwareRecoveryKey::generate()?;
             let file = PathBuf::from("key-recovery.key.json");
-            let sealed = krk.to_encrypted(&passphrase(dir, passphrase_env, passphrase_file)?)?;
-            let json = serde_json::to_vec_pretty(&sealed)
-                .map_err(|e| CaSetupError::Config { path: file.clone(), message: e.to_string() })?;
-            write_private(&dir.join(&file), &json)?;
+            write_sealed(dir, &file, &krk.to_encrypted(&passphrase(dir, passphrase_env, passphrase_file)?)?)?;
             let source = RecoveryKeySource::File {
                 key: file,
                 passphrase_env: passphrase_env.clone(),
@@ -345,8 +355,7 @@ pub fn load_ca(dir: &Path, urls: CaUrls) -> Result<LoadedCa, CaSetupError> {
     };
     let signer: Arc<dyn Signer> = match &cfg.key {
         KeySource::File { issuing_key, passphrase_env, passphrase_file, .. } => {
-            let sealed: EncryptedKey = serde_json::from_slice(&read(issuing_key)?)
-                .map_err(|e| CaSetupError::Config { path: dir.join(issuing_key), message: e.to_string() })?;
+            let sealed = read_sealed(dir, issuing_key)?;
             Arc::new(SoftwareSigner::from_encrypted(&sealed, &passphrase(dir, passphrase_env, passphrase_file)?)?)
         }
         KeySource::Pkcs11 { module, token_label, issuing_key_label, pin_env, .. } => {
@@ -367,9 +376,7 @@ pub fn open_recovery_key(dir: &Path) -> Result<Box<dyn RecoveryKey>, CaSetupErro
     let cfg = read_config(dir)?.key_recovery.ok_or(CaSetupError::NoRecoveryKey)?;
     let key: Box<dyn RecoveryKey> = match &cfg.key {
         RecoveryKeySource::File { key, passphrase_env, passphrase_file } => {
-            let p = dir.join(key);
-            let sealed = serde_json::from_slice(&std::fs::read(&p).map_err(io(&p))?)
-                .map_err(|e| CaSetupError::Config { path: p.clone(), message: e.to_string() })?;
+            let sealed = read_sealed(dir, key)?;
             Box::new(SoftwareRecoveryKey::from_encrypted(&sealed, &passphrase(dir, passphrase_env, passphrase_file)?)?)
         }
         RecoveryKeySource::Pkcs11 { module, token_label, key_label, pin_env } => {

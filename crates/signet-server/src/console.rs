@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
-use signet_pki::profile::{KeyStorage, SubjectKind};
+use signet_pki::profile::SubjectKind;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
     Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, OperatorId, Payment, PhoneNumber,
@@ -993,11 +993,7 @@ async fn application_view(
 /// Whether the application's type needs a hardware-held key and it is at the stage where the
 /// applicant generates it (token shipped, or certificates ready).
 fn needs_witness(s: &AppState, app: &Application) -> bool {
-    let hardware = s
-        .catalog
-        .profile(&format!("{}-identity", app.form().certificate.cert_type()))
-        .is_some_and(|p| p.cert_type.key_storage == KeyStorage::Hardware);
-    hardware && matches!(app.state().state_name(), "token-shipped" | "certificates-ready")
+    s.needs_hardware_key(app) && matches!(app.state().state_name(), "token-shipped" | "certificates-ready")
 }
 
 #[derive(Deserialize, Default)]

@@ -40,7 +40,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signet_pki::attestation::PinPolicy;
 use signet_pki::escrow::{EncryptionKey, TransportWrapped};
-use signet_pki::profile::KeyStorage;
 use signet_pki::{IssuedCertificate, RevocationReason, Serial};
 use signet_ra::application::{
     ActivationCode, Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, Transition,
@@ -281,12 +280,7 @@ async fn hardware_key_proof(
     csr: &[u8],
     attestation: &[Vec<u8>],
 ) -> Result<serde_json::Value, ApiError> {
-    let cert_type = app.form().certificate.cert_type();
-    let hardware = state
-        .catalog
-        .profile(&format!("{cert_type}-identity"))
-        .is_some_and(|p| p.cert_type.key_storage == KeyStorage::Hardware);
-    if !hardware {
+    if !state.needs_hardware_key(app) {
         return Ok(serde_json::Value::Null);
     }
     if !attestation.is_empty() {
@@ -314,8 +308,9 @@ async fn hardware_key_proof(
         None => Err(ApiError::Conflict {
             kind: "hardware-key-unproven",
             detail: format!(
-                "a {cert_type} certificate needs a key held by hardware: send the token's key attestation, or have \
-                 an RA operator witness the key generation in person and record it before retrieving"
+                "a {} certificate needs a key held by hardware: send the token's key attestation, or have \
+                 an RA operator witness the key generation in person and record it before retrieving",
+                app.form().certificate.cert_type()
             ),
         }),
     }

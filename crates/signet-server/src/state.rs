@@ -8,7 +8,7 @@ use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::escrow::RecoveryKeyPublic;
 use signet_pki::ocsp::{CertId, OcspIssuer};
-use signet_pki::profile::Catalog;
+use signet_pki::profile::{Catalog, KeyStorage};
 use signet_ra::Clock;
 use signet_ra::application::PriceTable;
 use signet_ra::issuance::CaService;
@@ -106,6 +106,13 @@ impl AppState {
     /// Signs a new CRL with the configured lifetime, as `actor` (audited).
     pub async fn publish_crl(&self, actor: &str) -> Result<Vec<u8>, signet_ra::issuance::IssuanceError> {
         self.service().publish_crl(actor, self.crl_lifetime).await
+    }
+
+    /// Whether the application's certificate type needs a key held by hardware (Medium Token,
+    /// Medium Hardware): an attestation or a witnessed key generation.
+    pub(crate) fn needs_hardware_key(&self, app: &signet_ra::application::Application) -> bool {
+        let cert_type = app.form().certificate.cert_type();
+        self.catalog.types().iter().any(|t| t.id == cert_type && t.key_storage == KeyStorage::Hardware)
     }
 
     /// The CA workflows over this server's store.

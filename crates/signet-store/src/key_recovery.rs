@@ -13,19 +13,17 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::applications::{corrupt, ts};
-use crate::{Store, backend_error};
+use crate::{Store, backend_error, unique_or};
 
 /// Selects the request columns in the order [`request`] reads them.
 const REQUEST_SELECT: &str = "SELECT id, serial, spki_sha256, application, reason, requested_by, requested_at, state, \
      first_approver, second_approver, exported_by, exported_at, version FROM key_recovery_requests";
 
-/// A duplicate row, or a reference to a row that does not exist, is the caller's conflict.
+/// A reference to a row that does not exist is the caller's conflict, like a duplicate row.
 fn conflict_or(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
-            StoreError::Conflict(what)
-        }
-        _ => backend_error(e),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict(what),
+        _ => unique_or(e, what),
     }
 }
 

@@ -16,7 +16,7 @@ use signet_pki::escrow::{EscrowError, RecoveryKey};
 use crate::config::Pkcs11KeyConfig;
 use crate::error::{TokenError, describe, device};
 use crate::signer::{
-    KeyUsage, generate_key_pair, protected_private_key, public_key_info, refuse_existing_label, rsa_oaep_sha1,
+    KeyUsage, discard, generate_key_pair, protected_private_key, public_key_info, refuse_existing_label, rsa_oaep_sha1,
 };
 use crate::token::Token;
 
@@ -92,10 +92,7 @@ impl Pkcs11RecoveryKey {
         refuse_existing_label(&session, &cfg)?;
         let pair = generate_key_pair(&session, KeyAlgorithm::Rsa3072, KeyUsage::Decrypt, true, key_label)?;
         if let Err(e) = self_test(&session, pair.private, &pair.spki, key_label) {
-            // Best effort: the error worth reporting is the self-test's.
-            for object in [pair.private, pair.public] {
-                let _ = session.destroy_object(object);
-            }
+            discard(&session, [pair.private, pair.public]);
             return Err(e);
         }
         Ok(Self::new(&cfg, pair.private, pair.spki, session))

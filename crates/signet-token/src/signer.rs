@@ -77,11 +77,7 @@ impl Pkcs11Signer {
         match signer.self_test() {
             Ok(()) => Ok(signer),
             Err(e) => {
-                // Leave nothing behind that a later `open` could pick up. Best effort: the
-                // error worth reporting is the one that got us here.
-                for object in [pair.private, pair.public] {
-                    let _ = session.destroy_object(object);
-                }
+                discard(&session, [pair.private, pair.public]);
                 Err(e)
             }
         }
@@ -259,6 +255,15 @@ pub(crate) struct KeyPair {
     pub(crate) spki: Vec<u8>,
 }
 
+/// Destroys what a failed operation made, so nothing is left that a later lookup could pick
+/// up. Best effort: the error worth reporting is the operation's, and session objects die with
+/// the session anyway.
+pub(crate) fn discard(session: &Session, objects: impl IntoIterator<Item = ObjectHandle>) {
+    for object in objects {
+        let _ = session.destroy_object(object);
+    }
+}
+
 /// A random 16-byte `CKA_ID`: unique without a registry, so objects made together share it
 /// and nothing else does.
 pub(crate) fn random_id() -> Result<Vec<u8>, TokenError> {
@@ -342,10 +347,7 @@ pub(crate) fn generate_key_pair(
     match spki {
         Ok(spki) => Ok(KeyPair { public, private, spki }),
         Err(e) => {
-            // Best effort, as in `Pkcs11Signer::generate`: the error to report is `e`.
-            for object in [private, public] {
-                let _ = session.destroy_object(object);
-            }
+            discard(session, [private, public]);
             Err(e)
         }
     }

@@ -28,7 +28,7 @@ use signet_pki::{KeyAlgorithm, Signer};
 use crate::config::Pkcs11KeyConfig;
 use crate::encoding::AlgorithmIdentifier;
 use crate::error::{TokenError, describe, device};
-use crate::signer::{KeyUsage, Pkcs11Signer, generate_key_pair, public_key_info, random_id, rsa_oaep_sha1};
+use crate::signer::{KeyUsage, Pkcs11Signer, discard, generate_key_pair, public_key_info, random_id, rsa_oaep_sha1};
 use crate::token::{Token, load};
 
 /// The key types a subscriber token is asked to generate (DESIGN §2: RSA-2048 minimum, P-256
@@ -700,11 +700,7 @@ impl TokenSession {
         label: &str,
     ) -> Result<Vec<u8>, TokenError> {
         let installed = self.install_unwrapped(&transport, wrapped_key, wrapped_private_key, certificate_der, label);
-        // Best effort: session objects die with the session anyway, and the error worth
-        // reporting is the installation's.
-        for object in [transport.private, transport.public] {
-            let _ = self.session.destroy_object(object);
-        }
+        discard(&self.session, [transport.private, transport.public]);
         installed
     }
 
@@ -752,17 +748,14 @@ impl TokenSession {
             Attribute::Id(id.clone()),
         ];
         let private = self.session.unwrap_key(&Mechanism::AesKeyWrapPad, aes, wrapped_private_key, &private_template);
-        // Best effort, as for the transport key: the AES key has done its one job.
-        let _ = self.session.destroy_object(aes);
+        // The AES key has done its one job.
+        discard(&self.session, [aes]);
         let private = private.map_err(unwrap_error)?;
 
         let written = self.certify_unwrapped(private, &certificate, label, &id);
         if written.is_err() {
-            // The fresh CKA_ID names only what this call made. Best effort: the error worth
-            // reporting is the one that got us here.
-            for object in self.find(&[Attribute::Id(id.clone())]).unwrap_or_else(|_| vec![private]) {
-                let _ = self.session.destroy_object(object);
-            }
+            // The fresh CKA_ID names only what this call made.
+            discard(&self.session, self.find(&[Attribute::Id(id.clone())]).unwrap_or_else(|_| vec![private]));
         }
         written.map(|()| id)
     }

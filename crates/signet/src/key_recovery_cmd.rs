@@ -8,8 +8,7 @@
 //! every step is in the audit chain. Export opens the key recovery key, so it runs only here,
 //! on the CA host: the web tier holds the recovery key's public half only.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use signet_pki::escrow::open;
@@ -155,17 +154,6 @@ fn export_passphrase() -> Result<String, Error> {
     Ok(passphrase)
 }
 
-/// Creates `path` readable by its owner only; refuses to overwrite.
-fn write_new(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(contents).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(f.sync_all()?)
-}
-
 pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
     let now = time::OffsetDateTime::now_utc;
     match command {
@@ -226,7 +214,7 @@ pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
             let passphrase = export_passphrase()?;
             let krk = signet_server::ca_files::open_recovery_key(&settings.data_dir.join("ca"))?;
             let pem = open(&escrow.envelope, krk.as_ref())?.to_encrypted_pem(&passphrase)?;
-            write_new(&out, pem.as_bytes())?;
+            signet_server::ca_files::write_private(&out, pem.as_bytes())?;
             // The request is spent only once the file exists; if another agent exported first,
             // this copy is removed.
             if let Err(e) = update(&store, &exported, event).await {
