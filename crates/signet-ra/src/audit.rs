@@ -116,6 +116,14 @@ pub enum AuditAction {
     KeyRecovered,
     /// An RA operator witnessed, in person, a key being generated on its hardware token.
     KeyGenerationWitnessed,
+    /// A blank token was provisioned into the RA's stock (its PINs are never recorded).
+    TokenProvisioned,
+    /// A stock token was reported lost or stolen.
+    TokenLost,
+    /// A stock token was taken out of service before shipping.
+    TokenRetired,
+    /// An escrow whose certificate was never issued was removed.
+    EscrowDiscarded,
 }
 
 impl AuditAction {
@@ -175,6 +183,10 @@ impl AuditAction {
             Self::KeyRecoveryApproved => "key-recovery-approved",
             Self::KeyRecovered => "key-recovered",
             Self::KeyGenerationWitnessed => "key-generation-witnessed",
+            Self::TokenProvisioned => "token-provisioned",
+            Self::TokenLost => "token-lost",
+            Self::TokenRetired => "token-retired",
+            Self::EscrowDiscarded => "escrow-discarded",
         }
     }
 }

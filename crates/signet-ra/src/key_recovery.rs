@@ -57,6 +57,17 @@ impl EscrowedKey {
             json!({ "spki_sha256": self.spki_sha256, "krk_id": self.krk_id }),
         )
     }
+
+    /// The audit event of removing this escrow because its certificate was never issued.
+    pub fn discarded_event(&self, actor: &str, at: OffsetDateTime) -> AuditEvent {
+        AuditEvent::new(
+            at,
+            actor,
+            AuditAction::EscrowDiscarded,
+            self.application.as_str(),
+            json!({ "spki_sha256": self.spki_sha256, "reason": "its certificate was never issued" }),
+        )
+    }
 }
 
 impl fmt::Debug for EscrowedKey {
@@ -332,6 +343,16 @@ pub trait KeyRecoveryStore {
     /// The key escrowed for the issued certificate with this serial (lowercase hex); `None` if
     /// no such certificate was issued or its key was not escrowed.
     fn escrow_of_serial(&self, serial: &str) -> impl Future<Output = Result<Option<EscrowedKey>, StoreError>> + Send;
+
+    /// Removes escrows created before `before` whose certificate was never issued (issuance
+    /// failed after the escrow was written), each with its audit event; returns how many. Such
+    /// an escrow names no certificate, so no recovery could ever reach it.
+    fn discard_orphan_escrows(
+        &self,
+        before: OffsetDateTime,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Stores a designation with its audit event, in one transaction ([`StoreError::Conflict`]
     /// if the operator is already an agent or does not exist).

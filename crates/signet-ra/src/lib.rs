@@ -48,6 +48,7 @@ pub mod notify;
 pub mod operator;
 pub mod password_reset;
 pub mod renewal;
+pub mod token_stock;
 pub mod totp;
 pub mod vetting;
 pub mod witness;

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::application::{ApplicationId, OperatorId};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::issuance::StoreError;
+use crate::token_stock::TokenSerial;
 
 /// The longest note, in characters.
 const MAX_NOTE: usize = 500;
@@ -26,7 +27,10 @@ pub struct WitnessedGeneration {
     pub operator: OperatorId,
     /// When.
     pub witnessed_at: OffsetDateTime,
-    /// The token's serial number, the place, anything a later reviewer needs (trimmed).
+    /// The serial number of the token the key was generated on; retrieval checks it. `None`
+    /// only for records made before serials were recorded, which no retrieval accepts.
+    pub token: Option<TokenSerial>,
+    /// The place, anything a later reviewer needs (trimmed).
     pub note: String,
 }
 
@@ -36,14 +40,16 @@ impl WitnessedGeneration {
     pub fn record(
         application: ApplicationId,
         operator: OperatorId,
+        token: &str,
         note: &str,
         now: OffsetDateTime,
     ) -> Result<Self, WitnessRefused> {
+        let token = TokenSerial::new(token).map_err(|_| WitnessRefused::Token)?;
         let note = note.trim();
         if note.is_empty() || note.chars().count() > MAX_NOTE {
             return Err(WitnessRefused::Note);
         }
-        Ok(Self { application, operator, witnessed_at: now, note: note.to_owned() })
+        Ok(Self { application, operator, witnessed_at: now, token: Some(token), note: note.to_owned() })
     }
 
     /// The audit event of the record.
@@ -53,7 +59,7 @@ impl WitnessedGeneration {
             &format!("operator:{}", self.operator),
             AuditAction::KeyGenerationWitnessed,
             self.application.as_str(),
-            json!({ "note": self.note }),
+            json!({ "note": self.note, "token_serial": self.token.as_ref().map(TokenSerial::as_str) }),
         )
     }
 }
@@ -64,9 +70,12 @@ impl WitnessedGeneration {
 pub enum WitnessRefused {
     /// The note is empty or longer than 500 characters.
     #[error(
-        "describe the witnessed generation, e.g. the token's serial number and where it took place (1 to 500 characters)"
+        "describe the witnessed generation, e.g. where it took place and how the applicant was identified (1 to 500 characters)"
     )]
     Note,
+    /// The token serial is missing or malformed.
+    #[error("enter the serial number printed on the token the key was generated on (letters, digits, dashes)")]
+    Token,
 }
 
 /// The storage witnessed key generation needs; `signet-store` implements it.
@@ -98,6 +107,7 @@ mod tests {
         WitnessedGeneration::record(
             ApplicationId::new("ABCDEFGHJKMN").unwrap(),
             OperatorId::new("alice").unwrap(),
+            "0012345",
             note,
             NOW,
         )
@@ -110,7 +120,10 @@ mod tests {
             assert_eq!(record(bad), Err(WitnessRefused::Note));
         }
         assert!(record(&"ü".repeat(MAX_NOTE)).is_ok(), "characters, not bytes");
-        assert!(WitnessRefused::Note.to_string().contains("serial number"));
+        assert!(WitnessRefused::Token.to_string().contains("serial number"));
+        let no_serial =
+            WitnessedGeneration::record(ApplicationId::new("ABCDEFGHJKMN").unwrap(), OperatorId::new("alice").unwrap(), " ", "x", NOW);
+        assert_eq!(no_serial, Err(WitnessRefused::Token));
     }
 
     #[test]
@@ -121,6 +134,6 @@ mod tests {
             (event.action, event.actor.as_str(), event.subject.as_str(), event.at),
             (AuditAction::KeyGenerationWitnessed, "operator:alice", "ABCDEFGHJKMN", NOW)
         );
-        assert_eq!(event.details, json!({ "note": "token 0012345" }));
+        assert_eq!(event.details, json!({ "note": "token 0012345", "token_serial": "0012345" }));
     }
 }

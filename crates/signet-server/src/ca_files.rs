@@ -5,7 +5,8 @@
 //! `[key_recovery]` names the key recovery key (KRK) that escrows subscribers' encryption keys:
 //! its public key, which is all the server reads, and where its private half lives (a file
 //! beside the CA keys, or a PKCS#11 token), which only `signet admin key-recovery export`
-//! opens. A CA without it issues no encryption certificates.
+//! opens. `sealing.key` beside it seals secrets the server must read back (stock tokens'
+//! transport PINs); it is made on first use. A CA without it issues no encryption certificates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -338,12 +339,41 @@ pub struct LoadedCa {
     pub root_der: Vec<u8>,
     /// The key recovery key's public half, if the CA has one.
     pub recovery_key: Option<RecoveryKeyPublic>,
+    /// The key sealing secrets at rest.
+    pub sealing: signet_pki::seal::SealingKey,
 }
 
 fn read_config(dir: &Path) -> Result<CaFileConfig, CaSetupError> {
     let config_path = dir.join("ca.toml");
     let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
     toml::from_str(&text).map_err(|e| CaSetupError::Config { path: config_path.clone(), message: e.to_string() })
+}
+
+/// The file beside `ca.toml` holding the key that seals secrets the server reads back (the
+/// stock tokens' transport PINs). Several nodes share it with the rest of the CA folder.
+pub const SEALING_KEY_FILE: &str = "sealing.key";
+
+/// Opens the sealing key of the CA in `dir`, creating it (32 random bytes, 0600) on first use.
+pub fn sealing_key(dir: &Path) -> Result<signet_pki::seal::SealingKey, CaSetupError> {
+    use signet_pki::seal::SealingKey;
+    let p = dir.join(SEALING_KEY_FILE);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let fresh = SealingKey::generate().map_err(|_| SignError::KeyGeneration)?;
+            match write_private(&p, &fresh) {
+                Ok(()) => fresh.to_vec(),
+                // Another process made it first: use theirs.
+                Err(CaSetupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read(&p).map_err(io(&p))?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(CaSetupError::Io { path: p, source: e }),
+    };
+    SealingKey::from_bytes(&bytes)
+        .map_err(|e| CaSetupError::Config { path: p, message: e.to_string() })
 }
 
 /// Reads `ca.toml`, opens the issuing key and checks it against its certificate.
@@ -367,7 +397,7 @@ pub fn load_ca(dir: &Path, urls: CaUrls) -> Result<LoadedCa, CaSetupError> {
         Some(k) => Some(RecoveryKeyPublic::from_spki(&read(&k.public_key)?)?),
         None => None,
     };
-    Ok(LoadedCa { ca, root_der: read(&cfg.root_cert)?, recovery_key })
+    Ok(LoadedCa { ca, root_der: read(&cfg.root_cert)?, recovery_key, sealing: sealing_key(dir)? })
 }
 
 /// Opens the key recovery key's private half, for recovering an escrowed key; checks that it

@@ -426,7 +426,7 @@ async fn renew_inner(
     if let Some(refused) = confirm(s, id, &form.code, "renew").await? {
         return home_view(s, session, id, fail(refused)).await;
     }
-    match renewal::renew(s, id, cert, &all, form.csr.trim().as_bytes()).await {
+    match renewal::renew(s, id, cert, &all, form.csr.trim().as_bytes(), None).await {
         Ok(new) => Ok(issued_view(s, session, "Renewed certificate", &new)),
         Err(e) => home_view(s, session, id, fail(user_message(e)?)).await,
     }

@@ -36,12 +36,15 @@ use signet_ra::vetting::{
     self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
     IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
 };
-use signet_ra::witness::{WitnessStore, WitnessedGeneration};
+use signet_ra::token_stock::TokenSerial;
+use signet_ra::token_stock::TokenStockStore;
+use signet_ra::witness::{WitnessRefused, WitnessStore, WitnessedGeneration};
 use signet_store::{QueueFilter, StateFilter};
 use time::{Date, OffsetDateTime};
 
 use crate::error::PageError;
 use crate::state::{AppState, CommandFailure};
+use crate::stock::{self, ShipFailure};
 use crate::web::{Principal, Session, render, with_status};
 
 const SIGN_IN: &str = "/console/sign-in";
@@ -950,7 +953,13 @@ async fn application_view(
     let deadline = deadline_of(s, &app);
     let witness = s.store.witness(id).await?;
     let witnessed = witness.as_ref().map_or_else(String::new, |w| {
-        format!("Key generation witnessed in person by {} on {}: {}", w.operator, when(w.witnessed_at), w.note)
+        format!(
+            "Key generation witnessed in person by {} on {}, on token {}: {}",
+            w.operator,
+            when(w.witnessed_at),
+            w.token.as_ref().map_or("(serial not recorded)", TokenSerial::as_str),
+            w.note
+        )
     });
     let witness_offered = witness.is_none() && needs_witness(s, &app) && op.role.may(Permission::VetApplications);
     let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
@@ -1046,8 +1055,21 @@ async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
-    let witness = WitnessedGeneration::record(id.clone(), op.id.clone(), f.get("note"), s.clock.now())
-        .map_err(|e| Refusal::Invalid(Errors::from([("note".to_owned(), e.to_string())])))?;
+    let witness =
+        WitnessedGeneration::record(id.clone(), op.id.clone(), f.get("token_serial"), f.get("note"), s.clock.now())
+            .map_err(|e| {
+                let field = if e == WitnessRefused::Token { "token_serial" } else { "note" };
+                Refusal::Invalid(Errors::from([(field.to_owned(), e.to_string())]))
+            })?;
+    // A token from the stock was bound at shipment: the witnessed one must be that token.
+    if let Some(shipped) = s.store.token_of(id).await.map_err(|e| Refusal::Page(e.into()))?
+        && witness.token.as_ref() != Some(&shipped.serial)
+    {
+        return Err(Refusal::Invalid(Errors::from([(
+            "token_serial".to_owned(),
+            format!("The token shipped for this application has serial {}; witness the generation on that token.", shipped.serial),
+        )])));
+    }
     match s.store.record_witness(&witness, witness.event()).await {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict(_)) => Err(Refusal::Refused(
@@ -1065,10 +1087,31 @@ async fn give_command(
     action: Action,
     f: &Fields,
 ) -> Result<(), Refusal> {
-    let command = command(action, f, op, s.clock.now()).map_err(Refusal::Invalid)?;
-    match s.command(id, &Actor::Operator(op.id.clone()), command).await {
-        Ok(app) => {
-            tracing::info!(application = %id, state = app.state().state_name(), "operator command");
+    let token = if matches!(action, Action::Ship) { shipped_token(s, id, f).await } else { Ok(None) };
+    // Every wrong field at once: the token serial's message beside the tracking number's.
+    let (command, token) = match (command(action, f, op, s.clock.now()), token) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(mut errors), Err(Refusal::Invalid(more))) => {
+            errors.extend(more);
+            return Err(Refusal::Invalid(errors));
+        }
+        (Err(errors), _) => return Err(Refusal::Invalid(errors)),
+        (Ok(_), Err(refusal)) => return Err(refusal),
+    };
+    let actor = Actor::Operator(op.id.clone());
+    let outcome = match token {
+        Some(serial) => match stock::ship(s, id, &actor, command, &serial).await {
+            Ok(()) => Ok(()),
+            Err(ShipFailure::Stock(e)) => {
+                return Err(Refusal::Invalid(Errors::from([("token_serial".to_owned(), e.to_string())])));
+            }
+            Err(ShipFailure::Command(e)) => Err(e),
+        },
+        None => s.command(id, &actor, command).await.map(drop),
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!(application = %id, action = action.name(), "operator command");
             Ok(())
         }
         Err(CommandFailure::NotFound) => Err(Refusal::Page(PageError::NotFound)),
@@ -1079,6 +1122,24 @@ async fn give_command(
         )),
         Err(CommandFailure::Store(e)) => Err(Refusal::Page(e.into())),
     }
+}
+
+/// The stock token a shipment names: required for hardware-key types (their retrieval proves
+/// the key is on that very token), optional for the others.
+async fn shipped_token(s: &AppState, id: &ApplicationId, f: &Fields) -> Result<Option<TokenSerial>, Refusal> {
+    let typed = f.get("token_serial").trim();
+    let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
+    let field_error = |m: String| Refusal::Invalid(Errors::from([("token_serial".to_owned(), m)]));
+    if typed.is_empty() {
+        if s.needs_hardware_key(&app) {
+            return Err(field_error(format!(
+                "A {} certificate ships on a token from the stock: enter the serial number printed on the token.",
+                app.form().certificate.cert_type()
+            )));
+        }
+        return Ok(None);
+    }
+    TokenSerial::new(typed).map(Some).map_err(|e| field_error(e.to_string()))
 }
 
 #[tracing::instrument(skip_all, fields(application = %id, action = %action))]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use signet_ra::key_recovery::KeyRecoveryStore;
 use signet_ra::application::{Actor, Application, ApplicationId, ApplicationStore, Command};
 use signet_ra::delivery::RetryPolicy;
 use signet_ra::issuance::StoreError;
@@ -32,6 +33,9 @@ const CLAIM: Duration = Duration::minutes(5);
 /// Open applications read per page by the deadline job.
 const DEADLINE_PAGE: u32 = 200;
 
+/// How old an escrow without its certificate must be before it counts as orphaned.
+const ORPHAN_ESCROW_AGE: Duration = Duration::hours(1);
+
 /// A background job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,11 +48,13 @@ pub enum Job {
     OcspRefresh,
     /// Deletes lapsed web sessions (every anonymous visit to a page starts one).
     Sessions,
+    /// Removes escrows whose certificate was never issued (issuance failed after the escrow).
+    OrphanEscrows,
 }
 
 impl Job {
     /// Every job, as the runner starts them.
-    pub const ALL: [Job; 4] = [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions];
+    pub const ALL: [Job; 5] = [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions, Job::OrphanEscrows];
 
     /// The job's name, also its lease's name.
     pub fn name(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Job {
             Self::Deadlines => "deadlines",
             Self::OcspRefresh => "ocsp-refresh",
             Self::Sessions => "sessions",
+            Self::OrphanEscrows => "orphan-escrows",
         }
     }
 
@@ -67,6 +74,7 @@ impl Job {
             Self::Deadlines => StdDuration::from_secs(5 * 60),
             Self::OcspRefresh => StdDuration::from_secs(60),
             Self::Sessions => StdDuration::from_secs(10 * 60),
+            Self::OrphanEscrows => StdDuration::from_secs(30 * 60),
         }
     }
 
@@ -80,6 +88,7 @@ impl Job {
             // it: it takes no lease.
             Self::OcspRefresh => None,
             Self::Sessions => Some(Duration::minutes(30)),
+            Self::OrphanEscrows => Some(Duration::minutes(90)),
         }
     }
 }
@@ -113,6 +122,11 @@ pub enum Outcome {
     Sessions {
         /// Deleted.
         purged: u64,
+    },
+    /// Escrows removed whose certificate was never issued.
+    OrphanEscrows {
+        /// Removed.
+        removed: usize,
     },
 }
 
@@ -163,6 +177,13 @@ impl JobRunner {
             Job::OcspRefresh => Ok(Outcome::OcspRefresh { resigned: self.state.refresh_ocsp().await? }),
             Job::Sessions => {
                 Ok(Outcome::Sessions { purged: self.state.store.purge_sessions(self.state.clock.now()).await? })
+            }
+            Job::OrphanEscrows => {
+                let now = self.state.clock.now();
+                // An escrow younger than this may belong to a retrieval still issuing.
+                let before = now - ORPHAN_ESCROW_AGE;
+                let removed = self.state.store.discard_orphan_escrows(before, "system", now).await?;
+                Ok(Outcome::OrphanEscrows { removed })
             }
         }
     }

@@ -35,6 +35,7 @@ mod recovery_console;
 mod renewal;
 mod retrieval;
 mod state;
+pub mod stock;
 pub mod timeline_svg;
 mod web;
 
@@ -170,6 +171,7 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         key_policy: settings.key_policy.clone(),
         recovery_key: loaded.recovery_key,
         attestation_roots: settings.attestation_roots.clone(),
+        sealing: loaded.sealing,
         clock,
         crl_lifetime: settings.crl_lifetime,
         ocsp_validity: settings.ocsp_validity,

@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use signet_pki::Serial;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::profile::Catalog;
@@ -28,6 +29,7 @@ use signet_ra::application::{ApplicationId, ApplicationStore};
 use signet_ra::cmc;
 use signet_ra::issuance::StoredStatus;
 use signet_ra::renewal::{self, RenewalRefused};
+use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore, renewal_message};
 use signet_store::AccountCertificate;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
@@ -56,6 +58,17 @@ struct RenewalRequest {
     csr: String,
     /// The current key's signature over `proof_message(csr)`, standard base64.
     proof: String,
+    /// Hardware key types: the serial of the token the new key was generated on …
+    #[serde(default)]
+    token_serial: Option<String>,
+    /// … and that token's shipment key's signature over
+    /// [`signet_ra::token_stock::renewal_message`] of the new CSR (ASN.1 ECDSA, base64).
+    #[serde(default)]
+    shipment_signature: Option<String>,
+    /// Or a YubiKey PIV attestation of the new key (attestation certificate, then the device
+    /// certificate, DER base64).
+    #[serde(default)]
+    attestation: Vec<String>,
 }
 
 /// The answer: the new certificate and its chain (issuing CA, root), PEM.
@@ -93,12 +106,13 @@ async fn renew_by_key(
                 .into(),
         }
     })?;
+    let key_proof = new_key_proof(&s, &account, &req, &csr).await?;
     let all = s.store.account_certificates(&account).await?;
     let current = all
         .iter()
         .find(|c| c.serial == serial)
         .ok_or_else(|| ApiError::Internal(format!("certificate {serial} is not among account {account}'s")))?;
-    let new = renew(&s, &account, current, &all, &csr).await?;
+    let new = renew(&s, &account, current, &all, &csr, key_proof).await?;
     Ok((
         StatusCode::CREATED,
         Json(Renewed {
@@ -109,6 +123,41 @@ async fn renew_by_key(
             chain: chain_pem(&s),
         }),
     ))
+}
+
+/// How the request shows the new key is held by hardware: the account's shipped token's
+/// shipment key signed for it, or a YubiKey attested it. `None` when it shows neither.
+async fn new_key_proof(
+    s: &AppState,
+    account: &ApplicationId,
+    req: &RenewalRequest,
+    csr: &[u8],
+) -> Result<Option<serde_json::Value>, ApiError> {
+    if let (Some(serial), Some(signature)) = (&req.token_serial, &req.shipment_signature) {
+        let refused = |detail: String| ApiError::Conflict { kind: "hardware-key-unproven", detail };
+        let serial = TokenSerial::new(serial)
+            .map_err(|e| ApiError::BadRequest { kind: "bad-token-serial", detail: e.to_string() })?;
+        let signature = base64_field(signature, "bad-shipment-signature", "the shipment signature is not base64")?;
+        let token = s.store.token_of(account).await?.filter(|t| t.serial == serial).ok_or_else(|| {
+            refused(format!("token {serial} is not the token the RA shipped for this account: renew on that token"))
+        })?;
+        if !matches!(token.state, StockState::Retrieved(..)) {
+            return Err(refused(format!("token {serial} is {}; it cannot prove a renewal", token.state.describe())));
+        }
+        if !token.signed_by_shipment_key(&renewal_message(&serial, csr), &signature) {
+            return Err(refused(format!("the shipment key of token {serial} did not sign this renewal request")));
+        }
+        return Ok(Some(json!({ "method": "shipment-key", "token_serial": serial.as_str() })));
+    }
+    if req.attestation.is_empty() {
+        return Ok(None);
+    }
+    let chain = req
+        .attestation
+        .iter()
+        .map(|c| base64_field(c, "bad-attestation", "an attestation certificate is not base64 DER"))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::retrieval::attested(s, csr, &chain).map(Some)
 }
 
 /// The DER, serial and SubjectPublicKeyInfo of a PEM certificate.
@@ -171,6 +220,7 @@ pub(crate) async fn renew(
     current: &AccountCertificate,
     all: &[AccountCertificate],
     csr: &[u8],
+    key_proof: Option<serde_json::Value>,
 ) -> Result<IssuedCertificate, ApiError> {
     if let Some(refused) = refusal(&s.catalog, current, all, s.clock.now()) {
         return Err(refused);
@@ -180,8 +230,23 @@ pub(crate) async fn renew(
         .load(account)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("account {account} has certificates but no application")))?;
+    // A token type promises a key born on the token: a pasted request proves nothing of the kind.
+    if key_proof.is_none() && s.needs_hardware_key(&app) {
+        return Err(ApiError::Conflict {
+            kind: "hardware-key-unproven",
+            detail: format!(
+                "a {} certificate is renewed only with a new key generated on your token: insert the token and \
+                 run `signet token renew` (see {}/retrieve)",
+                app.form().certificate.cert_type(),
+                s.base_url
+            ),
+        });
+    }
     let order = app.form().person_order(current.profile.clone());
     let new = s.service().issue(&cmc::actor(account), &order, csr).await?;
+    if let Some(proof) = key_proof {
+        tracing::info!(%account, serial = %new.serial, %proof, "renewal key held by hardware");
+    }
     presign_new(s, &new.serial);
     tracing::info!(%account, old = %current.serial, new = %new.serial, profile = %current.profile, "certificate renewed");
     Ok(new)

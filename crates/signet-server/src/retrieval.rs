@@ -49,6 +49,7 @@ use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::{EscrowedKey, KeyRecoveryStore};
 use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::vetting::Deadline;
+use signet_ra::token_stock::{Delivery, DeliveredKey, ShipmentChallenge, StockState, StockToken, TokenSerial, TokenStockStore};
 use signet_ra::witness::WitnessStore;
 
 use crate::api::{base64_field, chain_pem};
@@ -56,10 +57,11 @@ use crate::applicant::password_matches;
 use crate::error::ApiError;
 use crate::ocsp::{forget, presign_new};
 use crate::state::AppState;
+use crate::stock::TransportPins;
 
 /// Routes of certificate retrieval.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/retrieval", post(retrieve))
+    Router::new().route("/api/v1/retrieval", post(retrieve)).route("/api/v1/retrieval/begin", post(begin))
 }
 
 /// What every wrong reference, activation code or password is told.
@@ -89,6 +91,17 @@ pub struct RetrievalRequest {
     /// then the device's attestation certificate, DER base64; not the root).
     #[serde(default)]
     pub attestation: Vec<String>,
+    /// The token's serial number (`C_GetTokenInfo`), for a token shipped from the RA's stock
+    /// or one an operator witnessed.
+    #[serde(default)]
+    pub token_serial: Option<String>,
+    /// The challenge from `POST /api/v1/retrieval/begin`.
+    #[serde(default)]
+    pub challenge: Option<String>,
+    /// The shipment key's signature (ASN.1 ECDSA, base64) over
+    /// [`signet_ra::token_stock::shipment_message`] of the challenge and this CSR.
+    #[serde(default)]
+    pub shipment_signature: Option<String>,
 }
 
 impl std::fmt::Debug for RetrievalRequest {
@@ -127,12 +140,78 @@ struct PendingEncryption {
     wrapped: TransportWrapped,
 }
 
+/// Body of `POST /api/v1/retrieval/begin`. `Debug` shows the reference only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginRequest {
+    /// The application reference.
+    pub application: String,
+    /// The activation code from the "certificates are ready" email.
+    pub activation_code: String,
+    /// The account password.
+    pub password: String,
+    /// The inserted token's serial number.
+    pub token_serial: String,
+}
+
+impl std::fmt::Debug for BeginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeginRequest").field("application", &self.application).finish_non_exhaustive()
+    }
+}
+
+/// The answer to `begin`: the challenge the shipment key signs, and — for a first retrieval —
+/// the token's transport PINs, which the client replaces with the subscriber's own at once.
+#[derive(Serialize)]
+struct Begun {
+    token_serial: String,
+    challenge: String,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport_pins: Option<TransportPins>,
+}
+
+impl std::fmt::Debug for Begun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Begun").field("token_serial", &self.token_serial).finish_non_exhaustive()
+    }
+}
+
+/// Step one of retrieving onto a token from the RA's stock: the account's secrets and the
+/// inserted token's serial open a single-use challenge, and the transport PINs of that token.
+/// Nothing is spent: the activation code is spent by the retrieval itself.
+#[tracing::instrument(skip_all)]
+async fn begin(
+    State(state): State<AppState>,
+    body: Result<Json<BeginRequest>, JsonRejection>,
+) -> Result<Json<Begun>, ApiError> {
+    let Json(req) = body?;
+    let serial = TokenSerial::new(&req.token_serial)
+        .map_err(|e| ApiError::BadRequest { kind: "bad-token-serial", detail: e.to_string() })?;
+    let id = ApplicationId::new(&req.application).ok();
+    let opened = open(&state, id.as_ref(), &req.activation_code, req.password).await?;
+    let token = shipped_token(&state, opened.application(), &serial).await?;
+    let challenge = ShipmentChallenge::issue(opened.application().id().clone(), serial, state.clock.now());
+    state.store.save_challenge(&challenge).await?;
+    let transport_pins = match opened {
+        Opened::Fresh(_) => Some(TransportPins::open(&state, &token).map_err(|e| ApiError::Internal(e.to_string()))?),
+        Opened::Delivered(_) => None,
+    };
+    tracing::info!(application = %challenge.application, token = %challenge.serial, "retrieval challenge issued");
+    Ok(Json(Begun {
+        token_serial: challenge.serial.to_string(),
+        challenge: challenge.nonce,
+        expires_at: challenge.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        transport_pins,
+    }))
+}
+
 #[tracing::instrument(skip_all)]
 async fn retrieve(
     State(state): State<AppState>,
     body: Result<Json<RetrievalRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Retrieved>), ApiError> {
-    let Json(req) = body?;
+    let Json(mut req) = body?;
     let csr = base64_field(&req.csr, "bad-csr", "the CSR is not base64 DER")?;
     let transport_key = req
         .transport_key
@@ -144,20 +223,23 @@ async fn retrieve(
         .iter()
         .map(|c| base64_field(c, "bad-attestation", "an attestation certificate is not base64 DER"))
         .collect::<Result<Vec<_>, _>>()?;
+    let proof = ShipmentProof::of(&req)?;
     let id = ApplicationId::new(&req.application).ok();
-    let now = state.clock.now();
-    if let Some(id) = &id
-        && let LockState::Locked(until) = state.store.check(AttemptScope::ActivationCode, id.as_str(), now).await?
-    {
-        return Err(ApiError::Locked(until.message()));
-    }
-    let transition = match authorize(&state, id.as_ref(), req).await? {
-        Ok(t) => t,
-        Err(Refusal::Credentials) => return Err(refuse(&state, id.as_ref()).await?),
-        Err(Refusal::Other(e)) => return Err(e),
+    let password = std::mem::take(&mut req.password);
+    let transition = match open(&state, id.as_ref(), &req.activation_code, password).await? {
+        Opened::Fresh(t) => t,
+        Opened::Delivered(app) => return redeliver(&state, &app, proof, &csr).await,
     };
     let id = transition.application.id().clone();
-    let key_proof = hardware_key_proof(&state, &transition.application, &csr, &attestation).await?;
+    let shipped = match &proof {
+        Some(p) => Some(p.verify(&state, &transition.application, &csr).await?),
+        None => None,
+    };
+    let key_proof = match &shipped {
+        Some(t) => json!({ "method": "shipment-key", "token_serial": t.serial.as_str() }),
+        None => hardware_key_proof(&state, &transition.application, &csr, &attestation, req.token_serial.as_deref())
+            .await?,
+    };
     let pending = prepare_encryption(&state, &transition.application, transport_key).await?;
     let (cert, profile) = issue(&state, &transition.application, &csr).await?;
     let encryption = match pending {
@@ -176,7 +258,28 @@ async fn retrieve(
         details["encryption"] = json!({ "serial": enc.serial.to_hex(), "profile": enc_profile });
         serials.push(&enc.serial);
     }
-    save(&state, transition, details, &serials).await?;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let delivered_encryption = encryption.as_ref().map(|(cert, wrapped, profile)| DeliveredEncryption {
+        serial: cert.serial.to_hex(),
+        profile: profile.clone(),
+        certificate: signet_pki::to_pem("CERTIFICATE", &cert.der),
+        wrapped_key: b64(&wrapped.wrapped_key),
+        wrapped_private_key: b64(&wrapped.wrapped_private_key),
+    });
+    // What a retry with the same token is given again if this answer is lost.
+    let delivered = shipped.map(|t| {
+        let delivery = Delivery {
+            identity_serial: cert.serial.to_hex(),
+            encryption: delivered_encryption.as_ref().map(|e| DeliveredKey {
+                serial: e.serial.clone(),
+                wrapped_key: e.wrapped_key.clone(),
+                wrapped_private_key: e.wrapped_private_key.clone(),
+            }),
+        };
+        t.retrieved(delivery)
+    });
+    let delivered = delivered.transpose().map_err(|e| ApiError::Internal(e.to_string()))?;
+    save(&state, transition, details, &serials, delivered.as_ref()).await?;
     // The code is spent, so the count no longer matters; a failure to forget it must not turn
     // a delivered retrieval into an error.
     if let Err(e) = state.store.clear(AttemptScope::ActivationCode, id.as_str()).await {
@@ -186,7 +289,6 @@ async fn retrieve(
         presign_new(&state, serial);
     }
     tracing::info!(application = %id, serial = %cert.serial, %profile, "certificates retrieved");
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     Ok((
         StatusCode::CREATED,
         Json(Retrieved {
@@ -194,13 +296,183 @@ async fn retrieve(
             profile,
             certificate: signet_pki::to_pem("CERTIFICATE", &cert.der),
             chain: chain_pem(&state),
-            encryption: encryption.map(|(cert, wrapped, profile)| DeliveredEncryption {
-                serial: cert.serial.to_hex(),
-                profile,
-                certificate: signet_pki::to_pem("CERTIFICATE", &cert.der),
-                wrapped_key: b64(&wrapped.wrapped_key),
-                wrapped_private_key: b64(&wrapped.wrapped_private_key),
-            }),
+            encryption: delivered_encryption,
+        }),
+    ))
+}
+
+/// What the secrets opened.
+enum Opened {
+    /// An application whose certificates are ready: the `Retrieve` transition, not yet saved.
+    Fresh(Transition),
+    /// An application already retrieved (the password matched; the code is spent).
+    Delivered(Application),
+}
+
+impl Opened {
+    fn application(&self) -> &Application {
+        match self {
+            Self::Fresh(t) => &t.application,
+            Self::Delivered(a) => a,
+        }
+    }
+}
+
+/// Checks the lockout and the secrets; a wrong one is counted and answered with [`REFUSED`].
+async fn open(
+    state: &AppState,
+    id: Option<&ApplicationId>,
+    activation_code: &str,
+    password: String,
+) -> Result<Opened, ApiError> {
+    if let Some(id) = id
+        && let LockState::Locked(until) =
+            state.store.check(AttemptScope::ActivationCode, id.as_str(), state.clock.now()).await?
+    {
+        return Err(ApiError::Locked(until.message()));
+    }
+    match authorize(state, id, activation_code, password).await? {
+        Ok(o) => Ok(o),
+        Err(Refusal::Credentials) => Err(refuse(state, id).await?),
+        Err(Refusal::Other(e)) => Err(e),
+    }
+}
+
+/// The token a retrieval names, checked against the one shipped for the application.
+async fn shipped_token(state: &AppState, app: &Application, serial: &TokenSerial) -> Result<StockToken, ApiError> {
+    let conflict = |kind, detail: String| ApiError::Conflict { kind, detail };
+    let Some(token) = state.store.token_of(app.id()).await? else {
+        return Err(conflict(
+            "no-shipped-token",
+            format!(
+                "no token from the RA's stock was shipped for application {}; retrieve onto your own token \
+                 without a shipment proof, or ask the RA",
+                app.id()
+            ),
+        ));
+    };
+    if token.serial != *serial {
+        return Err(conflict(
+            "wrong-token",
+            format!(
+                "the inserted token (serial {serial}) is not the one the RA shipped for application {}: insert \
+                 the token that came in the mail (serial {}) and run the command again",
+                app.id(),
+                token.serial
+            ),
+        ));
+    }
+    match token.state {
+        StockState::Shipped(_) | StockState::Retrieved(..) => Ok(token),
+        StockState::Lost(_) => Err(conflict(
+            "token-lost",
+            format!("token {serial} was reported lost and its certificates revoked; contact the RA"),
+        )),
+        _ => Err(ApiError::Internal(format!("token {serial} is bound to {} but {}", app.id(), token.state.name()))),
+    }
+}
+
+/// A shipment proof as sent: the token, the challenge and the shipment key's signature.
+struct ShipmentProof {
+    serial: TokenSerial,
+    challenge: String,
+    signature: Vec<u8>,
+}
+
+impl ShipmentProof {
+    /// The proof in the request, if it carries one; all three fields or none.
+    fn of(req: &RetrievalRequest) -> Result<Option<Self>, ApiError> {
+        let (Some(challenge), Some(signature)) = (&req.challenge, &req.shipment_signature) else {
+            return Ok(None);
+        };
+        let serial = TokenSerial::new(req.token_serial.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest { kind: "bad-token-serial", detail: e.to_string() })?;
+        let signature = base64_field(signature, "bad-shipment-signature", "the shipment signature is not base64")?;
+        Ok(Some(Self { serial, challenge: challenge.clone(), signature }))
+    }
+
+    /// Takes the challenge (it answers once) and checks that the shipped token's shipment key
+    /// signed it together with this CSR.
+    async fn verify(&self, state: &AppState, app: &Application, csr: &[u8]) -> Result<StockToken, ApiError> {
+        let refused = |detail: &str| ApiError::Conflict { kind: "shipment-proof-refused", detail: detail.to_owned() };
+        let Some(challenge) = state.store.take_challenge(&self.challenge, state.clock.now()).await? else {
+            return Err(refused(
+                "the retrieval challenge was already used or has expired: run `signet token retrieve` again",
+            ));
+        };
+        if challenge.application != *app.id() || challenge.serial != self.serial {
+            return Err(refused("the challenge was issued for another application or token"));
+        }
+        let token = shipped_token(state, app, &self.serial).await?;
+        if !token.signed_by_shipment_key(&challenge.message(csr), &self.signature) {
+            return Err(refused(
+                "the token's shipment key did not sign this request: use the token the RA shipped for this \
+                 application, unchanged",
+            ));
+        }
+        Ok(token)
+    }
+}
+
+/// A retrieval run again after its answer was lost: the shipped token proves itself again and
+/// gets the same certificates (and the same wrapped encryption key); nothing is issued.
+async fn redeliver(
+    state: &AppState,
+    app: &Application,
+    proof: Option<ShipmentProof>,
+    csr: &[u8],
+) -> Result<(StatusCode, Json<Retrieved>), ApiError> {
+    let already = || ApiError::Conflict { kind: "already-retrieved", detail: ALREADY_RETRIEVED.into() };
+    let Some(proof) = proof else { return Err(already()) };
+    let token = proof.verify(state, app, csr).await?;
+    let StockState::Retrieved(_, delivery) = &token.state else { return Err(already()) };
+    let stored = |hex: &str| {
+        let serial = Serial::from_hex(hex).map_err(|e| ApiError::Internal(format!("delivered serial: {e}")));
+        async move {
+            let serial = serial?;
+            state
+                .store
+                .certificate(&serial)
+                .await?
+                .ok_or_else(|| ApiError::Internal(format!("delivered certificate {serial} is not stored")))
+        }
+    };
+    let identity = stored(&delivery.identity_serial).await?;
+    // The retry runs on the key the lost answer was for, still on the token.
+    let csr = signet_pki::csr::VerifiedCsr::parse(csr)
+        .map_err(|e| ApiError::BadRequest { kind: "bad-csr", detail: e.to_string() })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&identity.der)
+        .map_err(|e| ApiError::Internal(format!("stored certificate: {e}")))?;
+    if cert.public_key().raw != csr.spki() {
+        return Err(ApiError::Conflict {
+            kind: "already-retrieved",
+            detail: "the certificates of this application were already delivered onto this token, for another key: \
+                     look for them with `signet token status`"
+                .into(),
+        });
+    }
+    let encryption = match &delivery.encryption {
+        Some(e) => {
+            let record = stored(&e.serial).await?;
+            Some(DeliveredEncryption {
+                serial: e.serial.clone(),
+                profile: record.profile,
+                certificate: signet_pki::to_pem("CERTIFICATE", &record.der),
+                wrapped_key: e.wrapped_key.clone(),
+                wrapped_private_key: e.wrapped_private_key.clone(),
+            })
+        }
+        None => None,
+    };
+    tracing::info!(application = %app.id(), token = %token.serial, "certificates delivered again");
+    Ok((
+        StatusCode::OK,
+        Json(Retrieved {
+            serial: identity.serial.to_hex(),
+            profile: identity.profile,
+            certificate: signet_pki::to_pem("CERTIFICATE", &identity.der),
+            chain: chain_pem(state),
+            encryption,
         }),
     ))
 }
@@ -219,12 +491,12 @@ enum Refusal {
 async fn authorize(
     state: &AppState,
     id: Option<&ApplicationId>,
-    req: RetrievalRequest,
-) -> Result<Result<Transition, Refusal>, ApiError> {
+    activation_code: &str,
+    password: String,
+) -> Result<Result<Opened, Refusal>, ApiError> {
     // Always hashed, even for an unknown reference or a malformed code, so timing tells nothing.
-    let password_ok =
-        password_matches(state, id, req.password).await.map_err(|e| ApiError::Internal(format!("{e:?}")))?;
-    let (Some(id), Ok(code), true) = (id, ActivationCode::new(&req.activation_code), password_ok) else {
+    let password_ok = password_matches(state, id, password).await.map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    let (Some(id), Ok(code), true) = (id, ActivationCode::new(activation_code), password_ok) else {
         return Ok(Err(Refusal::Credentials));
     };
     let Some(app) = state.store.load(id).await? else { return Ok(Err(Refusal::Credentials)) };
@@ -242,13 +514,15 @@ async fn authorize(
     if let ApplicationState::Expired { deadline, .. } = app.state() {
         return expired(*deadline);
     }
+    if app.state().state_name() == "retrieved" {
+        // The code is spent and cannot be checked; the password was. A retry whose answer was
+        // lost proves the shipped token next.
+        return Ok(Ok(Opened::Delivered(app)));
+    }
     match app.apply(&Actor::Applicant, Command::Retrieve(code), state.clock.now(), &state.deadlines) {
-        Ok(t) => Ok(Ok(t)),
+        Ok(t) => Ok(Ok(Opened::Fresh(t))),
         Err(TransitionError::WrongActivationCode) => Ok(Err(Refusal::Credentials)),
         Err(TransitionError::DeadlinePassed(d)) => expired(d),
-        Err(TransitionError::NotAllowed { state: "retrieved", .. }) => {
-            refused("already-retrieved", ALREADY_RETRIEVED.into())
-        }
         Err(TransitionError::NotAllowed { state: current, .. }) => refused(
             "not-ready",
             format!("the application is {current}: certificates can be retrieved once the activation code is emailed"),
@@ -279,32 +553,26 @@ async fn hardware_key_proof(
     app: &Application,
     csr: &[u8],
     attestation: &[Vec<u8>],
+    token_serial: Option<&str>,
 ) -> Result<serde_json::Value, ApiError> {
     if !state.needs_hardware_key(app) {
         return Ok(serde_json::Value::Null);
     }
     if !attestation.is_empty() {
-        let csr = signet_pki::csr::VerifiedCsr::parse(csr)
-            .map_err(|e| ApiError::BadRequest { kind: "bad-csr", detail: e.to_string() })?;
-        let proof =
-            signet_pki::attestation::verify(&state.attestation_roots, attestation, csr.spki(), state.clock.now())?;
-        // A key usable without its PIN is not one a subscriber controls.
-        if proof.pin_policy == PinPolicy::Never {
-            return Err(ApiError::Conflict {
-                kind: "attestation-refused",
-                detail:
-                    "the attested key can be used without its PIN (PIN policy \"never\"); generate it with a PIN policy"
-                        .into(),
-            });
-        }
-        return Ok(json!({
-            "method": "attestation",
-            "device_serial": proof.serial,
-            "firmware": format!("{}.{}.{}", proof.firmware.0, proof.firmware.1, proof.firmware.2),
-        }));
+        return attested(state, csr, attestation);
     }
     match state.store.witness(app.id()).await? {
-        Some(w) => Ok(json!({ "method": "witnessed", "operator": w.operator.as_str() })),
+        Some(w) if token_serial.map(str::trim) == w.token.as_ref().map(TokenSerial::as_str) => {
+            Ok(json!({ "method": "witnessed", "operator": w.operator.as_str(), "token_serial": token_serial }))
+        }
+        Some(w) => Err(ApiError::Conflict {
+            kind: "hardware-key-unproven",
+            detail: format!(
+                "the key generation an RA operator witnessed was on token {}, not on this one{}: use that token",
+                w.token.as_ref().map_or("(no serial recorded)", TokenSerial::as_str),
+                token_serial.map(|s| format!(" (serial {s})")).unwrap_or_default()
+            ),
+        }),
         None => Err(ApiError::Conflict {
             kind: "hardware-key-unproven",
             detail: format!(
@@ -314,6 +582,27 @@ async fn hardware_key_proof(
             ),
         }),
     }
+}
+
+/// The audit record of a YubiKey PIV attestation of the CSR's key; refused unless it chains
+/// to a configured attestation root, attests exactly that key, and the key needs its PIN.
+pub(crate) fn attested(state: &AppState, csr: &[u8], attestation: &[Vec<u8>]) -> Result<serde_json::Value, ApiError> {
+    let csr = signet_pki::csr::VerifiedCsr::parse(csr)
+        .map_err(|e| ApiError::BadRequest { kind: "bad-csr", detail: e.to_string() })?;
+    let proof = signet_pki::attestation::verify(&state.attestation_roots, attestation, csr.spki(), state.clock.now())?;
+    // A key usable without its PIN is not one a subscriber controls.
+    if proof.pin_policy == PinPolicy::Never {
+        return Err(ApiError::Conflict {
+            kind: "attestation-refused",
+            detail: "the attested key can be used without its PIN (PIN policy \"never\"); generate it with a PIN policy"
+                .into(),
+        });
+    }
+    Ok(json!({
+        "method": "attestation",
+        "device_serial": proof.serial,
+        "firmware": format!("{}.{}.{}", proof.firmware.0, proof.firmware.1, proof.firmware.2),
+    }))
 }
 
 /// When the CA escrows and the type has an encryption profile: generates the encryption key and
@@ -402,10 +691,19 @@ async fn save(
     mut transition: Transition,
     details: serde_json::Value,
     serials: &[&Serial],
+    token: Option<&StockToken>,
 ) -> Result<(), ApiError> {
     transition.audit.details = details;
     let outbox = state.notifier.outbox_for(&transition);
-    let Err(e) = state.store.save_transition(&transition, &outbox).await else { return Ok(()) };
+    let saved = match token {
+        // The delivery is recorded on the token in the same transaction that spends the code.
+        Some(t) => {
+            let from = StockState::Shipped(transition.application.id().clone()).name();
+            state.store.save_transition_with_token(&transition, &outbox, t, from).await
+        }
+        None => state.store.save_transition(&transition, &outbox).await,
+    };
+    let Err(e) = saved else { return Ok(()) };
     revoke_undelivered(state, transition.application.id(), serials).await;
     Err(match e {
         StoreError::Conflict(_) => ApiError::Conflict {

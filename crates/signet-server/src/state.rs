@@ -52,6 +52,8 @@ pub struct Inner {
     pub(crate) recovery_key: Option<RecoveryKeyPublic>,
     /// Roots of the hardware key attestations retrieval accepts.
     pub(crate) attestation_roots: AttestationRoots,
+    /// Seals the stock tokens' transport PINs at rest.
+    pub(crate) sealing: signet_pki::seal::SealingKey,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) crl_lifetime: Duration,
     pub(crate) ocsp_validity: Duration,

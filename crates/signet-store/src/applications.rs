@@ -75,6 +75,55 @@ impl ApplicationRow {
     }
 }
 
+/// An application transition as the SQL writes it, owned so it can move into a transaction
+/// that may write more (the token stock binds its token in the same one).
+pub(crate) struct TransitionWrite {
+    row: ApplicationRow,
+    previous: i64,
+    at: i64,
+    outbox: Vec<OutboxRow>,
+}
+
+impl TransitionWrite {
+    pub(crate) fn of(transition: &Transition, outbox: &[OutboxMessage]) -> Result<Self, StoreError> {
+        let row = ApplicationRow::of(&transition.application);
+        // Revision 0 is a submission, which `create` stores; nothing can precede it.
+        let previous = row.revision.checked_sub(1).filter(|p| *p >= 0).ok_or(StoreError::Conflict("revision"))?;
+        Ok(Self { row, previous, at: transition.audit.at.unix_timestamp(), outbox: outbox_rows(outbox) })
+    }
+
+    /// Compare-and-set of the application row, then its outbox messages, on a connection whose
+    /// transaction already appended the audit event (which serialized writers, so the
+    /// compare-and-set sees the latest committed revision).
+    pub(crate) async fn apply(self, c: &mut AnyConnection) -> Result<(), StoreError> {
+        let Self { row, previous, at, outbox } = self;
+        let done = sqlx::query(
+            "UPDATE applications SET revision = $1, state = $2, state_data = $3, is_open = $4, updated_at = $5 \
+             WHERE id = $6 AND revision = $7",
+        )
+        .bind(row.revision)
+        .bind(row.state)
+        .bind(row.state_data)
+        .bind(row.is_open)
+        .bind(at)
+        .bind(row.id.clone())
+        .bind(previous)
+        .execute(&mut *c)
+        .await
+        .map_err(backend_error)?;
+        if done.rows_affected() != 1 {
+            // Returning an error drops the transaction, taking the audit row with it.
+            let exists = sqlx::query("SELECT 1 FROM applications WHERE id = $1")
+                .bind(row.id)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend_error)?;
+            return Err(if exists.is_some() { StoreError::Conflict("revision") } else { StoreError::NotFound });
+        }
+        insert_outbox(c, outbox, at).await
+    }
+}
+
 /// Reads `id, form, submitted_at, revision, state, state_data`.
 pub(crate) fn application(row: &AnyRow) -> Result<Application, StoreError> {
     let id: String = row.try_get(0).map_err(backend_error)?;
@@ -314,42 +363,8 @@ impl ApplicationStore for Store {
     }
 
     async fn save_transition(&self, transition: &Transition, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
-        let row = ApplicationRow::of(&transition.application);
-        // Revision 0 is a submission, which `create` stores; nothing can precede it.
-        let previous = row.revision.checked_sub(1).filter(|p| *p >= 0).ok_or(StoreError::Conflict("revision"))?;
-        let at = transition.audit.at.unix_timestamp();
-        let outbox = outbox_rows(outbox);
-        self.audited(&transition.audit, move |c| {
-            Box::pin(async move {
-                // The audit append above already serialized writers, so this compare-and-set
-                // sees the latest committed revision.
-                let done = sqlx::query(
-                    "UPDATE applications SET revision = $1, state = $2, state_data = $3, is_open = $4, updated_at = $5 \
-                     WHERE id = $6 AND revision = $7",
-                )
-                .bind(row.revision)
-                .bind(row.state)
-                .bind(row.state_data)
-                .bind(row.is_open)
-                .bind(at)
-                .bind(row.id.clone())
-                .bind(previous)
-                .execute(&mut *c)
-                .await
-                .map_err(backend_error)?;
-                if done.rows_affected() != 1 {
-                    // Returning an error drops the transaction, taking the audit row with it.
-                    let exists = sqlx::query("SELECT 1 FROM applications WHERE id = $1")
-                        .bind(row.id)
-                        .fetch_optional(&mut *c)
-                        .await
-                        .map_err(backend_error)?;
-                    return Err(if exists.is_some() { StoreError::Conflict("revision") } else { StoreError::NotFound });
-                }
-                insert_outbox(c, outbox, at).await
-            })
-        })
-        .await
+        let write = TransitionWrite::of(transition, outbox)?;
+        self.audited(&transition.audit, move |c| Box::pin(write.apply(c))).await
     }
 
     async fn enqueue(&self, outbox: &[OutboxMessage]) -> Result<(), StoreError> {

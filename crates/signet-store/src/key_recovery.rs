@@ -11,6 +11,7 @@ use signet_ra::key_recovery::{
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use time::OffsetDateTime;
 
 use crate::applications::{corrupt, ts};
 use crate::{Store, backend_error, unique_or};
@@ -148,6 +149,48 @@ impl KeyRecoveryStore for Store {
         .as_ref()
         .map(escrowed_key)
         .transpose()
+    }
+
+    async fn discard_orphan_escrows(
+        &self,
+        before: OffsetDateTime,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        const ORPHAN: &str = "NOT EXISTS (SELECT 1 FROM certificates c WHERE c.spki_sha256 = e.spki_sha256 \
+                              AND c.state = 'issued') \
+                              AND NOT EXISTS (SELECT 1 FROM key_recovery_requests r WHERE r.spki_sha256 = e.spki_sha256)";
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT e.spki_sha256, e.application, e.krk_id, e.envelope, e.created_at FROM escrowed_keys e \
+             WHERE e.created_at < $1 AND {ORPHAN}"
+        )))
+        .bind(before.unix_timestamp())
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
+        let mut removed = 0;
+        for row in &rows {
+            let key = escrowed_key(row)?;
+            let spki = key.spki_sha256.clone();
+            // Checked again inside the transaction: a certificate issued meanwhile keeps its escrow.
+            removed += self
+                .audited(&key.discarded_event(actor, now), move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM escrowed_keys WHERE spki_sha256 = $1 AND spki_sha256 IN \
+                             (SELECT e.spki_sha256 FROM escrowed_keys e WHERE {ORPHAN})"
+                        )))
+                        .bind(spki)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(backend_error)?;
+                        if done.rows_affected() == 1 { Ok(1) } else { Err(StoreError::Conflict("escrow")) }
+                    })
+                })
+                .await
+                .or_else(|e| if matches!(e, StoreError::Conflict(_)) { Ok(0) } else { Err(e) })?;
+        }
+        Ok(removed)
     }
 
     async fn designate_agent(&self, d: &AgentDesignation, audit: AuditEvent) -> Result<(), StoreError> {

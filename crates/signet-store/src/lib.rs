@@ -8,7 +8,8 @@
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
 //! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
 //! `signet_ra::enterprise::EnterpriseStore`, `signet_ra::password_reset::PasswordResetStore`,
-//! `signet_ra::key_recovery::KeyRecoveryStore`, `signet_ra::witness::WitnessStore`),
+//! `signet_ra::key_recovery::KeyRecoveryStore`, `signet_ra::witness::WitnessStore`,
+//! `signet_ra::token_stock::TokenStockStore`),
 //! the outbox the mail relay drains, and the
 //! leases and delivery bookkeeping of the background jobs.
 //!
@@ -25,6 +26,7 @@ mod key_recovery;
 mod operators;
 mod password_reset;
 mod sessions;
+mod token_stock;
 mod witness;
 
 pub use applications::QueuedMessage;

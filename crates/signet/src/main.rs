@@ -4,6 +4,7 @@ mod bench;
 mod gateway_cmd;
 mod key_recovery_cmd;
 mod operator_cmd;
+mod stock_cmd;
 mod token_cmd;
 
 use std::path::PathBuf;
@@ -226,6 +227,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: key_recovery_cmd::KeyRecoveryCommand,
     },
+    /// The stock of hardware tokens: provision before shipping, list, report lost, retire.
+    Token {
+        #[command(subcommand)]
+        command: stock_cmd::StockCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -403,6 +409,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         Command::Admin { command: AdminCommand::Operator { command } } => operator_cmd::run_operator(command).await?,
         Command::Admin { command: AdminCommand::Unlock(args) } => operator_cmd::run_unlock(args).await?,
         Command::Admin { command: AdminCommand::KeyRecovery { command } } => key_recovery_cmd::run(command).await?,
+        Command::Admin { command: AdminCommand::Token { command } } => stock_cmd::run(command).await?,
         Command::Admin {
             command:
                 AdminCommand::Acme {

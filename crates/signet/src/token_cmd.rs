@@ -24,7 +24,8 @@ use signet_pki::KeyAlgorithm;
 use signet_ra::application::{ActivationCode, ApplicationId};
 use signet_ra::renewal::proof_message;
 use signet_token::TokenError;
-use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, TransportKey, readiness};
+use signet_ra::token_stock::{TokenSerial, renewal_message, shipment_message};
+use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, TransportKey, UnlockCode, readiness};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -177,44 +178,39 @@ async fn retrieve_steps(
     steps.start(1, "Finding the token");
     let mut token = SubscriberToken::find(&a.target.module, a.target.slot)?;
 
-    let session = if token.is_initialized() {
-        log_in(steps, &token)?
-    } else {
-        steps.start(2, "Initializing the blank token");
-        let pin = steps.pause(|| new_pin(&token))?;
-        let label = format!("ECA {application}");
-        let unlock = token.initialize(&label, &pin)?;
-        steps.pause(|| {
-            println!("Token initialized as {label:?}. Its unlock code (PUK, the SO PIN) is:\n");
-            println!("    {}\n", unlock.expose());
-            println!(
-                "WARNING: write the unlock code down now and keep it apart from the token. It is shown only \
-                 this once and Signet keeps no copy; without it, a PIN locked by wrong tries cannot be unlocked.\n"
-            );
-        });
-        token.login(&pin)?
+    steps.start(2, format!("Checking token {} with {}", token.serial(), endpoint.base));
+    let begun = endpoint.begin(application, code, &password, token.serial()).await?;
+    let session = match &begun {
+        Some(b) => open_shipped(steps, &token, b)?,
+        None => open_own(steps, &mut token, application)?,
     };
 
     steps.start(3, format!("Generating the {} identity key pair on the token", a.key_type));
-    let key = match session.generate_identity_key(a.key_type, &identity_label(application)) {
-        Ok(key) => key,
-        Err(TokenError::KeyExists { token, key }) => {
-            return Err(format!(
-                "token {token:?} already holds the identity key and certificate of application {application} \
-                 (labelled {key:?}): its certificates were retrieved before"
-            )
-            .into());
-        }
-        Err(e) => return Err(e.into()),
+    let label = identity_label(application);
+    // A key left by a retrieval whose answer was lost is used again: the server delivers its
+    // certificate rather than issuing another.
+    let key = match session.uncertified_identity_key(&label)? {
+        Some(key) => key,
+        None => match session.generate_identity_key(a.key_type, &label) {
+            Ok(key) => key,
+            Err(TokenError::KeyExists { token, key }) => {
+                return Err(format!(
+                    "token {token:?} already holds the identity key and certificate of application {application} \
+                     (labelled {key:?}): its certificates were retrieved before"
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
 
     steps.start(4, format!("Sending the certificate request to {}", endpoint.base));
     let csr = key.certificate_request()?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    // The escrowed encryption key comes wrapped to a key that lives only in this session. A
-    // token that cannot make one still gets its identity certificate for types without an
-    // encryption certificate; for the others the server says why it refuses.
-    let transport = match session.generate_transport_key() {
+    // The escrowed encryption key comes wrapped to a transport key kept on the token until the
+    // key is installed. A token that cannot make one still gets its identity certificate for
+    // types without an encryption certificate; for the others the server says why it refuses.
+    let transport = match session.transport_key(&transport_label(application)) {
         Ok(t) => Some(t),
         Err(e) => {
             steps.pause(|| eprintln!("warning: the token cannot receive an escrowed encryption key: {e}"));
@@ -225,13 +221,28 @@ async fn retrieve_steps(
         "application": application.as_str(),
         "activation_code": code.expose(),
         "password": password,
-        "csr": b64.encode(csr),
+        "csr": b64.encode(&csr),
+        "token_serial": token.serial(),
     });
     if let Some(t) = &transport {
         body["transport_key"] = b64.encode(t.spki()).into();
     }
+    if let Some(b) = &begun {
+        let serial = TokenSerial::new(&b.token_serial)?;
+        let message = shipment_message(&b.challenge, application, &serial, &csr);
+        body["challenge"] = b.challenge.clone().into();
+        body["shipment_signature"] = b64.encode(session.shipment_sign(&message)?).into();
+    }
+    if let Some(chain) = session.piv_attestation(&key)? {
+        body["attestation"] = chain.iter().map(|c| b64.encode(c)).collect::<Vec<_>>().into();
+    }
     let request = endpoint.request("/api/v1/retrieval", body, "retrieval");
-    let (key, answer) = send_or_discard(steps, &session, key, request).await?;
+    let (key, answer) = match begun {
+        // A shipped token keeps the key whatever happens: if the answer was lost, running the
+        // command again delivers the certificate for it.
+        Some(_) => (key, request.await?),
+        None => send_or_discard(steps, &session, key, request).await?,
+    };
 
     steps.start(5, "Writing the certificate and chain to the token");
     store(&session, &key, &answer)?;
@@ -241,10 +252,11 @@ async fn retrieve_steps(
     }
     steps.finish("Certificates retrieved");
     println!(
-        "Retrieved certificate {} ({}) onto token {:?}: key and certificate labelled {:?}, ID {}.",
+        "Retrieved certificate {} ({}) onto token {:?} (serial {}): key and certificate labelled {:?}, ID {}.",
         answer.serial,
         answer.profile,
         token.label(),
+        token.serial(),
         key.label(),
         hex::encode(key.id())
     );
@@ -257,6 +269,47 @@ async fn retrieve_steps(
         );
     }
     Ok(())
+}
+
+/// Opens the token the RA shipped: the first time, replaces its transport PINs with the
+/// subscriber's own PIN and a new unlock code; after that, asks for the subscriber's PIN.
+fn open_shipped(steps: &Steps, token: &SubscriberToken, begun: &Begun) -> Result<TokenSession, Error> {
+    if token.is_personalized()? {
+        return log_in(steps, token);
+    }
+    let Some(pins) = &begun.transport_pins else {
+        return Err("the server sent no transport PINs for this token, which still has them: ask the RA".into());
+    };
+    steps.start(2, format!("Setting your own PIN and unlock code on token {}", token.serial()));
+    let pin = steps.pause(|| new_pin(token))?;
+    let unlock = token.personalize(&pins.user, &pins.so, &pin)?;
+    show_unlock_code(steps, token, &unlock);
+    Ok(token.login(&pin)?)
+}
+
+/// Opens a token of the applicant's own (not from the RA's stock): initializes it if blank.
+fn open_own(steps: &Steps, token: &mut SubscriberToken, application: &ApplicationId) -> Result<TokenSession, Error> {
+    if token.is_initialized() {
+        return log_in(steps, token);
+    }
+    steps.start(2, "Initializing the blank token");
+    let pin = steps.pause(|| new_pin(token))?;
+    let label = format!("ECA {application}");
+    let unlock = token.initialize(&label, &pin)?;
+    show_unlock_code(steps, token, &unlock);
+    Ok(token.login(&pin)?)
+}
+
+fn show_unlock_code(steps: &Steps, token: &SubscriberToken, unlock: &UnlockCode) {
+    steps.pause(|| {
+        println!("Your token's unlock code (PUK, the SO PIN) for token {:?} is:\n", token.label());
+        println!("    {}\n", unlock.expose());
+        println!(
+            "WARNING: write the unlock code down now and keep it apart from the token. It is shown only \
+             this once and Signet keeps no copy; without it, a PIN locked by wrong tries cannot be unlocked \
+             (signet token pin unblock).\n"
+        );
+    });
 }
 
 /// Unwraps the encryption key into the token and writes its certificate; if the token refuses,
@@ -370,11 +423,21 @@ async fn renew_steps(
     let csr = key.certificate_request()?;
     let proof = current.sign(&proof_message(&csr))?;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "certificate": signet_pki::to_pem("CERTIFICATE", &certificate),
         "csr": b64(&csr),
         "proof": b64(&proof),
     });
+    // Token types renew only onto a key proven on the token: the shipment key of a token from
+    // the RA's stock signs for it, or a YubiKey attests it.
+    let serial = TokenSerial::new(token.serial())?;
+    if let Ok(signature) = session.shipment_sign(&renewal_message(&serial, &csr)) {
+        body["token_serial"] = serial.as_str().into();
+        body["shipment_signature"] = b64(&signature).into();
+    }
+    if let Some(chain) = session.piv_attestation(&key)? {
+        body["attestation"] = chain.iter().map(|c| b64(c)).collect::<Vec<_>>().into();
+    }
     let request = endpoint.request("/api/v1/renewal", body, "renewal");
     let (key, answer) = send_or_discard(steps, &session, key, request).await?;
 
@@ -395,6 +458,11 @@ async fn renew_steps(
 /// The label of the identity key and certificate of `application` on the token.
 fn identity_label(application: &ApplicationId) -> String {
     format!("ECA identity {application}")
+}
+
+/// The label of the transport key kept on the token until the encryption key is installed.
+fn transport_label(application: &ApplicationId) -> String {
+    format!("signet transport {application}")
 }
 
 /// The label of the encryption key and certificate of `application` on the token.
@@ -427,7 +495,39 @@ struct IssuedEncryption {
 /// What the server says when it refuses (RFC 9457 problem details).
 #[derive(serde::Deserialize)]
 struct Problem {
+    #[serde(rename = "type", default)]
+    kind: String,
     detail: String,
+}
+
+/// The problem type slug of a refusal (`urn:signet:problem:<slug>`).
+fn problem_kind(answer: &[u8]) -> Option<String> {
+    let p: Problem = serde_json::from_slice(answer).ok()?;
+    p.kind.strip_prefix("urn:signet:problem:").map(str::to_owned)
+}
+
+/// The error for a refused request: the problem's detail, or the raw answer.
+fn refused(what: &str, status: u16, answer: &[u8]) -> String {
+    let detail = serde_json::from_slice::<Problem>(answer)
+        .map(|p| p.detail)
+        .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(answer)));
+    format!("the server refused the {what}: {detail}")
+}
+
+/// The answer to `begin`.
+#[derive(serde::Deserialize)]
+struct Begun {
+    token_serial: String,
+    challenge: String,
+    #[serde(default)]
+    transport_pins: Option<TransportPins>,
+}
+
+/// A stock token's transport PINs, replaced at once by the subscriber's own.
+#[derive(serde::Deserialize)]
+struct TransportPins {
+    user: String,
+    so: String,
 }
 
 /// Writes the certificate and chain; if the token refuses, saves them to a file so the issued
@@ -485,14 +585,37 @@ impl Endpoint {
     /// POSTs `body` to `path` and reads the certificate from a 201 answer; a refusal's
     /// problem detail becomes the error, naming `what` was refused.
     async fn request(&self, path: &str, body: serde_json::Value, what: &str) -> Result<Issued, Error> {
-        let (status, answer) = self.post_json(path, body.to_string().into_bytes()).await?;
-        if status == 201 {
-            return Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?);
+        // 201: issued now; 200: delivered again after a lost answer.
+        match self.post_json(path, body.to_string().into_bytes()).await? {
+            (200 | 201, answer) => {
+                Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?)
+            }
+            (status, answer) => Err(refused(what, status, &answer).into()),
         }
-        let detail = serde_json::from_slice::<Problem>(&answer)
-            .map(|p| p.detail)
-            .unwrap_or_else(|_| format!("HTTP {status}: {}", String::from_utf8_lossy(&answer)));
-        Err(format!("the server refused the {what}: {detail}").into())
+    }
+
+    /// Opens the retrieval onto a token from the RA's stock; `None` when the application had no
+    /// token from the stock shipped (the applicant's own token is used as it is).
+    async fn begin(
+        &self,
+        application: &ApplicationId,
+        code: &ActivationCode,
+        password: &str,
+        serial: &str,
+    ) -> Result<Option<Begun>, Error> {
+        let body = serde_json::json!({
+            "application": application.as_str(),
+            "activation_code": code.expose(),
+            "password": password,
+            "token_serial": serial,
+        });
+        match self.post_json("/api/v1/retrieval/begin", body.to_string().into_bytes()).await? {
+            (200, answer) => {
+                Ok(Some(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?))
+            }
+            (409, answer) if problem_kind(&answer).as_deref() == Some("no-shipped-token") => Ok(None),
+            (status, answer) => Err(refused("retrieval", status, &answer).into()),
+        }
     }
 
     /// POSTs a JSON body to `path`; returns the status and the body (at most [`MAX_ANSWER`]).
