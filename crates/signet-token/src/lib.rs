@@ -30,6 +30,7 @@ mod encoding;
 mod error;
 mod recovery;
 mod signer;
+pub mod stock;
 pub mod subscriber;
 mod token;
 
