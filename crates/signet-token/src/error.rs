@@ -202,11 +202,11 @@ pub enum TokenError {
         /// The token's label.
         token: String,
     },
-    /// The transport unlock code (SO PIN) no longer opens the token while the transport PIN
-    /// is still set: someone changed the unlock code without finishing the personalization.
+    /// The transport unlock code (SO PIN) does not open the token while the transport PIN
+    /// does: someone changed the unlock code, or the transport codes are for another token.
     #[error(
-        "token {token:?}: the unlock code (SO PIN) was already changed, but the PIN was not: \
-         this token was tampered with or personalized by someone else; do not use it, and call the RA"
+        "token {token:?} refuses the transport unlock code (SO PIN) but takes the transport PIN: its unlock code \
+         was changed by someone else, or the codes are for another token; do not use it, and call the RA"
     )]
     UnlockCodeChanged {
         /// The token's label.
