@@ -126,9 +126,9 @@ pub enum TokenError {
         available: Vec<u64>,
     },
     /// Several tokens are inserted and none was chosen.
-    #[error("several tokens are inserted ({}); choose one by its slot number", tokens.join(", "))]
+    #[error("several tokens are inserted; name the one to use with {}", tokens.join(", "))]
     SeveralTokens {
-        /// Each token as `slot N ("label")` or `slot N (blank)`.
+        /// Each token as `--slot N for serial S ("label")` or `--slot N for serial S (blank)`.
         tokens: Vec<String>,
     },
     /// Initialization was asked for a token that is already initialized: `C_InitToken`

@@ -206,7 +206,11 @@ pub fn readiness(module: &Path) -> Readiness {
     }
     let mut problems = Vec::new();
     for token in tokens {
-        let name = if token.initialized { format!("token {:?}", token.label) } else { "the blank token".to_owned() };
+        let name = if token.initialized {
+            format!("token {:?} (serial {})", token.label, token.serial)
+        } else {
+            format!("the blank token (serial {})", token.serial)
+        };
         if token.user_pin_locked {
             problems.push(format!("{name}: the PIN is locked; unlock it with the unlock code (SO PIN)"));
         }
@@ -230,9 +234,9 @@ fn slot_report(pkcs11: &Pkcs11, slot: Slot) -> Result<SlotReport, CkError> {
         let t = pkcs11.get_token_info(slot)?;
         Some(TokenReport {
             label: t.label().to_owned(),
-            serial: t.serial_number().to_owned(),
-            model: t.model().to_owned(),
-            manufacturer: t.manufacturer_id().to_owned(),
+            serial: t.serial_number().trim().to_owned(),
+            model: t.model().trim().to_owned(),
+            manufacturer: t.manufacturer_id().trim().to_owned(),
             initialized: t.token_initialized(),
             user_pin_initialized: t.user_pin_initialized(),
             user_pin_locked: t.user_pin_locked(),
@@ -250,20 +254,25 @@ fn slot_report(pkcs11: &Pkcs11, slot: Slot) -> Result<SlotReport, CkError> {
     Ok(SlotReport { id: slot.id(), description: info.slot_description().to_owned(), token })
 }
 
-/// Which of [`SUBSCRIBER_KEYS`] the token generates: the mechanism is listed and its key
+/// Which of [`SUBSCRIBER_KEYS`] the token generates: it describes the mechanism and its key
 /// size range covers the size (`ulMinKeySize`/`ulMaxKeySize` are bits for both RSA and EC).
+///
+/// Each mechanism is asked about by itself (`C_GetMechanismInfo`), not looked up in
+/// `C_GetMechanismList`: cryptoki logs an error for every vendor mechanism in the list it
+/// does not know, which would read as a fault in a report that should say "ready".
 fn key_generation(pkcs11: &Pkcs11, slot: Slot) -> Result<Vec<KeyAlgorithm>, CkError> {
-    let mechanisms = pkcs11.get_mechanism_list(slot)?;
     let mut out = Vec::new();
     for (algorithm, mechanism, bits) in [
         (KeyAlgorithm::Rsa2048, MechanismType::RSA_PKCS_KEY_PAIR_GEN, 2048),
         (KeyAlgorithm::P256, MechanismType::ECC_KEY_PAIR_GEN, 256),
     ] {
-        if mechanisms.contains(&mechanism) {
-            let info = pkcs11.get_mechanism_info(slot, mechanism)?;
-            if info.generate_key_pair() && (info.min_key_size()..=info.max_key_size()).contains(&bits) {
-                out.push(algorithm);
-            }
+        let info = match pkcs11.get_mechanism_info(slot, mechanism) {
+            Ok(info) => info,
+            Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => continue,
+            Err(e) => return Err(e),
+        };
+        if info.generate_key_pair() && (info.min_key_size()..=info.max_key_size()).contains(&bits) {
+            out.push(algorithm);
         }
     }
     Ok(out)
@@ -322,6 +331,21 @@ impl fmt::Display for Readiness {
                 "  key generation on the token: {}",
                 if algorithms.is_empty() { "none".into() } else { algorithms.join(", ") }
             )?;
+        }
+        let tokens: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.token.as_ref().map(|t| (s.id, t)))
+            .map(|(id, t)| {
+                if t.initialized {
+                    format!("--slot {id} for serial {} ({:?})", t.serial, t.label)
+                } else {
+                    format!("--slot {id} for serial {} (blank)", t.serial)
+                }
+            })
+            .collect();
+        if tokens.len() > 1 {
+            writeln!(f, "{} tokens are inserted: name the one to use with {}", tokens.len(), tokens.join(", "))?;
         }
         if self.is_ready() {
             write!(f, "ready: nothing is missing")
@@ -472,10 +496,11 @@ impl SubscriberToken {
                     let mut tokens = Vec::new();
                     for s in many {
                         let info = pkcs11.get_token_info(*s).map_err(device)?;
+                        let serial = info.serial_number().trim();
                         tokens.push(if info.token_initialized() {
-                            format!("slot {} ({:?})", s.id(), info.label())
+                            format!("--slot {} for serial {serial} ({:?})", s.id(), info.label())
                         } else {
-                            format!("slot {} (blank)", s.id())
+                            format!("--slot {} for serial {serial} (blank)", s.id())
                         });
                     }
                     return Err(TokenError::SeveralTokens { tokens });

@@ -157,6 +157,13 @@ fn slots_are_chosen_explicitly_when_several_tokens_are_present() {
         assert!(tokens.iter().any(|t| t.ends_with("(\"first\")")) && tokens.iter().any(|t| t.ends_with("(blank)")));
         let report = readiness(Path::new(MODULE));
         let first = report.slots.iter().find(|s| s.token.as_ref().is_some_and(|t| t.label == "first")).unwrap();
+        // The report names every token's slot and serial, so the applicant can pick one.
+        let text = report.to_string();
+        let serial = &first.token.as_ref().unwrap().serial;
+        assert!(!serial.is_empty() && serial.trim() == serial);
+        assert!(text.contains("2 tokens are inserted: name the one to use with"), "{text}");
+        assert!(text.contains(&format!("--slot {} for serial {serial} (\"first\")", first.id)), "{text}");
+        assert!(err.to_string().contains(&format!("--slot {} for serial {serial}", first.id)), "{err}");
         let token = SubscriberToken::find(Path::new(MODULE), Some(first.id)).unwrap();
         assert_eq!(token.label(), "first");
         let err = SubscriberToken::find(Path::new(MODULE), Some(4_000_000_000)).unwrap_err();
