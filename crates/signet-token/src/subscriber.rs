@@ -8,7 +8,17 @@
 //! sign-only), signs the PKCS#10 request with it (the proof of possession the CA checks), and
 //! writes the issued certificate and its CA chain beside the key under the key's `CKA_ID`.
 //! The encryption key, which the server generates and escrows, arrives wrapped for a
-//! session-only transport key and is unwrapped inside the token beside its certificate.
+//! transport key and is unwrapped inside the token beside its certificate.
+//!
+//! A token shipped from the RA's stock ([`crate::stock`]) arrives with transport PINs:
+//! [`SubscriberToken::personalize`] replaces them by the subscriber's PIN and a new unlock
+//! code, and [`TokenSession::shipment_sign`] proves to the server that the keys are on the
+//! token it shipped. A retrieval whose answer was lost finds its key pair
+//! ([`TokenSession::uncertified_identity_key`]) and transport key
+//! ([`TokenSession::transport_key`]) again. On a YubiKey (ykcs11) the identity key goes to
+//! PIV slot 9a and [`TokenSession::piv_attestation`] reads the chain that attests it.
+//! [`SubscriberToken::change_pin`], [`SubscriberToken::unblock_pin`] and
+//! [`SubscriberToken::certificates`] serve `signet token pin` and `signet token status`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
