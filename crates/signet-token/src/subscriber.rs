@@ -288,6 +288,15 @@ fn key_generation(pkcs11: &Pkcs11, slot: Slot) -> Result<Vec<KeyAlgorithm>, CkEr
     Ok(out)
 }
 
+/// How a token is named among several: `--slot N for serial S ("label")`, or `(blank)`.
+fn slot_choice(id: u64, serial: &str, label: Option<&str>) -> String {
+    let serial = if serial.is_empty() { String::new() } else { format!(" for serial {serial}") };
+    match label {
+        Some(label) => format!("--slot {id}{serial} ({label:?})"),
+        None => format!("--slot {id}{serial} (blank)"),
+    }
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
@@ -346,13 +355,7 @@ impl fmt::Display for Readiness {
             .slots
             .iter()
             .filter_map(|s| s.token.as_ref().map(|t| (s.id, t)))
-            .map(|(id, t)| {
-                if t.initialized {
-                    format!("--slot {id} for serial {} ({:?})", t.serial, t.label)
-                } else {
-                    format!("--slot {id} for serial {} (blank)", t.serial)
-                }
-            })
+            .map(|(id, t)| slot_choice(id, &t.serial, t.initialized.then_some(t.label.as_str())))
             .collect();
         if tokens.len() > 1 {
             writeln!(f, "{} tokens are inserted: name the one to use with {}", tokens.len(), tokens.join(", "))?;
@@ -506,12 +509,8 @@ impl SubscriberToken {
                     let mut tokens = Vec::new();
                     for s in many {
                         let info = pkcs11.get_token_info(*s).map_err(device)?;
-                        let serial = info.serial_number().trim();
-                        tokens.push(if info.token_initialized() {
-                            format!("--slot {} for serial {serial} ({:?})", s.id(), info.label())
-                        } else {
-                            format!("--slot {} for serial {serial} (blank)", s.id())
-                        });
+                        let label = info.token_initialized().then(|| info.label());
+                        tokens.push(slot_choice(s.id(), info.serial_number().trim(), label));
                     }
                     return Err(TokenError::SeveralTokens { tokens });
                 }
@@ -528,6 +527,29 @@ impl SubscriberToken {
         };
         token.refresh()?;
         Ok(token)
+    }
+
+    /// Like [`Self::find`], for work on a token that has a PIN already (PIN care, status):
+    /// without `slot`, blank tokens are not counted, so a reader's or SoftHSM2's empty token
+    /// does not make the subscriber's one ambiguous. With no initialized token, this is
+    /// [`Self::find`]'s answer.
+    pub fn find_initialized(module: &Path, slot: Option<u64>) -> Result<Self, TokenError> {
+        if slot.is_some() {
+            return Self::find(module, slot);
+        }
+        let pkcs11 = open_module(module)?;
+        let mut initialized = Vec::new();
+        for s in pkcs11.get_slots_with_token().map_err(device)? {
+            let info = pkcs11.get_token_info(s).map_err(device)?;
+            if info.token_initialized() {
+                initialized.push((s, slot_choice(s.id(), info.serial_number().trim(), Some(info.label()))));
+            }
+        }
+        match initialized.as_slice() {
+            [(one, _)] => Self::find(module, Some(one.id())),
+            [] => Self::find(module, None),
+            many => Err(TokenError::SeveralTokens { tokens: many.iter().map(|(_, t)| t.clone()).collect() }),
+        }
     }
 
     fn refresh(&mut self) -> Result<(), TokenError> {
@@ -616,6 +638,15 @@ impl SubscriberToken {
         let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
         let found = session.find_objects(&personalized_marker()).map_err(device)?;
         Ok(!found.is_empty())
+    }
+
+    /// Whether the token came from the RA's stock: its shipment public key (a public object,
+    /// seen without logging in) is on it.
+    pub fn is_from_stock(&self) -> Result<bool, TokenError> {
+        let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
+        let template =
+            [Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(SHIPMENT_KEY_LABEL.as_bytes().to_vec())];
+        Ok(!session.find_objects(&template).map_err(device)?.is_empty())
     }
 
     /// Takes a token shipped from the RA's stock over: replaces the transport user PIN by the

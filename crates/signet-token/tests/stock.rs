@@ -73,7 +73,7 @@ fn provisioned_token_is_personalized_and_proves_it_was_shipped() {
 
         let token = SubscriberToken::find(Path::new(MODULE), Some(slot)).unwrap();
         assert_eq!(token.serial(), shipped.serial);
-        assert!(!token.is_personalized().unwrap());
+        assert!(!token.is_personalized().unwrap() && token.is_from_stock().unwrap());
         // A wrong transport unlock code changes nothing (and, the transport PIN working, looks
         // like someone else's change).
         let err = token.personalize(&user, "wrong-so-pin", NEW_PIN).unwrap_err();
@@ -175,7 +175,7 @@ fn set_pin(slot: u64, user: UserType, old: &str, new: &str) {
 fn hsm_token_without_shipment_key() {
     let mut token = SubscriberToken::find(Path::new(MODULE), Some(blank_slot())).unwrap();
     token.initialize("OWN", NEW_PIN).unwrap();
-    assert!(token.is_personalized().unwrap());
+    assert!(token.is_personalized().unwrap() && !token.is_from_stock().unwrap());
     let err = token.login(NEW_PIN).unwrap().shipment_sign(b"x").unwrap_err();
     assert!(matches!(err, TokenError::NoShipmentKey { .. }), "{err}");
 }

@@ -4,6 +4,7 @@ mod bench;
 mod gateway_cmd;
 mod key_recovery_cmd;
 mod operator_cmd;
+mod token_care;
 mod token_cmd;
 
 use std::path::PathBuf;
