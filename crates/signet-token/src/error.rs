@@ -126,9 +126,9 @@ pub enum TokenError {
         available: Vec<u64>,
     },
     /// Several tokens are inserted and none was chosen.
-    #[error("several tokens are inserted ({}); choose one by its slot number", tokens.join(", "))]
+    #[error("several tokens are inserted; name the one to use with {}", tokens.join(", "))]
     SeveralTokens {
-        /// Each token as `slot N ("label")` or `slot N (blank)`.
+        /// Each token as `--slot N for serial S ("label")` or `--slot N for serial S (blank)`.
         tokens: Vec<String>,
     },
     /// Initialization was asked for a token that is already initialized: `C_InitToken`
@@ -160,6 +160,68 @@ pub enum TokenError {
     DecryptSelfTest {
         /// The key's label.
         key: String,
+    },
+    /// Provisioning was asked for a token that is not blank: tokens enter the stock fresh
+    /// from the vendor (or reset with the vendor's tool), so that nothing on them predates
+    /// the shipment key.
+    #[error(
+        "token serial {serial} is not blank (it is initialized as {label:?}): only blank tokens go into stock; \
+         reset it with the vendor's tool (this erases it) or take another token"
+    )]
+    StockNotBlank {
+        /// The token's serial number.
+        serial: String,
+        /// The token's label.
+        label: String,
+    },
+    /// The token carries no shipment key, so it did not come from the RA's stock (or was
+    /// reset since).
+    #[error(
+        "token {token:?} has no shipment key: it is not a token the RA shipped; use the token that came in the mail"
+    )]
+    NoShipmentKey {
+        /// The token's label.
+        token: String,
+    },
+    /// The subscriber already set their own PIN and unlock code on this token.
+    #[error("token {token:?} is already personalized: log in with your own PIN")]
+    AlreadyPersonalized {
+        /// The token's label.
+        token: String,
+    },
+    /// The token refused the unlock code (SO PIN) (`CKR_PIN_INCORRECT`).
+    #[error("wrong unlock code (SO PIN) for token {token:?}")]
+    WrongUnlockCode {
+        /// The token's label.
+        token: String,
+    },
+    /// The unlock code (SO PIN) is locked after too many wrong tries: the PIN can no longer
+    /// be unblocked.
+    #[error("the unlock code (SO PIN) of token {token:?} is locked; the token must be replaced")]
+    UnlockCodeLocked {
+        /// The token's label.
+        token: String,
+    },
+    /// The transport unlock code (SO PIN) does not open the token while the transport PIN
+    /// does: someone changed the unlock code, or the transport codes are for another token.
+    #[error(
+        "token {token:?} refuses the transport unlock code (SO PIN) but takes the transport PIN: its unlock code \
+         was changed by someone else, or the codes are for another token; do not use it, and call the RA"
+    )]
+    UnlockCodeChanged {
+        /// The token's label.
+        token: String,
+    },
+    /// The transport unlock code no longer opens the token, and the PIN is already the one
+    /// chosen: an earlier personalization stopped after changing the unlock code and before
+    /// marking the token personalized.
+    #[error(
+        "token {token:?}: an earlier personalization already set your PIN and a new unlock code, then stopped \
+         before finishing; if the unlock code was shown, keep it and log in with your PIN; if not, call the RA"
+    )]
+    PersonalizationInterrupted {
+        /// The token's label.
+        token: String,
     },
     /// Any other refusal by the module, with the PKCS#11 function and return code.
     #[error("PKCS#11 {0}")]

@@ -69,10 +69,20 @@ impl Pkcs11Signer {
     /// Refuses with [`TokenError::KeyExists`] if a key labelled `cfg.key_label` is
     /// already on the token. A new key that fails its self-test is destroyed.
     pub fn generate(cfg: &Pkcs11KeyConfig, algorithm: KeyAlgorithm) -> Result<Self, TokenError> {
+        Self::generate_with_id(cfg, algorithm, random_id()?)
+    }
+
+    /// [`Self::generate`] with a chosen `CKA_ID`: a PIV module (ykcs11) picks the key's slot
+    /// by it and ignores the label.
+    pub(crate) fn generate_with_id(
+        cfg: &Pkcs11KeyConfig,
+        algorithm: KeyAlgorithm,
+        id: Vec<u8>,
+    ) -> Result<Self, TokenError> {
         let token = Token::connect(cfg)?;
         let session = token.open_session(true)?;
         refuse_existing_label(&session, cfg)?;
-        let pair = generate_key_pair(&session, algorithm, KeyUsage::Sign, true, &cfg.key_label)?;
+        let pair = generate_key_pair_with_id(&session, algorithm, KeyUsage::Sign, true, &cfg.key_label, id)?;
         let signer = Self::new(cfg, token, pair.private, algorithm, pair.spki);
         match signer.self_test() {
             Ok(()) => Ok(signer),
@@ -81,6 +91,23 @@ impl Pkcs11Signer {
                 Err(e)
             }
         }
+    }
+
+    /// A signer for a private key already found on the token (by handle, so that keys sharing
+    /// a label are told apart), with its public key read from `public` (or, for RSA, the
+    /// private key itself). The pair must pass the self-test.
+    pub(crate) fn for_key(
+        cfg: &Pkcs11KeyConfig,
+        private: ObjectHandle,
+        public: Option<ObjectHandle>,
+    ) -> Result<Self, TokenError> {
+        let token = Token::connect(cfg)?;
+        let session = token.open_session(false)?;
+        let (algorithm, spki) = public_key_info(&session, public.unwrap_or(private), &cfg.key_label)?;
+        drop(session);
+        let signer = Self::new(cfg, token, private, algorithm, spki);
+        signer.self_test()?;
+        Ok(signer)
     }
 
     /// Finds the private key labelled `cfg.key_label` on the token, reads its public key
@@ -264,6 +291,14 @@ pub(crate) fn discard(session: &Session, objects: impl IntoIterator<Item = Objec
     }
 }
 
+/// Signs `message` with the P-256 private key `key` (`CKM_ECDSA` over a SHA-256 digest made
+/// here) and returns the DER Ecdsa-Sig-Value X.509 and aws-lc-rs expect.
+pub(crate) fn ecdsa_p256_sign(session: &Session, key: ObjectHandle, message: &[u8]) -> Result<Vec<u8>, TokenError> {
+    let digest = digest::digest(&digest::SHA256, message);
+    let raw = session.sign(&Mechanism::Ecdsa, key, digest.as_ref()).map_err(device)?;
+    encoding::ecdsa_raw_to_der(KeyAlgorithm::P256, &raw).map_err(TokenError::Device)
+}
+
 /// A random 16-byte `CKA_ID`: unique without a registry, so objects made together share it
 /// and nothing else does.
 pub(crate) fn random_id() -> Result<Vec<u8>, TokenError> {
@@ -296,7 +331,18 @@ pub(crate) fn generate_key_pair(
     on_token: bool,
     label: &str,
 ) -> Result<KeyPair, TokenError> {
-    let id = random_id()?;
+    generate_key_pair_with_id(session, algorithm, usage, on_token, label, random_id()?)
+}
+
+/// [`generate_key_pair`] with a chosen `CKA_ID`.
+pub(crate) fn generate_key_pair_with_id(
+    session: &Session,
+    algorithm: KeyAlgorithm,
+    usage: KeyUsage,
+    on_token: bool,
+    label: &str,
+    id: Vec<u8>,
+) -> Result<KeyPair, TokenError> {
     let (sign, decrypt, unwrap) = (usage == KeyUsage::Sign, usage == KeyUsage::Decrypt, usage == KeyUsage::Unwrap);
     let mut public = vec![
         Attribute::Token(on_token),

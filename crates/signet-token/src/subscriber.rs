@@ -8,7 +8,17 @@
 //! sign-only), signs the PKCS#10 request with it (the proof of possession the CA checks), and
 //! writes the issued certificate and its CA chain beside the key under the key's `CKA_ID`.
 //! The encryption key, which the server generates and escrows, arrives wrapped for a
-//! session-only transport key and is unwrapped inside the token beside its certificate.
+//! transport key and is unwrapped inside the token beside its certificate.
+//!
+//! A token shipped from the RA's stock ([`crate::stock`]) arrives with transport PINs:
+//! [`SubscriberToken::personalize`] replaces them by the subscriber's PIN and a new unlock
+//! code, and [`TokenSession::shipment_sign`] proves to the server that the keys are on the
+//! token it shipped. A retrieval whose answer was lost finds its key pair
+//! ([`TokenSession::uncertified_identity_key`]) and transport key
+//! ([`TokenSession::transport_key`]) again. On a YubiKey (ykcs11) the identity key goes to
+//! PIV slot 9a and [`TokenSession::piv_attestation`] reads the chain that attests it.
+//! [`SubscriberToken::change_pin`], [`SubscriberToken::unblock_pin`] and
+//! [`SubscriberToken::certificates`] serve `signet token pin` and `signet token status`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,7 +38,10 @@ use signet_pki::{KeyAlgorithm, Signer};
 use crate::config::Pkcs11KeyConfig;
 use crate::encoding::AlgorithmIdentifier;
 use crate::error::{TokenError, describe, device};
-use crate::signer::{KeyUsage, Pkcs11Signer, discard, generate_key_pair, public_key_info, random_id, rsa_oaep_sha1};
+use crate::signer::{
+    KeyUsage, Pkcs11Signer, discard, ecdsa_p256_sign, generate_key_pair, public_key_info, random_id, rsa_oaep_sha1,
+};
+use crate::stock::SHIPMENT_KEY_LABEL;
 use crate::token::{Token, load};
 
 /// The key types a subscriber token is asked to generate (DESIGN §2: RSA-2048 minimum, P-256
@@ -37,6 +50,46 @@ pub const SUBSCRIBER_KEYS: [KeyAlgorithm; 2] = [KeyAlgorithm::Rsa2048, KeyAlgori
 
 /// The label of transport keys, so that a listing in the session shows what they are.
 const TRANSPORT_LABEL: &str = "signet transport key";
+
+/// What ykcs11 (Yubico's PIV module) reports as `manufacturerID` in `C_GetInfo`.
+const YKCS11_MANUFACTURER: &str = "Yubico";
+/// ykcs11's `CKA_ID` for PIV slot 9a (PIV Authentication).
+const PIV_AUTHENTICATION_ID: u8 = 1;
+/// ykcs11's `CKA_ID` of the F9 device attestation certificate.
+const PIV_F9_ID: u8 = 0x19;
+/// ykcs11's label of the F9 certificate; a slot's attestation adds ` <slot>`.
+const PIV_ATTESTATION_LABEL: &str = "X.509 Certificate for PIV Attestation";
+/// ykcs11's `CKA_ID` of each PIV key slot (yubico-piv-tool, `ykcs11/objects.c`).
+const PIV_SLOTS: [(u8, &str); 24] = [
+    (1, "9a"),
+    (2, "9c"),
+    (3, "9d"),
+    (4, "9e"),
+    (5, "82"),
+    (6, "83"),
+    (7, "84"),
+    (8, "85"),
+    (9, "86"),
+    (10, "87"),
+    (11, "88"),
+    (12, "89"),
+    (13, "8a"),
+    (14, "8b"),
+    (15, "8c"),
+    (16, "8d"),
+    (17, "8e"),
+    (18, "8f"),
+    (19, "90"),
+    (20, "91"),
+    (21, "92"),
+    (22, "93"),
+    (23, "94"),
+    (24, "95"),
+];
+
+fn piv_slot_name(id: u8) -> Option<&'static str> {
+    PIV_SLOTS.iter().find(|(i, _)| *i == id).map(|(_, name)| *name)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Readiness
@@ -163,7 +216,11 @@ pub fn readiness(module: &Path) -> Readiness {
     }
     let mut problems = Vec::new();
     for token in tokens {
-        let name = if token.initialized { format!("token {:?}", token.label) } else { "the blank token".to_owned() };
+        let name = if token.initialized {
+            format!("token {:?} (serial {})", token.label, token.serial)
+        } else {
+            format!("the blank token (serial {})", token.serial)
+        };
         if token.user_pin_locked {
             problems.push(format!("{name}: the PIN is locked; unlock it with the unlock code (SO PIN)"));
         }
@@ -187,9 +244,9 @@ fn slot_report(pkcs11: &Pkcs11, slot: Slot) -> Result<SlotReport, CkError> {
         let t = pkcs11.get_token_info(slot)?;
         Some(TokenReport {
             label: t.label().to_owned(),
-            serial: t.serial_number().to_owned(),
-            model: t.model().to_owned(),
-            manufacturer: t.manufacturer_id().to_owned(),
+            serial: t.serial_number().trim().to_owned(),
+            model: t.model().trim().to_owned(),
+            manufacturer: t.manufacturer_id().trim().to_owned(),
             initialized: t.token_initialized(),
             user_pin_initialized: t.user_pin_initialized(),
             user_pin_locked: t.user_pin_locked(),
@@ -207,23 +264,37 @@ fn slot_report(pkcs11: &Pkcs11, slot: Slot) -> Result<SlotReport, CkError> {
     Ok(SlotReport { id: slot.id(), description: info.slot_description().to_owned(), token })
 }
 
-/// Which of [`SUBSCRIBER_KEYS`] the token generates: the mechanism is listed and its key
+/// Which of [`SUBSCRIBER_KEYS`] the token generates: it describes the mechanism and its key
 /// size range covers the size (`ulMinKeySize`/`ulMaxKeySize` are bits for both RSA and EC).
+///
+/// Each mechanism is asked about by itself (`C_GetMechanismInfo`), not looked up in
+/// `C_GetMechanismList`: cryptoki logs an error for every vendor mechanism in the list it
+/// does not know, which would read as a fault in a report that should say "ready".
 fn key_generation(pkcs11: &Pkcs11, slot: Slot) -> Result<Vec<KeyAlgorithm>, CkError> {
-    let mechanisms = pkcs11.get_mechanism_list(slot)?;
     let mut out = Vec::new();
     for (algorithm, mechanism, bits) in [
         (KeyAlgorithm::Rsa2048, MechanismType::RSA_PKCS_KEY_PAIR_GEN, 2048),
         (KeyAlgorithm::P256, MechanismType::ECC_KEY_PAIR_GEN, 256),
     ] {
-        if mechanisms.contains(&mechanism) {
-            let info = pkcs11.get_mechanism_info(slot, mechanism)?;
-            if info.generate_key_pair() && (info.min_key_size()..=info.max_key_size()).contains(&bits) {
-                out.push(algorithm);
-            }
+        let info = match pkcs11.get_mechanism_info(slot, mechanism) {
+            Ok(info) => info,
+            Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => continue,
+            Err(e) => return Err(e),
+        };
+        if info.generate_key_pair() && (info.min_key_size()..=info.max_key_size()).contains(&bits) {
+            out.push(algorithm);
         }
     }
     Ok(out)
+}
+
+/// How a token is named among several: `--slot N for serial S ("label")`, or `(blank)`.
+fn slot_choice(id: u64, serial: &str, label: Option<&str>) -> String {
+    let serial = if serial.is_empty() { String::new() } else { format!(" for serial {serial}") };
+    match label {
+        Some(label) => format!("--slot {id}{serial} ({label:?})"),
+        None => format!("--slot {id}{serial} (blank)"),
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -279,6 +350,15 @@ impl fmt::Display for Readiness {
                 "  key generation on the token: {}",
                 if algorithms.is_empty() { "none".into() } else { algorithms.join(", ") }
             )?;
+        }
+        let tokens: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.token.as_ref().map(|t| (s.id, t)))
+            .map(|(id, t)| slot_choice(id, &t.serial, t.initialized.then_some(t.label.as_str())))
+            .collect();
+        if tokens.len() > 1 {
+            writeln!(f, "{} tokens are inserted: name the one to use with {}", tokens.len(), tokens.join(", "))?;
         }
         if self.is_ready() {
             write!(f, "ready: nothing is missing")
@@ -343,12 +423,50 @@ impl fmt::Debug for UnlockCode {
     }
 }
 
+/// The `CKA_LABEL` of the public data object that marks a token whose PIN and unlock code the
+/// subscriber set (rather than the RA's transport PINs).
+pub const PERSONALIZED_LABEL: &str = "signet personalized";
+
+fn personalized_marker() -> [Attribute; 3] {
+    [
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Label(PERSONALIZED_LABEL.as_bytes().to_vec()),
+    ]
+}
+
+fn write_personalized_marker(session: &Session) -> Result<(), TokenError> {
+    if !session.find_objects(&personalized_marker()).map_err(device)?.is_empty() {
+        return Ok(());
+    }
+    let mut template = personalized_marker().to_vec();
+    template.extend([
+        // Public, so that the state shows before the PIN is asked.
+        Attribute::Private(false),
+        Attribute::Application(b"signet".to_vec()),
+        Attribute::Value(b"PIN and unlock code set by the subscriber".to_vec()),
+    ]);
+    session.create_object(&template).map(drop).map_err(device)
+}
+
+/// An X.509 certificate object on the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCertificate {
+    /// `CKA_LABEL`.
+    pub label: String,
+    /// `CKA_ID` (the key's, for a subscriber certificate; empty for CA certificates).
+    pub id: Vec<u8>,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
 /// The token in one slot of a loaded module, chosen for a retrieval.
 pub struct SubscriberToken {
     module: PathBuf,
     pkcs11: Pkcs11,
     slot: Slot,
     label: String,
+    serial: String,
     initialized: bool,
     pin_length: (usize, usize),
 }
@@ -359,6 +477,7 @@ impl fmt::Debug for SubscriberToken {
             .field("module", &self.module)
             .field("slot", &self.slot.id())
             .field("label", &self.label)
+            .field("serial", &self.serial)
             .field("initialized", &self.initialized)
             .finish_non_exhaustive()
     }
@@ -390,11 +509,8 @@ impl SubscriberToken {
                     let mut tokens = Vec::new();
                     for s in many {
                         let info = pkcs11.get_token_info(*s).map_err(device)?;
-                        tokens.push(if info.token_initialized() {
-                            format!("slot {} ({:?})", s.id(), info.label())
-                        } else {
-                            format!("slot {} (blank)", s.id())
-                        });
+                        let label = info.token_initialized().then(|| info.label());
+                        tokens.push(slot_choice(s.id(), info.serial_number().trim(), label));
                     }
                     return Err(TokenError::SeveralTokens { tokens });
                 }
@@ -405,6 +521,7 @@ impl SubscriberToken {
             pkcs11,
             slot,
             label: String::new(),
+            serial: String::new(),
             initialized: false,
             pin_length: (0, 0),
         };
@@ -412,9 +529,33 @@ impl SubscriberToken {
         Ok(token)
     }
 
+    /// Like [`Self::find`], for work on a token that has a PIN already (PIN care, status):
+    /// without `slot`, blank tokens are not counted, so a reader's or SoftHSM2's empty token
+    /// does not make the subscriber's one ambiguous. With no initialized token, this is
+    /// [`Self::find`]'s answer.
+    pub fn find_initialized(module: &Path, slot: Option<u64>) -> Result<Self, TokenError> {
+        if slot.is_some() {
+            return Self::find(module, slot);
+        }
+        let pkcs11 = open_module(module)?;
+        let mut initialized = Vec::new();
+        for s in pkcs11.get_slots_with_token().map_err(device)? {
+            let info = pkcs11.get_token_info(s).map_err(device)?;
+            if info.token_initialized() {
+                initialized.push((s, slot_choice(s.id(), info.serial_number().trim(), Some(info.label()))));
+            }
+        }
+        match initialized.as_slice() {
+            [(one, _)] => Self::find(module, Some(one.id())),
+            [] => Self::find(module, None),
+            many => Err(TokenError::SeveralTokens { tokens: many.iter().map(|(_, t)| t.clone()).collect() }),
+        }
+    }
+
     fn refresh(&mut self) -> Result<(), TokenError> {
         let info = self.pkcs11.get_token_info(self.slot).map_err(device)?;
         self.label = info.label().to_owned();
+        self.serial = info.serial_number().trim().to_owned();
         self.initialized = info.token_initialized();
         self.pin_length = (info.min_pin_length(), info.max_pin_length());
         Ok(())
@@ -428,6 +569,22 @@ impl SubscriberToken {
     /// The token's label (empty while blank).
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The token's serial number (`C_GetTokenInfo`, trimmed): what the RA recorded when it
+    /// shipped the token.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// The loaded module.
+    pub(crate) fn pkcs11(&self) -> Pkcs11 {
+        self.pkcs11.clone()
+    }
+
+    /// The token's slot.
+    pub(crate) fn slot(&self) -> Slot {
+        self.slot
     }
 
     /// Whether the token has been initialized; a blank one needs [`Self::initialize`].
@@ -466,7 +623,171 @@ impl SubscriberToken {
         })?;
         session.logout().map_err(device)?;
         self.refresh()?;
+        // The applicant chose the PIN and got the unlock code: the token is theirs.
+        self.log_in_as(&session, UserType::User, user_pin)?;
+        let marked = write_personalized_marker(&session);
+        let _ = session.logout();
+        marked?;
         Ok(unlock)
+    }
+
+    /// Whether the subscriber already set their own PIN and unlock code (the public
+    /// [`PERSONALIZED_LABEL`] data object is on the token, readable without logging in). A
+    /// token from the RA's stock is not personalized until [`Self::personalize`].
+    pub fn is_personalized(&self) -> Result<bool, TokenError> {
+        let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
+        let found = session.find_objects(&personalized_marker()).map_err(device)?;
+        Ok(!found.is_empty())
+    }
+
+    /// Whether the token came from the RA's stock: its shipment public key (a public object,
+    /// seen without logging in) is on it.
+    pub fn is_from_stock(&self) -> Result<bool, TokenError> {
+        let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
+        let template =
+            [Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(SHIPMENT_KEY_LABEL.as_bytes().to_vec())];
+        Ok(!session.find_objects(&template).map_err(device)?.is_empty())
+    }
+
+    /// Takes a token shipped from the RA's stock over: replaces the transport user PIN by the
+    /// subscriber's `new_pin` and the transport SO PIN by a fresh random unlock code, marks
+    /// the token personalized, and returns the unlock code (the only time it exists outside
+    /// the token).
+    ///
+    /// Nothing changes unless the transport SO PIN still opens the token. The PIN is set
+    /// before the unlock code, so a run that stopped half way is finished by running it again
+    /// with the same `new_pin`. If the unlock code was changed but the PIN was not, the token
+    /// was tampered with: [`TokenError::UnlockCodeChanged`]; if both were changed but the token
+    /// is not marked, an earlier run stopped at the very end:
+    /// [`TokenError::PersonalizationInterrupted`]. A token already personalized is
+    /// [`TokenError::AlreadyPersonalized`].
+    pub fn personalize(
+        &self,
+        transport_user_pin: &str,
+        transport_so_pin: &str,
+        new_pin: &str,
+    ) -> Result<UnlockCode, TokenError> {
+        self.check_pin_length(new_pin)?;
+        if self.is_personalized()? {
+            return Err(TokenError::AlreadyPersonalized { token: self.label.clone() });
+        }
+        let session = self.pkcs11.open_rw_session(self.slot).map_err(device)?;
+        // Login state belongs to the application: start from none.
+        let _ = session.logout();
+        let token = || self.label.clone();
+
+        match self.log_in_as(&session, UserType::So, transport_so_pin) {
+            Ok(()) => session.logout().map_err(device)?,
+            Err(TokenError::WrongUnlockCode { .. }) => {
+                // Tell an interrupted run from tampering; each check costs a wrong try at most once.
+                if self.log_in_as(&session, UserType::User, transport_user_pin).is_ok() {
+                    let _ = session.logout();
+                    return Err(TokenError::UnlockCodeChanged { token: token() });
+                }
+                if self.log_in_as(&session, UserType::User, new_pin).is_ok() {
+                    let _ = session.logout();
+                    return Err(TokenError::PersonalizationInterrupted { token: token() });
+                }
+                return Err(TokenError::WrongUnlockCode { token: token() });
+            }
+            Err(e) => return Err(e),
+        }
+
+        match self.log_in_as(&session, UserType::User, transport_user_pin) {
+            Ok(()) => {
+                let set = session.set_pin(&AuthPin::from(transport_user_pin), &AuthPin::from(new_pin));
+                let _ = session.logout();
+                set.map_err(|e| self.pin_error(e))?;
+            }
+            // An earlier run set the PIN already, and stopped before the unlock code.
+            Err(TokenError::WrongPin { .. }) => {
+                self.log_in_as(&session, UserType::User, new_pin)?;
+                session.logout().map_err(device)?;
+            }
+            Err(e) => return Err(e),
+        }
+
+        let (min, max) = self.pin_length;
+        let unlock = UnlockCode::generate(min, max)?;
+        self.log_in_as(&session, UserType::So, transport_so_pin)?;
+        let set = session.set_pin(&AuthPin::from(transport_so_pin), &AuthPin::from(unlock.expose()));
+        let _ = session.logout();
+        set.map_err(|e| self.pin_error(e))?;
+
+        self.log_in_as(&session, UserType::User, new_pin)?;
+        let marked = write_personalized_marker(&session);
+        let _ = session.logout();
+        marked?;
+        Ok(unlock)
+    }
+
+    /// Changes the user PIN from `old` to `new` (`C_SetPIN`).
+    pub fn change_pin(&self, old: &str, new: &str) -> Result<(), TokenError> {
+        self.check_pin_length(new)?;
+        let session = self.pkcs11.open_rw_session(self.slot).map_err(device)?;
+        let _ = session.logout();
+        self.log_in_as(&session, UserType::User, old)?;
+        let set = session.set_pin(&AuthPin::from(old), &AuthPin::from(new));
+        let _ = session.logout();
+        set.map_err(|e| self.pin_error(e))
+    }
+
+    /// Unblocks a PIN locked by wrong tries (or forgotten): logs in with the unlock code (the
+    /// SO PIN) and sets `new_pin` (`C_InitPIN`), which also resets the try counter.
+    pub fn unblock_pin(&self, unlock_code: &str, new_pin: &str) -> Result<(), TokenError> {
+        self.check_pin_length(new_pin)?;
+        let session = self.pkcs11.open_rw_session(self.slot).map_err(device)?;
+        let _ = session.logout();
+        self.log_in_as(&session, UserType::So, unlock_code)?;
+        let set = session.init_pin(&AuthPin::from(new_pin));
+        let _ = session.logout();
+        set.map_err(|e| self.pin_error(e))
+    }
+
+    /// The X.509 certificates on the token (public objects: no PIN needed), in the token's order.
+    pub fn certificates(&self) -> Result<Vec<TokenCertificate>, TokenError> {
+        let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
+        let template = [Attribute::Class(ObjectClass::CERTIFICATE), Attribute::CertificateType(CertificateType::X_509)];
+        let mut out = Vec::new();
+        for object in session.find_objects(&template).map_err(device)? {
+            let wanted = [AttributeType::Label, AttributeType::Id, AttributeType::Value];
+            let mut certificate = TokenCertificate { label: String::new(), id: Vec::new(), der: Vec::new() };
+            for attribute in session.get_attributes(object, &wanted).map_err(device)? {
+                match attribute {
+                    Attribute::Label(l) => certificate.label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(id) => certificate.id = id,
+                    Attribute::Value(der) => certificate.der = der,
+                    _ => {}
+                }
+            }
+            out.push(certificate);
+        }
+        Ok(out)
+    }
+
+    /// Logs `session` in as `user` with `pin`, in words for a subscriber when it fails.
+    fn log_in_as(&self, session: &Session, user: UserType, pin: &str) -> Result<(), TokenError> {
+        let token = self.label.clone();
+        let so = matches!(user, UserType::So);
+        match session.login(user, Some(&AuthPin::from(pin))) {
+            Ok(()) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid, _)) => {
+                Err(if so { TokenError::WrongUnlockCode { token } } else { TokenError::WrongPin { token } })
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                Err(if so { TokenError::UnlockCodeLocked { token } } else { TokenError::PinLocked { token } })
+            }
+            Err(e) => Err(device(e)),
+        }
+    }
+
+    /// A refused new PIN, in words.
+    fn pin_error(&self, e: CkError) -> TokenError {
+        let (min, max) = self.pin_length;
+        match e {
+            CkError::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => TokenError::PinLength { min, max },
+            other => device(other),
+        }
     }
 
     /// Logs in with the user PIN and returns a read-write session. A locked PIN is reported
@@ -474,7 +795,9 @@ impl SubscriberToken {
     pub fn login(&self, pin: &str) -> Result<TokenSession, TokenError> {
         let token = Token::in_slot(self.pkcs11.clone(), self.slot, self.label.clone(), AuthPin::from(pin))?;
         let session = token.open_session(true)?;
+        let piv = self.pkcs11.get_library_info().is_ok_and(|i| i.manufacturer_id().starts_with(YKCS11_MANUFACTURER));
         Ok(TokenSession {
+            piv,
             config: Pkcs11KeyConfig {
                 module: self.module.clone(),
                 token_label: self.label.clone(),
@@ -494,6 +817,8 @@ pub struct TokenSession {
     /// The token as [`Pkcs11Signer`] finds it; the key label is filled in per key.
     config: Pkcs11KeyConfig,
     session: Session,
+    /// Whether the module is Yubico's ykcs11, which maps `CKA_ID` to PIV slots.
+    piv: bool,
 }
 
 impl fmt::Debug for TokenSession {
@@ -502,14 +827,17 @@ impl fmt::Debug for TokenSession {
     }
 }
 
-/// A session-only RSA-2048 key pair on the token whose private half can only unwrap
-/// (`CKA_TOKEN` false, sensitive, not extractable, `CKA_UNWRAP` true, `CKA_DECRYPT` false):
-/// what the server wraps a generated encryption key for. Destroyed with the session that
-/// made it, or by [`TokenSession::install_encryption_key`].
+/// An RSA-2048 key pair on the token whose private half can only unwrap (sensitive, not
+/// extractable, `CKA_UNWRAP` true, `CKA_DECRYPT` false): what the server wraps a generated
+/// encryption key for. Either session-only ([`TokenSession::generate_transport_key`]) or kept
+/// on the token until the encryption key is installed ([`TokenSession::transport_key`]);
+/// [`TokenSession::install_encryption_key`] destroys it.
 pub struct TransportKey {
-    public: ObjectHandle,
+    public: Option<ObjectHandle>,
     private: ObjectHandle,
     spki: Vec<u8>,
+    /// A token object, kept when installing fails so that the server's next answer unwraps.
+    persistent: bool,
 }
 
 impl fmt::Debug for TransportKey {
@@ -591,10 +919,98 @@ impl TokenSession {
         }
         self.remove_unfinished(label)?;
         let config = Pkcs11KeyConfig { key_label: label.to_owned(), ..self.config.clone() };
-        let signer = Pkcs11Signer::generate(&config, algorithm)?;
-        let private = self.one_object(ObjectClass::PRIVATE_KEY, label)?;
-        let id = self.id_of(private)?;
+        // ykcs11 puts the key in the PIV slot its CKA_ID names (ignoring the label): 9a, PIV
+        // Authentication, is the one for an identity key, and the one it attests.
+        let id = if self.piv { vec![PIV_AUTHENTICATION_ID] } else { random_id()? };
+        let signer = Pkcs11Signer::generate_with_id(&config, algorithm, id.clone())?;
         Ok(IdentityKey { signer, id })
+    }
+
+    /// The identity key pair labelled `label` that has no certificate yet, left by a
+    /// retrieval whose answer was lost, so the retry asks for a certificate for the same key.
+    /// `None` if there is none (or only certified ones).
+    pub fn uncertified_identity_key(&self, label: &str) -> Result<Option<IdentityKey>, TokenError> {
+        let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())];
+        for private in self.find(&template)? {
+            let id = self.id_of(private)?;
+            if !self.find(&[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Id(id.clone())])?.is_empty() {
+                continue;
+            }
+            let public = self.find(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.clone())])?;
+            let config = Pkcs11KeyConfig { key_label: label.to_owned(), ..self.config.clone() };
+            let signer = Pkcs11Signer::for_key(&config, private, public.first().copied())?;
+            return Ok(Some(IdentityKey { signer, id }));
+        }
+        Ok(None)
+    }
+
+    /// Signs `message` with the shipment key the RA put on the token before shipping it
+    /// ([`crate::stock::provision`]): ECDSA P-256 with SHA-256, DER-encoded, which verifies
+    /// under the shipment public key the RA recorded. [`TokenError::NoShipmentKey`] if the
+    /// token has none (it is not from the RA's stock).
+    pub fn shipment_sign(&self, message: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Label(SHIPMENT_KEY_LABEL.as_bytes().to_vec()),
+        ];
+        match self.find(&template)?.as_slice() {
+            [key] => ecdsa_p256_sign(&self.session, *key, message),
+            [] => Err(TokenError::NoShipmentKey { token: self.config.token_label.clone() }),
+            many => Err(TokenError::AmbiguousKey {
+                token: self.config.token_label.clone(),
+                key: SHIPMENT_KEY_LABEL.to_owned(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// The YubiKey PIV attestation of `key`, as ykcs11 exposes it: the attestation certificate
+    /// of the key's PIV slot (labelled `X.509 Certificate for PIV Attestation 9a` and so on)
+    /// and the F9 device attestation certificate (labelled `X.509 Certificate for PIV
+    /// Attestation`, `CKA_ID` 0x19), DER, in that order: what
+    /// `signet_pki::attestation::verify` takes. `None` if the module exposes no attestation,
+    /// or none whose public key is `key`'s.
+    pub fn piv_attestation(&self, key: &IdentityKey) -> Result<Option<Vec<Vec<u8>>>, TokenError> {
+        let certificate = |label: &str| -> Result<Vec<(Vec<u8>, Vec<u8>)>, TokenError> {
+            let template = [Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Label(label.as_bytes().to_vec())];
+            let mut out = Vec::new();
+            for object in self.find(&template)? {
+                let mut id_value = (Vec::new(), Vec::new());
+                for attribute in
+                    self.session.get_attributes(object, &[AttributeType::Id, AttributeType::Value]).map_err(device)?
+                {
+                    match attribute {
+                        Attribute::Id(id) => id_value.0 = id,
+                        Attribute::Value(der) => id_value.1 = der,
+                        _ => {}
+                    }
+                }
+                out.push(id_value);
+            }
+            Ok(out)
+        };
+        let device_certificate = certificate(PIV_ATTESTATION_LABEL)?
+            .into_iter()
+            .find(|(id, _)| id.as_slice() == [PIV_F9_ID])
+            .map(|(_, der)| der);
+        let Some(f9) = device_certificate else { return Ok(None) };
+        // The key's own slot first (ykcs11 gives the key that slot's one-byte CKA_ID); then any
+        // slot, since the public key decides.
+        let own_slot = match key.id() {
+            [id] => piv_slot_name(*id),
+            _ => None,
+        };
+        let slots = own_slot.into_iter().chain(PIV_SLOTS.iter().map(|(_, name)| *name));
+        for slot in slots {
+            for (_, der) in certificate(&format!("{PIV_ATTESTATION_LABEL} {slot}"))? {
+                let attested = CertificateParts::parse(&der).map(|c| c.spki).unwrap_or_default();
+                if attested == key.public_key_spki() {
+                    return Ok(Some(vec![der, f9]));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes a key pair and its certificate, if it has one: a key that did not get its
@@ -673,7 +1089,47 @@ impl TokenSession {
     /// the pair never outlives this session, and a private half that may only unwrap.
     pub fn generate_transport_key(&self) -> Result<TransportKey, TokenError> {
         let pair = generate_key_pair(&self.session, KeyAlgorithm::Rsa2048, KeyUsage::Unwrap, false, TRANSPORT_LABEL)?;
-        Ok(TransportKey { public: pair.public, private: pair.private, spki: pair.spki })
+        Ok(TransportKey { public: Some(pair.public), private: pair.private, spki: pair.spki, persistent: false })
+    }
+
+    /// The persistent transport key labelled `label`, made if there is none: a token object
+    /// (RSA-2048, private, sensitive, never extractable, unwrap only), so that if the server's
+    /// answer is lost, the encryption key it sends again next time still unwraps.
+    /// [`Self::install_encryption_key`] deletes it once the encryption key is installed.
+    pub fn transport_key(&self, label: &str) -> Result<TransportKey, TokenError> {
+        let by_label = |class| {
+            self.find(&[Attribute::Class(class), Attribute::Token(true), Attribute::Label(label.as_bytes().to_vec())])
+        };
+        for private in by_label(ObjectClass::PRIVATE_KEY)? {
+            let usable = self
+                .session
+                .get_attributes(
+                    private,
+                    &[
+                        AttributeType::KeyType,
+                        AttributeType::Unwrap,
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                    ],
+                )
+                .map_err(device)?;
+            let wanted = [
+                Attribute::KeyType(KeyType::RSA),
+                Attribute::Unwrap(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+            ];
+            if !wanted.iter().all(|w| usable.contains(w)) {
+                continue;
+            }
+            let id = self.id_of(private)?;
+            let public = self.find(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id)])?.first().copied();
+            // An RSA private key object carries its modulus and public exponent.
+            let (_, spki) = public_key_info(&self.session, public.unwrap_or(private), label)?;
+            return Ok(TransportKey { public, private, spki, persistent: true });
+        }
+        let pair = generate_key_pair(&self.session, KeyAlgorithm::Rsa2048, KeyUsage::Unwrap, true, label)?;
+        Ok(TransportKey { public: Some(pair.public), private: pair.private, spki: pair.spki, persistent: true })
     }
 
     /// Installs the escrowed encryption key the server generated and wrapped for `transport`
@@ -686,8 +1142,10 @@ impl TokenSession {
     /// `CKA_ID`, which is returned.
     ///
     /// A certificate for another key is [`TokenError::Certificate`], a wrapped key that does
-    /// not unwrap is [`TokenError::Unwrap`]; either way nothing is left on the token. The
-    /// transport key pair and the AES key are destroyed whatever happens.
+    /// not unwrap is [`TokenError::Unwrap`]; either way nothing is left on the token. The AES
+    /// key is destroyed whatever happens; the transport key pair once the key is installed (a
+    /// session-only one whatever happens; a persistent one stays for a retry when installing
+    /// fails).
     ///
     /// Older encryption keys under the same label are kept: mail encrypted to them must stay
     /// readable after a renewal.
@@ -700,7 +1158,9 @@ impl TokenSession {
         label: &str,
     ) -> Result<Vec<u8>, TokenError> {
         let installed = self.install_unwrapped(&transport, wrapped_key, wrapped_private_key, certificate_der, label);
-        discard(&self.session, [transport.private, transport.public]);
+        if installed.is_ok() || !transport.persistent {
+            discard(&self.session, [Some(transport.private), transport.public].into_iter().flatten());
+        }
         installed
     }
 

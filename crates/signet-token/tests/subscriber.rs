@@ -9,6 +9,8 @@ use std::process::Command;
 
 use common::{MODULE, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
 use signet_pki::KeyAlgorithm;
+use signet_pki::attestation::{AttestationRoots, verify};
+use signet_testkit::attestation::YubiKeyPki;
 use signet_testkit::pkcs11_objects as objects;
 use signet_token::TokenError;
 use signet_token::subscriber::{SubscriberToken, readiness};
@@ -155,9 +157,186 @@ fn slots_are_chosen_explicitly_when_several_tokens_are_present() {
         assert!(tokens.iter().any(|t| t.ends_with("(\"first\")")) && tokens.iter().any(|t| t.ends_with("(blank)")));
         let report = readiness(Path::new(MODULE));
         let first = report.slots.iter().find(|s| s.token.as_ref().is_some_and(|t| t.label == "first")).unwrap();
+        // The report names every token's slot and serial, so the applicant can pick one.
+        let text = report.to_string();
+        let serial = &first.token.as_ref().unwrap().serial;
+        assert!(!serial.is_empty() && serial.trim() == serial);
+        assert!(text.contains("2 tokens are inserted: name the one to use with"), "{text}");
+        assert!(text.contains(&format!("--slot {} for serial {serial} (\"first\")", first.id)), "{text}");
+        assert!(err.to_string().contains(&format!("--slot {} for serial {serial}", first.id)), "{err}");
         let token = SubscriberToken::find(Path::new(MODULE), Some(first.id)).unwrap();
         assert_eq!(token.label(), "first");
         let err = SubscriberToken::find(Path::new(MODULE), Some(4_000_000_000)).unwrap_err();
         assert!(matches!(err, TokenError::SlotNotFound { slot: 4_000_000_000, .. }), "{err}");
+    });
+}
+
+/// Whether `pkcs11-tool` can log in to `label` with `pin`.
+fn logs_in(label: &str, pin: &str) -> bool {
+    Command::new("pkcs11-tool")
+        .args(["--module", MODULE, "--token-label", label, "--login", "--pin", pin, "-O"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn pins_are_changed_and_unblocked_and_certificates_listed() {
+    in_softhsm("pins_are_changed_and_unblocked_and_certificates_listed", |hsm| {
+        let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
+        let unlock = token.initialize("ECA TEST", USER_PIN).unwrap();
+        assert!(token.is_personalized().unwrap(), "the applicant chose the PIN");
+
+        assert!(matches!(token.change_pin("000000", "111222"), Err(TokenError::WrongPin { .. })));
+        assert!(matches!(token.change_pin(USER_PIN, "12"), Err(TokenError::PinLength { min: 4, max: 255 })));
+        token.change_pin(USER_PIN, "111222").unwrap();
+        assert!(logs_in("ECA TEST", "111222"));
+        assert!(!logs_in("ECA TEST", USER_PIN), "the old PIN no longer works");
+
+        // Wrong tries (SoftHSM2 counts them but never locks), then the unlock code sets a new PIN.
+        for _ in 0..3 {
+            assert!(matches!(token.login("999999"), Err(TokenError::WrongPin { .. })));
+        }
+        let err = token.unblock_pin("1234567890123456", "333444").unwrap_err();
+        assert!(matches!(err, TokenError::WrongUnlockCode { .. }), "{err}");
+        token.unblock_pin(unlock.expose(), "333444").unwrap();
+        assert!(logs_in("ECA TEST", "333444"));
+        assert!(!logs_in("ECA TEST", "111222"));
+
+        // The certificates on the token are those OpenSC lists.
+        assert!(token.certificates().unwrap().is_empty());
+        let session = token.login("333444").unwrap();
+        let ca = openssl_ca(&hsm.path(""));
+        let key = session.generate_identity_key(KeyAlgorithm::P256, "identity ec").unwrap();
+        let leaf = openssl_certify(&hsm.path(""), &key.certificate_request().unwrap());
+        session.store_certificates(&key, &leaf, std::slice::from_ref(&ca)).unwrap();
+        let listed = token.certificates().unwrap();
+        let cert_objects = objects(&pkcs11_tool("ECA TEST", "333444", &["-O", "--type", "cert"]));
+        let mut ours: Vec<String> = listed.iter().map(|c| format!("{} {}", c.label, hex::encode(&c.id))).collect();
+        let mut theirs: Vec<String> = cert_objects
+            .iter()
+            .filter(|o| o.starts_with("Certificate Object"))
+            .map(|o| {
+                let field =
+                    |name: &str| o.lines().find_map(|l| l.trim().strip_prefix(name)).map_or("", str::trim).to_owned();
+                format!("{} {}", field("label:"), field("ID:"))
+            })
+            .collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs);
+        assert_eq!(ours.len(), 2);
+        assert!(listed.iter().any(|c| c.der == leaf && c.id == key.id()) && listed.iter().any(|c| c.der == ca));
+    });
+}
+
+#[test]
+fn a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry() {
+    in_softhsm("a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry", |hsm| {
+        let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
+        token.initialize("ECA TEST", USER_PIN).unwrap();
+        openssl_ca(&hsm.path(""));
+        let (identity, transport_label) = ("ECA identity X", "signet transport ECA X");
+        let (key_id, key_spki, transport_spki) = {
+            let session = token.login(USER_PIN).unwrap();
+            assert!(session.uncertified_identity_key(identity).unwrap().is_none());
+            let key = session.generate_identity_key(KeyAlgorithm::P256, identity).unwrap();
+            let transport = session.transport_key(transport_label).unwrap();
+            (key.id().to_vec(), key.public_key_spki().to_vec(), transport.spki().to_vec())
+        };
+        // The answer was lost; the next run finds both again.
+        let session = token.login(USER_PIN).unwrap();
+        let key = session.uncertified_identity_key(identity).unwrap().unwrap();
+        assert_eq!((key.id(), key.public_key_spki()), (&key_id[..], &key_spki[..]));
+        let transport = session.transport_key(transport_label).unwrap();
+        assert_eq!(transport.spki(), transport_spki);
+        let listing = objects(&pkcs11_tool("ECA TEST", USER_PIN, &["-O"]));
+        let private = listing
+            .iter()
+            .find(|o| o.starts_with("Private Key Object; RSA") && o.contains(transport_label))
+            .unwrap_or_else(|| panic!("{listing:#?}"));
+        assert!(private.contains("Access:     sensitive, always sensitive, never extractable, local"), "{private}");
+        assert!(private.contains("Usage:      unwrap"), "{private}");
+
+        // The server's resent answer: the same encryption key, wrapped again for the same key.
+        let encryption = signet_pki::escrow::EncryptionKey::generate().unwrap();
+        let certificate = openssl_certify(&hsm.path(""), &encryption.csr().unwrap());
+        let wrapped = encryption.wrap_for_transport(&transport_spki).unwrap();
+        // A damaged answer keeps the transport key for another try.
+        assert!(matches!(
+            session.install_encryption_key(transport, b"garbage", &wrapped.wrapped_private_key, &certificate, "enc"),
+            Err(TokenError::Unwrap(_))
+        ));
+        let transport = session.transport_key(transport_label).unwrap();
+        assert_eq!(transport.spki(), transport_spki);
+        session
+            .install_encryption_key(transport, &wrapped.wrapped_key, &wrapped.wrapped_private_key, &certificate, "enc")
+            .unwrap();
+        assert!(!pkcs11_tool("ECA TEST", USER_PIN, &["-O"]).contains(transport_label), "deleted once installed");
+
+        let leaf = openssl_certify(&hsm.path(""), &key.certificate_request().unwrap());
+        session.store_certificates(&key, &leaf, &[]).unwrap();
+        assert!(session.uncertified_identity_key(identity).unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key() {
+    in_softhsm("a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key", |hsm| {
+        let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
+        token.initialize("ECA TEST", USER_PIN).unwrap();
+        let session = token.login(USER_PIN).unwrap();
+        let key = session.generate_identity_key(KeyAlgorithm::P256, "identity ec").unwrap();
+        assert_eq!(session.piv_attestation(&key).unwrap(), None, "SoftHSM2 exposes no attestation");
+
+        // A YubiKey-like hierarchy, and an attestation certificate for the token's key.
+        let pki = YubiKeyPki::new(&hsm.path("piv"));
+        let spki = write(&pki.path("token.spki"), key.public_key_spki());
+        pki.openssl(&["pkey", "-pubin", "-inform", "DER", "-in", &spki, "-out", "token.pub"]);
+        pki.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-force_pubkey",
+            "token.pub",
+            "-CA",
+            "f9.pem",
+            "-CAkey",
+            "f9.key",
+            "-days",
+            "3650",
+            "-sha256",
+            "-extfile",
+            "fixture.cnf",
+            "-extensions",
+            "yubikey",
+            "-out",
+            "token-attestation.pem",
+        ]);
+        let (attestation, f9) = (pki.der("token-attestation"), pki.der("f9"));
+
+        // Objects as ykcs11 shows them: the slot's attestation under the slot's CKA_ID, and F9.
+        let write_certificate = |label: &str, id: u8, der: &[u8]| {
+            let path = write(&hsm.path(&format!("{id}.der")), der);
+            pkcs11_tool(
+                "ECA TEST",
+                USER_PIN,
+                &["--write-object", &path, "--type", "cert", "--label", label, "--id", &format!("{id:02x}")],
+            );
+        };
+        // Another key's attestation in slot 9a proves nothing about this key.
+        write_certificate("X.509 Certificate for PIV Attestation 9a", 1, &pki.der("leaf"));
+        assert_eq!(session.piv_attestation(&key).unwrap(), None, "no F9 certificate yet");
+        write_certificate("X.509 Certificate for PIV Attestation", 0x19, &f9);
+        assert_eq!(session.piv_attestation(&key).unwrap(), None, "the 9a attestation is another key's");
+        write_certificate("X.509 Certificate for PIV Attestation 9a", 1, &attestation);
+        let chain = session.piv_attestation(&key).unwrap().unwrap();
+        assert_eq!(chain, [attestation, f9]);
+
+        let roots = AttestationRoots::from_pem(&std::fs::read_to_string(pki.path("root.pem")).unwrap()).unwrap();
+        let verified = verify(&roots, &chain, key.public_key_spki(), time::OffsetDateTime::now_utc()).unwrap();
+        assert_eq!((verified.serial, verified.slot.as_deref()), (20_000_000, Some("9a")));
     });
 }

@@ -5,6 +5,7 @@ mod gateway_cmd;
 mod key_recovery_cmd;
 mod operator_cmd;
 mod stock_cmd;
+mod token_care;
 mod token_cmd;
 
 use std::path::PathBuf;

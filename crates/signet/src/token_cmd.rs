@@ -53,6 +53,13 @@ pub(crate) enum TokenCommand {
     /// Renew the identity certificate on your token (in the 90 days before it expires): a new
     /// key pair on the token, and a new certificate for it.
     Renew(RenewArgs),
+    /// Change your token's PIN, or unblock it with the unlock code.
+    Pin {
+        #[command(subcommand)]
+        command: crate::token_care::PinCommand,
+    },
+    /// Show the certificates on your token: type, expiry and, with --server, revocation status.
+    Status(crate::token_care::StatusArgs),
 }
 
 /// What a retrieval or a renewal talks to: the server, the token, the application.
@@ -109,6 +116,8 @@ pub(crate) async fn run(command: TokenCommand) -> Result<ExitCode, Error> {
         }
         TokenCommand::Retrieve(args) => retrieve(args).await.map(|()| ExitCode::SUCCESS),
         TokenCommand::Renew(args) => renew(args).await.map(|()| ExitCode::SUCCESS),
+        TokenCommand::Pin { command } => crate::token_care::pin(command),
+        TokenCommand::Status(args) => crate::token_care::status(args).await,
     }
 }
 

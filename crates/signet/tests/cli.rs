@@ -253,3 +253,112 @@ fn serve_creates_a_dev_ca_once_and_enforces_the_key_blocklist() {
     must("curl", &["-sf", "-o", again.to_str().unwrap(), &format!("{}/ca/issuing.crt", server.base)], &[]);
     assert_eq!(std::fs::read(again).unwrap(), issuing_before, "a restart keeps the CA");
 }
+
+/// `signet token pin change|unblock` and `signet token status` on a SoftHSM2 token, checked
+/// with `pkcs11-tool`: the new PIN logs in and the old one does not; after wrong tries the
+/// unlock code sets a new PIN; status lists the certificates `pkcs11-tool` lists, with their
+/// ECA type, expiry and OCSP status from the running server.
+#[test]
+fn token_pin_care_and_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = signet_testkit::softhsm_conf(tmp.path());
+    let conf = conf.to_str().unwrap();
+    let token_env = |extra: &[(&'static str, &'static str)]| {
+        let mut env = vec![("SOFTHSM2_CONF", conf)];
+        env.extend_from_slice(extra);
+        env
+    };
+    must(
+        "softhsm2-util",
+        &["--init-token", "--free", "--label", "ECA TEST", "--pin", "246810", "--so-pin", "13572468"],
+        &token_env(&[]),
+    );
+    let logs_in = |pin: &str| {
+        run(
+            "pkcs11-tool",
+            &["--module", SOFTHSM, "--token-label", "ECA TEST", "--login", "--pin", pin, "-O"],
+            &token_env(&[]),
+        )
+        .0
+    };
+    let module = ["--module", SOFTHSM];
+
+    let args = [&["token", "pin", "change"][..], &module].concat();
+    let (ok, _, err) = run(SIGNET, &args, &token_env(&[("SIGNET_PIN", "000000"), ("SIGNET_NEW_PIN", "111222")]));
+    assert!(!ok && err.contains("wrong PIN"), "{err}");
+    let out = must(SIGNET, &args, &token_env(&[("SIGNET_PIN", "246810"), ("SIGNET_NEW_PIN", "111222")]));
+    assert!(out.contains("is changed"), "{out}");
+    assert!(logs_in("111222") && !logs_in("246810"));
+
+    for _ in 0..3 {
+        assert!(!logs_in("999999"));
+    }
+    let args = [&["token", "pin", "unblock"][..], &module].concat();
+    let (ok, _, err) =
+        run(SIGNET, &args, &token_env(&[("SIGNET_UNLOCK_CODE", "00000000"), ("SIGNET_NEW_PIN", "333444")]));
+    assert!(!ok && err.contains("wrong unlock code"), "{err}");
+    must(SIGNET, &args, &token_env(&[("SIGNET_UNLOCK_CODE", "13572468"), ("SIGNET_NEW_PIN", "333444")]));
+    assert!(logs_in("333444") && !logs_in("111222"));
+
+    // A Medium Token certificate and its issuing CA on the token, as retrieval leaves them.
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let pass = [("SIGNET_CA_PASSPHRASE", "correct horse battery staple")];
+    must(SIGNET, &["ca", "init", "--data-dir", d, "--key-type", "p-256"], &pass);
+    let api = must(SIGNET, &["admin", "api-key", "create", "--data-dir", d, "--name", "ra"], &pass).trim().to_owned();
+    let server = Server::start(&data, &pass);
+    let request = csr(tmp.path(), "tok", "rsa:2048");
+    let answer = tmp.path().join("answer.json");
+    let code = post(
+        &format!("{}/api/v1/certificates", server.base),
+        &api,
+        &issue_json("medium-token-identity", &request),
+        &answer,
+    );
+    assert_eq!(code, "201", "{}", std::fs::read_to_string(&answer).unwrap());
+    let (leaf_pem, leaf_der) = (tmp.path().join("tok.pem"), tmp.path().join("tok.der"));
+    certificate_from(&answer, &leaf_pem);
+    must(
+        "openssl",
+        &["x509", "-in", leaf_pem.to_str().unwrap(), "-outform", "DER", "-out", leaf_der.to_str().unwrap()],
+        &[],
+    );
+    let write = |file: &str, label: &str, id: Option<&str>| {
+        let mut args = vec!["--module", SOFTHSM, "--token-label", "ECA TEST", "--login", "--pin", "333444"];
+        args.extend(["--write-object", file, "--type", "cert", "--label", label]);
+        if let Some(id) = id {
+            args.extend(["--id", id]);
+        }
+        must("pkcs11-tool", &args, &token_env(&[]));
+    };
+    write(leaf_der.to_str().unwrap(), "ECA identity X", Some("0a0b"));
+    write(data.join("ca/issuing.crt").to_str().unwrap(), "Signet Issuing CA", None);
+
+    let status = [&["token", "status"][..], &module, &["--server", &server.base]].concat();
+    let out = must(SIGNET, &status, &token_env(&[]));
+    let listed = must(
+        "pkcs11-tool",
+        &["--module", SOFTHSM, "--token-label", "ECA TEST", "-O", "--type", "cert"],
+        &token_env(&[]),
+    );
+    let labels: Vec<&str> = listed.lines().filter_map(|l| l.trim().strip_prefix("label:")).map(str::trim).collect();
+    assert_eq!(labels.len(), 2, "{listed}");
+    assert!(out.contains("\"ECA identity X\" (ID 0a0b)"), "{out}");
+    assert!(out.contains("Medium Token Assurance (policy 2.16.840.1.101.3.2.1.12.5)"), "{out}");
+    assert!(out.contains("CN=Jane Q. Doe") && out.contains("days left"), "{out}");
+    assert!(!out.contains("transport PINs"), "a token set up without Signet's stock: {out}");
+    assert!(out.contains("status:  good"), "{out}");
+    assert!(out.contains("CA certificates:"), "{out}");
+
+    let serial = std::fs::read_to_string(&answer).unwrap();
+    let serial = serial.split("\"serial\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let code = post(
+        &format!("{}/api/v1/certificates/{serial}/revoke", server.base),
+        &api,
+        r#"{"reason":"keyCompromise"}"#,
+        &answer,
+    );
+    assert_eq!(code, "200", "{}", std::fs::read_to_string(&answer).unwrap());
+    let out = must(SIGNET, &status, &token_env(&[]));
+    assert!(out.contains("status:  REVOKED"), "{out}");
+}
