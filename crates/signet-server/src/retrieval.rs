@@ -573,6 +573,15 @@ async fn hardware_key_proof(
                 token_serial.map(|s| format!(" (serial {s})")).unwrap_or_default()
             ),
         }),
+        None if let Some(shipped) = state.store.token_of(app.id()).await? => Err(ApiError::Conflict {
+            kind: "hardware-key-unproven",
+            detail: format!(
+                "a {} certificate is retrieved onto the token the RA shipped for this application (serial {}): \
+                 insert that token and run the command again",
+                app.form().certificate.cert_type(),
+                shipped.serial
+            ),
+        }),
         None => Err(ApiError::Conflict {
             kind: "hardware-key-unproven",
             detail: format!(

@@ -187,8 +187,14 @@ async fn retrieve_steps(
     steps.start(1, "Finding the token");
     let mut token = SubscriberToken::find(&a.target.module, a.target.slot)?;
 
-    steps.start(2, format!("Checking token {} with {}", token.serial(), endpoint.base));
-    let begun = endpoint.begin(application, code, &password, token.serial()).await?;
+    // A token from the RA's stock was initialized when it was provisioned; a blank one is the
+    // applicant's own.
+    let begun = if token.is_initialized() {
+        steps.start(2, format!("Checking token {} with {}", token.serial(), endpoint.base));
+        endpoint.begin(application, code, &password, token.serial()).await?
+    } else {
+        None
+    };
     let session = match &begun {
         Some(b) => open_shipped(steps, &token, b)?,
         None => open_own(steps, &mut token, application)?,

@@ -12,12 +12,13 @@ use common::{SIGNET, SOFTHSM, must, run};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
-    Application, ApplicationForm, ApplicationId, ApplicationStore, IssuedSecret, NewPassword, OperatorId, PasswordHash,
-    Transition,
+    Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword, OperatorId,
+    PasswordHash, Transition,
 };
 use signet_ra::lockout::{AttemptScope, AttemptStore};
 use signet_ra::notify::{MessageKind, Notifier};
 use signet_ra::vetting::DeadlinePolicy;
+use signet_ra::token_stock::{TokenSerial, TokenStockStore};
 use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_ra::{Clock, FakeClock};
 use signet_server::{Running, ServerConfig};
@@ -77,32 +78,54 @@ impl World {
         })
     }
 
-    /// [`Self::unwitnessed_application`], and for the hardware key types an operator's record
-    /// of having witnessed the key generation, which their retrieval needs without an
-    /// attestation.
+    /// An application at "certificates ready"; for the hardware key types, shipped on a token
+    /// provisioned from the stock into this world's SoftHSM2 slot (labelled `ECA <reference>`),
+    /// as an RA ships it, so nothing but that token proves the key.
     async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
-        let (app, code) = self.unwitnessed_application(cert_type, days_ago).await;
         if ["medium-token", "medium-hardware"].contains(&cert_type) {
-            let witness = WitnessedGeneration::record(
-                app.clone(),
-                OperatorId::new("alice").unwrap(),
-                "YubiKey 5 NFC serial 20000000, RA office",
-                self.clock.now(),
-            )
-            .unwrap();
-            self.server.state.store().record_witness(&witness, witness.event()).await.unwrap();
+            let app = ApplicationId::generate();
+            let serial = self.provision(&format!("ECA {app}")).await;
+            self.walk(app, cert_type, days_ago, Some(&serial)).await
+        } else {
+            self.unwitnessed_application(cert_type, days_ago).await
         }
-        (app, code)
     }
 
     /// Submits `cert_type` notarized `days_ago` and walks it through vetting, approval and
-    /// shipping to "certificates ready"; returns its reference and the emailed code.
+    /// shipping (no token from the stock) to "certificates ready"; returns its reference and the
+    /// emailed code.
     async fn unwitnessed_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
+        self.walk(ApplicationId::generate(), cert_type, days_ago, None).await
+    }
+
+    /// `signet admin token provision` onto this world's blank SoftHSM2 slot, as the RA does
+    /// before shipping; returns the serial it reports.
+    async fn provision(&self, label: &str) -> TokenSerial {
+        let data = self.path("data");
+        let args = ["admin", "token", "provision", "--data-dir", file(&data), "--module", SOFTHSM, "--label", label];
+        let (ok, out, err) = self.signet(&args, &[]).await;
+        assert!(ok, "{out}{err}");
+        let serial = out.strip_prefix("Token ").and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{out}"));
+        TokenSerial::new(serial).unwrap()
+    }
+
+    /// Submits application `id` for `cert_type` notarized `days_ago` and walks it to
+    /// "certificates ready", shipping it on the stock token `token` if given (bound in the same
+    /// transaction, as the console does).
+    async fn walk(
+        &self,
+        id: ApplicationId,
+        cert_type: &str,
+        days_ago: i64,
+        token: Option<&TokenSerial>,
+    ) -> (ApplicationId, String) {
         let mut at = self.clock.now() - Duration::days(days_ago);
         let form: ApplicationForm = signet_ra::fixtures::sample_form(cert_type);
         let password = NewPassword::new(PASSWORD, &form.applicant.email).unwrap();
-        let submitted = Application::submit(ApplicationId::generate(), form, at);
-        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no email token") };
+        let submitted = Application::submit(id, form, at);
+        let Some(IssuedSecret::EmailVerification(verification)) = submitted.secret.clone() else {
+            panic!("no email token")
+        };
         let store = self.server.state.store();
         store
             .create(&submitted, &PasswordHash::new(&password).unwrap(), &self.notifier().outbox_for(&submitted))
@@ -110,10 +133,19 @@ impl World {
             .unwrap();
         let mut app = submitted.application;
         let mut code = None;
-        for (actor, command, wait) in signet_ra::fixtures::vetting_plan(token, at.date(), cert_type) {
+        for (actor, command, wait) in signet_ra::fixtures::vetting_plan(verification, at.date(), cert_type) {
             at += wait;
+            let ships = matches!(command, Command::ShipToken(_));
             let t = app.apply(&actor, command, at, &DeadlinePolicy::default()).unwrap();
-            code = self.save(&t).await.or(code);
+            match token {
+                Some(serial) if ships => {
+                    let stock = store.stock_token(serial).await.unwrap().unwrap();
+                    let shipped = stock.ship(t.application.id().clone()).unwrap();
+                    let outbox = self.notifier().outbox_for(&t);
+                    store.save_transition_with_token(&t, &outbox, &shipped, "in-stock").await.unwrap();
+                }
+                _ => code = self.save(&t).await.or(code),
+            }
             app = t.application;
         }
         assert_eq!(app.state().state_name(), "certificates-ready");
@@ -194,6 +226,12 @@ impl World {
         let mut all = vec!["--module", SOFTHSM, "--token-label", label, "--login", "--pin", PIN];
         all.extend_from_slice(args);
         must("pkcs11-tool", &all, &[("SOFTHSM2_CONF", self.softhsm_conf.to_str().unwrap())])
+    }
+
+    /// The token's public objects, as `pkcs11-tool -O` prints them without logging in.
+    fn public_objects(&self, label: &str) -> String {
+        let args = ["--module", SOFTHSM, "--token-label", label, "-O"];
+        must("pkcs11-tool", &args, &[("SOFTHSM2_CONF", self.softhsm_conf.to_str().unwrap())])
     }
 
     /// The token's objects, as `pkcs11-tool -O` prints them (one string per object).
@@ -309,7 +347,9 @@ fn file(path: &Path) -> &str {
 async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (World, ApplicationId, String) {
     let w = World::start().await;
     let (app, code) = w.ready_application(cert_type, 10).await;
-    let (ok, out, err) = w.retrieve(&app, &code, &["--key-type", key_type], &[("SIGNET_NEW_PIN", PIN)]).await;
+    let slot = w.slot_of(&format!("ECA {app}")).await;
+    let args = ["--key-type", key_type, "--slot", &slot];
+    let (ok, out, err) = w.retrieve(&app, &code, &args, &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(ok, "{out}\n{err}");
 
     // The unlock code is shown once, with its warning, and works as the SO PIN.
@@ -396,11 +436,12 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
     assert!(!ok && err.contains("several tokens are inserted"), "{err}");
     let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_PIN", PIN)]).await;
     assert!(!ok && err.contains("already holds the identity key and certificate"), "{err}");
-    // On another token, the server refuses the spent code, and that token keeps no key.
+    // On another token, the server refuses: the certificates went onto the shipped token, and the
+    // other token keeps no key.
     let other = signet_testkit::softhsm_conf(&w.path("other-token"));
     let other_env = [("SOFTHSM2_CONF", other.to_str().unwrap()), ("SIGNET_NEW_PIN", PIN)];
     let (ok, _, err) = w.retrieve(&app, &code, &[], &other_env).await;
-    assert!(!ok && err.contains("already retrieved; an activation code works once"), "{err}");
+    assert!(!ok && err.contains("insert that token"), "{err}");
     let keys = must(
         "pkcs11-tool",
         &["--module", SOFTHSM, "--token-label", &token_label, "--login", "--pin", PIN, "-O"],
@@ -528,12 +569,13 @@ async fn five_wrong_codes_lock_the_application_until_an_administrator_unlocks_it
     let w = World::start().await;
     let (app, code) = w.ready_application("medium-token", 10).await;
     let wrong = "ZZZZ-ZZZZ-ZZZZ-ZZZZ";
-    // The first wrong try through the CLI: a generic refusal, and the token keeps no key.
-    let (ok, _, err) = w.retrieve(&app, wrong, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
-    assert!(!ok && err.contains("the application reference, activation code or password is not correct"), "{err}");
     let token_label = format!("ECA {app}");
-    assert!(!w.objects(&token_label).iter().any(|o| o.starts_with("Private Key Object")));
     let slot = w.slot_of(&token_label).await;
+    // The first wrong try through the CLI: a generic refusal, and the token is not touched: it
+    // still has its transport PINs and no key of the applicant's.
+    let (ok, _, err) = w.retrieve(&app, wrong, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("the application reference, activation code or password is not correct"), "{err}");
+    assert!(!w.public_objects(&token_label).contains("signet personalized"), "the transport PINs are still set");
     let pin = [("SIGNET_PIN", PIN)];
     // A wrong password reads the same as a wrong code, and counts the same.
     let (ok, _, err) =
@@ -550,7 +592,7 @@ async fn five_wrong_codes_lock_the_application_until_an_administrator_unlocks_it
 
     let store = w.server.state.store();
     store.unlock(AttemptScope::ActivationCode, app.as_str(), "operator:root", w.clock.now()).await.unwrap();
-    let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &pin).await;
+    let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(ok, "{out}\n{err}");
     let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
     assert_eq!(actions.iter().filter(|a| *a == "authentication-failed").count(), 5, "{actions:?}");
@@ -563,7 +605,8 @@ async fn retrieval_after_the_thirty_day_deadline_fails() {
     // Notarized 25 days ago: retrievable now, not after six more days.
     let (app, code) = w.ready_application("medium-token", 25).await;
     w.clock.advance(Duration::days(6));
-    let (ok, _, err) = w.retrieve(&app, &code, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    let slot = w.slot_of(&format!("ECA {app}")).await;
+    let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(!ok && err.contains("the retrieval deadline") && err.contains("has passed"), "{err}");
     assert!(!w.objects(&format!("ECA {app}")).iter().any(|o| o.starts_with("Private Key Object")));
 }
@@ -607,7 +650,8 @@ fn code(secret: &str, steps_ahead: i64) -> String {
 async fn an_escrowed_key_is_recovered_only_with_two_agents() {
     let w = World::start().await;
     let (app, code_) = w.ready_application("medium-token", 10).await;
-    let (ok, out, err) = w.retrieve(&app, &code_, &[], &[("SIGNET_NEW_PIN", PIN)]).await;
+    let slot = w.slot_of(&format!("ECA {app}")).await;
+    let (ok, out, err) = w.retrieve(&app, &code_, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(ok, "{out}\n{err}");
     let store = w.server.state.store();
     let certificates = store.account_certificates(&app).await.unwrap();
