@@ -318,14 +318,11 @@ impl fmt::Display for Readiness {
                 writeln!(f, "  no token inserted")?;
                 continue;
             };
+            let serial = if t.serial.is_empty() { String::new() } else { format!(", serial {}", t.serial) };
             if t.initialized {
-                writeln!(f, "  token {:?}: {} {}, serial {}", t.label, t.manufacturer, t.model, t.serial)?;
+                writeln!(f, "  token {:?}: {} {}{serial}", t.label, t.manufacturer, t.model)?;
             } else {
-                writeln!(
-                    f,
-                    "  blank token: {} {}, serial {} (retrieval initializes it)",
-                    t.manufacturer, t.model, t.serial
-                )?;
+                writeln!(f, "  blank token: {} {}{serial} (retrieval initializes it)", t.manufacturer, t.model)?;
             }
             writeln!(
                 f,
@@ -360,7 +357,9 @@ impl fmt::Display for Readiness {
         if tokens.len() > 1 {
             writeln!(f, "{} tokens are inserted: name the one to use with {}", tokens.len(), tokens.join(", "))?;
         }
-        if self.is_ready() {
+        if self.is_ready() && tokens.len() > 1 {
+            write!(f, "ready: nothing is missing; say which token with --slot")
+        } else if self.is_ready() {
             write!(f, "ready: nothing is missing")
         } else {
             writeln!(f, "not ready; missing:")?;

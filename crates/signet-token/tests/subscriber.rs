@@ -162,6 +162,7 @@ fn slots_are_chosen_explicitly_when_several_tokens_are_present() {
         let serial = &first.token.as_ref().unwrap().serial;
         assert!(!serial.is_empty() && serial.trim() == serial);
         assert!(text.contains("2 tokens are inserted: name the one to use with"), "{text}");
+        assert!(text.ends_with("ready: nothing is missing; say which token with --slot"), "{text}");
         assert!(text.contains(&format!("--slot {} for serial {serial} (\"first\")", first.id)), "{text}");
         assert!(err.to_string().contains(&format!("--slot {} for serial {serial}", first.id)), "{err}");
         let token = SubscriberToken::find(Path::new(MODULE), Some(first.id)).unwrap();
