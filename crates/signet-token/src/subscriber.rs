@@ -932,12 +932,31 @@ impl TokenSession {
 
     /// The identity key pair labelled `label` that has no certificate yet, left by a
     /// retrieval whose answer was lost, so the retry asks for a certificate for the same key.
-    /// `None` if there is none (or only certified ones).
+    /// `None` if there is none (or only certified ones, or only keys not generated on this
+    /// token: `CKA_LOCAL`, `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE` must be true).
     pub fn uncertified_identity_key(&self, label: &str) -> Result<Option<IdentityKey>, TokenError> {
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())];
         for private in self.find(&template)? {
             let id = self.id_of(private)?;
             if !self.find(&[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Id(id.clone())])?.is_empty() {
+                continue;
+            }
+            // Only a key born on this token and never out of it may be certified as one: a key
+            // imported under the same label must not ride on the token's proof.
+            let born_here = [
+                Attribute::Local(true),
+                Attribute::AlwaysSensitive(true),
+                Attribute::NeverExtractable(true),
+                Attribute::Extractable(false),
+            ];
+            let wanted = [
+                AttributeType::Local,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Extractable,
+            ];
+            let found = self.session.get_attributes(private, &wanted).map_err(device)?;
+            if !born_here.iter().all(|a| found.contains(a)) {
                 continue;
             }
             let public = self.find(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.clone())])?;
