@@ -318,14 +318,11 @@ impl fmt::Display for Readiness {
                 writeln!(f, "  no token inserted")?;
                 continue;
             };
+            let serial = if t.serial.is_empty() { String::new() } else { format!(", serial {}", t.serial) };
             if t.initialized {
-                writeln!(f, "  token {:?}: {} {}, serial {}", t.label, t.manufacturer, t.model, t.serial)?;
+                writeln!(f, "  token {:?}: {} {}{serial}", t.label, t.manufacturer, t.model)?;
             } else {
-                writeln!(
-                    f,
-                    "  blank token: {} {}, serial {} (retrieval initializes it)",
-                    t.manufacturer, t.model, t.serial
-                )?;
+                writeln!(f, "  blank token: {} {}{serial} (retrieval initializes it)", t.manufacturer, t.model)?;
             }
             writeln!(
                 f,
@@ -360,7 +357,9 @@ impl fmt::Display for Readiness {
         if tokens.len() > 1 {
             writeln!(f, "{} tokens are inserted: name the one to use with {}", tokens.len(), tokens.join(", "))?;
         }
-        if self.is_ready() {
+        if self.is_ready() && tokens.len() > 1 {
+            write!(f, "ready: nothing is missing; say which token with --slot")
+        } else if self.is_ready() {
             write!(f, "ready: nothing is missing")
         } else {
             writeln!(f, "not ready; missing:")?;
@@ -433,6 +432,25 @@ fn personalized_marker() -> [Attribute; 3] {
         Attribute::Token(true),
         Attribute::Label(PERSONALIZED_LABEL.as_bytes().to_vec()),
     ]
+}
+
+/// The certificate objects `template` finds, with their label, `CKA_ID` and value.
+fn read_certificates(session: &Session, template: &[Attribute]) -> Result<Vec<TokenCertificate>, TokenError> {
+    let mut out = Vec::new();
+    for object in session.find_objects(template).map_err(device)? {
+        let wanted = [AttributeType::Label, AttributeType::Id, AttributeType::Value];
+        let mut certificate = TokenCertificate { label: String::new(), id: Vec::new(), der: Vec::new() };
+        for attribute in session.get_attributes(object, &wanted).map_err(device)? {
+            match attribute {
+                Attribute::Label(l) => certificate.label = String::from_utf8_lossy(&l).into_owned(),
+                Attribute::Id(id) => certificate.id = id,
+                Attribute::Value(der) => certificate.der = der,
+                _ => {}
+            }
+        }
+        out.push(certificate);
+    }
+    Ok(out)
 }
 
 fn write_personalized_marker(session: &Session) -> Result<(), TokenError> {
@@ -748,21 +766,7 @@ impl SubscriberToken {
     pub fn certificates(&self) -> Result<Vec<TokenCertificate>, TokenError> {
         let session = self.pkcs11.open_ro_session(self.slot).map_err(device)?;
         let template = [Attribute::Class(ObjectClass::CERTIFICATE), Attribute::CertificateType(CertificateType::X_509)];
-        let mut out = Vec::new();
-        for object in session.find_objects(&template).map_err(device)? {
-            let wanted = [AttributeType::Label, AttributeType::Id, AttributeType::Value];
-            let mut certificate = TokenCertificate { label: String::new(), id: Vec::new(), der: Vec::new() };
-            for attribute in session.get_attributes(object, &wanted).map_err(device)? {
-                match attribute {
-                    Attribute::Label(l) => certificate.label = String::from_utf8_lossy(&l).into_owned(),
-                    Attribute::Id(id) => certificate.id = id,
-                    Attribute::Value(der) => certificate.der = der,
-                    _ => {}
-                }
-            }
-            out.push(certificate);
-        }
-        Ok(out)
+        read_certificates(&session, &template)
     }
 
     /// Logs `session` in as `user` with `pin`, in words for a subscriber when it fails.
@@ -928,12 +932,31 @@ impl TokenSession {
 
     /// The identity key pair labelled `label` that has no certificate yet, left by a
     /// retrieval whose answer was lost, so the retry asks for a certificate for the same key.
-    /// `None` if there is none (or only certified ones).
+    /// `None` if there is none (or only certified ones, or only keys not generated on this
+    /// token: `CKA_LOCAL`, `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE` must be true).
     pub fn uncertified_identity_key(&self, label: &str) -> Result<Option<IdentityKey>, TokenError> {
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())];
         for private in self.find(&template)? {
             let id = self.id_of(private)?;
             if !self.find(&[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Id(id.clone())])?.is_empty() {
+                continue;
+            }
+            // Only a key born on this token and never out of it may be certified as one: a key
+            // imported under the same label must not ride on the token's proof.
+            let born_here = [
+                Attribute::Local(true),
+                Attribute::AlwaysSensitive(true),
+                Attribute::NeverExtractable(true),
+                Attribute::Extractable(false),
+            ];
+            let wanted = [
+                AttributeType::Local,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Extractable,
+            ];
+            let found = self.session.get_attributes(private, &wanted).map_err(device)?;
+            if !born_here.iter().all(|a| found.contains(a)) {
                 continue;
             }
             let public = self.find(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.clone())])?;
@@ -972,28 +995,12 @@ impl TokenSession {
     /// `signet_pki::attestation::verify` takes. `None` if the module exposes no attestation,
     /// or none whose public key is `key`'s.
     pub fn piv_attestation(&self, key: &IdentityKey) -> Result<Option<Vec<Vec<u8>>>, TokenError> {
-        let certificate = |label: &str| -> Result<Vec<(Vec<u8>, Vec<u8>)>, TokenError> {
+        let certificate = |label: &str| {
             let template = [Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Label(label.as_bytes().to_vec())];
-            let mut out = Vec::new();
-            for object in self.find(&template)? {
-                let mut id_value = (Vec::new(), Vec::new());
-                for attribute in
-                    self.session.get_attributes(object, &[AttributeType::Id, AttributeType::Value]).map_err(device)?
-                {
-                    match attribute {
-                        Attribute::Id(id) => id_value.0 = id,
-                        Attribute::Value(der) => id_value.1 = der,
-                        _ => {}
-                    }
-                }
-                out.push(id_value);
-            }
-            Ok(out)
+            read_certificates(&self.session, &template)
         };
-        let device_certificate = certificate(PIV_ATTESTATION_LABEL)?
-            .into_iter()
-            .find(|(id, _)| id.as_slice() == [PIV_F9_ID])
-            .map(|(_, der)| der);
+        let device_certificate =
+            certificate(PIV_ATTESTATION_LABEL)?.into_iter().find(|c| c.id == [PIV_F9_ID]).map(|c| c.der);
         let Some(f9) = device_certificate else { return Ok(None) };
         // The key's own slot first (ykcs11 gives the key that slot's one-byte CKA_ID); then any
         // slot, since the public key decides.
@@ -1003,10 +1010,10 @@ impl TokenSession {
         };
         let slots = own_slot.into_iter().chain(PIV_SLOTS.iter().map(|(_, name)| *name));
         for slot in slots {
-            for (_, der) in certificate(&format!("{PIV_ATTESTATION_LABEL} {slot}"))? {
-                let attested = CertificateParts::parse(&der).map(|c| c.spki).unwrap_or_default();
+            for attestation in certificate(&format!("{PIV_ATTESTATION_LABEL} {slot}"))? {
+                let attested = CertificateParts::parse(&attestation.der).map(|c| c.spki).unwrap_or_default();
                 if attested == key.public_key_spki() {
-                    return Ok(Some(vec![der, f9]));
+                    return Ok(Some(vec![attestation.der, f9]));
                 }
             }
         }

@@ -162,6 +162,7 @@ fn slots_are_chosen_explicitly_when_several_tokens_are_present() {
         let serial = &first.token.as_ref().unwrap().serial;
         assert!(!serial.is_empty() && serial.trim() == serial);
         assert!(text.contains("2 tokens are inserted: name the one to use with"), "{text}");
+        assert!(text.ends_with("ready: nothing is missing; say which token with --slot"), "{text}");
         assert!(text.contains(&format!("--slot {} for serial {serial} (\"first\")", first.id)), "{text}");
         assert!(err.to_string().contains(&format!("--slot {} for serial {serial}", first.id)), "{err}");
         let token = SubscriberToken::find(Path::new(MODULE), Some(first.id)).unwrap();
@@ -240,6 +241,9 @@ fn a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry() {
         let (identity, transport_label) = ("ECA identity X", "signet transport ECA X");
         let (key_id, key_spki, transport_spki) = {
             let session = token.login(USER_PIN).unwrap();
+            assert!(session.uncertified_identity_key(identity).unwrap().is_none());
+            // A key imported under the label was not born on the token: it is never picked up.
+            import_ec_key("ECA TEST", identity);
             assert!(session.uncertified_identity_key(identity).unwrap().is_none());
             let key = session.generate_identity_key(KeyAlgorithm::P256, identity).unwrap();
             let transport = session.transport_key(transport_label).unwrap();
@@ -339,4 +343,39 @@ fn a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key() {
         let verified = verify(&roots, &chain, key.public_key_spki(), time::OffsetDateTime::now_utc()).unwrap();
         assert_eq!((verified.serial, verified.slot.as_deref()), (20_000_000, Some("9a")));
     });
+}
+
+/// Imports a P-256 private key labelled `label` (sensitive, not extractable, but not generated
+/// on the token), through the module this process loaded and logged in to.
+fn import_ec_key(token: &str, label: &str) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    let pkcs11 = Pkcs11::new(MODULE).unwrap();
+    let _ = pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = pkcs11
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| pkcs11.get_token_info(*s).unwrap().label() == token)
+        .unwrap();
+    let session = pkcs11.open_rw_session(slot).unwrap();
+    // prime256v1's OID, and a scalar well below the group order.
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut scalar = vec![0x11; 32];
+    scalar[0] = 0x01;
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(p256),
+            Attribute::Value(scalar),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(vec![0xee; 16]),
+        ])
+        .unwrap();
 }

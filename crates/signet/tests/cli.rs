@@ -283,6 +283,11 @@ fn token_pin_care_and_status() {
     };
     let module = ["--module", SOFTHSM];
 
+    // Readiness names each token by slot and serial, and logs nothing alarming on the way.
+    let (ok, out, err) = run(SIGNET, &[&["token", "readiness"][..], &module].concat(), &token_env(&[]));
+    assert!(ok && out.contains("2 tokens are inserted") && out.contains("(\"ECA TEST\")"), "{out}");
+    assert!(out.contains("say which token with --slot") && !err.contains("ERROR"), "{out}\n{err}");
+
     let args = [&["token", "pin", "change"][..], &module].concat();
     let (ok, _, err) = run(SIGNET, &args, &token_env(&[("SIGNET_PIN", "000000"), ("SIGNET_NEW_PIN", "111222")]));
     assert!(!ok && err.contains("wrong PIN"), "{err}");
