@@ -185,7 +185,8 @@ async fn retrieve_steps(
     password: String,
 ) -> Result<(), Error> {
     steps.start(1, "Finding the token");
-    let mut token = SubscriberToken::find(&a.target.module, a.target.slot)?;
+    // A token already set up is the one meant (SoftHSM2 and some readers also show a blank slot).
+    let mut token = SubscriberToken::find_initialized(&a.target.module, a.target.slot)?;
 
     // A token from the RA's stock was initialized when it was provisioned; a blank one is the
     // applicant's own.
