@@ -208,7 +208,9 @@ impl StockToken {
     pub fn lose(self) -> Result<Self, StockRefused> {
         match self.state {
             StockState::InStock => Ok(Self { state: StockState::Lost(None), ..self }),
-            StockState::Shipped(a) | StockState::Retrieved(a, _) => Ok(Self { state: StockState::Lost(Some(a)), ..self }),
+            StockState::Shipped(a) | StockState::Retrieved(a, _) => {
+                Ok(Self { state: StockState::Lost(Some(a)), ..self })
+            }
             _ => Err(self.refuse("reported lost")),
         }
     }
@@ -297,7 +299,8 @@ pub fn renewal_message(serial: &TokenSerial, csr: &[u8]) -> Vec<u8> {
 /// The storage the token stock needs; `signet-store` implements it.
 pub trait TokenStockStore {
     /// Adds a provisioned token ([`StoreError::Conflict`] if the serial is known).
-    fn add_stock_token(&self, t: &StockToken, audit: AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn add_stock_token(&self, t: &StockToken, audit: AuditEvent)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The token with this serial.
     fn stock_token(&self, serial: &TokenSerial) -> impl Future<Output = Result<Option<StockToken>, StoreError>> + Send;

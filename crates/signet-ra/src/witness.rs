@@ -121,8 +121,13 @@ mod tests {
         }
         assert!(record(&"ü".repeat(MAX_NOTE)).is_ok(), "characters, not bytes");
         assert!(WitnessRefused::Token.to_string().contains("serial number"));
-        let no_serial =
-            WitnessedGeneration::record(ApplicationId::new("ABCDEFGHJKMN").unwrap(), OperatorId::new("alice").unwrap(), " ", "x", NOW);
+        let no_serial = WitnessedGeneration::record(
+            ApplicationId::new("ABCDEFGHJKMN").unwrap(),
+            OperatorId::new("alice").unwrap(),
+            " ",
+            "x",
+            NOW,
+        );
         assert_eq!(no_serial, Err(WitnessRefused::Token));
     }
 

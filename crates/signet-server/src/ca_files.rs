@@ -372,8 +372,7 @@ pub fn sealing_key(dir: &Path) -> Result<signet_pki::seal::SealingKey, CaSetupEr
         }
         Err(e) => return Err(CaSetupError::Io { path: p, source: e }),
     };
-    SealingKey::from_bytes(&bytes)
-        .map_err(|e| CaSetupError::Config { path: p, message: e.to_string() })
+    SealingKey::from_bytes(&bytes).map_err(|e| CaSetupError::Config { path: p, message: e.to_string() })
 }
 
 /// Reads `ca.toml`, opens the issuing key and checks it against its certificate.

@@ -32,12 +32,12 @@ use signet_ra::audit::{AuditAction, AuditEvent, AuditRecord};
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
+use signet_ra::token_stock::TokenSerial;
+use signet_ra::token_stock::TokenStockStore;
 use signet_ra::vetting::{
     self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
     IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
 };
-use signet_ra::token_stock::TokenSerial;
-use signet_ra::token_stock::TokenStockStore;
 use signet_ra::witness::{WitnessRefused, WitnessStore, WitnessedGeneration};
 use signet_store::{QueueFilter, StateFilter};
 use time::{Date, OffsetDateTime};
@@ -1067,7 +1067,10 @@ async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields
     {
         return Err(Refusal::Invalid(Errors::from([(
             "token_serial".to_owned(),
-            format!("The token shipped for this application has serial {}; witness the generation on that token.", shipped.serial),
+            format!(
+                "The token shipped for this application has serial {}; witness the generation on that token.",
+                shipped.serial
+            ),
         )])));
     }
     match s.store.record_witness(&witness, witness.event()).await {

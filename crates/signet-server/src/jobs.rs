@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use signet_ra::key_recovery::KeyRecoveryStore;
 use signet_ra::application::{Actor, Application, ApplicationId, ApplicationStore, Command};
 use signet_ra::delivery::RetryPolicy;
 use signet_ra::issuance::StoreError;
+use signet_ra::key_recovery::KeyRecoveryStore;
 use signet_ra::vetting::{self, DeadlineAction};
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinHandle;

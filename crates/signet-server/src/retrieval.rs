@@ -48,8 +48,10 @@ use signet_ra::application::{
 use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::{EscrowedKey, KeyRecoveryStore};
 use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
+use signet_ra::token_stock::{
+    DeliveredKey, Delivery, ShipmentChallenge, StockState, StockToken, TokenSerial, TokenStockStore,
+};
 use signet_ra::vetting::Deadline;
-use signet_ra::token_stock::{Delivery, DeliveredKey, ShipmentChallenge, StockState, StockToken, TokenSerial, TokenStockStore};
 use signet_ra::witness::WitnessStore;
 
 use crate::api::{base64_field, chain_pem};
@@ -237,8 +239,9 @@ async fn retrieve(
     };
     let key_proof = match &shipped {
         Some(t) => json!({ "method": "shipment-key", "token_serial": t.serial.as_str() }),
-        None => hardware_key_proof(&state, &transition.application, &csr, &attestation, req.token_serial.as_deref())
-            .await?,
+        None => {
+            hardware_key_proof(&state, &transition.application, &csr, &attestation, req.token_serial.as_deref()).await?
+        }
     };
     let pending = prepare_encryption(&state, &transition.application, transport_key).await?;
     let (cert, profile) = issue(&state, &transition.application, &csr).await?;
@@ -603,8 +606,9 @@ pub(crate) fn attested(state: &AppState, csr: &[u8], attestation: &[Vec<u8>]) ->
     if proof.pin_policy == PinPolicy::Never {
         return Err(ApiError::Conflict {
             kind: "attestation-refused",
-            detail: "the attested key can be used without its PIN (PIN policy \"never\"); generate it with a PIN policy"
-                .into(),
+            detail:
+                "the attested key can be used without its PIN (PIN policy \"never\"); generate it with a PIN policy"
+                    .into(),
         });
     }
     Ok(json!({

@@ -65,7 +65,10 @@ fn context(serial: &TokenSerial) -> Vec<u8> {
 impl TransportPins {
     /// The PINs of `t`, opened.
     pub fn open(state: &AppState, t: &StockToken) -> Result<Self, StockError> {
-        let plain = state.sealing.open(&t.sealed_pins, &context(&t.serial)).map_err(|_| StockError::Sealing(t.serial.clone()))?;
+        let plain = state
+            .sealing
+            .open(&t.sealed_pins, &context(&t.serial))
+            .map_err(|_| StockError::Sealing(t.serial.clone()))?;
         serde_json::from_slice(&plain).map_err(|_| StockError::Sealing(t.serial.clone()))
     }
 }

@@ -1034,6 +1034,14 @@ impl TokenSession {
         Ok(())
     }
 
+    /// Deletes a transport key whose encryption key will never come (the server refused).
+    pub fn discard_transport_key(&self, key: TransportKey) -> Result<(), TokenError> {
+        for object in [Some(key.private), key.public].into_iter().flatten() {
+            self.session.destroy_object(object).map_err(device)?;
+        }
+        Ok(())
+    }
+
     /// The identity key labelled `label` and its certificate (DER): what a renewal replaces.
     /// [`TokenError::KeyNotFound`] if there is no such key, or if it has no certificate.
     pub fn certified_key(&self, label: &str) -> Result<(IdentityKey, Vec<u8>), TokenError> {

@@ -23,8 +23,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use signet_pki::KeyAlgorithm;
 use signet_ra::application::{ActivationCode, ApplicationId};
 use signet_ra::renewal::proof_message;
-use signet_token::TokenError;
 use signet_ra::token_stock::{TokenSerial, renewal_message, shipment_message};
+use signet_token::TokenError;
 use signet_token::subscriber::{IdentityKey, SubscriberToken, TokenSession, TransportKey, UnlockCode, readiness};
 
 type Error = Box<dyn std::error::Error>;
@@ -252,12 +252,24 @@ async fn retrieve_steps(
     if let Some(chain) = session.piv_attestation(&key)? {
         body["attestation"] = chain.iter().map(|c| b64.encode(c)).collect::<Vec<_>>().into();
     }
-    let request = endpoint.request("/api/v1/retrieval", body, "retrieval");
-    let (key, answer) = match begun {
-        // A shipped token keeps the key whatever happens: if the answer was lost, running the
-        // command again delivers the certificate for it.
-        Some(_) => (key, request.await?),
-        None => send_or_discard(steps, &session, key, request).await?,
+    let answer = match endpoint.request("/api/v1/retrieval", body, "retrieval").await {
+        Ok(answer) => answer,
+        // The answer may have been lost after the server issued: a token from the stock keeps
+        // the key pair and the transport key, and running the command again delivers the
+        // certificates for them.
+        Err(e) if begun.is_some() && !e.is::<Refused>() => return Err(e),
+        // Refused, so nothing was issued; or a token of the applicant's own, which the server
+        // cannot deliver to again: the token keeps no key without a purpose.
+        Err(e) => {
+            let discarded = session.discard(key).and_then(|()| match transport {
+                Some(t) => session.discard_transport_key(t),
+                None => Ok(()),
+            });
+            if let Err(d) = discarded {
+                steps.pause(|| eprintln!("warning: the unused keys stayed on the token: {d}"));
+            }
+            return Err(e);
+        }
     };
 
     steps.start(5, "Writing the certificate and chain to the token");
@@ -530,6 +542,18 @@ fn refused(what: &str, status: u16, answer: &[u8]) -> String {
     format!("the server refused the {what}: {detail}")
 }
 
+/// The server answered with a refusal: nothing was issued.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// The answer to `begin`.
 #[derive(serde::Deserialize)]
 struct Begun {
@@ -606,7 +630,7 @@ impl Endpoint {
             (200 | 201, answer) => {
                 Ok(serde_json::from_slice(&answer).map_err(|e| format!("the server's answer is malformed: {e}"))?)
             }
-            (status, answer) => Err(refused(what, status, &answer).into()),
+            (status, answer) => Err(Box::new(Refused(refused(what, status, &answer)))),
         }
     }
 

@@ -17,8 +17,8 @@ use signet_ra::application::{
 };
 use signet_ra::lockout::{AttemptScope, AttemptStore};
 use signet_ra::notify::{MessageKind, Notifier};
+use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore, shipment_message};
 use signet_ra::vetting::DeadlinePolicy;
-use signet_ra::token_stock::{TokenSerial, TokenStockStore};
 use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_ra::{Clock, FakeClock};
 use signet_server::{Running, ServerConfig};
@@ -42,6 +42,7 @@ impl World {
 
     /// A world whose server trusts the attestation roots in `attestation_roots` (PEM).
     async fn start_with(attestation_roots: Option<PathBuf>) -> Self {
+        log_buffer();
         let dir = tempfile::tempdir().unwrap();
         let settings = ServerConfig {
             data_dir: Some(dir.path().join("data")),
@@ -105,7 +106,8 @@ impl World {
         let args = ["admin", "token", "provision", "--data-dir", file(&data), "--module", SOFTHSM, "--label", label];
         let (ok, out, err) = self.signet(&args, &[]).await;
         assert!(ok, "{out}{err}");
-        let serial = out.strip_prefix("Token ").and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{out}"));
+        let serial =
+            out.strip_prefix("Token ").and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{out}"));
         TokenSerial::new(serial).unwrap()
     }
 
@@ -347,9 +349,7 @@ fn file(path: &Path) -> &str {
 async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (World, ApplicationId, String) {
     let w = World::start().await;
     let (app, code) = w.ready_application(cert_type, 10).await;
-    let slot = w.slot_of(&format!("ECA {app}")).await;
-    let args = ["--key-type", key_type, "--slot", &slot];
-    let (ok, out, err) = w.retrieve(&app, &code, &args, &[("SIGNET_NEW_PIN", PIN)]).await;
+    let (ok, out, err) = w.retrieve(&app, &code, &["--key-type", key_type], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(ok, "{out}\n{err}");
 
     // The unlock code is shown once, with its warning, and works as the SO PIN.
@@ -387,7 +387,11 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
     let mut labels: Vec<&str> =
         objects.iter().filter(|o| o.starts_with("Private Key Object")).map(|o| field(o, "label")).collect();
     labels.sort_unstable();
-    assert_eq!(labels, [encryption_label.as_str(), key_label.as_str()], "{objects:#?}");
+    let mut expected = vec![encryption_label.as_str(), key_label.as_str()];
+    if ["medium-token", "medium-hardware"].contains(&cert_type) {
+        expected.push("signet shipment key");
+    }
+    assert_eq!(labels, expected, "{objects:#?}");
     let private: Vec<&String> =
         objects.iter().filter(|o| o.starts_with("Private Key Object") && field(o, "label") == key_label).collect();
     assert_eq!(field(private[0], "Access"), "sensitive, always sensitive, never extractable, local", "{objects:#?}");
@@ -437,12 +441,11 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
         let (ok, _, err) = w.retrieve(&app, &code, args, &[("SIGNET_PIN", PIN)]).await;
         assert!(!ok && err.contains("already holds the identity key and certificate"), "{err}");
     }
-    // On another token, the server refuses: the certificates went onto the shipped token, and the
-    // other token keeps no key.
+    // On another token, the server refuses the spent code, and that token keeps no key.
     let other = signet_testkit::softhsm_conf(&w.path("other-token"));
     let other_env = [("SOFTHSM2_CONF", other.to_str().unwrap()), ("SIGNET_NEW_PIN", PIN)];
     let (ok, _, err) = w.retrieve(&app, &code, &[], &other_env).await;
-    assert!(!ok && err.contains("insert that token"), "{err}");
+    assert!(!ok && err.contains("already retrieved; an activation code works once"), "{err}");
     let keys = must(
         "pkcs11-tool",
         &["--module", SOFTHSM, "--token-label", &token_label, "--login", "--pin", PIN, "-O"],
@@ -450,7 +453,7 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
     );
     assert!(!keys.contains("Private Key Object"), "the refused attempt's key pair was removed: {keys}");
     let keys = w.objects(&token_label).iter().filter(|o| o.starts_with("Private Key Object")).count();
-    assert_eq!(keys, 2, "the first token is untouched: its identity and encryption keys");
+    assert_eq!(keys, 3, "the first token is untouched: its identity, encryption and shipment keys");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,7 +612,7 @@ async fn retrieval_after_the_thirty_day_deadline_fails() {
     let slot = w.slot_of(&format!("ECA {app}")).await;
     let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(!ok && err.contains("the retrieval deadline") && err.contains("has passed"), "{err}");
-    assert!(!w.objects(&format!("ECA {app}")).iter().any(|o| o.starts_with("Private Key Object")));
+    assert!(!w.public_objects(&format!("ECA {app}")).contains("signet personalized"), "the token was not touched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -803,4 +806,302 @@ async fn hardware_types_need_an_attestation_or_a_witness() {
     let records = w.server.state.store().audit_records().await.unwrap();
     let retrieved = records.iter().find(|r| r.action == "application-retrieved").unwrap();
     assert!(retrieved.details.contains("\"attestation\"") && retrieved.details.contains("20000000"), "{retrieved:?}");
+}
+
+/// A proxy in front of the server that loses the answer to the first retrieval (the
+/// connection drops after the server issued) and keeps every retrieval request it saw.
+struct LossyProxy {
+    url: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LossyProxy {
+    async fn start(upstream: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                let (upstream, seen, lost) = (upstream.clone(), seen.clone(), lost.clone());
+                tokio::spawn(async move {
+                    let request = read_message(&mut client).await;
+                    let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                    server.write_all(&request).await.unwrap();
+                    let response = read_message(&mut server).await;
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if text.starts_with("POST /api/v1/retrieval HTTP/1.1") {
+                        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+                        seen.lock().unwrap().push(body);
+                        if !lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            return; // the answer is lost on the way back
+                        }
+                    }
+                    client.write_all(&response).await.unwrap();
+                });
+            }
+        });
+        Self { url, requests }
+    }
+}
+
+/// One HTTP/1.1 message with a Content-Length body (all this server and client send).
+async fn read_message(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                return buf;
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            return buf;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `curl` POSTs `body` (JSON) to `path` on the server; returns the status and the answer.
+fn post(base: &str, path: &str, body: &str) -> (String, String) {
+    let url = format!("{base}{path}");
+    let out = must(
+        "curl",
+        &["-s", "-w", "\n%{http_code}", "-H", "content-type: application/json", "--data", body, &url],
+        &[],
+    );
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (status.to_owned(), body.to_owned())
+}
+
+/// The applicant's main path: the token arrives from the RA's stock, bound to the application
+/// at shipment; at home, with no operator involved, `signet token retrieve` sets the
+/// subscriber's PINs and proves with the shipment key that it runs on that very token. The
+/// first answer is lost on the way; running the command again delivers the same certificates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_token_proves_itself_and_a_lost_answer_is_delivered_again() {
+    let w = World::start().await;
+    let (app, code) = w.ready_application("medium-token", 10).await;
+    let token_label = format!("ECA {app}");
+    let slot = w.slot_of(&token_label).await;
+    let store = w.server.state.store();
+    let token = store.token_of(&app).await.unwrap().expect("shipped from the stock");
+    let pins = signet_server::stock::TransportPins::open(&w.server.state, &token).unwrap();
+    let issued = || async { store.account_certificates(&app).await.unwrap().len() };
+
+    // The first answer never arrives: the server issued, the client saw a dropped connection.
+    let proxy = LossyProxy::start(&w.server.base_url).await;
+    let args = ["token", "retrieve", "--server", &proxy.url, "--module", SOFTHSM, "--application", app.as_str()];
+    let env = [
+        ("SIGNET_ACTIVATION_CODE", code.as_str()),
+        ("SIGNET_PASSWORD", PASSWORD),
+        ("SIGNET_NEW_PIN", PIN),
+        ("RUST_LOG", "trace"),
+    ];
+    let (ok, first_out, first_err) =
+        w.signet(&[&args[..], &["--slot", &slot, "--key-type", "p-256"]].concat(), &env).await;
+    assert!(!ok, "the answer was lost: {first_out}{first_err}");
+    assert_eq!(issued().await, 2, "identity and encryption certificates were issued");
+
+    // The captured request, sent again as it was, is refused: its challenge answered once.
+    let captured = proxy.requests.lock().unwrap()[0].clone();
+    let (status, body) = post(&w.server.base_url, "/api/v1/retrieval", &captured);
+    assert!(status == "409" && body.contains("shipment-proof-refused"), "{status} {body}");
+    // A proof signed by a key of the client's own (not the token's) is refused too.
+    let begin = serde_json::json!({
+        "application": app.as_str(), "activation_code": code, "password": PASSWORD, "token_serial": token.serial.as_str()
+    });
+    let (status, begun) = post(&w.server.base_url, "/api/v1/retrieval/begin", &begin.to_string());
+    assert_eq!(status, "200", "{begun}");
+    let begun: serde_json::Value = serde_json::from_str(&begun).unwrap();
+    assert!(begun.get("transport_pins").is_none(), "no PINs once the certificates are delivered: {begun}");
+    let mut forged: serde_json::Value = serde_json::from_str(&captured).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let csr = b64.decode(forged["csr"].as_str().unwrap()).unwrap();
+    let nonce = begun["challenge"].as_str().unwrap();
+    let (message, key, sig) = (w.path("proof.bin"), w.path("soft.key"), w.path("proof.sig"));
+    std::fs::write(&message, shipment_message(nonce, &app, &token.serial, &csr)).unwrap();
+    must("openssl", &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", file(&key)], &[]);
+    must("openssl", &["dgst", "-sha256", "-sign", file(&key), "-out", file(&sig), file(&message)], &[]);
+    forged["challenge"] = nonce.into();
+    forged["shipment_signature"] = b64.encode(std::fs::read(&sig).unwrap()).into();
+    let (status, body) = post(&w.server.base_url, "/api/v1/retrieval", &forged.to_string());
+    assert!(status == "409" && body.contains("did not sign this request"), "{status} {body}");
+    assert_eq!(issued().await, 2, "refusals issue nothing");
+
+    // Run again on the same token: the same certificates, nothing issued twice.
+    let (ok, out, err) =
+        w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_PIN", PIN), ("RUST_LOG", "trace")]).await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(issued().await, 2, "delivered again, not issued again");
+    let escrows = store.account_certificates(&app).await.unwrap();
+    let encryption = escrows.iter().find(|c| c.profile == "medium-token-encryption").unwrap();
+    use signet_ra::key_recovery::KeyRecoveryStore;
+    assert!(store.escrow_of_serial(&encryption.serial.to_hex()).await.unwrap().is_some());
+    assert!(out.contains(&encryption.serial.to_hex()), "{out}");
+
+    // What landed: keys born on the token, never extractable, beside the shipment key.
+    let objects = w.objects(&token_label);
+    for label in [format!("ECA identity {app}"), "signet shipment key".to_owned()] {
+        let key = objects
+            .iter()
+            .find(|o| o.starts_with("Private Key Object") && field(o, "label") == label)
+            .unwrap_or_else(|| panic!("{label}: {objects:#?}"));
+        assert_eq!(field(key, "Access"), "sensitive, always sensitive, never extractable, local", "{key}");
+    }
+    let id = field(
+        objects
+            .iter()
+            .find(|o| o.starts_with("Private Key Object") && field(o, "label") == format!("ECA identity {app}"))
+            .unwrap(),
+        "ID",
+    )
+    .to_owned();
+    let leaf = w.read_certificate(&token_label, &["--id", &id], "leaf");
+    w.read_certificate(&token_label, &["--label", "Signet Dev ECA 1"], "issuing");
+    w.read_certificate(&token_label, &["--label", "Signet Dev Root CA"], "root");
+    w.verifies(&leaf, common::MEDIUM_TOKEN);
+    w.check_encryption_key(&token_label, &app, common::MEDIUM_TOKEN);
+    assert!(matches!(store.token_of(&app).await.unwrap().unwrap().state, StockState::Retrieved(..)));
+
+    // The transport PINs were never shown, logged or kept in clear.
+    let mut seen = format!("{first_out}{first_err}{out}{err}");
+    for f in ["signet.db", "signet.db-wal"] {
+        if let Ok(bytes) = std::fs::read(w.path("data").join(f)) {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    seen.push_str(&logged());
+    for pin in [&pins.user, &pins.so] {
+        assert!(!seen.contains(pin.as_str()), "a transport PIN leaked");
+    }
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
+/// Each wrong token is refused before anything is issued, and the activation code stays
+/// unspent: another application's token, a token not from the stock, a blank token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_token_shipped_for_the_application_retrieves() {
+    let w = World::start().await;
+    let (app, code) = w.ready_application("medium-hardware", 10).await;
+    let store = w.server.state.store();
+    // Another application's token, from the stock, in its own token directory.
+    let theirs = signet_testkit::softhsm_conf(&w.path("theirs"));
+    let theirs_env = ("SOFTHSM2_CONF", theirs.to_str().unwrap());
+    let data = w.path("data");
+    let provision = ["admin", "token", "provision", "--data-dir", file(&data), "--module", SOFTHSM];
+    let (ok, out, err) = w.signet(&provision, &[theirs_env]).await;
+    assert!(ok, "{out}{err}");
+    let other_app = ApplicationId::generate();
+    let their_serial =
+        TokenSerial::new(out.strip_prefix("Token ").unwrap().split_whitespace().next().unwrap()).unwrap();
+    w.walk(other_app.clone(), "medium-token", 10, Some(&their_serial)).await;
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &[theirs_env, ("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("is not the one the RA shipped for application"), "{err}");
+    // A token set up outside the stock.
+    let foreign = signet_testkit::softhsm_conf(&w.path("foreign"));
+    let foreign_env = ("SOFTHSM2_CONF", foreign.to_str().unwrap());
+    let init = ["--init-token", "--free", "--label", "mine", "--so-pin", "12345678", "--pin", PIN];
+    must("softhsm2-util", &init, &[foreign_env]);
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &[foreign_env, ("SIGNET_PIN", PIN)]).await;
+    assert!(!ok && err.contains("is not the one the RA shipped for application"), "{err}");
+    // A blank token of the applicant's own: told to insert the shipped one.
+    let blank = signet_testkit::softhsm_conf(&w.path("blank"));
+    let (ok, _, err) =
+        w.retrieve(&app, &code, &[], &[("SOFTHSM2_CONF", blank.to_str().unwrap()), ("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(!ok && err.contains("insert that token"), "{err}");
+    assert!(store.account_certificates(&app).await.unwrap().is_empty(), "nothing was issued");
+
+    // The code still works on the right token.
+    let slot = w.slot_of(&format!("ECA {app}")).await;
+    let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
+/// At the counter, an operator may witness the key being generated on a token that did not
+/// come from the stock; the witness names the token's serial and only that token retrieves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witnessed_generation_names_its_token() {
+    let w = World::start().await;
+    let conf = [("SOFTHSM2_CONF", w.softhsm_conf.to_str().unwrap())];
+    must("softhsm2-util", &["--init-token", "--free", "--label", "mine", "--so-pin", "12345678", "--pin", PIN], &conf);
+    let listing = must("pkcs11-tool", &["--module", SOFTHSM, "-L"], &conf);
+    let serial = listing
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("serial num"))
+        .map(|v| v.trim_start_matches([' ', ':']).trim().to_owned())
+        .unwrap_or_else(|| panic!("{listing}"));
+    let store = w.server.state.store();
+    let witnessed = |app: &ApplicationId, serial: &str| {
+        let w = WitnessedGeneration::record(
+            app.clone(),
+            OperatorId::new("alice").unwrap(),
+            serial,
+            "RA office",
+            w.clock.now(),
+        );
+        w.unwrap()
+    };
+
+    // Witnessed on another token: this one is refused, and keeps no key.
+    let (app, code) = w.unwitnessed_application("medium-token", 10).await;
+    let record = witnessed(&app, "0000000000000000");
+    store.record_witness(&record, record.event()).await.unwrap();
+    let (ok, _, err) = w.retrieve(&app, &code, &[], &[("SIGNET_PIN", PIN)]).await;
+    assert!(!ok && err.contains("was on token 0000000000000000, not on this one"), "{err}");
+    assert!(store.account_certificates(&app).await.unwrap().is_empty());
+    assert!(!w.objects("mine").iter().any(|o| o.starts_with("Private Key Object")), "the refused key was removed");
+
+    // Witnessed on this token: retrieved, and the audit names the token.
+    let (app, code) = w.unwitnessed_application("medium-token", 10).await;
+    let record = witnessed(&app, &serial);
+    store.record_witness(&record, record.event()).await.unwrap();
+    let (ok, out, err) = w.retrieve(&app, &code, &[], &[("SIGNET_PIN", PIN)]).await;
+    assert!(ok, "{out}\n{err}");
+    let records = store.audit_records().await.unwrap();
+    let retrieved = records.iter().find(|r| r.action == "application-retrieved").unwrap();
+    assert!(retrieved.details.contains("\"witnessed\"") && retrieved.details.contains(&serial), "{retrieved:?}");
+}
+
+/// Everything the server and this process log, at every level: the tests look in it for
+/// secrets that must never be logged.
+fn logged() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+        let sink = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        buffer
+    })
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
