@@ -36,6 +36,7 @@ const MAILDIR = required('SIGNET_MAILDIR');
 const SHOTS = required('SIGNET_SCREENSHOTS');
 const OPERATORS = JSON.parse(required('SIGNET_OPERATORS'));
 const CHROMIUM = process.env.SIGNET_CHROMIUM || '/usr/bin/chromium';
+const TOKEN_SERIAL = required('SIGNET_TOKEN_SERIAL');
 
 // What the applicant types.
 const APPLICANT = {
@@ -521,9 +522,14 @@ async function vet(browser, reference) {
   r = await act(bob, 'approve-form');
   await recorded(bob, r, reference, 'approved');
 
-  step('the token ships');
+  step('the token ships: a Medium Token needs the serial of a token from the stock');
   await bob.selectOption('#ship-carrier', 'ups');
   await bob.fill('#ship-tracking', '1Z999AA10123456785');
+  r = await act(bob, 'ship-form');
+  assert.equal(r.status(), 422);
+  assert.match(await bob.textContent('#token-serial-error'), /enter the serial number printed on the token/);
+  await shot(bob, 'console-ship-needs-token');
+  await bob.fill('#ship-token', TOKEN_SERIAL);
   r = await act(bob, 'ship-form');
   await recorded(bob, r, reference, 'token-shipped');
   const history = await bob.textContent('#history');

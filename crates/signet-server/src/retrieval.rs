@@ -63,7 +63,10 @@ use crate::stock::TransportPins;
 
 /// Routes of certificate retrieval.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/retrieval", post(retrieve)).route("/api/v1/retrieval/begin", post(begin))
+    Router::new()
+        .route("/api/v1/retrieval", post(retrieve))
+        .route("/api/v1/retrieval/begin", post(begin))
+        .route("/api/v1/retrieval/check-token", post(check_token))
 }
 
 /// What every wrong reference, activation code or password is told.
@@ -206,6 +209,34 @@ async fn begin(
         expires_at: challenge.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         transport_pins,
     }))
+}
+
+/// Body of `POST /api/v1/retrieval/check-token`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckToken {
+    application: String,
+    token_serial: String,
+}
+
+/// `signet token readiness --application`: whether the inserted token is the one shipped for
+/// the application. Says no more than that: neither the shipped serial nor the application's
+/// state, so a reference alone tells a stranger nothing else.
+async fn check_token(
+    State(state): State<AppState>,
+    body: Result<Json<CheckToken>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(req) = body?;
+    let bad = |kind, detail: &str| ApiError::BadRequest { kind, detail: detail.to_owned() };
+    let id = ApplicationId::new(&req.application)
+        .map_err(|_| bad("bad-application", "an application reference is 12 letters and digits"))?;
+    let serial = TokenSerial::new(&req.token_serial).map_err(|e| bad("bad-token-serial", &e.to_string()))?;
+    let verdict = match state.store.token_of(&id).await? {
+        Some(t) if t.serial == serial => "shipped-for-this-application",
+        Some(_) => "another-token",
+        None => "no-token-from-stock",
+    };
+    Ok(Json(json!({ "verdict": verdict })))
 }
 
 #[tracing::instrument(skip_all)]

@@ -46,6 +46,19 @@ pub(crate) enum TokenCommand {
         /// The PKCS#11 module, e.g. /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so.
         #[arg(long)]
         module: PathBuf,
+        /// Also check that the inserted token is the one the RA shipped for this application
+        /// (needs --server).
+        #[arg(long, requires = "server")]
+        application: Option<String>,
+        /// The Signet server, for --application.
+        #[arg(long)]
+        server: Option<String>,
+        /// Trust these CA certificates (PEM) for the server's TLS certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The token's slot, when several tokens are inserted.
+        #[arg(long)]
+        slot: Option<u64>,
     },
     /// Retrieve your certificates (identity, and encryption with its escrowed key) onto your token
     /// with the emailed activation code.
@@ -109,16 +122,71 @@ pub(crate) struct RenewArgs {
 
 pub(crate) async fn run(command: TokenCommand) -> Result<ExitCode, Error> {
     match command {
-        TokenCommand::Readiness { module } => {
+        TokenCommand::Readiness { module, application, server, ca_file, slot } => {
             let report = readiness(&module);
             println!("{report}");
-            Ok(if report.is_ready() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let mut ready = report.is_ready();
+            if let (Some(application), Some(server)) = (application, server) {
+                let shipped = shipped_token_check(&module, slot, &application, &server, ca_file.as_deref()).await?;
+                println!("{}", shipped.0);
+                ready &= shipped.1;
+            }
+            Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         TokenCommand::Retrieve(args) => retrieve(args).await.map(|()| ExitCode::SUCCESS),
         TokenCommand::Renew(args) => renew(args).await.map(|()| ExitCode::SUCCESS),
         TokenCommand::Pin { command } => crate::token_care::pin(command),
         TokenCommand::Status(args) => crate::token_care::status(args).await,
     }
+}
+
+/// Whether the inserted token is the one shipped for `application`: the sentence to print, and
+/// whether retrieval can go ahead with it.
+async fn shipped_token_check(
+    module: &Path,
+    slot: Option<u64>,
+    application: &str,
+    server: &str,
+    ca_file: Option<&Path>,
+) -> Result<(String, bool), Error> {
+    let application = ApplicationId::new(application)?;
+    let endpoint = Endpoint::new(server, ca_file)?;
+    let token = SubscriberToken::find_initialized(module, slot)?;
+    if !token.is_initialized() {
+        return Ok((
+            format!(
+                "application {application}: the inserted token is blank, so it is not a token the RA shipped; \
+                 insert the token that came in the mail"
+            ),
+            false,
+        ));
+    }
+    let body = serde_json::json!({ "application": application.as_str(), "token_serial": token.serial() });
+    let (status, answer) = endpoint.post_json("/api/v1/retrieval/check-token", body.to_string().into_bytes()).await?;
+    if status != 200 {
+        return Err(refused("token check", status, &answer).into());
+    }
+    let verdict: serde_json::Value = serde_json::from_slice(&answer)?;
+    let serial = token.serial();
+    Ok(match verdict["verdict"].as_str() {
+        Some("shipped-for-this-application") => {
+            (format!("application {application}: token {serial} is the one the RA shipped for it"), true)
+        }
+        Some("another-token") => (
+            format!(
+                "application {application}: token {serial} is NOT the one the RA shipped for it; insert the token \
+                 that came in the mail (or choose it with --slot)"
+            ),
+            false,
+        ),
+        _ => (
+            format!(
+                "application {application}: no token from the RA's stock was shipped for it; your own token \
+                 {serial} will be used"
+            ),
+            true,
+        ),
+    })
 }
 
 /// A secret from its environment variable, or typed without echo.

@@ -192,6 +192,16 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     )
     .unwrap();
 
+    // The RA provisions the token it will ship, onto a SoftHSM2 token of its own.
+    let tokens = tmp.path().join("softhsm");
+    let softhsm_conf = signet_testkit::softhsm_conf(&tokens);
+    let provisioned = must(
+        SIGNET,
+        &["admin", "token", "provision", "--module", "/usr/lib/softhsm/libsofthsm2.so"],
+        &[("SIGNET_CONFIG", config.to_str().unwrap()), ("SOFTHSM2_CONF", softhsm_conf.to_str().unwrap())],
+    );
+    let token_serial = provisioned.strip_prefix("Token ").and_then(|r| r.split_whitespace().next()).unwrap().to_owned();
+
     // Debug logging: the walk below checks that no secret typed or issued reaches the log.
     let server = Server::start(&data, &[("SIGNET_CONFIG", config.to_str().unwrap()), ("RUST_LOG", "debug")]);
     let shots = screenshot_dir();
@@ -206,6 +216,7 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
         ("SIGNET_OPERATORS", operators_json),
         ("SIGNET_CHROMIUM", chromium()),
         ("SIGNET_APPLICANT_PASSWORD", APPLICANT_PASSWORD.to_owned()),
+        ("SIGNET_TOKEN_SERIAL", token_serial.clone()),
     ];
     let (ok, printed) = run_node(&e2e, &env, tmp.path());
     let log = server.log.lock().unwrap().clone();
@@ -218,6 +229,8 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     let sql = |query: &str| must("sqlite3", &[db.to_str().unwrap(), query], &[]);
     assert_eq!(sql("SELECT state FROM applications"), "token-shipped\n");
     let reference = sql("SELECT id FROM applications").trim().to_owned();
+    let bound = sql("SELECT serial || ' ' || state || ' ' || application FROM stock_tokens");
+    assert_eq!(bound.trim(), format!("{token_serial} shipped {reference}"), "the shipped token is bound to it");
     let trail =
         sql("SELECT action || ' ' || actor FROM audit_log WHERE subject = (SELECT id FROM applications) ORDER BY seq");
     assert_eq!(

@@ -1022,6 +1022,15 @@ async fn only_the_token_shipped_for_the_application_retrieves() {
     assert!(!ok && err.contains("insert that token"), "{err}");
     assert!(store.account_certificates(&app).await.unwrap().is_empty(), "nothing was issued");
 
+    // Readiness says which token is which before anything is tried.
+    let check =
+        ["token", "readiness", "--module", SOFTHSM, "--application", app.as_str(), "--server", &w.server.base_url];
+    let (ok, out, _) = w.signet(&check, &[theirs_env]).await;
+    assert!(!ok && out.contains("is NOT the one the RA shipped for it"), "{out}");
+    let (ok, out, _) = w.signet(&check, &[]).await;
+    assert!(ok && out.contains("is the one the RA shipped for it"), "{out}");
+    assert!(!out.contains("ERROR"), "no module noise: {out}");
+
     // The code still works on the right token.
     let slot = w.slot_of(&format!("ECA {app}")).await;
     let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
