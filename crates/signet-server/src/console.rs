@@ -1137,7 +1137,7 @@ async fn shipped_token(s: &AppState, id: &ApplicationId, f: &Fields) -> Result<O
         if s.needs_hardware_key(&app) {
             return Err(field_error(format!(
                 "A {} certificate ships on a token from the stock: enter the serial number printed on the token.",
-                app.form().certificate.cert_type()
+                type_name(s, app.form().certificate.cert_type())
             )));
         }
         return Ok(None);
