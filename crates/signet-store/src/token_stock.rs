@@ -163,6 +163,13 @@ impl TokenStockStore for Store {
     }
 
     async fn save_challenge(&self, ch: &ShipmentChallenge) -> Result<(), StoreError> {
+        // Challenges that lapsed unanswered go as new ones come, so the table stays small.
+        let issued_at = ch.expires_at - signet_ra::token_stock::CHALLENGE_LIFETIME;
+        sqlx::query("DELETE FROM shipment_challenges WHERE expires_at < $1")
+            .bind(issued_at.unix_timestamp())
+            .execute(self.pool())
+            .await
+            .map_err(backend_error)?;
         sqlx::query("INSERT INTO shipment_challenges (nonce, application, serial, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(ch.nonce.clone())
             .bind(ch.application.as_str().to_owned())
