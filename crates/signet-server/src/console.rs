@@ -66,6 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/applications/{id}/{action}", post(application_post))
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
+        .merge(crate::console_stock::router())
 }
 
 pub(crate) fn when(t: OffsetDateTime) -> String {

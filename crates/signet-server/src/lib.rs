@@ -23,6 +23,7 @@ pub mod ca_files;
 mod cmc;
 pub mod config;
 mod console;
+mod console_stock;
 mod crl;
 mod error;
 pub mod forms_pdf;

@@ -13,9 +13,12 @@ mod browser;
 
 use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
 use axum::http::StatusCode;
 use browser::{Browser, Page};
+use signet_pki::RevocationReason;
 use signet_pki::escrow::{EncryptionKey, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, OrganizationName};
@@ -25,14 +28,17 @@ use signet_ra::application::{
 };
 use signet_ra::audit::verify_chain;
 use signet_ra::fixtures::{sample_form, vetting_plan};
+use signet_ra::issuance::StoredStatus;
 use signet_ra::key_recovery::{AgentDesignation, EscrowedKey, KeyRecoveryStore, RecoveryRequest, RecoveryState};
 use signet_ra::lockout::REFUSED;
 use signet_ra::operator::{Operator, OperatorStore, Role, operator_password};
+use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore};
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::witness::WitnessStore;
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
+use signet_server::stock::{self, Provisioned, TransportPins};
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
 use time::macros::{datetime, format_description};
@@ -446,7 +452,14 @@ async fn vetting_run(backend: &str) {
     )
     .await;
     refused(&c, &mut a, &id, "reject", &[("reason", "   ")], &["Write the reason the applicant will read."]).await;
-    let page = accepted(&mut a, &id, "ship", &[("carrier", "fedex"), ("tracking", "1234 5678 9012")]).await;
+    in_stock(&c, "VT-0001").await;
+    let page = accepted(
+        &mut a,
+        &id,
+        "ship",
+        &[("carrier", "fedex"), ("tracking", "1234 5678 9012"), ("token_serial", "VT-0001")],
+    )
+    .await;
     assert!(page.body.contains("<dt>Token shipped</dt><dd>FedEx 123456789012</dd>"), "{}", page.body);
     assert_eq!(state_of(&c, &id).await, "token-shipped");
 
@@ -640,6 +653,37 @@ async fn walked(c: &Console, cert_type: &str, steps: usize) -> ApplicationId {
     app.id().clone()
 }
 
+/// Puts a provisioned token with `serial` in the stock, as `signet admin token provision` does
+/// after reading it off the token. Its shipment key is a software P-256 key here: the store
+/// keeps only the public half, so no PKCS#11 is needed. Returns the key.
+async fn in_stock(c: &Console, serial: &str) -> EcdsaKeyPair {
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    // SubjectPublicKeyInfo of an uncompressed P-256 point: the fixed id-ecPublicKey/prime256v1
+    // header, then the point.
+    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    spki.extend_from_slice(key.public_key().as_ref());
+    let provisioned = Provisioned {
+        serial: serial.into(),
+        model: "SoftHSM v2".into(),
+        manufacturer: "SoftHSM project".into(),
+        shipment_key: spki,
+        pins: TransportPins { user: "transport-user-pin".into(), so: "transport-so-pin".into() },
+    };
+    let t = stock::add(&c.state, provisioned, "cli:ra").await.unwrap();
+    assert_eq!(t.state, StockState::InStock);
+    key
+}
+
+fn serial(s: &str) -> TokenSerial {
+    TokenSerial::new(s).unwrap()
+}
+
+/// Where the stock token `serial` is.
+async fn token_state(c: &Console, s: &str) -> StockState {
+    c.state.store().stock_token(&serial(s)).await.unwrap().expect("in the stock").state
+}
+
 /// The audit rows with `action`.
 async fn audited(c: &Console, action: &str) -> Vec<signet_ra::audit::AuditRecord> {
     c.state.store().audit_records().await.unwrap().into_iter().filter(|r| r.action == action).collect()
@@ -688,27 +732,55 @@ async fn witness_run(backend: &str) {
     let page = a.get(&format!("/console/applications/{shipped}")).await;
     assert!(page.body.contains("id=\"witness-form\""), "{backend}: offered once shipped: {}", page.body);
 
-    // Medium Token, certificates ready: offered, nothing witnessed yet.
+    // Medium Token, certificates ready: offered, nothing witnessed yet. (Walked through the
+    // domain, so no stock token is bound: any well-formed serial is taken.)
     let id = walked(&c, "medium-token", 8).await;
     assert_eq!(state_of(&c, &id).await, "certificates-ready");
     let path = format!("/console/applications/{id}");
     let witness = format!("{path}/witness");
     let page = a.get(&path).await;
     assert_eq!(page.status, StatusCode::OK);
-    has(&page, &["id=\"witness-form\"", &format!("action=\"{witness}\""), "name=\"note\""]);
+    has(
+        &page,
+        &[
+            "id=\"witness-form\"",
+            &format!("action=\"{witness}\""),
+            "<label for=\"witness-token\">Serial number printed on the token</label>",
+            "name=\"token_serial\"",
+            "name=\"note\"",
+        ],
+    );
     assert!(!page.body.contains("id=\"witnessed\""));
+
+    // The serial is required: blank or malformed, the field says so and nothing is stored.
+    for bad in ["", "  ", "0012 345", "x;y"] {
+        let before = audit_len(&c).await;
+        let p = a.post(&witness, &[("token_serial", bad), ("note", "RA office Seattle")]).await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend} {bad:?}: {}", p.body);
+        has(
+            &p,
+            &[
+                "Please correct the fields marked below. Nothing was recorded.",
+                "enter the serial number printed on the token the key was generated on",
+                ">RA office Seattle</textarea>",
+            ],
+        );
+        assert_eq!(c.state.store().witness(&id).await.unwrap(), None, "{backend}: nothing stored");
+        assert_eq!(audit_len(&c).await, before, "{backend}: nothing audited");
+    }
 
     // An empty or blank note: 422, the field explained, nothing stored.
     for blank in ["", "   \n  "] {
         let before = audit_len(&c).await;
-        let p = a.post(&witness, &[("note", blank)]).await;
+        let p = a.post(&witness, &[("token_serial", "0012345"), ("note", blank)]).await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
         has(
             &p,
             &[
                 "Please correct the fields marked below. Nothing was recorded.",
-                "describe the witnessed generation, e.g. the token&#39;s serial number",
+                "describe the witnessed generation, e.g. where it took place",
                 "id=\"witness-form\"",
+                "value=\"0012345\"",
             ],
         );
         assert_eq!(c.state.store().witness(&id).await.unwrap(), None, "{backend}: nothing stored");
@@ -716,45 +788,74 @@ async fn witness_run(backend: &str) {
     }
     // Too long (501 characters): refused too, and what was typed is kept.
     let long = "x".repeat(501);
-    let p = a.post(&witness, &[("note", &long)]).await;
+    let p = a.post(&witness, &[("token_serial", "0012345"), ("note", &long)]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p.body.contains(&long), "the typed note is kept");
     assert_eq!(c.state.store().witness(&id).await.unwrap(), None);
 
-    // A proper note is recorded (trimmed), shown with the operator, and the form goes away.
-    let note = "YubiKey 5 NFC #0012345 <PIV>, RA office Seattle";
-    let p = a.post(&witness, &[("note", &format!("  {note}\n"))]).await;
+    // A proper record is kept (trimmed), shown with the operator and the token, and the form
+    // goes away.
+    let note = "YubiKey 5 NFC <PIV>, RA office Seattle";
+    let p = a.post(&witness, &[("token_serial", " 0012345 "), ("note", &format!("  {note}\n"))]).await;
     assert_eq!(p.location, Some(format!("{path}?done=witness")), "{backend}: {}", p.body);
     let page = a.get(p.location.as_deref().unwrap()).await;
     has(
         &page,
         &[
             "The witnessed key generation is recorded.",
-            "<p id=\"witnessed\">Key generation witnessed in person by alice on 2026-11-02 14:00 UTC: \
-             YubiKey 5 NFC #0012345 &#60;PIV&#62;, RA office Seattle</p>",
+            "<p id=\"witnessed\">Key generation witnessed in person by alice on 2026-11-02 14:00 UTC, on token \
+             0012345: YubiKey 5 NFC &#60;PIV&#62;, RA office Seattle</p>",
         ],
     );
     assert!(!page.body.contains("id=\"witness-form\""), "{backend}: recorded once, no longer offered");
     assert!(!page.body.contains("<PIV>"), "the note is escaped");
     let stored = c.state.store().witness(&id).await.unwrap().expect("recorded");
     assert_eq!((stored.operator.as_str(), stored.note.as_str(), stored.witnessed_at), ("alice", note, T0));
+    assert_eq!(stored.token, Some(serial("0012345")));
     let rows = audited(&c, "key-generation-witnessed").await;
     assert_eq!(rows.len(), 1, "{backend}");
     assert_eq!((rows[0].actor.as_str(), rows[0].subject.as_str()), ("operator:alice", id.as_str()));
     let details: serde_json::Value = serde_json::from_str(&rows[0].details).unwrap();
-    assert_eq!(details, serde_json::json!({ "note": note }));
+    assert_eq!(details, serde_json::json!({ "note": note, "token_serial": "0012345" }));
     assert_eq!(state_of(&c, &id).await, "certificates-ready", "the application itself does not move");
 
     // A second record, by another operator, is refused: 409, the first one stands.
     let page = b.get(&path).await;
     assert!(page.body.contains("id=\"witnessed\"") && !page.body.contains("id=\"witness-form\""));
     let before = audit_len(&c).await;
-    let again = b.post(&witness, &[("note", "Another token")]).await;
+    let again = b.post(&witness, &[("token_serial", "0012345"), ("note", "Another token")]).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{backend}: {}", again.body);
     assert!(again.body.contains("by alice on"), "the page still shows the recorded witness");
     assert!(again.body.contains("Not recorded: a witnessed key generation is already recorded"), "{}", again.body);
     assert_eq!(c.state.store().witness(&id).await.unwrap().unwrap().note, note);
     assert_eq!(audit_len(&c).await, before);
+
+    // Shipped through the console with a stock token: the witness must name that token.
+    let bound = walked(&c, "medium-hardware", 6).await;
+    in_stock(&c, "WT-0042").await;
+    a.get(&format!("/console/applications/{bound}")).await;
+    accepted(
+        &mut a,
+        &bound,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "WT-0042")],
+    )
+    .await;
+    refused(
+        &c,
+        &mut a,
+        &bound,
+        "witness",
+        &[("token_serial", "WT-0043"), ("note", "RA office Seattle")],
+        &[
+            "The token shipped for this application has serial WT-0042; witness the generation on that token.",
+            "value=\"WT-0043\"",
+        ],
+    )
+    .await;
+    assert_eq!(c.state.store().witness(&bound).await.unwrap(), None, "{backend}: another token is not witnessed");
+    accepted(&mut a, &bound, "witness", &[("token_serial", "WT-0042"), ("note", "RA office Seattle")]).await;
+    assert_eq!(c.state.store().witness(&bound).await.unwrap().unwrap().token, Some(serial("WT-0042")));
 
     // A software type (Medium), even with certificates ready: never offered, a post is refused.
     let software = walked(&c, "medium", 8).await;
@@ -763,7 +864,9 @@ async fn witness_run(backend: &str) {
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("id=\"witness-form\"") && !page.body.contains("id=\"witnessed\""));
     let before = audit_len(&c).await;
-    let p = a.post(&format!("/console/applications/{software}/witness"), &[("note", "YubiKey 5 #0099")]).await;
+    let p = a
+        .post(&format!("/console/applications/{software}/witness"), &[("token_serial", "0099"), ("note", "YubiKey 5")])
+        .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
     assert_eq!(c.state.store().witness(&software).await.unwrap(), None);
     assert_eq!(audit_len(&c).await, before);
@@ -781,6 +884,299 @@ async fn witness_run(backend: &str) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     assert!(c.state.store().verify_audit().await.unwrap().is_ok(), "{backend}: the audit chain is intact");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token stock: the shipment binds a stock token; the stock page
+
+#[tokio::test]
+async fn shipping_a_hardware_type_binds_a_stock_token() {
+    for backend in BACKENDS {
+        ship_run(backend).await;
+    }
+}
+
+async fn ship_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+    in_stock(&c, "ST-0001").await;
+    in_stock(&c, "ST-0002").await;
+    let id = walked(&c, "medium-token", 6).await;
+    let page = a.get(&format!("/console/applications/{id}")).await;
+    has(&page, &["<label for=\"ship-token\">", "name=\"token_serial\""]);
+    let fedex = |tracking: &'static str, token: &'static str| {
+        [("carrier", "fedex"), ("tracking", tracking), ("token_serial", token)]
+    };
+
+    // No serial for a hardware type: the field says why, beside the tracking number's own
+    // error when that is wrong too; nothing is stored.
+    let required =
+        "A medium-token certificate ships on a token from the stock: enter the serial number printed on the token.";
+    refused(&c, &mut a, &id, "ship", &fedex("1234 5678 9012", ""), &[required, "id=\"token-serial-error\""]).await;
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "ship",
+        &fedex("", ""),
+        &["Enter the tracking number.", required, "aria-describedby=\"token-serial-error\""],
+    )
+    .await;
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "ship",
+        &fedex("1234", "x;y"),
+        &["is not a FedEx tracking number", "a token serial is 1 to 32"],
+    )
+    .await;
+    // A serial the stock does not know.
+    refused(
+        &c,
+        &mut a,
+        &id,
+        "ship",
+        &fedex("1234 5678 9012", "ST-9999"),
+        &["token ST-9999 is not in the stock: provision it first", "value=\"ST-9999\""],
+    )
+    .await;
+    assert_eq!(c.state.store().token_of(&id).await.unwrap(), None);
+
+    // The right one ships, bound to the application in the same step.
+    let page = accepted(&mut a, &id, "ship", &fedex("1234 5678 9012", " ST-0001 ")).await;
+    assert!(page.body.contains("<dt>Token shipped</dt><dd>FedEx 123456789012</dd>"), "{}", page.body);
+    assert_eq!(state_of(&c, &id).await, "token-shipped");
+    let bound = c.state.store().token_of(&id).await.unwrap().expect("a token is bound");
+    assert_eq!((bound.serial.as_str(), bound.state), ("ST-0001", StockState::Shipped(id.clone())));
+    let shipped = audited(&c, "token-shipped").await;
+    assert_eq!(shipped.len(), 1, "{backend}: one event, the application's");
+    assert_eq!((shipped[0].actor.as_str(), shipped[0].subject.as_str()), ("operator:alice", id.as_str()));
+    let details: serde_json::Value = serde_json::from_str(&shipped[0].details).unwrap();
+    assert_eq!(details["token_serial"], "ST-0001", "{details}");
+
+    // The same token for another application is refused with where it is.
+    let other = walked(&c, "medium-hardware", 6).await;
+    a.get(&format!("/console/applications/{other}")).await;
+    refused(
+        &c,
+        &mut a,
+        &other,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784")],
+        &["A medium-hardware certificate ships on a token from the stock"],
+    )
+    .await;
+    refused(
+        &c,
+        &mut a,
+        &other,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "ST-0001")],
+        &[&format!("token ST-0001 is shipped for application {id}, so it cannot be shipped")],
+    )
+    .await;
+    assert_eq!(token_state(&c, "ST-0001").await, StockState::Shipped(id.clone()), "{backend}: still the first's");
+    assert_eq!(c.state.store().token_of(&other).await.unwrap(), None);
+    accepted(
+        &mut a,
+        &other,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "ST-0002")],
+    )
+    .await;
+    assert_eq!(token_state(&c, "ST-0002").await, StockState::Shipped(other.clone()));
+
+    // Medium keeps its software key: it ships without a serial, and no token is bound.
+    let software = walked(&c, "medium", 6).await;
+    a.get(&format!("/console/applications/{software}")).await;
+    accepted(&mut a, &software, "ship", &fedex("1234 5678 9012", "")).await;
+    assert_eq!(state_of(&c, &software).await, "token-shipped");
+    assert_eq!(c.state.store().token_of(&software).await.unwrap(), None);
+
+    assert!(c.state.store().verify_audit().await.unwrap().is_ok(), "{backend}: the audit chain is intact");
+}
+
+/// Issues a `medium-token-identity` certificate for `app` through the server's CA service, as
+/// retrieval does (actor `applicant:<reference>`); returns its serial (lowercase hex).
+async fn identity_certificate(c: &Console, app: &ApplicationId) -> String {
+    let key = EncryptionKey::generate().unwrap();
+    let application = c.state.store().load(app).await.unwrap().unwrap();
+    let order = application.form().person_order("medium-token-identity".into());
+    let actor = format!("{}:{app}", Actor::Applicant.audit_name());
+    c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
+}
+
+/// The stored status of each of `app`'s certificates, by serial.
+async fn statuses(c: &Console, app: &ApplicationId) -> Vec<(String, StoredStatus)> {
+    let certs = c.state.store().account_certificates(app).await.unwrap();
+    certs.into_iter().map(|c| (c.serial.to_hex(), c.status)).collect()
+}
+
+#[tokio::test]
+async fn token_stock_page_reports_lost_and_retires() {
+    for backend in BACKENDS {
+        stock_page_run(backend).await;
+    }
+}
+
+async fn stock_page_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+    let mut anonymous = Browser::new(&c.app);
+    assert_eq!(anonymous.get("/console/tokens").await.location.as_deref(), Some("/console/sign-in"));
+
+    // Empty at first; the nav links it.
+    let page = a.get("/console/tokens").await;
+    assert_eq!(page.status, StatusCode::OK);
+    has(&page, &["<a href=\"/console/tokens\">Tokens</a>", "No token has been provisioned yet."]);
+
+    in_stock(&c, "LS-0001").await;
+    in_stock(&c, "LS-0002").await;
+    in_stock(&c, "LS-0003").await;
+    let id = walked(&c, "medium-token", 6).await;
+    a.get(&format!("/console/applications/{id}")).await;
+    accepted(
+        &mut a,
+        &id,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "LS-0001")],
+    )
+    .await;
+    let identity = identity_certificate(&c, &id).await;
+    let encryption = escrowed_certificate(&c, &id).await;
+
+    // Every token with its serial, make, state in words (the application linked) and the date
+    // it was provisioned, readable.
+    let page = a.get("/console/tokens").await;
+    let rows = table(&page.body, "tokens");
+    assert_eq!(rows.len(), 3, "{backend}: {rows:?}");
+    let row_of = |rows: &[Vec<String>], s: &str| rows.iter().find(|r| r[0] == s).cloned().unwrap();
+    assert_eq!(
+        row_of(&rows, "LS-0001")[..4],
+        [
+            "LS-0001".to_owned(),
+            "SoftHSM project SoftHSM v2".into(),
+            format!("shipped for application {id}"),
+            "2 November 2026 by cli:ra".into()
+        ]
+    );
+    assert_eq!(row_of(&rows, "LS-0002")[2], "in stock");
+    has(
+        &page,
+        &[
+            &format!("<a href=\"/console/applications/{id}\">{id}</a>"),
+            "action=\"/console/tokens/LS-0001/lost\"",
+            "action=\"/console/tokens/LS-0002/retire\"",
+            "<label><input type=\"checkbox\" name=\"confirm\" value=\"yes\"> Token LS-0001 is lost or stolen",
+        ],
+    );
+    assert!(!page.body.contains("action=\"/console/tokens/LS-0001/retire\""), "a shipped token is not retired");
+    assert!(!page.body.contains(&T0.unix_timestamp().to_string()), "no epochs on the page");
+
+    // Without the confirmation, or without the form token: refused, nothing changes.
+    let before = audit_len(&c).await;
+    let p = a.post("/console/tokens/LS-0001/lost", &[]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", p.body);
+    has(&p, &["Not recorded: tick the box to confirm that token LS-0001 is lost", "id=\"error-LS-0001\""]);
+    let forged = a.post_raw("/console/tokens/LS-0001/lost", "confirm=yes".into()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("This form has expired"), "{}", forged.body);
+    let forged = a.post_raw("/console/tokens/LS-0002/retire", String::new()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(token_state(&c, "LS-0001").await, StockState::Shipped(id.clone()));
+    assert_eq!(token_state(&c, "LS-0002").await, StockState::InStock);
+    assert!(statuses(&c, &id).await.iter().all(|(_, s)| *s == StoredStatus::Good));
+    assert_eq!(audit_len(&c).await, before, "{backend}: nothing audited");
+    // Anonymous posts go to sign-in; an unknown token is 404.
+    anonymous.get("/console/sign-in").await;
+    let p = anonymous.post("/console/tokens/LS-0001/lost", &[("confirm", "yes")]).await;
+    assert_eq!(p.location.as_deref(), Some("/console/sign-in"));
+    a.get("/console/tokens").await;
+    assert_eq!(a.post("/console/tokens/LS-9999/lost", &[("confirm", "yes")]).await.status, StatusCode::NOT_FOUND);
+
+    // Confirmed: the application's certificates are revoked for key compromise, the notice
+    // names them, and the token is lost.
+    let p = a.post("/console/tokens/LS-0001/lost", &[("confirm", "yes")]).await;
+    assert_eq!(p.location.as_deref(), Some("/console/tokens?lost=LS-0001"), "{backend}: {}", p.body);
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    let listed: Vec<String> = statuses(&c, &id).await.into_iter().map(|(serial, _)| serial).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&identity) && listed.contains(&encryption), "{backend}: {listed:?}");
+    let notice = format!(
+        "Token LS-0001 is reported lost. Revoked for key compromise (application {id}): {}.",
+        listed.join(", ")
+    );
+    has(&page, &[&notice]);
+    let rows = table(&page.body, "tokens");
+    assert_eq!(row_of(&rows, "LS-0001")[2], format!("lost; was shipped for application {id}"));
+    assert!(!page.body.contains("action=\"/console/tokens/LS-0001/lost\""), "lost once");
+    for (serial, status) in statuses(&c, &id).await {
+        assert!(
+            matches!(status, StoredStatus::Revoked { reason: RevocationReason::KeyCompromise, at } if at == T0),
+            "{backend}: {serial} {status:?}"
+        );
+    }
+    assert_eq!(token_state(&c, "LS-0001").await, StockState::Lost(Some(id.clone())));
+    let lost = audited(&c, "token-lost").await;
+    assert_eq!((lost.len(), lost[0].actor.as_str(), lost[0].subject.as_str()), (1, "operator:alice", "token:LS-0001"));
+    let revoked = audited(&c, "certificate-revoked").await;
+    assert_eq!(revoked.len(), 2, "{backend}");
+    assert!(revoked.iter().all(|r| r.actor == "operator:alice"));
+    // Again: refused with where it is.
+    let again = a.post("/console/tokens/LS-0001/lost", &[("confirm", "yes")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    has(&again, &[&format!("token LS-0001 is lost (was application {id}&#39;s), so it cannot be reported lost")]);
+
+    // A lost token never ships.
+    let next = walked(&c, "medium-token", 6).await;
+    a.get(&format!("/console/applications/{next}")).await;
+    refused(
+        &c,
+        &mut a,
+        &next,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "LS-0001")],
+        &["token LS-0001 is lost (was application"],
+    )
+    .await;
+
+    // An unshipped token is retired; then it neither ships nor retires again.
+    a.get("/console/tokens").await;
+    let p = a.post("/console/tokens/LS-0002/retire", &[]).await;
+    assert_eq!(p.location.as_deref(), Some("/console/tokens?retired=LS-0002"), "{backend}: {}", p.body);
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    has(&page, &["Token LS-0002 is retired; it will not be shipped."]);
+    assert_eq!(row_of(&table(&page.body, "tokens"), "LS-0002")[2], "retired");
+    assert_eq!(token_state(&c, "LS-0002").await, StockState::Retired);
+    let again = a.post("/console/tokens/LS-0002/retire", &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    has(&again, &["Not recorded: token LS-0002 is retired, so it cannot be retired"]);
+    a.get(&format!("/console/applications/{next}")).await;
+    refused(
+        &c,
+        &mut a,
+        &next,
+        "ship",
+        &[("carrier", "ups"), ("tracking", "1Z999AA10123456784"), ("token_serial", "LS-0002")],
+        &["token LS-0002 is retired, so it cannot be shipped"],
+    )
+    .await;
+
+    // A token lost on the shelf: nothing to revoke, and the notice says so.
+    a.get("/console/tokens").await;
+    let p = a.post("/console/tokens/LS-0003/lost", &[("confirm", "yes")]).await;
+    let page = a.get(p.location.as_deref().unwrap()).await;
+    has(&page, &["Token LS-0003 is reported lost. It had not been shipped, so no certificate was on it."]);
+    assert_eq!(token_state(&c, "LS-0003").await, StockState::Lost(None));
+    // A crafted notice link claims nothing the store does not say.
+    let page = a.get("/console/tokens?lost=LS-0002&retired=LS-0001").await;
+    assert!(!page.body.contains("id=\"notice\""), "{}", page.body);
+
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(verify_chain(&records), Ok(records.len()), "{backend}: the audit chain is intact");
 }
 
 // ---------------------------------------------------------------------------------------------
