@@ -2,8 +2,10 @@
 //! enrollment in two steps (the QR code decoded by `zbarimg`, codes computed by `oathtool` — both
 //! independent implementations), sign-in and replay, lockout and an administrator's unlock,
 //! step-up before every secure action, revocation checked with `openssl ocsp`, renewal inside
-//! and outside the 90-day window checked with `openssl verify`, device certificates limited to
-//! the organization's registered domains, the recovery path, and the audit chain at the end.
+//! and outside the 90-day window checked with `openssl verify` (Medium, from a pasted request;
+//! the token types only with the new key proven by the shipped token's shipment key, a pasted
+//! or software key refused on both backends), device certificates limited to the
+//! organization's registered domains, the recovery path, and the audit chain at the end.
 
 mod browser;
 
@@ -11,6 +13,8 @@ use std::path::Path;
 use std::process::Command as Process;
 use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -24,7 +28,9 @@ use signet_ra::audit::verify_chain;
 use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
 use signet_ra::fixtures::sample_form;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
+use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
+use signet_server::stock::{self, Provisioned, TransportPins};
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
 use time::macros::{datetime, format_description};
@@ -35,6 +41,8 @@ const T0: OffsetDateTime = datetime!(2026-11-23 14:00 UTC);
 const PASSWORD: &str = "Quill-Harbor-Sextant-58";
 /// medium-token identity certificates: the policy their renewals must still assert.
 const MEDIUM_TOKEN_OID: &str = "2.16.840.1.101.3.2.1.12.5";
+/// id-eca-medium-sha256: Medium (software key) certificates.
+const MEDIUM_OID: &str = "2.16.840.1.101.3.2.1.12.4";
 
 struct Cmc {
     app: Router,
@@ -112,6 +120,11 @@ fn csr(dir: &Path, name: &str) -> String {
 /// A server with one subscriber account holding a medium-token identity certificate, issued as
 /// retrieval issues it.
 async fn cmc(backend: &str) -> Cmc {
+    cmc_of(backend, "medium-token").await
+}
+
+/// A server with one subscriber account of `cert_type` holding its identity certificate.
+async fn cmc_of(backend: &str, cert_type: &str) -> Cmc {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
@@ -123,12 +136,12 @@ async fn cmc(backend: &str) -> Cmc {
     let settings = config.into_settings().unwrap();
     let clock = Arc::new(FakeClock::at(T0));
     let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
-    let (account, serial) = subscriber(&state, dir.path(), sample_form("medium-token"), true).await;
+    let (account, serial) = subscriber(&state, dir.path(), sample_form(cert_type), true).await;
     Cmc { app: app(state.clone()), state, clock, dir, account, serial, _db: db }
 }
 
-/// An applied account for `form`; with `certified`, holding a two-year medium-token identity
-/// certificate for a key made by OpenSSL in `dir` (`identity.key`, the latest one made) as
+/// An applied account for `form`; with `certified`, holding a two-year identity certificate of
+/// the form's type for a key made by OpenSSL in `dir` (`identity.key`, the latest one made) as
 /// retrieval issues it. Returns the reference and the serial (empty without a certificate).
 async fn subscriber(state: &AppState, dir: &Path, form: ApplicationForm, certified: bool) -> (ApplicationId, String) {
     let t = Application::submit(ApplicationId::generate(), form.clone(), T0 - Duration::days(20));
@@ -137,7 +150,7 @@ async fn subscriber(state: &AppState, dir: &Path, form: ApplicationForm, certifi
     if !certified {
         return (account, String::new());
     }
-    let mut order = form.person_order("medium-token-identity".into());
+    let mut order = form.person_order(format!("{}-identity", form.certificate.cert_type()));
     order.validity_years = 2;
     let req = csr(dir, "identity");
     let cert = state.service().issue(&format!("applicant:{account}"), &order, req.as_bytes()).await.unwrap();
@@ -440,7 +453,8 @@ async fn revocation_needs_step_up_and_shows_in_ocsp() {
 
 #[tokio::test]
 async fn renewal_opens_90_days_before_expiry() {
-    let c = cmc("sqlite").await;
+    // Medium (software keys) renews from a pasted request; the token types are refused below.
+    let c = cmc_of("sqlite", "medium").await;
     let (mut b, token) = enrolled(&c).await;
     let path = format!("/cmc/certificates/{}/renew", c.serial);
     let new_csr = csr(c.dir.path(), "renewal");
@@ -474,7 +488,7 @@ async fn renewal_opens_90_days_before_expiry() {
     let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
     let dir = c.dir.path();
     std::fs::write(dir.join("renewed.pem"), &pem).unwrap();
-    verify_at_clock(&c, "renewed.pem", &issuing_pem(&c), &["-policy", MEDIUM_TOKEN_OID, "-explicit_policy"]);
+    verify_at_clock(&c, "renewed.pem", &issuing_pem(&c), &["-policy", MEDIUM_OID, "-explicit_policy"]);
     // Same subject, the new key.
     let subject = |p: &str| run("openssl", &["x509", "-in", p, "-noout", "-subject", "-nameopt", "RFC2253"]);
     let old = dir.join("old.pem");
@@ -493,10 +507,27 @@ async fn renewal_opens_90_days_before_expiry() {
     audit_intact(&c).await;
 }
 
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
 /// `POST /api/v1/renewal` as `signet token renew` calls it, with the proof made by OpenSSL.
 async fn renewal_api(c: &Cmc, certificate: &str, csr_der: &[u8], proof: &[u8]) -> (StatusCode, serde_json::Value) {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let body = serde_json::json!({ "certificate": certificate, "csr": b64(csr_der), "proof": b64(proof) });
+    renewal_api_with(c, certificate, csr_der, proof, serde_json::json!({})).await
+}
+
+/// [`renewal_api`] with `extra` fields in the request (the new key's hardware proof).
+async fn renewal_api_with(
+    c: &Cmc,
+    certificate: &str,
+    csr_der: &[u8],
+    proof: &[u8],
+    extra: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let mut body = serde_json::json!({ "certificate": certificate, "csr": b64(csr_der), "proof": b64(proof) });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     let resp = c
         .app
         .clone()
@@ -515,7 +546,7 @@ async fn renewal_api(c: &Cmc, certificate: &str, csr_der: &[u8], proof: &[u8]) -
 
 #[tokio::test]
 async fn renewal_by_the_current_key_over_the_api() {
-    let c = cmc("sqlite").await;
+    let c = cmc_of("sqlite", "medium").await;
     let dir = c.dir.path();
     let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     csr(dir, "renewal");
@@ -559,7 +590,7 @@ async fn renewal_by_the_current_key_over_the_api() {
     assert_eq!(renewed["replaces"].as_str(), Some(c.serial.as_str()));
     std::fs::write(dir.join("renewed.pem"), renewed["certificate"].as_str().unwrap()).unwrap();
     let chain = renewed["chain"].as_str().unwrap();
-    verify_at_clock(&c, "renewed.pem", chain, &["-policy", MEDIUM_TOKEN_OID, "-explicit_policy"]);
+    verify_at_clock(&c, "renewed.pem", chain, &["-policy", MEDIUM_OID, "-explicit_policy"]);
     let modulus = |args: &[&str]| run("openssl", args);
     assert_eq!(
         modulus(&["x509", "-in", &file("renewed.pem"), "-noout", "-modulus"]),
@@ -571,6 +602,214 @@ async fn renewal_by_the_current_key_over_the_api() {
     let records = c.state.store().audit_records().await.unwrap();
     let issued: Vec<_> = records.iter().filter(|r| r.action == "certificate-issued").map(|r| r.actor.clone()).collect();
     assert_eq!(issued.last().map(String::as_str), Some(format!("subscriber:{}", c.account).as_str()));
+    audit_intact(&c).await;
+}
+
+/// A new OpenSSL key `name.key` and its request in DER, and the current key's (`identity.key`)
+/// proof over it, as `signet token renew` sends them.
+fn request_and_proof(c: &Cmc, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = c.dir.path();
+    let file = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    csr(dir, name);
+    let der = file(&format!("{name}.der"));
+    run("openssl", &["req", "-in", &file(&format!("{name}.csr")), "-outform", "DER", "-out", &der]);
+    let csr_der = std::fs::read(&der).unwrap();
+    std::fs::write(dir.join("message.bin"), signet_ra::renewal::proof_message(&csr_der)).unwrap();
+    run(
+        "openssl",
+        &["dgst", "-sha256", "-sign", &file("identity.key"), "-out", &file("proof.bin"), &file("message.bin")],
+    );
+    (csr_der, std::fs::read(dir.join("proof.bin")).unwrap())
+}
+
+/// The account's certificates and every `certificate-issued` audit row: what a refused
+/// renewal must leave as it was.
+async fn issued(c: &Cmc) -> (usize, usize) {
+    let records = c.state.store().audit_records().await.unwrap();
+    (c.state.store().account_certificates(&c.account).await.unwrap().len(), actions(&records, "certificate-issued"))
+}
+
+#[tokio::test]
+async fn token_types_are_not_renewed_onto_a_software_key() {
+    for backend in BACKENDS {
+        for cert_type in ["medium-token", "medium-hardware"] {
+            software_renewal_refused(backend, cert_type).await;
+        }
+    }
+}
+
+async fn software_renewal_refused(backend: &str, cert_type: &str) {
+    let c = cmc_of(backend, cert_type).await;
+    // Inside the renewal window, so only the key's provenance stands in the way.
+    let record = c.state.store().account_certificates(&c.account).await.unwrap().remove(0);
+    c.clock.advance(record.not_after - Duration::days(30) - c.clock.now());
+    let (mut b, token) = enrolled(&c).await;
+    let before = issued(&c).await;
+
+    // The Certificate Management Center: a pasted OpenSSL request is refused, and the page
+    // says what to do instead.
+    b.get("/cmc").await;
+    let pasted = csr(c.dir.path(), "pasted");
+    let p = b
+        .post(&format!("/cmc/certificates/{}/renew", c.serial), &[("csr", &pasted), ("code", &fresh(&c, &token))])
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend} {cert_type}: {}", p.body);
+    assert!(
+        p.body.contains(&format!(
+            "a {cert_type} certificate is renewed only with a new key generated on your token: insert the token and \
+             run"
+        )) && p.body.contains("signet token renew"),
+        "{backend} {cert_type}: {}",
+        p.body
+    );
+    assert!(!p.body.contains("BEGIN CERTIFICATE"), "nothing issued");
+
+    // The API, with the current key's proof but nothing about where the new key is.
+    let current = signet_pki::to_pem("CERTIFICATE", &record.der);
+    let (csr_der, proof) = request_and_proof(&c, "renewal");
+    let (status, problem) = renewal_api(&c, &current, &csr_der, &proof).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::CONFLICT, Some("urn:signet:problem:hardware-key-unproven")),
+        "{backend} {cert_type}: {problem}"
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("signet token renew"), "{problem}");
+    // A serial with no shipment signature proves nothing either.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, serde_json::json!({ "token_serial": "NO-SUCH" })).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::CONFLICT, Some("urn:signet:problem:hardware-key-unproven"))
+    );
+
+    assert_eq!(issued(&c).await, before, "{backend} {cert_type}: nothing issued");
+    audit_intact(&c).await;
+}
+
+/// Adds a stock token with a software P-256 shipment key (the store keeps only its public half);
+/// returns the key.
+async fn in_stock(c: &Cmc, serial: &str) -> EcdsaKeyPair {
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    // SubjectPublicKeyInfo of an uncompressed P-256 point: the id-ecPublicKey/prime256v1
+    // header, then the point.
+    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    spki.extend_from_slice(key.public_key().as_ref());
+    let provisioned = Provisioned {
+        serial: serial.into(),
+        model: "SoftHSM v2".into(),
+        manufacturer: "SoftHSM project".into(),
+        shipment_key: spki,
+        pins: TransportPins { user: "transport-user-pin".into(), so: "transport-so-pin".into() },
+    };
+    stock::add(&c.state, provisioned, "cli:ra").await.unwrap();
+    key
+}
+
+/// Moves the stock token `serial` on through `step` (ship, then retrieve), as the console's
+/// shipment and the retrieval do.
+async fn moved(c: &Cmc, serial: &str, step: impl FnOnce(StockToken) -> StockToken) {
+    let t = stock::find(&c.state, &TokenSerial::new(serial).unwrap()).await.unwrap();
+    let from = t.state.name();
+    let next = step(t);
+    c.state.store().move_stock_token(&next, from, next.event("operator:alice", c.clock.now())).await.unwrap();
+}
+
+#[tokio::test]
+async fn renewal_proven_by_the_shipped_tokens_shipment_key() {
+    for backend in BACKENDS {
+        shipment_proof_run(backend).await;
+    }
+}
+
+async fn shipment_proof_run(backend: &str) {
+    let c = cmc_of(backend, "medium-token").await;
+    let dir = c.dir.path();
+    let account = c.account.clone();
+    let mine = in_stock(&c, "RN-0001").await;
+    let shelf = in_stock(&c, "RN-0002").await;
+    let theirs = in_stock(&c, "RN-0003").await;
+    let (other, _) = subscriber(&c.state, dir, sample_form("medium-token"), false).await;
+    moved(&c, "RN-0001", |t| t.ship(account.clone()).unwrap()).await;
+    moved(&c, "RN-0003", |t| t.ship(other.clone()).unwrap()).await;
+    let record = c.state.store().account_certificates(&c.account).await.unwrap().remove(0);
+    let current = signet_pki::to_pem("CERTIFICATE", &record.der);
+    c.clock.advance(record.not_after - Duration::days(30) - c.clock.now());
+    let (csr_der, proof) = request_and_proof(&c, "renewal");
+    let rng = SystemRandom::new();
+    let sign = |key: &EcdsaKeyPair, serial: &str, csr: &[u8]| {
+        let message = renewal_message(&TokenSerial::new(serial).unwrap(), csr);
+        b64(key.sign(&rng, &message).unwrap().as_ref())
+    };
+    let with = |serial: &str, signature: String| serde_json::json!({ "token_serial": serial, "shipment_signature": signature });
+    let unproven = |status: StatusCode, problem: &serde_json::Value, detail: &str| {
+        assert_eq!(
+            (status, problem["type"].as_str()),
+            (StatusCode::CONFLICT, Some("urn:signet:problem:hardware-key-unproven")),
+            "{backend}: {problem}"
+        );
+        assert!(problem["detail"].as_str().unwrap().contains(detail), "{backend}: {problem}");
+    };
+    let before = issued(&c).await;
+
+    // Shipped but not yet retrieved onto: the token has not certified anything to renew.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", sign(&mine, "RN-0001", &csr_der))).await;
+    unproven(status, &problem, "token RN-0001 is shipped for application");
+    moved(&c, "RN-0001", |t| {
+        t.retrieved(Delivery { identity_serial: record.serial.to_hex(), encryption: None }).unwrap()
+    })
+    .await;
+
+    // Another key's signature, or the shipment key's over another request.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", sign(&shelf, "RN-0001", &csr_der))).await;
+    unproven(status, &problem, "the shipment key of token RN-0001 did not sign this renewal request");
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", sign(&mine, "RN-0001", b"another request")))
+            .await;
+    unproven(status, &problem, "did not sign this renewal request");
+    // Tokens that are not this account's, each signing for itself: one still on the shelf, one
+    // shipped to someone else.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0002", sign(&shelf, "RN-0002", &csr_der))).await;
+    unproven(status, &problem, "token RN-0002 is not the token the RA shipped for this account");
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0003", sign(&theirs, "RN-0003", &csr_der))).await;
+    unproven(status, &problem, "token RN-0003 is not the token the RA shipped for this account");
+    // A signature that is not base64, and a serial that cannot be one.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", "not base64!".into())).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("urn:signet:problem:bad-shipment-signature"))
+    );
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("x;y", sign(&mine, "RN-0001", &csr_der))).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("urn:signet:problem:bad-token-serial"))
+    );
+    assert_eq!(issued(&c).await, before, "{backend}: nothing issued by a refused proof");
+    audit_intact(&c).await;
+
+    // The shipped token's shipment key, over this request: renewed, still Medium Token.
+    let (status, renewed) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", sign(&mine, "RN-0001", &csr_der))).await;
+    assert_eq!(status, StatusCode::CREATED, "{backend}: {renewed}");
+    assert_eq!(renewed["replaces"].as_str(), Some(c.serial.as_str()));
+    std::fs::write(dir.join("renewed.pem"), renewed["certificate"].as_str().unwrap()).unwrap();
+    verify_at_clock(
+        &c,
+        "renewed.pem",
+        renewed["chain"].as_str().unwrap(),
+        &["-policy", MEDIUM_TOKEN_OID, "-explicit_policy"],
+    );
+    assert_eq!(issued(&c).await, (before.0 + 1, before.1 + 1));
+    // The same proof again: the certificate is replaced now.
+    let (status, problem) =
+        renewal_api_with(&c, &current, &csr_der, &proof, with("RN-0001", sign(&mine, "RN-0001", &csr_der))).await;
+    assert_eq!((status, problem["type"].as_str()), (StatusCode::CONFLICT, Some("urn:signet:problem:already-renewed")));
     audit_intact(&c).await;
 }
 

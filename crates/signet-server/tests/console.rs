@@ -5,9 +5,12 @@
 //! approvers; bad input on every form (422, values kept, nothing stored); notes and history;
 //! the queue's filters and pages; and the audit chain intact at the end. Also witnessed key
 //! generation on the application page (hardware key types, once the token is shipped; a note
-//! is required; one record per application) and the key recovery page (only designated agents
-//! request and approve, each action signs the agent in again with password and a fresh code,
-//! two different agents must approve, forged forms are refused with nothing stored).
+//! and the token's serial are required; the serial must be the shipped stock token's; one
+//! record per application); shipping a hardware type, which binds a token from the stock; the
+//! token stock page (report lost revokes for key compromise, retire); and the key recovery
+//! page (only designated agents request and approve, each action signs the agent in again with
+//! password and a fresh code, two different agents must approve, forged forms are refused with
+//! nothing stored).
 
 mod browser;
 
