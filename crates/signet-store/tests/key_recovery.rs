@@ -1,8 +1,8 @@
 //! Key escrow, key recovery (`KeyRecoveryStore`) and witnessed key generation (`WitnessStore`)
 //! on both SQLite and PostgreSQL: an escrow found through its certificate's serial, agent
 //! designations, a request's whole lifecycle reloaded at every step, compare-and-set against
-//! stale and concurrent approvals, and the database's own refusal of a single-agent approval —
-//! with the audit chain intact after each.
+//! stale and concurrent approvals, the database's own refusal of a single-agent approval, and
+//! escrows whose certificate was never issued discarded — with the audit chain intact after each.
 
 mod common;
 
@@ -344,18 +344,55 @@ async fn the_database_refuses_a_single_agent_approval() {
 async fn a_witnessed_generation_is_recorded_once() {
     each_backend(|store| async move {
         assert_eq!(store.witness(&application()).await.unwrap(), None);
-        let w = WitnessedGeneration::record(application(), id("alice"), " token 0012345, RA office ", T0).unwrap();
+        let w = WitnessedGeneration::record(application(), id("alice"), " 0012345 ", " RA office ", T0).unwrap();
         store.record_witness(&w, w.event()).await.unwrap();
-        assert_eq!(store.witness(&application()).await.unwrap(), Some(w.clone()));
+        let stored = store.witness(&application()).await.unwrap().expect("recorded");
+        assert_eq!(stored, w.clone());
+        assert_eq!(stored.token.as_ref().map(|t| t.as_str()), Some("0012345"), "the serial is kept");
 
         let before = audit(&store).await;
-        let other = WitnessedGeneration::record(application(), id("bob"), "token 999", T0).unwrap();
+        let other = WitnessedGeneration::record(application(), id("bob"), "999", "RA office", T0).unwrap();
         let twice = store.record_witness(&other, other.event()).await;
         assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
         assert_eq!(store.witness(&application()).await.unwrap(), Some(w));
         assert_eq!(audit(&store).await, before);
         let last = before.last().unwrap();
         assert_eq!((last.action.as_str(), last.actor.as_str()), ("key-generation-witnessed", "operator:alice"));
+        chain_intact(&store).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orphan_escrows_are_discarded_and_certified_ones_kept() {
+    each_backend(|store| async move {
+        // Escrowed, then issuance failed: no certificate names the key.
+        let orphan = escrow(b"orphan key");
+        store.save_escrow(&orphan, orphan.escrowed_event("system")).await.unwrap();
+        // Escrowed and certified.
+        let certified = escrow(b"certified key");
+        store.save_escrow(&certified, certified.escrowed_event("system")).await.unwrap();
+        let serial = issue(&store, &certified.spki_sha256).await;
+        // Escrowed with only an intent (a retrieval still signing): not issued, but recent.
+        let recent = EscrowedKey { created_at: T0 + Duration::hours(2), ..escrow(b"recent key") };
+        store.save_escrow(&recent, recent.escrowed_event("system")).await.unwrap();
+        reserve(&store, &recent.spki_sha256).await;
+
+        let before = audit(&store).await.len();
+        let removed = store.discard_orphan_escrows(T0 + Duration::hours(1), "system", T0 + Duration::hours(3)).await;
+        assert_eq!(removed.unwrap(), 1, "only the old orphan");
+        let kept = store.escrow_of_serial(&serial.to_hex()).await.unwrap().expect("the certified escrow stays");
+        assert_eq!(kept.spki_sha256, certified.spki_sha256);
+        let records = audit(&store).await;
+        assert_eq!(records.len(), before + 1);
+        let last = records.last().unwrap();
+        assert_eq!((last.action.as_str(), last.actor.as_str()), ("escrow-discarded", "system"));
+        assert!(last.details.contains(&orphan.spki_sha256), "{last:?}");
+        // Once the bound passes the recent one, it goes too; the certified one never does.
+        let removed = store.discard_orphan_escrows(T0 + Duration::hours(3), "system", T0 + Duration::hours(3)).await;
+        assert_eq!(removed.unwrap(), 1);
+        assert_eq!(store.discard_orphan_escrows(T0 + Duration::days(9), "system", T0).await.unwrap(), 0);
+        assert!(store.escrow_of_serial(&serial.to_hex()).await.unwrap().is_some());
         chain_intact(&store).await;
     })
     .await;
