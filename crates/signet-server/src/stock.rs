@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use signet_pki::RevocationReason;
+use signet_pki::profile::SubjectKind;
 use signet_ra::application::{Actor, ApplicationId, ApplicationStore, Command};
 use signet_ra::issuance::StoreError;
 use signet_ra::token_stock::{StockRefused, StockState, StockToken, TokenSerial, TokenStockStore};
@@ -150,8 +151,9 @@ pub(crate) enum ShipFailure {
     Stock(StockError),
 }
 
-/// Reports the token lost and revokes (keyCompromise) every certificate of the application it
-/// was shipped for; returns the token and the serials revoked. The certificates are revoked
+/// Reports the token lost and revokes (keyCompromise) every person certificate of the
+/// application it was shipped for (device certificates made in the CMC are not on a token);
+/// returns the token and the serials revoked. The certificates are revoked
 /// before the token is marked lost, so a failure part way is finished by asking again.
 pub async fn report_lost(
     state: &AppState,
@@ -165,6 +167,11 @@ pub async fn report_lost(
     if let Some(app) = lost.state.application() {
         for c in state.store.account_certificates(app).await? {
             if matches!(c.status, signet_ra::issuance::StoredStatus::Revoked { .. }) {
+                continue;
+            }
+            // Device certificates made in the CMC certify keys on the organization's servers,
+            // not on the token: losing the token compromises only the person's own keys.
+            if state.catalog.profile(&c.profile).is_some_and(|p| p.subject == SubjectKind::Device) {
                 continue;
             }
             state.service().revoke(actor, &c.serial, RevocationReason::KeyCompromise).await.map_err(|e| match e {

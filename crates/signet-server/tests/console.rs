@@ -23,8 +23,9 @@ use axum::http::StatusCode;
 use browser::{Browser, Page};
 use signet_pki::RevocationReason;
 use signet_pki::escrow::{EncryptionKey, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
+use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::Catalog;
-use signet_pki::subject::{CommonName, OrganizationName};
+use signet_pki::subject::{CommonName, DnsName, OrganizationName, Subject};
 use signet_ra::application::{
     Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CertificateChoice, Command, IssuedSecret,
     OperatorId, PasswordHash, PriceTable,
@@ -1011,6 +1012,23 @@ async fn identity_certificate(c: &Console, app: &ApplicationId) -> String {
     c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
 }
 
+/// Issues a `device-tls` certificate as the subscriber of `app` creates one in the CMC (actor
+/// `subscriber:<reference>`): its key is on a server, not on the token.
+async fn device_certificate(c: &Console, app: &ApplicationId) -> String {
+    let key = EncryptionKey::generate().unwrap();
+    let application = c.state.store().load(app).await.unwrap().unwrap();
+    let order = CertificateOrder {
+        profile: "device-tls".into(),
+        subject: Subject::Device {
+            organization: application.form().organization.clone(),
+            dns_names: vec![DnsName::new("app.acme.example").unwrap()],
+        },
+        validity_years: 1,
+    };
+    let actor = signet_ra::cmc::actor(app);
+    c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
+}
+
 /// The stored status of each of `app`'s certificates, by serial.
 async fn statuses(c: &Console, app: &ApplicationId) -> Vec<(String, StoredStatus)> {
     let certs = c.state.store().account_certificates(app).await.unwrap();
@@ -1050,6 +1068,7 @@ async fn stock_page_run(backend: &str) {
     .await;
     let identity = identity_certificate(&c, &id).await;
     let encryption = escrowed_certificate(&c, &id).await;
+    let device = device_certificate(&c, &id).await;
 
     // Every token with its serial, make, state in words (the application linked) and the date
     // it was provisioned, readable.
@@ -1105,7 +1124,8 @@ async fn stock_page_run(backend: &str) {
     let p = a.post("/console/tokens/LS-0001/lost", &[("confirm", "yes")]).await;
     assert_eq!(p.location.as_deref(), Some("/console/tokens?lost=LS-0001"), "{backend}: {}", p.body);
     let page = a.get(p.location.as_deref().unwrap()).await;
-    let listed: Vec<String> = statuses(&c, &id).await.into_iter().map(|(serial, _)| serial).collect();
+    let listed: Vec<String> =
+        statuses(&c, &id).await.into_iter().map(|(serial, _)| serial).filter(|s| *s != device).collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&identity) && listed.contains(&encryption), "{backend}: {listed:?}");
     let notice = format!(
@@ -1117,6 +1137,10 @@ async fn stock_page_run(backend: &str) {
     assert_eq!(row_of(&rows, "LS-0001")[2], format!("lost; was shipped for application {id}"));
     assert!(!page.body.contains("action=\"/console/tokens/LS-0001/lost\""), "lost once");
     for (serial, status) in statuses(&c, &id).await {
+        if serial == device {
+            assert_eq!(status, StoredStatus::Good, "{backend}: a device certificate's key is not on the token");
+            continue;
+        }
         assert!(
             matches!(status, StoredStatus::Revoked { reason: RevocationReason::KeyCompromise, at } if at == T0),
             "{backend}: {serial} {status:?}"
