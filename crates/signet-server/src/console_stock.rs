@@ -212,11 +212,6 @@ async fn report_lost(s: &AppState, op: &Operator, serial: &TokenSerial, f: &Lost
     Ok(())
 }
 
-/// The serial in the path; one that cannot be a serial names no token.
-fn serial_of(path: &str) -> Result<TokenSerial, Response> {
-    TokenSerial::new(path).map_err(|_| PageError::NotFound.into_response())
-}
-
 #[tracing::instrument(skip_all, fields(token = %serial))]
 async fn lost_post(
     State(s): State<AppState>,
@@ -228,10 +223,8 @@ async fn lost_post(
         Ok(op) => op,
         Err(r) => return r,
     };
-    let serial = match serial_of(&serial) {
-        Ok(serial) => serial,
-        Err(r) => return r,
-    };
+    // A path that cannot be a serial names no token.
+    let Ok(serial) = TokenSerial::new(&serial) else { return PageError::NotFound.into_response() };
     match report_lost(&s, &op, &serial, &f).await {
         Ok(()) => Redirect::to(&format!("{PAGE}?lost={serial}")).into_response(),
         Err(Refused(_, StatusCode::NOT_FOUND)) => PageError::NotFound.into_response(),
@@ -247,10 +240,8 @@ async fn retire_post(State(s): State<AppState>, mut session: Session, Path(seria
         Ok(op) => op,
         Err(r) => return r,
     };
-    let serial = match serial_of(&serial) {
-        Ok(serial) => serial,
-        Err(r) => return r,
-    };
+    // A path that cannot be a serial names no token.
+    let Ok(serial) = TokenSerial::new(&serial) else { return PageError::NotFound.into_response() };
     match stock::retire(&s, &serial, &format!("operator:{}", op.id)).await.map_err(Refused::from) {
         Ok(_) => {
             tracing::info!(token = %serial, "token retired from the console");
