@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use signet_pki::issue::CertificateOrder;
+use signet_pki::profile::KeyStorage;
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{AcmeStore, EabBinding, EabKey};
@@ -225,7 +226,9 @@ fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: Of
         _ => ("Valid".to_owned(), false),
     };
     // Internal errors cannot come from the rules; they read as "not renewable" all the same.
-    let refusal = renewal::refusal(&s.catalog, c, all, now).map(|e| e.user_detail().unwrap_or_else(|cause| cause));
+    let refusal = renewal::refusal(&s.catalog, c, all, now)
+        .map(|e| e.user_detail().unwrap_or_else(|cause| cause))
+        .or_else(|| on_token_only(s, c));
     CertificateRow {
         serial: c.serial.to_hex(),
         type_name,
@@ -236,6 +239,17 @@ fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: Of
         renewal: refusal.unwrap_or_default(),
         status,
     }
+}
+
+/// Why a pasted request cannot renew `c`: a token type's new key must be proven on the token,
+/// which only `signet token renew` does. `None` for software and device types.
+fn on_token_only(s: &AppState, c: &AccountCertificate) -> Option<String> {
+    let p = s.catalog.profile(&c.profile).filter(|p| p.cert_type.key_storage == KeyStorage::Hardware)?;
+    Some(format!(
+        "A {} certificate is renewed on your token: insert it and run `signet token renew`, which generates \
+         the new key on the token and proves it. A pasted certificate request cannot show where its key is.",
+        p.cert_type.name
+    ))
 }
 
 /// What the home page shows besides its rows: a confirmation, or an error beside a certificate.
@@ -419,6 +433,9 @@ async fn renew_inner(
     // Checked before the code too, so a subscriber too early is told so without spending a code.
     if let Some(refused) = renewal::refusal(&s.catalog, cert, &all, s.clock.now()) {
         return home_view(s, session, id, fail(user_message(refused)?)).await;
+    }
+    if let Some(refused) = on_token_only(s, cert) {
+        return home_view(s, session, id, fail(refused)).await;
     }
     if form.csr.trim().is_empty() {
         return home_view(s, session, id, fail("Paste the certificate request (PEM) for the new key.".into())).await;

@@ -646,23 +646,21 @@ async fn software_renewal_refused(backend: &str, cert_type: &str) {
     let (mut b, token) = enrolled(&c).await;
     let before = issued(&c).await;
 
-    // The Certificate Management Center: a pasted OpenSSL request is refused, and the page
-    // says what to do instead.
-    b.get("/cmc").await;
+    // The Certificate Management Center offers no paste-a-request renewal for a token type but
+    // says how to renew; a post all the same is refused before the code is spent.
+    let renew_on_token = "certificate is renewed on your token: insert it and run `signet token renew`";
+    let page = b.get("/cmc").await;
+    assert!(page.body.contains(renew_on_token), "{backend} {cert_type}: {}", page.body);
+    let action = format!("/cmc/certificates/{}/renew", c.serial);
+    assert!(!page.body.contains(&format!("action=\"{action}\"")), "{backend} {cert_type}: no renew form");
     let pasted = csr(c.dir.path(), "pasted");
-    let p = b
-        .post(&format!("/cmc/certificates/{}/renew", c.serial), &[("csr", &pasted), ("code", &fresh(&c, &token))])
-        .await;
+    let code = fresh(&c, &token);
+    let p = b.post(&action, &[("csr", &pasted), ("code", &code)]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend} {cert_type}: {}", p.body);
-    assert!(
-        p.body.contains(&format!(
-            "a {cert_type} certificate is renewed only with a new key generated on your token: insert the token and \
-             run"
-        )) && p.body.contains("signet token renew"),
-        "{backend} {cert_type}: {}",
-        p.body
-    );
+    assert!(p.body.contains(renew_on_token), "{backend} {cert_type}: {}", p.body);
     assert!(!p.body.contains("BEGIN CERTIFICATE"), "nothing issued");
+    let records = c.state.store().audit_records().await.unwrap();
+    assert!(!records.iter().any(|r| r.action == "step-up-confirmed" && r.details.contains("renew")), "code kept");
 
     // The API, with the current key's proof but nothing about where the new key is.
     let current = signet_pki::to_pem("CERTIFICATE", &record.der);
