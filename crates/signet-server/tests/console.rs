@@ -915,8 +915,8 @@ async fn ship_run(backend: &str) {
 
     // No serial for a hardware type: the field says why, beside the tracking number's own
     // error when that is wrong too; nothing is stored.
-    let required =
-        "A medium-token certificate ships on a token from the stock: enter the serial number printed on the token.";
+    let required = "A Medium Token Assurance certificate ships on a token from the stock: enter the serial number printed on \
+         the token.";
     refused(&c, &mut a, &id, "ship", &fedex("1234 5678 9012", ""), &[required, "id=\"token-serial-error\""]).await;
     refused(
         &c,
@@ -969,7 +969,7 @@ async fn ship_run(backend: &str) {
         &other,
         "ship",
         &[("carrier", "ups"), ("tracking", "1Z999AA10123456784")],
-        &["A medium-hardware certificate ships on a token from the stock"],
+        &["A Medium Hardware Assurance certificate ships on a token from the stock"],
     )
     .await;
     refused(
