@@ -300,11 +300,17 @@ async fn gateway_admits_only_the_right_certificates() {
     let r = curl(gw, root, rev, "/app", &[]).await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Certificate revoked"), "{}", r.body);
+    // When and why, in words: "revoked on 4 December 2026 at 15:36 UTC (reason: key compromise)".
+    let today = OffsetDateTime::now_utc();
+    let on = format!("revoked on {} {} {} at ", today.day(), today.month(), today.year());
+    assert!(r.body.contains(&on) && r.body.contains("UTC (reason: key compromise)"), "{}", r.body);
     // A CRL-only gateway sees it too.
     let crl_only =
         gateway(dir, &format!("[revocation]\nocsp = false\n{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
     let r = curl(crl_only, root, rev, "/app", &["-H", "Accept: application/json"]).await;
     assert_eq!(r.json()["reason"], "revoked", "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&on) && detail.ends_with("UTC (reason: key compromise)"), "{detail}");
     assert_eq!(curl(crl_only, root, token, "/app", &[]).await.status, 200);
 
     // Expired: a gateway whose clock is past the certificates' notAfter.
