@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod bench;
+pub mod canonical;
 pub mod chain;
 pub mod config;
 pub mod denial;

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::{AccountError, AccountStore};
+use crate::canonical::{CanonicalPath, canonicalize};
 use crate::chain::{self, PathError, ValidatedPath};
 use crate::config::{FailMode, GatewayConfig};
 use crate::denial::{Denial, wants_json};
@@ -349,12 +350,21 @@ impl Inner {
         peer: SocketAddr,
     ) -> Response<Body> {
         let json = wants_json(req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()));
+        let path = match canonicalize(req.uri().path()) {
+            Ok(p) => p,
+            Err(why) => {
+                let raw = req.uri().path();
+                let subject = who.as_ref().map_or("-", |id| id.path.subject.as_str());
+                tracing::warn!(%peer, reason = why.code(), path = ?raw, %subject, "request path refused");
+                return self.render(Denial::BadPath, json, &why.to_string(), &[("path", raw.to_owned())]);
+            }
+        };
         let result = match who {
-            Ok(id) => self.admit(&req, &id),
+            Ok(id) => self.admit(&path, &id),
             Err(r) => Err(r),
         };
         match result {
-            Ok((id, level, account)) => self.proxy(req, &id, &level, &account, peer).await,
+            Ok((id, level, account)) => self.proxy(req, &path, &id, &level, &account, peer).await,
             Err(r) => {
                 let facts: Vec<(&str, String)> = r.facts.iter().map(|(k, v)| (*k, v.clone())).collect();
                 self.render(r.denial, json, &r.detail, &facts)
@@ -369,8 +379,7 @@ impl Inner {
     }
 
     /// Per request: the path's policy requirement, then the account link.
-    fn admit(&self, req: &Request<Incoming>, id: &Arc<Identity>) -> Result<(Arc<Identity>, String, String), Refusal> {
-        let path = req.uri().path();
+    fn admit(&self, path: &CanonicalPath, id: &Arc<Identity>) -> Result<(Arc<Identity>, String, String), Refusal> {
         let required = self.config.required_for(path);
         let Some(matched) = required.matching(&id.path.policies) else {
             let catalog = signet_pki::profile::Catalog::default_eca();
@@ -412,14 +421,16 @@ impl Inner {
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
+        path: &CanonicalPath,
         id: &Identity,
         level: &str,
         account: &str,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        // Exactly the path the policy was decided on, and the client's query as sent.
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
         let authority = self.config.upstream.authority().expect("validated upstream has an authority");
-        let Ok(uri) = format!("http://{authority}{pq}").parse::<hyper::Uri>() else {
+        let Ok(uri) = format!("http://{authority}{path}{query}").parse::<hyper::Uri>() else {
             return bad_gateway();
         };
         *req.uri_mut() = uri;

@@ -376,3 +376,221 @@ async fn unreachable_revocation_fails_hard_by_default_and_soft_when_configured()
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.upstream_header("x-signet-account"), ["ann"]);
 }
+
+/// A TLS client that sends the request head exactly as written (curl and hyper would fix
+/// some spellings), presenting a client certificate; one request per connection.
+struct RawClient {
+    connector: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+}
+
+struct RawReply {
+    status: u16,
+    body: String,
+}
+
+impl RawReply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl RawClient {
+    fn new(gw: SocketAddr, root: &Path, cert: &Path, key: &Path) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(root).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        Self { connector: tokio_rustls::TlsConnector::from(Arc::new(cfg)), addr: gw }
+    }
+
+    /// `GET <target>` with the given extra header lines (each ending in `\r\n`).
+    async fn get(&self, target: &str, headers: &str) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = self.connector.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n{headers}\r\n"
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), tls.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawReply { status, body: body.to_owned() }
+    }
+}
+
+/// Ann (Medium Token, account `ann`) and Sam (Medium, account `sam`), linked by email.
+async fn token_and_soft(w: &World) -> ((PathBuf, PathBuf), (PathBuf, PathBuf)) {
+    let dir = w.ca.dir.path();
+    let (tc, tk, _) = w.ca.person("Ann Token", "medium-token-identity", "ann@acme.test").await;
+    let (sc, sk, _) = w.ca.person("Sam Soft", "medium-identity", "sam@acme.test").await;
+    for (account, email) in [("ann", "ann@acme.test"), ("sam", "sam@acme.test")] {
+        link(
+            &dir.join("accounts.toml"),
+            AccountLink { account: account.into(), subject_dn: None, issuer_dn: None, email: Some(email.into()) },
+        )
+        .unwrap();
+    }
+    ((tc, tk), (sc, sk))
+}
+
+/// `/records` needs a token or hardware certificate, ignoring case (the application behind
+/// serves `/Records` too); `/exact` needs one too, matched case-sensitively.
+const RECORDS: &str = "[[route]]\nprefix = \"/records\"\nrequired_policies = [\"medium-token\", \"medium-hardware\"]\n\
+                       case_insensitive = true\n\
+                       [[route]]\nprefix = \"/exact\"\nrequired_policies = [\"medium-token\", \"medium-hardware\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_a_protected_path_lets_a_medium_certificate_through() {
+    let w = world().await;
+    let ((tc, tk), (sc, sk)) = token_and_soft(&w).await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, w.upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+    let soft = RawClient::new(gw, &w.root, &sc, &sk);
+
+    // The canonical request: the token passes, Medium is refused.
+    assert_eq!(token.get("/records/secret.txt", "").await.json()["path"], "/records/secret.txt");
+    assert_eq!(soft.get("/records/secret.txt", "").await.status, 403);
+
+    // (spelling, what the upstream receives when the token certificate asks, or None if refused)
+    let cases: [(&str, Option<&str>); 14] = [
+        ("//records/secret.txt", Some("/records/secret.txt")),
+        ("/%72ecords/secret.txt", Some("/records/secret.txt")),
+        ("/x/../records/secret.txt", Some("/records/secret.txt")),
+        ("/./records/secret.txt", Some("/records/secret.txt")),
+        ("/%2e/records/%2E%2e/records/secret.txt", Some("/records/secret.txt")),
+        ("/records/secret.txt?q=1", Some("/records/secret.txt?q=1")),
+        ("/Records", Some("/Records")),
+        ("/RECORDS/1", Some("/RECORDS/1")),
+        ("/records%2fsecret.txt", None),
+        ("/records%5Csecret.txt", None),
+        ("/records\\secret.txt", None),
+        ("/records;x", None),
+        ("/records%00", None),
+        ("/%2572ecords/secret.txt", None),
+    ];
+    for (spelling, forwarded) in cases {
+        let r = soft.get(spelling, "").await;
+        match forwarded {
+            Some(_) => {
+                assert_eq!(r.status, 403, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["reason"], "wrong-assurance", "{spelling}");
+            }
+            None => {
+                assert_eq!(r.status, 400, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["reason"], "bad-path", "{spelling}");
+            }
+        }
+        let r = token.get(spelling, "").await;
+        match forwarded {
+            Some(path) => {
+                assert_eq!(r.status, 200, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["path"], path, "{spelling}");
+            }
+            None => assert_eq!(r.status, 400, "{spelling}: {}", r.body),
+        }
+    }
+
+    // A case-sensitive route: `/EXACT` is another resource for the application, forwarded
+    // as spelled and judged by the global policy; that is what `case_insensitive` is for.
+    let r = soft.get("/EXACT/x", "").await;
+    assert_eq!((r.status, r.json()["path"].as_str()), (200, Some("/EXACT/x")));
+    assert_eq!(soft.get("/exact/x", "").await.status, 403);
+    assert_eq!(soft.get("/%65xact/x", "").await.status, 403);
+
+    // The refusal page for people.
+    let r = curl(gw, &w.root, Some((&sc, &sk)), "/records%2fx", &["--path-as-is"]).await;
+    assert_eq!(r.status, 400);
+    assert!(r.content_type.starts_with("text/html") && r.body.contains("Request address refused"), "{}", r.body);
+    assert!(r.body.contains("encoded / or \\"), "{}", r.body);
+}
+
+/// A tiny deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// A spelling of `path` that a normalizing server would read as the same resource (up to
+/// ASCII case): characters percent-encoded with either hex case, case flipped, slashes
+/// doubled, `/./`, `/x/../` and their encoded forms inserted.
+fn variant(rng: &mut Rng, path: &str) -> String {
+    let mut out = String::new();
+    for c in path.chars() {
+        if c == '/' {
+            out.push('/');
+            while rng.chance(15) {
+                out.push_str(rng.pick(&["/", "./", "%2e/", "%2E/", "x/../", "x/%2e%2e/", "a/b/../../", "X/.%2E/"]));
+            }
+            continue;
+        }
+        let c = if rng.chance(20) && c.is_ascii_alphabetic() { c.to_ascii_uppercase() } else { c };
+        if rng.chance(30) {
+            let hex = format!("%{:02X}", c as u32);
+            out.push_str(&if rng.chance(50) { hex.to_ascii_lowercase() } else { hex });
+        } else {
+            out.push(c);
+        }
+    }
+    if rng.chance(5) {
+        out.push_str(rng.pick(&["%2f", ";v=1", "%00", "%3B", "\\x", "%255c"]));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_spellings_are_refused_or_decided_like_their_canonical_path() {
+    let w = world().await;
+    let ((tc, tk), (sc, sk)) = token_and_soft(&w).await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, w.upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+    let soft = RawClient::new(gw, &w.root, &sc, &sk);
+    let mut rng = Rng(0x5157_4E45_5447_5721);
+    let mut forwarded = 0;
+    for _ in 0..120 {
+        let v = variant(&mut rng, "/records/secret.txt");
+        let s = soft.get(&v, "").await;
+        assert!(matches!(s.status, 400 | 403), "Medium reached the application with {v:?}: {}", s.body);
+        let t = token.get(&v, "").await;
+        match t.status {
+            200 => {
+                let seen = t.json()["path"].as_str().unwrap().to_owned();
+                assert!(seen.eq_ignore_ascii_case("/records/secret.txt"), "{v:?} arrived as {seen:?}");
+                assert_eq!(s.status, 403, "{v:?}");
+                forwarded += 1;
+            }
+            400 => assert_eq!(s.status, 400, "{v:?}"),
+            other => panic!("{v:?}: {other} {}", t.body),
+        }
+    }
+    assert!(forwarded > 60, "the generator should mostly produce acceptable spellings ({forwarded})");
+}
