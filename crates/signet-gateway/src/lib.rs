@@ -20,6 +20,7 @@ pub mod chain;
 pub mod config;
 pub mod denial;
 pub mod fetch;
+pub mod headers;
 pub mod policy;
 pub mod revocation;
 mod server;

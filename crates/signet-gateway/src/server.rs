@@ -30,6 +30,7 @@ use crate::chain::{self, PathError, ValidatedPath};
 use crate::config::{FailMode, GatewayConfig};
 use crate::denial::{Denial, wants_json};
 use crate::fetch::Fetcher;
+use crate::headers;
 use crate::revocation::{RevocationChecker, RevocationStatus};
 
 /// Response bodies: proxied streams or rendered pages.
@@ -345,7 +346,7 @@ impl Inner {
 
     async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         who: Result<Arc<Identity>, Refusal>,
         peer: SocketAddr,
     ) -> Response<Body> {
@@ -359,6 +360,22 @@ impl Inner {
                 return self.render(Denial::BadPath, json, &why.to_string(), &[("path", raw.to_owned())]);
             }
         };
+        let subject = || who.as_ref().map_or("-".to_owned(), |id| id.path.subject.clone());
+        match headers::screen(req.headers()) {
+            Ok(reserved) => {
+                if !reserved.is_empty() {
+                    let names: Vec<&str> = reserved.iter().map(|n| n.as_str()).collect();
+                    tracing::warn!(%peer, subject = %subject(), headers = ?names, "client sent headers the gateway sets; removed");
+                }
+                for name in reserved {
+                    req.headers_mut().remove(name);
+                }
+            }
+            Err(why) => {
+                tracing::warn!(%peer, reason = "bad-headers", detail = %why, subject = %subject(), "request headers refused");
+                return self.render(Denial::BadHeaders, json, &why.to_string(), &[]);
+            }
+        }
         let result = match who {
             Ok(id) => self.admit(&path, &id),
             Err(r) => Err(r),
@@ -434,19 +451,9 @@ impl Inner {
             return bad_gateway();
         };
         *req.uri_mut() = uri;
+        // The client's reserved headers (every spelling) went in `handle`.
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        let spoofed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("x-signet-") || k.as_str().starts_with("x-forwarded-"))
-            .cloned()
-            .collect();
-        if spoofed.iter().any(|k| k.as_str().starts_with("x-signet-")) {
-            tracing::warn!(%peer, subject = %id.path.subject, "client sent X-Signet-* headers; removed");
-        }
-        for k in spoofed {
-            headers.remove(k);
-        }
         let p = &id.path;
         for (name, value) in IDENTITY_HEADERS.iter().zip([&p.subject, &p.issuer, &p.serial_hex, level, account]) {
             headers.insert(*name, header_text(value));

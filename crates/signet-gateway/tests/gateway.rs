@@ -594,3 +594,82 @@ async fn generated_spellings_are_refused_or_decided_like_their_canonical_path() 
     }
     assert!(forwarded > 60, "the generator should mostly produce acceptable spellings ({forwarded})");
 }
+
+const WSGI_APP: &str = r#"
+import json
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+def app(environ, start_response):
+    seen = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+    body = json.dumps({"path": environ["PATH_INFO"], "environ": seen}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// A WSGI application (Python's wsgiref) on loopback, answering with its `HTTP_*` environ;
+/// killed when the child is dropped.
+async fn wsgi_upstream() -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", WSGI_APP])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next_line().await.unwrap().expect("wsgi port").trim().parse().unwrap();
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wsgi_application_sees_only_the_gateways_identity_headers() {
+    let w = world().await;
+    let ((tc, tk), _) = token_and_soft(&w).await;
+    let (_wsgi, upstream) = wsgi_upstream().await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+
+    // Every spelling of the identity and forwarding headers is dropped; the application
+    // sees the gateway's value alone (without the gateway it would see "admin,ann").
+    let spoofed = "X_Signet_Account: admin\r\nx-SIGNET-assurance: medium-hardware\r\nX_Signet_Serial: 01\r\n\
+                   X_Forwarded_For: 10.9.9.9\r\nx_forwarded_proto: http\r\nX-Forwarded-Host: evil.example\r\n\
+                   Forwarded: for=10.9.9.9\r\nX_Real_IP: 10.9.9.9\r\nX-Original-URL: /records/secret.txt\r\n\
+                   Accept-Language: en\r\nAccept-Language: fr\r\n";
+    let r = token.get("/app", spoofed).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let env = &r.json()["environ"];
+    assert_eq!(env["HTTP_X_SIGNET_ACCOUNT"], "ann", "{env}");
+    assert_eq!(env["HTTP_X_SIGNET_ASSURANCE"], "medium-token");
+    assert_ne!(env["HTTP_X_SIGNET_SERIAL"], "01");
+    assert_eq!(env["HTTP_X_FORWARDED_FOR"], "127.0.0.1");
+    assert_eq!(env["HTTP_X_FORWARDED_PROTO"], "https");
+    for gone in ["HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_X_ORIGINAL_URL"] {
+        assert!(env.get(gone).is_none(), "{gone} reached the application: {env}");
+    }
+    // A list header may repeat.
+    assert_eq!(env["HTTP_ACCEPT_LANGUAGE"], "en,fr");
+    assert_eq!(r.json()["path"], "/app");
+
+    // Repeats the application would join, and one header under two spellings: refused.
+    for twice in [
+        "X-Signet-Account: admin\r\nX_Signet_Account: root\r\n",
+        "X-Signet-Account: admin\r\nx-signet-account: root\r\n",
+        "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n",
+        "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+        "Cookie: a=1\r\nCookie: a=2\r\n",
+        "My-Role: user\r\nMy_Role: admin\r\n",
+    ] {
+        let r = token.get("/app", twice).await;
+        assert_eq!(r.status, 400, "{twice:?}: {}", r.body);
+        assert_eq!(r.json()["reason"], "bad-headers", "{twice:?}");
+    }
+    assert_eq!(token.get("/app", "Host: evil.example\r\n").await.status, 400);
+}
