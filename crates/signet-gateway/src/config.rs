@@ -117,8 +117,15 @@ pub struct GatewayConfigFile {
     /// Linked accounts file (TOML, managed by `signet gateway link`); default
     /// `accounts.toml` beside the configuration.
     pub accounts: Option<PathBuf>,
-    /// Where first-time users go to link their certificate to an account.
+    /// Where first-time users go to link their certificate to an account; default the
+    /// gateway's own `/.signet/link`.
     pub link_url: Option<String>,
+    /// The link database: `sqlite:…` (default `gateway-links.db` beside this file) or
+    /// `postgres://…` for several gateways sharing their links.
+    pub database: Option<String>,
+    /// Accounts that may approve link requests on `/.signet/admin`.
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// Fetch missing intermediates from the certificate's AIA caIssuers URL; default true.
     pub fetch_aia: Option<bool>,
 }
@@ -187,6 +194,10 @@ pub struct GatewayConfig {
     pub accounts: PathBuf,
     /// Link page URL.
     pub link_url: Option<String>,
+    /// Link database URL.
+    pub database: String,
+    /// Gateway administrators (account names).
+    pub admins: Vec<String>,
     /// Fetch missing intermediates by AIA.
     pub fetch_aia: bool,
 }
@@ -340,7 +351,9 @@ impl GatewayConfigFile {
             routes,
             revocation,
             accounts,
-            link_url: self.link_url,
+            link_url: Some(self.link_url.unwrap_or_else(|| crate::selfservice::LINK_PATH.to_owned())),
+            database: self.database.unwrap_or_else(|| format!("sqlite://{}", base.join("gateway-links.db").display())),
+            admins: self.admins,
             fetch_aia: self.fetch_aia.unwrap_or(true),
         })
     }

@@ -21,8 +21,10 @@ pub mod config;
 pub mod denial;
 pub mod fetch;
 pub mod headers;
+pub mod links;
 pub mod policy;
 pub mod revocation;
+pub mod selfservice;
 mod server;
 pub mod tls;
 

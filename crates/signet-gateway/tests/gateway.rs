@@ -121,6 +121,11 @@ async fn gateway(dir: &Path, toml_extra: &str, upstream: SocketAddr, clock: Arc<
          trust_anchors = [\"anchors.pem\"]\naccounts = \"accounts.toml\"\nlink_url = \"https://app.example/link\"\n\
          required_policies = [\"medium\", \"medium-token\", \"medium-hardware\"]\n{toml_extra}\n"
     );
+    gateway_from(dir, &text, clock).await
+}
+
+/// Starts a gateway from a whole configuration text.
+async fn gateway_from(dir: &Path, text: &str, clock: Arc<dyn Clock>) -> RunningGateway {
     let path = dir.join(format!("gateway-{}.toml", rand_suffix()));
     std::fs::write(&path, text).unwrap();
     let cfg = GatewayConfigFile::from_file(&path).unwrap().validate(dir, &Catalog::default_eca()).unwrap();
@@ -672,4 +677,135 @@ async fn a_wsgi_application_sees_only_the_gateways_identity_headers() {
         assert_eq!(r.json()["reason"], "bad-headers", "{twice:?}");
     }
     assert_eq!(token.get("/app", "Host: evil.example\r\n").await.status, 400);
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let at = page.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {page}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_holder_asks_for_a_link_an_administrator_approves_and_revocation_ends_it() {
+    let w = world().await;
+    let dir = w.ca.dir.path();
+    let (ops_c, ops_k, _) = w.ca.person("Otto Ops", "medium-token-identity", "ops@acme.test").await;
+    let (nell_c, nell_k, nell_serial) = w.ca.person("Nell New", "medium-token-identity", "nell@acme.test").await;
+    let (sam_c, sam_k, _) = w.ca.person("Sam Soft", "medium-identity", "sam@acme.test").await;
+    // The administrator's own link comes from the accounts file (the import path).
+    link(
+        &dir.join("accounts.toml"),
+        AccountLink { account: "ops".into(), subject_dn: None, issuer_dn: None, email: Some("ops@acme.test".into()) },
+    )
+    .unwrap();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nupstream = \"http://{}\"\nserver_cert = \"gw.pem\"\nserver_key = \"gw.key\"\n\
+         trust_anchors = [\"anchors.pem\"]\nrequired_policies = [\"medium\", \"medium-token\", \"medium-hardware\"]\n\
+         admins = [\"ops\"]\n[revocation]\ncache_max_seconds = 1\n",
+        w.upstream
+    );
+    let gw = gateway_from(dir, &text, Arc::new(SystemClock)).await.addr;
+    let root = w.root.as_path();
+    let ops = Some((ops_c.as_path(), ops_k.as_path()));
+    let nell = Some((nell_c.as_path(), nell_k.as_path()));
+    let sam = Some((sam_c.as_path(), sam_k.as_path()));
+
+    // Not linked: the denial points at the gateway's own link page.
+    let r = curl(gw, root, nell, "/app", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("/.signet/link"), "{}", r.body);
+
+    // The request: a form with a token bound to this certificate.
+    let page = curl(gw, root, nell, "/.signet/link", &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CN=Nell New"));
+    let token = hidden(&page.body, "csrf");
+    let forged = curl(gw, root, nell, "/.signet/link", &["--data", "csrf=00&account=nell"]).await;
+    assert_eq!(forged.status, 403);
+    let sams_token = hidden(&curl(gw, root, sam, "/.signet/link", &[]).await.body, "csrf");
+    let stolen = curl(gw, root, nell, "/.signet/link", &["--data", &format!("csrf={sams_token}&account=nell")]).await;
+    assert_eq!(stolen.status, 403, "a token is only good for the certificate it was made for");
+    let bad = curl(gw, root, nell, "/.signet/link", &["--data", &format!("csrf={token}&account=%3Cb%3E")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("An account name is"), "{}", bad.body);
+    let asked = curl(
+        gw,
+        root,
+        nell,
+        "/.signet/link",
+        &[
+            "--data-urlencode",
+            &format!("csrf={token}"),
+            "--data-urlencode",
+            "account=nell",
+            "--data-urlencode",
+            "note=<script>alert(1)</script> new analyst",
+        ],
+    )
+    .await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let page = curl(gw, root, nell, "/.signet/link", &[]).await;
+    assert!(page.body.contains("is waiting for approval"), "{}", page.body);
+    assert!(!page.body.contains("name=\"csrf\""), "one pending request at a time");
+
+    // Only administrators decide.
+    let r = curl(gw, root, nell, "/.signet/admin", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Administrators only"));
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert!(admin.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; new analyst"), "{}", admin.body);
+    assert!(!admin.body.contains("<script>"));
+    let (id, token) = (hidden(&admin.body, "id"), hidden(&admin.body, "csrf"));
+    let nells_try =
+        curl(gw, root, nell, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=approve")]).await;
+    assert_eq!(nells_try.status, 403);
+    let decided =
+        curl(gw, root, ops, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=approve")]).await;
+    assert_eq!(decided.status, 303, "{}", decided.body);
+
+    // Access, with the linked account, and the outcome on the link page.
+    let r = curl(gw, root, nell, "/app", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.upstream_header("x-signet-account"), ["nell"]);
+    assert!(curl(gw, root, nell, "/.signet/link", &[]).await.body.contains("linked to account <strong>nell</strong>"));
+
+    // A refusal is shown to the requester on the next visit.
+    let token = hidden(&curl(gw, root, sam, "/.signet/link", &[]).await.body, "csrf");
+    assert_eq!(
+        curl(gw, root, sam, "/.signet/link", &["--data", &format!("csrf={token}&account=ops")]).await.status,
+        303
+    );
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    let (id, token) = (hidden(&admin.body, "id"), hidden(&admin.body, "csrf"));
+    curl(gw, root, ops, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=refuse")]).await;
+    let r = curl(gw, root, sam, "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.json()["link_request"].as_str().unwrap().contains("was refused by ops on"), "{}", r.body);
+    assert!(curl(gw, root, sam, "/.signet/link", &[]).await.body.contains("was refused by ops"));
+
+    // Revocation: refused, and the link is gone (audited).
+    w.ca.running.state.service().revoke("test", &nell_serial, RevocationReason::KeyCompromise).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = curl(gw, root, nell, "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!((r.status, r.json()["reason"].as_str()), (403, Some("revoked")));
+    let store = signet_gateway::links::LinkStore::open(&format!("sqlite://{}", dir.join("gateway-links.db").display()))
+        .await
+        .unwrap();
+    let log = store.audit_log(20).await.unwrap();
+    let actions: Vec<(&str, &str, &str)> =
+        log.iter().map(|e| (e.action.as_str(), e.account.as_str(), e.actor.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("unlinked-revoked", "nell", "gateway"),
+            ("refused", "ops", "ops"),
+            ("requested", "ops", "C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Sam Soft"),
+            ("approved", "nell", "ops"),
+            ("requested", "nell", "C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Nell New"),
+        ]
+    );
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert!(admin.body.contains("unlinked-revoked"), "{}", admin.body);
 }
