@@ -352,10 +352,21 @@ impl GatewayConfigFile {
             revocation,
             accounts,
             link_url: Some(self.link_url.unwrap_or_else(|| crate::selfservice::LINK_PATH.to_owned())),
-            database: self.database.unwrap_or_else(|| format!("sqlite://{}", base.join("gateway-links.db").display())),
+            database: database_url(self.database.as_deref(), base),
             admins: self.admins,
             fetch_aia: self.fetch_aia.unwrap_or(true),
         })
+    }
+}
+
+/// The link database URL: a relative SQLite path is relative to the configuration's folder.
+fn database_url(url: Option<&str>, base: &Path) -> String {
+    let url = url.unwrap_or("sqlite://gateway-links.db");
+    match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -393,6 +404,16 @@ mod tests {
         let cfg = GatewayConfigFile { upstream: Some("https://x:1".into()), ..Default::default() };
         let err = cfg.validate(dir.path(), &Catalog::default_eca()).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "upstream", .. }), "{err}");
+    }
+
+    #[test]
+    fn sqlite_paths_are_relative_to_the_configuration() {
+        let base = Path::new("/etc/signet");
+        assert_eq!(database_url(None, base), "sqlite:///etc/signet/gateway-links.db");
+        assert_eq!(database_url(Some("sqlite://links.db"), base), "sqlite:///etc/signet/links.db");
+        assert_eq!(database_url(Some("sqlite:links.db?mode=rwc"), base), "sqlite:///etc/signet/links.db?mode=rwc");
+        assert_eq!(database_url(Some("sqlite:///var/lib/gw.db"), base), "sqlite:///var/lib/gw.db");
+        assert_eq!(database_url(Some("postgres://gw@db/gw"), base), "postgres://gw@db/gw");
     }
 
     #[test]
