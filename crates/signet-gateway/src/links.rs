@@ -179,7 +179,10 @@ impl LinkStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
-                        sqlx::Executor::execute(&mut *conn, "PRAGMA busy_timeout = 10000").await?;
+                        // WAL: lookups go on while a decision is written; a second writer
+                        // waits instead of failing.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
+                            .await?;
                     }
                     Ok(())
                 })

@@ -56,6 +56,8 @@ pub(crate) struct Visit<'a> {
     /// The linked account (from the accounts file or the database).
     pub account: Option<String>,
     pub is_admin: bool,
+    /// The configured administrators, so a request for one of their accounts stands out.
+    pub admins: &'a [String],
     pub now: OffsetDateTime,
     pub form_key: &'a hmac::Key,
 }
@@ -247,6 +249,9 @@ async fn admin_page(store: &LinkStore, v: &Visit<'_>) -> Result<Page200, crate::
         body.push_str("<p>No requests.</p>\n");
     }
     for r in &pending {
+        if v.admins.contains(&r.account) {
+            body.push_str("<p class=\"err\"><strong>This request is for an administrator's account.</strong></p>\n");
+        }
         body.push_str(&format!(
             "<table><tr><th>Account</th><td><strong>{}</strong></td></tr><tr><th>Note</th><td>{}</td></tr>\
              <tr><th>Asked</th><td>{}</td></tr><tr><th>Subject</th><td>{}</td></tr><tr><th>Issuer</th><td>{}</td></tr>\
@@ -344,6 +349,7 @@ mod tests {
             cert: cert.clone(),
             account: None,
             is_admin: false,
+            admins: &[],
             now: OffsetDateTime::UNIX_EPOCH,
             form_key: &key,
         };

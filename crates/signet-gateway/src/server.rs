@@ -417,6 +417,7 @@ impl Inner {
             cert: Self::cert_ref(id),
             is_admin: account.as_ref().is_some_and(|a| self.config.admins.contains(a)),
             account,
+            admins: &self.config.admins,
             now: self.clock.now(),
             form_key: &self.form_key,
         };

@@ -778,6 +778,7 @@ async fn a_certificate_holder_asks_for_a_link_an_administrator_approves_and_revo
         303
     );
     let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert!(admin.body.contains("This request is for an administrator's account"), "{}", admin.body);
     let (id, token) = (hidden(&admin.body, "id"), hidden(&admin.body, "csrf"));
     curl(gw, root, ops, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=refuse")]).await;
     let r = curl(gw, root, sam, "/app", &["-H", "Accept: application/json"]).await;
