@@ -466,10 +466,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn request_decide_and_unlink_are_audited() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("links.db").display());
-        let store = LinkStore::open(&url).await.unwrap();
+    async fn request_decide_and_unlink_are_audited_on_sqlite_and_postgres() {
+        for backend in signet_testkit::BACKENDS {
+            let db = signet_testkit::TestDb::new(backend).await;
+            request_decide_and_unlink(&db.url).await;
+        }
+    }
+
+    async fn request_decide_and_unlink(url: &str) {
+        let store = LinkStore::open(url).await.unwrap();
         let (ann, old) = (cert("0a", 2000), cert("0b", 1500));
         assert_eq!(store.linked(&ann, 100).await.unwrap(), None);
         let r = store.request(&ann, "ann", "please", 100).await.unwrap();
@@ -496,6 +501,6 @@ mod tests {
         // The form secret is made once and kept.
         let secret = store.form_secret().await.unwrap();
         assert_eq!(secret.len(), 32);
-        assert_eq!(LinkStore::open(&url).await.unwrap().form_secret().await.unwrap(), secret);
+        assert_eq!(LinkStore::open(url).await.unwrap().form_secret().await.unwrap(), secret, "{url}");
     }
 }
