@@ -12,6 +12,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use signet_pki::profile::{Catalog, Oid};
 
+use crate::canonical::{CanonicalPath, canonicalize};
 use crate::chain::TrustAnchors;
 use crate::policy::PolicySet;
 
@@ -80,6 +81,10 @@ pub struct RouteFile {
     pub prefix: String,
     /// Certificate type ids of the catalog (`medium-token`) or dotted policy OIDs.
     pub required_policies: Vec<String>,
+    /// Match the prefix ignoring ASCII case, for applications that serve `/Records` and
+    /// `/records` alike (IIS, case-insensitive file systems); default false.
+    #[serde(default)]
+    pub case_insensitive: bool,
 }
 
 /// The configuration file (`gateway.toml`). Relative paths are relative to the file's folder.
@@ -112,8 +117,15 @@ pub struct GatewayConfigFile {
     /// Linked accounts file (TOML, managed by `signet gateway link`); default
     /// `accounts.toml` beside the configuration.
     pub accounts: Option<PathBuf>,
-    /// Where first-time users go to link their certificate to an account.
+    /// Where first-time users go to link their certificate to an account; default the
+    /// gateway's own `/.signet/link`.
     pub link_url: Option<String>,
+    /// The link database: `sqlite:…` (default `gateway-links.db` beside this file) or
+    /// `postgres://…` for several gateways sharing their links.
+    pub database: Option<String>,
+    /// Accounts that may approve link requests on `/.signet/admin`.
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// Fetch missing intermediates from the certificate's AIA caIssuers URL; default true.
     pub fetch_aia: Option<bool>,
 }
@@ -155,6 +167,8 @@ pub struct Route {
     pub prefix: String,
     /// Accepted policies.
     pub required: PolicySet,
+    /// Whether the prefix matches ignoring ASCII case.
+    pub case_insensitive: bool,
 }
 
 /// Validated configuration.
@@ -180,24 +194,33 @@ pub struct GatewayConfig {
     pub accounts: PathBuf,
     /// Link page URL.
     pub link_url: Option<String>,
+    /// Link database URL.
+    pub database: String,
+    /// Gateway administrators (account names).
+    pub admins: Vec<String>,
     /// Fetch missing intermediates by AIA.
     pub fetch_aia: bool,
 }
 
 impl GatewayConfig {
     /// The policies a request path needs: the longest matching route's, else the global ones.
-    pub fn required_for(&self, path: &str) -> &PolicySet {
-        self.routes.iter().find(|r| path_has_prefix(path, &r.prefix)).map_or(&self.required, |r| &r.required)
+    /// Only a [`CanonicalPath`] can be asked, so no other spelling of a path escapes its route.
+    pub fn required_for(&self, path: &CanonicalPath) -> &PolicySet {
+        self.routes
+            .iter()
+            .find(|r| path_has_prefix(path.as_str(), &r.prefix, r.case_insensitive))
+            .map_or(&self.required, |r| &r.required)
     }
 }
 
-/// `/admin` matches `/admin`, `/admin/x` and `/admin?q`, not `/administrator`.
-fn path_has_prefix(path: &str, prefix: &str) -> bool {
+/// `/admin` matches `/admin` and `/admin/x`, not `/administrator`; with `fold_case`,
+/// `/Admin/x` too.
+fn path_has_prefix(path: &str, prefix: &str, fold_case: bool) -> bool {
     let prefix = prefix.trim_end_matches('/');
-    match path.strip_prefix(prefix) {
-        Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
-        None => false,
-    }
+    let Some(head) = path.get(..prefix.len()) else { return false };
+    let same = if fold_case { head.eq_ignore_ascii_case(prefix) } else { head == prefix };
+    let rest = &path[prefix.len()..];
+    same && (prefix.is_empty() || rest.is_empty() || rest.starts_with('/'))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
@@ -278,9 +301,19 @@ impl GatewayConfigFile {
             if r.required_policies.is_empty() {
                 return Err(invalid("route.required_policies", format!("route {} names no policy", r.prefix)));
             }
+            match canonicalize(&r.prefix) {
+                Ok(c) if c.as_str() == r.prefix => {}
+                Ok(c) => {
+                    return Err(invalid(
+                        "route.prefix",
+                        format!("{:?} is not canonical; write it as {:?}", r.prefix, c),
+                    ));
+                }
+                Err(e) => return Err(invalid("route.prefix", format!("{:?}: {e}", r.prefix))),
+            }
             let required = PolicySet::resolve(&r.required_policies, catalog)
                 .map_err(|e| invalid("route.required_policies", e.to_string()))?;
-            routes.push(Route { prefix: r.prefix, required });
+            routes.push(Route { prefix: r.prefix, required, case_insensitive: r.case_insensitive });
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.trim_end_matches('/').len()));
         let rf = self.revocation;
@@ -318,9 +351,22 @@ impl GatewayConfigFile {
             routes,
             revocation,
             accounts,
-            link_url: self.link_url,
+            link_url: Some(self.link_url.unwrap_or_else(|| crate::selfservice::LINK_PATH.to_owned())),
+            database: database_url(self.database.as_deref(), base),
+            admins: self.admins,
             fetch_aia: self.fetch_aia.unwrap_or(true),
         })
+    }
+}
+
+/// The link database URL: a relative SQLite path is relative to the configuration's folder.
+fn database_url(url: Option<&str>, base: &Path) -> String {
+    let url = url.unwrap_or("sqlite://gateway-links.db");
+    match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -335,11 +381,16 @@ mod tests {
 
     #[test]
     fn route_prefixes_match_whole_segments() {
-        assert!(path_has_prefix("/admin", "/admin"));
-        assert!(path_has_prefix("/admin/users", "/admin/"));
-        assert!(path_has_prefix("/admin?x=1", "/admin"));
-        assert!(!path_has_prefix("/administrator", "/admin"));
-        assert!(path_has_prefix("/anything", "/"));
+        assert!(path_has_prefix("/admin", "/admin", false));
+        assert!(path_has_prefix("/admin/users", "/admin/", false));
+        assert!(!path_has_prefix("/administrator", "/admin", false));
+        assert!(path_has_prefix("/anything", "/", false));
+        assert!(!path_has_prefix("/Admin/users", "/admin", false));
+        assert!(path_has_prefix("/Admin/users", "/admin", true));
+        assert!(path_has_prefix("/ADMIN", "/admin/", true));
+        assert!(!path_has_prefix("/ADMINistrator", "/admin", true));
+        assert!(!path_has_prefix("/adm", "/admin", true));
+        assert!(!path_has_prefix("/caf%C3%A9", "/caf", true));
     }
 
     #[test]
@@ -353,5 +404,29 @@ mod tests {
         let cfg = GatewayConfigFile { upstream: Some("https://x:1".into()), ..Default::default() };
         let err = cfg.validate(dir.path(), &Catalog::default_eca()).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { field: "upstream", .. }), "{err}");
+    }
+
+    #[test]
+    fn sqlite_paths_are_relative_to_the_configuration() {
+        let base = Path::new("/etc/signet");
+        assert_eq!(database_url(None, base), "sqlite:///etc/signet/gateway-links.db");
+        assert_eq!(database_url(Some("sqlite://links.db"), base), "sqlite:///etc/signet/links.db");
+        assert_eq!(database_url(Some("sqlite:links.db?mode=rwc"), base), "sqlite:///etc/signet/links.db?mode=rwc");
+        assert_eq!(database_url(Some("sqlite:///var/lib/gw.db"), base), "sqlite:///var/lib/gw.db");
+        assert_eq!(database_url(Some("postgres://gw@db/gw"), base), "postgres://gw@db/gw");
+    }
+
+    #[test]
+    fn route_prefixes_must_be_canonical() {
+        for (prefix, ok) in [("/records", true), ("/records/", true), ("//records", false), ("/%72ecords", false)] {
+            let text =
+                format!("[[route]]\nprefix = {prefix:?}\nrequired_policies = [\"medium\"]\ncase_insensitive = true\n");
+            let file: GatewayConfigFile = toml::from_str(&text).unwrap();
+            let r = &file.routes[0];
+            let canonical = canonicalize(&r.prefix).map(|c| c.as_str() == r.prefix);
+            assert_eq!(canonical, Ok(ok), "{prefix}");
+            assert!(r.case_insensitive);
+        }
+        assert!(canonicalize("/records;x").is_err());
     }
 }

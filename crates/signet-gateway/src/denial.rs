@@ -25,6 +25,10 @@ pub enum Denial {
     NotLinked,
     /// Revocation status could not be established and the gateway fails hard.
     RevocationUnavailable,
+    /// The request path has no unambiguous canonical form (see [`crate::canonical`]).
+    BadPath,
+    /// The request repeats a header the application would join, or spells one two ways.
+    BadHeaders,
 }
 
 /// What each denial says: (code, HTTP status, title, what the person can do).
@@ -37,7 +41,7 @@ struct Wording {
 
 impl Denial {
     /// Every denial, for tests and documentation.
-    pub const ALL: [Denial; 7] = [
+    pub const ALL: [Denial; 9] = [
         Self::NoCertificate,
         Self::Untrusted,
         Self::Expired,
@@ -45,6 +49,8 @@ impl Denial {
         Self::WrongAssurance,
         Self::NotLinked,
         Self::RevocationUnavailable,
+        Self::BadPath,
+        Self::BadHeaders,
     ];
 
     fn wording(self) -> Wording {
@@ -99,6 +105,22 @@ impl Denial {
                 "The revocation status of your certificate could not be checked right now, so access \
                  is refused. Try again in a few minutes.",
             ),
+            Self::BadPath => (
+                "bad-path",
+                400,
+                "Request address refused",
+                "The address of this request is spelled in a way this gateway does not accept \
+                 (an encoded slash or backslash, a path parameter after ;, a NUL or control \
+                 character, double encoding, or escapes that are not UTF-8). Use the plain address \
+                 of the page.",
+            ),
+            Self::BadHeaders => (
+                "bad-headers",
+                400,
+                "Request headers refused",
+                "The request repeats a header that must appear once, or spells one header in two \
+                 ways (with - and with _). Send each header once.",
+            ),
         };
         Wording { code, status, title, advice }
     }
@@ -108,8 +130,8 @@ impl Denial {
         self.wording().code
     }
 
-    /// HTTP status: 401 without a certificate, 503 when revocation could not be checked,
-    /// 403 otherwise.
+    /// HTTP status: 400 for a malformed request, 401 without a certificate, 503 when
+    /// revocation could not be checked, 403 otherwise.
     pub fn status(self) -> u16 {
         self.wording().status
     }

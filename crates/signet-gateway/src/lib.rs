@@ -5,22 +5,29 @@
 //! certificate; validates the path to the configured trust anchors ([`chain`]), requires one
 //! of the application's policy OIDs — Keycloak's `requiredCertificatePolicies` — globally or
 //! per route ([`policy`]), checks revocation by OCSP then CRL with hard or soft fail
-//! ([`revocation`]), maps the certificate to a linked account ([`accounts`]), and proxies
-//! to the application with verified identity headers (`X-Signet-Subject`, `-Issuer`,
-//! `-Serial`, `-Assurance`, `-Account`), stripping any copies the client sent. Every refusal
-//! is a readable page or problem+json naming the reason ([`Denial`]).
+//! ([`revocation`]), decides on one canonical request path ([`canonical`]) and screens the
+//! request headers ([`headers`]), maps the certificate to a linked account ([`accounts`],
+//! [`links`]; certificate holders ask for links on the gateway's own pages,
+//! [`selfservice`]), and proxies to the application with verified identity headers
+//! (`X-Signet-Subject`, `-Issuer`, `-Serial`, `-Assurance`, `-Account`), dropping any copies
+//! the client sent in any spelling. Every refusal is a readable page or problem+json naming
+//! the reason ([`Denial`]).
 //!
-//! What it does not do: no certificate issuance, no database; time comes from the injected
-//! [`signet_ra::Clock`].
+//! What it does not do: no certificate issuance; its only database is the link database;
+//! time comes from the injected [`signet_ra::Clock`].
 
 pub mod accounts;
 pub mod bench;
+pub mod canonical;
 pub mod chain;
 pub mod config;
 pub mod denial;
 pub mod fetch;
+pub mod headers;
+pub mod links;
 pub mod policy;
 pub mod revocation;
+pub mod selfservice;
 mod server;
 pub mod tls;
 

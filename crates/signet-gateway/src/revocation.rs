@@ -7,7 +7,7 @@
 //! comes first — keep `cache_max` short so a revocation is seen soon after it happens. CRLs
 //! are cached until their nextUpdate and fetched again then.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use const_oid::db::rfc6960;
@@ -39,10 +39,49 @@ pub enum RevocationStatus {
     Unavailable(String),
 }
 
+/// One entry of a CRL: when the certificate was revoked and, if the CRL says, why (the RFC
+/// 5280 CRLReason code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Revocation date.
+    pub at: OffsetDateTime,
+    /// CRLReason code, if given.
+    pub reason: Option<u8>,
+}
+
+/// A CRL's revoked serials (leading zeros stripped).
+pub type RevokedSerials = HashMap<Vec<u8>, RevokedEntry>;
+
 #[derive(Debug, Clone)]
 struct CachedCrl {
-    revoked: HashSet<Vec<u8>>,
+    revoked: Arc<RevokedSerials>,
     until: OffsetDateTime,
+}
+
+/// RFC 5280 §5.3.1 CRLReason codes in words.
+pub fn reason_words(code: u8) -> &'static str {
+    match code {
+        0 => "unspecified",
+        1 => "key compromise",
+        2 => "CA compromise",
+        3 => "affiliation changed",
+        4 => "superseded",
+        5 => "cessation of operation",
+        6 => "certificate hold",
+        8 => "removed from CRL",
+        9 => "privilege withdrawn",
+        10 => "AA compromise",
+        _ => "unknown reason",
+    }
+}
+
+/// How a denial says when and why: `revoked on 4 December 2026 at 15:36 UTC (reason: key
+/// compromise)`.
+pub fn revoked_text(at: OffsetDateTime, reason: Option<u8>) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let month = at.month();
+    let reason = reason.map(|r| format!(" (reason: {})", reason_words(r))).unwrap_or_default();
+    format!("revoked on {} {month} {} at {:02}:{:02} UTC{reason}", at.day(), at.year(), at.hour(), at.minute())
 }
 
 /// Checks revocation with caches shared by all connections.
@@ -204,8 +243,8 @@ pub fn check_response(
         CertStatus::Good(_) => Some((RevocationStatus::Good("ocsp"), next_update)),
         CertStatus::Revoked(info) => {
             let at = generalized(&info.revocation_time);
-            let reason = info.revocation_reason.map(|r| format!(", reason {r:?}")).unwrap_or_default();
-            Some((RevocationStatus::Revoked(format!("revoked at {at}{reason} (OCSP)")), next_update))
+            let reason = info.revocation_reason.map(|r| r as u8);
+            Some((RevocationStatus::Revoked(revoked_text(at, reason)), next_update))
         }
         CertStatus::Unknown(_) => None,
     })
@@ -237,7 +276,7 @@ pub fn check_crl(
     der: &[u8],
     issuer: &X509Certificate<'_>,
     now: OffsetDateTime,
-) -> Result<(HashSet<Vec<u8>>, OffsetDateTime), String> {
+) -> Result<(RevokedSerials, OffsetDateTime), String> {
     let (_, crl) = CertificateRevocationList::from_der(der).map_err(|e| format!("CRL does not parse: {e}"))?;
     if crl.issuer().as_raw() != issuer.subject().as_raw() {
         return Err("CRL is from another issuer".into());
@@ -252,7 +291,14 @@ pub fn check_crl(
         Some(n) => n.to_datetime(),
         None => now + CRL_DEFAULT_TTL,
     };
-    let revoked = crl.iter_revoked_certificates().map(|r| strip_zeros(r.raw_serial()).to_vec()).collect();
+    let revoked = crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            let entry =
+                RevokedEntry { at: r.revocation_date.to_datetime(), reason: r.reason_code().map(|(_, code)| code.0) };
+            (strip_zeros(r.raw_serial()).to_vec(), entry)
+        })
+        .collect();
     Ok((revoked, until))
 }
 
@@ -287,10 +333,12 @@ impl RevocationChecker {
         if self.settings.crl {
             for url in &path.crl_urls {
                 match self.crl(url, &issuer).await {
-                    Ok(revoked) if revoked.contains(strip_zeros(&path.serial_raw)) => {
-                        return RevocationStatus::Revoked("listed on the issuer's CRL".into());
+                    Ok(revoked) => {
+                        return match revoked.get(strip_zeros(&path.serial_raw)) {
+                            Some(e) => RevocationStatus::Revoked(revoked_text(e.at, e.reason)),
+                            None => RevocationStatus::Good("crl"),
+                        };
                     }
-                    Ok(_) => return RevocationStatus::Good("crl"),
                     Err(e) => problems.push(e),
                 }
             }
@@ -345,7 +393,7 @@ impl RevocationChecker {
         Ok(Some(status))
     }
 
-    async fn crl(&self, url: &str, issuer: &X509Certificate<'_>) -> Result<HashSet<Vec<u8>>, String> {
+    async fn crl(&self, url: &str, issuer: &X509Certificate<'_>) -> Result<Arc<RevokedSerials>, String> {
         let now = self.clock.now();
         // Holding the lock across the fetch makes concurrent clients wait for one download
         // instead of each starting their own.
@@ -357,6 +405,7 @@ impl RevocationChecker {
         }
         let der = self.fetcher.get(url).await.map_err(|e| format!("CRL: {e}"))?;
         let (revoked, until) = check_crl(&der, issuer, now).map_err(|e| format!("{url}: {e}"))?;
+        let revoked = Arc::new(revoked);
         cache.insert(url.to_owned(), CachedCrl { revoked: revoked.clone(), until });
         Ok(revoked)
     }
@@ -390,5 +439,17 @@ mod tests {
         assert_eq!(&v[..4], &[0x04, 0x82, 0x01, 0x2c]);
         assert_eq!(strip_zeros(&[0, 0, 5]), &[5]);
         assert_eq!(strip_zeros(&[0]), &[0]);
+    }
+
+    #[test]
+    fn revocations_read_as_sentences() {
+        let at = time::macros::datetime!(2026-12-04 15:36:08.0 UTC);
+        assert_eq!(revoked_text(at, Some(1)), "revoked on 4 December 2026 at 15:36 UTC (reason: key compromise)");
+        let east = time::macros::datetime!(2026-12-05 01:06 +09:30);
+        assert_eq!(revoked_text(east, Some(4)), "revoked on 4 December 2026 at 15:36 UTC (reason: superseded)");
+        assert_eq!(revoked_text(at, None), "revoked on 4 December 2026 at 15:36 UTC");
+        assert_eq!(reason_words(2), "CA compromise");
+        assert_eq!(reason_words(5), "cessation of operation");
+        assert_eq!(reason_words(7), "unknown reason");
     }
 }

@@ -25,11 +25,15 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::{AccountError, AccountStore};
+use crate::canonical::{CanonicalPath, canonicalize};
 use crate::chain::{self, PathError, ValidatedPath};
 use crate::config::{FailMode, GatewayConfig};
 use crate::denial::{Denial, wants_json};
 use crate::fetch::Fetcher;
+use crate::headers;
+use crate::links::{CertRef, LinkError, LinkStore};
 use crate::revocation::{RevocationChecker, RevocationStatus};
+use crate::selfservice;
 
 /// Response bodies: proxied streams or rendered pages.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -73,6 +77,9 @@ pub enum StartError {
     /// The accounts file is unreadable.
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// The link database could not be opened.
+    #[error(transparent)]
+    Links(#[from] LinkError),
 }
 
 /// A client that passed path validation and revocation checking.
@@ -112,6 +119,8 @@ struct Inner {
     aia: Fetcher,
     aia_cache: Mutex<HashMap<String, Vec<u8>>>,
     accounts: AccountStore,
+    links: LinkStore,
+    form_key: aws_lc_rs::hmac::Key,
     upstream: Client<HttpConnector, Incoming>,
 }
 
@@ -136,6 +145,22 @@ pub async fn spawn(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Runni
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let accounts = AccountStore::open(config.accounts.clone())?;
+    let links = LinkStore::open(&config.database).await?;
+    let form_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &links.form_secret().await?);
+    // Links of certificates that expired while nobody used them go within the hour.
+    let sweeper = links.clone();
+    let sweep_clock = clock.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match sweeper.purge_expired(sweep_clock.now().unix_timestamp()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(links = n, "account links of expired certificates removed"),
+                Err(e) => tracing::error!(error = %e, "purging expired account links failed"),
+            }
+        }
+    });
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let upstream = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
@@ -144,6 +169,8 @@ pub async fn spawn(config: GatewayConfig, clock: Arc<dyn Clock>) -> Result<Runni
         aia: Fetcher::new(config.revocation.timeout),
         aia_cache: Mutex::new(HashMap::new()),
         accounts,
+        links,
+        form_key,
         upstream,
         clock,
         config,
@@ -287,7 +314,14 @@ impl Inner {
                         }
                     }
                 }
-                Err(e @ (PathError::Expired { .. } | PathError::NotYetValid { .. })) => {
+                Err(e @ PathError::Expired { .. }) => {
+                    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) {
+                        let serial = hex::encode(cert.serial.to_bytes_be());
+                        self.unlink(&chain::name_text(cert.issuer()), &serial, "expired").await;
+                    }
+                    return Err(Refusal::new(Denial::Expired, e.to_string()));
+                }
+                Err(e @ PathError::NotYetValid { .. }) => {
                     return Err(Refusal::new(Denial::Expired, e.to_string()));
                 }
                 Err(e) => {
@@ -298,6 +332,7 @@ impl Inner {
         let revocation = match self.revocation.check(&path).await {
             RevocationStatus::Good(source) => source,
             RevocationStatus::Revoked(detail) => {
+                self.unlink(&path.issuer, &path.serial_hex, "revoked").await;
                 return Err(Refusal::new(Denial::Revoked, format!("the certificate was {detail}")).about(&path));
             }
             RevocationStatus::Unavailable(why) => match self.config.revocation.mode {
@@ -316,6 +351,78 @@ impl Inner {
             },
         };
         Ok(Identity { path, revocation })
+    }
+
+    /// Removes the database links of a revoked or expired certificate.
+    async fn unlink(&self, issuer: &str, serial_hex: &str, why: &str) {
+        match self.links.remove_certificate(issuer, serial_hex, why, self.clock.now().unix_timestamp()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(serial = %serial_hex, links = n, %why, "account link removed"),
+            Err(e) => tracing::error!(error = %e, serial = %serial_hex, "removing an account link failed"),
+        }
+    }
+
+    fn cert_ref(id: &Identity) -> CertRef {
+        CertRef {
+            subject_dn: id.path.subject.clone(),
+            issuer_dn: id.path.issuer.clone(),
+            serial_hex: id.path.serial_hex.clone(),
+            not_after: id.path.not_after.unix_timestamp(),
+        }
+    }
+
+    /// The account linked to a certificate: the accounts file first, then the database.
+    async fn account_of(&self, id: &Identity) -> Result<Option<String>, Refusal> {
+        let unavailable = || Refusal::new(Denial::NotLinked, "the account directory is unavailable");
+        match self.accounts.lookup(&id.path.subject, &id.path.issuer, &id.path.emails) {
+            Ok(Some(a)) => return Ok(Some(a)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "accounts file unusable; denying");
+                return Err(unavailable());
+            }
+        }
+        self.links.linked(&Self::cert_ref(id), self.clock.now().unix_timestamp()).await.map_err(|e| {
+            tracing::error!(error = %e, "link database unusable; denying");
+            unavailable()
+        })
+    }
+
+    /// `/.signet/…`: the gateway's own pages, for clients whose certificate passes the
+    /// global policy.
+    async fn self_service(
+        &self,
+        page: selfservice::Page,
+        req: Request<Incoming>,
+        path: &CanonicalPath,
+        id: &Arc<Identity>,
+    ) -> Result<Response<Body>, Refusal> {
+        self.assurance(path, id)?;
+        let account = self.account_of(id).await?;
+        let method = req.method().clone();
+        let form = if method == hyper::Method::POST {
+            let limited = http_body_util::Limited::new(req.into_body(), selfservice::MAX_FORM);
+            match limited.collect().await {
+                Ok(b) => Some(selfservice::parse_form(&b.to_bytes())),
+                Err(_) => {
+                    let mut r = Response::new(full("The form is too large.\n"));
+                    *r.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+                    return Ok(r);
+                }
+            }
+        } else {
+            None
+        };
+        let visit = selfservice::Visit {
+            cert: Self::cert_ref(id),
+            is_admin: account.as_ref().is_some_and(|a| self.config.admins.contains(a)),
+            account,
+            admins: &self.config.admins,
+            now: self.clock.now(),
+            form_key: &self.form_key,
+        };
+        let page = selfservice::serve(&self.links, page, &method, form, &visit).await;
+        Ok(page.map(|b| b.map_err(|never| match never {}).boxed()))
     }
 
     async fn fetch_issuer(&self, url: &str) -> Option<Vec<u8>> {
@@ -344,17 +451,52 @@ impl Inner {
 
     async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         who: Result<Arc<Identity>, Refusal>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let json = wants_json(req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()));
+        let path = match canonicalize(req.uri().path()) {
+            Ok(p) => p,
+            Err(why) => {
+                let raw = req.uri().path();
+                let subject = who.as_ref().map_or("-", |id| id.path.subject.as_str());
+                tracing::warn!(%peer, reason = why.code(), path = ?raw, %subject, "request path refused");
+                return self.render(Denial::BadPath, json, &why.to_string(), &[("path", raw.to_owned())]);
+            }
+        };
+        let subject = || who.as_ref().map_or("-".to_owned(), |id| id.path.subject.clone());
+        match headers::screen(req.headers()) {
+            Ok(reserved) => {
+                if !reserved.is_empty() {
+                    let names: Vec<&str> = reserved.iter().map(|n| n.as_str()).collect();
+                    tracing::warn!(%peer, subject = %subject(), headers = ?names, "client sent headers the gateway sets; removed");
+                }
+                for name in reserved {
+                    req.headers_mut().remove(name);
+                }
+            }
+            Err(why) => {
+                tracing::warn!(%peer, reason = "bad-headers", detail = %why, subject = %subject(), "request headers refused");
+                return self.render(Denial::BadHeaders, json, &why.to_string(), &[]);
+            }
+        }
+        if let Some(page) = selfservice::page_of(path.as_str()) {
+            let served = match &who {
+                Ok(id) => self.self_service(page, req, &path, id).await,
+                Err(r) => Err(r.clone()),
+            };
+            return served.unwrap_or_else(|r| {
+                let facts: Vec<(&str, String)> = r.facts.iter().map(|(k, v)| (*k, v.clone())).collect();
+                self.render(r.denial, json, &r.detail, &facts)
+            });
+        }
         let result = match who {
-            Ok(id) => self.admit(&req, &id),
+            Ok(id) => self.admit(&path, &id).await,
             Err(r) => Err(r),
         };
         match result {
-            Ok((id, level, account)) => self.proxy(req, &id, &level, &account, peer).await,
+            Ok((id, level, account)) => self.proxy(req, &path, &id, &level, &account, peer).await,
             Err(r) => {
                 let facts: Vec<(&str, String)> = r.facts.iter().map(|(k, v)| (*k, v.clone())).collect();
                 self.render(r.denial, json, &r.detail, &facts)
@@ -369,8 +511,32 @@ impl Inner {
     }
 
     /// Per request: the path's policy requirement, then the account link.
-    fn admit(&self, req: &Request<Incoming>, id: &Arc<Identity>) -> Result<(Arc<Identity>, String, String), Refusal> {
-        let path = req.uri().path();
+    async fn admit(
+        &self,
+        path: &CanonicalPath,
+        id: &Arc<Identity>,
+    ) -> Result<(Arc<Identity>, String, String), Refusal> {
+        let level = self.assurance(path, id)?;
+        let Some(account) = self.account_of(id).await? else {
+            let mut r = Refusal::new(
+                Denial::NotLinked,
+                format!(
+                    "this certificate is not linked to an account; ask for a link at {}",
+                    self.config.link_url.as_deref().unwrap_or(selfservice::LINK_PATH)
+                ),
+            )
+            .about(&id.path);
+            if let Ok(Some(request)) = self.links.latest_request(&Self::cert_ref(id)).await {
+                r.facts.push(("link_request", selfservice::outcome(&request)));
+            }
+            tracing::warn!(reason = r.denial.code(), subject = %id.path.subject, issuer = %id.path.issuer, "client denied");
+            return Err(r);
+        };
+        Ok((id.clone(), level, account))
+    }
+
+    /// The assurance level the certificate gives on this path, or the wrong-assurance denial.
+    fn assurance(&self, path: &CanonicalPath, id: &Identity) -> Result<String, Refusal> {
         let required = self.config.required_for(path);
         let Some(matched) = required.matching(&id.path.policies) else {
             let catalog = signet_pki::profile::Catalog::default_eca();
@@ -389,53 +555,28 @@ impl Inner {
             tracing::warn!(reason = r.denial.code(), detail = %r.detail, subject = %id.path.subject, "client denied");
             return Err(r);
         };
-        let account = match self.accounts.lookup(&id.path.subject, &id.path.issuer, &id.path.emails) {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                let r = Refusal::new(
-                    Denial::NotLinked,
-                    "this certificate is not linked to an account; an administrator links it with \
-                     `signet gateway link` using the subject and issuer below",
-                )
-                .about(&id.path);
-                tracing::warn!(reason = r.denial.code(), subject = %id.path.subject, issuer = %id.path.issuer, "client denied");
-                return Err(r);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "accounts file unusable; denying");
-                return Err(Refusal::new(Denial::NotLinked, "the account directory is unavailable"));
-            }
-        };
-        Ok((id.clone(), matched.level.clone(), account))
+        Ok(matched.level.clone())
     }
 
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
+        path: &CanonicalPath,
         id: &Identity,
         level: &str,
         account: &str,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        // Exactly the path the policy was decided on, and the client's query as sent.
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
         let authority = self.config.upstream.authority().expect("validated upstream has an authority");
-        let Ok(uri) = format!("http://{authority}{pq}").parse::<hyper::Uri>() else {
+        let Ok(uri) = format!("http://{authority}{path}{query}").parse::<hyper::Uri>() else {
             return bad_gateway();
         };
         *req.uri_mut() = uri;
+        // The client's reserved headers (every spelling) went in `handle`.
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        let spoofed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("x-signet-") || k.as_str().starts_with("x-forwarded-"))
-            .cloned()
-            .collect();
-        if spoofed.iter().any(|k| k.as_str().starts_with("x-signet-")) {
-            tracing::warn!(%peer, subject = %id.path.subject, "client sent X-Signet-* headers; removed");
-        }
-        for k in spoofed {
-            headers.remove(k);
-        }
         let p = &id.path;
         for (name, value) in IDENTITY_HEADERS.iter().zip([&p.subject, &p.issuer, &p.serial_hex, level, account]) {
             headers.insert(*name, header_text(value));

@@ -121,6 +121,11 @@ async fn gateway(dir: &Path, toml_extra: &str, upstream: SocketAddr, clock: Arc<
          trust_anchors = [\"anchors.pem\"]\naccounts = \"accounts.toml\"\nlink_url = \"https://app.example/link\"\n\
          required_policies = [\"medium\", \"medium-token\", \"medium-hardware\"]\n{toml_extra}\n"
     );
+    gateway_from(dir, &text, clock).await
+}
+
+/// Starts a gateway from a whole configuration text.
+async fn gateway_from(dir: &Path, text: &str, clock: Arc<dyn Clock>) -> RunningGateway {
     let path = dir.join(format!("gateway-{}.toml", rand_suffix()));
     std::fs::write(&path, text).unwrap();
     let cfg = GatewayConfigFile::from_file(&path).unwrap().validate(dir, &Catalog::default_eca()).unwrap();
@@ -300,11 +305,17 @@ async fn gateway_admits_only_the_right_certificates() {
     let r = curl(gw, root, rev, "/app", &[]).await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("Certificate revoked"), "{}", r.body);
+    // When and why, in words: "revoked on 4 December 2026 at 15:36 UTC (reason: key compromise)".
+    let today = OffsetDateTime::now_utc();
+    let on = format!("revoked on {} {} {} at ", today.day(), today.month(), today.year());
+    assert!(r.body.contains(&on) && r.body.contains("UTC (reason: key compromise)"), "{}", r.body);
     // A CRL-only gateway sees it too.
     let crl_only =
         gateway(dir, &format!("[revocation]\nocsp = false\n{POLICY}"), w.upstream, Arc::new(SystemClock)).await.addr;
     let r = curl(crl_only, root, rev, "/app", &["-H", "Accept: application/json"]).await;
     assert_eq!(r.json()["reason"], "revoked", "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&on) && detail.ends_with("UTC (reason: key compromise)"), "{detail}");
     assert_eq!(curl(crl_only, root, token, "/app", &[]).await.status, 200);
 
     // Expired: a gateway whose clock is past the certificates' notAfter.
@@ -369,4 +380,433 @@ async fn unreachable_revocation_fails_hard_by_default_and_soft_when_configured()
     let r = curl(soft, &w.root, Some((&c, &k)), "/app", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.upstream_header("x-signet-account"), ["ann"]);
+}
+
+/// A TLS client that sends the request head exactly as written (curl and hyper would fix
+/// some spellings), presenting a client certificate; one request per connection.
+struct RawClient {
+    connector: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+}
+
+struct RawReply {
+    status: u16,
+    body: String,
+}
+
+impl RawReply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl RawClient {
+    fn new(gw: SocketAddr, root: &Path, cert: &Path, key: &Path) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(root).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain: Vec<_> = CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        Self { connector: tokio_rustls::TlsConnector::from(Arc::new(cfg)), addr: gw }
+    }
+
+    /// `GET <target>` with the given extra header lines (each ending in `\r\n`).
+    async fn get(&self, target: &str, headers: &str) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = self.connector.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n{headers}\r\n"
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), tls.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawReply { status, body: body.to_owned() }
+    }
+}
+
+/// Ann (Medium Token, account `ann`) and Sam (Medium, account `sam`), linked by email.
+async fn token_and_soft(w: &World) -> ((PathBuf, PathBuf), (PathBuf, PathBuf)) {
+    let dir = w.ca.dir.path();
+    let (tc, tk, _) = w.ca.person("Ann Token", "medium-token-identity", "ann@acme.test").await;
+    let (sc, sk, _) = w.ca.person("Sam Soft", "medium-identity", "sam@acme.test").await;
+    for (account, email) in [("ann", "ann@acme.test"), ("sam", "sam@acme.test")] {
+        link(
+            &dir.join("accounts.toml"),
+            AccountLink { account: account.into(), subject_dn: None, issuer_dn: None, email: Some(email.into()) },
+        )
+        .unwrap();
+    }
+    ((tc, tk), (sc, sk))
+}
+
+/// `/records` needs a token or hardware certificate, ignoring case (the application behind
+/// serves `/Records` too); `/exact` needs one too, matched case-sensitively.
+const RECORDS: &str = "[[route]]\nprefix = \"/records\"\nrequired_policies = [\"medium-token\", \"medium-hardware\"]\n\
+                       case_insensitive = true\n\
+                       [[route]]\nprefix = \"/exact\"\nrequired_policies = [\"medium-token\", \"medium-hardware\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_a_protected_path_lets_a_medium_certificate_through() {
+    let w = world().await;
+    let ((tc, tk), (sc, sk)) = token_and_soft(&w).await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, w.upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+    let soft = RawClient::new(gw, &w.root, &sc, &sk);
+
+    // The canonical request: the token passes, Medium is refused.
+    assert_eq!(token.get("/records/secret.txt", "").await.json()["path"], "/records/secret.txt");
+    assert_eq!(soft.get("/records/secret.txt", "").await.status, 403);
+
+    // (spelling, what the upstream receives when the token certificate asks, or None if refused)
+    let cases: [(&str, Option<&str>); 14] = [
+        ("//records/secret.txt", Some("/records/secret.txt")),
+        ("/%72ecords/secret.txt", Some("/records/secret.txt")),
+        ("/x/../records/secret.txt", Some("/records/secret.txt")),
+        ("/./records/secret.txt", Some("/records/secret.txt")),
+        ("/%2e/records/%2E%2e/records/secret.txt", Some("/records/secret.txt")),
+        ("/records/secret.txt?q=1", Some("/records/secret.txt?q=1")),
+        ("/Records", Some("/Records")),
+        ("/RECORDS/1", Some("/RECORDS/1")),
+        ("/records%2fsecret.txt", None),
+        ("/records%5Csecret.txt", None),
+        ("/records\\secret.txt", None),
+        ("/records;x", None),
+        ("/records%00", None),
+        ("/%2572ecords/secret.txt", None),
+    ];
+    for (spelling, forwarded) in cases {
+        let r = soft.get(spelling, "").await;
+        match forwarded {
+            Some(_) => {
+                assert_eq!(r.status, 403, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["reason"], "wrong-assurance", "{spelling}");
+            }
+            None => {
+                assert_eq!(r.status, 400, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["reason"], "bad-path", "{spelling}");
+            }
+        }
+        let r = token.get(spelling, "").await;
+        match forwarded {
+            Some(path) => {
+                assert_eq!(r.status, 200, "{spelling}: {}", r.body);
+                assert_eq!(r.json()["path"], path, "{spelling}");
+            }
+            None => assert_eq!(r.status, 400, "{spelling}: {}", r.body),
+        }
+    }
+
+    // A case-sensitive route: `/EXACT` is another resource for the application, forwarded
+    // as spelled and judged by the global policy; that is what `case_insensitive` is for.
+    let r = soft.get("/EXACT/x", "").await;
+    assert_eq!((r.status, r.json()["path"].as_str()), (200, Some("/EXACT/x")));
+    assert_eq!(soft.get("/exact/x", "").await.status, 403);
+    assert_eq!(soft.get("/%65xact/x", "").await.status, 403);
+
+    // The refusal page for people.
+    let r = curl(gw, &w.root, Some((&sc, &sk)), "/records%2fx", &["--path-as-is"]).await;
+    assert_eq!(r.status, 400);
+    assert!(r.content_type.starts_with("text/html") && r.body.contains("Request address refused"), "{}", r.body);
+    assert!(r.body.contains("encoded / or \\"), "{}", r.body);
+}
+
+/// A tiny deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// A spelling of `path` that a normalizing server would read as the same resource (up to
+/// ASCII case): characters percent-encoded with either hex case, case flipped, slashes
+/// doubled, `/./`, `/x/../` and their encoded forms inserted.
+fn variant(rng: &mut Rng, path: &str) -> String {
+    let mut out = String::new();
+    for c in path.chars() {
+        if c == '/' {
+            out.push('/');
+            while rng.chance(15) {
+                out.push_str(rng.pick(&["/", "./", "%2e/", "%2E/", "x/../", "x/%2e%2e/", "a/b/../../", "X/.%2E/"]));
+            }
+            continue;
+        }
+        let c = if rng.chance(20) && c.is_ascii_alphabetic() { c.to_ascii_uppercase() } else { c };
+        if rng.chance(30) {
+            let hex = format!("%{:02X}", c as u32);
+            out.push_str(&if rng.chance(50) { hex.to_ascii_lowercase() } else { hex });
+        } else {
+            out.push(c);
+        }
+    }
+    if rng.chance(5) {
+        out.push_str(rng.pick(&["%2f", ";v=1", "%00", "%3B", "\\x", "%255c"]));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_spellings_are_refused_or_decided_like_their_canonical_path() {
+    let w = world().await;
+    let ((tc, tk), (sc, sk)) = token_and_soft(&w).await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, w.upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+    let soft = RawClient::new(gw, &w.root, &sc, &sk);
+    let mut rng = Rng(0x5157_4E45_5447_5721);
+    let mut forwarded = 0;
+    for _ in 0..120 {
+        let v = variant(&mut rng, "/records/secret.txt");
+        let s = soft.get(&v, "").await;
+        assert!(matches!(s.status, 400 | 403), "Medium reached the application with {v:?}: {}", s.body);
+        let t = token.get(&v, "").await;
+        match t.status {
+            200 => {
+                let seen = t.json()["path"].as_str().unwrap().to_owned();
+                assert!(seen.eq_ignore_ascii_case("/records/secret.txt"), "{v:?} arrived as {seen:?}");
+                assert_eq!(s.status, 403, "{v:?}");
+                forwarded += 1;
+            }
+            400 => assert_eq!(s.status, 400, "{v:?}"),
+            other => panic!("{v:?}: {other} {}", t.body),
+        }
+    }
+    assert!(forwarded > 60, "the generator should mostly produce acceptable spellings ({forwarded})");
+}
+
+const WSGI_APP: &str = r#"
+import json
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+def app(environ, start_response):
+    seen = {k: v for k, v in environ.items() if k.startswith("HTTP_")}
+    body = json.dumps({"path": environ["PATH_INFO"], "environ": seen}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// A WSGI application (Python's wsgiref) on loopback, answering with its `HTTP_*` environ;
+/// killed when the child is dropped.
+async fn wsgi_upstream() -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", WSGI_APP])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next_line().await.unwrap().expect("wsgi port").trim().parse().unwrap();
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wsgi_application_sees_only_the_gateways_identity_headers() {
+    let w = world().await;
+    let ((tc, tk), _) = token_and_soft(&w).await;
+    let (_wsgi, upstream) = wsgi_upstream().await;
+    let gw = gateway(w.ca.dir.path(), RECORDS, upstream, Arc::new(SystemClock)).await.addr;
+    let token = RawClient::new(gw, &w.root, &tc, &tk);
+
+    // Every spelling of the identity and forwarding headers is dropped; the application
+    // sees the gateway's value alone (without the gateway it would see "admin,ann").
+    let spoofed = "X_Signet_Account: admin\r\nx-SIGNET-assurance: medium-hardware\r\nX_Signet_Serial: 01\r\n\
+                   X_Forwarded_For: 10.9.9.9\r\nx_forwarded_proto: http\r\nX-Forwarded-Host: evil.example\r\n\
+                   Forwarded: for=10.9.9.9\r\nX_Real_IP: 10.9.9.9\r\nX-Original-URL: /records/secret.txt\r\n\
+                   Accept-Language: en\r\nAccept-Language: fr\r\n";
+    let r = token.get("/app", spoofed).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let env = &r.json()["environ"];
+    assert_eq!(env["HTTP_X_SIGNET_ACCOUNT"], "ann", "{env}");
+    assert_eq!(env["HTTP_X_SIGNET_ASSURANCE"], "medium-token");
+    assert_ne!(env["HTTP_X_SIGNET_SERIAL"], "01");
+    assert_eq!(env["HTTP_X_FORWARDED_FOR"], "127.0.0.1");
+    assert_eq!(env["HTTP_X_FORWARDED_PROTO"], "https");
+    for gone in ["HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_X_ORIGINAL_URL"] {
+        assert!(env.get(gone).is_none(), "{gone} reached the application: {env}");
+    }
+    // A list header may repeat.
+    assert_eq!(env["HTTP_ACCEPT_LANGUAGE"], "en,fr");
+    assert_eq!(r.json()["path"], "/app");
+
+    // Repeats the application would join, and one header under two spellings: refused.
+    for twice in [
+        "X-Signet-Account: admin\r\nX_Signet_Account: root\r\n",
+        "X-Signet-Account: admin\r\nx-signet-account: root\r\n",
+        "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n",
+        "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+        "Cookie: a=1\r\nCookie: a=2\r\n",
+        "My-Role: user\r\nMy_Role: admin\r\n",
+    ] {
+        let r = token.get("/app", twice).await;
+        assert_eq!(r.status, 400, "{twice:?}: {}", r.body);
+        assert_eq!(r.json()["reason"], "bad-headers", "{twice:?}");
+    }
+    assert_eq!(token.get("/app", "Host: evil.example\r\n").await.status, 400);
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let at = page.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {page}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_holder_asks_for_a_link_an_administrator_approves_and_revocation_ends_it() {
+    let w = world().await;
+    let dir = w.ca.dir.path();
+    let (ops_c, ops_k, _) = w.ca.person("Otto Ops", "medium-token-identity", "ops@acme.test").await;
+    let (nell_c, nell_k, nell_serial) = w.ca.person("Nell New", "medium-token-identity", "nell@acme.test").await;
+    let (sam_c, sam_k, _) = w.ca.person("Sam Soft", "medium-identity", "sam@acme.test").await;
+    // The administrator's own link comes from the accounts file (the import path).
+    link(
+        &dir.join("accounts.toml"),
+        AccountLink { account: "ops".into(), subject_dn: None, issuer_dn: None, email: Some("ops@acme.test".into()) },
+    )
+    .unwrap();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nupstream = \"http://{}\"\nserver_cert = \"gw.pem\"\nserver_key = \"gw.key\"\n\
+         trust_anchors = [\"anchors.pem\"]\nrequired_policies = [\"medium\", \"medium-token\", \"medium-hardware\"]\n\
+         admins = [\"ops\"]\n[revocation]\ncache_max_seconds = 1\n",
+        w.upstream
+    );
+    let gw = gateway_from(dir, &text, Arc::new(SystemClock)).await.addr;
+    let root = w.root.as_path();
+    let ops = Some((ops_c.as_path(), ops_k.as_path()));
+    let nell = Some((nell_c.as_path(), nell_k.as_path()));
+    let sam = Some((sam_c.as_path(), sam_k.as_path()));
+
+    // Not linked: the denial points at the gateway's own link page.
+    let r = curl(gw, root, nell, "/app", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("/.signet/link"), "{}", r.body);
+
+    // The request: a form with a token bound to this certificate.
+    let page = curl(gw, root, nell, "/.signet/link", &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CN=Nell New"));
+    let token = hidden(&page.body, "csrf");
+    let forged = curl(gw, root, nell, "/.signet/link", &["--data", "csrf=00&account=nell"]).await;
+    assert_eq!(forged.status, 403);
+    let sams_token = hidden(&curl(gw, root, sam, "/.signet/link", &[]).await.body, "csrf");
+    let stolen = curl(gw, root, nell, "/.signet/link", &["--data", &format!("csrf={sams_token}&account=nell")]).await;
+    assert_eq!(stolen.status, 403, "a token is only good for the certificate it was made for");
+    let bad = curl(gw, root, nell, "/.signet/link", &["--data", &format!("csrf={token}&account=%3Cb%3E")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("An account name is"), "{}", bad.body);
+    let asked = curl(
+        gw,
+        root,
+        nell,
+        "/.signet/link",
+        &[
+            "--data-urlencode",
+            &format!("csrf={token}"),
+            "--data-urlencode",
+            "account=nell",
+            "--data-urlencode",
+            "note=<script>alert(1)</script> new analyst",
+        ],
+    )
+    .await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let page = curl(gw, root, nell, "/.signet/link", &[]).await;
+    assert!(page.body.contains("is waiting for approval"), "{}", page.body);
+    assert!(!page.body.contains("name=\"csrf\""), "one pending request at a time");
+
+    // Only administrators decide.
+    let r = curl(gw, root, nell, "/.signet/admin", &[]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Administrators only"));
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert!(admin.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; new analyst"), "{}", admin.body);
+    assert!(!admin.body.contains("<script>"));
+    let (id, token) = (hidden(&admin.body, "id"), hidden(&admin.body, "csrf"));
+    let nells_try =
+        curl(gw, root, nell, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=approve")]).await;
+    assert_eq!(nells_try.status, 403);
+    let decided =
+        curl(gw, root, ops, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=approve")]).await;
+    assert_eq!(decided.status, 303, "{}", decided.body);
+
+    // Access, with the linked account, and the outcome on the link page.
+    let r = curl(gw, root, nell, "/app", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.upstream_header("x-signet-account"), ["nell"]);
+    assert!(curl(gw, root, nell, "/.signet/link", &[]).await.body.contains("linked to account <strong>nell</strong>"));
+
+    // A refusal is shown to the requester on the next visit.
+    let token = hidden(&curl(gw, root, sam, "/.signet/link", &[]).await.body, "csrf");
+    assert_eq!(
+        curl(gw, root, sam, "/.signet/link", &["--data", &format!("csrf={token}&account=ops")]).await.status,
+        303
+    );
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert!(admin.body.contains("This request is for an administrator's account"), "{}", admin.body);
+    let (id, token) = (hidden(&admin.body, "id"), hidden(&admin.body, "csrf"));
+    curl(gw, root, ops, "/.signet/admin", &["--data", &format!("csrf={token}&id={id}&decision=refuse")]).await;
+    let r = curl(gw, root, sam, "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!(r.status, 403);
+    assert!(r.json()["link_request"].as_str().unwrap().contains("was refused by ops on"), "{}", r.body);
+    assert!(curl(gw, root, sam, "/.signet/link", &[]).await.body.contains("was refused by ops"));
+
+    // Revocation: refused, and the link is gone (audited).
+    w.ca.running.state.service().revoke("test", &nell_serial, RevocationReason::KeyCompromise).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = curl(gw, root, nell, "/app", &["-H", "Accept: application/json"]).await;
+    assert_eq!((r.status, r.json()["reason"].as_str()), (403, Some("revoked")));
+    let store = signet_gateway::links::LinkStore::open(&format!("sqlite://{}", dir.join("gateway-links.db").display()))
+        .await
+        .unwrap();
+    let log = store.audit_log(20).await.unwrap();
+    let actions: Vec<(&str, &str, &str)> =
+        log.iter().map(|e| (e.action.as_str(), e.account.as_str(), e.actor.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("unlinked-revoked", "nell", "gateway"),
+            ("refused", "ops", "ops"),
+            ("requested", "ops", "C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Sam Soft"),
+            ("approved", "nell", "ops"),
+            ("requested", "nell", "C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Nell New"),
+        ]
+    );
+    let admin = curl(gw, root, ops, "/.signet/admin", &[]).await;
+    assert!(admin.body.contains("unlinked-revoked"), "{}", admin.body);
 }

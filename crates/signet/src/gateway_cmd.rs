@@ -1,5 +1,6 @@
 //! `signet gateway`: run the relying-party gateway, link certificates to accounts, and
-//! benchmark the gateway against nginx with `ssl_verify_client on`.
+//! benchmark the gateway against nginx with `ssl_verify_client on` (alone, and with OCSP and
+//! `proxy_pass` like the gateway).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,8 +60,9 @@ enum GatewayCommand {
         #[arg(long)]
         account: String,
     },
-    /// Handshakes/s and requests/s of the gateway vs nginx (ssl_verify_client on), same
-    /// certificates, same run, loopback only.
+    /// Handshakes/s and requests/s of the gateway vs nginx (ssl_verify_client on; once with
+    /// `return 200`, once with OCSP and proxy_pass to the same upstream), same certificates,
+    /// same run, loopback only.
     Bench(BenchArgs),
 }
 
@@ -198,13 +200,16 @@ fn free_port() -> Result<u16, std::io::Error> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// nginx as the peer: same server certificate, `ssl_verify_client on` against the same root,
-/// a static 200.
+/// nginx as the peer, same server certificate, `ssl_verify_client on` against the same root,
+/// on two ports: `addr` answers a static 200 (TLS and chain only); `proxy_addr` does what the
+/// gateway does — OCSP for the leaf (`ssl_ocsp leaf`, answers cached like the gateway's) and
+/// `proxy_pass` to the same upstream over kept-alive connections.
 struct Nginx {
     child: tokio::process::Child,
     bin: PathBuf,
     dir: PathBuf,
     addr: SocketAddr,
+    proxy_addr: SocketAddr,
 }
 
 impl Nginx {
@@ -214,22 +219,35 @@ impl Nginx {
         chain: &Path,
         key: &Path,
         root: &Path,
+        ocsp_url: &str,
+        upstream: SocketAddr,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let port = free_port()?;
+        let proxy_port = free_port()?;
+        let tls = format!(
+            "ssl_certificate {chain};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n    \
+             ssl_client_certificate {root};\n    ssl_verify_client on;\n    ssl_verify_depth 3;\n    \
+             ssl_session_tickets off;\n",
+            chain = chain.display(),
+            key = key.display(),
+            root = root.display(),
+        );
         let conf = format!(
             "worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log warn;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
                fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
                keepalive_requests 1000000;\n\
-               server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {chain};\n    ssl_certificate_key {key};\n\
-                 ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_client_certificate {root};\n    ssl_verify_client on;\n\
-                 ssl_verify_depth 3;\n    ssl_session_tickets off;\n\
-                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
+               upstream app {{ server {upstream}; keepalive 64; }}\n\
+               ssl_ocsp_cache shared:ocsp:10m;\n\
+               server {{\n    listen 127.0.0.1:{port} ssl;\n    {tls}\
+                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n\
+               server {{\n    listen 127.0.0.1:{proxy_port} ssl;\n    {tls}\
+                 ssl_ocsp leaf;\n    ssl_ocsp_responder {ocsp_url};\n\
+                 location / {{\n      proxy_pass http://app;\n      proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n      proxy_set_header X-Signet-Subject $ssl_client_s_dn;\n\
+                   proxy_set_header X-Signet-Serial $ssl_client_serial;\n    }}\n  }}\n}}\n",
             dir = dir.display(),
-            chain = chain.display(),
-            key = key.display(),
-            root = root.display(),
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
@@ -245,9 +263,12 @@ impl Nginx {
             .spawn()
             .map_err(|e| format!("{}: {e} (install nginx: apt-get install nginx-light)", bin.display()))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut nginx = Self { child, bin: bin.to_owned(), dir: dir.to_owned(), addr };
+        let proxy_addr: SocketAddr = ([127, 0, 0, 1], proxy_port).into();
+        let mut nginx = Self { child, bin: bin.to_owned(), dir: dir.to_owned(), addr, proxy_addr };
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if tokio::net::TcpStream::connect(addr).await.is_ok()
+                && tokio::net::TcpStream::connect(proxy_addr).await.is_ok()
+            {
                 return Ok(nginx);
             }
             if let Some(status) = nginx.child.try_wait()? {
@@ -352,7 +373,8 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     .validate(dir, &Catalog::default_eca())?;
     let gateway = signet_gateway::spawn(cfg, Arc::new(SystemClock)).await?;
-    let mut nginx = Nginx::start(&args.nginx, dir, &gw_chain, &gw_key, &root).await?;
+    let ocsp_url = format!("{}/ocsp", ca.base_url);
+    let mut nginx = Nginx::start(&args.nginx, dir, &gw_chain, &gw_key, &root, &ocsp_url, upstream).await?;
 
     let chain = read_certificates(&client_chain)?;
     let key = {
@@ -361,7 +383,8 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let root_der = state.root_der().to_vec();
     let gw_client = LoadClient::new(gateway.addr, "localhost", &root_der, chain.clone(), key.clone_key())?;
-    let nginx_client = LoadClient::new(nginx.addr, "localhost", &root_der, chain, key)?;
+    let nginx_client = LoadClient::new(nginx.addr, "localhost", &root_der, chain.clone(), key.clone_key())?;
+    let proxy_client = LoadClient::new(nginx.proxy_addr, "localhost", &root_der, chain, key)?;
 
     println!(
         "gateway vs nginx (ssl_verify_client on), P-256 client and server certificates, TLS 1.3, no resumption, \
@@ -371,10 +394,17 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     async {
         let (gh, gr) = measure("gateway", &gw_client, args.seconds, args.concurrency).await;
         let (nh, nr) = measure("nginx", &nginx_client, args.seconds, args.concurrency).await;
+        let (ph, pr) = measure("nginx+", &proxy_client, args.seconds, args.concurrency).await;
+        let ratio = |a: &BenchResult, b: &BenchResult| a.per_second() / b.per_second().max(f64::MIN_POSITIVE);
         println!(
-            "ratio gateway/nginx: handshakes {:.2}, requests {:.2}",
-            gh.per_second() / nh.per_second().max(f64::MIN_POSITIVE),
-            gr.per_second() / nr.per_second().max(f64::MIN_POSITIVE)
+            "ratio gateway/nginx (return 200):  handshakes {:.2}, requests {:.2}",
+            ratio(&gh, &nh),
+            ratio(&gr, &nr)
+        );
+        println!(
+            "ratio gateway/nginx+ (ssl_ocsp leaf, proxy_pass to the same upstream): handshakes {:.2}, requests {:.2}",
+            ratio(&gh, &ph),
+            ratio(&gr, &pr)
         );
     }
     .await;
