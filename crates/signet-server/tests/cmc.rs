@@ -8,13 +8,14 @@
 //! organization's registered domains, the recovery path, and the audit chain at the end.
 
 mod browser;
+mod stock_common;
 
 use std::path::Path;
 use std::process::Command as Process;
 use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::signature::EcdsaKeyPair;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -30,9 +31,10 @@ use signet_ra::fixtures::sample_form;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
 use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
-use signet_server::stock::{self, Provisioned, TransportPins};
+use signet_server::stock;
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
+use stock_common::in_stock;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
@@ -684,26 +686,6 @@ async fn software_renewal_refused(backend: &str, cert_type: &str) {
     audit_intact(&c).await;
 }
 
-/// Adds a stock token with a software P-256 shipment key (the store keeps only its public half);
-/// returns the key.
-async fn in_stock(c: &Cmc, serial: &str) -> EcdsaKeyPair {
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    // SubjectPublicKeyInfo of an uncompressed P-256 point: the id-ecPublicKey/prime256v1
-    // header, then the point.
-    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
-    spki.extend_from_slice(key.public_key().as_ref());
-    let provisioned = Provisioned {
-        serial: serial.into(),
-        model: "SoftHSM v2".into(),
-        manufacturer: "SoftHSM project".into(),
-        shipment_key: spki,
-        pins: TransportPins { user: "transport-user-pin".into(), so: "transport-so-pin".into() },
-    };
-    stock::add(&c.state, provisioned, "cli:ra").await.unwrap();
-    key
-}
-
 /// Moves the stock token `serial` on through `step` (ship, then retrieve), as the console's
 /// shipment and the retrieval do.
 async fn moved(c: &Cmc, serial: &str, step: impl FnOnce(StockToken) -> StockToken) {
@@ -724,9 +706,9 @@ async fn shipment_proof_run(backend: &str) {
     let c = cmc_of(backend, "medium-token").await;
     let dir = c.dir.path();
     let account = c.account.clone();
-    let mine = in_stock(&c, "RN-0001").await;
-    let shelf = in_stock(&c, "RN-0002").await;
-    let theirs = in_stock(&c, "RN-0003").await;
+    let mine = in_stock(&c.state, "RN-0001").await;
+    let shelf = in_stock(&c.state, "RN-0002").await;
+    let theirs = in_stock(&c.state, "RN-0003").await;
     let (other, _) = subscriber(&c.state, dir, sample_form("medium-token"), false).await;
     moved(&c, "RN-0001", |t| t.ship(account.clone()).unwrap()).await;
     moved(&c, "RN-0003", |t| t.ship(other.clone()).unwrap()).await;

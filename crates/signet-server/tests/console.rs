@@ -13,11 +13,10 @@
 //! nothing stored).
 
 mod browser;
+mod stock_common;
 
 use std::sync::{Arc, OnceLock};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
 use axum::http::StatusCode;
 use browser::{Browser, Page};
@@ -42,9 +41,9 @@ use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::witness::WitnessStore;
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
-use signet_server::stock::{self, Provisioned, TransportPins};
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
+use stock_common::in_stock;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 
@@ -456,7 +455,7 @@ async fn vetting_run(backend: &str) {
     )
     .await;
     refused(&c, &mut a, &id, "reject", &[("reason", "   ")], &["Write the reason the applicant will read."]).await;
-    in_stock(&c, "VT-0001").await;
+    in_stock(&c.state, "VT-0001").await;
     let page = accepted(
         &mut a,
         &id,
@@ -657,28 +656,6 @@ async fn walked(c: &Console, cert_type: &str, steps: usize) -> ApplicationId {
     app.id().clone()
 }
 
-/// Puts a provisioned token with `serial` in the stock, as `signet admin token provision` does
-/// after reading it off the token. Its shipment key is a software P-256 key here: the store
-/// keeps only the public half, so no PKCS#11 is needed. Returns the key.
-async fn in_stock(c: &Console, serial: &str) -> EcdsaKeyPair {
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    // SubjectPublicKeyInfo of an uncompressed P-256 point: the fixed id-ecPublicKey/prime256v1
-    // header, then the point.
-    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
-    spki.extend_from_slice(key.public_key().as_ref());
-    let provisioned = Provisioned {
-        serial: serial.into(),
-        model: "SoftHSM v2".into(),
-        manufacturer: "SoftHSM project".into(),
-        shipment_key: spki,
-        pins: TransportPins { user: "transport-user-pin".into(), so: "transport-so-pin".into() },
-    };
-    let t = stock::add(&c.state, provisioned, "cli:ra").await.unwrap();
-    assert_eq!(t.state, StockState::InStock);
-    key
-}
-
 fn serial(s: &str) -> TokenSerial {
     TokenSerial::new(s).unwrap()
 }
@@ -836,7 +813,7 @@ async fn witness_run(backend: &str) {
 
     // Shipped through the console with a stock token: the witness must name that token.
     let bound = walked(&c, "medium-hardware", 6).await;
-    in_stock(&c, "WT-0042").await;
+    in_stock(&c.state, "WT-0042").await;
     a.get(&format!("/console/applications/{bound}")).await;
     accepted(
         &mut a,
@@ -904,8 +881,8 @@ async fn ship_run(backend: &str) {
     let c = console(backend).await;
     let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
     let mut a = signed_in(&c, "alice", &alice).await;
-    in_stock(&c, "ST-0001").await;
-    in_stock(&c, "ST-0002").await;
+    in_stock(&c.state, "ST-0001").await;
+    in_stock(&c.state, "ST-0002").await;
     let id = walked(&c, "medium-token", 6).await;
     let page = a.get(&format!("/console/applications/{id}")).await;
     has(&page, &["<label for=\"ship-token\">", "name=\"token_serial\""]);
@@ -1054,9 +1031,9 @@ async fn stock_page_run(backend: &str) {
     assert_eq!(page.status, StatusCode::OK);
     has(&page, &["<a href=\"/console/tokens\">Tokens</a>", "No token has been provisioned yet."]);
 
-    in_stock(&c, "LS-0001").await;
-    in_stock(&c, "LS-0002").await;
-    in_stock(&c, "LS-0003").await;
+    in_stock(&c.state, "LS-0001").await;
+    in_stock(&c.state, "LS-0002").await;
+    in_stock(&c.state, "LS-0003").await;
     let id = walked(&c, "medium-token", 6).await;
     a.get(&format!("/console/applications/{id}")).await;
     accepted(

@@ -75,6 +75,20 @@ async fn move_row(c: &mut AnyConnection, t: StockToken, from: &'static str, at: 
     Ok(())
 }
 
+impl Store {
+    /// The token whose `column` (a unique one) is `value`.
+    async fn one_token(&self, column: &'static str, value: &str) -> Result<Option<StockToken>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM stock_tokens WHERE {column} = $1")))
+            .bind(value.to_owned())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?
+            .as_ref()
+            .map(stock_token)
+            .transpose()
+    }
+}
+
 impl TokenStockStore for Store {
     async fn add_stock_token(&self, t: &StockToken, audit: AuditEvent) -> Result<(), StoreError> {
         let t = t.clone();
@@ -106,25 +120,11 @@ impl TokenStockStore for Store {
     }
 
     async fn stock_token(&self, serial: &TokenSerial) -> Result<Option<StockToken>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM stock_tokens WHERE serial = $1")))
-            .bind(serial.as_str())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(backend_error)?
-            .as_ref()
-            .map(stock_token)
-            .transpose()
+        self.one_token("serial", serial.as_str()).await
     }
 
     async fn token_of(&self, application: &ApplicationId) -> Result<Option<StockToken>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM stock_tokens WHERE application = $1")))
-            .bind(application.as_str())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(backend_error)?
-            .as_ref()
-            .map(stock_token)
-            .transpose()
+        self.one_token("application", application.as_str()).await
     }
 
     async fn stock(&self) -> Result<Vec<StockToken>, StoreError> {
