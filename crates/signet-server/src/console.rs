@@ -33,7 +33,7 @@ use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
 use signet_ra::token_stock::TokenSerial;
-use signet_ra::token_stock::TokenStockStore;
+use signet_ra::token_stock::{StockToken, TokenStockStore};
 use signet_ra::vetting::{
     self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
     IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
@@ -810,7 +810,7 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
 }
 
-fn evidence(app: &Application) -> Vec<Section> {
+fn evidence(app: &Application, token: Option<&StockToken>) -> Vec<Section> {
     use ApplicationState as S;
     let state = app.state();
     let mut out = Vec::new();
@@ -888,10 +888,13 @@ fn evidence(app: &Application) -> Vec<Section> {
         out.push(Section { title: "Approvals", rows });
     }
     if let Some(sh) = state.shipment() {
-        let rows = vec![
+        let mut rows = vec![
             row("Token shipped", format!("{} {}", sh.tracking.carrier.name(), sh.tracking.number)),
             row("Shipped", format!("{} by {}", when(sh.at), sh.by)),
         ];
+        if let Some(t) = token {
+            rows.push(row("Token", format!("{} ({} {}): {}", t.serial, t.manufacturer, t.model, t.state.describe())));
+        }
         out.push(Section { title: "Shipment", rows });
     }
     let outcome = match state {
@@ -963,6 +966,7 @@ async fn application_view(
         )
     });
     let witness_offered = witness.is_none() && needs_witness(s, &app) && op.role.may(Permission::VetApplications);
+    let token = s.store.token_of(id).await?;
     let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
         let what = match d.kind {
             DeadlineKind::Open => "The forms must arrive by",
@@ -984,7 +988,7 @@ async fn application_view(
         submitted: submitted_rows(s, &app),
         blocking: blocking.into_iter().map(|f| f.message).collect(),
         warnings: warnings.into_iter().map(|f| f.message).collect(),
-        evidence: evidence(&app),
+        evidence: evidence(&app, token.as_ref()),
         history: history.iter().map(history_row).collect(),
         offered: Action::ALL.into_iter().filter(|a| a.applies(app.state()) && op.role.may(a.permission())).collect(),
         in_person: app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar,

@@ -928,6 +928,11 @@ async fn ship_run(backend: &str) {
     // The right one ships, bound to the application in the same step.
     let page = accepted(&mut a, &id, "ship", &fedex("1234 5678 9012", " ST-0001 ")).await;
     assert!(page.body.contains("<dt>Token shipped</dt><dd>FedEx 123456789012</dd>"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("<dt>Token</dt><dd>ST-0001 (SoftHSM project SoftHSM v2): shipped for application {id}</dd>")),
+        "{}",
+        page.body
+    );
     assert_eq!(state_of(&c, &id).await, "token-shipped");
     let bound = c.state.store().token_of(&id).await.unwrap().expect("a token is bound");
     assert_eq!((bound.serial.as_str(), bound.state), ("ST-0001", StockState::Shipped(id.clone())));
