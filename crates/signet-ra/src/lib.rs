@@ -31,6 +31,10 @@
 //! recovered only after two different key recovery agents approved ([`key_recovery`]); in-person
 //! witnessed key generation where no token attestation exists ([`witness`]). Consuming
 //! [`key_recovery::KeyRecoveryStore`] and [`witness::WitnessStore`].
+//!
+//! Hardware-key assurance: the RA's stock of provisioned tokens, bound to one application at
+//! shipment, and the shipment key's proof that a retrieval or renewal runs on that very token
+//! ([`token_stock`]), consuming [`token_stock::TokenStockStore`].
 
 pub mod acme;
 pub mod application;

@@ -2,13 +2,15 @@
 //!
 //! What it does: the applicant portal (`/apply`, `/applications`, [`forms_pdf`],
 //! [`timeline_svg`]), password reset (`/password-reset`), the operator console (`/console`,
-//! with key recovery requests and approvals at `/console/key-recovery`) and the subscriber
+//! with key recovery requests and approvals at `/console/key-recovery` and the token stock at
+//! `/console/tokens`, whose workflows [`stock`] shares with `signet admin token`) and the subscriber
 //! Certificate Management Center (`/cmc`) as server-rendered pages behind database sessions
 //! and CSRF checks; the RA-facing JSON API (`/api/v1`, including token retrieval — with the
-//! escrowed encryption key wrapped for the token — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
+//! escrowed encryption key wrapped for the token, proven on the shipped token by its shipment
+//! key — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
 //! and CA certificate downloads at the URLs written into certificates; and start-up
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
-//! OCSP refresh, session purge). Each module owns its `router()`; [`app`] joins them and is
+//! OCSP refresh, session purge, orphan escrows). Each module owns its `router()`; [`app`] joins them and is
 //! what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),

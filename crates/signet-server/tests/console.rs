@@ -929,7 +929,9 @@ async fn ship_run(backend: &str) {
     let page = accepted(&mut a, &id, "ship", &fedex("1234 5678 9012", " ST-0001 ")).await;
     assert!(page.body.contains("<dt>Token shipped</dt><dd>FedEx 123456789012</dd>"), "{}", page.body);
     assert!(
-        page.body.contains(&format!("<dt>Token</dt><dd>ST-0001 (SoftHSM project SoftHSM v2): shipped for application {id}</dd>")),
+        page.body.contains(&format!(
+            "<dt>Token</dt><dd>ST-0001 (SoftHSM project SoftHSM v2): shipped for application {id}</dd>"
+        )),
         "{}",
         page.body
     );
