@@ -188,10 +188,6 @@ fn state_options() -> Vec<(&'static str, &'static str)> {
     groups.into_iter().chain(signet_ra::application::ALL_STATE_NAMES.iter().map(|n| (*n, *n))).collect()
 }
 
-fn type_name(s: &AppState, id: &str) -> String {
-    s.catalog.types().iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone())
-}
-
 /// The certificate types people apply for (not device types), as (id, name).
 fn subscriber_types(s: &AppState) -> Vec<(String, String)> {
     s.catalog
@@ -300,7 +296,7 @@ async fn queue(State(s): State<AppState>, mut session: Session, Query(q): Query<
                 applicant: form.applicant.name.as_str().to_owned(),
                 email: form.applicant.email.as_str().to_owned(),
                 organization: form.organization.as_str().to_owned(),
-                type_name: type_name(&s, form.certificate.cert_type()),
+                type_name: s.type_name(form.certificate.cert_type()),
                 state: app.state().state_name(),
                 days_left: deadline.map_or_else(|| "—".to_owned(), |(_, days, _)| days_text(days)),
                 flag: deadline.is_some_and(|(_, _, flag)| flag),
@@ -790,7 +786,7 @@ fn submitted_rows(s: &AppState, app: &Application) -> Vec<(String, String)> {
             "Certificate",
             format!(
                 "{}, {} year(s), {}",
-                type_name(s, f.certificate.cert_type()),
+                s.type_name(f.certificate.cert_type()),
                 f.certificate.years(),
                 f.certificate.price()
             ),
@@ -1142,7 +1138,7 @@ async fn shipped_token(s: &AppState, id: &ApplicationId, f: &Fields) -> Result<O
         if s.needs_hardware_key(&app) {
             return Err(field_error(format!(
                 "A {} certificate ships on a token from the stock: enter the serial number printed on the token.",
-                type_name(s, app.form().certificate.cert_type())
+                s.type_name(app.form().certificate.cert_type())
             )));
         }
         return Ok(None);

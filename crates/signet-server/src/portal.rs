@@ -902,13 +902,7 @@ fn review_view(s: &AppState, session: &Session, form: ApplicationForm, errors: E
         .find(|p| p.id == form.program.as_str())
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    let type_name = s
-        .catalog
-        .types()
-        .iter()
-        .find(|t| t.id == form.certificate.cert_type())
-        .map(|t| t.name.clone())
-        .unwrap_or_default();
+    let type_name = s.type_name(form.certificate.cert_type());
     let agency_names = form.agencies.iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect();
     ReviewPage { f: Frame::new(session, 7, errors), form, program_name, type_name, agency_names }
 }

@@ -237,7 +237,7 @@ pub(crate) async fn renew(
             detail: format!(
                 "a {} certificate is renewed only with a new key generated on your token: insert the token and \
                  run `signet token renew` (see {}/retrieve)",
-                app.form().certificate.cert_type(),
+                s.type_name(app.form().certificate.cert_type()),
                 s.base_url
             ),
         });

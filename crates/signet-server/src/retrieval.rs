@@ -612,7 +612,7 @@ async fn hardware_key_proof(
             detail: format!(
                 "a {} certificate is retrieved onto the token the RA shipped for this application (serial {}): \
                  insert that token and run the command again",
-                app.form().certificate.cert_type(),
+                state.type_name(app.form().certificate.cert_type()),
                 shipped.serial
             ),
         }),
@@ -621,7 +621,7 @@ async fn hardware_key_proof(
             detail: format!(
                 "a {} certificate needs a key held by hardware: send the token's key attestation, or have \
                  an RA operator witness the key generation in person and record it before retrieving",
-                app.form().certificate.cert_type()
+                state.type_name(app.form().certificate.cert_type())
             ),
         }),
     }
@@ -666,7 +666,7 @@ async fn prepare_encryption(
             detail: format!(
                 "a {} application includes an escrowed encryption certificate: send the token's transport key \
                  (update `signet token`)",
-                app.form().certificate.cert_type()
+                state.type_name(app.form().certificate.cert_type())
             ),
         });
     };

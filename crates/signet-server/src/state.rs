@@ -117,6 +117,11 @@ impl AppState {
         self.catalog.types().iter().any(|t| t.id == cert_type && t.key_storage == KeyStorage::Hardware)
     }
 
+    /// A certificate type's name for people ("Medium Token Assurance"), from its catalog id.
+    pub(crate) fn type_name(&self, id: &str) -> String {
+        self.catalog.types().iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone())
+    }
+
     /// The CA workflows over this server's store.
     pub fn service(&self) -> CaService<'_, Store> {
         CaService {
