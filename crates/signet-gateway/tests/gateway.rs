@@ -423,9 +423,14 @@ impl RawClient {
     /// `GET <target>` with the given extra header lines (each ending in `\r\n`).
     async fn get(&self, target: &str, headers: &str) -> RawReply {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = self.connector.connect(name, tcp).await.unwrap();
+        // Bounded, so a gateway that stops answering fails the test instead of stalling the run.
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            self.connector.connect(name, tcp).await.unwrap()
+        };
+        let mut tls =
+            tokio::time::timeout(std::time::Duration::from_secs(20), connect).await.expect("TLS handshake within 20 s");
         let head = format!(
             "GET {target} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n{headers}\r\n"
         );
