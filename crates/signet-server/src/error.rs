@@ -27,6 +27,8 @@ pub enum ApiError {
     Locked(String),
     /// The request came after its deadline (an expired application).
     Gone { kind: &'static str, detail: String },
+    /// The body is larger than the server takes.
+    PayloadTooLarge,
     /// Something broke on our side; the cause is logged, not shown.
     Internal(String),
 }
@@ -51,6 +53,9 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden { kind, detail } => (StatusCode::FORBIDDEN, *kind, detail.clone()),
             ApiError::Locked(detail) => (StatusCode::LOCKED, "locked", detail.clone()),
             ApiError::Gone { kind, detail } => (StatusCode::GONE, *kind, detail.clone()),
+            ApiError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is larger than 64 KiB".to_owned())
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
@@ -87,6 +92,7 @@ impl ApiError {
             | ApiError::NotFound(detail)
             | ApiError::Locked(detail) => Ok(detail),
             ApiError::Unauthorized => Ok("not signed in".to_owned()),
+            ApiError::PayloadTooLarge => Ok("the request is too large".to_owned()),
             ApiError::Internal(cause) => Err(cause),
         }
     }
@@ -156,6 +162,10 @@ impl From<AttestationError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        // A chunked body passes the limit layer and is cut while the extractor reads it.
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
         ApiError::BadRequest { kind: "bad-json", detail: e.body_text() }
     }
 }

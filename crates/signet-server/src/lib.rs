@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use signet_pki::ocsp::OcspIssuer;
@@ -62,6 +62,10 @@ pub use api::token_hash;
 pub use config::{ConfigError, ServerConfig, Settings};
 pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;
 pub use state::AppState;
+
+/// The largest request body taken: no request this server takes (CSR, OCSP request)
+/// comes near it.
+const MAX_BODY: usize = 64 * 1024;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,14 @@ pub enum StartError {
     /// The CA certificate cannot back an OCSP responder.
     #[error("OCSP responder: {0}")]
     Ocsp(#[from] signet_pki::ocsp::OcspError),
+    /// The data folder could not be created.
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The mail relay (or mail folder) could not be set up.
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
@@ -111,8 +123,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
-        // No request this server takes (CSR, OCSP request) comes near 64 KiB.
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::map_response(problem_for_too_large))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         // No page runs script or is framed; links carry one-time tokens, so no referrer leaves.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -134,7 +146,9 @@ pub fn app(state: AppState) -> Router {
 
 fn ca_router() -> Router<AppState> {
     Router::new()
+        // Process alive only; whether it can serve is /readyz.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route(
             "/ca/issuing.crt",
             get(|State(s): State<AppState>| async move { der_response(s.ca.cert_der(), "application/pkix-cert") }),
@@ -151,6 +165,64 @@ fn ca_router() -> Router<AppState> {
         )
 }
 
+/// Creates `dir` (and missing parents) owner-only whatever the umask: it holds the
+/// database and the CA's keys. An existing folder is left as the operator set it.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// How long readiness waits for the database before calling it gone.
+const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready to serve: the database answers within [`READY_DB_TIMEOUT`] and the issuing CA's
+/// key signs. A load balancer takes the node out on 503; the text says which part failed.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let unavailable = |reason: String| (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    match tokio::time::timeout(READY_DB_TIMEOUT, s.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unusable");
+            return unavailable("database unavailable".into());
+        }
+        Err(_) => {
+            tracing::warn!("readiness: database did not answer in time");
+            return unavailable("database did not answer".into());
+        }
+    }
+    // A real signature through the signer the CA issues with (an HSM session may have gone),
+    // off the async workers since a token can block.
+    let signed = tokio::task::spawn_blocking(move || s.ca.signer().sign(b"signet readiness probe")).await;
+    match signed {
+        Ok(Ok(sig)) if !sig.is_empty() => (StatusCode::OK, "ready").into_response(),
+        Ok(Ok(_)) => unavailable("CA signer returned no signature".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: CA signer failed");
+            unavailable("CA signer unavailable".into())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "readiness: signer task failed");
+            unavailable("CA signer unavailable".into())
+        }
+    }
+}
+
+/// Gives a 413 from the body limit the API's problem+json shape (the limit layer answers
+/// a declared oversize Content-Length itself, in plain text).
+async fn problem_for_too_large(response: Response) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem {
+        return error::ApiError::PayloadTooLarge.into_response();
+    }
+    response
+}
+
 fn der_response(der: &[u8], content_type: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], der.to_vec()).into_response()
 }
@@ -158,12 +230,16 @@ fn der_response(der: &[u8], content_type: &'static str) -> Response {
 /// Opens the store and the CA (creating the dev CA in `<data>/ca` if there is none) for a
 /// server reachable at `base_url`.
 pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    create_private_dir(&settings.data_dir)
+        .map_err(|source| StartError::DataDir { path: settings.data_dir.clone(), source })?;
+    // The database first: a server that cannot reach it must leave nothing behind (no dev
+    // CA minted for a database that was never used).
+    let store = Store::connect(&settings.database_url).await?;
     let ca_dir = settings.data_dir.join("ca");
     if ca_files::ensure_dev_ca(&ca_dir, KeyAlgorithm::Rsa2048, &settings.catalog, clock.now())? {
         tracing::warn!(dir = %ca_dir.display(), "created a DEV CA with its passphrase stored beside the key; use `signet ca init` for a real one");
     }
     let loaded = ca_files::load_ca(&ca_dir, CaUrls::under(base_url))?;
-    let store = Store::connect(&settings.database_url).await?;
     let ocsp_issuer = OcspIssuer::new(loaded.ca.cert_der())?;
     Ok(AppState(Arc::new(state::Inner {
         store,

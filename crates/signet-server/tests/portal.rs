@@ -348,3 +348,28 @@ async fn lapsed_sessions_are_purged_by_their_job() {
     let again = b.get("/apply/agencies").await;
     assert_eq!(again.location.as_deref(), Some("/apply"), "the lapsed draft is gone");
 }
+
+/// Organization names that would show one thing and be another are refused with the
+/// character named; a name typed decomposed (e + U+0301) is stored, and found, composed.
+#[tokio::test]
+async fn organization_names_are_visible_and_stored_nfc() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    b.get("/apply?program=Integrate").await;
+    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    b.get("/apply/agencies").await;
+    b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "jpas"])).await;
+    b.get("/apply/certificate").await;
+    b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
+    b.get("/apply/organization").await;
+
+    let lie = b.post("/apply/organization", &[("new_name", "\u{202e}evil\u{1F600}")]).await;
+    assert_eq!(lie.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(lie.body.contains("may not contain U+202E (a bidirectional control)"), "{}", lie.body);
+
+    let chosen = b.post("/apply/organization", &[("new_name", "Cafe\u{301} Ltd")]).await;
+    assert_eq!(chosen.location.as_deref(), Some("/apply/personal"), "{}", chosen.body);
+    let found = b.get("/apply/organization?q=caf").await;
+    assert!(found.body.contains("value=\"Caf\u{e9} Ltd\""), "stored composed: {}", found.body);
+    assert!(!found.body.contains("Cafe\u{301}"), "never stored decomposed");
+}

@@ -40,7 +40,7 @@ use std::str::FromStr;
 use signet_ra::audit::{AuditEvent, AuditRecord, ChainBreak, chain_hash, verify_chain};
 use signet_ra::issuance::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,45 @@ pub struct ApiKey {
     pub role: String,
 }
 
+/// The file a `sqlite:` URL names, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates `path` empty and owner-only if it does not exist, so SQLite never creates it
+/// under the process umask.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the database file and its -wal and -shm companions owner-only.
+fn restrict_sqlite_files(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
     // The message goes to logs only; callers show users a generic failure.
     StoreError::Backend(e.to_string())
@@ -104,7 +143,20 @@ impl Store {
             }
             _ => url.to_owned(),
         };
+        let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_path(&url)).flatten();
+        if let Some(path) = &sqlite_file {
+            create_private(path).map_err(|e| OpenError::Connect(sqlx::Error::Io(e)))?;
+        }
         let options = AnyConnectOptions::from_str(&url).map_err(OpenError::Connect)?;
+        // One plain connection first: the pool retries a refused connection until its
+        // acquire timeout and then reports only that it timed out, where the operator
+        // needs the cause (refused, unknown database, bad password) at once.
+        AnyConnection::connect_with(&options)
+            .await
+            .map_err(OpenError::Connect)?
+            .close()
+            .await
+            .map_err(OpenError::Connect)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .after_connect(move |conn, _| {
@@ -129,7 +181,20 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator.run(&store.pool).await.map_err(OpenError::Migrate)?;
+        if let Some(path) = &sqlite_file {
+            // SQLite gives the -wal and -shm files the database file's mode, but a file
+            // created before this version (or by another tool) may be looser: the database
+            // holds TOTP seeds and password hashes, so whatever the umask it is owner-only.
+            restrict_sqlite_files(path).map_err(|e| OpenError::Connect(sqlx::Error::Io(e)))?;
+        }
         Ok(store)
+    }
+
+    /// Whether the database answers a trivial query now (readiness checks). The caller
+    /// bounds the wait: a pool whose server is gone waits for its acquire timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.map_err(backend_error)?;
+        Ok(())
     }
 
     /// The backend in use.

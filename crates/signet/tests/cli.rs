@@ -367,3 +367,107 @@ fn token_pin_care_and_status() {
     let out = must(SIGNET, &status, &token_env(&[]));
     assert!(out.contains("status:  REVOKED"), "{out}");
 }
+
+/// `signet serve` under a umask that would leave everything world-readable: the data folder
+/// is still 0700 and the SQLite files (database, WAL, shared memory) 0600; `/readyz` says
+/// ready; and a 10 MB body, chunked or with its length declared, is refused with 413 by the
+/// JSON API and the OCSP responder alike.
+#[cfg(unix)]
+#[test]
+fn serve_keeps_its_files_private_reports_ready_and_refuses_large_bodies() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" serve --data-dir \"$1\" --listen 127.0.0.1:0", SIGNET])
+        .arg(&data)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("signet listening on ") {
+            break format!("http://{}", rest.split_whitespace().next().unwrap());
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data folder");
+    for file in ["signet.db", "signet.db-wal", "signet.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&data.join("ca/sealing.key")), 0o600, "sealing key");
+
+    let ready = must("curl", &["-s", "-w", " %{http_code}", &format!("{base}/readyz")], &[]);
+    assert_eq!(ready, "ready 200");
+
+    let big = tmp.path().join("big.json");
+    std::fs::write(&big, format!("{{\"reference\":\"{}\"}}", "x".repeat(10 * 1024 * 1024))).unwrap();
+    let body_path = format!("@{}", big.display());
+    let answer = tmp.path().join("answer");
+    for (path, content_type) in [("/api/v1/retrieval", "application/json"), ("/ocsp", "application/ocsp-request")] {
+        for chunked in [true, false] {
+            let url = format!("{base}{path}");
+            let ct = format!("content-type: {content_type}");
+            let mut args = vec!["-s", "-o", answer.to_str().unwrap(), "-w", "%{http_code}", "-H", &ct];
+            if chunked {
+                args.extend(["-H", "Transfer-Encoding: chunked"]);
+            }
+            args.extend(["--data-binary", &body_path, &url]);
+            // curl may stop sending when the server answers early; the status is what counts.
+            let (_, code, err) = run("curl", &args, &[]);
+            assert_eq!(code, "413", "{path} chunked={chunked}: {err}");
+            if path.starts_with("/api/") {
+                let text = std::fs::read_to_string(&answer).unwrap();
+                assert!(
+                    text.contains("\"status\":413") && text.contains("too-large"),
+                    "{path} chunked={chunked}: {text}"
+                );
+            }
+        }
+    }
+}
+
+/// A database URL that does not work stops `serve` with a clear message before it writes
+/// anything: no dev CA is minted into the data folder for a server that never ran.
+#[test]
+fn serve_with_an_unreachable_database_leaves_no_ca_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let started = std::time::Instant::now();
+    let (ok, _, err) = run(
+        SIGNET,
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/nowhere",
+        ],
+        &[],
+    );
+    assert!(!ok, "serve must fail");
+    assert!(err.contains("cannot connect to the database") && err.contains("refused"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the cause is told at once, not after a pool timeout"
+    );
+    assert!(!data.join("ca").exists(), "no CA was written");
+}
