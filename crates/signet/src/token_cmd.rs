@@ -291,10 +291,16 @@ async fn retrieve_steps(
     steps.start(4, format!("Sending the certificate request to {}", endpoint.base));
     let csr = key.certificate_request()?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    // The escrowed encryption key comes wrapped to a transport key kept on the token until the
-    // key is installed. A token that cannot make one still gets its identity certificate for
-    // types without an encryption certificate; for the others the server says why it refuses.
-    let transport = match session.transport_key(&transport_label(application)) {
+    // The escrowed encryption key comes wrapped to a transport key: on a token from the stock,
+    // one kept on the token until the key is installed, so a lost answer can be delivered again;
+    // on the applicant's own token, which the server cannot deliver to again, a session-only
+    // one. A token that cannot make one still gets its identity certificate for types without
+    // an encryption certificate; for the others the server says why it refuses.
+    let transport = match &begun {
+        Some(_) => session.transport_key(&transport_label(application)),
+        None => session.generate_transport_key(),
+    };
+    let transport = match transport {
         Ok(t) => Some(t),
         Err(e) => {
             steps.pause(|| eprintln!("warning: the token cannot receive an escrowed encryption key: {e}"));
