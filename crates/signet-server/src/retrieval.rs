@@ -312,7 +312,14 @@ async fn retrieve(
         };
         t.retrieved(delivery)
     });
-    let delivered = delivered.transpose().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let delivered = match delivered.transpose() {
+        Ok(d) => d,
+        // The token left "shipped" since it proved itself (reported lost meanwhile).
+        Err(refused) => {
+            revoke_undelivered(&state, &id, &serials).await;
+            return Err(ApiError::Conflict { kind: "changed", detail: format!("{refused}; nothing was delivered") });
+        }
+    };
     save(&state, transition, details, &serials, delivered.as_ref()).await?;
     // The code is spent, so the count no longer matters; a failure to forget it must not turn
     // a delivered retrieval into an error.
