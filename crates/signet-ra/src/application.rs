@@ -940,6 +940,76 @@ impl PasswordHash {
             Err(_) => false,
         }
     }
+
+    /// [`Self::new`], working in `memory` instead of a fresh allocation.
+    pub fn new_in(password: &NewPassword, memory: &mut HashMemory) -> Result<Self, PasswordHashError> {
+        let hashing = |e: &dyn fmt::Display| PasswordHashError::Hashing(e.to_string());
+        let mut salt = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut salt).expect("the system RNG works");
+        let params = Params::default();
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        argon2id()
+            .hash_password_into_with_memory(password.0.as_bytes(), &salt, &mut out, memory.blocks(&params))
+            .map_err(|e| hashing(&e))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| hashing(&e))?;
+        let phc = argon2::password_hash::PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: (&params).try_into().map_err(|e: argon2::password_hash::Error| hashing(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| hashing(&e))?),
+        };
+        Ok(Self(phc.to_string()))
+    }
+
+    /// [`Self::verify`], working in `memory` instead of a fresh allocation.
+    pub fn verify_in(&self, candidate: &str, memory: &mut HashMemory) -> bool {
+        let Ok(parsed) = argon2::password_hash::PasswordHash::new(&self.0) else { return false };
+        let (Ok(params), Some(salt), Some(expected)) = (Params::try_from(&parsed), parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+        let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from);
+        let Ok(version) = version else { return false };
+        let mut out = vec![0u8; expected.len()];
+        let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
+        argon2.hash_password_into_with_memory(candidate.as_bytes(), salt, &mut out, memory.blocks(&params)).is_ok()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
+    }
+}
+
+/// Argon2id's working memory, kept and reused by a server that bounds how many hashes run at
+/// once. A fresh 19 MiB allocation per check is returned to the allocator but rarely to the
+/// system, so under a flood the process grew far past the bound; reused memory stays at it.
+pub struct HashMemory(Vec<argon2::Block>);
+
+impl HashMemory {
+    /// Memory for the parameters [`PasswordHash::new`] uses (19 MiB).
+    pub fn new() -> Self {
+        Self(vec![argon2::Block::default(); Params::default().block_count()])
+    }
+
+    /// Exactly the blocks `params` need, growing first if a stored hash asks for more.
+    fn blocks(&mut self, params: &Params) -> &mut [argon2::Block] {
+        let needed = params.block_count();
+        if self.0.len() < needed {
+            self.0.resize(needed, argon2::Block::default());
+        }
+        &mut self.0[..needed]
+    }
+}
+
+impl Default for HashMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HashMemory({} KiB)", self.0.len())
+    }
 }
 
 impl fmt::Debug for PasswordHash {
@@ -950,6 +1020,36 @@ impl fmt::Debug for PasswordHash {
 
 fn argon2id() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
+}
+
+/// No hashing slot came free in time: the caller should answer "busy, retry shortly".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks are running; try again shortly")]
+pub struct HashingBusy;
+
+/// Where Argon2id verifications run. Each takes 19 MiB and tens of milliseconds of a core, so
+/// a server bounds how many run at once and keeps them off its async workers; the domain
+/// only says when one is needed.
+pub trait PasswordChecker: Send + Sync {
+    /// Whether `candidate` is the password `hash` was made from; [`HashingBusy`] when the
+    /// bound was reached.
+    fn verify(
+        &self,
+        hash: PasswordHash,
+        candidate: String,
+    ) -> impl std::future::Future<Output = Result<bool, HashingBusy>> + Send;
+}
+
+/// Verifies on the blocking pool without a bound: for the command line, where one person
+/// types one password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnboundedChecker;
+
+impl PasswordChecker for UnboundedChecker {
+    async fn verify(&self, hash: PasswordHash, candidate: String) -> Result<bool, HashingBusy> {
+        // A panic inside Argon2 cannot be a match.
+        Ok(tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.unwrap_or(false))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2302,6 +2402,27 @@ pub(crate) mod tests {
         );
         let msg = NewPassword::new("abc", &email).unwrap_err().to_string();
         assert!(msg.contains("at least 12 characters (this one has 3)") && msg.contains("mix at least two"), "{msg}");
+    }
+
+    #[test]
+    fn hashing_in_kept_memory_matches_the_allocating_path() {
+        let password = NewPassword::new("Lantern-Fjord-Cobalt-27", &Email::new("jane@example.test").unwrap()).unwrap();
+        let mut memory = HashMemory::new();
+        let kept = PasswordHash::new_in(&password, &mut memory).unwrap();
+        assert!(kept.as_phc().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", kept.as_phc());
+        assert!(PasswordHash::from_phc(kept.as_phc()).is_ok());
+        assert!(kept.verify("Lantern-Fjord-Cobalt-27"), "the allocating path reads what the kept one wrote");
+        let allocated = PasswordHash::new(&password).unwrap();
+        for hash in [&kept, &allocated] {
+            assert!(hash.verify_in("Lantern-Fjord-Cobalt-27", &mut memory));
+            assert!(!hash.verify_in("Lantern-Fjord-Cobalt-28", &mut memory));
+        }
+        // A stored hash with more memory than today's parameters still verifies.
+        let bigger = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(32 * 1024, 2, 1, None).unwrap());
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let phc = bigger.hash_password(b"older-secret", &salt).unwrap().to_string();
+        assert!(PasswordHash::from_phc(&phc).unwrap().verify_in("older-secret", &mut memory));
+        assert!(!PasswordHash::from_phc(&phc).unwrap().verify_in("older-secreT", &mut memory));
     }
 
     #[test]

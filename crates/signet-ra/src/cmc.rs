@@ -403,9 +403,10 @@ async fn locked<S: AttemptStore>(
 
 /// Checks the second factor against the account's active token, off the async workers, and
 /// stores the accepted step with `audit`. A wrong or replayed code (also one another node
-/// accepted first) counts against [`AttemptScope::SubscriberTotp`].
+/// accepted first) counts against `scope`.
 async fn second_factor<S: SoftTokenStore + AttemptStore>(
     store: &S,
+    scope: AttemptScope,
     token: SoftToken,
     typed: &str,
     now: OffsetDateTime,
@@ -419,13 +420,13 @@ async fn second_factor<S: SoftTokenStore + AttemptStore>(
     })
     .await
     .map_err(|e| StoreError::Backend(format!("second-factor check panicked: {e}")))?;
-    let Ok(step) = checked else { return Err(fail(store, AttemptScope::SubscriberTotp, &subject, now).await) };
+    let Ok(step) = checked else { return Err(fail(store, scope, &subject, now).await) };
     match store.advance_step(&token.serial, step, audit).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(fail(store, AttemptScope::SubscriberTotp, &subject, now).await),
+        Err(StoreError::Conflict(_)) => return Err(fail(store, scope, &subject, now).await),
         Err(e) => return Err(e.into()),
     }
-    store.clear(AttemptScope::SubscriberTotp, &subject).await?;
+    store.clear(scope, &subject).await?;
     Ok(())
 }
 
@@ -433,9 +434,10 @@ async fn second_factor<S: SoftTokenStore + AttemptStore>(
 /// account, so a lock says nothing about existence); `account` is it parsed, when it parses;
 /// `password_ok` is the caller's Argon2id check (false for unknown accounts).
 ///
-/// Locked scopes refuse at once. A wrong password counts against the password scope. With a
-/// right password, an account without an active token may only enroll ([`SignedIn::MustEnroll`]);
-/// otherwise the second factor decides, counted against the TOTP scope.
+/// Locked scopes refuse at once. A wrong password and a wrong code are one failure each in
+/// [`AttemptScope::SubscriberPassword`], answered alike, so neither the answer nor the lock
+/// says which part was wrong. With a right password, an account without an active token may
+/// only enroll ([`SignedIn::MustEnroll`]).
 pub async fn sign_in<S: SoftTokenStore + AttemptStore>(
     store: &S,
     subject: &str,
@@ -444,14 +446,17 @@ pub async fn sign_in<S: SoftTokenStore + AttemptStore>(
     second: &str,
     now: OffsetDateTime,
 ) -> Result<SignedIn, CmcAuthError> {
-    locked(store, subject, &[AttemptScope::SubscriberPassword, AttemptScope::SubscriberTotp], now).await?;
+    const SCOPE: AttemptScope = AttemptScope::SubscriberPassword;
+    locked(store, subject, &[SCOPE, AttemptScope::SubscriberTotp], now).await?;
     let Some(account) = account.filter(|_| password_ok) else {
-        return Err(fail(store, AttemptScope::SubscriberPassword, subject, now).await);
+        return Err(fail(store, SCOPE, subject, now).await);
     };
-    store.clear(AttemptScope::SubscriberPassword, subject).await?;
-    let Some(token) = store.soft_token(account, "active").await? else { return Ok(SignedIn::MustEnroll) };
+    let Some(token) = store.soft_token(account, "active").await? else {
+        store.clear(SCOPE, subject).await?;
+        return Ok(SignedIn::MustEnroll);
+    };
     let event = AuditEvent::new(now, &actor(account), AuditAction::SubscriberSignedIn, account.as_str(), json!({}));
-    second_factor(store, token, second, now, event).await?;
+    second_factor(store, SCOPE, token, second, now, event).await?;
     Ok(SignedIn::Complete)
 }
 
@@ -475,7 +480,7 @@ pub async fn step_up<S: SoftTokenStore + AttemptStore>(
         account.as_str(),
         json!({ "action": action }),
     );
-    second_factor(store, token, second, now, event).await
+    second_factor(store, AttemptScope::SubscriberTotp, token, second, now, event).await
 }
 
 /// Registers a pending token with the app's registration code (step two of enrollment).

@@ -24,14 +24,14 @@ use crate::issuance::StoreError;
 /// which part was wrong or whether the account exists.
 pub const REFUSED: &str = "The sign-in details are not correct.";
 
-/// Which secret the failures were typed into. Each scope counts separately, so a mistyped
-/// password does not use up the TOTP budget and the other way round.
+/// Which secret the failures were typed into. A sign-in counts all its parts in one scope, so
+/// no lock says which part was wrong; secrets typed later, by someone already signed in (a
+/// step-up code, recovery answers), count in their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AttemptScope {
-    /// An RA operator's console password; the subject is the operator id.
+    /// An RA operator's console sign-in, password and TOTP code counted together; the subject
+    /// is the operator id. (Named for its older meaning, which the stored rows keep.)
     OperatorPassword,
-    /// An RA operator's TOTP code, checked after the password; the subject is the operator id.
-    OperatorTotp,
     /// An applicant's account password on the enrollment portal; the subject is the application
     /// reference.
     ApplicantPassword,
@@ -52,9 +52,8 @@ pub enum AttemptScope {
 
 impl AttemptScope {
     /// Every scope, in the order the store's CHECK lists them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 7] = [
         Self::OperatorPassword,
-        Self::OperatorTotp,
         Self::ApplicantPassword,
         Self::ActivationCode,
         Self::SubscriberPassword,
@@ -67,7 +66,6 @@ impl AttemptScope {
     pub fn name(self) -> &'static str {
         match self {
             Self::OperatorPassword => "operator-password",
-            Self::OperatorTotp => "operator-totp",
             Self::ApplicantPassword => "applicant-password",
             Self::ActivationCode => "activation-code",
             Self::SubscriberPassword => "subscriber-password",
@@ -90,7 +88,6 @@ impl AttemptScope {
             Self::ActivationCode => LockoutPolicy { max_failures: 5, lock: LockLength::UntilUnlocked },
             Self::PasswordReset => escalating(15, 24 * 60),
             Self::OperatorPassword
-            | Self::OperatorTotp
             | Self::ApplicantPassword
             | Self::SubscriberPassword
             | Self::SubscriberTotp
@@ -111,7 +108,7 @@ impl fmt::Display for AttemptScope {
 pub enum ScopeError {
     /// Not one of [`AttemptScope::ALL`]'s names.
     #[error(
-        "{0:?} is not an attempt scope (operator-password, operator-totp, applicant-password, activation-code, subscriber-password, subscriber-totp, password-reset, subscriber-recovery)"
+        "{0:?} is not an attempt scope (operator-password, applicant-password, activation-code, subscriber-password, subscriber-totp, password-reset, subscriber-recovery)"
     )]
     Unknown(String),
 }
@@ -383,10 +380,10 @@ mod tests {
 
     #[test]
     fn events_name_scope_and_subject() {
-        let e = failure_event(AttemptScope::OperatorTotp, "alice", T0);
+        let e = failure_event(AttemptScope::OperatorPassword, "alice", T0);
         assert_eq!(
             (e.action, e.subject.as_str(), e.actor.as_str()),
-            (AuditAction::AuthenticationFailed, "operator-totp:alice", "unauthenticated")
+            (AuditAction::AuthenticationFailed, "operator-password:alice", "unauthenticated")
         );
         let e = unlock_event(AttemptScope::ActivationCode, "7K2M9Q4T8V1W", "operator:root", T0);
         assert_eq!((e.action, e.subject.as_str()), (AuditAction::LockoutCleared, "activation-code:7K2M9Q4T8V1W"));

@@ -13,7 +13,7 @@ use serde_json::json;
 use signet_pki::subject::{CommonName, Email};
 use time::OffsetDateTime;
 
-use crate::application::{NewPassword, OperatorId, PasswordHash, WeakPassword};
+use crate::application::{HashingBusy, NewPassword, OperatorId, PasswordChecker, PasswordHash, WeakPassword};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, LockoutPolicy, Until};
@@ -213,6 +213,9 @@ pub enum LoginError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many password checks were running; nothing was counted. Ask to retry shortly.
+    #[error(transparent)]
+    Busy(#[from] HashingBusy),
 }
 
 /// An Argon2id hash of a random password, verified against when the operator does not exist,
@@ -226,71 +229,64 @@ fn decoy_hash() -> &'static PasswordHash {
     })
 }
 
-/// Counts a failure in `scope` and returns the error to show: `Locked` if this one locked it.
+/// Counts a failed sign-in and returns the error to show: `Locked` if this one locked it.
 async fn refuse<S: AttemptStore>(
     store: &S,
-    scope: AttemptScope,
     id: &OperatorId,
     policy: &LockoutPolicy,
     now: OffsetDateTime,
 ) -> LoginError {
-    match store.record_failure(scope, id.as_str(), policy, now).await {
+    match store.record_failure(SIGN_IN_SCOPE, id.as_str(), policy, now).await {
         Ok(LockState::Locked(until)) => LoginError::Locked { until },
         Ok(LockState::Open) => LoginError::Refused,
         Err(e) => LoginError::Store(e),
     }
 }
 
-/// Signs an operator in with password and TOTP code at `now`.
+/// The one counter of failed console sign-ins. Password and code count together: with a
+/// counter each, the lock that came first would tell a guesser which part was right.
+pub const SIGN_IN_SCOPE: AttemptScope = AttemptScope::OperatorPassword;
+
+/// Signs an operator in with password and TOTP code at `now`, the password checked through
+/// `verifier`.
 ///
-/// Refuses at once, checking nothing, while either scope ([`AttemptScope::OperatorPassword`],
-/// [`AttemptScope::OperatorTotp`]) is locked for `id`. A wrong password counts against the
-/// password scope — also for ids that do not exist, after the same Argon2id work — and a wrong
-/// or replayed code against the TOTP scope. The accepted step is stored with a compare-and-set
-/// before success is returned, so the same code cannot sign in twice, on any node. Success
-/// clears both scopes and is audited as the step is stored.
-pub async fn authenticate<S: OperatorStore + AttemptStore>(
+/// Refuses at once, checking nothing, while [`SIGN_IN_SCOPE`] is locked for `id`. Otherwise the
+/// password is hashed (against a decoy for ids that do not exist) and the code checked whatever
+/// the password said, and any wrong part — or a disabled account — is one failure in
+/// [`SIGN_IN_SCOPE`] with one answer, [`LoginError::Refused`]. The accepted step is stored with
+/// a compare-and-set before success is returned, so the same code cannot sign in twice, on any
+/// node. Success clears the counter and is audited as the step is stored.
+pub async fn authenticate<S: OperatorStore + AttemptStore, V: PasswordChecker>(
     store: &S,
+    verifier: &V,
     id: &OperatorId,
     password: &str,
     code: &str,
     now: OffsetDateTime,
     policy: &LockoutPolicy,
 ) -> Result<Operator, LoginError> {
-    let state = store
-        .check(AttemptScope::OperatorPassword, id.as_str(), now)
-        .await?
-        .and(store.check(AttemptScope::OperatorTotp, id.as_str(), now).await?);
-    if let LockState::Locked(until) = state {
+    if let LockState::Locked(until) = store.check(SIGN_IN_SCOPE, id.as_str(), now).await? {
         return Err(LoginError::Locked { until });
     }
     let operator = store.operator_by_id(id).await?;
-    let password_ok = match &operator {
-        Some(op) => op.password.verify(password),
-        None => {
-            // The decoy never matches; it is verified only for its time.
-            decoy_hash().verify(password);
-            false
-        }
-    };
-    let Some(mut operator) = operator.filter(|_| password_ok) else {
-        return Err(refuse(store, AttemptScope::OperatorPassword, id, policy, now).await);
+    // The decoy never matches; it is verified only for its time.
+    let hash = operator.as_ref().map_or_else(|| decoy_hash().clone(), |op| op.password.clone());
+    let password_ok = verifier.verify(hash, password.to_owned()).await? && operator.is_some();
+    let step = operator.as_ref().and_then(|op| op.totp.verify(code, now, op.last_totp_step).ok());
+    let (Some(mut operator), true, Some(step)) = (operator, password_ok, step) else {
+        return Err(refuse(store, id, policy, now).await);
     };
     if operator.disabled {
-        return Err(LoginError::Refused);
+        return Err(refuse(store, id, policy, now).await);
     }
-    let Ok(step) = operator.totp.verify(code, now, operator.last_totp_step) else {
-        return Err(refuse(store, AttemptScope::OperatorTotp, id, policy, now).await);
-    };
     let event = AuditEvent::new(now, &operator.audit_name(), AuditAction::OperatorSignedIn, id.as_str(), json!({}));
     match store.set_last_totp_step(id, step, event).await {
         Ok(()) => {}
         // Another node accepted this step (or a later one) since the operator was read.
-        Err(StoreError::Conflict(_)) => return Err(refuse(store, AttemptScope::OperatorTotp, id, policy, now).await),
+        Err(StoreError::Conflict(_)) => return Err(refuse(store, id, policy, now).await),
         Err(e) => return Err(e.into()),
     }
-    store.clear(AttemptScope::OperatorPassword, id.as_str()).await?;
-    store.clear(AttemptScope::OperatorTotp, id.as_str()).await?;
+    store.clear(SIGN_IN_SCOPE, id.as_str()).await?;
     operator.last_totp_step = Some(step);
     Ok(operator)
 }

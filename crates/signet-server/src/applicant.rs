@@ -2,6 +2,8 @@
 //! password, the status page with the timeline picture, the email verification link, and the
 //! pre-filled forms as PDF.
 
+use std::sync::OnceLock;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -10,8 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use signet_ra::application::{
-    Actor, Application, ApplicationId, ApplicationStore, Command, PasswordHash, VerificationToken,
+    Actor, Application, ApplicationId, ApplicationStore, Command, HashingBusy, PasswordChecker, PasswordHash,
+    VerificationToken,
 };
+use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::vetting::{self, DeadlineKind};
 
@@ -75,13 +79,14 @@ struct SignInForm {
     password: String,
 }
 
-/// Checks the password against the application's Argon2id hash off the async workers. A
-/// reference that does not exist is checked against a fixed hash, so the answer takes as long.
-pub(crate) async fn password_matches(
+/// Checks the password against the application's Argon2id hash within the server's hashing
+/// bound. A reference that does not exist is checked against a fixed hash, so the answer
+/// takes as long.
+pub(crate) async fn password_matches<E: From<StoreError> + From<HashingBusy>>(
     s: &AppState,
     id: Option<&ApplicationId>,
     password: String,
-) -> Result<bool, PageError> {
+) -> Result<bool, E> {
     let stored = match id {
         Some(id) => s.store.application_password(id).await?,
         None => None,
@@ -89,12 +94,14 @@ pub(crate) async fn password_matches(
     let exists = stored.is_some();
     let hash = match stored {
         Some(h) => h,
-        None => PasswordHash::from_phc(DUMMY_PHC).map_err(|e| PageError::Internal(e.to_string()))?,
+        None => dummy_hash().clone(),
     };
-    let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    Ok(exists && ok)
+    Ok(s.hashing.verify(hash, password).await? && exists)
+}
+
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
+    DUMMY.get_or_init(|| PasswordHash::from_phc(DUMMY_PHC).expect("a well-formed Argon2id PHC string"))
 }
 
 /// An Argon2id hash of a random string nobody knows, at the parameters `PasswordHash::new` uses.
@@ -127,7 +134,7 @@ async fn check_sign_in(s: &AppState, form: &SignInForm) -> Result<Result<Applica
     if let LockState::Locked(until) = s.store.check(scope, &subject, now).await? {
         return Ok(Err(until.message()));
     }
-    if password_matches(s, id.as_ref(), form.password.clone()).await? {
+    if password_matches::<PageError>(s, id.as_ref(), form.password.clone()).await? {
         s.store.clear(scope, &subject).await?;
         return Ok(id.ok_or_else(|| SIGN_IN_FAILED.to_owned()));
     }

@@ -142,7 +142,7 @@ fn subject_of(reference: &str) -> (String, Option<ApplicationId>) {
 #[tracing::instrument(skip_all)]
 async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
     let (subject, id) = subject_of(&form.reference);
-    let password_ok = match password_matches(&s, id.as_ref(), form.password).await {
+    let password_ok = match password_matches::<PageError>(&s, id.as_ref(), form.password).await {
         Ok(ok) => ok,
         Err(e) => return e.into_response(),
     };
@@ -876,13 +876,14 @@ async fn create_inner(
     }
     let now = s.clock.now();
     let account = id.clone();
-    let enrolled = tokio::task::spawn_blocking(move || {
-        let pin = (!form.pin.is_empty() || !form.pin_again.is_empty())
-            .then_some((form.pin.as_str(), form.pin_again.as_str()));
-        SoftToken::enroll(account, algorithm, digits, pin, now)
-    })
-    .await
-    .map_err(|e| PageError::Internal(e.to_string()))?;
+    let enrolled = s
+        .hashing
+        .run(move |_| {
+            let pin = (!form.pin.is_empty() || !form.pin_again.is_empty())
+                .then_some((form.pin.as_str(), form.pin_again.as_str()));
+            SoftToken::enroll(account, algorithm, digits, pin, now)
+        })
+        .await?;
     let token = match enrolled {
         Ok(t) => t,
         Err(e) => return soft_token_view(s, session, id, replacing, &e.to_string()).await,
@@ -996,11 +997,10 @@ async fn questions_inner(
         return Ok(questions_view(session, chosen, &refused));
     }
     let picked = [(chosen[0], form.answer_0), (chosen[1], form.answer_1)];
-    let hashed = tokio::task::spawn_blocking(move || {
-        cmc::recovery_questions(&picked.iter().map(|(q, a)| (*q, a.as_str())).collect::<Vec<_>>())
-    })
-    .await
-    .map_err(|e| PageError::Internal(e.to_string()))?;
+    let hashed = s
+        .hashing
+        .run(move |_| cmc::recovery_questions(&picked.iter().map(|(q, a)| (*q, a.as_str())).collect::<Vec<_>>()))
+        .await?;
     let questions = match hashed {
         Ok(q) => q,
         Err(e) => return Ok(questions_view(session, chosen, &e.to_string())),
@@ -1061,7 +1061,7 @@ struct RecoverForm {
 #[tracing::instrument(skip_all)]
 async fn recover_password(State(s): State<AppState>, mut session: Session, Form(form): Form<RecoverForm>) -> Response {
     let (subject, id) = subject_of(&form.reference);
-    let password_ok = match password_matches(&s, id.as_ref(), form.password).await {
+    let password_ok = match password_matches::<PageError>(&s, id.as_ref(), form.password).await {
         Ok(ok) => ok,
         Err(e) => return e.into_response(),
     };

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// `[acme]`: challenge validation (port, resolver, fixed addresses) and the device profile.
     #[serde(default)]
     pub acme: crate::acme::AcmeConfig,
+    /// `[limits]`: timeouts, connections, password hashing and per-client attempts.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// Validated settings.
@@ -90,6 +93,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// ACME.
     pub acme: crate::acme::AcmeSettings,
+    /// What any client gets before it proves who it is.
+    pub limits: crate::limits::Limits,
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -141,6 +146,7 @@ impl ServerConfig {
         };
         let mail = self.mail.into_settings(&data_dir, |name| std::env::var(name).ok())?;
         let acme = self.acme.into_settings(&catalog)?;
+        let limits = self.limits.into_limits()?;
         Ok(Settings {
             listen,
             base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
@@ -153,6 +159,7 @@ impl ServerConfig {
             attestation_roots,
             mail,
             acme,
+            limits,
         })
     }
 }

@@ -153,10 +153,9 @@ async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Fo
     let Ok(id) = OperatorId::new(form.operator.trim()) else {
         return sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED);
     };
-    // Both operator scopes ship with the same policy; the password scope's stands for both.
-    let policy = AttemptScope::OperatorPassword.default_policy();
+    let policy = operator::SIGN_IN_SCOPE.default_policy();
     let now = s.clock.now();
-    match operator::authenticate(&s.store, &id, &form.password, form.code.trim(), now, &policy).await {
+    match operator::authenticate(&s.store, &s.hashing, &id, &form.password, form.code.trim(), now, &policy).await {
         Ok(op) => {
             if let Err(e) = session.become_principal(Principal::Operator(op.id.as_str().to_owned())).await {
                 return e.into_response();
@@ -168,6 +167,7 @@ async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Fo
         Err(LoginError::Locked { until }) => {
             sign_in_view(&session, &form.operator, &until.message(), StatusCode::LOCKED)
         }
+        Err(LoginError::Busy(busy)) => PageError::from(busy).into_response(),
         Err(e) => PageError::Internal(e.to_string()).into_response(),
     }
 }
@@ -1240,7 +1240,7 @@ struct OperatorsPage {
 }
 
 /// The scopes an operator's sign-in can be locked in.
-const OPERATOR_SCOPES: [AttemptScope; 2] = [AttemptScope::OperatorPassword, AttemptScope::OperatorTotp];
+const OPERATOR_SCOPES: [AttemptScope; 1] = [operator::SIGN_IN_SCOPE];
 
 async fn operators_view(
     s: &AppState,

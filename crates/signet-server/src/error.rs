@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use signet_pki::attestation::AttestationError;
 use signet_pki::escrow::EscrowError;
+use signet_ra::application::HashingBusy;
 use signet_ra::issuance::{IssuanceError, RevocationError, StoreError};
 use signet_ra::renewal::RenewalRefused;
 
@@ -29,8 +30,18 @@ pub enum ApiError {
     Gone { kind: &'static str, detail: String },
     /// The body is larger than the server takes.
     PayloadTooLarge,
+    /// This client typed too many secrets too fast; retry after that many seconds.
+    TooManyRequests { retry_after: u64 },
+    /// Too many password checks are running; retry shortly.
+    Busy,
     /// Something broke on our side; the cause is logged, not shown.
     Internal(String),
+}
+
+/// Sets `Retry-After` (seconds) on a refusal the client may simply repeat later.
+fn retry_after(mut response: Response, seconds: u64) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 #[derive(Serialize)]
@@ -56,6 +67,16 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "the request body is larger than 64 KiB".to_owned())
             }
+            ApiError::TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                format!("too many attempts from this address; try again in {retry_after} seconds"),
+            ),
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the server is busy; try again in {} seconds", crate::hashing::RETRY_AFTER_SECONDS),
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 (
@@ -76,7 +97,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        resp
+        match self {
+            ApiError::TooManyRequests { retry_after: s } => retry_after(resp, s),
+            ApiError::Busy => retry_after(resp, crate::hashing::RETRY_AFTER_SECONDS),
+            _ => resp,
+        }
     }
 }
 
@@ -93,6 +118,10 @@ impl ApiError {
             | ApiError::Locked(detail) => Ok(detail),
             ApiError::Unauthorized => Ok("not signed in".to_owned()),
             ApiError::PayloadTooLarge => Ok("the request is too large".to_owned()),
+            ApiError::TooManyRequests { retry_after } => {
+                Ok(format!("too many attempts from this address; try again in {retry_after} seconds"))
+            }
+            ApiError::Busy => Ok("the server is busy; try again in a few seconds".to_owned()),
             ApiError::Internal(cause) => Err(cause),
         }
     }
@@ -101,6 +130,12 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<HashingBusy> for ApiError {
+    fn from(_: HashingBusy) -> Self {
+        ApiError::Busy
     }
 }
 
@@ -184,6 +219,10 @@ pub enum PageError {
     /// The signed-in operator's role does not allow this page (an RA operator on an
     /// administrator's page).
     Forbidden,
+    /// This client typed too many secrets too fast; retry after that many seconds.
+    TooManyRequests { retry_after: u64 },
+    /// Too many password checks are running; retry shortly.
+    Busy,
     /// Something broke on our side; the cause is logged, not shown.
     Internal(String),
 }
@@ -214,6 +253,20 @@ impl IntoResponse for PageError {
                 "Not allowed for your role",
                 "Your role does not allow this page. Ask an RA administrator to do it for you.".into(),
             ),
+            PageError::TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!(
+                    "There were too many sign-in attempts from your network. Wait {} and try again.",
+                    wait_words(*retry_after)
+                ),
+            ),
+            PageError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy — please try again",
+                "The service is very busy right now. Wait a few seconds, then go back and submit the form again."
+                    .into(),
+            ),
             PageError::Internal(cause) => {
                 tracing::error!(%cause, "internal error on a page");
                 (
@@ -224,10 +277,30 @@ impl IntoResponse for PageError {
             }
         };
         let page = ErrorPage { title, message: &message };
-        match askama::Template::render(&page) {
+        let response = match askama::Template::render(&page) {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => (status, message).into_response(),
+        };
+        match self {
+            PageError::TooManyRequests { retry_after: s } => retry_after(response, s),
+            PageError::Busy => retry_after(response, crate::hashing::RETRY_AFTER_SECONDS),
+            _ => response,
         }
+    }
+}
+
+/// "45 seconds", "2 minutes": a wait as a person reads it.
+fn wait_words(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "a second".to_owned(),
+        2..=90 => format!("{seconds} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
+}
+
+impl From<HashingBusy> for PageError {
+    fn from(_: HashingBusy) -> Self {
+        PageError::Busy
     }
 }
 

@@ -29,7 +29,10 @@ mod console_stock;
 mod crl;
 mod error;
 pub mod forms_pdf;
+mod hashing;
 pub mod jobs;
+pub mod limits;
+mod listener;
 pub mod mail;
 mod ocsp;
 mod password_reset;
@@ -39,6 +42,7 @@ mod renewal;
 mod retrieval;
 mod state;
 pub mod stock;
+mod throttle;
 pub mod timeline_svg;
 mod web;
 
@@ -123,6 +127,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_secret_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_too_large))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -266,6 +271,11 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
             signet_ra::vetting::DeadlinePolicy::default(),
         ),
         acme: settings.acme.clone(),
+        hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
+        client_limiter: throttle::ClientLimiter::new(
+            settings.limits.secret_attempts_per_minute,
+            settings.limits.trusted_proxies.clone(),
+        ),
     })))
 }
 
@@ -294,7 +304,7 @@ pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
     let state = build_state(settings, &base_url, clock).await?;
     let jobs = jobs::JobRunner::new(state.clone(), mail::Mailer::new(&settings.mail)?).start();
     let router = app(state.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, router).await });
+    let task = tokio::spawn(listener::serve(listener, router, settings.limits.clone()));
     tracing::info!(%addr, %base_url, "signet serving");
     Ok(Running { addr, base_url, state, task, jobs })
 }

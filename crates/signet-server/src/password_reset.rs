@@ -164,9 +164,10 @@ async fn new_password_inner(s: &AppState, session: &Session, form: NewPasswordFo
         Ok(p) => p,
         Err(problems) => return Ok(with_status(render(&page(problems, false)), StatusCode::UNPROCESSABLE_ENTITY)),
     };
-    let hash = tokio::task::spawn_blocking(move || PasswordHash::new(&password))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))?
+    let hash = s
+        .hashing
+        .run(move |memory| PasswordHash::new_in(&password, memory))
+        .await?
         .map_err(|e| PageError::Internal(e.to_string()))?;
     let now = s.clock.now();
     match s.store.use_link(&link, &hash, link.changed_event(now), now).await {

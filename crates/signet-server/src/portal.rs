@@ -688,7 +688,7 @@ struct AccountForm {
     confirm: String,
 }
 
-async fn account_post(mut session: Session, Form(form): Form<AccountForm>) -> Response {
+async fn account_post(State(s): State<AppState>, mut session: Session, Form(form): Form<AccountForm>) -> Response {
     let mut draft: Draft = session.data();
     if let Some(r) = draft.guard(5) {
         return r;
@@ -721,12 +721,10 @@ async fn account_post(mut session: Session, Form(form): Form<AccountForm>) -> Re
             return invalid(&page);
         }
     };
-    // Argon2id takes tens of milliseconds by design; keep it off the async workers.
-    let hashed = tokio::task::spawn_blocking(move || PasswordHash::new(&password)).await;
-    match hashed {
+    match s.hashing.run(move |memory| PasswordHash::new_in(&password, memory)).await {
         Ok(Ok(hash)) => draft.password_phc = hash.as_phc().to_owned(),
         Ok(Err(e)) => return PageError::Internal(e.to_string()).into_response(),
-        Err(e) => return PageError::Internal(e.to_string()).into_response(),
+        Err(busy) => return PageError::from(busy).into_response(),
     }
     if let Err(e) = session.save_data(&draft).await {
         return e.into_response();

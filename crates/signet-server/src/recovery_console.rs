@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::{Agent, KeyRecoveryStore, RecoveryRequest, RecoveryRequestId, RecoveryState};
-use signet_ra::lockout::{self, AttemptScope};
+use signet_ra::lockout;
 use signet_ra::operator::{self, LoginError, Operator, Permission};
 
 use crate::console::{Nav, signed_in, when};
@@ -153,12 +153,13 @@ impl From<signet_ra::key_recovery::RecoveryRefused> for Refused {
 
 /// Signs the operator in again (password and a fresh code) and checks the designation.
 async fn confirm_agent(s: &AppState, op: &Operator, password: &str, code: &str) -> Result<Agent, Refused> {
-    let policy = AttemptScope::OperatorPassword.default_policy();
-    match operator::authenticate(&s.store, &op.id, password, code.trim(), s.clock.now(), &policy).await {
+    let policy = operator::SIGN_IN_SCOPE.default_policy();
+    match operator::authenticate(&s.store, &s.hashing, &op.id, password, code.trim(), s.clock.now(), &policy).await {
         Ok(_) => {}
         Err(LoginError::Refused) => return Err(Refused(lockout::REFUSED.into(), StatusCode::UNAUTHORIZED)),
         Err(LoginError::Locked { until }) => return Err(Refused(until.message(), StatusCode::LOCKED)),
         Err(LoginError::Store(e)) => return Err(e.into()),
+        Err(LoginError::Busy(e)) => return Err(Refused(e.to_string(), StatusCode::SERVICE_UNAVAILABLE)),
         Err(e) => return Err(Refused(e.to_string(), StatusCode::INTERNAL_SERVER_ERROR)),
     }
     let designation = s.store.agent(&op.id).await?.ok_or_else(|| {

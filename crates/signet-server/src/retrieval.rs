@@ -536,7 +536,7 @@ async fn authorize(
     password: String,
 ) -> Result<Result<Opened, Refusal>, ApiError> {
     // Always hashed, even for an unknown reference or a malformed code, so timing tells nothing.
-    let password_ok = password_matches(state, id, password).await.map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    let password_ok = password_matches::<ApiError>(state, id, password).await?;
     let (Some(id), Ok(code), true) = (id, ActivationCode::new(activation_code), password_ok) else {
         return Ok(Err(Refusal::Credentials));
     };

@@ -71,6 +71,10 @@ pub struct Inner {
     pub(crate) notifier: Notifier,
     /// ACME: challenge validation and the device profile.
     pub(crate) acme: crate::acme::AcmeSettings,
+    /// Bounds the Argon2id work running at once.
+    pub(crate) hashing: crate::hashing::PasswordWork,
+    /// Typed-secret attempts per client address.
+    pub(crate) client_limiter: crate::throttle::ClientLimiter,
 }
 
 /// Cheap to clone; one per server.

@@ -3,7 +3,10 @@
 //! security headers, and askama rendering. Pages work without JavaScript.
 //!
 //! Sessions live in the database, not in memory, so any node serves any request. The cookie
-//! holds a random 256-bit token; the database holds its SHA-256.
+//! holds a random 256-bit token; the database holds its SHA-256. Reading a page stores
+//! nothing: a visitor without a stored session gets a cookie and a form token derived from it,
+//! and the row is written only when a handler first saves something (a draft, a sign-in), so
+//! a flood of page loads costs no disk.
 
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +43,24 @@ fn random_token() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()))
+}
+
+/// The form token of a session not stored yet: bound to the cookie, which a forging site
+/// cannot read, and kept once the session is stored.
+fn derived_csrf(token: &str) -> String {
+    let mut input = b"signet form token\0".to_vec();
+    input.extend_from_slice(token.as_bytes());
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input))
+}
+
+/// A session that is not stored (yet) for the cookie `token`.
+fn unstored(token: &str, now: time::OffsetDateTime) -> SessionRecord {
+    SessionRecord {
+        csrf: derived_csrf(token),
+        principal: String::new(),
+        data: "{}".into(),
+        expires_at: now + ANONYMOUS_LIFETIME,
+    }
 }
 
 /// Who a session belongs to.
@@ -93,6 +114,8 @@ pub(crate) struct Session {
     record: SessionRecord,
     /// A token the response must set: a new session, or one rotated at sign-in.
     set_cookie: Arc<Mutex<Option<String>>>,
+    /// Whether the row exists yet.
+    stored: bool,
 }
 
 impl Session {
@@ -113,7 +136,29 @@ impl Session {
 
     pub(crate) async fn save_data<T: Serialize>(&mut self, data: &T) -> Result<(), PageError> {
         self.record.data = serde_json::to_string(data).map_err(|e| PageError::Internal(e.to_string()))?;
-        self.state.store.update_session(&self.id_hash, None, &self.record).await?;
+        self.write(None).await
+    }
+
+    /// Stores the record, under `new_hash` when the token rotates. The first write creates the
+    /// row under a fresh token in any case, so a cookie planted in the browser before it
+    /// never names a stored session; the form token stays, so open pages still post.
+    async fn write(&mut self, new_hash: Option<&str>) -> Result<(), PageError> {
+        let store = &self.state.store;
+        if self.stored {
+            store.update_session(&self.id_hash, new_hash, &self.record).await?;
+            return Ok(());
+        }
+        let fresh = match new_hash {
+            Some(h) => h.to_owned(),
+            None => {
+                let token = random_token();
+                *self.set_cookie.lock().expect("cookie slot poisoned") = Some(token.clone());
+                token_hash(&token)
+            }
+        };
+        store.create_session(&fresh, &self.record, self.state.clock.now()).await?;
+        self.id_hash = fresh;
+        self.stored = true;
         Ok(())
     }
 
@@ -130,7 +175,7 @@ impl Session {
             data: "{}".into(),
             expires_at: now + lifetime(&principal),
         };
-        self.state.store.update_session(&self.id_hash, Some(&new_hash), &self.record).await?;
+        self.write(Some(&new_hash)).await?;
         self.id_hash = new_hash;
         *self.set_cookie.lock().expect("cookie slot poisoned") = Some(token);
         Ok(())
@@ -181,21 +226,20 @@ pub(crate) async fn session_layer(State(state): State<AppState>, request: Reques
 
 async fn with_session(state: AppState, request: Request, next: Next) -> Result<Response, Response> {
     let now = state.clock.now();
-    let existing = match cookie_token(request.headers()) {
-        Some(token) => {
-            let id_hash = token_hash(token);
-            state
-                .store
-                .session(&id_hash, now)
-                .await
-                .map_err(|e| PageError::from(e).into_response())?
-                .map(|r| (id_hash, r))
-        }
-        None => None,
-    };
     let set_cookie = Arc::new(Mutex::new(None));
-    let (id_hash, record) = match existing {
-        Some((id_hash, mut record)) => {
+    let token = match cookie_token(request.headers()) {
+        Some(token) => token.to_owned(),
+        None => {
+            let token = random_token();
+            *set_cookie.lock().expect("cookie slot poisoned") = Some(token.clone());
+            token
+        }
+    };
+    let id_hash = token_hash(&token);
+    let found = state.store.session(&id_hash, now).await.map_err(|e| PageError::from(e).into_response())?;
+    let stored = found.is_some();
+    let record = match found {
+        Some(mut record) => {
             let full = lifetime(&Principal::parse(&record.principal));
             if record.expires_at - now < full / 2 {
                 record.expires_at = now + full;
@@ -205,24 +249,13 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
                     .await
                     .map_err(|e| PageError::from(e).into_response())?;
             }
-            (id_hash, record)
+            record
         }
-        None => {
-            let token = random_token();
-            let id_hash = token_hash(&token);
-            let record = SessionRecord {
-                csrf: random_token(),
-                principal: String::new(),
-                data: "{}".into(),
-                expires_at: now + ANONYMOUS_LIFETIME,
-            };
-            state.store.create_session(&id_hash, &record, now).await.map_err(|e| PageError::from(e).into_response())?;
-            *set_cookie.lock().expect("cookie slot poisoned") = Some(token);
-            (id_hash, record)
-        }
+        // A new visitor, or a session that lapsed: nothing is stored until a handler saves.
+        None => unstored(&token, now),
     };
     let request = if request.method() == Method::POST { check_csrf(request, &record.csrf).await? } else { request };
-    let session = Session { state: state.clone(), id_hash, record, set_cookie: set_cookie.clone() };
+    let session = Session { state: state.clone(), id_hash, record, set_cookie: set_cookie.clone(), stored };
     let mut request = request;
     request.extensions_mut().insert(session);
     let mut response = next.run(request).await;

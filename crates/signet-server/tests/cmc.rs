@@ -348,11 +348,16 @@ async fn lockout_escalates_per_account_and_an_administrator_unlocks() {
         sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await.status,
         StatusCode::LOCKED
     );
-    // An administrator's unlock (what `signet admin unlock --scope subscriber-totp` calls).
-    c.state.store().unlock(AttemptScope::SubscriberTotp, c.account.as_str(), "cli:admin", c.clock.now()).await.unwrap();
+    // A wrong code after the right password counted in the sign-in's one counter; an
+    // administrator's unlock (what `signet admin unlock --scope subscriber-password` calls)
+    // clears it.
+    c.state
+        .store()
+        .unlock(AttemptScope::SubscriberPassword, c.account.as_str(), "cli:admin", c.clock.now())
+        .await
+        .unwrap();
     let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await;
     assert_eq!(p.location.as_deref(), Some("/cmc"), "{}", p.body);
-    // Step-up failures count in the same per-account scope as sign-in's.
     let records = c.state.store().audit_records().await.unwrap();
     assert!(actions(&records, "authentication-failed") >= 6 && actions(&records, "lockout-cleared") == 1);
     audit_intact(&c).await;

@@ -45,6 +45,8 @@ use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp as wire;
 use x509_ocsp::ext::Nonce;
 
+mod flood;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Options of `signet bench`.
@@ -70,6 +72,9 @@ enum Mode {
     /// Portal pages/s and p99 over loopback HTTP (a new session per request, and an existing
     /// one) against a plain hello-world on the same server, on SQLite and optionally PostgreSQL.
     Portal(PortalArgs),
+    /// Made-up retrievals (each a password check) at high concurrency: OCSP throughput during
+    /// the flood against idle OCSP, and the server's memory before, at peak and after.
+    Flood(flood::FloodArgs),
     /// Issuance, OCSP and two CRL sizes, then a summary of the ratios.
     All(AllArgs),
 }
@@ -156,6 +161,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         Mode::Ocsp(a) => ocsp(&a, &out).await.map(drop),
         Mode::Crl(a) => crl_in_process(&a, &out).await.map(drop),
         Mode::Portal(a) => portal(&a, &out).await.map(drop),
+        Mode::Flood(a) => flood::flood(&a, &out).await,
         Mode::All(a) => all(&a, &out).await,
     };
     result.map_err(|e| -> Box<dyn std::error::Error> { e })
@@ -1345,11 +1351,16 @@ const CRL_REASONS: [RevocationReason; 6] = [
 
 /// The process's peak resident set in KiB (Linux); `None` elsewhere.
 fn vm_hwm_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status").ok().as_deref().and_then(parse_vm_hwm)
+    proc_status_kib("VmHWM:")
 }
 
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()
+/// A `/proc/self/status` field given in kB (Linux); `None` elsewhere.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status").ok().as_deref().and_then(|s| status_kib(s, field))
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(field))?.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 fn measure_crl(key: KeyAlgorithm, entries: u64) -> Result<CrlFigure, BoxError> {
@@ -1586,8 +1597,11 @@ mod tests {
 
     #[test]
     fn vm_hwm_and_crl_child_output_parse() {
-        assert_eq!(parse_vm_hwm("Name:\tsignet\nVmPeak:\t  9 kB\nVmHWM:\t   12345 kB\n"), Some(12345));
-        assert_eq!(parse_vm_hwm("Name:\tsignet\n"), None);
+        let status = "Name:\tsignet\nVmPeak:\t  9 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 4096 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), Some(12345));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(4096));
+        assert_eq!(status_kib("Name:\tsignet\n", "VmHWM:"), None);
+        assert_eq!(status_kib("VmRSS: lots", "VmRSS:"), None);
         let fig = measure_crl(KeyAlgorithm::P256, 20).unwrap();
         assert_eq!(fig.entries, 20);
         assert!(fig.crl_bytes > 20 * 20);

@@ -12,13 +12,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use signet_pki::escrow::open;
-use signet_ra::application::OperatorId;
+use signet_ra::application::{OperatorId, UnboundedChecker};
 use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::{
     Agent, AgentDesignation, KeyRecoveryStore, RecoveryRequest, RecoveryRequestId, RecoveryState,
 };
-use signet_ra::lockout::AttemptScope;
-use signet_ra::operator::{OperatorStore, authenticate};
+use signet_ra::operator::{OperatorStore, SIGN_IN_SCOPE, authenticate};
 use signet_store::Store;
 
 use crate::{ServerArgs, cli_actor};
@@ -102,8 +101,9 @@ fn secret(env: &str, prompt: &str) -> Result<String, Error> {
 async fn sign_in(store: &Store, id: &OperatorId) -> Result<Agent, Error> {
     let password = secret(PASSWORD_ENV, &format!("password of {id}: "))?;
     let code = secret(TOTP_ENV, &format!("authenticator code of {id}: "))?;
-    let policy = AttemptScope::OperatorPassword.default_policy();
-    let operator = authenticate(store, id, &password, &code, time::OffsetDateTime::now_utc(), &policy).await?;
+    let policy = SIGN_IN_SCOPE.default_policy();
+    let operator =
+        authenticate(store, &UnboundedChecker, id, &password, &code, time::OffsetDateTime::now_utc(), &policy).await?;
     let designation = store.agent(&operator.id).await?.ok_or_else(|| format!("{id} is not a key recovery agent"))?;
     Ok(Agent::from_designation(&designation))
 }

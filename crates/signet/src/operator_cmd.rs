@@ -52,7 +52,7 @@ pub(crate) struct CreateArgs {
 pub(crate) struct UnlockArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// operator-password, operator-totp, applicant-password, activation-code,
+    /// operator-password (the console sign-in), applicant-password, activation-code,
     /// subscriber-password, subscriber-totp or password-reset.
     #[arg(long, value_parser = |s: &str| s.parse::<AttemptScope>())]
     scope: AttemptScope,

@@ -256,7 +256,10 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     );
     // The refused sign-ins the walk made (applicant password, operator code) are audited too.
     let failures = sql("SELECT subject FROM audit_log WHERE action = 'authentication-failed' ORDER BY seq");
-    assert!(failures.starts_with("applicant-password:") && failures.contains("\noperator-totp:alice\n"), "{failures}");
+    assert!(
+        failures.starts_with("applicant-password:") && failures.contains("\noperator-password:alice\n"),
+        "{failures}"
+    );
     let out = must(SIGNET, &["audit", "verify", "--config", config.to_str().unwrap()], &[]);
     assert!(out.contains("audit log intact"), "{out}");
     // Nothing secret in the debug log: passwords, TOTP seeds, session cookies.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use signet_ra::application::OperatorId;
+use signet_ra::application::{OperatorId, UnboundedChecker};
 use signet_ra::lockout::{AttemptScope, LockState, Until};
 use signet_ra::operator::{LoginError, Role, authenticate};
 use signet_ra::totp::Totp;
@@ -69,17 +69,19 @@ async fn operator_created_by_the_cli_signs_in_with_an_oathtool_code() {
     let id = OperatorId::new("alice").unwrap();
     let policy = AttemptScope::OperatorPassword.default_policy();
     let now = OffsetDateTime::now_utc();
-    let op = authenticate(&store, &id, PASSWORD, &oathtool(&secret, now), now, &policy).await.unwrap();
+    let op =
+        authenticate(&store, &UnboundedChecker, &id, PASSWORD, &oathtool(&secret, now), now, &policy).await.unwrap();
     assert_eq!(op.role, Role::RaAdministrator);
     assert_eq!(op.display_name.as_str(), "Alice Example");
 
     // Five wrong passwords lock the account; the CLI's unlock lifts the lock at once.
     let later = now + Duration::seconds(60);
     for _ in 0..5 {
-        let _ = authenticate(&store, &id, "Lantern-Fjord-Cobalt-00", "00000000", later, &policy).await;
+        let _ =
+            authenticate(&store, &UnboundedChecker, &id, "Lantern-Fjord-Cobalt-00", "00000000", later, &policy).await;
     }
     let code = oathtool(&secret, later);
-    let e = authenticate(&store, &id, PASSWORD, &code, later, &policy).await.unwrap_err();
+    let e = authenticate(&store, &UnboundedChecker, &id, PASSWORD, &code, later, &policy).await.unwrap_err();
     assert!(matches!(e, LoginError::Locked { until: Until::Time(_) }), "{e:?}");
     let unlock = ["admin", "unlock", "--data-dir", d, "--scope", "operator-password", "--subject", "alice"];
     assert_eq!(must(SIGNET, &unlock, &[]), "unlocked operator-password alice\n");
@@ -87,7 +89,7 @@ async fn operator_created_by_the_cli_signs_in_with_an_oathtool_code() {
     assert!(!ok && err.contains("no failures are recorded for operator-password alice"), "{err}");
     let (ok, _, err) = run(SIGNET, &["admin", "unlock", "--data-dir", d, "--scope", "pin", "--subject", "alice"], &[]);
     assert!(!ok && err.contains("\"pin\" is not an attempt scope"), "{err}");
-    let op = authenticate(&store, &id, PASSWORD, &code, later, &policy).await.unwrap();
+    let op = authenticate(&store, &UnboundedChecker, &id, PASSWORD, &code, later, &policy).await.unwrap();
     assert_eq!(op.last_totp_step, Some(Totp::step_at(later)));
     assert_eq!(
         signet_ra::lockout::AttemptStore::check(&store, AttemptScope::OperatorPassword, "alice", later).await.unwrap(),
