@@ -134,8 +134,9 @@ pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates the database at `url`. Operators
-    /// and soft tokens also need [`Store::with_sealing_key`].
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`. A
+    /// `postgres:` URL's TLS parameters (`sslmode`, `sslrootcert`, …) pass through to the driver.
+    /// Operators and soft tokens also need [`Store::with_sealing_key`].
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
