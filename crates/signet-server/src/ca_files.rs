@@ -6,7 +6,7 @@
 //! its public key, which is all the server reads, and where its private half lives (a file
 //! beside the CA keys, or a PKCS#11 token), which only `signet admin key-recovery export`
 //! opens. `sealing.key` beside it seals secrets the server must read back (stock tokens'
-//! transport PINs); it is made on first use. A CA without it issues no encryption certificates.
+//! transport PINs, TOTP seeds); it is made on first use. A CA without it issues no encryption certificates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -350,7 +350,8 @@ fn read_config(dir: &Path) -> Result<CaFileConfig, CaSetupError> {
 }
 
 /// The file beside `ca.toml` holding the key that seals secrets the server reads back (the
-/// stock tokens' transport PINs). Several nodes share it with the rest of the CA folder.
+/// stock tokens' transport PINs, operators' and soft tokens' TOTP seeds). Several nodes share
+/// it with the rest of the CA folder.
 pub const SEALING_KEY_FILE: &str = "sealing.key";
 
 /// Opens the sealing key of the CA in `dir`, creating it (32 random bytes, 0600) on first use.

@@ -245,6 +245,8 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         tracing::warn!(dir = %ca_dir.display(), "created a DEV CA with its passphrase stored beside the key; use `signet ca init` for a real one");
     }
     let loaded = ca_files::load_ca(&ca_dir, CaUrls::under(base_url))?;
+    // TOTP seeds are sealed under the CA folder's key; those still in clear are sealed now.
+    let store = store.with_sealing_key(ca_files::sealing_key(&ca_dir)?).await?;
     let ocsp_issuer = OcspIssuer::new(loaded.ca.cert_der())?;
     Ok(AppState(Arc::new(state::Inner {
         store,

@@ -10,7 +10,7 @@ use signet_ra::application::{ApplicationId, PasswordHash};
 use signet_ra::audit::AuditEvent;
 use signet_ra::cmc::{RecoveryQuestion, SoftToken, SoftTokenSerial, SoftTokenState, SoftTokenStore};
 use signet_ra::issuance::{StoreError, StoredStatus};
-use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
+use signet_ra::totp::{Digits, Totp, TotpAlgorithm};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
@@ -18,12 +18,13 @@ use time::OffsetDateTime;
 use crate::applications::{corrupt, ts};
 use crate::ca::reason;
 use crate::operators::step_column;
+use crate::seeds::{SeedOwner, seed_error};
 use crate::{Store, backend_error, unique_or};
 
 const TOKEN_COLUMNS: &str = "serial, account, state, secret, algorithm, digits, pin_phc, last_step, created_at";
 
-/// Reads the columns of [`TOKEN_COLUMNS`].
-fn soft_token(row: &AnyRow) -> Result<SoftToken, StoreError> {
+/// Reads the columns of [`TOKEN_COLUMNS`], opening the seed with the store's key.
+fn soft_token(store: &Store, row: &AnyRow) -> Result<SoftToken, StoreError> {
     let serial: String = row.try_get(0).map_err(backend_error)?;
     let what = format!("soft token {serial}");
     let bad = |e: &dyn std::fmt::Display| corrupt(&what, e);
@@ -40,11 +41,12 @@ fn soft_token(row: &AnyRow) -> Result<SoftToken, StoreError> {
         ("active", Some(step)) => SoftTokenState::Active { last_step: u64::try_from(step).map_err(|e| bad(&e))? },
         _ => return Err(bad(&format!("state {state} with step {last_step:?}"))),
     };
+    let owner = SeedOwner::SoftToken { serial: &serial, account: &account };
     Ok(SoftToken {
         account: ApplicationId::new(&account).map_err(|e| bad(&e))?,
         serial: SoftTokenSerial::new(&serial).ok_or_else(|| bad(&"serial"))?,
         totp: Totp::new(
-            TotpSecret::from_base32(&secret).map_err(|e| bad(&e))?,
+            store.open_seed(&secret, owner).map_err(|e| seed_error(owner, e))?,
             algorithm.parse::<TotpAlgorithm>().map_err(|e| bad(&e))?,
             Digits::try_from(u32::try_from(digits).map_err(|e| bad(&e))?).map_err(|e| bad(&e))?,
         ),
@@ -133,13 +135,15 @@ impl SoftTokenStore for Store {
         .fetch_optional(self.pool())
         .await
         .map_err(backend_error)?;
-        row.as_ref().map(soft_token).transpose()
+        row.map(|r| soft_token(self, &r)).transpose()
     }
 
     async fn save_pending(&self, token: &SoftToken, audit: AuditEvent) -> Result<(), StoreError> {
         if token.state != SoftTokenState::Pending {
             return Err(StoreError::Conflict("only a pending soft token is saved as pending"));
         }
+        let owner = SeedOwner::SoftToken { serial: token.serial.as_str(), account: token.account.as_str() };
+        let secret = self.seal_seed(token.totp.secret(), owner).map_err(|e| seed_error(owner, e))?;
         let token = token.clone();
         self.audited(&audit, move |c| {
             Box::pin(async move {
@@ -154,7 +158,7 @@ impl SoftTokenStore for Store {
                 )
                 .bind(token.serial.as_str())
                 .bind(token.account.as_str())
-                .bind(token.totp.secret().to_base32())
+                .bind(secret)
                 .bind(token.totp.algorithm().name())
                 .bind(i64::from(token.totp.digits().count()))
                 .bind(token.pin.as_ref().map(|p| p.as_phc().to_owned()))

@@ -3,7 +3,8 @@
 //! What it does: one set of repositories over sqlx's `Any` driver, so the same SQL runs on
 //! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
 //! every writing transaction appends to the hash-chained audit log first, which also
-//! serializes writers on SQLite without lock-upgrade deadlocks. Implements the storage
+//! serializes writers on SQLite without lock-upgrade deadlocks; TOTP seeds sealed at rest under
+//! the CA folder's sealing key (`seeds`). Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
 //! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
@@ -25,6 +26,7 @@ mod jobs;
 mod key_recovery;
 mod operators;
 mod password_reset;
+mod seeds;
 mod sessions;
 mod token_stock;
 mod witness;
@@ -56,6 +58,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals and opens TOTP seeds; without it operators and soft tokens are out of reach.
+    seeds: Option<std::sync::Arc<signet_pki::seal::SealingKey>>,
 }
 
 /// Why the store could not be opened.
@@ -71,6 +75,9 @@ pub enum OpenError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The TOTP seeds an earlier version stored in clear could not be sealed.
+    #[error("sealing the TOTP seeds stored in clear failed: {0}")]
+    SealSeeds(StoreError),
 }
 
 /// An operator API key as stored (the token itself is never stored, only its SHA-256).
@@ -127,7 +134,9 @@ pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`. A
+    /// `postgres:` URL's TLS parameters (`sslmode`, `sslrootcert`, …) pass through to the driver.
+    /// Operators and soft tokens also need [`Store::with_sealing_key`].
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -175,7 +184,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
-        let store = Self { pool, backend };
+        let store = Self { pool, backend, seeds: None };
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),

@@ -13,11 +13,12 @@ use signet_ra::lockout::{
     AttemptScope, AttemptStore, FailureRecord, LockState, LockoutPolicy, Until, failure_event, unlock_event,
 };
 use signet_ra::operator::{Operator, OperatorStore, Role};
-use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
+use signet_ra::totp::{Digits, Totp, TotpAlgorithm};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::seeds::{SeedOwner, seed_error};
 use crate::{Store, backend_error, unique_or};
 
 const OPERATOR_COLUMNS: &str =
@@ -32,8 +33,8 @@ pub(crate) fn step_column(step: u64) -> Result<i64, StoreError> {
     i64::try_from(step).map_err(|_| StoreError::Backend(format!("TOTP step {step} is out of range")))
 }
 
-/// Reads the columns of [`OPERATOR_COLUMNS`].
-fn operator(row: &AnyRow) -> Result<Operator, StoreError> {
+/// Reads the columns of [`OPERATOR_COLUMNS`], opening the seed with the store's key.
+fn operator(store: &Store, row: &AnyRow) -> Result<Operator, StoreError> {
     let id: String = row.try_get(0).map_err(backend_error)?;
     let what = format!("operator {id}");
     let bad = |e: &dyn std::fmt::Display| corrupt(&what, e);
@@ -45,8 +46,9 @@ fn operator(row: &AnyRow) -> Result<Operator, StoreError> {
     let digits: i64 = row.try_get(6).map_err(backend_error)?;
     let last_totp_step: Option<i64> = row.try_get(7).map_err(backend_error)?;
     let disabled: i64 = row.try_get(8).map_err(backend_error)?;
+    let owner = SeedOwner::Operator(&id);
     let totp = Totp::new(
-        TotpSecret::from_base32(&secret).map_err(|e| bad(&e))?,
+        store.open_seed(&secret, owner).map_err(|e| seed_error(owner, e))?,
         algorithm.parse::<TotpAlgorithm>().map_err(|e| bad(&e))?,
         Digits::try_from(u32::try_from(digits).map_err(|e| bad(&e))?).map_err(|e| bad(&e))?,
     );
@@ -63,6 +65,8 @@ fn operator(row: &AnyRow) -> Result<Operator, StoreError> {
 
 impl OperatorStore for Store {
     async fn create_operator(&self, operator: &Operator, audit: AuditEvent) -> Result<(), StoreError> {
+        let owner = SeedOwner::Operator(operator.id.as_str());
+        let secret = self.seal_seed(operator.totp.secret(), owner).map_err(|e| seed_error(owner, e))?;
         let op = operator.clone();
         let at = audit.at.unix_timestamp();
         self.audited(&audit, move |c| {
@@ -76,7 +80,7 @@ impl OperatorStore for Store {
                 .bind(op.display_name.as_str())
                 .bind(op.role.name())
                 .bind(op.password.as_phc())
-                .bind(op.totp.secret().to_base32())
+                .bind(secret)
                 .bind(op.totp.algorithm().name())
                 .bind(i64::from(op.totp.digits().count()))
                 .bind(op.last_totp_step.map(step_column).transpose()?)
@@ -97,7 +101,7 @@ impl OperatorStore for Store {
             .fetch_optional(self.pool())
             .await
             .map_err(backend_error)?;
-        row.as_ref().map(operator).transpose()
+        row.map(|r| operator(self, &r)).transpose()
     }
 
     async fn list_operators(&self) -> Result<Vec<Operator>, StoreError> {
@@ -105,7 +109,7 @@ impl OperatorStore for Store {
             .fetch_all(self.pool())
             .await
             .map_err(backend_error)?;
-        rows.iter().map(operator).collect()
+        rows.iter().map(|r| operator(self, r)).collect()
     }
 
     async fn set_last_totp_step(&self, id: &OperatorId, step: u64, audit: AuditEvent) -> Result<(), StoreError> {

@@ -1,4 +1,5 @@
-//! The storage suite, run against both SQLite and PostgreSQL.
+//! The storage suite, run against both SQLite and PostgreSQL; and PostgreSQL over TLS, on a
+//! cluster the test starts.
 
 mod common;
 
@@ -9,6 +10,7 @@ use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_store::{ApiKey, Store};
+use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
 
 fn now() -> OffsetDateTime {
@@ -155,4 +157,199 @@ async fn concurrent_writers_keep_the_chain_whole() {
         assert_eq!(store.verify_audit().await.unwrap(), Ok(48));
     })
     .await;
+}
+
+#[cfg(unix)]
+/// A PostgreSQL cluster of its own on loopback that accepts TLS connections only (`hostssl` in
+/// pg_hba.conf), with a server certificate for localhost and 127.0.0.1 from a throwaway CA.
+/// Dropping it stops the server, also when an assertion failed.
+struct TlsCluster {
+    /// The folder of initdb, pg_ctl and pg_isready.
+    bin: PathBuf,
+    /// PostgreSQL refuses to run as root: then every command runs as the `postgres` user.
+    as_postgres: bool,
+    port: u16,
+    /// The CA that issued the server certificate, and one that did not.
+    ca_pem: PathBuf,
+    wrong_ca_pem: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+#[cfg(unix)]
+impl TlsCluster {
+    /// The PostgreSQL programs: initdb on the PATH, else in Debian's versioned folders.
+    fn find_bin() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .collect();
+        debian.sort_by(|a, b| b.cmp(a));
+        let initdb = std::env::split_paths(&path).chain(debian).map(|d| d.join("initdb")).find(|p| p.is_file())?;
+        // A symlink (/usr/local/bin/initdb) points to the folder that also has pg_isready.
+        Some(std::fs::canonicalize(initdb).ok()?.parent()?.to_owned())
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let program = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            std::process::Command::new(program)
+        };
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `command` to success, or panics with its output.
+    fn run(mut command: std::process::Command) {
+        let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{command:?}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates and starts the cluster; `None` if PostgreSQL is not installed.
+    fn start() -> Option<Self> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let bin = Self::find_bin()?;
+        let dir = tempfile::tempdir().unwrap();
+        let as_postgres = std::fs::metadata(dir.path()).unwrap().uid() == 0;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cluster = Self {
+            bin,
+            as_postgres,
+            port,
+            ca_pem: dir.path().join("ca.pem"),
+            wrong_ca_pem: dir.path().join("wrong-ca.pem"),
+            dir,
+        };
+
+        let ca = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name.push(rcgen::DnType::CommonName, name);
+            let pem = params.self_signed(&key).unwrap().pem();
+            (rcgen::Issuer::new(params, key), pem)
+        };
+        let (issuer, ca_pem) = ca("Signet test PostgreSQL CA");
+        std::fs::write(&cluster.ca_pem, ca_pem).unwrap();
+        std::fs::write(&cluster.wrong_ca_pem, ca("Some other CA").1).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let (cert, key) = (cluster.dir.path().join("server.crt"), cluster.dir.path().join("server.key"));
+        std::fs::write(&cert, params.signed_by(&server_key, &issuer).unwrap().pem()).unwrap();
+        std::fs::write(&key, server_key.serialize_pem()).unwrap();
+        // PostgreSQL refuses a private key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if as_postgres {
+            let mut chown = std::process::Command::new("chown");
+            chown.args(["-R", "postgres:"]).arg(cluster.dir.path());
+            Self::run(chown);
+        }
+
+        let mut initdb = cluster.command("initdb");
+        initdb.args(["--auth=trust", "--username=signet", "--encoding=UTF8", "--no-sync", "-D"]).arg(cluster.data());
+        Self::run(initdb);
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\nfsync = off\n\
+             ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            cert.display(),
+            key.display()
+        );
+        let mut postgresql_conf =
+            std::fs::OpenOptions::new().append(true).open(cluster.data().join("postgresql.conf")).unwrap();
+        std::io::Write::write_all(&mut postgresql_conf, conf.as_bytes()).unwrap();
+        std::fs::write(
+            cluster.data().join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .unwrap();
+
+        let mut start = cluster.command("pg_ctl");
+        start.args(["--no-wait", "-l"]).arg(cluster.dir.path().join("log")).arg("-D").arg(cluster.data()).arg("start");
+        Self::run(start);
+        let ready = || {
+            let mut ready = cluster.command("pg_isready");
+            ready.args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "1"]);
+            ready.status().unwrap().success()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ready() {
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(cluster.dir.path().join("log")).unwrap_or_default();
+                panic!("PostgreSQL did not start:\n{log}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(cluster)
+    }
+
+    fn url(&self, host: &str, query: &str) -> String {
+        format!("postgres://signet@{host}:{}/postgres?{query}", self.port)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        let mut stop = self.command("pg_ctl");
+        stop.args(["-m", "immediate", "-D"]).arg(self.data()).arg("stop");
+        if let Err(e) = stop.output() {
+            eprintln!("could not stop the test PostgreSQL cluster: {e}");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn postgres_over_tls() {
+    let Some(cluster) = TlsCluster::start() else {
+        eprintln!("skipped: no initdb on the PATH or in /usr/lib/postgresql/*/bin, so no PostgreSQL cluster to start");
+        return;
+    };
+    let tls_in_use = async |store: &Store| -> bool {
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+
+    // Encrypted, the certificate unchecked.
+    let store = Store::connect(&cluster.url("127.0.0.1", "sslmode=require")).await.unwrap();
+    assert!(tls_in_use(&store).await);
+    store.close().await;
+
+    // Encrypted, the certificate checked against the CA and the host name.
+    let ca = cluster.ca_pem.display();
+    let store =
+        Store::connect(&cluster.url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))).await.unwrap();
+    assert!(tls_in_use(&store).await);
+    store.close().await;
+
+    // Another CA's certificate does not pass.
+    let wrong = cluster.wrong_ca_pem.display();
+    let err = Store::connect(&cluster.url("localhost", &format!("sslmode=verify-full&sslrootcert={wrong}")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+
+    // The server takes TLS connections only.
+    let err = Store::connect(&cluster.url("127.0.0.1", "sslmode=disable")).await.unwrap_err().to_string();
+    assert!(err.contains("pg_hba.conf") && err.contains("no encryption"), "{err}");
 }

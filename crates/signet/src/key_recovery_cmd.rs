@@ -20,7 +20,7 @@ use signet_ra::key_recovery::{
 use signet_ra::operator::{OperatorStore, SIGN_IN_SCOPE, authenticate};
 use signet_store::Store;
 
-use crate::{ServerArgs, cli_actor};
+use crate::{ServerArgs, cli_actor, operator_cmd};
 
 /// Where agent commands read the agent's password and TOTP code when set; otherwise they prompt.
 const PASSWORD_ENV: &str = "SIGNET_AGENT_PASSWORD";
@@ -158,7 +158,7 @@ pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
     let now = time::OffsetDateTime::now_utc;
     match command {
         KeyRecoveryCommand::Designate { server, operator } => {
-            let store = Store::connect(&server.settings()?.database_url).await?;
+            let store = operator_cmd::store(&server).await?;
             if store.operator_by_id(&operator).await?.is_none() {
                 return Err(format!("no operator {operator}").into());
             }
@@ -172,13 +172,13 @@ pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
             println!("{} is now a key recovery agent", designation.operator);
         }
         KeyRecoveryCommand::Agents(server) => {
-            let store = Store::connect(&server.settings()?.database_url).await?;
+            let store = operator_cmd::store(&server).await?;
             for d in store.agents().await? {
                 println!("{}\tdesignated by {} at {}", d.operator, d.designated_by, d.designated_at);
             }
         }
         KeyRecoveryCommand::Request { agent, serial, reason } => {
-            let store = Store::connect(&agent.server.settings()?.database_url).await?;
+            let store = operator_cmd::store(&agent.server).await?;
             let agent = sign_in(&store, &agent.agent).await?;
             let serial = serial.trim().to_ascii_lowercase();
             let escrow = store.escrow_of_serial(&serial).await?.ok_or_else(|| {
@@ -190,21 +190,21 @@ pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
             eprintln!("request {} opened; it needs the approval of two different key recovery agents", request.id);
         }
         KeyRecoveryCommand::Approve { agent, request } => {
-            let store = Store::connect(&agent.server.settings()?.database_url).await?;
+            let store = operator_cmd::store(&agent.server).await?;
             let agent = sign_in(&store, &agent.agent).await?;
             let (request, event) = load(&store, &request).await?.approve(&agent, now())?;
             update(&store, &request, event).await?;
             println!("{}", describe(&request));
         }
         KeyRecoveryCommand::List(server) => {
-            let store = Store::connect(&server.settings()?.database_url).await?;
+            let store = operator_cmd::store(&server).await?;
             for r in store.requests().await? {
                 println!("{}", describe(&r));
             }
         }
         KeyRecoveryCommand::Export { agent, request, out } => {
             let settings = agent.server.settings()?;
-            let store = Store::connect(&settings.database_url).await?;
+            let store = operator_cmd::store(&agent.server).await?;
             let agent = sign_in(&store, &agent.agent).await?;
             let (exported, event) = load(&store, &request).await?.export(&agent, now())?;
             let escrow = store

@@ -61,11 +61,20 @@ pub(crate) struct UnlockArgs {
     subject: String,
 }
 
-async fn store(server: &ServerArgs) -> Result<Store, Box<dyn std::error::Error>> {
+/// The store with the CA folder's sealing key, which operators' TOTP seeds are sealed under:
+/// what every command reading or writing operators opens.
+pub(crate) async fn store(server: &ServerArgs) -> Result<Store, Box<dyn std::error::Error>> {
     let settings = server.settings()?;
-    // Operators may be created before the first `signet serve` made the data folder.
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| format!("{}: {e}", settings.data_dir.display()))?;
-    Ok(Store::connect(&settings.database_url).await?)
+    // Operators may be created before the first `signet serve` made the data folder and the CA
+    // in it: the sealing key is then made here, and the CA created later beside it keeps it.
+    let ca_dir = settings.data_dir.join("ca");
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+    dirs.create(&ca_dir).map_err(|e| format!("{}: {e}", ca_dir.display()))?;
+    let store = Store::connect(&settings.database_url).await?;
+    Ok(store.with_sealing_key(signet_server::ca_files::sealing_key(&ca_dir)?).await?)
 }
 
 /// The password from the environment, or typed twice without echo.

@@ -1,6 +1,7 @@
 //! `signet admin operator create|list` and `signet admin unlock` end to end: the enrollment
 //! secret the CLI prints, fed to oathtool (an independent TOTP implementation), signs the
-//! operator in through the store; a lockout is lifted by the CLI and the audit chain holds.
+//! operator in through the store; a lockout is lifted by the CLI and the audit chain holds; the
+//! seed is stored sealed.
 
 mod common;
 
@@ -65,7 +66,10 @@ async fn operator_created_by_the_cli_signs_in_with_an_oathtool_code() {
     let out = must(SIGNET, &["admin", "operator", "list", "--data-dir", d], &[]);
     assert_eq!(out, "alice\tra-administrator\tactive\tAlice Example\n");
 
+    // The seed is sealed under the key the CLI made in the CA folder, which the server uses too.
+    let key = signet_server::ca_files::sealing_key(&data.join("ca")).unwrap();
     let store = Store::connect(&format!("sqlite://{}", data.join("signet.db").display())).await.unwrap();
+    let store = store.with_sealing_key(key).await.unwrap();
     let id = OperatorId::new("alice").unwrap();
     let policy = AttemptScope::OperatorPassword.default_policy();
     let now = OffsetDateTime::now_utc();
@@ -107,4 +111,6 @@ async fn operator_created_by_the_cli_signs_in_with_an_oathtool_code() {
     assert!(actors.lines().any(|l| l.starts_with("operator-created cli:")), "{actors}");
     assert!(actors.lines().any(|l| l.starts_with("lockout-cleared cli:")), "{actors}");
     assert!(!actors.contains(&secret));
+    let stored = must("sqlite3", &[data.join("signet.db").to_str().unwrap(), "SELECT totp_secret FROM operators"], &[]);
+    assert!(stored.starts_with("sealed:v1:") && !stored.to_uppercase().contains(&secret), "{stored}");
 }
