@@ -4,6 +4,8 @@
 //! audited administrator actions — with the audit chain intact after each.
 
 mod common;
+#[path = "operators/seeds.rs"]
+mod seeds;
 
 use std::sync::OnceLock;
 

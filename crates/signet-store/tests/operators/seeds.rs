@@ -3,13 +3,11 @@
 //! clear are sealed when the key is attached at start, and a store without the key writes and
 //! reads no seed.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::{each_backend, sealing_key};
+use crate::common::{each_backend, sealing_key};
 use signet_pki::subject::CommonName;
-use signet_ra::application::{ApplicationId, OperatorId, PasswordHash};
+use signet_ra::application::{ApplicationId, OperatorId, PasswordHash, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};
 use signet_ra::cmc::{self, SoftToken, SoftTokenStore};
 use signet_ra::issuance::StoreError;
@@ -68,7 +66,7 @@ async fn enroll(store: &Store) -> SoftToken {
 
 async fn sign_in(store: &Store, op: &Operator, now: OffsetDateTime) -> Result<Operator, LoginError> {
     let policy = AttemptScope::OperatorPassword.default_policy();
-    authenticate(store, &op.id, PASSWORD, &op.totp.code(now), now, &policy).await
+    authenticate(store, &UnboundedChecker, &op.id, PASSWORD, &op.totp.code(now), now, &policy).await
 }
 
 /// Registers the pending token with its current code, then signs the subscriber in a step later.
