@@ -66,7 +66,9 @@ pub fn vetting_plan(
         officer_name: CommonName::new("Sam Officer").unwrap(),
         phone: crate::application::PhoneNumber::new("+1 206 555 0199").unwrap(),
         called_by: OperatorId::new("alice").unwrap(),
-        called_at: received.midnight().assume_utc() + Duration::hours(15),
+        // The start of the day the forms came: never after the moment the plan records the
+        // call, whatever the time of day the plan starts at.
+        called_at: received.midnight().assume_utc(),
         outcome: CallOutcome::Confirmed,
     };
     let passport =
