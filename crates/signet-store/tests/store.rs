@@ -119,7 +119,7 @@ async fn abandoned_intents_are_failed_once_audited_and_free_their_key() {
         let before = store.audit_records().await.unwrap().len();
 
         let resolved = store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap();
-        assert_eq!(resolved, [old.clone()], "only the intent older than the bound");
+        assert_eq!(resolved, std::slice::from_ref(&old), "only the intent older than the bound");
         assert_eq!(state_of(&store, &old).await, "failed");
         assert_eq!(state_of(&store, &fresh).await, "intent", "seven minutes old: maybe still signing");
         assert_eq!(store.status(&done).await.unwrap(), Some(StoredStatus::Good), "issued rows are not touched");
