@@ -67,7 +67,8 @@ pub enum AuditAction {
     OperatorSignedIn,
     /// A typed secret (password, TOTP code, activation code, reset link) was wrong.
     AuthenticationFailed,
-    /// An administrator cleared the failures that locked a subject out.
+    /// An administrator (or the applicant, for their own retrieval) cleared the failures that
+    /// locked a subject out.
     LockoutCleared,
     /// An ACME External Account Binding key was created for an organization's domains.
     AcmeEabKeyCreated,
