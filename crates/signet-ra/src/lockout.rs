@@ -90,11 +90,12 @@ impl AttemptScope {
     /// person needs to retry one rarely.
     ///
     /// Activation codes: 5 tries, then 15 minutes doubling to a day. The code is 16 base32
-    /// characters (80 bits) and the account password must be right as well, so even a guesser
-    /// who knew the password would, at one try a day once the cap is reached, need far longer
-    /// than the universe is old; the lock cannot be made safer by lasting longer. It used to last
-    /// until an administrator unlocked it, which let five anonymous requests with made-up
-    /// passwords shut the owner out of their certificates until the RA answered the phone.
+    /// characters (80 bits) and the account password must be right as well: a stranger gets
+    /// about one try a day once the cap is reached, and even a guesser who knew the password,
+    /// and so could lift the lock as the applicant, would at a thousand tries a second need some
+    /// 38 billion years. A longer lock adds no safety. It used to last until an administrator
+    /// unlocked it, which let five anonymous requests with made-up passwords shut the owner out
+    /// of their certificates until the RA answered the phone.
     pub fn default_policy(self) -> LockoutPolicy {
         let escalating = |base: i64, max: i64| LockoutPolicy {
             max_failures: 5,
