@@ -18,6 +18,9 @@ pub enum AuditAction {
     CertificateIssued,
     /// Signing failed after the intent was recorded.
     IssuanceFailed,
+    /// An intent left unresolved (its node stopped between the intent and the certificate) was
+    /// marked failed by the system, releasing its key; no certificate had been delivered.
+    IssuanceAbandoned,
     /// A certificate was revoked.
     CertificateRevoked,
     /// A CRL was signed and published.
@@ -64,7 +67,8 @@ pub enum AuditAction {
     OperatorSignedIn,
     /// A typed secret (password, TOTP code, activation code, reset link) was wrong.
     AuthenticationFailed,
-    /// An administrator cleared the failures that locked a subject out.
+    /// An administrator (or the applicant, for their own retrieval) cleared the failures that
+    /// locked a subject out.
     LockoutCleared,
     /// An ACME External Account Binding key was created for an organization's domains.
     AcmeEabKeyCreated,
@@ -134,6 +138,7 @@ impl AuditAction {
             Self::IssuanceIntent => "issuance-intent",
             Self::CertificateIssued => "certificate-issued",
             Self::IssuanceFailed => "issuance-failed",
+            Self::IssuanceAbandoned => "issuance-abandoned",
             Self::CertificateRevoked => "certificate-revoked",
             Self::CrlPublished => "crl-published",
             Self::ApiKeyCreated => "api-key-created",

@@ -1,7 +1,9 @@
 //! The CA workflows the RA drives: issue (parse → key policy → lint → record intent →
 //! sign → store), revoke, and publish a CRL. The CA signs only through these functions,
 //! i.e. only on an RA instruction, and each state change is audited in the same
-//! transaction as the change itself.
+//! transaction as the change itself. An intent a dead node left behind is marked failed
+//! after [`ABANDONED_AFTER`] ([`CaService::resolve_abandoned_intents`]), so its key can be
+//! certified again.
 
 use std::future::Future;
 
@@ -31,6 +33,25 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// How old an intent must be before it is taken for abandoned and marked failed.
+///
+/// A live issuance resolves its intent within milliseconds: the signature is made in memory
+/// (a hardware signer adds seconds at most) and the completing write waits at most for a pool
+/// connection and SQLite's busy timeout, under a minute even on a node under load. Ten minutes
+/// is a wide margin over that and over clock skew between nodes (an intent carries the time of
+/// the node that wrote it, the job compares it with its own), yet frees a key a crash left
+/// reserved soon enough that an applicant who tries again later the same hour succeeds.
+///
+/// Marking an old intent failed never takes back a certificate someone holds. A certificate
+/// leaves [`CaService::issue`] only after `complete_issuance` has committed its row as
+/// issued; an intent still recorded as an intent means that commit never happened — the node
+/// died, or lost the database, after the intent and before the certificate was stored — so
+/// whatever was signed existed only in that process's memory and no response carried it. A
+/// node that was only slow, not dead, cannot deliver afterwards either: its completing write
+/// changes only a row still in 'intent', finds it failed, and `issue` returns an error instead
+/// of the certificate (and its audit row is rolled back with it).
+pub const ABANDONED_AFTER: Duration = Duration::minutes(10);
+
 /// A reserved issuance, stored before the CA key is used.
 #[derive(Debug, Clone)]
 pub struct IssuanceIntent {
@@ -46,6 +67,22 @@ pub struct IssuanceIntent {
     pub requested_by: String,
     /// When.
     pub at: OffsetDateTime,
+}
+
+impl IssuanceIntent {
+    /// The audit event of marking this intent failed as abandoned ([`ABANDONED_AFTER`]).
+    pub fn abandoned_event(&self, now: OffsetDateTime) -> AuditEvent {
+        AuditEvent::new(
+            now,
+            "system",
+            AuditAction::IssuanceAbandoned,
+            self.serial.to_hex(),
+            json!({
+                "profile": self.profile, "spki_sha256": self.spki_sha256, "requested_by": self.requested_by,
+                "intent_at": self.at.unix_timestamp(),
+            }),
+        )
+    }
 }
 
 /// Outcome of a revocation request that reached a stored certificate.
@@ -89,6 +126,18 @@ pub trait CaStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Marks an intent failed, releasing its key.
     fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks failed the intents recorded before `before` that are still intents, oldest first
+    /// and at most `limit` of them, each in its own transaction with
+    /// [`IssuanceIntent::abandoned_event`] at `now`; returns their serials. The change is
+    /// conditional on the row still being an intent older than `before`, so one that was
+    /// resolved meanwhile (its issuance completed, or another node resolved it first) is left
+    /// alone and not audited.
+    fn abandon_intents(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Serial>, StoreError>> + Send;
     /// Revokes an issued certificate.
     fn revoke(
         &self,
@@ -224,6 +273,14 @@ impl<S: CaStore> CaService<'_, S> {
                 Err(e.into())
             }
         }
+    }
+
+    /// Marks failed, audited, up to `limit` intents older than [`ABANDONED_AFTER`], releasing
+    /// their keys so the same request can be issued again; returns their serials. Safe to run
+    /// on several nodes at once: each intent is resolved, and audited, once.
+    pub async fn resolve_abandoned_intents(&self, limit: u32) -> Result<Vec<Serial>, StoreError> {
+        let now = self.clock.now();
+        self.store.abandon_intents(now - ABANDONED_AFTER, now, limit).await
     }
 
     /// Revokes a certificate; repeating a revocation is harmless and reports `Already`.

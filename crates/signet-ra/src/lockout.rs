@@ -2,14 +2,19 @@
 //! codes, password-reset links (DESIGN §2 "lockout after repeated failures with an unlock path").
 //!
 //! A [`LockoutPolicy`] is data: after `max_failures` consecutive failures the subject is locked
-//! for `base_delay`, doubling with each further failure up to `max_delay` — or, for activation
-//! codes, until an administrator unlocks it. Deciding is pure ([`LockoutPolicy::record`],
-//! [`FailureRecord::state`]); counting lives behind [`AttemptStore`], in the database, so a
-//! lockout holds across every server node.
+//! for `base_delay`, doubling with each further failure up to `max_delay` (or, for a policy that
+//! asks for it, until an administrator unlocks it; no shipped scope does). Deciding is pure
+//! ([`LockoutPolicy::record`], [`FailureRecord::state`]); counting lives behind
+//! [`AttemptStore`], in the database, so a lockout holds across every server node.
 //!
 //! Counting never asks whether the subject exists: a made-up operator id is counted and locked
 //! exactly like a real one, so neither refusals nor lockouts tell a guesser which accounts exist.
 //! The web layer shows [`REFUSED`] for any wrong credential and [`Until::message`] for a lock.
+//!
+//! Since anyone can type a wrong secret against anyone's subject, every shipped lock runs out by
+//! itself: a stranger can slow the owner down, never shut them out. An administrator can lift
+//! any lock at once, and the applicant can lift the lock on their own retrieval
+//! ([`clear_own_retrieval`]) by signing in with their password.
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +22,7 @@ use std::future::Future;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+use crate::application::{Actor, ApplicationId};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::issuance::StoreError;
 
@@ -36,8 +42,9 @@ pub enum AttemptScope {
     /// reference.
     ApplicantPassword,
     /// The single-use activation code for certificate retrieval (DESIGN §2 "Retrieval"); the
-    /// subject is the application reference. Only 16 characters stand between a guesser and a
-    /// certificate, so its default policy locks until an administrator unlocks.
+    /// subject is the application reference. A wrong password at retrieval counts here too.
+    /// Its lock is longer than a sign-in's, 15 minutes doubling to a day, and its owner can
+    /// lift it ([`clear_own_retrieval`]): see [`AttemptScope::default_policy`].
     ActivationCode,
     /// A subscriber's Certificate Management Center password; the subject is the account.
     SubscriberPassword,
@@ -78,15 +85,22 @@ impl AttemptScope {
     /// The shipped policy for the scope. Passwords and codes: 5 tries, then 1 minute doubling to
     /// an hour — slow enough that a 6-digit code or a password list cannot be walked, short
     /// enough that a fumbling user recovers alone. Reset links: 15 minutes up to a day, since a
-    /// person needs to retry one rarely. Activation codes: see [`AttemptScope::ActivationCode`].
+    /// person needs to retry one rarely.
+    ///
+    /// Activation codes: 5 tries, then 15 minutes doubling to a day. The code is 16 base32
+    /// characters (80 bits) and the account password must be right as well: a stranger gets
+    /// about one try a day once the cap is reached, and even a guesser who knew the password,
+    /// and so could lift the lock as the applicant, would at a thousand tries a second need some
+    /// 38 billion years. A longer lock adds no safety. It used to last until an administrator
+    /// unlocked it, which let five anonymous requests with made-up passwords shut the owner out
+    /// of their certificates until the RA answered the phone.
     pub fn default_policy(self) -> LockoutPolicy {
         let escalating = |base: i64, max: i64| LockoutPolicy {
             max_failures: 5,
             lock: LockLength::Escalating { base_delay: Duration::minutes(base), max_delay: Duration::minutes(max) },
         };
         match self {
-            Self::ActivationCode => LockoutPolicy { max_failures: 5, lock: LockLength::UntilUnlocked },
-            Self::PasswordReset => escalating(15, 24 * 60),
+            Self::ActivationCode | Self::PasswordReset => escalating(15, 24 * 60),
             Self::OperatorPassword
             | Self::ApplicantPassword
             | Self::SubscriberPassword
@@ -173,20 +187,18 @@ pub enum Until {
     AdministratorUnlocks,
 }
 
+/// A moment as messages and pages show it: the date and time in UTC, which reads the same
+/// wherever the reader is (`2025-03-03 15:04:05 UTC`).
+pub fn utc_text(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{} {:02}:{:02}:{:02} UTC", t.date(), t.hour(), t.minute(), t.second())
+}
+
 impl Until {
     /// What the user is told. The same for existing and made-up accounts, which lock alike.
     pub fn message(&self) -> String {
         match self {
-            Self::Time(t) => {
-                let t = t.to_offset(time::UtcOffset::UTC);
-                format!(
-                    "Too many failed attempts. Try again after {} {:02}:{:02}:{:02} UTC.",
-                    t.date(),
-                    t.hour(),
-                    t.minute(),
-                    t.second()
-                )
-            }
+            Self::Time(t) => format!("Too many failed attempts. Try again after {}.", utc_text(*t)),
             Self::AdministratorUnlocks => {
                 "Too many failed attempts. Contact the registration authority to unlock it.".to_owned()
             }
@@ -256,7 +268,7 @@ pub fn failure_event(scope: AttemptScope, subject: &str, now: OffsetDateTime) ->
     AuditEvent::new(now, "unauthenticated", AuditAction::AuthenticationFailed, audit_subject(scope, subject), json!({}))
 }
 
-/// The audit event of an administrator's unlock.
+/// The audit event of an unlock by `actor`: an administrator, or the owner ([`clear_own_retrieval`]).
 pub fn unlock_event(scope: AttemptScope, subject: &str, actor: &str, now: OffsetDateTime) -> AuditEvent {
     AuditEvent::new(now, actor, AuditAction::LockoutCleared, audit_subject(scope, subject), json!({}))
 }
@@ -287,8 +299,9 @@ pub trait AttemptStore: Send + Sync {
     /// is (an operator's sign-in advances the TOTP step in an audited write).
     fn clear(&self, scope: AttemptScope, subject: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// An administrator's unlock: forgets the failures, with [`unlock_event`] in the same
-    /// transaction. `NotFound` if no failure was recorded (and nothing is audited).
+    /// An unlock by `actor` (an administrator, or the owner where [`clear_own_retrieval`] allows
+    /// it): forgets the failures, with [`unlock_event`] in the same transaction. `NotFound` if no
+    /// failure was recorded (and nothing is audited).
     fn unlock(
         &self,
         scope: AttemptScope,
@@ -296,6 +309,23 @@ pub trait AttemptStore: Send + Sync {
         actor: &str,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The applicant lifts the lock on their own retrieval: failed retrievals are counted against
+/// the application whoever typed them, so the person who proved the account by signing in to
+/// it with its password may forget them. Audited as the applicant (`applicant:<reference>`).
+/// `false` if there was nothing to forget.
+pub async fn clear_own_retrieval<S: AttemptStore>(
+    store: &S,
+    application: &ApplicationId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let actor = format!("{}:{application}", Actor::Applicant.audit_name());
+    match store.unlock(AttemptScope::ActivationCode, application.as_str(), &actor, now).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -328,8 +358,29 @@ mod tests {
     }
 
     #[test]
-    fn permanent_policy_locks_until_unlocked() {
+    fn activation_codes_lock_for_a_while_never_for_good() {
         let p = AttemptScope::ActivationCode.default_policy();
+        assert_eq!(p.record(4, T0).state(T0), LockState::Open);
+        let locks: Vec<_> = (5..=14).map(|n| minutes_locked(&p, n)).collect();
+        let day = 24 * 60;
+        assert_eq!(locks, [15, 30, 60, 120, 240, 480, 960, day, day, day].map(Some));
+        // Whoever kept failing, the lock runs out by itself.
+        let r = p.record(u32::MAX, T0);
+        assert_eq!(r.state(T0 + Duration::days(1)), LockState::Open);
+        assert!(matches!(r.state(T0), LockState::Locked(Until::Time(_))));
+    }
+
+    #[test]
+    fn no_shipped_scope_locks_until_an_administrator_unlocks() {
+        for scope in AttemptScope::ALL {
+            let r = scope.default_policy().record(1000, T0);
+            assert!(matches!(r.locked_until, Some(Until::Time(_))), "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_permanent_policy_locks_until_unlocked() {
+        let p = LockoutPolicy { max_failures: 5, lock: LockLength::UntilUnlocked };
         assert_eq!(p.record(4, T0).state(T0), LockState::Open);
         let r = p.record(5, T0);
         assert_eq!(r.state(T0 + Duration::days(3650)), LockState::Locked(Until::AdministratorUnlocks));

@@ -1,5 +1,5 @@
-//! Password reset by an emailed single-use link (issue #4): the account password of an
-//! application (what the portal, retrieval and the Certificate Management Center check).
+//! Password reset by an emailed single-use link: the account password of an application (what
+//! the portal, retrieval and the Certificate Management Center check).
 //!
 //! Asking for a reset changes nothing about the account: the current password keeps working
 //! until a link is used (some CAs disable sign-in "until you reset", which locks out anyone
@@ -8,6 +8,7 @@
 //! once, for [`LINK_VALIDITY`], and using one spends every other link of the account. At most
 //! [`REQUESTS_PER_HOUR`] links are sent per account an hour, so the form cannot be used to
 //! flood a mailbox. The link's token is 160 random bits, stored only as its SHA-256 digest.
+//! A used link also lifts the account's lockouts that a password ends ([`LIFTED_LOCKOUTS`]).
 //!
 //! Not here: HTTP and SQL. The store implements [`PasswordResetStore`].
 
@@ -20,6 +21,7 @@ use time::{Duration, OffsetDateTime};
 use crate::application::{ApplicationId, CROCKFORD, NewPassword, PasswordHash, random_base32};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::issuance::StoreError;
+use crate::lockout::AttemptScope;
 use crate::notify::OutboxMessage;
 
 /// How long a reset link works.
@@ -28,6 +30,14 @@ pub const LINK_VALIDITY: Duration = Duration::hours(1);
 /// How many links one account is sent per hour; further requests are answered the same way
 /// and send nothing.
 pub const REQUESTS_PER_HOUR: usize = 3;
+
+/// The lockouts of the account a used link lifts. Whoever holds the mailbox chose the new
+/// password, so the failures typed before it no longer say anything: sign-ins to the portal and
+/// to the Certificate Management Center, and retrievals, which count a wrong password too (the
+/// activation code they also need went to the same mailbox). TOTP and recovery-answer locks
+/// stay: a password reset proves nothing about the soft token.
+pub const LIFTED_LOCKOUTS: [AttemptScope; 3] =
+    [AttemptScope::ApplicantPassword, AttemptScope::SubscriberPassword, AttemptScope::ActivationCode];
 
 /// The token in a reset link: 32 Crockford base32 characters (160 bits). Debug never prints it.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,7 +133,10 @@ impl ResetLink {
             &format!("applicant:{}", self.account),
             AuditAction::PasswordChanged,
             self.account.as_str(),
-            serde_json::json!({ "by": "reset-link" }),
+            serde_json::json!({
+                "by": "reset-link",
+                "lockouts_lifted": LIFTED_LOCKOUTS.map(AttemptScope::name),
+            }),
         )
     }
 }
@@ -188,9 +201,10 @@ pub trait PasswordResetStore {
     /// The link whose token has this digest.
     fn link(&self, digest: &str) -> impl Future<Output = Result<Option<ResetLink>, StoreError>> + Send;
 
-    /// Sets the account's password and spends every unused link of the account, with the
-    /// audit event, in one transaction — only if this link is still unused and unexpired at
-    /// `now` ([`StoreError::Conflict`] otherwise, and nothing is written).
+    /// Sets the account's password, spends every unused link of the account and forgets the
+    /// account's failures in [`LIFTED_LOCKOUTS`], with the audit event, in one transaction —
+    /// only if this link is still unused and unexpired at `now` ([`StoreError::Conflict`]
+    /// otherwise, and nothing is written).
     fn use_link(
         &self,
         link: &ResetLink,

@@ -1,11 +1,14 @@
-//! Background jobs (issue 7): the outbox relay, the deadline engine and the OCSP refresher,
-//! each on its own period. Several `signet serve` nodes may share one PostgreSQL database; a
+//! Background jobs: the outbox relay, the deadline engine, the OCSP refresher and the
+//! housekeeping of sessions, orphan escrows and abandoned issuance intents, each on its own
+//! period. Several `signet serve` nodes may share one PostgreSQL database; a
 //! job with a lease runs only on the node holding it (`Store::try_acquire_lease`), which renews
 //! it on every run and hands it over by expiry — or at once through [`Jobs::stop`].
 //!
 //! The lease makes one node do the work; the writes make a lapse harmless: the relay claims
-//! each message before sending it, expiry saves over the application's revision, and reminders
-//! dedupe on their key. So with two nodes racing, each message is still sent once.
+//! each message before sending it, expiry saves over the application's revision, reminders
+//! dedupe on their key, and an abandoned intent is marked failed only while it is still an
+//! intent. So with two nodes racing, each message is still sent once and each intent resolved
+//! (and audited) once.
 //!
 //! Domain time (deadlines, backoff, leases) is the injected clock's; [`JobRunner::run_once`]
 //! lets tests drive a job with a `FakeClock` instead of waiting for the timer.
@@ -36,6 +39,11 @@ const DEADLINE_PAGE: u32 = 200;
 /// How old an escrow without its certificate must be before it counts as orphaned.
 const ORPHAN_ESCROW_AGE: Duration = Duration::hours(1);
 
+/// Abandoned intents resolved per run. A crash leaves at most the issuances then in flight, so
+/// one run clears them; the cap keeps a run (and its audit writes) well inside the lease
+/// should something have left many more.
+const INTENT_BATCH: u32 = 500;
+
 /// A background job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -50,11 +58,15 @@ pub enum Job {
     Sessions,
     /// Removes escrows whose certificate was never issued (issuance failed after the escrow).
     OrphanEscrows,
+    /// Marks failed the issuance intents a dead node left behind, releasing their keys
+    /// ([`signet_ra::issuance::ABANDONED_AFTER`]).
+    Intents,
 }
 
 impl Job {
     /// Every job, as the runner starts them.
-    pub const ALL: [Job; 5] = [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions, Job::OrphanEscrows];
+    pub const ALL: [Job; 6] =
+        [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions, Job::OrphanEscrows, Job::Intents];
 
     /// The job's name, also its lease's name.
     pub fn name(self) -> &'static str {
@@ -64,6 +76,7 @@ impl Job {
             Self::OcspRefresh => "ocsp-refresh",
             Self::Sessions => "sessions",
             Self::OrphanEscrows => "orphan-escrows",
+            Self::Intents => "intents",
         }
     }
 
@@ -75,6 +88,8 @@ impl Job {
             Self::OcspRefresh => StdDuration::from_secs(60),
             Self::Sessions => StdDuration::from_secs(10 * 60),
             Self::OrphanEscrows => StdDuration::from_secs(30 * 60),
+            // A key a crash left reserved is free again within the bound plus one period.
+            Self::Intents => StdDuration::from_secs(5 * 60),
         }
     }
 
@@ -89,6 +104,8 @@ impl Job {
             Self::OcspRefresh => None,
             Self::Sessions => Some(Duration::minutes(30)),
             Self::OrphanEscrows => Some(Duration::minutes(90)),
+            // One node resolves; the conditional write makes a second one harmless anyway.
+            Self::Intents => Some(Duration::minutes(15)),
         }
     }
 }
@@ -127,6 +144,11 @@ pub enum Outcome {
     OrphanEscrows {
         /// Removed.
         removed: usize,
+    },
+    /// Abandoned issuance intents marked failed.
+    Intents {
+        /// Marked failed.
+        resolved: usize,
     },
 }
 
@@ -184,6 +206,13 @@ impl JobRunner {
                 let before = now - ORPHAN_ESCROW_AGE;
                 let removed = self.state.store.discard_orphan_escrows(before, "system", now).await?;
                 Ok(Outcome::OrphanEscrows { removed })
+            }
+            Job::Intents => {
+                let serials = self.state.service().resolve_abandoned_intents(INTENT_BATCH).await?;
+                for serial in &serials {
+                    tracing::warn!(%serial, "issuance intent abandoned (its node stopped mid-issuance); marked failed");
+                }
+                Ok(Outcome::Intents { resolved: serials.len() })
             }
         }
     }

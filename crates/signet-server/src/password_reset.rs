@@ -1,4 +1,4 @@
-//! Password reset pages (issue #4; the rules are `signet_ra::password_reset`): `/password-reset`
+//! Password reset pages (the rules are `signet_ra::password_reset`): `/password-reset`
 //! asks for the account's email address and always answers the same; the emailed link opens
 //! `/password-reset/new?token=…`, where the new password is chosen. The link carries its token
 //! in the query string, which the request log leaves out (see `lib.rs`), and the page posts it
@@ -13,7 +13,6 @@ use axum::routing::get;
 use serde::Deserialize;
 use signet_pki::subject::Email;
 use signet_ra::application::PasswordHash;
-use signet_ra::lockout::{AttemptScope, AttemptStore};
 use signet_ra::password_reset::{self, LinkRefused, PasswordResetStore, ResetLink, ResetToken};
 use time::Duration;
 
@@ -170,6 +169,8 @@ async fn new_password_inner(s: &AppState, session: &Session, form: NewPasswordFo
         .await?
         .map_err(|e| PageError::Internal(e.to_string()))?;
     let now = s.clock.now();
+    // The same transaction forgets the account's failed sign-ins and retrievals: whoever holds
+    // the mailbox chose this password (`password_reset::LIFTED_LOCKOUTS`).
     match s.store.use_link(&link, &hash, link.changed_event(now), now).await {
         Ok(()) => {}
         // Used by a concurrent request between the check and now.
@@ -180,12 +181,6 @@ async fn new_password_inner(s: &AppState, session: &Session, form: NewPasswordFo
             ));
         }
         Err(e) => return Err(e.into()),
-    }
-    // Whoever holds the mailbox chose this password: earlier failed sign-ins no longer count.
-    for scope in [AttemptScope::ApplicantPassword, AttemptScope::SubscriberPassword] {
-        if let Err(e) = s.store.clear(scope, link.account.as_str()).await {
-            tracing::warn!(error = %e, ?scope, "could not clear the failed sign-in count after a password reset");
-        }
     }
     tracing::info!(account = %link.account, "password changed through a reset link");
     Ok(render(&page(Vec::new(), true)))

@@ -1,6 +1,8 @@
 //! The applicant's enrollment wizard (`/apply…`): program and residency, the Certificate
 //! Selection Wizard, type and validity with price, organization, personal information,
-//! account password, payment, review and submission.
+//! account password, payment, review and submission; and, once the certificates are ready, the
+//! applicant's view of their retrieval lock (`/applications/{id}/retrieval`): until when failed
+//! retrievals pause it, and a button that allows it again at once.
 //!
 //! Each step is a plain form (no JavaScript). What a step accepts is kept, as typed, in the
 //! session's draft; a step that fails shows the same form again with the values entered and a
@@ -12,7 +14,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ use signet_ra::application::{
     PoNumber, Residency, TestCardProcessor, UsAddress,
 };
 use signet_ra::issuance::StoreError;
+use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::wizard::{Exclusion, OfferedType};
 
 use crate::error::PageError;
@@ -39,6 +42,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/apply/account", get(account_page).post(account_post))
         .route("/apply/payment", get(payment_page).post(payment_post))
         .route("/apply/review", get(review_page).post(review_post))
+        .route("/applications/{id}/retrieval", get(retrieval_page).post(retrieval_allow))
 }
 
 /// The wizard's steps in order, for the progress list and for sending a visitor who skipped
@@ -944,4 +948,67 @@ async fn review_post(State(s): State<AppState>, mut session: Session, Form(revie
         return e.into_response();
     }
     Redirect::to(&format!("/applications/{id}?submitted=1")).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The retrieval lock, as its applicant sees it
+
+#[derive(Template)]
+#[template(path = "retrieval_lock.html")]
+struct RetrievalLockPage {
+    csrf: String,
+    reference: String,
+    /// When the pause ends, in words; empty when retrieval is not paused.
+    paused_until: String,
+    /// The applicant just allowed retrieval again.
+    cleared: bool,
+}
+
+/// The application in the path if this session is signed in to it.
+fn signed_in_to(session: &Session, id: &str) -> Option<ApplicationId> {
+    ApplicationId::new(id).ok().filter(|id| session.principal() == Principal::Applicant(id.as_str().to_owned()))
+}
+
+/// What any other session is given: the application's status page, which asks for the password
+/// (the same for any reference).
+fn sign_in_first(id: &str) -> Response {
+    match ApplicationId::new(id) {
+        Ok(id) => Redirect::to(&format!("/applications/{id}")).into_response(),
+        Err(_) => PageError::NotFound.into_response(),
+    }
+}
+
+async fn retrieval_page(State(s): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    let Some(id) = signed_in_to(&session, &id) else { return sign_in_first(&id) };
+    let paused_until = match s.store.check(AttemptScope::ActivationCode, id.as_str(), s.clock.now()).await {
+        Ok(LockState::Open) => String::new(),
+        Ok(LockState::Locked(Until::Time(t))) => lockout::utc_text(t),
+        Ok(LockState::Locked(Until::AdministratorUnlocks)) => "you or the registration authority allow it again".into(),
+        Err(e) => return PageError::from(e).into_response(),
+    };
+    render(&RetrievalLockPage {
+        csrf: session.csrf().to_owned(),
+        reference: id.as_str().to_owned(),
+        paused_until,
+        cleared: false,
+    })
+}
+
+/// The applicant, signed in with the account password, forgets the failed retrievals.
+async fn retrieval_allow(State(s): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    let Some(id) = signed_in_to(&session, &id) else { return sign_in_first(&id) };
+    match lockout::clear_own_retrieval(&s.store, &id, s.clock.now()).await {
+        Ok(cleared) => {
+            if cleared {
+                tracing::info!(application = %id, "the applicant allowed retrieval again");
+            }
+            render(&RetrievalLockPage {
+                csrf: session.csrf().to_owned(),
+                reference: id.as_str().to_owned(),
+                paused_until: String::new(),
+                cleared,
+            })
+        }
+        Err(e) => PageError::from(e).into_response(),
+    }
 }

@@ -1,11 +1,15 @@
-//! Certificate retrieval (DESIGN §2 "Retrieval", issue #4): `POST /api/v1/retrieval`, what
+//! Certificate retrieval (DESIGN §2 "Retrieval"): `POST /api/v1/retrieval`, what
 //! `signet token retrieve` calls once it has generated the identity key on the applicant's token.
 //!
 //! The applicant proves the account with the application reference, the emailed single-use
 //! activation code and the account password; the token's key proves possession through the
-//! CSR's signature. Five failed attempts lock the application until an administrator unlocks
-//! it (`signet admin unlock --scope activation-code --subject <reference>`), and every refusal
-//! reads the same, so no answer tells which secret was wrong or whether the reference exists.
+//! CSR's signature. Every refusal reads the same, so no answer tells which secret was wrong or
+//! whether the reference exists. Five failed attempts pause retrieval of the application for 15
+//! minutes, doubling with each further failure up to a day
+//! ([`AttemptScope::default_policy`]): anyone can fail against a reference, so a lock only
+//! slows a guesser and never shuts the owner out. The applicant lifts it at once by signing in
+//! to the portal (`/applications/<reference>/retrieval`), an administrator with
+//! `signet admin unlock --scope activation-code --subject <reference>`.
 //!
 //! Hardware key types (`key_storage = "hardware"`: Medium Token, Medium Hardware) need proof
 //! that the identity key is held by hardware: a YubiKey PIV attestation chaining to a
@@ -47,7 +51,7 @@ use signet_ra::application::{
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::{EscrowedKey, KeyRecoveryStore};
-use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
+use signet_ra::lockout::{AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::token_stock::{
     DeliveredKey, Delivery, ShipmentChallenge, StockState, StockToken, TokenSerial, TokenStockStore,
 };
@@ -370,7 +374,7 @@ async fn open(
         && let LockState::Locked(until) =
             state.store.check(AttemptScope::ActivationCode, id.as_str(), state.clock.now()).await?
     {
-        return Err(ApiError::Locked(until.message()));
+        return Err(locked(state, id, until));
     }
     match authorize(state, id, activation_code, password).await? {
         Ok(o) => Ok(o),
@@ -572,7 +576,7 @@ async fn authorize(
     }
 }
 
-/// Counts a failed attempt; the fifth locks the application, and that attempt already says so.
+/// Counts a failed attempt; the fifth pauses retrieval, and that attempt already says so.
 async fn refuse(state: &AppState, id: Option<&ApplicationId>) -> Result<ApiError, ApiError> {
     let refused = ApiError::Forbidden { kind: "retrieval-refused", detail: REFUSED.into() };
     // A reference that does not parse names no application, so there is nothing to lock.
@@ -581,9 +585,19 @@ async fn refuse(state: &AppState, id: Option<&ApplicationId>) -> Result<ApiError
     let after =
         state.store.record_failure(AttemptScope::ActivationCode, id.as_str(), &policy, state.clock.now()).await?;
     Ok(match after {
-        LockState::Locked(until) => ApiError::Locked(until.message()),
+        LockState::Locked(until) => locked(state, id, until),
         LockState::Open => refused,
     })
+}
+
+/// What a paused retrieval is told: until when, and where its applicant allows it again. The
+/// same for every reference, so it says nothing about whether the application exists.
+fn locked(state: &AppState, id: &ApplicationId, until: Until) -> ApiError {
+    ApiError::Locked(format!(
+        "{} If this is your application, you can allow retrieval again now: sign in at {}/applications/{id}/retrieval",
+        until.message(),
+        state.base_url
+    ))
 }
 
 /// For a hardware key type, how the identity key was shown to be hardware-held (for the audit

@@ -12,8 +12,10 @@ use browser::{Browser, Page};
 use mail_common::{Received, SmtpSink, free_port};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
+use signet_ra::Clock;
 use signet_ra::FakeClock;
 use signet_ra::application::{Application, ApplicationId, ApplicationStore, NewPassword, PasswordHash};
+use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::notify::Notifier;
 use signet_ra::vetting::DeadlinePolicy;
 use signet_server::jobs::{Job, JobRunner};
@@ -130,6 +132,12 @@ async fn a_mailed_link_resets_the_password_once() {
             assert!(!sign_in(&app, first, "Wrong-Guess-Password-1").await);
         }
         assert!(!sign_in(&app, first, OLD).await, "{backend}: locked, even with the right password");
+        // Wrong passwords at retrieval pause it too; a soft token's codes are another matter.
+        for scope in [AttemptScope::ActivationCode, AttemptScope::SubscriberTotp] {
+            for _ in 0..5 {
+                store.record_failure(scope, first.as_str(), &scope.default_policy(), clock.now()).await.unwrap();
+            }
+        }
 
         let p = b.get(&link).await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -144,6 +152,9 @@ async fn a_mailed_link_resets_the_password_once() {
         assert_eq!(p.status, StatusCode::OK, "{}", p.body);
         assert!(p.body.contains("id=\"reset-done\""), "{}", p.body);
 
+        let lock = |scope| store.check(scope, first.as_str(), clock.now());
+        assert_eq!(lock(AttemptScope::ActivationCode).await.unwrap(), LockState::Open, "{backend}");
+        assert!(matches!(lock(AttemptScope::SubscriberTotp).await.unwrap(), LockState::Locked(_)), "{backend}");
         assert!(!sign_in(&app, first, OLD).await, "{backend}: the old password is gone");
         assert!(sign_in(&app, first, NEW).await, "{backend}");
         assert!(sign_in(&app, second, OLD).await, "{backend}: the other account is untouched");

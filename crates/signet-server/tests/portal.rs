@@ -334,6 +334,58 @@ async fn repeated_wrong_passwords_lock_the_reference_for_a_while() {
 }
 
 #[tokio::test]
+async fn the_applicant_sees_until_when_retrieval_is_paused_and_allows_it_again() {
+    use signet_ra::Clock;
+    use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
+    let p = portal().await;
+    let mut owner = Browser::new(&p.app);
+    let id = apply(&mut owner, "Umbrella Corp").await;
+    let store = p.state.store();
+    let scope = AttemptScope::ActivationCode;
+    for _ in 0..5 {
+        store.record_failure(scope, &id, &scope.default_policy(), p.clock.now()).await.unwrap();
+    }
+    let page = format!("/applications/{id}/retrieval");
+
+    // Nobody but the signed-in applicant sees the page or lifts the pause.
+    let mut stranger = Browser::new(&p.app);
+    let away = stranger.get(&page).await;
+    assert_eq!(away.location, Some(format!("/applications/{id}")), "the status page asks for the password");
+    let mut other = Browser::new(&p.app);
+    let theirs = apply(&mut other, "Soylent Corp").await;
+    other.get(&format!("/applications/{theirs}")).await;
+    let refused = other.post(&page, &[]).await;
+    assert_eq!(refused.location, Some(format!("/applications/{id}")));
+    let forged = stranger.post_raw(&page, String::new()).await;
+    assert!(forged.status.is_client_error(), "no post without the page's form token");
+    assert!(matches!(store.check(scope, &id, p.clock.now()).await.unwrap(), LockState::Locked(_)));
+
+    // The status page of an application not yet ready has nothing to retrieve, so no link.
+    let status = owner.get(&format!("/applications/{id}")).await;
+    assert!(!status.body.contains("retrieval-help"), "{}", status.body);
+    let paused = owner.get(&page).await;
+    assert_eq!(paused.status, StatusCode::OK);
+    assert!(
+        paused.body.contains("Retrieval is paused until <strong id=\"paused-until\">2026-11-02 14:15:00 UTC</strong>")
+    );
+    assert!(paused.body.contains("entered a wrong activation code or password too many times"), "{}", paused.body);
+    let allowed = owner.post(&page, &[]).await;
+    assert_eq!(allowed.status, StatusCode::OK);
+    assert!(allowed.body.contains("id=\"retrieval-cleared\""), "{}", allowed.body);
+    assert_eq!(store.check(scope, &id, p.clock.now()).await.unwrap(), LockState::Open);
+    let records = store.audit_records().await.unwrap();
+    let last = records.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str(), last.subject.clone()),
+        ("lockout-cleared", format!("applicant:{id}").as_str(), format!("activation-code:{id}"))
+    );
+    // Nothing left to allow: the page says so and records nothing.
+    let again = owner.post(&page, &[]).await;
+    assert!(again.body.contains("id=\"retrieval-open\""), "{}", again.body);
+    assert_eq!(store.audit_records().await.unwrap().len(), records.len());
+}
+
+#[tokio::test]
 async fn lapsed_sessions_are_purged_by_their_job() {
     use signet_server::jobs::{Job, JobRunner, Outcome};
     let p = portal().await;

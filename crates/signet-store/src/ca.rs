@@ -148,6 +148,61 @@ impl CaStore for Store {
         .await
     }
 
+    async fn abandon_intents(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Serial>, StoreError> {
+        // The partial index certificates_intents keeps this read to the few rows in 'intent'.
+        let rows = sqlx::query(
+            "SELECT serial, profile, subject, spki_sha256, requested_by, created_at FROM certificates \
+             WHERE state = 'intent' AND created_at < $1 ORDER BY created_at, serial LIMIT $2",
+        )
+        .bind(before.unix_timestamp())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
+        let mut resolved = Vec::new();
+        for r in &rows {
+            let serial: String = r.try_get(0).map_err(backend_error)?;
+            let intent = IssuanceIntent {
+                serial: Serial::from_hex(&serial).map_err(|e| StoreError::Backend(e.to_string()))?,
+                profile: r.try_get(1).map_err(backend_error)?,
+                subject_json: r.try_get(2).map_err(backend_error)?,
+                spki_sha256: r.try_get(3).map_err(backend_error)?,
+                requested_by: r.try_get(4).map_err(backend_error)?,
+                at: ts(r.try_get(5).map_err(backend_error)?)?,
+            };
+            // Checked again in the transaction: the intent may have completed, or another node
+            // may have resolved it, since the read. Then nothing changes and the audit row is
+            // rolled back with it.
+            let outcome = self
+                .audited(&intent.abandoned_event(now), move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "UPDATE certificates SET state = 'failed' \
+                             WHERE serial = $1 AND state = 'intent' AND created_at < $2",
+                        )
+                        .bind(serial)
+                        .bind(before.unix_timestamp())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(backend_error)?;
+                        if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::Conflict("intent resolved")) }
+                    })
+                })
+                .await;
+            match outcome {
+                Ok(()) => resolved.push(intent.serial),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(resolved)
+    }
+
     async fn revoke(
         &self,
         serial: &Serial,

@@ -5,7 +5,7 @@ use signet_ra::application::{ApplicationId, PasswordHash};
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::StoreError;
 use signet_ra::notify::OutboxMessage;
-use signet_ra::password_reset::{PasswordResetStore, ResetLink};
+use signet_ra::password_reset::{LIFTED_LOCKOUTS, PasswordResetStore, ResetLink};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
@@ -131,6 +131,14 @@ impl PasswordResetStore for Store {
                     .map_err(backend_error)?;
                 if changed.rows_affected() != 1 {
                     return Err(StoreError::NotFound);
+                }
+                for scope in LIFTED_LOCKOUTS {
+                    sqlx::query("DELETE FROM login_attempts WHERE scope = $1 AND subject = $2")
+                        .bind(scope.name())
+                        .bind(&account)
+                        .execute(&mut *c)
+                        .await
+                        .map_err(backend_error)?;
                 }
                 Ok(())
             })

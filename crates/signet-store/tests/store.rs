@@ -8,7 +8,7 @@ use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
-use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
+use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_store::{ApiKey, Store};
 use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
@@ -90,6 +90,92 @@ async fn duplicate_keys_are_refused_until_the_intent_fails() {
         store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
         store.record_intent(&intent(&Serial::random(), "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
         assert_eq!(store.certificate_rows().await.unwrap(), 3);
+        assert!(store.verify_audit().await.unwrap().is_ok());
+    })
+    .await;
+}
+
+async fn state_of(store: &Store, serial: &Serial) -> String {
+    sqlx::query_scalar("SELECT state FROM certificates WHERE serial = $1")
+        .bind(serial.to_hex())
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// Records an intent at `at` and nothing after it, as a node that died mid-issuance leaves it.
+async fn stuck(store: &Store, key: &str, at: OffsetDateTime) -> Serial {
+    let serial = Serial::random();
+    let i = IssuanceIntent { at, ..intent(&serial, key) };
+    store.record_intent(&i, event(AuditAction::IssuanceIntent, key)).await.unwrap();
+    serial
+}
+
+#[tokio::test]
+async fn abandoned_intents_are_failed_once_audited_and_free_their_key() {
+    each_backend(|store| async move {
+        let old = stuck(&store, "old-key", now()).await;
+        let fresh = stuck(&store, "fresh-key", now() + Duration::minutes(5)).await;
+        let done = issue(&store, "issued-key").await;
+        let run_at = now() + Duration::minutes(12);
+        let before = store.audit_records().await.unwrap().len();
+
+        let resolved = store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap();
+        assert_eq!(resolved, std::slice::from_ref(&old), "only the intent older than the bound");
+        assert_eq!(state_of(&store, &old).await, "failed");
+        assert_eq!(state_of(&store, &fresh).await, "intent", "seven minutes old: maybe still signing");
+        assert_eq!(store.status(&done).await.unwrap(), Some(StoredStatus::Good), "issued rows are not touched");
+        assert_eq!(store.status(&old).await.unwrap(), Some(StoredStatus::NotIssued));
+
+        let records = store.audit_records().await.unwrap();
+        assert_eq!(records.len(), before + 1, "one audit row per resolved intent");
+        let row = records.last().unwrap();
+        assert_eq!(
+            (row.action.as_str(), row.actor.as_str(), row.subject.as_str(), row.at),
+            ("issuance-abandoned", "system", old.to_hex().as_str(), run_at.unix_timestamp())
+        );
+        let details: serde_json::Value = serde_json::from_str(&row.details).unwrap();
+        assert_eq!(details["spki_sha256"], "old-key");
+        assert_eq!(details["intent_at"], now().unix_timestamp());
+
+        // The key is free again; the fresh intent still holds its own.
+        stuck(&store, "old-key", run_at).await;
+        let taken = intent(&Serial::random(), "fresh-key");
+        let again = store.record_intent(&taken, event(AuditAction::IssuanceIntent, "x")).await;
+        assert!(matches!(again, Err(StoreError::Conflict("key"))), "{again:?}");
+
+        // A second run finds nothing and records nothing.
+        let n = store.audit_records().await.unwrap().len();
+        assert!(store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap().is_empty());
+        assert_eq!(store.audit_records().await.unwrap().len(), n);
+        assert!(store.verify_audit().await.unwrap().is_ok());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_resolving_at_once_resolve_each_intent_once() {
+    each_backend(|store| async move {
+        let mut serials = Vec::new();
+        for i in 0..8 {
+            serials.push(stuck(&store, &format!("k{i}"), now()).await);
+        }
+        let run_at = now() + Duration::hours(1);
+        let nodes: Vec<_> = (0..2)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap() })
+            })
+            .collect();
+        let mut resolved = Vec::new();
+        for node in nodes {
+            resolved.extend(node.await.unwrap());
+        }
+        resolved.sort();
+        serials.sort();
+        assert_eq!(resolved, serials, "every intent resolved, none twice");
+        let audited = store.audit_records().await.unwrap().iter().filter(|r| r.action == "issuance-abandoned").count();
+        assert_eq!(audited, serials.len());
         assert!(store.verify_audit().await.unwrap().is_ok());
     })
     .await;

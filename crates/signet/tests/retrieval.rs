@@ -15,7 +15,6 @@ use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword, OperatorId,
     PasswordHash, Transition,
 };
-use signet_ra::lockout::{AttemptScope, AttemptStore};
 use signet_ra::notify::{MessageKind, Notifier};
 use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore, shipment_message};
 use signet_ra::vetting::DeadlinePolicy;
@@ -121,7 +120,10 @@ impl World {
         days_ago: i64,
         token: Option<&TokenSerial>,
     ) -> (ApplicationId, String) {
-        let mut at = self.clock.now() - Duration::days(days_ago);
+        // Submitted at 14:00 whatever the time of day now: the fixture's officer call is at 15:00
+        // on the day the forms arrive and is recorded two hours after them, so never before it.
+        let afternoon = time::Time::from_hms(14, 0, 0).unwrap();
+        let mut at = (self.clock.now() - Duration::days(days_ago)).replace_time(afternoon);
         let form: ApplicationForm = signet_ra::fixtures::sample_form(cert_type);
         let password = NewPassword::new(PASSWORD, &form.applicant.email).unwrap();
         let submitted = Application::submit(id, form, at);
@@ -169,6 +171,30 @@ impl World {
         })
         .await
         .unwrap()
+    }
+
+    /// A page of the portal, as a browser keeping its cookies in `jar`: a GET, or a form POST
+    /// of `fields` if there are any. Returns the HTTP status and the page.
+    async fn portal(&self, jar: &Path, path: &str, fields: &[(&str, &str)]) -> (String, String) {
+        let jar = file(jar).to_owned();
+        let body = self.path("page.html");
+        let mut args = vec!["-s", "-b", &jar, "-c", &jar, "-o", file(&body), "-w", "%{http_code}"];
+        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for f in &fields {
+            args.extend(["--data-urlencode", f]);
+        }
+        let url = format!("{}{path}", self.server.base_url);
+        args.push(&url);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        // The server answers on this runtime while curl runs.
+        let (ok, status, err) = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run("curl", &args, &[])
+        })
+        .await
+        .unwrap();
+        assert!(ok, "curl {path}: {err}");
+        (status, std::fs::read_to_string(&body).unwrap_or_default())
     }
 
     /// `signet token retrieve` for `app` with the code, the password and `extra` settings.
@@ -342,6 +368,12 @@ fn field<'a>(object: &'a str, name: &str) -> &'a str {
 
 fn file(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// The form token of a page.
+fn csrf(page: &str) -> String {
+    let rest = page.split("name=\"_csrf\" value=\"").nth(1).unwrap_or_else(|| panic!("no form token: {page}"));
+    rest.split('"').next().unwrap().to_owned()
 }
 
 /// Retrieves `cert_type` with a `key_type` key onto a blank token and checks it all with
@@ -569,7 +601,7 @@ async fn retrieves_a_p256_identity_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_wrong_codes_lock_the_application_until_an_administrator_unlocks_it() {
+async fn five_wrong_tries_pause_retrieval_for_a_while_and_the_applicant_allows_it_again() {
     let w = World::start().await;
     let (app, code) = w.ready_application("medium-token", 10).await;
     let wrong = "ZZZZ-ZZZZ-ZZZZ-ZZZZ";
@@ -589,18 +621,46 @@ async fn five_wrong_codes_lock_the_application_until_an_administrator_unlocks_it
         let (ok, _, err) = w.retrieve(&app, wrong, &["--slot", &slot], &pin).await;
         assert!(!ok && err.contains("is not correct"), "{err}");
     }
-    let (ok, _, err) = w.retrieve(&app, wrong, &["--slot", &slot], &pin).await;
-    assert!(!ok && err.contains("Too many failed attempts"), "the fifth failure locks: {err}");
-    let (ok, _, err) = w.retrieve(&app, &code, &["--slot", &slot], &pin).await;
-    assert!(!ok && err.contains("Contact the registration authority to unlock it"), "even the right code: {err}");
+    // The fifth failure pauses retrieval for 15 minutes, and says until when and where the
+    // applicant lifts it; even the right code waits.
+    let until = signet_ra::lockout::utc_text(w.clock.now() + Duration::minutes(15));
+    let page = format!("{}/applications/{app}/retrieval", w.server.base_url);
+    for (secret, what) in [(wrong, "the fifth failure"), (code.as_str(), "even the right code")] {
+        let (ok, _, err) = w.retrieve(&app, secret, &["--slot", &slot], &pin).await;
+        assert!(!ok && err.contains(&format!("Too many failed attempts. Try again after {until}.")), "{what}: {err}");
+        assert!(err.contains(&format!("sign in at {page}")), "{what}: {err}");
+    }
 
-    let store = w.server.state.store();
-    store.unlock(AttemptScope::ActivationCode, app.as_str(), "operator:root", w.clock.now()).await.unwrap();
+    // The applicant signs in to the portal with the account password and allows it again.
+    let jar = w.path("cookies");
+    let (_, home) = w.portal(&jar, "/", &[]).await;
+    let (status, _) = w
+        .portal(
+            &jar,
+            "/applications/sign-in",
+            &[("_csrf", &csrf(&home)), ("reference", app.as_str()), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, "303");
+    let (_, overview) = w.portal(&jar, &format!("/applications/{app}"), &[]).await;
+    assert!(overview.contains(&format!("href=\"/applications/{app}/retrieval\"")), "{overview}");
+    let (_, paused) = w.portal(&jar, &format!("/applications/{app}/retrieval"), &[]).await;
+    assert!(
+        paused.contains(&format!("Retrieval is paused until <strong id=\"paused-until\">{until}</strong>")),
+        "{paused}"
+    );
+    let (status, allowed) =
+        w.portal(&jar, &format!("/applications/{app}/retrieval"), &[("_csrf", &csrf(&paused))]).await;
+    assert!(status == "200" && allowed.contains("Retrieval is allowed again"), "{allowed}");
+
     let (ok, out, err) = w.retrieve(&app, &code, &["--slot", &slot], &[("SIGNET_NEW_PIN", PIN)]).await;
     assert!(ok, "{out}\n{err}");
-    let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
-    assert_eq!(actions.iter().filter(|a| *a == "authentication-failed").count(), 5, "{actions:?}");
-    assert!(actions.contains(&"lockout-cleared".to_owned()) && actions.contains(&"application-retrieved".to_owned()));
+    let records = w.server.state.store().audit_records().await.unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "authentication-failed").count(), 5, "{actions:?}");
+    let applicant = format!("applicant:{app}");
+    assert!(records.iter().any(|r| r.action == "lockout-cleared" && r.actor == applicant), "{actions:?}");
+    assert!(actions.contains(&"application-retrieved"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
