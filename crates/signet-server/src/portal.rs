@@ -458,9 +458,14 @@ async fn organization_post(
         return r;
     }
     let outcome = if !form.choose.trim().is_empty() {
-        choose_organization(&s, &form.choose).await
+        if form.choose == draft.organization {
+            // This draft's own new organization, shown as chosen when the applicant comes back.
+            Ok(draft.organization.clone())
+        } else {
+            choose_organization(&s, &form.choose).await
+        }
     } else {
-        register_organization(&s, &form.new_name).await
+        new_organization(&s, &form.new_name).await
     };
     match outcome {
         Ok(name) => {
@@ -506,9 +511,10 @@ async fn choose_organization(s: &AppState, name: &str) -> Result<String, OrgProb
     })
 }
 
-/// Registers a new organization (audited) so the next applicant from the same company finds
-/// it; refuses a name that folds to one already registered and offers that one instead.
-async fn register_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
+/// A new organization for this draft, checked (its name, and that it does not fold to one
+/// already registered, which is offered instead) but not registered: an unfinished draft must
+/// not put names before other applicants. It is registered when the application is submitted.
+async fn new_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
     if name.trim().is_empty() {
         return Err(OrgProblem::Field(
             "new_name",
@@ -526,13 +532,26 @@ async fn register_organization(s: &AppState, name: &str) -> Result<String, OrgPr
             names,
         ));
     }
-    let organization = Organization::new(parsed);
-    let audit = organization.created_event(s.clock.now(), &Actor::Applicant);
-    match s.store.create_organization(&organization, audit).await {
-        Ok(()) => Ok(organization.name.as_str().to_owned()),
-        // Someone registered it between our check and our insert: offer theirs.
-        Err(StoreError::Conflict(_)) => choose_organization(s, name).await,
-        Err(e) => Err(e.into()),
+    Ok(parsed.as_str().to_owned())
+}
+
+/// Registers a submitted application's organization (audited) if it is new, so the next
+/// applicant from the same company finds it. The application stands whatever happens here:
+/// the register only helps others pick the same spelling.
+async fn register_organization(s: &AppState, name: &OrganizationName) {
+    let registered = match s.store.find_organizations(&OrganizationKey::of(name)).await {
+        Ok(found) if !found.is_empty() => return,
+        Ok(_) => {
+            let organization = Organization::new(name.clone());
+            let audit = organization.created_event(s.clock.now(), &Actor::Applicant);
+            s.store.create_organization(&organization, audit).await
+        }
+        Err(e) => Err(e),
+    };
+    match registered {
+        // Another applicant registered it first.
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "could not register a submitted application's organization"),
     }
 }
 
@@ -944,6 +963,7 @@ async fn review_post(State(s): State<AppState>, mut session: Session, Form(revie
         Err(e) => return PageError::from(e).into_response(),
     }
     tracing::info!(application = %id, "application submitted");
+    register_organization(&s, &form.organization).await;
     if let Err(e) = session.become_principal(Principal::Applicant(id.as_str().to_owned())).await {
         return e.into_response();
     }

@@ -421,7 +421,25 @@ async fn organization_names_are_visible_and_stored_nfc() {
 
     let chosen = b.post("/apply/organization", &[("new_name", "Cafe\u{301} Ltd")]).await;
     assert_eq!(chosen.location.as_deref(), Some("/apply/personal"), "{}", chosen.body);
-    let found = b.get("/apply/organization?q=caf").await;
-    assert!(found.body.contains("value=\"Caf\u{e9} Ltd\""), "stored composed: {}", found.body);
-    assert!(!found.body.contains("Cafe\u{301}"), "never stored decomposed");
+    let back = b.get("/apply/organization").await;
+    assert!(back.body.contains("Chosen: <strong>Caf\u{e9} Ltd</strong>"), "kept composed: {}", back.body);
+    assert!(!back.body.contains("Cafe\u{301}"), "never kept decomposed");
+    // Posting the page back as shown keeps the draft's own new organization.
+    let again = b.post("/apply/organization", &[("choose", "Caf\u{e9} Ltd")]).await;
+    assert_eq!(again.location.as_deref(), Some("/apply/personal"), "{}", again.body);
+
+    // Until the application is submitted, nobody else is offered the name it typed.
+    let mut other = Browser::new(&p.app);
+    other.get("/apply?program=Integrate").await;
+    other.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    other.get("/apply/agencies").await;
+    other.post_raw("/apply/agencies", agencies_body(&other, &["canes", "jpas"])).await;
+    other.get("/apply/certificate").await;
+    other.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
+    let search = other.get("/apply/organization?q=caf").await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert!(!search.body.contains("Caf\u{e9} Ltd"), "an unfinished draft's organization is private: {}", search.body);
+    let pool = p.state.store().pool().clone();
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM organizations").fetch_one(&pool).await.unwrap().get(0);
+    assert_eq!(rows, 0);
 }
