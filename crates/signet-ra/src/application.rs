@@ -823,8 +823,8 @@ pub enum PasswordProblem {
     /// Only lowercase, only uppercase, only digits or only symbols.
     #[error("mix at least two kinds of characters: lowercase, uppercase, digits, symbols")]
     OneCharacterClass,
-    /// Contains the email address's name part.
-    #[error("do not include your email address's name")]
+    /// Contains the account's own name: the email address before the `@`, or the operator id.
+    #[error("do not include your user name (such as the part of your email address before the @)")]
     ContainsEmailName,
     /// Is, or is built on, a very common password.
     #[error("this is one of the most common passwords; choose another")]

@@ -928,6 +928,11 @@ fn history_row(r: &AuditRecord) -> HistoryRow {
             .iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(s) => format!("{k}: {s}"),
+                // Moments are stored as Unix seconds (`*_at`); an operator reads dates.
+                serde_json::Value::Number(n) if k.ends_with("_at") => {
+                    let moment = n.as_i64().and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+                    format!("{k}: {}", moment.map_or_else(|| n.to_string(), when))
+                }
                 other => format!("{k}: {other}"),
             })
             .collect::<Vec<_>>()
@@ -1341,6 +1346,25 @@ mod tests {
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         Fields(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn history_shows_stored_moments_as_dates() {
+        let record = AuditRecord {
+            seq: 7,
+            at: 1_796_396_475,
+            actor: "operator:alice".into(),
+            action: "officer-confirmed".into(),
+            subject: "7K2M9Q4T8V1W".into(),
+            details: r#"{"called_at":1796396475,"officer_name":"Sam Officer","pages":2}"#.into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let row = history_row(&record);
+        let moment = when(OffsetDateTime::from_unix_timestamp(1_796_396_475).unwrap());
+        assert_eq!(row.text, format!("called_at: {moment}; officer_name: Sam Officer; pages: 2"));
+        assert!(!row.text.contains("1796396475"), "{}", row.text);
+        assert_eq!(row.at, moment);
     }
 
     #[test]
