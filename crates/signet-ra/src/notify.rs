@@ -288,12 +288,14 @@ impl Notifier {
         let body = format!(
             "Your DoD ECA {} certificates are ready to retrieve onto your token.\n\n\
              Activation code: {code}\n\n\
-             Retrieve them at {}/retrieve (or with `signet token retrieve`) using this activation code and the \
-             password you created when you applied — not the application reference. The code works once.\n\n\
+             How to retrieve them, step by step for your computer: {}/retrieve?application={}\n\n\
+             You need your token, this activation code and the password you created when you applied — not the \
+             application reference. The code works once.\n\n\
              Forgot your password? Reset it at {}/password-reset; the reset link arrives by email.\n\n\
              Retrieve by {last_day}, or the application expires.",
             self.type_name(app),
             self.base_url,
+            app.id(),
             self.base_url,
         );
         self.message(

@@ -200,8 +200,9 @@ fn explain(app: &Application) -> (&'static str, String) {
         }
         "certificates-ready" => (
             "Ready to retrieve",
-            "Your certificates are ready. Retrieve them onto your token with `signet token retrieve`, the \
-             activation code we emailed and your account password — before the deadline."
+            "Your certificates are ready. Retrieve them onto your token with the Signet client, the activation \
+             code we emailed and your account password — before the deadline. The steps for your computer are \
+             below."
                 .into(),
         ),
         "retrieved" => ("Retrieved", "Your certificates are on your token. Nothing more to do.".into()),

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// `[limits]`: timeouts, connections, password hashing and per-client attempts.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
+    /// itself when this is not set.
+    pub client_download: Option<PathBuf>,
 }
 
 /// Validated settings.
@@ -95,6 +98,8 @@ pub struct Settings {
     pub acme: crate::acme::AcmeSettings,
     /// What any client gets before it proves who it is.
     pub limits: crate::limits::Limits,
+    /// See [`ServerConfig::client_download`].
+    pub client_download: Option<PathBuf>,
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -160,6 +165,7 @@ impl ServerConfig {
             mail,
             acme,
             limits,
+            client_download: self.client_download,
         })
     }
 }

@@ -40,6 +40,7 @@ mod portal;
 mod recovery_console;
 mod renewal;
 mod retrieval;
+mod retrieve_guide;
 mod state;
 pub mod stock;
 mod throttle;
@@ -115,6 +116,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(recovery_console::router())
         .merge(cmc::router())
+        .merge(retrieve_guide::router())
         .merge(password_reset::router())
         .route("/static/site.css", get(web::stylesheet))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::session_layer));
@@ -278,6 +280,7 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
             settings.limits.secret_attempts_per_minute,
             settings.limits.trusted_proxies.clone(),
         ),
+        client_download: settings.client_download.clone(),
     })))
 }
 

@@ -236,7 +236,7 @@ pub(crate) async fn renew(
             kind: "hardware-key-unproven",
             detail: format!(
                 "a {} certificate is renewed only with a new key generated on your token: insert the token and \
-                 run `signet token renew` (see {}/retrieve)",
+                 run `signet token renew` (the client and your token's driver: {}/retrieve)",
                 s.type_name(app.form().certificate.cert_type()),
                 s.base_url
             ),

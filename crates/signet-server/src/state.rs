@@ -75,6 +75,8 @@ pub struct Inner {
     pub(crate) hashing: crate::hashing::PasswordWork,
     /// Typed-secret attempts per client address.
     pub(crate) client_limiter: crate::throttle::ClientLimiter,
+    /// The `signet` client offered at `/retrieve/signet`.
+    pub(crate) client_download: Option<std::path::PathBuf>,
 }
 
 /// Cheap to clone; one per server.

@@ -261,6 +261,24 @@ async fn activation_code_is_mailed_and_then_gone_from_the_database() {
         let mail = sink.messages();
         let activation = mail.iter().find(|m| m.subject.starts_with("Your ECA certificates are ready")).unwrap();
         let code = activation.body.lines().find_map(|l| l.strip_prefix("Activation code: ")).expect("code line");
+        assert!(
+            activation.body.contains(&format!("{BASE}/retrieve?application={}", ready.id())),
+            "the mail leads to the retrieval guide for this application: {}",
+            activation.body
+        );
+        // Every link in every mail of the walk opens a page.
+        let links: Vec<&str> = mail
+            .iter()
+            .flat_map(|m| m.body.split_whitespace())
+            .filter_map(|w| w.strip_prefix(BASE))
+            .map(|path| path.trim_end_matches(['.', ',', ';', ')']))
+            .collect();
+        assert!(links.len() >= 3, "{links:?}");
+        for path in links {
+            let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            let answer = tower::ServiceExt::oneshot(signet_server::app(n.state.clone()), request).await.unwrap();
+            assert_eq!(answer.status(), axum::http::StatusCode::OK, "{path}");
+        }
 
         // The row that carried the code is blanked; no outbox row holds it any more.
         let (_, _, _, sent_at, body) = delivery(n.store(), &key).await;

@@ -443,3 +443,59 @@ async fn organization_names_are_visible_and_stored_nfc() {
     let rows: i64 = sqlx::query("SELECT COUNT(*) FROM organizations").fetch_one(&pool).await.unwrap().get(0);
     assert_eq!(rows, 0);
 }
+
+/// The retrieval guide the "certificates ready" mail links to: the commands with this server
+/// and the reference filled in, each system's driver paths, and the client for download.
+#[tokio::test]
+async fn the_retrieval_guide_fills_in_the_commands_for_each_system() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    let linux = b.get("/retrieve?application=7K2M9Q4T8V1W").await;
+    assert_eq!(linux.status, StatusCode::OK);
+    for expected in [
+        "signet token retrieve --server https://ra.example.test --module \"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so\" \
+         --application 7K2M9Q4T8V1W",
+        "signet token readiness --module",
+        "/usr/lib/libeTPkcs11.so",
+        "libykcs11.so",
+        "href=\"/retrieve?application=7K2M9Q4T8V1W&amp;os=windows\"",
+        "href=\"/applications/7K2M9Q4T8V1W/retrieval\"",
+        "href=\"/password-reset\"",
+        "This server does not offer the client",
+    ] {
+        assert!(linux.body.contains(expected), "missing {expected:?} in {}", linux.body);
+    }
+    let windows = b.get("/retrieve?application=7K2M9Q4T8V1W&os=windows").await;
+    assert!(windows.body.contains("signet.exe token retrieve --server https://ra.example.test"), "{}", windows.body);
+    assert!(windows.body.contains(r"C:\Program Files\OpenSC Project\OpenSC\pkcs11\opensc-pkcs11.dll"));
+    let mac = b.get("/retrieve?os=macos").await;
+    assert!(mac.body.contains("/Library/OpenSC/lib/opensc-pkcs11.so"));
+    assert!(mac.body.contains("--application &#60;your application reference&#62;"), "a placeholder: {}", mac.body);
+    assert_eq!(b.get("/retrieve/signet").await.status, StatusCode::NOT_FOUND, "no client configured");
+
+    // With a client to offer, Linux visitors get the download, streamed as the file is.
+    let client = p._dir.path().join("signet-client");
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&client, &bytes).unwrap();
+    let settings = ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(p._dir.path().join("other")),
+        client_download: Some(client),
+        ..Default::default()
+    }
+    .into_settings()
+    .unwrap();
+    let state = build_state(&settings, "https://ra.example.test", p.clock.clone()).await.unwrap();
+    let offering = app(state);
+    let mut b = Browser::new(&offering);
+    let page = b.get("/retrieve?os=linux").await;
+    if cfg!(target_os = "linux") {
+        assert!(page.body.contains("href=\"/retrieve/signet\""), "{}", page.body);
+    }
+    let request = axum::http::Request::get("/retrieve/signet").body(axum::body::Body::empty()).unwrap();
+    let answer = tower::ServiceExt::oneshot(offering, request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-length"], "200000");
+    let got = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice());
+}

@@ -321,7 +321,12 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => {
-            let running = signet_server::spawn(&args.settings()?, Arc::new(SystemClock)).await?;
+            let mut settings = args.settings()?;
+            // The running program is the client applicants need: offer it unless told otherwise.
+            if settings.client_download.is_none() {
+                settings.client_download = std::env::current_exe().ok();
+            }
+            let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
             eprintln!("signet listening on {} (base URL {})", running.addr, running.base_url);
             tokio::select! {
                 r = running.task => r??,
