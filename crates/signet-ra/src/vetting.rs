@@ -859,7 +859,9 @@ pub fn timeline(app: &Application, now: OffsetDateTime, policy: &DeadlinePolicy)
             } else {
                 MilestoneStatus::Upcoming
             };
-            let date = if done { actual(day).or_else(|| expected(day)) } else { expected(day) };
+            // A step done without a recorded day (the token's arrival) was done by today at the
+            // latest: its expected day may still lie ahead when things went fast.
+            let date = if done { actual(day).or_else(|| expected(day).map(|d| d.min(today))) } else { expected(day) };
             Milestone { day, approximate, label, date, status }
         })
         .collect();
@@ -1106,6 +1108,17 @@ mod tests {
         let t = timeline(&app, clock.now(), &p).unwrap();
         assert_eq!(status(&t), [D, D, D, D, D, D]);
         assert_eq!((t.deadline, t.days_remaining), (None, None));
+
+        // Certificates ready the day the token shipped: the token's arrival, never reported,
+        // is done by today, not on its expected day still ahead.
+        let (shipped, _, clock) = walk("medium-token", "token-shipped");
+        let app = shipped.apply(&Actor::System, Command::IssueActivationCode, clock.now(), &p).unwrap().application;
+        let t = timeline(&app, clock.now(), &p).unwrap();
+        assert_eq!(status(&t), [D, D, D, D, C, U]);
+        let today = clock.now().date();
+        for m in t.milestones.iter().filter(|m| m.status == D) {
+            assert!(m.date.is_some_and(|d| d <= today), "{} done on {:?}, after {today}", m.label, m.date);
+        }
 
         let (app, _, clock) = walk("medium", "submitted");
         let t = app.apply(&Actor::Applicant, Command::Withdraw, clock.now(), &p).unwrap();
