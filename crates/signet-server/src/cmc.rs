@@ -215,13 +215,28 @@ fn reason_label(r: RevocationReason) -> &'static str {
     }
 }
 
+/// Why a certificate was revoked, as a subscriber reads it (the RFC 5280 name means nothing to
+/// them).
+fn reason_words(r: RevocationReason) -> &'static str {
+    match r {
+        RevocationReason::KeyCompromise => "the key was compromised",
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise => "the issuing authority was compromised",
+        RevocationReason::AffiliationChanged => "the holder's organization, name or role changed",
+        RevocationReason::Superseded => "a newer certificate replaces it",
+        RevocationReason::CessationOfOperation => "it is no longer needed",
+        RevocationReason::CertificateHold => "it is on hold",
+        RevocationReason::PrivilegeWithdrawn => "the holder's privilege was withdrawn",
+        RevocationReason::Unspecified | RevocationReason::RemoveFromCrl => "no reason was given",
+    }
+}
+
 fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: OffsetDateTime) -> CertificateRow {
     let type_name = s
         .catalog
         .profile(&c.profile)
         .map_or_else(|| c.profile.clone(), |p| format!("{} ({})", p.cert_type.name, p.usage));
     let (status, revoked) = match &c.status {
-        StoredStatus::Revoked { at, reason } => (format!("Revoked on {} ({})", day(*at), reason.name()), true),
+        StoredStatus::Revoked { at, reason } => (format!("Revoked on {}: {}", day(*at), reason_words(*reason)), true),
         _ if c.not_after <= now => ("Expired".to_owned(), false),
         _ => ("Valid".to_owned(), false),
     };
@@ -367,9 +382,9 @@ async fn revoke_inner(
     forget(s, &cert.serial);
     tracing::info!(account = %id, serial = %cert.serial, reason = reason.name(), "subscriber revoked a certificate");
     let notice = format!(
-        "Certificate {} is revoked ({}). OCSP answers \"revoked\" now, and the next CRL lists it.",
+        "Certificate {} is revoked because {}. Systems that check it are told so at once.",
         cert.serial.to_hex(),
-        reason.name()
+        reason_words(reason)
     );
     home_view(s, session, id, Outcome { notice, ..Outcome::default() }).await
 }
