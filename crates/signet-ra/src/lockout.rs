@@ -194,11 +194,24 @@ pub fn utc_text(t: OffsetDateTime) -> String {
     format!("{} {:02}:{:02}:{:02} UTC", t.date(), t.hour(), t.minute(), t.second())
 }
 
+/// A wait as a person says it, rounded up: "in a minute", "in 14 minutes", "in 3 hours".
+fn in_words(wait: Duration) -> String {
+    let minutes = (wait.whole_seconds() + 59).max(0) / 60;
+    match minutes {
+        0..=1 => "in a minute".to_owned(),
+        2..=90 => format!("in {minutes} minutes"),
+        m => format!("in {} hours", (m + 59) / 60),
+    }
+}
+
 impl Until {
-    /// What the user is told. The same for existing and made-up accounts, which lock alike.
-    pub fn message(&self) -> String {
+    /// What the user is told at `now`: how long to wait in words, and the moment itself. The
+    /// same for existing and made-up accounts, which lock alike.
+    pub fn message(&self, now: OffsetDateTime) -> String {
         match self {
-            Self::Time(t) => format!("Too many failed attempts. Try again after {}.", utc_text(*t)),
+            Self::Time(t) => {
+                format!("Too many failed attempts. Try again {} (after {}).", in_words(*t - now), utc_text(*t))
+            }
             Self::AdministratorUnlocks => {
                 "Too many failed attempts. Contact the registration authority to unlock it.".to_owned()
             }
@@ -424,8 +437,13 @@ mod tests {
 
     #[test]
     fn messages_name_no_account() {
-        let msg = Until::Time(datetime!(2025-03-03 15:04:05 UTC)).message();
-        assert_eq!(msg, "Too many failed attempts. Try again after 2025-03-03 15:04:05 UTC.");
+        let until = Until::Time(datetime!(2025-03-03 15:04:05 UTC));
+        assert_eq!(
+            until.message(datetime!(2025-03-03 14:50:00 UTC)),
+            "Too many failed attempts. Try again in 15 minutes (after 2025-03-03 15:04:05 UTC)."
+        );
+        assert!(until.message(datetime!(2025-03-03 15:04:00 UTC)).contains("Try again in a minute"));
+        assert!(until.message(datetime!(2025-03-02 16:00:00 UTC)).contains("Try again in 24 hours"));
         assert!(!REFUSED.contains("password") && !REFUSED.contains("exist"));
     }
 

@@ -132,14 +132,14 @@ async fn check_sign_in(s: &AppState, form: &SignInForm) -> Result<Result<Applica
     };
     let now = s.clock.now();
     if let LockState::Locked(until) = s.store.check(scope, &subject, now).await? {
-        return Ok(Err(until.message()));
+        return Ok(Err(until.message(now)));
     }
     if password_matches::<PageError>(s, id.as_ref(), form.password.clone()).await? {
         s.store.clear(scope, &subject).await?;
         return Ok(id.ok_or_else(|| SIGN_IN_FAILED.to_owned()));
     }
     Ok(Err(match s.store.record_failure(scope, &subject, &scope.default_policy(), now).await? {
-        LockState::Locked(until) => until.message(),
+        LockState::Locked(until) => until.message(now),
         LockState::Open => SIGN_IN_FAILED.to_owned(),
     }))
 }

@@ -87,10 +87,10 @@ fn to_sign_in() -> Response {
 }
 
 /// The message and status for a refused typed secret.
-fn refusal(e: CmcAuthError) -> Result<(String, StatusCode), PageError> {
+fn refusal(e: CmcAuthError, now: OffsetDateTime) -> Result<(String, StatusCode), PageError> {
     match e {
         CmcAuthError::Refused => Ok((lockout::REFUSED.to_owned(), StatusCode::UNAUTHORIZED)),
-        CmcAuthError::Locked { until } => Ok((until.message(), StatusCode::LOCKED)),
+        CmcAuthError::Locked { until } => Ok((until.message(now), StatusCode::LOCKED)),
         other => Err(PageError::Internal(other.to_string())),
     }
 }
@@ -153,7 +153,7 @@ async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Fo
         (Ok(SignedIn::MustEnroll), Some(id)) => (Principal::Enrolling(id.as_str().to_owned()), "/cmc/soft-token"),
         (Ok(_), None) => return PageError::Internal("signed in without an account".into()).into_response(),
         (Err(e), _) => {
-            return match refusal(e) {
+            return match refusal(e, s.clock.now()) {
                 Ok((message, status)) => sign_in_view(&session, &form.reference, &message, status),
                 Err(e) => e.into_response(),
             };
@@ -335,7 +335,7 @@ async fn download(State(s): State<AppState>, session: Session, Path(serial): Pat
 async fn confirm(s: &AppState, id: &ApplicationId, code: &str, action: &str) -> Result<Option<String>, PageError> {
     match cmc::step_up(&s.store, id, code, action, s.clock.now()).await {
         Ok(()) => Ok(None),
-        Err(e) => refusal(e).map(|(message, _)| {
+        Err(e) => refusal(e, s.clock.now()).map(|(message, _)| {
             Some(format!("{message} Enter a fresh code from your soft token to confirm this action."))
         }),
     }
@@ -937,7 +937,7 @@ async fn soft_token_register(
             }
             Redirect::to(if replacing { HOME } else { "/cmc/recovery-questions" }).into_response()
         }
-        Err(e) => match refusal(e) {
+        Err(e) => match refusal(e, s.clock.now()) {
             Ok((message, _)) => {
                 let message = format!("{message} Type the code your app shows now for serial number below.");
                 soft_token_view(&s, &session, &id, replacing, &message)
@@ -1088,7 +1088,7 @@ async fn recover_password(State(s): State<AppState>, mut session: Session, Form(
             return recover_view(&session, &form.reference, Vec::new(), lockout::REFUSED, StatusCode::UNAUTHORIZED);
         }
         (Err(e), _) => {
-            return match refusal(e) {
+            return match refusal(e, s.clock.now()) {
                 Ok((message, status)) => recover_view(&session, &form.reference, Vec::new(), &message, status),
                 Err(e) => e.into_response(),
             };
@@ -1125,7 +1125,7 @@ async fn recover_answers(State(s): State<AppState>, mut session: Session, Form(f
             }
             Redirect::to("/cmc/soft-token").into_response()
         }
-        Err(e) => match refusal(e) {
+        Err(e) => match refusal(e, s.clock.now()) {
             Ok((message, status)) => {
                 let questions = match s.store.recovery_questions(&id).await {
                     Ok(q) => q.iter().map(|q| q.text()).collect(),

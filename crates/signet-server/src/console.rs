@@ -165,7 +165,7 @@ async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Fo
         }
         Err(LoginError::Refused) => sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED),
         Err(LoginError::Locked { until }) => {
-            sign_in_view(&session, &form.operator, &until.message(), StatusCode::LOCKED)
+            sign_in_view(&session, &form.operator, &until.message(now), StatusCode::LOCKED)
         }
         Err(LoginError::Busy(busy)) => PageError::from(busy).into_response(),
         Err(e) => PageError::Internal(e.to_string()).into_response(),

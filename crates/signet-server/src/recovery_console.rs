@@ -157,7 +157,7 @@ async fn confirm_agent(s: &AppState, op: &Operator, password: &str, code: &str) 
     match operator::authenticate(&s.store, &s.hashing, &op.id, password, code.trim(), s.clock.now(), &policy).await {
         Ok(_) => {}
         Err(LoginError::Refused) => return Err(Refused(lockout::REFUSED.into(), StatusCode::UNAUTHORIZED)),
-        Err(LoginError::Locked { until }) => return Err(Refused(until.message(), StatusCode::LOCKED)),
+        Err(LoginError::Locked { until }) => return Err(Refused(until.message(s.clock.now()), StatusCode::LOCKED)),
         Err(LoginError::Store(e)) => return Err(e.into()),
         Err(LoginError::Busy(e)) => return Err(Refused(e.to_string(), StatusCode::SERVICE_UNAVAILABLE)),
         Err(e) => return Err(Refused(e.to_string(), StatusCode::INTERNAL_SERVER_ERROR)),

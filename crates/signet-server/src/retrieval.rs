@@ -595,7 +595,7 @@ async fn refuse(state: &AppState, id: Option<&ApplicationId>) -> Result<ApiError
 fn locked(state: &AppState, id: &ApplicationId, until: Until) -> ApiError {
     ApiError::Locked(format!(
         "{} If this is your application, you can allow retrieval again now: sign in at {}/applications/{id}/retrieval",
-        until.message(),
+        until.message(state.clock.now()),
         state.base_url
     ))
 }

@@ -272,7 +272,7 @@ async fn vetting_run(backend: &str) {
         let p = sign_in(&mut b, "bob", "Quill-Harbor-Sextant-00", "000000").await;
         assert_eq!(p.status, if n < 2 { StatusCode::UNAUTHORIZED } else { StatusCode::LOCKED }, "{}", p.body);
     }
-    let lock = "Too many failed attempts. Try again after 2026-11-02 14:01:00 UTC.";
+    let lock = "Too many failed attempts. Try again in a minute (after 2026-11-02 14:01:00 UTC).";
     let locked = sign_in(&mut b, "bob", PASSWORD, &oathtool(&bob, T0)).await;
     assert_eq!(locked.status, StatusCode::LOCKED);
     assert!(locked.body.contains(lock) && !locked.body.contains(REFUSED), "{}", locked.body);

@@ -627,7 +627,8 @@ async fn five_wrong_tries_pause_retrieval_for_a_while_and_the_applicant_allows_i
     let page = format!("{}/applications/{app}/retrieval", w.server.base_url);
     for (secret, what) in [(wrong, "the fifth failure"), (code.as_str(), "even the right code")] {
         let (ok, _, err) = w.retrieve(&app, secret, &["--slot", &slot], &pin).await;
-        assert!(!ok && err.contains(&format!("Too many failed attempts. Try again after {until}.")), "{what}: {err}");
+        let told = format!("Too many failed attempts. Try again in 15 minutes (after {until}).");
+        assert!(!ok && err.contains(&told), "{what}: {err}");
         assert!(err.contains(&format!("sign in at {page}")), "{what}: {err}");
     }
 
