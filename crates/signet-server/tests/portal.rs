@@ -401,19 +401,24 @@ async fn lapsed_sessions_are_purged_by_their_job() {
     assert_eq!(again.location.as_deref(), Some("/apply"), "the lapsed draft is gone");
 }
 
+/// Walks a new wizard through program, agencies and certificate to the organization page.
+async fn to_organization_step(b: &mut Browser) {
+    b.get("/apply?program=Integrate").await;
+    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    b.get("/apply/agencies").await;
+    b.post_raw("/apply/agencies", agencies_body(b, &["canes", "jpas"])).await;
+    b.get("/apply/certificate").await;
+    b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
+    b.get("/apply/organization").await;
+}
+
 /// Organization names that would show one thing and be another are refused with the
 /// character named; a name typed decomposed (e + U+0301) is stored, and found, composed.
 #[tokio::test]
 async fn organization_names_are_visible_and_stored_nfc() {
     let p = portal().await;
     let mut b = Browser::new(&p.app);
-    b.get("/apply?program=Integrate").await;
-    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
-    b.get("/apply/agencies").await;
-    b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "jpas"])).await;
-    b.get("/apply/certificate").await;
-    b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
-    b.get("/apply/organization").await;
+    to_organization_step(&mut b).await;
 
     let lie = b.post("/apply/organization", &[("new_name", "\u{202e}evil\u{1F600}")]).await;
     assert_eq!(lie.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -430,12 +435,7 @@ async fn organization_names_are_visible_and_stored_nfc() {
 
     // Until the application is submitted, nobody else is offered the name it typed.
     let mut other = Browser::new(&p.app);
-    other.get("/apply?program=Integrate").await;
-    other.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
-    other.get("/apply/agencies").await;
-    other.post_raw("/apply/agencies", agencies_body(&other, &["canes", "jpas"])).await;
-    other.get("/apply/certificate").await;
-    other.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
+    to_organization_step(&mut other).await;
     let search = other.get("/apply/organization?q=caf").await;
     assert_eq!(search.status, StatusCode::OK);
     assert!(!search.body.contains("Caf\u{e9} Ltd"), "an unfinished draft's organization is private: {}", search.body);

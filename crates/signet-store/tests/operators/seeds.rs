@@ -3,33 +3,19 @@
 //! clear are sealed when the key is attached at start, and a store without the key writes and
 //! reads no seed.
 
-use std::sync::OnceLock;
-
 use crate::common::{each_backend, sealing_key};
+use crate::{PASSWORD, T0, password};
 use signet_pki::subject::CommonName;
-use signet_ra::application::{ApplicationId, OperatorId, PasswordHash, UnboundedChecker};
+use signet_ra::application::{ApplicationId, OperatorId, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};
 use signet_ra::cmc::{self, SoftToken, SoftTokenStore};
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::AttemptScope;
-use signet_ra::operator::{LoginError, Operator, OperatorStore, Role, authenticate, operator_password};
+use signet_ra::operator::{LoginError, Operator, OperatorStore, Role, authenticate};
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
 use signet_store::Store;
 use signet_testkit::{BACKENDS, TestDb};
-use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-
-const T0: OffsetDateTime = datetime!(2025-03-03 15:00:10 UTC);
-const PASSWORD: &str = "Quill-Harbor-Sextant-58";
-
-/// Argon2id is deliberately slow: hash once per test binary.
-fn password() -> &'static PasswordHash {
-    static HASH: OnceLock<PasswordHash> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let id = OperatorId::new("any").unwrap();
-        PasswordHash::new(&operator_password(PASSWORD, &id).unwrap()).unwrap()
-    })
-}
 
 fn new_operator(name: &str) -> Operator {
     Operator::new(
