@@ -5,7 +5,9 @@
 // to "token shipped"; then the applicant resets a forgotten password through the emailed link
 // and sets up the Certificate Management Center (soft token with an authenticator — oathtool —,
 // recovery questions with step-up, sign-in with a fresh code, a replayed code refused). Every
-// page is kept as a full-page PNG for CI artifacts.
+// page is kept as a full-page PNG for CI artifacts and checked with axe-core: no serious or
+// critical accessibility violation (Section 508 / WCAG 2.1 AA). After each refused form the
+// page is reloaded, as a person does, and must show the form again, never an error.
 //
 // crates/signet/tests/e2e_browser.rs owns the run (server, SMTP sink, operators) and sets:
 //   SIGNET_BASE_URL     the server, e.g. http://127.0.0.1:41234
@@ -21,7 +23,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -37,6 +40,12 @@ const SHOTS = required('SIGNET_SCREENSHOTS');
 const OPERATORS = JSON.parse(required('SIGNET_OPERATORS'));
 const CHROMIUM = process.env.SIGNET_CHROMIUM || '/usr/bin/chromium';
 const TOKEN_SERIAL = required('SIGNET_TOKEN_SERIAL');
+// The retrieval client and the applicant's token: the `signet` binary under test, and the
+// SoftHSM2 token the RA provisioned and shipped.
+const SIGNET_BIN = required('SIGNET_BIN');
+const PKCS11_MODULE = required('SIGNET_PKCS11_MODULE');
+const SOFTHSM2_CONF = required('SOFTHSM2_CONF');
+const TOKEN_PIN = '246813';
 
 // What the applicant types.
 const APPLICANT = {
@@ -56,12 +65,43 @@ const PO_NUMBER = 'PO-2026/0042';
 mkdirSync(SHOTS, { recursive: true });
 let shotCount = 0;
 const openPages = new Map();
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
-/** A full-page screenshot, numbered in walk order. */
+/**
+ * axe-core's verdict on the page as shown: fails on any serious or critical violation. The
+ * script is evaluated through the DevTools protocol, which the pages' CSP does not govern, so
+ * the page itself is checked with its real CSP in force.
+ */
+async function accessible(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.impact} ${v.id}: ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).join('\n    ')}`);
+  });
+  assert.deepEqual(violations, [], `axe-core on ${name} (${page.url()}):\n${violations.join('\n')}`);
+}
+
+/** A full-page screenshot, numbered in walk order, of a page axe-core finds accessible. */
 async function shot(page, name) {
   shotCount += 1;
   const file = join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  await accessible(page, name);
+}
+
+/**
+ * Reload after a refused form, as a person does: the browser asks for the page again (the
+ * refusal came by Post/Redirect/Get, so nothing is posted twice) and gets a page, not a
+ * "405" — the form itself, or the page that holds it when the address only takes posts.
+ */
+async function reloadAfterError(page, name, expectedPath) {
+  const before = new URL(page.url()).pathname;
+  const r = await page.reload({ waitUntil: 'load' });
+  assert.equal(r.status(), 200, `reload after ${name} at ${before} answered ${r.status()}`);
+  assert.equal(new URL(page.url()).pathname, expectedPath ?? before, `reload after ${name}`);
+  await shot(page, `${name}-reloaded`);
 }
 
 function step(title) {
@@ -74,9 +114,10 @@ async function clickAndWait(page, button) {
   return response;
 }
 
-/** Submits the page's form that goes to `action`. */
+/** Submits the page's form that goes to `action` (with or without a query string). */
 function submit(page, action, method = 'post') {
-  return clickAndWait(page, `form[method=${method}][action="${action}"] button[type=submit]`);
+  const form = `form[method=${method}]`;
+  return clickAndWait(page, `${form}[action="${action}"] button[type=submit], ${form}[action^="${action}?"] button[type=submit]`);
 }
 
 /** Submits one of the console application page's forms, by its id. */
@@ -182,6 +223,8 @@ async function apply(browser, page) {
   await refused(page, r, ['Say whether you live in the United States.']);
   assert.equal(await page.inputValue('#program'), 'Integrate', 'the program stays chosen');
   await shot(page, 'apply-program-error');
+  await reloadAfterError(page, 'apply-program-error');
+  assert.equal(await page.inputValue('#program'), 'Integrate', 'the program stays chosen after reload');
   await page.check('input[name=residency][value=united-states]');
   r = await submit(page, '/apply');
   landed(page, r, '/apply/agencies');
@@ -197,6 +240,8 @@ async function apply(browser, page) {
     assert.ok(await checked(page, 'agency', a), `${a} stays checked`);
   }
   await shot(page, 'agencies-error');
+  await reloadAfterError(page, 'agencies-error');
+  await page.check('input[name=agency][value=canes]');
   await page.uncheck('input[name=agency][value=il5-enclave]');
   r = await submit(page, '/apply/agencies');
   landed(page, r, '/apply/certificate');
@@ -212,6 +257,8 @@ async function apply(browser, page) {
   await refused(page, r, ['Choose one of the certificate types your agencies accept.']);
   assert.ok(await checked(page, 'years', '2'), 'the validity stays chosen');
   await shot(page, 'certificate-error');
+  await reloadAfterError(page, 'certificate-error');
+  await page.check('input[name=years][value="2"]');
   await page.check('input[name=cert_type][value=medium-token]');
   r = await submit(page, '/apply/certificate');
   landed(page, r, '/apply/organization');
@@ -221,6 +268,8 @@ async function apply(browser, page) {
   step("organization: nothing chosen; a colleague's unfinished draft offers nothing");
   r = await submit(page, '/apply/organization');
   await refused(page, r, ['Choose your organization from the search results, or enter its legal name']);
+  await shot(page, 'organization-error');
+  await reloadAfterError(page, 'organization-error');
   await page.fill('#q', 'widgets');
   r = await submit(page, '/apply/organization', 'get');
   assert.equal(r.status(), 200);
@@ -264,10 +313,11 @@ async function apply(browser, page) {
     assert.equal(await page.inputValue(`#${field}`), typed, `${field} keeps what was typed`);
   }
   await shot(page, 'personal-error');
-  await page.fill('#email', APPLICANT.email);
-  await page.fill('#city', APPLICANT.city);
+  await reloadAfterError(page, 'personal-error');
+  for (const field of ['name', 'email', 'phone', 'line1', 'line2', 'city', 'zip']) {
+    await page.fill(`#${field}`, APPLICANT[field]);
+  }
   await page.fill('#state', APPLICANT.state);
-  await page.fill('#zip', APPLICANT.zip);
   r = await submit(page, '/apply/personal');
   landed(page, r, '/apply/account');
 
@@ -279,6 +329,7 @@ async function apply(browser, page) {
   await refused(page, r, ['Choose a stronger password']);
   assert.equal(await page.inputValue('#password'), '', 'a password is never sent back into the page');
   await shot(page, 'account-error');
+  await reloadAfterError(page, 'account-error');
   await page.fill('#password', PASSWORD);
   await page.fill('#confirm', `${PASSWORD}x`);
   r = await submit(page, '/apply/account');
@@ -298,6 +349,7 @@ async function apply(browser, page) {
   assert.ok(await checked(page, 'method', 'card'), 'the method stays chosen');
   assert.equal(await page.inputValue('#card'), '', 'a card number is never sent back into the page');
   await shot(page, 'payment-error');
+  await reloadAfterError(page, 'payment-error');
   await page.check('input[name=method][value=purchase-order]');
   await page.fill('#po', PO_NUMBER);
   r = await submit(page, '/apply/payment');
@@ -313,6 +365,7 @@ async function apply(browser, page) {
   r = await submit(page, '/apply/review');
   await refused(page, r, ['Confirm that the information is true and complete.']);
   await shot(page, 'review-error');
+  await reloadAfterError(page, 'review-error');
   await page.check('input[name=agree]');
   r = await submit(page, '/apply/review');
   assert.equal(r.status(), 200);
@@ -359,6 +412,7 @@ async function verifyEmail(browser, page, reference) {
   assert.equal(r.status(), 400);
   assert.match(await reader.textContent('#verify-error'), /This link is not valid any more/);
   await shot(reader, 'verify-wrong-token');
+  await reloadAfterError(reader, 'verify-wrong-token');
 
   step('the emailed link confirms the address');
   await reader.goto(link);
@@ -394,6 +448,8 @@ async function signIn(browser, reference) {
   assert.equal(await page.textContent('#signin-error'), 'The application reference or password is not correct.');
   assert.equal(await page.inputValue('#reference'), reference, 'the reference stays typed');
   await shot(page, 'signin-error');
+  await reloadAfterError(page, 'signin-error', '/');
+  await page.fill('#reference', reference);
   await page.fill('#password', PASSWORD);
   r = await submit(page, '/applications/sign-in');
   landed(page, r, `/applications/${reference}`);
@@ -422,6 +478,8 @@ async function operatorSignIn(browser, operator, label, typo) {
     assert.equal(await page.inputValue('#operator'), operator.id, 'the operator id stays typed');
     assert.equal(await page.inputValue('#password'), '', 'the password is never sent back');
     await shot(page, `console-signin-error-${operator.id}`);
+    await reloadAfterError(page, `console-signin-error-${operator.id}`);
+    await page.fill('#operator', operator.id);
     await page.fill('#password', operator.password);
   }
   step(`${operator.id} signs in with password and TOTP`);
@@ -430,6 +488,18 @@ async function operatorSignIn(browser, operator, label, typo) {
   landed(page, r, '/console');
   assert.match(await page.textContent('#operator'), new RegExp(`\\(${operator.id}\\)`));
   return page;
+}
+
+/** Fills the console's "forms received" form: the originals came by USPS, notarized `today`. */
+async function formsReceived(page, today, tracking) {
+  await page.selectOption('#forms-carrier', 'usps');
+  await page.fill('#forms-tracking', tracking);
+  await page.check('#forms-form input[name=officer_page]');
+  await page.check('#forms-form input[name=identity_page]');
+  await page.check('#forms-form input[name=attestation][value=notarized]');
+  await page.fill('#notary_name', 'Maria Notary');
+  await page.check('#forms-form input[name=seal][value=yes]');
+  await page.fill('#notarized_on', today);
 }
 
 /** The command took: back on the application page with its notice and the new state. */
@@ -457,14 +527,7 @@ async function vet(browser, reference) {
   step('forms received: a tracking number that is not the carrier\'s is refused');
   // The console's "received on" starts at the server's today; the notary signed the same day.
   const today = await alice.inputValue('#received_on');
-  await alice.selectOption('#forms-carrier', 'usps');
-  await alice.fill('#forms-tracking', '12345');
-  await alice.check('#forms-form input[name=officer_page]');
-  await alice.check('#forms-form input[name=identity_page]');
-  await alice.check('#forms-form input[name=attestation][value=notarized]');
-  await alice.fill('#notary_name', 'Maria Notary');
-  await alice.check('#forms-form input[name=seal][value=yes]');
-  await alice.fill('#notarized_on', today);
+  await formsReceived(alice, today, '12345');
   let r = await act(alice, 'forms-form');
   assert.equal(r.status(), 422);
   assert.match(await alice.textContent('#refused'), /Nothing was recorded/);
@@ -473,7 +536,8 @@ async function vet(browser, reference) {
   assert.equal(await alice.inputValue('#notarized_on'), today);
   assert.equal(await alice.inputValue('#forms-tracking'), '12345');
   await shot(alice, 'console-forms-error');
-  await alice.fill('#forms-tracking', '9400 1000 0000 0000 0000 00');
+  await reloadAfterError(alice, 'console-forms-error', `/console/applications/${reference}`);
+  await formsReceived(alice, today, '9400 1000 0000 0000 0000 00');
   r = await act(alice, 'forms-form');
   await recorded(alice, r, reference, 'forms-received');
   assert.match(await alice.textContent('main'), new RegExp(`Notarized on\\s*${today}`));
@@ -510,6 +574,7 @@ async function vet(browser, reference) {
   assert.match(await alice.textContent('#refused'), /^Not recorded: /);
   assert.equal(await alice.textContent('#state'), 'first-approved');
   await shot(alice, 'console-same-approver');
+  await reloadAfterError(alice, 'console-same-approver', `/console/applications/${reference}`);
 
   const bob = await operatorSignIn(browser, b, 'operator-b', false);
   await bob.goto(`${BASE}/console/applications/${reference}`);
@@ -524,6 +589,9 @@ async function vet(browser, reference) {
   assert.equal(r.status(), 422);
   assert.match(await bob.textContent('#token-serial-error'), /enter the serial number printed on the token/);
   await shot(bob, 'console-ship-needs-token');
+  await reloadAfterError(bob, 'console-ship-needs-token', `/console/applications/${reference}`);
+  await bob.selectOption('#ship-carrier', 'ups');
+  await bob.fill('#ship-tracking', '1Z999AA10123456785');
   await bob.fill('#ship-token', TOKEN_SERIAL);
   r = await act(bob, 'ship-form');
   await recorded(bob, r, reference, 'token-shipped');
@@ -532,10 +600,56 @@ async function vet(browser, reference) {
   await shot(bob, 'console-token-shipped');
 
   step('signing out ends the operator session');
+  await shot(alice, 'console-before-sign-out');
   await submit(alice, '/console/sign-out');
   assert.equal(new URL(alice.url()).pathname, '/console/sign-in');
   await alice.goto(`${BASE}/console/applications/${reference}`);
   assert.equal(new URL(alice.url()).pathname, '/console/sign-in');
+  return bob;
+}
+
+/**
+ * The token arrived: the RA issues the activation code, the mail leads to the retrieval guide
+ * for the applicant's system, and the command the guide gives puts the certificates on the
+ * token (the real client, on the SoftHSM2 token that was shipped).
+ */
+async function retrieve(browser, operator, reference, password) {
+  step('the RA issues the activation code');
+  await operator.goto(`${BASE}/console/applications/${reference}`);
+  const r = await act(operator, 'activation-form');
+  await recorded(operator, r, reference, 'certificates-ready');
+  await shot(operator, 'console-activation-issued');
+
+  step('the mail links to the retrieval guide, which names the command to run');
+  const mail = await waitForMail(APPLICANT.email, /certificates are ready/);
+  const code = mail.body.match(/Activation code: (\S+)/)?.[1];
+  assert.ok(code, `an activation code in:\n${mail.body}`);
+  const link = mail.body.match(/https?:\/\/\S+\/retrieve\?\S+/)?.[0];
+  assert.ok(link, `a link to the retrieval guide in:\n${mail.body}`);
+  const reader = await newPage(browser, 'retrieve-guide');
+  const guide = await reader.goto(link);
+  assert.equal(guide.status(), 200);
+  assert.match(await reader.textContent('main'), new RegExp(`--application ${reference}`));
+  await shot(reader, 'retrieve-guide');
+  await reader.context().close();
+  openPages.delete('retrieve-guide');
+
+  step('signet token retrieve puts the certificates on the token');
+  const out = execFileSync(
+    SIGNET_BIN,
+    ['token', 'retrieve', '--server', BASE, '--module', PKCS11_MODULE, '--application', reference, '--key-type', 'p-256'],
+    {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        SOFTHSM2_CONF,
+        SIGNET_ACTIVATION_CODE: code,
+        SIGNET_PASSWORD: password,
+        SIGNET_NEW_PIN: TOKEN_PIN,
+      },
+    },
+  );
+  assert.match(out, /unlock code/, out);
 }
 
 async function tokenShipped(page, reference) {
@@ -586,6 +700,7 @@ async function resetPassword(browser, reference) {
   assert.equal(r.status(), 422);
   assert.match(await reader.textContent('#reset-problems'), /use at least 12 characters/);
   await shot(reader, 'password-reset-weak');
+  await reloadAfterError(reader, 'password-reset-weak');
   await reader.fill('#password', chosen);
   await reader.fill('#again', chosen);
   r = await submit(reader, '/password-reset/new');
@@ -641,6 +756,7 @@ async function cmc(browser, reference, password) {
   assert.equal(r.status(), 422);
   assert.ok(await page.isVisible('#questions-error'));
   await shot(page, 'cmc-questions-refused');
+  await reloadAfterError(page, 'cmc-questions-refused');
   for (const slot of [0, 1]) await page.fill(`#answer_${slot}`, `answer number ${slot}`);
   const stepUp = code(30);
   await page.fill('#code', stepUp);
@@ -659,7 +775,9 @@ async function cmc(browser, reference, password) {
   assert.equal(r.status(), 401);
   assert.match(await page.textContent('#signin-error'), /not correct/);
   await shot(page, 'cmc-sign-in-replayed');
+  await reloadAfterError(page, 'cmc-sign-in-replayed');
   await nextStep();
+  await page.fill('#reference', reference);
   await page.fill('#password', password);
   await page.fill('#code', code(30));
   r = await submit(page, '/cmc/sign-in');
@@ -669,6 +787,19 @@ async function cmc(browser, reference, password) {
   r = await page.goto(`${BASE}/cmc/devices`);
   assert.equal(r.status(), 200);
   await shot(page, 'cmc-devices');
+  return { page, code };
+}
+
+/** The CMC once the certificates are on the token: both listed, the status page says so. */
+async function certificates({ page }, reference) {
+  step('CMC: the identity and encryption certificates are listed');
+  const r = await page.goto(`${BASE}/cmc`);
+  assert.equal(r.status(), 200);
+  const listed = await page.textContent('main');
+  assert.doesNotMatch(listed, /No certificates yet/);
+  await shot(page, 'cmc-certificates');
+  await statusPage(page, reference, 'Retrieved');
+  await shot(page, 'status-retrieved');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -696,10 +827,12 @@ async function main() {
     console.log(`  application ${reference}`);
     await verifyEmail(browser, applicant, reference);
     const returning = await signIn(browser, reference);
-    await vet(browser, reference);
+    const operator = await vet(browser, reference);
     await tokenShipped(returning, reference);
     const password = await resetPassword(browser, reference);
-    await cmc(browser, reference, password);
+    const subscriber = await cmc(browser, reference, password);
+    await retrieve(browser, operator, reference, password);
+    await certificates(subscriber, reference);
   } catch (e) {
     for (const [label, page] of openPages) {
       if (page.isClosed()) continue;

@@ -277,10 +277,11 @@ impl IntoResponse for PageError {
             }
         };
         let page = ErrorPage { title, message: &message };
-        let response = match askama::Template::render(&page) {
+        let mut response = match askama::Template::render(&page) {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => (status, message).into_response(),
         };
+        response.extensions_mut().insert(crate::web::ErrorPageMark);
         match self {
             PageError::TooManyRequests { retry_after: s } => retry_after(response, s),
             PageError::Busy => retry_after(response, crate::hashing::RETRY_AFTER_SECONDS),

@@ -7,6 +7,13 @@
 //! nothing: a visitor without a stored session gets a cookie and a form token derived from it,
 //! and the row is written only when a handler first saves something (a draft, a sign-in), so
 //! a flood of page loads costs no disk.
+//!
+//! Every form is Post/Redirect/Get, so reload and Back never re-post a form or land on an
+//! address that only takes posts. Handlers answer a post either with a redirect or with a page
+//! (a form shown again with its errors, a result); this layer keeps such a page in the session
+//! and redirects to the post's own address, where the GET that follows shows it once. A GET of
+//! an address that only takes posts (Back to it, or reload after the page was shown) goes to
+//! the page that holds its form.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +23,11 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use signet_store::SessionRecord;
 use time::Duration;
 
@@ -34,6 +41,8 @@ const ANONYMOUS_LIFETIME: Duration = Duration::hours(24);
 const SIGNED_IN_LIFETIME: Duration = Duration::minutes(30);
 /// No form of ours comes near this; the cap applies before the CSRF check reads the body.
 const FORM_LIMIT: usize = 64 * 1024;
+/// No page of ours comes near this; a larger answer to a post is sent as it is, not kept.
+const KEPT_PAGE_LIMIT: usize = 1024 * 1024;
 
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -60,6 +69,7 @@ fn unstored(token: &str, now: time::OffsetDateTime) -> SessionRecord {
         principal: String::new(),
         data: "{}".into(),
         expires_at: now + ANONYMOUS_LIFETIME,
+        flash: None,
     }
 }
 
@@ -174,6 +184,7 @@ impl Session {
             principal: principal.stored(),
             data: "{}".into(),
             expires_at: now + lifetime(&principal),
+            flash: None,
         };
         self.write(Some(&new_hash)).await?;
         self.id_hash = new_hash;
@@ -254,15 +265,119 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
         // A new visitor, or a session that lapsed: nothing is stored until a handler saves.
         None => unstored(&token, now),
     };
-    let request = if request.method() == Method::POST { check_csrf(request, &record.csrf).await? } else { request };
+    let method = request.method().clone();
+    let address = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |a| a.to_string());
+    if method == Method::GET
+        && let Some(kept) = record.flash.as_deref().and_then(|f| serde_json::from_str::<KeptPage>(f).ok())
+        && kept.at == address
+    {
+        // Shown once: a reload after this asks the handler afresh.
+        state.store.set_session_flash(&id_hash, None).await.map_err(|e| PageError::from(e).into_response())?;
+        return Ok(kept.into_response());
+    }
+    let request = if method == Method::POST { check_csrf(request, &record.csrf).await? } else { request };
     let session = Session { state: state.clone(), id_hash, record, set_cookie: set_cookie.clone(), stored };
     let mut request = request;
     request.extensions_mut().insert(session);
     let mut response = next.run(request).await;
+    if method == Method::POST && is_kept_page(&response) {
+        response = keep(&state, &token, &set_cookie, address, response).await;
+    } else if matches!(method, Method::GET | Method::HEAD) && response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        response = Redirect::to(&form_page(request_path(&address))).into_response();
+    }
     if let Some(token) = set_cookie.lock().expect("cookie slot poisoned").take() {
         response.headers_mut().append(header::SET_COOKIE, set_cookie_header(&state, &token));
     }
     Ok(response)
+}
+
+/// A page a post answered, kept for the GET of `at` that follows.
+#[derive(Serialize, Deserialize)]
+struct KeptPage {
+    at: String,
+    status: u16,
+    html: String,
+}
+
+impl IntoResponse for KeptPage {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        with_status(Html(self.html).into_response(), status)
+    }
+}
+
+/// Marks the pages of [`PageError`]: they hold no form, so they are sent as they are.
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorPageMark;
+
+/// A page a handler rendered in answer to a post (not a redirect, not an error page).
+fn is_kept_page(response: &Response) -> bool {
+    let status = response.status();
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    html && (status.is_success() || status.is_client_error()) && response.extensions().get::<ErrorPageMark>().is_none()
+}
+
+/// Keeps `response` in the session (storing the session first if it was not) and answers with
+/// a redirect to `at`. If it cannot be kept, the page is sent as it is: the person still sees
+/// it, only reload would post again.
+async fn keep(
+    state: &AppState,
+    cookie: &str,
+    set_cookie: &Mutex<Option<String>>,
+    at: String,
+    response: Response,
+) -> Response {
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, KEPT_PAGE_LIMIT).await else {
+        return PageError::Internal("a page too large to keep".into()).into_response();
+    };
+    let kept = KeptPage { at: at.clone(), status, html: String::from_utf8_lossy(&bytes).into_owned() };
+    let kept = serde_json::to_string(&kept).expect("a kept page serializes");
+    // The handler may have stored the session under a new token (first save, sign-in).
+    let current = set_cookie.lock().expect("cookie slot poisoned").clone().unwrap_or_else(|| cookie.to_owned());
+    let stored = match state.store.set_session_flash(&token_hash(&current), Some(&kept)).await {
+        Err(signet_ra::issuance::StoreError::NotFound) => {
+            let fresh = random_token();
+            let record = SessionRecord { flash: Some(kept), ..unstored(&current, state.clock.now()) };
+            let created = state.store.create_session(&token_hash(&fresh), &record, state.clock.now()).await;
+            if created.is_ok() {
+                *set_cookie.lock().expect("cookie slot poisoned") = Some(fresh);
+            }
+            created
+        }
+        other => other,
+    };
+    match stored {
+        Ok(()) => Redirect::to(&at).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not keep a page for its redirect; sending it directly");
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+fn request_path(address: &str) -> &str {
+    address.split_once('?').map_or(address, |(path, _)| path)
+}
+
+/// The page holding the form that posts to `path`, for a GET of an address that only takes
+/// posts: each area's forms post below the page that shows them.
+fn form_page(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["console", "applications", id, _, ..] => format!("/console/applications/{id}"),
+        ["console", area, _, ..] => format!("/console/{area}"),
+        ["console", ..] => "/console".into(),
+        ["cmc", area @ ("recover" | "soft-token"), _, ..] => format!("/cmc/{area}"),
+        ["cmc", ..] => "/cmc".into(),
+        ["applications", id, _, ..] if *id != "sign-in" => format!("/applications/{id}"),
+        _ => "/".into(),
+    }
 }
 
 /// Reads the form body, compares its `_csrf` field with the session's in constant time, and

@@ -321,7 +321,8 @@ async fn repeated_wrong_passwords_lock_the_reference_for_a_while() {
     assert!(fifth.body.contains("Too many failed attempts"), "{}", fifth.body);
     // Locked: even the right password is refused until the lock runs out.
     let right = guesser.post("/applications/sign-in", &[("reference", &id), ("password", PASSWORD)]).await;
-    assert!(right.body.contains("Too many failed attempts") && right.location.is_none());
+    assert!(right.body.contains("Too many failed attempts"), "{}", right.body);
+    assert_ne!(right.location, Some(format!("/applications/{id}")), "not signed in");
     // A made-up reference locks the same way, so a lock reveals nothing.
     for _ in 0..5 {
         guesser.post("/applications/sign-in", &[("reference", "NOPE-NOPE"), ("password", "x")]).await;
@@ -399,6 +400,62 @@ async fn lapsed_sessions_are_purged_by_their_job() {
     assert_eq!(runner.run_once(Job::Sessions).await.unwrap(), Outcome::Sessions { purged: 1 });
     let again = b.get("/apply/agencies").await;
     assert_eq!(again.location.as_deref(), Some("/apply"), "the lapsed draft is gone");
+}
+
+/// Reload and Back after a refused form: the refusal comes by Post/Redirect/Get, is shown once,
+/// and is kept sealed; an address that only takes posts sends a GET to the page of its form.
+#[tokio::test]
+async fn refused_forms_come_by_redirect_and_reload_shows_the_form_again() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    b.get("/apply?program=Integrate").await;
+    let body = format!("_csrf={}&program=Integrate&residency=mars-rover-7", b.csrf.clone().unwrap());
+    let post = Request::post("/apply")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, b.cookie.clone().unwrap())
+        .body(Body::from(body))
+        .unwrap();
+    let posted = b.send(post).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    assert_eq!(posted.location.as_deref(), Some("/apply"));
+
+    // The kept page is sealed at rest: what was typed is not in the database in clear.
+    let kept: Vec<String> = sqlx::query("SELECT flash FROM web_sessions WHERE flash IS NOT NULL")
+        .fetch_all(p.state.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].starts_with("sealed:v1:") && !kept[0].contains("mars-rover-7"), "{}", kept[0]);
+
+    let shown = b.get("/apply").await;
+    assert_eq!(shown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(shown.body.contains("Say whether you live in the United States."), "{}", shown.body);
+    let reloaded = b.get("/apply").await;
+    assert_eq!(reloaded.status, StatusCode::OK, "shown once: a reload asks the page afresh");
+    assert!(!reloaded.body.contains("Say whether you live in the United States."));
+    assert!(reloaded.body.contains("name=\"residency\""), "the form again");
+
+    // Back to (or reload of) an address that only takes posts: its form's page, never a 405.
+    for (address, page) in [
+        ("/applications/sign-in", "/"),
+        ("/sign-out", "/"),
+        ("/console/applications/ABCD-EFGH/approve", "/console/applications/ABCD-EFGH"),
+        ("/console/tokens/1234/lost", "/console/tokens"),
+        ("/cmc/certificates/01AB/revoke", "/cmc"),
+        ("/cmc/soft-token/register", "/cmc/soft-token"),
+    ] {
+        let back = b.get(address).await;
+        assert_eq!((back.status, back.location.as_deref()), (StatusCode::SEE_OTHER, Some(page)), "{address}");
+    }
+
+    // An error page (here an expired form token) holds no form: it is sent as it is.
+    let stale = b.post_raw("/apply", "_csrf=stale&residency=united-states".into()).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
 }
 
 /// Walks a new wizard through program, agencies and certificate to the organization page.

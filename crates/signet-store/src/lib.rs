@@ -58,8 +58,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Seals and opens TOTP seeds; without it operators and soft tokens are out of reach.
-    seeds: Option<std::sync::Arc<signet_pki::seal::SealingKey>>,
+    /// Seals and opens TOTP seeds and the pages sessions keep for their next GET; without it
+    /// operators and soft tokens are out of reach and no page is kept.
+    sealing: Option<std::sync::Arc<signet_pki::seal::SealingKey>>,
 }
 
 /// Why the store could not be opened.
@@ -184,7 +185,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
-        let store = Self { pool, backend, seeds: None };
+        let store = Self { pool, backend, sealing: None };
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),

@@ -19,8 +19,8 @@ use sqlx::Row;
 
 use crate::{OpenError, Store, backend_error};
 
-/// What every sealed seed starts with; the version names the sealing scheme.
-const SEALED_PREFIX: &str = "sealed:v1:";
+/// What every sealed seed (and kept page) starts with; the version names the sealing scheme.
+pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
 
 /// Why a TOTP seed could not be sealed or opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -112,12 +112,12 @@ const SEED_TABLES: [SeedTable; 2] = [
 ];
 
 impl Store {
-    /// Gives the store the key that seals TOTP seeds at rest (the CA folder's `sealing.key`),
-    /// after sealing the seeds an earlier version stored in clear. Without it the store reads
+    /// Gives the store the key that seals TOTP seeds (and sessions' kept pages) at rest (the
+    /// CA folder's `sealing.key`), after sealing the seeds an earlier version stored in clear. Without it the store reads
     /// and writes no operator or soft token. Several nodes may run this at once: each seed is
     /// sealed by a compare-and-set on its clear value, so only one of them seals it.
     pub async fn with_sealing_key(mut self, key: SealingKey) -> Result<Self, OpenError> {
-        self.seeds = Some(Arc::new(key));
+        self.sealing = Some(Arc::new(key));
         let sealed = self.seal_clear_seeds().await.map_err(OpenError::SealSeeds)?;
         if sealed > 0 {
             tracing::info!(sealed, "sealed the TOTP seeds an earlier version stored in clear");
@@ -153,14 +153,14 @@ impl Store {
 
     /// The stored form of `secret` for `owner`'s row.
     pub(crate) fn seal_seed(&self, secret: &TotpSecret, owner: SeedOwner<'_>) -> Result<String, SeedError> {
-        let key = self.seeds.as_ref().ok_or(SeedError::NoKey)?;
+        let key = self.sealing.as_ref().ok_or(SeedError::NoKey)?;
         let sealed = key.seal(secret.to_base32().as_bytes(), &owner.context())?;
         Ok(format!("{SEALED_PREFIX}{}", hex::encode(sealed)))
     }
 
     /// The seed stored as `stored` in `owner`'s row.
     pub(crate) fn open_seed(&self, stored: &str, owner: SeedOwner<'_>) -> Result<TotpSecret, SeedError> {
-        let key = self.seeds.as_ref().ok_or(SeedError::NoKey)?;
+        let key = self.sealing.as_ref().ok_or(SeedError::NoKey)?;
         let sealed = stored.strip_prefix(SEALED_PREFIX).ok_or(SeedError::Clear)?;
         let sealed = hex::decode(sealed).map_err(|_| SeedError::Open)?;
         let base32 = String::from_utf8(key.open(&sealed, &owner.context())?).map_err(|_| SeedError::Seed)?;

@@ -439,3 +439,46 @@ async fn postgres_over_tls() {
     let err = Store::connect(&cluster.url("127.0.0.1", "sslmode=disable")).await.unwrap_err().to_string();
     assert!(err.contains("pg_hba.conf") && err.contains("no encryption"), "{err}");
 }
+
+/// A session's kept page (Post/Redirect/Get) opens only for its own session, is dropped with
+/// `None` and when the token rotates, and a session that is not stored has none to keep.
+#[tokio::test]
+async fn a_kept_page_belongs_to_its_session_and_goes_with_its_token() {
+    use signet_store::SessionRecord;
+    each_backend(|store| async move {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let record = SessionRecord {
+            csrf: "form-token".into(),
+            principal: String::new(),
+            data: "{}".into(),
+            expires_at: now + Duration::hours(1),
+            flash: None,
+        };
+        store.create_session("a", &record, now).await.unwrap();
+        store.create_session("b", &record, now).await.unwrap();
+        assert!(matches!(store.set_session_flash("nobody", Some("page")).await, Err(StoreError::NotFound)));
+
+        store.set_session_flash("a", Some("<p>typed</p>")).await.unwrap();
+        assert_eq!(store.session("a", now).await.unwrap().unwrap().flash.as_deref(), Some("<p>typed</p>"));
+        // Copied onto another session's row, the sealed page does not open.
+        sqlx::query("UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.session("b", now).await.unwrap().unwrap().flash, None);
+
+        // Saving the session keeps the page; rotating its token drops it.
+        store.update_session("a", None, &record).await.unwrap();
+        assert!(store.session("a", now).await.unwrap().unwrap().flash.is_some());
+        store.set_session_flash("a", None).await.unwrap();
+        assert_eq!(store.session("a", now).await.unwrap().unwrap().flash, None);
+        store.set_session_flash("a", Some("page")).await.unwrap();
+        store.update_session("a", Some("a2"), &record).await.unwrap();
+        let raw: Option<String> = sqlx::query_scalar("SELECT flash FROM web_sessions WHERE id_hash = 'a2'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(raw, None);
+    })
+    .await;
+}

@@ -197,7 +197,7 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     let softhsm_conf = signet_testkit::softhsm_conf(&tokens);
     let provisioned = must(
         SIGNET,
-        &["admin", "token", "provision", "--module", "/usr/lib/softhsm/libsofthsm2.so"],
+        &["admin", "token", "provision", "--module", SOFTHSM],
         &[("SIGNET_CONFIG", config.to_str().unwrap()), ("SOFTHSM2_CONF", softhsm_conf.to_str().unwrap())],
     );
     let token_serial = provisioned.strip_prefix("Token ").and_then(|r| r.split_whitespace().next()).unwrap().to_owned();
@@ -217,6 +217,9 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
         ("SIGNET_CHROMIUM", chromium()),
         ("SIGNET_APPLICANT_PASSWORD", APPLICANT_PASSWORD.to_owned()),
         ("SIGNET_TOKEN_SERIAL", token_serial.clone()),
+        ("SIGNET_BIN", SIGNET.to_owned()),
+        ("SIGNET_PKCS11_MODULE", SOFTHSM.to_owned()),
+        ("SOFTHSM2_CONF", softhsm_conf.display().to_string()),
     ];
     let (ok, printed) = run_node(&e2e, &env, tmp.path());
     let log = server.log.lock().unwrap().clone();

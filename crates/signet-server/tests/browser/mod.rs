@@ -55,12 +55,20 @@ impl Browser {
         self.send(req.body(Body::empty()).unwrap()).await
     }
 
+    /// Posts a form. A page answered to a post comes by Post/Redirect/Get: a redirect to the
+    /// post's own address, which this follows as a browser does, returning the page the GET
+    /// shows (with the redirect's `location`).
     pub async fn post_raw(&mut self, path: &str, body: String) -> Page {
         let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(c) = &self.cookie {
             req = req.header(header::COOKIE, c);
         }
-        self.send(req.body(Body::from(body)).unwrap()).await
+        let posted = self.send(req.body(Body::from(body)).unwrap()).await;
+        if posted.status != StatusCode::SEE_OTHER || posted.location.as_deref() != Some(path) {
+            return posted;
+        }
+        let shown = self.get(path).await;
+        Page { location: posted.location, ..shown }
     }
 
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
