@@ -534,6 +534,13 @@ impl PhoneNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// As people write it: North American numbers as `(206) 555-0142`, others in E.164.
+    pub fn display(&self) -> String {
+        match self.0.strip_prefix("+1") {
+            Some(n) if n.len() == 10 => format!("({}) {}-{}", &n[..3], &n[3..6], &n[6..]),
+            _ => self.0.clone(),
+        }
+    }
 }
 
 /// An address line or city: trimmed, 1–64 characters.
@@ -2479,5 +2486,11 @@ pub(crate) mod tests {
         assert_eq!(ApplicationId::new(&id.as_str().to_lowercase()).unwrap(), id);
         assert!(ApplicationId::new("short").is_err());
         assert!(OperatorId::new("alice@ra").is_ok() && OperatorId::new("alice smith").is_err());
+    }
+
+    #[test]
+    fn phone_numbers_display_as_people_write_them() {
+        assert_eq!(PhoneNumber::new("206 555 0142").unwrap().display(), "(206) 555-0142");
+        assert_eq!(PhoneNumber::new("+44 20 7123 4567").unwrap().display(), "+442071234567");
     }
 }

@@ -33,6 +33,10 @@ pub enum AuditAction {
     EmailVerified,
     /// The notarized forms arrived by mail.
     FormsReceived,
+    /// The applicant recorded the carrier and tracking number of the forms they mailed.
+    FormsMailed,
+    /// An operator found the mailed forms deficient; the applicant is asked to re-send them.
+    FormsDeficient,
     /// An organization officer call-back reached no one.
     OfficerCallAttempted,
     /// The organization officer confirmed the applicant's employment.
@@ -145,6 +149,8 @@ impl AuditAction {
             Self::ApplicationSubmitted => "application-submitted",
             Self::EmailVerified => "email-verified",
             Self::FormsReceived => "forms-received",
+            Self::FormsMailed => "forms-mailed",
+            Self::FormsDeficient => "forms-deficient",
             Self::OfficerCallAttempted => "officer-call-attempted",
             Self::OfficerConfirmed => "officer-confirmed",
             Self::IdentityVerified => "identity-verified",

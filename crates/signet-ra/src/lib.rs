@@ -41,10 +41,12 @@ pub mod application;
 pub mod audit;
 pub mod clock;
 pub mod cmc;
+pub mod contact;
 pub mod delivery;
 pub mod enterprise;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod forms_mail;
 pub mod issuance;
 pub mod key_recovery;
 pub mod lockout;

@@ -15,6 +15,8 @@ use time::Date;
 
 use crate::application::{Application, ApplicationState, IssuedSecret, Transition};
 use crate::audit::AuditAction;
+use crate::contact::RaContact;
+use crate::forms_mail::{Deficiency, PaperForm};
 use crate::password_reset::{ResetLink, ResetToken};
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
 
@@ -40,6 +42,8 @@ pub enum MessageKind {
     Rejected,
     /// A password reset link.
     PasswordReset,
+    /// The mailed forms must be sent again: what is wrong and where to send them.
+    FormsDeficient,
 }
 
 impl MessageKind {
@@ -55,6 +59,7 @@ impl MessageKind {
             Self::Expired => "expired",
             Self::Rejected => "rejected",
             Self::PasswordReset => "password-reset",
+            Self::FormsDeficient => "forms-deficient",
         }
     }
 }
@@ -75,19 +80,28 @@ pub struct OutboxMessage {
     pub dedup_key: String,
 }
 
-/// Renders notices for one deployment: its portal address, deadline rules and type names.
+/// Renders notices for one deployment: its portal address, deadline rules, type names and the
+/// RA's contact (where forms are mailed, whom to ask).
 #[derive(Debug, Clone)]
 pub struct Notifier {
     base_url: String,
     policy: DeadlinePolicy,
     type_names: BTreeMap<String, String>,
+    contact: RaContact,
 }
 
 impl Notifier {
-    /// A notifier for the portal at `base_url` (e.g. `https://ra.example.gov`).
+    /// A notifier for the portal at `base_url` (e.g. `https://ra.example.gov`), signing as the
+    /// example RA until [`Notifier::with_contact`] names the real one.
     pub fn new(base_url: &str, catalog: &Catalog, policy: DeadlinePolicy) -> Self {
         let type_names = catalog.types().iter().map(|t| (t.id.clone(), t.name.clone())).collect();
-        Self { base_url: base_url.trim_end_matches('/').to_owned(), policy, type_names }
+        Self { base_url: base_url.trim_end_matches('/').to_owned(), policy, type_names, contact: RaContact::example() }
+    }
+
+    /// The same notifier, with `contact`'s mailing address and support line in its messages.
+    #[must_use]
+    pub fn with_contact(self, contact: RaContact) -> Self {
+        Self { contact, ..self }
     }
 
     /// The messages a transition sends (none for internal steps such as the first approval).
@@ -122,15 +136,17 @@ impl Notifier {
         };
         let todo = match app.state() {
             ApplicationState::Submitted { .. } => {
-                "Verify your email address with the link we sent, then have your forms notarized and mail them."
+                "Verify your email address with the link we sent, then have your forms notarized and mail them.".to_owned()
             }
-            ApplicationState::EmailVerified { .. } => {
-                "Have pages 2, 4 (and 5 if it applies) notarized and mail the originals to us with tracking."
-            }
+            ApplicationState::EmailVerified { .. } => format!(
+                "Have your forms notarized and mail the signed originals with a tracking number.\n\n{}\n\n{}",
+                self.files_to_print(app),
+                self.mail_to()
+            ),
             ApplicationState::CertificatesReady { .. } => {
-                "Retrieve your certificates now with the activation code we emailed and your account password."
+                "Retrieve your certificates now with the activation code we emailed and your account password.".to_owned()
             }
-            _ => "We are processing your application. If your token has not arrived, contact us.",
+            _ => "We are processing your application. If your token has not arrived, contact us.".to_owned(),
         };
         let body = format!(
             "{when} before your ECA application's deadline ({}).\n\n{todo}\n\n{}",
@@ -184,10 +200,12 @@ impl Notifier {
     ) -> OutboxMessage {
         let applicant = &app.form().applicant;
         let body_text = format!(
-            "Hello {},\n\n{body}\n\nApplication reference: {}\nStatus: {}\n\nSignet Registration Authority\n",
+            "Hello {},\n\n{body}\n\nApplication reference: {}\nStatus: {}\n\n{}\n{}\n",
             applicant.name,
             app.id(),
-            self.status_url(app)
+            self.status_url(app),
+            self.contact.name.as_str(),
+            self.contact.support_line(),
         );
         let dedup_key = if key_suffix.is_empty() {
             format!("{}:{}", kind.name(), app.id())
@@ -197,25 +215,42 @@ impl Notifier {
         OutboxMessage { to: applicant.email.clone(), subject, body_text, kind, dedup_key }
     }
 
+    /// The PDF files this applicant prints, by the names they download under.
+    fn files_to_print(&self, app: &Application) -> String {
+        let files: Vec<String> = PaperForm::needed_by(app)
+            .into_iter()
+            .map(|f| format!("   - {} ({})", f.file_name(app.id()), f.title()))
+            .collect();
+        format!("Print these files from your status page ({}):\n{}", self.status_url(app), files.join("\n"))
+    }
+
+    /// Where the signed originals go.
+    fn mail_to(&self) -> String {
+        let lines: Vec<String> = self.contact.mailing_address.lines().map(|l| format!("   {l}")).collect();
+        format!("Mail the signed originals to:\n{}", lines.join("\n"))
+    }
+
     fn verification(&self, app: &Application, token: &str) -> OutboxMessage {
         let link = format!("{}/verify-email?application={}&token={token}", self.base_url, app.id());
         // The seed onboarding guide's Parts 1 and 2, in order, so the email is the checklist.
         let proofing = if app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar {
             // DESIGN §2: Medium Hardware is proofed in person by a registrar, never a notary.
             "4. This certificate type must be proofed in person by a registrar or Trusted Agent, not a notary: \
-             we will contact you to arrange it. Bring your identity documents and pages 2, 4 (and 5 if it applies)."
+             we will contact you to arrange it. Bring your identity documents and the printed forms."
         } else {
-            "4. Take your identity documents and pages 2, 4 (and 5 if it applies) to a notary; make sure the \
-             notary's official seal is on the pages."
+            "4. Take your identity documents and the Identity Verification form to a notary; make sure the \
+             notary's official seal is on the page."
         };
         let body = format!(
             "Thank you for applying for a DoD ECA {} certificate.\n\n\
              1. Verify your email address: open this link and press the confirm button.\n   {link}\n\
-             2. Download your forms from the status page.\n\
-             3. Have your Organization Officer complete page 2.\n\
+             2. {}\n\
+             3. Have your Organization Officer complete the Organization Officer Verification form.\n\
              {proofing}\n\
-             5. Mail the originals to us with a tracking number.\n\n{}",
+             5. {}\n   Then record the carrier and tracking number on your status page.\n\n{}",
             self.type_name(app),
+            self.files_to_print(app),
+            self.mail_to(),
             self.deadline_rule(&Deadline { kind: DeadlineKind::Open, last_day: app.submitted_at().date() })
         );
         self.message(
@@ -231,7 +266,7 @@ impl Notifier {
         let forms = app.state().forms().expect("forms-received carries the forms");
         let body = format!(
             "We received your forms on {} ({} {}).\n\nNext we will call your Organization Officer at the number on \
-             page 2 to confirm your employment; if they miss our call, they can call us back.\n\n\
+             the Organization Officer Verification form to confirm your employment; if they miss our call, they can call us back.\n\n\
              Certificates must be retrieved by {}.",
             forms.received_on,
             forms.tracking.carrier.name(),
@@ -239,6 +274,28 @@ impl Notifier {
             self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string()),
         );
         self.message(app, MessageKind::FormsReceived, "We received your ECA forms".into(), &body, String::new())
+    }
+
+    /// The notice that the mailed forms must be sent again, after an operator's `finding`.
+    pub fn forms_deficient(&self, app: &Application, finding: &Deficiency) -> OutboxMessage {
+        let problems: Vec<String> = finding.problems.iter().map(|p| format!(" - {}", p.to_applicant())).collect();
+        let note = finding.note.as_ref().map_or_else(String::new, |n| format!("A note from our staff: {n}\n\n"));
+        let body = format!(
+            "We checked the forms you mailed and need you to re-send some of them:\n\n{}\n\n{note}{}\n\n{}\n\n\
+             Then record the new carrier and tracking number on your status page. The forms must still reach us \
+             by {}.",
+            problems.join("\n"),
+            self.files_to_print(app),
+            self.mail_to(),
+            self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string()),
+        );
+        self.message(
+            app,
+            MessageKind::FormsDeficient,
+            "Please re-send some of your ECA forms".into(),
+            &body,
+            finding.at.unix_timestamp().to_string(),
+        )
     }
 
     fn approved(&self, app: &Application) -> OutboxMessage {
@@ -475,5 +532,36 @@ mod tests {
         assert!(m.body_text.contains("notarized") && m.body_text.contains("open 45 days"), "{}", m.body_text);
         assert!(m.dedup_key.contains(":open:2:"));
         assert_eq!(MessageKind::DeadlineReminder.name(), "deadline-reminder");
+    }
+
+    #[test]
+    fn mails_name_the_files_the_mailing_address_and_the_contact() {
+        let contact =
+            RaContact::new("Acme RA", &["PO Box 1", "Reston, VA 20190"], "help@acme-ra.example", "571 555 0199").unwrap();
+        let n = notifier().with_contact(contact);
+        let t = Application::submit(ApplicationId::generate(), form("medium-token"), T0);
+        let m = only(n.outbox_for(&t));
+        let id = t.application.id();
+        for file in ["officer-verification.pdf", "identity-verification.pdf"] {
+            assert!(m.body_text.contains(&format!("{id}-{file}")), "{}", m.body_text);
+        }
+        assert!(!m.body_text.contains("pages 2"), "{}", m.body_text);
+        assert!(m.body_text.contains("Mail the signed originals to:\n   PO Box 1\n   Reston, VA 20190"), "{}", m.body_text);
+        assert!(
+            m.body_text.ends_with("Acme RA\nQuestions? Email help@acme-ra.example or call (571) 555-0199.\n"),
+            "{}",
+            m.body_text
+        );
+
+        let (app, _, clock) = walk("medium-token", "forms-received");
+        use crate::forms_mail::FormProblem;
+        let finding =
+            Deficiency::new(&[FormProblem::NotarySealMissing, FormProblem::Other], "Seal is faint.", clock.now()).unwrap();
+        let m = n.forms_deficient(&app, &finding);
+        assert_eq!((m.kind, m.kind.name()), (MessageKind::FormsDeficient, "forms-deficient"));
+        assert!(m.body_text.contains("official seal is not on the Identity Verification form"), "{}", m.body_text);
+        assert!(m.body_text.contains("A note from our staff: Seal is faint."), "{}", m.body_text);
+        assert!(m.body_text.contains("   PO Box 1") && m.body_text.contains("identity-verification.pdf"));
+        assert_eq!(m.dedup_key, format!("forms-deficient:{}:{}", app.id(), clock.now().unix_timestamp()));
     }
 }

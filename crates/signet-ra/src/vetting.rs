@@ -79,6 +79,17 @@ impl Carrier {
             Self::Other => "carrier",
         }
     }
+
+    /// What its tracking numbers look like, in words, for a person copying one from a receipt.
+    pub fn number_hint(self) -> &'static str {
+        match self {
+            Self::Ups => "A UPS tracking number has 18 letters and digits and starts with 1Z.",
+            Self::Fedex => "A FedEx tracking number has 12, 15, 20 or 22 digits.",
+            Self::Usps => "A USPS tracking number has 20 to 22 digits, or 13 characters like EA123456789US.",
+            Self::Dhl => "A DHL tracking number has 10 digits.",
+            Self::Other => "A tracking number has 6 to 40 letters and digits.",
+        }
+    }
 }
 
 /// A tracking number in its carrier's format, uppercased, spaces removed. The seed guide:

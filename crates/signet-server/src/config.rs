@@ -8,6 +8,7 @@ use serde::Deserialize;
 use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::profile::Catalog;
+use signet_ra::contact::RaContact;
 use time::Duration;
 
 use crate::mail::{MailConfig, MailSettings};
@@ -66,9 +67,54 @@ pub struct ServerConfig {
     /// `[limits]`: timeouts, connections, password hashing and per-client attempts.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// `[ra]`: the Registration Authority as applicants reach it.
+    #[serde(default)]
+    pub ra: RaConfig,
     /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
     /// itself when this is not set.
     pub client_download: Option<PathBuf>,
+}
+
+/// `[ra]`: who the applicant mails the notarized forms to and asks for help. Printed on the
+/// forms, in every applicant mail and on the status page. A setting left out takes the example
+/// RA's, which is right only for a development server.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaConfig {
+    /// The RA's name, as mail is signed.
+    pub name: Option<String>,
+    /// The postal address for the notarized originals, 2 to 6 lines of at most 64 characters.
+    pub mailing_address: Option<Vec<String>>,
+    /// The support email address.
+    pub support_email: Option<String>,
+    /// The support phone number.
+    pub support_phone: Option<String>,
+}
+
+impl RaConfig {
+    fn into_contact(self) -> Result<RaContact, ConfigError> {
+        use signet_ra::contact::ContactError;
+        let example = RaContact::example();
+        let address: Vec<String> = match self.mailing_address {
+            Some(lines) => lines,
+            None => example.mailing_address.lines().map(str::to_owned).collect(),
+        };
+        RaContact::new(
+            self.name.as_deref().unwrap_or(example.name.as_str()),
+            &address,
+            self.support_email.as_deref().unwrap_or(example.support_email.as_str()),
+            self.support_phone.as_deref().unwrap_or(example.support_phone.as_str()),
+        )
+        .map_err(|e| {
+            let field = match e {
+                ContactError::Name => "ra.name",
+                ContactError::Email(_) => "ra.support_email",
+                ContactError::Phone(_) => "ra.support_phone",
+                _ => "ra.mailing_address",
+            };
+            ConfigError::Invalid { field, message: e.to_string() }
+        })
+    }
 }
 
 /// Validated settings.
@@ -100,6 +146,8 @@ pub struct Settings {
     pub limits: crate::limits::Limits,
     /// See [`ServerConfig::client_download`].
     pub client_download: Option<PathBuf>,
+    /// The Registration Authority as applicants reach it.
+    pub ra: RaContact,
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -152,6 +200,7 @@ impl ServerConfig {
         let mail = self.mail.into_settings(&data_dir, |name| std::env::var(name).ok())?;
         let acme = self.acme.into_settings(&catalog)?;
         let limits = self.limits.into_limits()?;
+        let ra = self.ra.into_contact()?;
         Ok(Settings {
             listen,
             base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
@@ -166,6 +215,7 @@ impl ServerConfig {
             acme,
             limits,
             client_download: self.client_download,
+            ra,
         })
     }
 }
@@ -188,6 +238,36 @@ mod tests {
         assert!(bad.into_settings().is_err());
         assert!(toml::from_str::<ServerConfig>("unknown = 1").is_err());
         assert!(toml::from_str::<ServerConfig>("[mail]\nsmtp_host = \"x\"").is_err(), "unknown mail field");
+    }
+
+    #[test]
+    fn ra_table_is_read_and_validated() {
+        let s = ServerConfig::default().into_settings().unwrap();
+        assert_eq!(s.ra, RaContact::example(), "a development server has the example RA");
+        let cfg: ServerConfig = toml::from_str(
+            "[ra]\nname = \"Acme RA\"\nmailing_address = [\"Acme RA, ECA Forms\", \"PO Box 7\", \"Reston, VA 20190\"]\n\
+             support_email = \"help@acme-ra.example\"\nsupport_phone = \"571-555-0199\"",
+        )
+        .unwrap();
+        let ra = cfg.into_settings().unwrap().ra;
+        assert_eq!(ra.name.as_str(), "Acme RA");
+        assert_eq!(ra.mailing_address.lines().collect::<Vec<_>>(), ["Acme RA, ECA Forms", "PO Box 7", "Reston, VA 20190"]);
+        assert_eq!(ra.support_line(), "Questions? Email help@acme-ra.example or call (571) 555-0199.");
+        for (toml, field) in [
+            ("[ra]\nmailing_address = [\"PO Box 7\"]", "ra.mailing_address"),
+            ("[ra]\nmailing_address = [\"PO Box 7\", \"\"]", "ra.mailing_address"),
+            ("[ra]\nsupport_email = \"help\"", "ra.support_email"),
+            ("[ra]\nsupport_phone = \"call us\"", "ra.support_phone"),
+            ("[ra]\nname = \"\"", "ra.name"),
+        ] {
+            let bad: ServerConfig = toml::from_str(toml).unwrap();
+            assert!(matches!(bad.into_settings(), Err(ConfigError::Invalid { field: f, .. }) if f == field), "{toml}");
+        }
+        let seven = format!("[ra]\nmailing_address = [{}]", vec!["\"line\""; 7].join(", "));
+        let bad: ServerConfig = toml::from_str(&seven).unwrap();
+        let Err(ConfigError::Invalid { message, .. }) = bad.into_settings() else { panic!("seven lines accepted") };
+        assert_eq!(message, "the mailing address must have 2 to 6 lines, not 7");
+        assert!(toml::from_str::<ServerConfig>("[ra]\naddress = \"x\"").is_err(), "unknown ra field");
     }
 
     #[test]

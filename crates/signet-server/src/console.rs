@@ -29,6 +29,7 @@ use signet_ra::application::{
     Reason, Residency, Vetting,
 };
 use signet_ra::audit::{AuditAction, AuditEvent, AuditRecord};
+use signet_ra::forms_mail::{Deficiency, DeficiencyError, FormProblem, FormsTrail};
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
@@ -63,6 +64,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/applications/{id}", get(application_page))
         .route("/console/applications/{id}/note", post(note_post))
         .route("/console/applications/{id}/witness", post(witness_post))
+        .route("/console/applications/{id}/deficiency", post(deficiency_post))
         .route("/console/applications/{id}/{action}", post(application_post))
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
@@ -339,6 +341,8 @@ enum Action {
 const NOTE: &str = "note";
 /// The form recording a witnessed key generation (hardware key types).
 const WITNESS: &str = "witness";
+/// The form finding the mailed forms deficient, which asks the applicant to re-send them.
+const DEFICIENCY: &str = "deficiency";
 
 impl Action {
     const ALL: [Self; 8] = [
@@ -422,6 +426,10 @@ impl Fields {
     fn nth(&self, name: &str, i: usize) -> &str {
         self.0.iter().filter(|(k, _)| k == name).nth(i).map_or("", |(_, v)| v.as_str())
     }
+    /// Every value sent under `name` (ticked checkboxes).
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Field → message for a refused form; identity rows use `type1`, `number2`, ….
@@ -460,7 +468,7 @@ impl Check {
 }
 
 /// The carriers the forms offer: (form value, label, carrier).
-const CARRIERS: [(&str, &str, Carrier); 5] = [
+pub(crate) const CARRIERS: [(&str, &str, Carrier); 5] = [
     ("usps", "USPS", Carrier::Usps),
     ("ups", "UPS", Carrier::Ups),
     ("fedex", "FedEx", Carrier::Fedex),
@@ -699,6 +707,13 @@ struct ApplicationPage {
     witness_offered: bool,
     /// The recorded witnessed key generation, as a sentence; empty if none.
     witnessed: String,
+    /// What the applicant said they mailed the forms with: the receipt form starts from it.
+    mailed_carrier: &'static str,
+    mailed_tracking: String,
+    /// Whether the deficiency form is shown.
+    deficiency_offered: bool,
+    /// (value, label) of each problem the deficiency form lists.
+    problems: Vec<(&'static str, &'static str)>,
     entered: Entered,
 }
 
@@ -718,12 +733,21 @@ impl ApplicationPage {
                 ("forms", "attestation") if self.in_person => "in-person",
                 ("forms", "attestation") => "notarized",
                 ("forms", "citizenship") => "none",
+                ("forms", "carrier") => self.mailed_carrier,
+                ("forms", "tracking") => &self.mailed_tracking,
                 _ => "",
             },
         }
     }
     fn picked(&self, form: &str, field: &str, value: &str) -> bool {
         self.val(form, field) == value
+    }
+    /// Whether the refused deficiency form had `problem` ticked.
+    fn ticked(&self, problem: &str) -> bool {
+        match &self.entered.fields {
+            Some(f) if self.failed(DEFICIENCY) => f.all("problem").any(|v| v == problem),
+            _ => false,
+        }
     }
     /// Identity row `i`'s `field`, as typed.
     fn row(&self, field: &str, i: &usize) -> &str {
@@ -806,11 +830,24 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
 }
 
-fn evidence(app: &Application, token: Option<&StockToken>) -> Vec<Section> {
+fn evidence(app: &Application, token: Option<&StockToken>, trail: &FormsTrail) -> Vec<Section> {
     use ApplicationState as S;
     let state = app.state();
     let mut out = Vec::new();
     let row = |k: &str, v: String| (k.to_owned(), v);
+    if let Some(m) = &trail.mailed {
+        let rows = vec![
+            row("Mailed with", format!("{} {}", m.tracking.carrier.name(), m.tracking.number.as_str())),
+            row("Recorded by the applicant", when(m.at)),
+        ];
+        out.push(Section { title: "Forms mailed (as the applicant told us)", rows });
+    }
+    if let Some(d) = &trail.deficiency {
+        let mut rows: Vec<(String, String)> = d.problems.iter().map(|p| row("Problem", p.label().to_owned())).collect();
+        rows.extend(d.note.iter().map(|n| row("Note to the applicant", n.clone())));
+        rows.push(row("Found", when(d.at)));
+        out.push(Section { title: "Forms to be re-sent", rows });
+    }
     if let Some(forms) = state.forms() {
         let mut rows = vec![
             row("Received", forms.received_on.to_string()),
@@ -968,6 +1005,12 @@ async fn application_view(
     });
     let witness_offered = witness.is_none() && needs_witness(s, &app) && op.role.may(Permission::VetApplications);
     let token = s.store.token_of(id).await?;
+    let trail = FormsTrail::of(&history);
+    let mailed_carrier = trail.mailed.as_ref().map_or("", |m| {
+        CARRIERS.iter().find(|(_, _, c)| *c == m.tracking.carrier).map_or("", |(v, _, _)| *v)
+    });
+    let mailed_tracking = trail.mailed.as_ref().map_or_else(String::new, |m| m.tracking.number.as_str().to_owned());
+    let deficiency_offered = Deficiency::may_be_found(app.state()) && op.role.may(Permission::VetApplications);
     let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
         let what = match d.kind {
             DeadlineKind::Open => "The forms must arrive by",
@@ -989,7 +1032,7 @@ async fn application_view(
         submitted: submitted_rows(s, &app),
         blocking: blocking.into_iter().map(|f| f.message).collect(),
         warnings: warnings.into_iter().map(|f| f.message).collect(),
-        evidence: evidence(&app, token.as_ref()),
+        evidence: evidence(&app, token.as_ref(), &trail),
         history: history.iter().map(history_row).collect(),
         offered: Action::ALL.into_iter().filter(|a| a.applies(app.state()) && op.role.may(a.permission())).collect(),
         in_person: app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar,
@@ -1001,6 +1044,10 @@ async fn application_view(
         document_rows: (0..DOCUMENT_ROWS).collect(),
         witness_offered,
         witnessed,
+        mailed_carrier,
+        mailed_tracking,
+        deficiency_offered,
+        problems: FormProblem::ALL.iter().map(|p| (p.name(), p.label())).collect(),
         entered,
     })
 }
@@ -1031,6 +1078,7 @@ async fn application_page(
     let notice = match q.done.as_str() {
         NOTE => "Your note is added.",
         WITNESS => "The witnessed key generation is recorded.",
+        DEFICIENCY => "The problems are recorded and the applicant is emailed what to re-send.",
         other => Action::parse(other).map_or("", Action::done),
     };
     match application_view(&s, &session, &op, &id, notice, Entered::default()).await {
@@ -1051,6 +1099,31 @@ async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -
         json!({ "note": note.0 }),
     );
     s.store.audit(&event).await.map_err(|e| Refusal::Page(e.into()))
+}
+
+async fn add_deficiency(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+    let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
+    if !Deficiency::may_be_found(app.state()) {
+        return Err(Refusal::Refused(
+            "forms are found deficient only after the email is confirmed and before the approval".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let mut problems = Vec::new();
+    for value in f.all("problem") {
+        match FormProblem::parse(value) {
+            Some(p) => problems.push(p),
+            None => return Err(Refusal::Invalid(Errors::from([("problem".to_owned(), "Tick problems from the list.".to_owned())]))),
+        }
+    }
+    let finding = Deficiency::new(&problems, f.get("note"), s.clock.now()).map_err(|e| {
+        let field = if e == DeficiencyError::NoProblem { "problem" } else { "note" };
+        Refusal::Invalid(Errors::from([(field.to_owned(), e.to_string())]))
+    })?;
+    // The finding and the mail asking to re-send are one write: no finding the applicant is not told.
+    let notice = s.notifier.forms_deficient(&app, &finding);
+    let event = finding.event(id, &Actor::Operator(op.id.clone()));
+    s.store.audit_with_notices(&event, &[notice]).await.map_err(|e| Refusal::Page(e.into()))
 }
 
 async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
@@ -1177,8 +1250,12 @@ async fn witness_post(State(s): State<AppState>, session: Session, Path(id): Pat
     record_post(s, session, id, body, WITNESS).await
 }
 
-/// A form of the application page that records something beside the lifecycle: a note, or a
-/// witnessed key generation.
+async fn deficiency_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+    record_post(s, session, id, body, DEFICIENCY).await
+}
+
+/// A form of the application page that records something beside the lifecycle: a note, a
+/// witnessed key generation, or a deficiency finding on the mailed forms.
 #[tracing::instrument(skip_all, fields(application = %id, form = form))]
 async fn record_post(s: AppState, mut session: Session, id: String, body: Bytes, form: &'static str) -> Response {
     let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
@@ -1189,6 +1266,7 @@ async fn record_post(s: AppState, mut session: Session, id: String, body: Bytes,
     let fields = Fields::parse(&body);
     let outcome = match form {
         WITNESS => add_witness(&s, &op, &id, &fields).await,
+        DEFICIENCY => add_deficiency(&s, &op, &id, &fields).await,
         _ => add_note(&s, &op, &id, &fields).await,
     };
     respond(&s, &session, &op, &id, form, fields, outcome).await

@@ -18,53 +18,29 @@ use std::sync::OnceLock;
 
 use signet_pki::profile::Catalog;
 use signet_ra::application::{Application, Residency};
+use signet_ra::contact::RaContact;
+use signet_ra::forms_mail::PaperForm;
 use signet_ra::vetting::{self, ACCEPTED_DOCUMENTS, DeadlineKind, DeadlinePolicy, DocumentList, ProofingRule};
 use signet_ra::wizard::AgencyCatalog;
 use time::Date;
 use unicode_normalization::UnicodeNormalization;
 
-/// The Organization Officer Verification form: the applicant's details pre-filled on the left,
-/// the officer's on the right (seed guide: "The left side is pre-populated with your
-/// information").
-pub fn officer_verification(app: &Application, base_url: &str) -> Vec<u8> {
-    packet(app, base_url, &[Form::Officer])
-}
-
-/// The Identity Verification form: the documents the applicant shows, and the notary or
-/// in-person registrar block.
-pub fn identity_verification(app: &Application, base_url: &str) -> Vec<u8> {
-    packet(app, base_url, &[Form::Identity])
-}
-
-/// The citizenship page (needed when the applicant holds a second citizenship).
-pub fn citizenship(app: &Application, base_url: &str) -> Vec<u8> {
-    packet(app, base_url, &[Form::Citizenship])
+/// One form as a one-page PDF: the Organization Officer Verification (the applicant's details
+/// pre-filled on the left, the officer's on the right — seed guide: "The left side is
+/// pre-populated with your information"), the Identity Verification (the documents the applicant
+/// shows, and the notary or in-person registrar block), or the citizenship page (needed when the
+/// applicant holds a second citizenship). Each says where to mail it, from `contact`.
+pub fn form(app: &Application, form: PaperForm, base_url: &str, contact: &RaContact) -> Vec<u8> {
+    packet(app, base_url, contact, &[form])
 }
 
 /// The three forms as one three-page PDF, to print in one go.
-pub fn all_forms(app: &Application, base_url: &str) -> Vec<u8> {
-    packet(app, base_url, &[Form::Officer, Form::Identity, Form::Citizenship])
+pub fn all_forms(app: &Application, base_url: &str, contact: &RaContact) -> Vec<u8> {
+    packet(app, base_url, contact, &PaperForm::ALL)
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Form {
-    Officer,
-    Identity,
-    Citizenship,
-}
-
-impl Form {
-    fn title(self) -> &'static str {
-        match self {
-            Self::Officer => "Organization Officer Verification",
-            Self::Identity => "Identity Verification",
-            Self::Citizenship => "Citizenship",
-        }
-    }
-}
-
-fn packet(app: &Application, base_url: &str, forms: &[Form]) -> Vec<u8> {
-    let facts = Facts::of(app, base_url);
+fn packet(app: &Application, base_url: &str, contact: &RaContact, forms: &[PaperForm]) -> Vec<u8> {
+    let facts = Facts::of(app, base_url, contact);
     let pages: Vec<String> = forms
         .iter()
         .enumerate()
@@ -72,12 +48,13 @@ fn packet(app: &Application, base_url: &str, forms: &[Form]) -> Vec<u8> {
             let mut page = Page::default();
             let mut col = page.header(&facts, form);
             match form {
-                Form::Officer => officer_body(&mut page, &mut col, &facts),
-                Form::Identity => identity_body(&mut page, &mut col, &facts),
-                Form::Citizenship => citizenship_body(&mut page, &mut col, &facts),
+                PaperForm::Officer => officer_body(&mut page, &mut col, &facts),
+                PaperForm::Identity => identity_body(&mut page, &mut col, &facts),
+                PaperForm::Citizenship => citizenship_body(&mut page, &mut col, &facts),
             }
             page.attestation(&mut col, &facts);
             page.deadlines(&mut col, &facts);
+            page.mail_to(&mut col, &facts);
             page.footer(&facts, form, i + 1, forms.len());
             page.ops
         })
@@ -123,10 +100,12 @@ struct Facts {
     policy: DeadlinePolicy,
     due: Option<String>,
     status_url: String,
+    mail_to: Vec<String>,
+    support: String,
 }
 
 impl Facts {
-    fn of(app: &Application, base_url: &str) -> Self {
+    fn of(app: &Application, base_url: &str, contact: &RaContact) -> Self {
         let form = app.form();
         let who = &form.applicant;
         let names = names();
@@ -158,7 +137,7 @@ impl Facts {
             name: who.name.as_str().to_owned(),
             organization: form.organization.as_str().to_owned(),
             email: who.email.as_str().to_owned(),
-            phone: display_phone(who.phone.as_str()),
+            phone: who.phone.display(),
             address,
             type_name: type_name.to_owned(),
             certificate: format!("{type_name}, {years} year{}", if years == 1 { "" } else { "s" }),
@@ -172,6 +151,8 @@ impl Facts {
             policy,
             due,
             status_url: format!("{}/applications/{}", base_url.trim_end_matches('/'), app.id()),
+            mail_to: contact.mailing_address.lines().map(str::to_owned).collect(),
+            support: contact.support_line(),
         }
     }
 
@@ -181,14 +162,6 @@ impl Facts {
             ProofingRule::NotaryOrRegistrar => "a notary public",
             ProofingRule::InPersonRegistrar => "a Signet registrar or Trusted Agent, in person",
         }
-    }
-}
-
-/// North American numbers as people write them; others in their E.164 form.
-fn display_phone(e164: &str) -> String {
-    match e164.strip_prefix("+1") {
-        Some(n) if n.len() == 10 => format!("({}) {}-{}", &n[..3], &n[3..6], &n[6..]),
-        _ => e164.to_owned(),
     }
 }
 
@@ -475,7 +448,7 @@ impl Page {
     }
 
     /// The reference and title every page starts with; returns the body column.
-    fn header(&mut self, f: &Facts, form: Form) -> Col {
+    fn header(&mut self, f: &Facts, form: PaperForm) -> Col {
         let top = PAGE_H - MARGIN;
         self.set_gray(0.35);
         self.text(MARGIN, top, Font::Regular, SMALL, "Signet ECA certificate application");
@@ -573,7 +546,20 @@ impl Page {
         self.para(col, Font::Regular, SMALL, &text);
     }
 
-    fn footer(&mut self, f: &Facts, form: Form, n: usize, of: usize) {
+    /// Where the signed originals go and whom to ask: the applicant holding the printed page
+    /// needs nothing else to send it.
+    fn mail_to(&mut self, col: &mut Col, f: &Facts) {
+        col.y -= 6.0;
+        self.section(col, "MAIL THE SIGNED ORIGINALS TO");
+        for line in &f.mail_to {
+            col.y -= BODY * 1.3;
+            self.text(col.x, col.y, Font::Bold, BODY, line);
+        }
+        col.y -= 4.0;
+        self.para(col, Font::Regular, SMALL, &f.support);
+    }
+
+    fn footer(&mut self, f: &Facts, form: PaperForm, n: usize, of: usize) {
         let y = MARGIN - 22.0;
         self.set_gray(0.35);
         let left = format!("Application {} - {} - page {n} of {of}", f.reference, form.title());
@@ -841,11 +827,5 @@ mod tests {
             assert_eq!(entry.len() + 1, 20, "xref entries are 20 bytes");
         }
         assert!(text.contains("/Count 2"));
-    }
-
-    #[test]
-    fn phone_numbers_print_as_people_write_them() {
-        assert_eq!(display_phone("+12065550142"), "(206) 555-0142");
-        assert_eq!(display_phone("+442071234567"), "+442071234567");
     }
 }

@@ -273,7 +273,9 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
             base_url,
             &settings.catalog,
             signet_ra::vetting::DeadlinePolicy::default(),
-        ),
+        )
+        .with_contact(settings.ra.clone()),
+        contact: settings.ra.clone(),
         acme: settings.acme.clone(),
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
         client_limiter: throttle::ClientLimiter::new(

@@ -69,6 +69,8 @@ pub struct Inner {
     pub(crate) deadlines: DeadlinePolicy,
     /// Enrollment: renders applicant notices into outbox messages.
     pub(crate) notifier: Notifier,
+    /// Enrollment: where applicants mail their forms and whom they ask.
+    pub(crate) contact: signet_ra::contact::RaContact,
     /// ACME: challenge validation and the device profile.
     pub(crate) acme: crate::acme::AcmeSettings,
     /// Bounds the Argon2id work running at once.

@@ -8,7 +8,9 @@ use std::process::Command as Process;
 
 use signet_pki::subject::CommonName;
 use signet_ra::application::{Actor, Application, ApplicationForm, ApplicationId, Command, IssuedSecret, OperatorId};
+use signet_ra::contact::RaContact;
 use signet_ra::fixtures::sample_form;
+use signet_ra::forms_mail::PaperForm;
 use signet_ra::vetting::{
     self, Attestation, Carrier, DeadlinePolicy, FormPages, FormsReceipt, Milestone, MilestoneStatus, Timeline,
     Tracking, TrackingNumber,
@@ -22,6 +24,17 @@ use time::{Duration, OffsetDateTime};
 const BASE_URL: &str = "https://ra.example.gov/";
 const TRICKY_NAME: &str = "Zoë O'Brien (Jr.) \\";
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
+
+/// The RA the forms send the applicant to.
+fn contact() -> RaContact {
+    RaContact::new(
+        "Acme Registration Authority",
+        &["Acme Registration Authority", "Attn: ECA Forms", "PO Box 4417", "Reston, VA 20195"],
+        "help@acme-ra.example",
+        "571-555-0199",
+    )
+    .unwrap()
+}
 
 fn submitted(form: ApplicationForm, clock: &FakeClock) -> (Application, Option<IssuedSecret>) {
     let t = Application::submit(ApplicationId::generate(), form, clock.now());
@@ -99,7 +112,7 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::at(T0);
     let (app, _) = submitted(form_named("medium", TRICKY_NAME), &clock);
-    let pdf = forms_pdf::all_forms(&app, BASE_URL);
+    let pdf = forms_pdf::all_forms(&app, BASE_URL, &contact());
     let text = checked_text(&pdf, dir.path(), "packet.pdf", 3);
 
     let reference = format!("Reference {}", app.id());
@@ -129,6 +142,11 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
     assert!(!text.contains("Some characters cannot be printed"), "every character of the name is in WinAnsi");
     let status = format!("Status: https://ra.example.gov/applications/{}", app.id());
     assert_eq!(text.matches(&status).count(), 3, "each page says where to follow the application");
+    // Each page says where the signed original goes, line by line, and whom to ask.
+    let address = "MAIL THE SIGNED ORIGINALS TO\n\nAcme Registration Authority\nAttn: ECA Forms\nPO Box 4417\nReston, VA 20195";
+    assert_eq!(text.matches(address).count(), 3, "{text}");
+    let support = "Questions? Email help@acme-ra.example or call (571) 555-0199.";
+    assert_eq!(text.matches(support).count(), 3, "{text}");
 
     let prefix = screenshots().join("forms-page");
     let pdf_path = dir.path().join("packet.pdf");
@@ -140,7 +158,7 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
 fn medium_hardware_forms_ask_for_an_in_person_registrar_not_a_notary() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = submitted(sample_form("medium-hardware"), &FakeClock::at(T0));
-    let text = checked_text(&forms_pdf::identity_verification(&app, BASE_URL), dir.path(), "id.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&app, PaperForm::Identity, BASE_URL, &contact()), dir.path(), "id.pdf", 1);
     assert!(text.contains("IN-PERSON REGISTRAR VERIFICATION"), "{text}");
     assert!(text.contains("Medium Hardware Assurance requires proofing in person"), "{text}");
     assert!(text.contains("Day 1 is the day the registrar verifies you in person"), "{text}");
@@ -160,15 +178,15 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
     let mut form = sample_form("medium-token");
     form.applicant.second_citizenship = Some("Canada".into());
     let (dual, _) = submitted(form, &clock);
-    let text = checked_text(&forms_pdf::citizenship(&dual, BASE_URL), dir.path(), "dual.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&dual, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "dual.pdf", 1);
     assert!(text.contains("also a citizen of Canada: this page is required"), "{text}");
     assert!(text.contains("Canada\n") || text.contains("Canada "), "pre-filled country: {text}");
 
     let (single, _) = submitted(sample_form("medium-token"), &clock);
-    let text = checked_text(&forms_pdf::citizenship(&single, BASE_URL), dir.path(), "single.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&single, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "single.pdf", 1);
     assert!(text.contains("you do not need to mail this page"), "{text}");
 
-    let text = checked_text(&forms_pdf::officer_verification(&single, BASE_URL), dir.path(), "officer.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&single, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "officer.pdf", 1);
     assert!(text.contains("ORGANIZATION OFFICER") && text.contains("Officer's signature"), "{text}");
     assert!(text.contains("Medium Token Assurance, 2 years") && text.contains("Jane Q. Doe"), "{text}");
 }
@@ -177,7 +195,7 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
 fn names_outside_the_fonts_print_transliterated_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = submitted(form_named("medium", "Łukasz Dvořák 李"), &FakeClock::at(T0));
-    let text = checked_text(&forms_pdf::officer_verification(&app, BASE_URL), dir.path(), "names.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&app, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "names.pdf", 1);
     assert!(text.contains("Lukasz Dvorák ?"), "{text}");
     assert!(text.contains("Some characters cannot be printed here: write it above by hand."), "{text}");
 }

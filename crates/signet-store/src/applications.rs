@@ -22,7 +22,7 @@ use crate::{Store, backend_error, unique_or};
 
 /// Every message kind the outbox table's CHECK admits. `MessageKind` is non-exhaustive, so a new
 /// kind needs a migration anyway; the unit test below keeps this list and the migration equal.
-const MESSAGE_KINDS: [MessageKind; 9] = [
+const MESSAGE_KINDS: [MessageKind; 10] = [
     MessageKind::EmailVerification,
     MessageKind::FormsReceived,
     MessageKind::Approved,
@@ -32,6 +32,7 @@ const MESSAGE_KINDS: [MessageKind; 9] = [
     MessageKind::Expired,
     MessageKind::Rejected,
     MessageKind::PasswordReset,
+    MessageKind::FormsDeficient,
 ];
 
 /// A queued message as the mail relay sees it.
@@ -290,6 +291,15 @@ impl Store {
             .collect()
     }
 
+    /// Appends `event` and queues the notices it sends, in one transaction: a record beside the
+    /// lifecycle (an operator's finding on the mailed forms) is written if and only if its
+    /// applicant is told.
+    pub async fn audit_with_notices(&self, event: &AuditEvent, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
+        let rows = outbox_rows(outbox);
+        let at = event.at.unix_timestamp();
+        self.audited(event, move |c| Box::pin(insert_outbox(c, rows, at))).await
+    }
+
     /// Marks a message delivered at `at` and blanks its body: the activation-code notice
     /// carries the code in clear (and the verification email its link's token), which must
     /// not outlive delivery. The row stays so its dedup
@@ -459,8 +469,8 @@ mod tests {
     fn migration_kind_list_is_every_message_kind() {
         // The newest migration that rebuilds the kind list.
         let latest = [
-            ("sqlite", include_str!("../migrations/sqlite/0008_password_reset.sql")),
-            ("postgres", include_str!("../migrations/postgres/0008_password_reset.sql")),
+            ("sqlite", include_str!("../migrations/sqlite/0015_forms_deficient.sql")),
+            ("postgres", include_str!("../migrations/postgres/0015_forms_deficient.sql")),
         ];
         let names: Vec<&str> = MESSAGE_KINDS.iter().map(|k| k.name()).collect();
         for (backend, sql) in latest {

@@ -240,6 +240,37 @@ async fn outbox_skips_duplicate_dedup_keys() {
     .await;
 }
 
+/// An operator's finding on the mailed forms and the mail asking to re-send them are written
+/// together; the applicant's mailing record and the finding read back from the history.
+#[tokio::test]
+async fn a_forms_finding_is_audited_with_its_notice_and_reads_back() {
+    use signet_ra::forms_mail::{Deficiency, FormProblem, FormsMailed, FormsTrail};
+    use signet_ra::vetting::{Carrier, Tracking, TrackingNumber};
+    each_backend(|store| async move {
+        let clock = FakeClock::at(T0);
+        let app = submit(&store, &clock).await.application;
+        let id = app.id();
+        let number = TrackingNumber::new(Carrier::Usps, "9400 1000 0000 0000 0000 00").unwrap();
+        let mailed = FormsMailed { tracking: Tracking { carrier: Carrier::Usps, number }, at: clock.now() };
+        store.audit(&mailed.event(id)).await.unwrap();
+        clock.advance(Duration::days(4));
+        let finding = Deficiency::new(&[FormProblem::PageIncomplete], "Page 2 has no officer phone.", clock.now()).unwrap();
+        let notice = notifier().forms_deficient(&app, &finding);
+        store.audit_with_notices(&finding.event(id, &op("alice")), std::slice::from_ref(&notice)).await.unwrap();
+
+        let pending = store.pending_outbox(clock.now(), 10).await.unwrap();
+        let kinds: Vec<MessageKind> = pending.iter().map(|m| m.message.kind).collect();
+        assert_eq!(kinds, [MessageKind::EmailVerification, MessageKind::FormsDeficient]);
+        assert_eq!(pending[1].message, notice);
+        let trail = FormsTrail::of(&store.application_history(id).await.unwrap());
+        assert_eq!((trail.mailed, trail.deficiency), (Some(mailed), Some(finding)));
+        let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+        assert_eq!(actions, ["application-submitted", "forms-mailed", "forms-deficient"]);
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(3));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn organizations_are_unique_by_key_and_searchable() {
     each_backend(|store| async move {
