@@ -525,6 +525,74 @@ async fn vetting_run(backend: &str) {
 }
 
 #[tokio::test]
+async fn a_deficiency_finding_mails_the_applicant_and_shows_on_their_page() {
+    for backend in BACKENDS {
+        deficiency_run(backend).await;
+    }
+}
+
+async fn deficiency_run(backend: &str) {
+    use signet_ra::forms_mail::FormsMailed;
+    use signet_ra::notify::MessageKind;
+    use signet_ra::vetting::{Carrier, Tracking, TrackingNumber};
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+    let id = application(&c, sample_form("medium-token"), Duration::days(3), true).await;
+    let number = TrackingNumber::new(Carrier::Ups, "1Z999AA10123456784").unwrap();
+    let mailed = FormsMailed { tracking: Tracking { carrier: Carrier::Ups, number }, at: c.clock.now() };
+    c.state.store().audit(&mailed.event(&id)).await.unwrap();
+
+    // The applicant's tracking number is shown and starts the receipt form.
+    let page = a.get(&format!("/console/applications/{id}")).await;
+    has(&page, &["Forms mailed (as the applicant told us)", "UPS 1Z999AA10123456784", "id=\"deficiency-form\""]);
+    assert!(page.body.contains("<option value=\"ups\" selected>UPS</option>"), "{backend}: {}", page.body);
+    assert!(page.body.contains("name=\"tracking\" value=\"1Z999AA10123456784\""), "{backend}: {}", page.body);
+
+    refused(&c, &mut a, &id, "deficiency", &[("note", "")], &["Tick at least one problem."]).await;
+    refused(&c, &mut a, &id, "deficiency", &[("problem", "other")], &["Say in the note what the other problem is."])
+        .await;
+    refused(&c, &mut a, &id, "deficiency", &[("problem", "coffee-stain")], &["Tick problems from the list."]).await;
+    let outbox_before = c.state.store().pending_outbox(c.clock.now(), 50).await.unwrap().len();
+
+    let page = accepted(
+        &mut a,
+        &id,
+        "deficiency",
+        &[("problem", "notary-seal-missing"), ("problem", "page-incomplete"), ("note", "Page 2 has no officer phone.")],
+    )
+    .await;
+    has(&page, &["emailed what to re-send", "Forms to be re-sent", "Notary seal missing", "A page is incomplete"]);
+    let last = c.state.store().audit_records().await.unwrap().pop().unwrap();
+    assert_eq!((last.action.as_str(), last.actor.as_str()), ("forms-deficient", "operator:alice"), "{backend}");
+    let pending = c.state.store().pending_outbox(c.clock.now(), 50).await.unwrap();
+    assert_eq!(pending.len(), outbox_before + 1, "{backend}: one mail, queued with the finding");
+    let mail = &pending.last().unwrap().message;
+    assert_eq!((mail.kind, mail.to.as_str()), (MessageKind::FormsDeficient, "jane.doe@acme.example"));
+    let file = format!("{id}-identity-verification.pdf");
+    for expected in [
+        "official seal is not on the Identity Verification form",
+        "A form has empty fields",
+        "A note from our staff: Page 2 has no officer phone.",
+        "100 Example Way, Suite 300",
+        file.as_str(),
+    ] {
+        assert!(mail.body_text.contains(expected), "{backend}: {expected:?} missing from\n{}", mail.body_text);
+    }
+
+    // The applicant signs in and reads what to re-send.
+    let mut applicant = Browser::new(&c.app);
+    applicant.get("/").await;
+    let signed = applicant.post("/applications/sign-in", &[("reference", id.as_str()), ("password", PASSWORD)]).await;
+    assert_eq!(signed.location, Some(format!("/applications/{id}")), "{}", signed.body);
+    let status = applicant.get(&format!("/applications/{id}")).await;
+    has(
+        &status,
+        &["We need you to re-send some forms", "A form has empty fields", "Page 2 has no officer phone.", "id=\"mailing-form\""],
+    );
+}
+
+#[tokio::test]
 async fn queue_filters_flags_and_pages() {
     for backend in BACKENDS {
         queue_run(backend).await;

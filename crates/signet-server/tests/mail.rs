@@ -225,6 +225,54 @@ async fn deadline_job_reminds_then_expires_and_mails_the_notice() {
     }
 }
 
+/// The mails that ask for the forms name the PDF files to print, give the RA's mailing address
+/// from `[ra]`, and end with its support contact.
+#[tokio::test]
+async fn forms_mails_name_the_files_the_mailing_address_and_the_contact() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SmtpSink::start(free_port()).await;
+        let clock = Arc::new(FakeClock::at(T0));
+        let mut settings = settings(&db, dir.path(), smtp(sink.port()));
+        settings.ra = signet_ra::contact::RaContact::new(
+            "Acme Registration Authority",
+            &["Acme Registration Authority", "PO Box 4417", "Reston, VA 20195"],
+            "help@acme-ra.example",
+            "571-555-0199",
+        )
+        .unwrap();
+        let n = node(settings, clock.clone()).await;
+        let submitted = submit(n.store(), T0).await;
+        let id = submitted.application.id().clone();
+        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no link") };
+        let verified = submitted
+            .application
+            .apply(&Actor::Applicant, Command::VerifyEmail(token), T0, &DeadlinePolicy::default())
+            .unwrap();
+        n.store().save_transition(&verified, &[]).await.unwrap();
+
+        // Five days before the forms' deadline the server's own notifier reminds the applicant.
+        clock.advance(Duration::days(39));
+        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
+        n.run(Job::Outbox).await;
+        let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
+        let body = reminder.body.replace("\r\n", "\n");
+        for file in ["officer-verification.pdf", "identity-verification.pdf"] {
+            assert!(body.contains(&format!("{id}-{file}")), "{backend}: no {file} in\n{body}");
+        }
+        assert!(!body.contains("pages 2"), "{body}");
+        assert!(
+            body.contains("Mail the signed originals to:\n   Acme Registration Authority\n   PO Box 4417\n   Reston, VA 20195"),
+            "{body}"
+        );
+        assert!(
+            body.trim_end().ends_with("Acme Registration Authority\nQuestions? Email help@acme-ra.example or call (571) 555-0199."),
+            "{body}"
+        );
+    }
+}
+
 /// Vets, approves and ships a submitted application, then issues its activation code: the
 /// transitions an operator console and the system make, saved with their notices.
 async fn walk_to_certificates_ready(store: &Store, submitted: &Transition, clock: &FakeClock) -> Application {

@@ -458,6 +458,78 @@ async fn refused_forms_come_by_redirect_and_reload_shows_the_form_again() {
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
 }
 
+/// The status page says where to mail the forms and whom to ask; the applicant records the
+/// carrier and tracking number (refused with a plain message beside the field when it cannot be
+/// one); an operator's deficiency finding shows as what to re-send, and the form comes back.
+#[tokio::test]
+async fn the_applicant_records_the_tracking_number_and_sees_what_to_re_send() {
+    use signet_ra::Clock;
+    use signet_ra::application::{Actor, ApplicationId, ApplicationStore, OperatorId};
+    use signet_ra::forms_mail::{Deficiency, FormProblem};
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    let id = apply(&mut b, "Initech").await;
+    let status = format!("/applications/{id}");
+    let mailing = format!("{status}/mailing");
+
+    let page = b.get(&status).await;
+    assert!(page.body.contains(&format!("saved as {id}-identity-verification.pdf")), "{}", page.body);
+    assert!(page.body.contains("Where to mail your forms"), "{}", page.body);
+    assert!(page.body.contains("Attn: ECA Forms<br>100 Example Way, Suite 300<br>Arlington, VA 22201"), "{}", page.body);
+    assert!(page.body.contains("support@ra.example") && page.body.contains("(703) 555-0100"), "{}", page.body);
+    assert!(page.body.contains("id=\"mailing-form\""));
+
+    let before = p.state.store().audit_records().await.unwrap().len();
+    let empty = b.post(&mailing, &[("carrier", ""), ("tracking", "")]).await;
+    assert_eq!((empty.status, empty.location.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some(mailing.as_str())));
+    assert!(empty.body.contains("Choose the company you mailed the forms with."), "{}", empty.body);
+    assert!(empty.body.contains("Enter the tracking number from your mailing receipt."), "{}", empty.body);
+    let wrong = b.post(&mailing, &[("carrier", "ups"), ("tracking", "12345")]).await;
+    assert!(
+        wrong.body.contains("This does not look like a UPS tracking number. A UPS tracking number has 18 letters and \
+                             digits and starts with 1Z."),
+        "{}",
+        wrong.body
+    );
+    assert!(wrong.body.contains("value=\"12345\" aria-describedby=\"tracking-error\""), "typed value kept");
+    assert!(wrong.body.contains("<option value=\"ups\" selected>"), "carrier kept");
+    let long = "1".repeat(200);
+    let long = b.post(&mailing, &[("carrier", "other"), ("tracking", &long)]).await;
+    assert!(long.body.contains("A tracking number is at most 60 characters."), "{}", long.body);
+    assert_eq!(p.state.store().audit_records().await.unwrap().len(), before, "nothing recorded");
+
+    let saved = b.post(&mailing, &[("carrier", "ups"), ("tracking", "1z999aa1 0123456784")]).await;
+    assert_eq!((saved.status, saved.location.clone()), (StatusCode::SEE_OTHER, Some(format!("{status}?mailed=1"))));
+    let page = b.get(&format!("{status}?mailed=1")).await;
+    assert!(page.body.contains("We noted the tracking number"), "{}", page.body);
+    assert!(page.body.contains("you mailed your forms with UPS, tracking number 1Z999AA10123456784."), "{}", page.body);
+    let records = p.state.store().audit_records().await.unwrap();
+    let last = records.last().unwrap();
+    assert_eq!((last.action.as_str(), last.actor.as_str(), last.subject.as_str()), ("forms-mailed", "applicant", id.as_str()));
+
+    // Another applicant cannot record a mailing on this application.
+    let mut other = Browser::new(&p.app);
+    other.get("/").await;
+    let refused = other.post(&mailing, &[("carrier", "ups"), ("tracking", "1Z999AA10123456784")]).await;
+    assert_eq!(refused.location.as_deref(), Some(status.as_str()));
+    assert_eq!(p.state.store().audit_records().await.unwrap().len(), records.len());
+
+    // An operator finds the notary seal missing: the page says what to re-send.
+    let reference = ApplicationId::new(&id).unwrap();
+    let app = p.state.store().load(&reference).await.unwrap().unwrap();
+    let finding = Deficiency::new(&[FormProblem::NotarySealMissing], "", p.clock.now()).unwrap();
+    let by = Actor::Operator(OperatorId::new("alice").unwrap());
+    p.state.store().audit_with_notices(&finding.event(app.id(), &by), &[]).await.unwrap();
+    let page = b.get(&status).await;
+    assert!(page.body.contains("We need you to re-send some forms"), "{}", page.body);
+    assert!(page.body.contains("official seal is not on the Identity Verification form"), "{}", page.body);
+    assert!(page.body.contains("id=\"mailing-form\""), "the new tracking number can be recorded");
+    b.post(&mailing, &[("carrier", "usps"), ("tracking", "9400 1000 0000 0000 0000 00")]).await;
+    let page = b.get(&status).await;
+    assert!(!page.body.contains("We need you to re-send some forms"), "answered by the new mailing");
+    assert!(page.body.contains("with USPS, tracking number 9400100000000000000000."), "{}", page.body);
+}
+
 /// Walks a new wizard through program, agencies and certificate to the organization page.
 async fn to_organization_step(b: &mut Browser) {
     b.get("/apply?program=Integrate").await;
