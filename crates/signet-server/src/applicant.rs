@@ -18,7 +18,7 @@ use signet_ra::application::{
 use signet_ra::forms_mail::{FormsMailed, FormsTrail, PaperForm};
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
-use signet_ra::vetting::{self, DeadlineKind, Tracking, TrackingNumber};
+use signet_ra::vetting::{self, Carrier, DeadlineKind, Tracking, TrackingNumber};
 
 use crate::error::PageError;
 use crate::state::{AppState, CommandFailure};
@@ -377,8 +377,8 @@ fn mailed_with(f: &MailingForm) -> Result<Tracking, (String, String)> {
             format!("A tracking number is at most {TRACKING_FIELD_MAX} characters. Copy it from your receipt.")
         }
         Some(c) => match TrackingNumber::new(c, typed) {
-            Ok(number) if carrier_error.is_empty() => return Ok(Tracking { carrier: c, number }),
-            Ok(_) => String::new(),
+            Ok(number) => return Ok(Tracking { carrier: c, number }),
+            Err(_) if c == Carrier::Other => format!("This does not look like a tracking number. {}", c.number_hint()),
             Err(_) => format!("This does not look like a {} tracking number. {}", c.name(), c.number_hint()),
         },
         None => String::new(),

@@ -101,7 +101,7 @@ impl RaConfig {
         };
         RaContact::new(
             self.name.as_deref().unwrap_or(example.name.as_str()),
-            &address,
+            address.as_slice(),
             self.support_email.as_deref().unwrap_or(example.support_email.as_str()),
             self.support_phone.as_deref().unwrap_or(example.support_phone.as_str()),
         )
