@@ -250,7 +250,7 @@ fn identity_body(page: &mut Page, col: &mut Col, f: &Facts) {
                 let end = columns.get(i + 1).map_or(1.0, |c| c.1);
                 page.line(col.x + at * col.w, base - 3.0, col.x + end * col.w - 8.0, base - 3.0);
             }
-            col.y -= 19.0;
+            col.y -= 17.0;
         }
     }
     col.y -= 4.0;
@@ -549,13 +549,10 @@ impl Page {
     /// Where the signed originals go and whom to ask: the applicant holding the printed page
     /// needs nothing else to send it.
     fn mail_to(&mut self, col: &mut Col, f: &Facts) {
-        col.y -= 6.0;
+        col.y -= 2.0;
         self.section(col, "MAIL THE SIGNED ORIGINALS TO");
-        for line in &f.mail_to {
-            col.y -= BODY * 1.3;
-            self.text(col.x, col.y, Font::Bold, BODY, line);
-        }
-        col.y -= 4.0;
+        // One run of text, not an envelope block: the pages have room for two lines here.
+        self.para(col, Font::Bold, SMALL, &f.mail_to.join(", "));
         self.para(col, Font::Regular, SMALL, &f.support);
     }
 

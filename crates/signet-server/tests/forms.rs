@@ -143,8 +143,13 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
     let status = format!("Status: https://ra.example.gov/applications/{}", app.id());
     assert_eq!(text.matches(&status).count(), 3, "each page says where to follow the application");
     // Each page says where the signed original goes, line by line, and whom to ask.
-    let address = "MAIL THE SIGNED ORIGINALS TO\n\nAcme Registration Authority\nAttn: ECA Forms\nPO Box 4417\nReston, VA 20195";
+    let address = "MAIL THE SIGNED ORIGINALS TO\nAcme Registration Authority, Attn: ECA Forms, PO Box 4417, Reston, VA 20195\n";
     assert_eq!(text.matches(address).count(), 3, "{text}");
+    // The block ends above the footer: each footer still reads as one line.
+    for (n, title) in ["Organization Officer Verification", "Identity Verification", "Citizenship"].iter().enumerate() {
+        let footer = format!("Application {} - {title} - page {} of 3", app.id(), n + 1);
+        assert!(text.contains(&footer), "{footer:?} broken in:\n{text}");
+    }
     let support = "Questions? Email help@acme-ra.example or call (571) 555-0199.";
     assert_eq!(text.matches(support).count(), 3, "{text}");
 
