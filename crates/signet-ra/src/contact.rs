@@ -115,11 +115,7 @@ impl RaContact {
 
     /// The closing line every applicant mail and page carries.
     pub fn support_line(&self) -> String {
-        format!(
-            "Questions? Email {} or call {}.",
-            self.support_email.as_str(),
-            self.support_phone.display()
-        )
+        format!("Questions? Email {} or call {}.", self.support_email.as_str(), self.support_phone.display())
     }
 }
 

@@ -164,7 +164,9 @@ impl FormProblem {
                 "A form has empty fields. Fill in every field (your Organization Officer completes their column) and \
                  mail it again."
             }
-            Self::Illegible => "Part of your forms cannot be read. Print them again and write clearly in blue or black ink.",
+            Self::Illegible => {
+                "Part of your forms cannot be read. Print them again and write clearly in blue or black ink."
+            }
             Self::NameMismatch => {
                 "The name on your forms is not the name on your application. Use your name exactly as you applied, \
                  or contact us to correct the application."
@@ -207,8 +209,7 @@ impl Deficiency {
     /// Checks a finding: at least one problem, and a note when one of them is "other".
     pub fn new(problems: &[FormProblem], note: &str, at: OffsetDateTime) -> Result<Self, DeficiencyError> {
         let note = note.trim();
-        if note.chars().count() > Self::NOTE_MAX || note.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r'))
-        {
+        if note.chars().count() > Self::NOTE_MAX || note.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r')) {
             return Err(DeficiencyError::Note);
         }
         let problems: Vec<FormProblem> = FormProblem::ALL.into_iter().filter(|p| problems.contains(p)).collect();
@@ -330,9 +331,13 @@ mod tests {
     #[test]
     fn the_trail_reads_back_and_a_new_mailing_answers_a_finding() {
         let id = ApplicationId::new("7K2M9Q4T8V1W").unwrap();
-        let ups = Tracking { carrier: Carrier::Ups, number: TrackingNumber::new(Carrier::Ups, "1Z999AA10123456784").unwrap() };
+        let ups = Tracking {
+            carrier: Carrier::Ups,
+            number: TrackingNumber::new(Carrier::Ups, "1Z999AA10123456784").unwrap(),
+        };
         let mailed = FormsMailed { tracking: ups.clone(), at: T };
-        let found = Deficiency::new(&[FormProblem::NotarySealMissing], "Seal faint.", T + time::Duration::days(2)).unwrap();
+        let found =
+            Deficiency::new(&[FormProblem::NotarySealMissing], "Seal faint.", T + time::Duration::days(2)).unwrap();
         let by = Actor::Operator(crate::application::OperatorId::new("alice").unwrap());
         let rows = [record(1, &mailed.event(&id)), record(2, &found.event(&id, &by))];
         let trail = FormsTrail::of(&rows);

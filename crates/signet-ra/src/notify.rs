@@ -136,7 +136,8 @@ impl Notifier {
         };
         let todo = match app.state() {
             ApplicationState::Submitted { .. } => {
-                "Verify your email address with the link we sent, then have your forms notarized and mail them.".to_owned()
+                "Verify your email address with the link we sent, then have your forms notarized and mail them."
+                    .to_owned()
             }
             ApplicationState::EmailVerified { .. } => format!(
                 "Have your forms notarized and mail the signed originals with a tracking number.\n\n{}\n\n{}",
@@ -144,7 +145,8 @@ impl Notifier {
                 self.mail_to()
             ),
             ApplicationState::CertificatesReady { .. } => {
-                "Retrieve your certificates now with the activation code we emailed and your account password.".to_owned()
+                "Retrieve your certificates now with the activation code we emailed and your account password."
+                    .to_owned()
             }
             _ => "We are processing your application. If your token has not arrived, contact us.".to_owned(),
         };
@@ -537,7 +539,8 @@ mod tests {
     #[test]
     fn mails_name_the_files_the_mailing_address_and_the_contact() {
         let contact =
-            RaContact::new("Acme RA", &["PO Box 1", "Reston, VA 20190"], "help@acme-ra.example", "571 555 0199").unwrap();
+            RaContact::new("Acme RA", &["PO Box 1", "Reston, VA 20190"], "help@acme-ra.example", "571 555 0199")
+                .unwrap();
         let n = notifier().with_contact(contact);
         let t = Application::submit(ApplicationId::generate(), form("medium-token"), T0);
         let m = only(n.outbox_for(&t));
@@ -546,7 +549,11 @@ mod tests {
             assert!(m.body_text.contains(&format!("{id}-{file}")), "{}", m.body_text);
         }
         assert!(!m.body_text.contains("pages 2"), "{}", m.body_text);
-        assert!(m.body_text.contains("Mail the signed originals to:\n   PO Box 1\n   Reston, VA 20190"), "{}", m.body_text);
+        assert!(
+            m.body_text.contains("Mail the signed originals to:\n   PO Box 1\n   Reston, VA 20190"),
+            "{}",
+            m.body_text
+        );
         assert!(
             m.body_text.ends_with("Acme RA\nQuestions? Email help@acme-ra.example or call (571) 555-0199.\n"),
             "{}",
@@ -556,7 +563,8 @@ mod tests {
         let (app, _, clock) = walk("medium-token", "forms-received");
         use crate::forms_mail::FormProblem;
         let finding =
-            Deficiency::new(&[FormProblem::NotarySealMissing, FormProblem::Other], "Seal is faint.", clock.now()).unwrap();
+            Deficiency::new(&[FormProblem::NotarySealMissing, FormProblem::Other], "Seal is faint.", clock.now())
+                .unwrap();
         let m = n.forms_deficient(&app, &finding);
         assert_eq!((m.kind, m.kind.name()), (MessageKind::FormsDeficient, "forms-deficient"));
         assert!(m.body_text.contains("official seal is not on the Identity Verification form"), "{}", m.body_text);

@@ -235,8 +235,7 @@ fn explain(app: &Application) -> (&'static str, String) {
         ),
         "approved" => (
             "Approved",
-            "Your application is approved. We will mail your USB token next and email you its tracking number."
-                .into(),
+            "Your application is approved. We will mail your USB token next and email you its tracking number.".into(),
         ),
         "token-shipped" => (
             "Token shipped",
@@ -343,7 +342,11 @@ async fn status_view(
         deadline_text,
         timeline_svg,
         forms,
-        mail_to: if expects_mailing { s.contact.mailing_address.lines().map(str::to_owned).collect() } else { Vec::new() },
+        mail_to: if expects_mailing {
+            s.contact.mailing_address.lines().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        },
         contact_name: s.contact.name.as_str().to_owned(),
         support_email: s.contact.support_email.as_str().to_owned(),
         support_phone: s.contact.support_phone.display(),

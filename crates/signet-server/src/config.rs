@@ -251,7 +251,10 @@ mod tests {
         .unwrap();
         let ra = cfg.into_settings().unwrap().ra;
         assert_eq!(ra.name.as_str(), "Acme RA");
-        assert_eq!(ra.mailing_address.lines().collect::<Vec<_>>(), ["Acme RA, ECA Forms", "PO Box 7", "Reston, VA 20190"]);
+        assert_eq!(
+            ra.mailing_address.lines().collect::<Vec<_>>(),
+            ["Acme RA, ECA Forms", "PO Box 7", "Reston, VA 20190"]
+        );
         assert_eq!(ra.support_line(), "Questions? Email help@acme-ra.example or call (571) 555-0199.");
         for (toml, field) in [
             ("[ra]\nmailing_address = [\"PO Box 7\"]", "ra.mailing_address"),

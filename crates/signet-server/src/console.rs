@@ -1006,9 +1006,10 @@ async fn application_view(
     let witness_offered = witness.is_none() && needs_witness(s, &app) && op.role.may(Permission::VetApplications);
     let token = s.store.token_of(id).await?;
     let trail = FormsTrail::of(&history);
-    let mailed_carrier = trail.mailed.as_ref().map_or("", |m| {
-        CARRIERS.iter().find(|(_, _, c)| *c == m.tracking.carrier).map_or("", |(v, _, _)| *v)
-    });
+    let mailed_carrier = trail
+        .mailed
+        .as_ref()
+        .map_or("", |m| CARRIERS.iter().find(|(_, _, c)| *c == m.tracking.carrier).map_or("", |(v, _, _)| *v));
     let mailed_tracking = trail.mailed.as_ref().map_or_else(String::new, |m| m.tracking.number.as_str().to_owned());
     let deficiency_offered = Deficiency::may_be_found(app.state()) && op.role.may(Permission::VetApplications);
     let deadline_text = deadline.map_or_else(String::new, |(d, days, _)| {
@@ -1113,7 +1114,12 @@ async fn add_deficiency(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fie
     for value in f.all("problem") {
         match FormProblem::parse(value) {
             Some(p) => problems.push(p),
-            None => return Err(Refusal::Invalid(Errors::from([("problem".to_owned(), "Tick problems from the list.".to_owned())]))),
+            None => {
+                return Err(Refusal::Invalid(Errors::from([(
+                    "problem".to_owned(),
+                    "Tick problems from the list.".to_owned(),
+                )])));
+            }
         }
     }
     let finding = Deficiency::new(&problems, f.get("note"), s.clock.now()).map_err(|e| {

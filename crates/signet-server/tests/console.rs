@@ -588,7 +588,12 @@ async fn deficiency_run(backend: &str) {
     let status = applicant.get(&format!("/applications/{id}")).await;
     has(
         &status,
-        &["We need you to re-send some forms", "A form has empty fields", "Page 2 has no officer phone.", "id=\"mailing-form\""],
+        &[
+            "We need you to re-send some forms",
+            "A form has empty fields",
+            "Page 2 has no officer phone.",
+            "id=\"mailing-form\"",
+        ],
     );
 }
 

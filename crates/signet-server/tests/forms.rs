@@ -143,7 +143,8 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
     let status = format!("Status: https://ra.example.gov/applications/{}", app.id());
     assert_eq!(text.matches(&status).count(), 3, "each page says where to follow the application");
     // Each page says where the signed original goes, line by line, and whom to ask.
-    let address = "MAIL THE SIGNED ORIGINALS TO\nAcme Registration Authority, Attn: ECA Forms, PO Box 4417, Reston, VA 20195\n";
+    let address =
+        "MAIL THE SIGNED ORIGINALS TO\nAcme Registration Authority, Attn: ECA Forms, PO Box 4417, Reston, VA 20195\n";
     assert_eq!(text.matches(address).count(), 3, "{text}");
     // The block ends above the footer: each footer still reads as one line.
     for (n, title) in ["Organization Officer Verification", "Identity Verification", "Citizenship"].iter().enumerate() {
@@ -183,15 +184,22 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
     let mut form = sample_form("medium-token");
     form.applicant.second_citizenship = Some("Canada".into());
     let (dual, _) = submitted(form, &clock);
-    let text = checked_text(&forms_pdf::form(&dual, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "dual.pdf", 1);
+    let text =
+        checked_text(&forms_pdf::form(&dual, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "dual.pdf", 1);
     assert!(text.contains("also a citizen of Canada: this page is required"), "{text}");
     assert!(text.contains("Canada\n") || text.contains("Canada "), "pre-filled country: {text}");
 
     let (single, _) = submitted(sample_form("medium-token"), &clock);
-    let text = checked_text(&forms_pdf::form(&single, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "single.pdf", 1);
+    let text = checked_text(
+        &forms_pdf::form(&single, PaperForm::Citizenship, BASE_URL, &contact()),
+        dir.path(),
+        "single.pdf",
+        1,
+    );
     assert!(text.contains("you do not need to mail this page"), "{text}");
 
-    let text = checked_text(&forms_pdf::form(&single, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "officer.pdf", 1);
+    let text =
+        checked_text(&forms_pdf::form(&single, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "officer.pdf", 1);
     assert!(text.contains("ORGANIZATION OFFICER") && text.contains("Officer's signature"), "{text}");
     assert!(text.contains("Medium Token Assurance, 2 years") && text.contains("Jane Q. Doe"), "{text}");
 }
@@ -200,7 +208,8 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
 fn names_outside_the_fonts_print_transliterated_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = submitted(form_named("medium", "Łukasz Dvořák 李"), &FakeClock::at(T0));
-    let text = checked_text(&forms_pdf::form(&app, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "names.pdf", 1);
+    let text =
+        checked_text(&forms_pdf::form(&app, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "names.pdf", 1);
     assert!(text.contains("Lukasz Dvorák ?"), "{text}");
     assert!(text.contains("Some characters cannot be printed here: write it above by hand."), "{text}");
 }

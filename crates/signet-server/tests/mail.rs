@@ -263,11 +263,15 @@ async fn forms_mails_name_the_files_the_mailing_address_and_the_contact() {
         }
         assert!(!body.contains("pages 2"), "{body}");
         assert!(
-            body.contains("Mail the signed originals to:\n   Acme Registration Authority\n   PO Box 4417\n   Reston, VA 20195"),
+            body.contains(
+                "Mail the signed originals to:\n   Acme Registration Authority\n   PO Box 4417\n   Reston, VA 20195"
+            ),
             "{body}"
         );
         assert!(
-            body.trim_end().ends_with("Acme Registration Authority\nQuestions? Email help@acme-ra.example or call (571) 555-0199."),
+            body.trim_end().ends_with(
+                "Acme Registration Authority\nQuestions? Email help@acme-ra.example or call (571) 555-0199."
+            ),
             "{body}"
         );
     }

@@ -475,7 +475,11 @@ async fn the_applicant_records_the_tracking_number_and_sees_what_to_re_send() {
     let page = b.get(&status).await;
     assert!(page.body.contains(&format!("saved as {id}-identity-verification.pdf")), "{}", page.body);
     assert!(page.body.contains("Where to mail your forms"), "{}", page.body);
-    assert!(page.body.contains("Attn: ECA Forms<br>100 Example Way, Suite 300<br>Arlington, VA 22201"), "{}", page.body);
+    assert!(
+        page.body.contains("Attn: ECA Forms<br>100 Example Way, Suite 300<br>Arlington, VA 22201"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("support@ra.example") && page.body.contains("(703) 555-0100"), "{}", page.body);
     assert!(page.body.contains("id=\"mailing-form\""));
 
@@ -486,8 +490,10 @@ async fn the_applicant_records_the_tracking_number_and_sees_what_to_re_send() {
     assert!(empty.body.contains("Enter the tracking number from your mailing receipt."), "{}", empty.body);
     let wrong = b.post(&mailing, &[("carrier", "ups"), ("tracking", "12345")]).await;
     assert!(
-        wrong.body.contains("This does not look like a UPS tracking number. A UPS tracking number has 18 letters and \
-                             digits and starts with 1Z."),
+        wrong.body.contains(
+            "This does not look like a UPS tracking number. A UPS tracking number has 18 letters and \
+                             digits and starts with 1Z."
+        ),
         "{}",
         wrong.body
     );
@@ -505,7 +511,10 @@ async fn the_applicant_records_the_tracking_number_and_sees_what_to_re_send() {
     assert!(page.body.contains("you mailed your forms with UPS, tracking number 1Z999AA10123456784."), "{}", page.body);
     let records = p.state.store().audit_records().await.unwrap();
     let last = records.last().unwrap();
-    assert_eq!((last.action.as_str(), last.actor.as_str(), last.subject.as_str()), ("forms-mailed", "applicant", id.as_str()));
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str(), last.subject.as_str()),
+        ("forms-mailed", "applicant", id.as_str())
+    );
 
     // Another applicant cannot record a mailing on this application.
     let mut other = Browser::new(&p.app);

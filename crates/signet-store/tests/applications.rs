@@ -254,7 +254,8 @@ async fn a_forms_finding_is_audited_with_its_notice_and_reads_back() {
         let mailed = FormsMailed { tracking: Tracking { carrier: Carrier::Usps, number }, at: clock.now() };
         store.audit(&mailed.event(id)).await.unwrap();
         clock.advance(Duration::days(4));
-        let finding = Deficiency::new(&[FormProblem::PageIncomplete], "Page 2 has no officer phone.", clock.now()).unwrap();
+        let finding =
+            Deficiency::new(&[FormProblem::PageIncomplete], "Page 2 has no officer phone.", clock.now()).unwrap();
         let notice = notifier().forms_deficient(&app, &finding);
         store.audit_with_notices(&finding.event(id, &op("alice")), std::slice::from_ref(&notice)).await.unwrap();
 

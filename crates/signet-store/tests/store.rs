@@ -461,10 +461,12 @@ async fn a_kept_page_belongs_to_its_session_and_goes_with_its_token() {
         store.set_session_flash("a", Some("<p>typed</p>")).await.unwrap();
         assert_eq!(store.session("a", now).await.unwrap().unwrap().flash.as_deref(), Some("<p>typed</p>"));
         // Copied onto another session's row, the sealed page does not open.
-        sqlx::query("UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
         assert_eq!(store.session("b", now).await.unwrap().unwrap().flash, None);
 
         // Saving the session keeps the page; rotating its token drops it.
