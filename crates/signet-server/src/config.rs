@@ -266,7 +266,7 @@ mod tests {
             let bad: ServerConfig = toml::from_str(toml).unwrap();
             assert!(matches!(bad.into_settings(), Err(ConfigError::Invalid { field: f, .. }) if f == field), "{toml}");
         }
-        let seven = format!("[ra]\nmailing_address = [{}]", vec!["\"line\""; 7].join(", "));
+        let seven = format!("[ra]\nmailing_address = [{}]", ["\"line\""; 7].join(", "));
         let bad: ServerConfig = toml::from_str(&seven).unwrap();
         let Err(ConfigError::Invalid { message, .. }) = bad.into_settings() else { panic!("seven lines accepted") };
         assert_eq!(message, "the mailing address must have 2 to 6 lines, not 7");
