@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
+use signet_pki::{RevocationReason, Serial};
 use time::Date;
 
 use crate::application::{Application, ApplicationState, IssuedSecret, Transition};
 use crate::audit::AuditAction;
 use crate::password_reset::{ResetLink, ResetToken};
+use crate::renewal::ExpiryReminder;
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
 
 /// Which notice a message is.
@@ -40,6 +42,12 @@ pub enum MessageKind {
     Rejected,
     /// A password reset link.
     PasswordReset,
+    /// One of the subscriber's certificates was revoked.
+    CertificateRevoked,
+    /// One of the subscriber's certificates was renewed.
+    CertificateRenewed,
+    /// One of the subscriber's certificates expires soon.
+    CertificateExpiring,
 }
 
 impl MessageKind {
@@ -55,6 +63,9 @@ impl MessageKind {
             Self::Expired => "expired",
             Self::Rejected => "rejected",
             Self::PasswordReset => "password-reset",
+            Self::CertificateRevoked => "certificate-revoked",
+            Self::CertificateRenewed => "certificate-renewed",
+            Self::CertificateExpiring => "certificate-expiring",
         }
     }
 }
@@ -281,6 +292,87 @@ impl Notifier {
         }
     }
 
+    /// The notice that `certificate` (its name for people, e.g. "Medium Assurance identity"),
+    /// serial `serial`, of `app`'s subscriber was revoked for `reason`.
+    pub fn certificate_revoked(
+        &self,
+        app: &Application,
+        certificate: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> OutboxMessage {
+        let serial = serial.to_hex();
+        let body = format!(
+            "Your {certificate} certificate (serial number {serial}) was revoked because {}. Systems that check \
+             certificates no longer accept it, so anything signed or sent with it from now on will be refused.\n\n\
+             If you did not ask for this, contact us at once.\n\n\
+             Your certificates: {}/cmc",
+            reason_in_words(reason),
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::CertificateRevoked,
+            format!("Your ECA {certificate} certificate was revoked"),
+            &body,
+            serial,
+        )
+    }
+
+    /// The notice that `app`'s subscriber renewed `certificate`: `new` replaces `old` and is
+    /// valid until `not_after`.
+    pub fn certificate_renewed(
+        &self,
+        app: &Application,
+        certificate: &str,
+        old: &Serial,
+        new: &Serial,
+        not_after: Date,
+    ) -> OutboxMessage {
+        let new = new.to_hex();
+        let body = format!(
+            "Your {certificate} certificate was renewed. The new certificate (serial number {new}) is valid until \
+             {not_after}; it replaces certificate {}, which keeps working until it expires, so you can switch over \
+             in your own time.\n\n\
+             If you did not renew it, contact us at once.\n\n\
+             Your certificates: {}/cmc",
+            old.to_hex(),
+            self.base_url,
+        );
+        self.message(app, MessageKind::CertificateRenewed, format!("Your ECA {certificate} certificate was renewed"), &body, new)
+    }
+
+    /// The reminder that `certificate` (serial `serial`, of profile `profile`) of `app`'s
+    /// subscriber expires on `not_after`; one per threshold of `reminder`.
+    pub fn certificate_expiring(
+        &self,
+        app: &Application,
+        certificate: &str,
+        serial: &Serial,
+        profile: &str,
+        not_after: Date,
+        reminder: ExpiryReminder,
+    ) -> OutboxMessage {
+        let serial = serial.to_hex();
+        let when = match reminder.days_left {
+            1 => "tomorrow".to_owned(),
+            n => format!("in {n} days"),
+        };
+        let body = format!(
+            "Your {certificate} certificate (serial number {serial}) expires {when}, on {not_after}. After that day \
+             it no longer works.\n\n\
+             How to renew it: {}/cmc/renewal?profile={profile}",
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::CertificateExpiring,
+            format!("Your ECA {certificate} certificate expires on {not_after}"),
+            &body,
+            format!("{serial}:{}", reminder.threshold),
+        )
+    }
+
     fn activation(&self, app: &Application, code: &str) -> OutboxMessage {
         let last_day = self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string());
         // DESIGN §2: the incumbent's login bug must not exist, and a forgotten password is
@@ -329,6 +421,21 @@ impl Notifier {
              you have questions."
         );
         self.message(app, MessageKind::Rejected, "Your ECA application was not approved".into(), &body, String::new())
+    }
+}
+
+/// Why a certificate was revoked, as a subscriber reads it (the RFC 5280 name means nothing to
+/// them): the end of "… was revoked because …".
+pub fn reason_in_words(r: RevocationReason) -> &'static str {
+    match r {
+        RevocationReason::KeyCompromise => "the key was compromised",
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise => "the issuing authority was compromised",
+        RevocationReason::AffiliationChanged => "the holder's organization, name or role changed",
+        RevocationReason::Superseded => "a newer certificate replaces it",
+        RevocationReason::CessationOfOperation => "it is no longer needed",
+        RevocationReason::CertificateHold => "it is on hold",
+        RevocationReason::PrivilegeWithdrawn => "the holder's privilege was withdrawn",
+        RevocationReason::Unspecified | RevocationReason::RemoveFromCrl => "no reason was given",
     }
 }
 

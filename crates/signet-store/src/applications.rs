@@ -22,7 +22,7 @@ use crate::{Store, backend_error, unique_or};
 
 /// Every message kind the outbox table's CHECK admits. `MessageKind` is non-exhaustive, so a new
 /// kind needs a migration anyway; the unit test below keeps this list and the migration equal.
-const MESSAGE_KINDS: [MessageKind; 9] = [
+const MESSAGE_KINDS: [MessageKind; 12] = [
     MessageKind::EmailVerification,
     MessageKind::FormsReceived,
     MessageKind::Approved,
@@ -32,6 +32,9 @@ const MESSAGE_KINDS: [MessageKind; 9] = [
     MessageKind::Expired,
     MessageKind::Rejected,
     MessageKind::PasswordReset,
+    MessageKind::CertificateRevoked,
+    MessageKind::CertificateRenewed,
+    MessageKind::CertificateExpiring,
 ];
 
 /// A queued message as the mail relay sees it.
@@ -459,8 +462,8 @@ mod tests {
     fn migration_kind_list_is_every_message_kind() {
         // The newest migration that rebuilds the kind list.
         let latest = [
-            ("sqlite", include_str!("../migrations/sqlite/0008_password_reset.sql")),
-            ("postgres", include_str!("../migrations/postgres/0008_password_reset.sql")),
+            ("sqlite", include_str!("../migrations/sqlite/0017_certificate_notices.sql")),
+            ("postgres", include_str!("../migrations/postgres/0017_certificate_notices.sql")),
         ];
         let names: Vec<&str> = MESSAGE_KINDS.iter().map(|k| k.name()).collect();
         for (backend, sql) in latest {
