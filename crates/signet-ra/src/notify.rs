@@ -563,6 +563,34 @@ mod tests {
     }
 
     #[test]
+    fn certificate_notices_name_the_certificate_and_dedupe_per_event() {
+        let n = notifier();
+        let (app, _, _) = walk("medium-token", "certificates-ready");
+        let (old, new) = (Serial::random(), Serial::random());
+        let name = "Medium Token Assurance (identity)";
+        let revoked = n.certificate_revoked(&app, name, &old, RevocationReason::KeyCompromise);
+        assert_eq!((revoked.kind, revoked.to.as_str()), (MessageKind::CertificateRevoked, "jane.doe@acme.example"));
+        assert!(revoked.body_text.contains(&old.to_hex()) && revoked.body_text.contains("the key was compromised"));
+        assert!(!revoked.body_text.contains("keyCompromise"), "{}", revoked.body_text);
+        assert_eq!(revoked.dedup_key, format!("certificate-revoked:{}:{}", app.id(), old.to_hex()));
+
+        let day = time::macros::date!(2028 - 11 - 23);
+        let renewed = n.certificate_renewed(&app, name, &old, &new, day);
+        assert!(renewed.body_text.contains(&new.to_hex()) && renewed.body_text.contains("2028-11-23"));
+        assert_ne!(renewed.dedup_key, revoked.dedup_key);
+
+        let at = |days_left, threshold| crate::renewal::ExpiryReminder { days_left, threshold };
+        let sixty = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(60, 60));
+        let fifty = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(50, 60));
+        let seven = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(7, 7));
+        assert_eq!(sixty.dedup_key, fifty.dedup_key, "one reminder per threshold");
+        assert_ne!(sixty.dedup_key, seven.dedup_key);
+        assert!(sixty.body_text.contains("expires in 60 days, on 2028-11-23"), "{}", sixty.body_text);
+        assert!(sixty.body_text.contains("https://ra.example.gov/cmc/renewal?profile=medium-token-identity"));
+        assert!(n.certificate_expiring(&app, name, &old, "p", day, at(1, 7)).body_text.contains("expires tomorrow"));
+    }
+
+    #[test]
     fn reminders_say_what_to_do_and_dedupe_per_threshold() {
         let n = notifier();
         let (app, _, _) = walk("medium-token", "certificates-ready");
