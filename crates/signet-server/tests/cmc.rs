@@ -1178,7 +1178,9 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
         smtp: Some(format!("smtp://127.0.0.1:{}", sink.port())),
         from: Some("Signet RA <ra@example.test>".into()),
         ..Default::default()
-    };
+    }
+    .into_settings(c.dir.path(), |_| None)
+    .unwrap();
     let runner = JobRunner::new(c.state.clone(), Mailer::new(&mail).unwrap());
     let not_after = c.state.store().account_certificates(&c.account).await.unwrap()[0].not_after;
     for (days, due, mailed) in [(61, 0, 0), (60, 1, 1), (45, 1, 0), (30, 1, 1), (29, 1, 0), (7, 1, 1), (1, 1, 0), (0, 0, 0)] {
