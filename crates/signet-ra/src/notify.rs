@@ -339,7 +339,13 @@ impl Notifier {
             old.to_hex(),
             self.base_url,
         );
-        self.message(app, MessageKind::CertificateRenewed, format!("Your ECA {certificate} certificate was renewed"), &body, new)
+        self.message(
+            app,
+            MessageKind::CertificateRenewed,
+            format!("Your ECA {certificate} certificate was renewed"),
+            &body,
+            new,
+        )
     }
 
     /// The reminder that `certificate` (serial `serial`, of profile `profile`) of `app`'s

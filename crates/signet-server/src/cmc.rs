@@ -226,7 +226,9 @@ fn reason_label(r: RevocationReason) -> &'static str {
 fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: OffsetDateTime) -> CertificateRow {
     let type_name = s.certificate_name(&c.profile);
     let (status, revoked) = match &c.status {
-        StoredStatus::Revoked { at, reason } => (format!("Revoked on {}: {}", day(*at), reason_in_words(*reason)), true),
+        StoredStatus::Revoked { at, reason } => {
+            (format!("Revoked on {}: {}", day(*at), reason_in_words(*reason)), true)
+        }
         _ if c.not_after <= now => ("Expired".to_owned(), false),
         _ => ("Valid".to_owned(), false),
     };
@@ -398,7 +400,12 @@ async fn revoke_inner(
 }
 
 /// Revokes one of the account's certificates (the subscriber's notice goes with it).
-async fn revoke_one(s: &AppState, id: &ApplicationId, serial: &Serial, reason: RevocationReason) -> Result<(), PageError> {
+async fn revoke_one(
+    s: &AppState,
+    id: &ApplicationId,
+    serial: &Serial,
+    reason: RevocationReason,
+) -> Result<(), PageError> {
     s.revoke(&cmc::actor(id), serial, reason).await.map_err(|e| PageError::Internal(e.to_string()))?;
     forget(s, serial);
     tracing::info!(account = %id, %serial, reason = reason.name(), "subscriber revoked a certificate");
@@ -514,10 +521,14 @@ async fn certificate_page(
     let all = [c.clone()];
     let shown = row(&s, &c, &all, s.clock.now());
     let notice = match query.done.as_str() {
-        "renewed" => "Your certificate is renewed. Install this new certificate with the key you made the request \
-                      with; the old one keeps working until it expires.",
-        "created" => "Your device certificate is created. Install it on the device with the key you made the \
-                      request with.",
+        "renewed" => {
+            "Your certificate is renewed. Install this new certificate with the key you made the request \
+                      with; the old one keeps working until it expires."
+        }
+        "created" => {
+            "Your device certificate is created. Install it on the device with the key you made the \
+                      request with."
+        }
         _ => "",
     };
     let page = CertificatePage {

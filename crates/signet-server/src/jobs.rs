@@ -251,8 +251,10 @@ impl JobRunner {
         let mut reminders = 0;
         let mut after: Option<Serial> = None;
         loop {
-            let page =
-                state.store.expiring_account_certificates(now, now + Duration::days(horizon), after.as_ref(), EXPIRY_PAGE).await?;
+            let page = state
+                .store
+                .expiring_account_certificates(now, now + Duration::days(horizon), after.as_ref(), EXPIRY_PAGE)
+                .await?;
             let more = page.len() == EXPIRY_PAGE as usize;
             after = page.last().map(|(_, c)| c.serial.clone());
             let mut queued = Vec::new();

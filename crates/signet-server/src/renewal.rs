@@ -213,7 +213,10 @@ pub(crate) fn refusal(
 
 /// The certificate that replaces `current` (one of `all`, the account's certificates, oldest
 /// first): the latest valid one of the same profile issued after it.
-pub(crate) fn replacement<'a>(current: &AccountCertificate, all: &'a [AccountCertificate]) -> Option<&'a AccountCertificate> {
+pub(crate) fn replacement<'a>(
+    current: &AccountCertificate,
+    all: &'a [AccountCertificate],
+) -> Option<&'a AccountCertificate> {
     let later = all.iter().skip_while(|c| c.serial != current.serial).skip(1);
     later.filter(|c| c.profile == current.profile && c.status == StoredStatus::Good).last()
 }

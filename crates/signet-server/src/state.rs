@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use signet_pki::{CertificateAuthority, RevocationReason, Serial};
 use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::escrow::RecoveryKeyPublic;
 use signet_pki::ocsp::{CertId, OcspIssuer};
 use signet_pki::profile::{Catalog, KeyStorage};
+use signet_pki::{CertificateAuthority, RevocationReason, Serial};
 use signet_ra::Clock;
 use signet_ra::application::{ApplicationStore, PriceTable};
 use signet_ra::issuance::{CaService, RevocationError, Revoked, StoreError};

@@ -22,6 +22,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use browser::{Browser, Page};
+use mail_common::{SmtpSink, free_port};
+use signet_pki::issue::CertificateOrder;
+use signet_pki::subject::{DnsName, Subject};
 use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
 use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationStore, NewPassword, OrganizationKey, PasswordHash,
@@ -29,17 +32,14 @@ use signet_ra::application::{
 use signet_ra::audit::verify_chain;
 use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
 use signet_ra::fixtures::sample_form;
+use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
 use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
-use mail_common::{SmtpSink, free_port};
 use signet_server::jobs::{Job, JobRunner, Outcome};
 use signet_server::mail::{MailConfig, Mailer};
 use signet_server::stock;
 use signet_server::{AppState, ServerConfig, app, build_state};
-use signet_pki::issue::CertificateOrder;
-use signet_pki::subject::{DnsName, Subject};
-use signet_ra::issuance::StoredStatus;
 use signet_testkit::{BACKENDS, TestDb};
 use stock_common::in_stock;
 use time::macros::{datetime, format_description};
@@ -554,7 +554,11 @@ async fn renewal_opens_90_days_before_expiry() {
     let mail = queued(&c, "certificate-renewed").await;
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert_eq!(mail[0].to.as_str(), sample_form("medium").applicant.email.as_str());
-    assert!(mail[0].body_text.contains(&all[1].serial.to_hex()) && mail[0].body_text.contains(&c.serial), "{:?}", mail[0]);
+    assert!(
+        mail[0].body_text.contains(&all[1].serial.to_hex()) && mail[0].body_text.contains(&c.serial),
+        "{:?}",
+        mail[0]
+    );
     // One renewal per certificate: the old one is now replaced.
     b.get("/cmc").await;
     let p = b.post(&path, &[("csr", &csr(dir, "again")), ("code", &fresh(&c, &token))]).await;
@@ -1126,7 +1130,9 @@ async fn key_compromise_offers_to_revoke_the_other_certificates() {
         .to_hex();
 
     b.get("/cmc").await;
-    let p = b.post(&format!("/cmc/certificates/{}/revoke", c.serial), &[("reason", "1"), ("code", &fresh(&c, &token))]).await;
+    let p = b
+        .post(&format!("/cmc/certificates/{}/revoke", c.serial), &[("reason", "1"), ("code", &fresh(&c, &token))])
+        .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let offer = between(&p.body, "<section class=\"warning\" id=\"compromise\">", "</section>").to_owned();
     assert!(offer.contains(&encryption) && offer.contains("Medium Token Assurance (encryption)"), "{offer}");
@@ -1155,7 +1161,8 @@ async fn key_compromise_offers_to_revoke_the_other_certificates() {
     // Only a certificate revoked for key compromise opens the offer.
     let p = b.post(&format!("/cmc/certificates/{device}/revoke-others"), &[("code", &fresh(&c, &token))]).await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
-    let p = b.post(&format!("/cmc/certificates/{device}/revoke"), &[("reason", "5"), ("code", &fresh(&c, &token))]).await;
+    let p =
+        b.post(&format!("/cmc/certificates/{device}/revoke"), &[("reason", "5"), ("code", &fresh(&c, &token))]).await;
     assert!(p.body.contains("is revoked because it is no longer needed") && !p.body.contains("id=\"compromise\""));
     let records = c.state.store().audit_records().await.unwrap();
     assert_eq!(actions(&records, "certificate-revoked"), 3);
@@ -1183,7 +1190,9 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     .unwrap();
     let runner = JobRunner::new(c.state.clone(), Mailer::new(&mail).unwrap());
     let not_after = c.state.store().account_certificates(&c.account).await.unwrap()[0].not_after;
-    for (days, due, mailed) in [(61, 0, 0), (60, 1, 1), (45, 1, 0), (30, 1, 1), (29, 1, 0), (7, 1, 1), (1, 1, 0), (0, 0, 0)] {
+    for (days, due, mailed) in
+        [(61, 0, 0), (60, 1, 1), (45, 1, 0), (30, 1, 1), (29, 1, 0), (7, 1, 1), (1, 1, 0), (0, 0, 0)]
+    {
         c.clock.advance(not_after - Duration::days(days) - c.clock.now());
         let run = runner.run_once(Job::ExpiryReminders).await.unwrap();
         assert_eq!(run, Outcome::ExpiryReminders { reminders: due }, "{days} days before");
@@ -1193,7 +1202,8 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     assert_eq!(sent.len(), 3, "one mail per threshold");
     let day = not_after.date();
     for days in [60, 30, 7] {
-        let m = sent.iter().find(|m| m.body.contains(&format!("expires in {days} days, on {day}"))).expect("a reminder");
+        let m =
+            sent.iter().find(|m| m.body.contains(&format!("expires in {days} days, on {day}"))).expect("a reminder");
         assert_eq!(m.to, sample_form("medium-token").applicant.email.as_str());
         assert_eq!(m.subject, format!("Your ECA Medium Token Assurance (identity) certificate expires on {day}"));
         assert!(m.body.contains(&c.serial), "{}", m.body);
@@ -1205,7 +1215,11 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     let mut anonymous = Browser::new(&c.app);
     let p = anonymous.get(&link).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
-    assert!(p.body.contains("Medium Token Assurance (identity)") && p.body.contains("signet token renew"), "{}", p.body);
+    assert!(
+        p.body.contains("Medium Token Assurance (identity)") && p.body.contains("signet token renew"),
+        "{}",
+        p.body
+    );
     assert!(p.body.contains("href=\"/cmc/sign-in\"") || p.body.contains("href=\"/retrieve\""), "{}", p.body);
     let p = anonymous.get("/cmc/renewal?profile=medium-identity").await;
     assert!(p.body.contains("Renew") && p.body.contains("href=\"/cmc/sign-in\""), "{}", p.body);

@@ -6,10 +6,10 @@ mod common;
 use common::each_backend;
 use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
-use signet_pki::{RevocationReason, Serial};
-use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_pki::subject::Email;
+use signet_pki::{RevocationReason, Serial};
 use signet_ra::application::ApplicationId;
+use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_ra::notify::{MessageKind, OutboxMessage};
 use signet_store::{ApiKey, Store};
@@ -63,8 +63,9 @@ async fn issue_revoke_and_list() {
             store.status(&serial).await.unwrap(),
             Some(StoredStatus::Revoked { at, reason: RevocationReason::KeyCompromise })
         );
-        let again =
-            store.revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r"), &[]).await;
+        let again = store
+            .revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r"), &[])
+            .await;
         assert_eq!(again.unwrap(), Revoked::Already);
         let listed = store.revoked_unexpired(now()).await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -260,7 +261,13 @@ async fn unknown_serials_and_crl_numbers() {
     each_backend(|store| async move {
         let ghost = Serial::random();
         let r = store
-            .revoke(&ghost, RevocationReason::Unspecified, now(), event(AuditAction::CertificateRevoked, "g"), &[notice("g")])
+            .revoke(
+                &ghost,
+                RevocationReason::Unspecified,
+                now(),
+                event(AuditAction::CertificateRevoked, "g"),
+                &[notice("g")],
+            )
             .await;
         assert!(matches!(r, Err(StoreError::NotFound)));
         assert_eq!(store.audit_records().await.unwrap().len(), 0, "a refused change leaves no audit row");
@@ -536,10 +543,12 @@ async fn a_kept_page_belongs_to_its_session_and_goes_with_its_token() {
         store.set_session_flash("a", Some("<p>typed</p>")).await.unwrap();
         assert_eq!(store.session("a", now).await.unwrap().unwrap().flash.as_deref(), Some("<p>typed</p>"));
         // Copied onto another session's row, the sealed page does not open.
-        sqlx::query("UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
         assert_eq!(store.session("b", now).await.unwrap().unwrap().flash, None);
 
         // Saving the session keeps the page; rotating its token drops it.
