@@ -17,6 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
+use crate::notify::OutboxMessage;
 
 /// What the domain needs to know about a storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -138,13 +139,15 @@ pub trait CaStore: Send + Sync {
         now: OffsetDateTime,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Serial>, StoreError>> + Send;
-    /// Revokes an issued certificate.
+    /// Revokes an issued certificate and queues `outbox` (its notices) in the same
+    /// transaction, so the notices go out if and only if this call revoked it.
     fn revoke(
         &self,
         serial: &Serial,
         reason: RevocationReason,
         at: OffsetDateTime,
         audit: AuditEvent,
+        outbox: &[OutboxMessage],
     ) -> impl Future<Output = Result<Revoked, StoreError>> + Send;
     /// The status of a serial, `None` if this CA never reserved it.
     fn status(&self, serial: &Serial) -> impl Future<Output = Result<Option<StoredStatus>, StoreError>> + Send;
@@ -290,6 +293,18 @@ impl<S: CaStore> CaService<'_, S> {
         serial: &Serial,
         reason: RevocationReason,
     ) -> Result<Revoked, RevocationError> {
+        self.revoke_notifying(actor, serial, reason, &[]).await
+    }
+
+    /// [`revoke`](Self::revoke), queuing `outbox` with the revocation; a repeated revocation
+    /// (`Already`) queues nothing.
+    pub async fn revoke_notifying(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+        outbox: &[OutboxMessage],
+    ) -> Result<Revoked, RevocationError> {
         if reason == RevocationReason::RemoveFromCrl {
             return Err(RevocationError::BadReason);
         }
@@ -301,7 +316,7 @@ impl<S: CaStore> CaService<'_, S> {
             serial.to_hex(),
             json!({ "reason": reason.name() }),
         );
-        match self.store.revoke(serial, reason, now, audit).await {
+        match self.store.revoke(serial, reason, now, audit, outbox).await {
             Err(StoreError::NotFound) => Err(RevocationError::NotFound(serial.clone())),
             other => Ok(other?),
         }

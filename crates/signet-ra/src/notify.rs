@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
+use signet_pki::{RevocationReason, Serial};
 use time::Date;
 
 use crate::application::{Application, ApplicationState, IssuedSecret, Transition};
@@ -18,6 +19,7 @@ use crate::audit::AuditAction;
 use crate::contact::RaContact;
 use crate::forms_mail::{Deficiency, PaperForm};
 use crate::password_reset::{ResetLink, ResetToken};
+use crate::renewal::ExpiryReminder;
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
 
 /// Which notice a message is.
@@ -44,6 +46,12 @@ pub enum MessageKind {
     PasswordReset,
     /// The mailed forms must be sent again: what is wrong and where to send them.
     FormsDeficient,
+    /// One of the subscriber's certificates was revoked.
+    CertificateRevoked,
+    /// One of the subscriber's certificates was renewed.
+    CertificateRenewed,
+    /// One of the subscriber's certificates expires soon.
+    CertificateExpiring,
 }
 
 impl MessageKind {
@@ -60,6 +68,9 @@ impl MessageKind {
             Self::Rejected => "rejected",
             Self::PasswordReset => "password-reset",
             Self::FormsDeficient => "forms-deficient",
+            Self::CertificateRevoked => "certificate-revoked",
+            Self::CertificateRenewed => "certificate-renewed",
+            Self::CertificateExpiring => "certificate-expiring",
         }
     }
 }
@@ -340,6 +351,93 @@ impl Notifier {
         }
     }
 
+    /// The notice that `certificate` (its name for people, e.g. "Medium Assurance identity"),
+    /// serial `serial`, of `app`'s subscriber was revoked for `reason`.
+    pub fn certificate_revoked(
+        &self,
+        app: &Application,
+        certificate: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> OutboxMessage {
+        let serial = serial.to_hex();
+        let body = format!(
+            "Your {certificate} certificate (serial number {serial}) was revoked because {}. Systems that check \
+             certificates no longer accept it, so anything signed or sent with it from now on will be refused.\n\n\
+             If you did not ask for this, contact us at once.\n\n\
+             Your certificates: {}/cmc",
+            reason_in_words(reason),
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::CertificateRevoked,
+            format!("Your ECA {certificate} certificate was revoked"),
+            &body,
+            serial,
+        )
+    }
+
+    /// The notice that `app`'s subscriber renewed `certificate`: `new` replaces `old` and is
+    /// valid until `not_after`.
+    pub fn certificate_renewed(
+        &self,
+        app: &Application,
+        certificate: &str,
+        old: &Serial,
+        new: &Serial,
+        not_after: Date,
+    ) -> OutboxMessage {
+        let new = new.to_hex();
+        let body = format!(
+            "Your {certificate} certificate was renewed. The new certificate (serial number {new}) is valid until \
+             {not_after}; it replaces certificate {}, which keeps working until it expires, so you can switch over \
+             in your own time.\n\n\
+             If you did not renew it, contact us at once.\n\n\
+             Your certificates: {}/cmc",
+            old.to_hex(),
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::CertificateRenewed,
+            format!("Your ECA {certificate} certificate was renewed"),
+            &body,
+            new,
+        )
+    }
+
+    /// The reminder that `certificate` (serial `serial`, of profile `profile`) of `app`'s
+    /// subscriber expires on `not_after`; one per threshold of `reminder`.
+    pub fn certificate_expiring(
+        &self,
+        app: &Application,
+        certificate: &str,
+        serial: &Serial,
+        profile: &str,
+        not_after: Date,
+        reminder: ExpiryReminder,
+    ) -> OutboxMessage {
+        let serial = serial.to_hex();
+        let when = match reminder.days_left {
+            1 => "tomorrow".to_owned(),
+            n => format!("in {n} days"),
+        };
+        let body = format!(
+            "Your {certificate} certificate (serial number {serial}) expires {when}, on {not_after}. After that day \
+             it no longer works.\n\n\
+             How to renew it: {}/cmc/renewal?profile={profile}",
+            self.base_url,
+        );
+        self.message(
+            app,
+            MessageKind::CertificateExpiring,
+            format!("Your ECA {certificate} certificate expires on {not_after}"),
+            &body,
+            format!("{serial}:{}", reminder.threshold),
+        )
+    }
+
     fn activation(&self, app: &Application, code: &str) -> OutboxMessage {
         let last_day = self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string());
         // DESIGN §2: the incumbent's login bug must not exist, and a forgotten password is
@@ -388,6 +486,21 @@ impl Notifier {
              you have questions."
         );
         self.message(app, MessageKind::Rejected, "Your ECA application was not approved".into(), &body, String::new())
+    }
+}
+
+/// Why a certificate was revoked, as a subscriber reads it (the RFC 5280 name means nothing to
+/// them): the end of "… was revoked because …".
+pub fn reason_in_words(r: RevocationReason) -> &'static str {
+    match r {
+        RevocationReason::KeyCompromise => "the key was compromised",
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise => "the issuing authority was compromised",
+        RevocationReason::AffiliationChanged => "the holder's organization, name or role changed",
+        RevocationReason::Superseded => "a newer certificate replaces it",
+        RevocationReason::CessationOfOperation => "it is no longer needed",
+        RevocationReason::CertificateHold => "it is on hold",
+        RevocationReason::PrivilegeWithdrawn => "the holder's privilege was withdrawn",
+        RevocationReason::Unspecified | RevocationReason::RemoveFromCrl => "no reason was given",
     }
 }
 
@@ -512,6 +625,34 @@ mod tests {
         assert!(
             m.kind == MessageKind::Expired && m.body_text.contains("2025-04-01") && m.body_text.contains("30 days")
         );
+    }
+
+    #[test]
+    fn certificate_notices_name_the_certificate_and_dedupe_per_event() {
+        let n = notifier();
+        let (app, _, _) = walk("medium-token", "certificates-ready");
+        let (old, new) = (Serial::random(), Serial::random());
+        let name = "Medium Token Assurance (identity)";
+        let revoked = n.certificate_revoked(&app, name, &old, RevocationReason::KeyCompromise);
+        assert_eq!((revoked.kind, revoked.to.as_str()), (MessageKind::CertificateRevoked, "jane.doe@acme.example"));
+        assert!(revoked.body_text.contains(&old.to_hex()) && revoked.body_text.contains("the key was compromised"));
+        assert!(!revoked.body_text.contains("keyCompromise"), "{}", revoked.body_text);
+        assert_eq!(revoked.dedup_key, format!("certificate-revoked:{}:{}", app.id(), old.to_hex()));
+
+        let day = time::macros::date!(2028 - 11 - 23);
+        let renewed = n.certificate_renewed(&app, name, &old, &new, day);
+        assert!(renewed.body_text.contains(&new.to_hex()) && renewed.body_text.contains("2028-11-23"));
+        assert_ne!(renewed.dedup_key, revoked.dedup_key);
+
+        let at = |days_left, threshold| crate::renewal::ExpiryReminder { days_left, threshold };
+        let sixty = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(60, 60));
+        let fifty = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(50, 60));
+        let seven = n.certificate_expiring(&app, name, &old, "medium-token-identity", day, at(7, 7));
+        assert_eq!(sixty.dedup_key, fifty.dedup_key, "one reminder per threshold");
+        assert_ne!(sixty.dedup_key, seven.dedup_key);
+        assert!(sixty.body_text.contains("expires in 60 days, on 2028-11-23"), "{}", sixty.body_text);
+        assert!(sixty.body_text.contains("https://ra.example.gov/cmc/renewal?profile=medium-token-identity"));
+        assert!(n.certificate_expiring(&app, name, &old, "p", day, at(1, 7)).body_text.contains("expires tomorrow"));
     }
 
     #[test]

@@ -65,6 +65,31 @@ pub fn proof_message(csr_der: &[u8]) -> Vec<u8> {
     [CONTEXT, digest.as_ref()].concat()
 }
 
+/// How many days before a certificate expires its subscriber is reminded: three mails, the
+/// first inside the renewal window, the last with time left to renew.
+pub const EXPIRY_REMINDER_DAYS: [i64; 3] = [60, 30, 7];
+
+/// A reminder due for a certificate: the whole days left, and the threshold of
+/// [`EXPIRY_REMINDER_DAYS`] it falls under (each threshold is mailed once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryReminder {
+    /// Calendar days from today to the day it expires.
+    pub days_left: i64,
+    /// The smallest threshold not below `days_left`.
+    pub threshold: i64,
+}
+
+/// The reminder due at `now` for a certificate expiring at `not_after`; `None` more than 60
+/// days ahead, or once it has expired.
+pub fn expiry_reminder(not_after: OffsetDateTime, now: OffsetDateTime) -> Option<ExpiryReminder> {
+    let days_left = (not_after.to_offset(UtcOffset::UTC).date() - now.to_offset(UtcOffset::UTC).date()).whole_days();
+    if days_left < 1 || now > not_after {
+        return None;
+    }
+    let threshold = EXPIRY_REMINDER_DAYS.iter().copied().filter(|t| *t >= days_left).min()?;
+    Some(ExpiryReminder { days_left, threshold })
+}
+
 fn utc(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     format!("{} {:02}:{:02}:{:02} UTC", t.date(), t.hour(), t.minute(), t.second())
@@ -110,6 +135,20 @@ mod tests {
             "the certificate expired on 2027-12-02 14:00:00 UTC: an expired certificate cannot be renewed; apply for a new one"
         );
         assert!(RenewalRefused::Revoked.to_string().contains("revoked"));
+    }
+
+    #[test]
+    fn reminders_fall_under_sixty_thirty_and_seven_days() {
+        let at = |days: i64| expiry_reminder(NOT_AFTER, NOT_AFTER - Duration::days(days));
+        assert_eq!(at(61), None);
+        assert_eq!(at(60), Some(ExpiryReminder { days_left: 60, threshold: 60 }));
+        assert_eq!(at(45), Some(ExpiryReminder { days_left: 45, threshold: 60 }));
+        assert_eq!(at(30).map(|r| r.threshold), Some(30));
+        assert_eq!(at(8).map(|r| r.threshold), Some(30));
+        assert_eq!(at(7).map(|r| r.threshold), Some(7));
+        assert_eq!(at(1), Some(ExpiryReminder { days_left: 1, threshold: 7 }));
+        assert_eq!(expiry_reminder(NOT_AFTER, NOT_AFTER), None, "the last day has no day left to renew");
+        assert_eq!(at(-1), None);
     }
 
     #[test]

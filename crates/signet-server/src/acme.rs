@@ -791,7 +791,7 @@ async fn revoke(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bod
                 || problem(ProblemKind::BadRevocationReason, format!("{v} is not an RFC 5280 reason code")),
             )?,
         };
-    match state.service().revoke(&actor, &stored.serial, reason).await {
+    match state.revoke(&actor, &stored.serial, reason).await {
         Ok(Revoked::Now) => {
             forget(&state, &stored.serial);
             tracing::info!(serial = %stored.serial, reason = reason.name(), "certificate revoked over ACME");

@@ -195,7 +195,7 @@ async fn revoke(
 ) -> Result<Json<RevokeView>, ApiError> {
     let serial = parse_serial(&serial)?;
     let Json(req) = body?;
-    let outcome = state.service().revoke(&op.name, &serial, req.reason).await?;
+    let outcome = state.revoke(&op.name, &serial, req.reason).await?;
     forget(&state, &serial);
     tracing::info!(%serial, reason = req.reason.name(), "certificate revoked");
     Ok(Json(RevokeView { serial: serial.to_hex(), status: "revoked", already_revoked: outcome == Revoked::Already }))

@@ -9,14 +9,14 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use signet_pki::issue::CertificateOrder;
-use signet_pki::profile::KeyStorage;
+use signet_pki::profile::{KeyStorage, SubjectKind};
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{AcmeStore, EabBinding, EabKey};
@@ -27,6 +27,7 @@ use signet_ra::cmc::{
 use signet_ra::enterprise::{self, AddUserRefused, Candidate, EnterpriseStore, EnterpriseUser};
 use signet_ra::issuance::{StoreError, StoredStatus};
 use signet_ra::lockout;
+use signet_ra::notify::reason_in_words;
 use signet_ra::totp::{Digits, TotpAlgorithm};
 use signet_store::AccountCertificate;
 use time::OffsetDateTime;
@@ -62,8 +63,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/recovery-questions", get(questions_page).post(questions_post))
         .route("/cmc/recover", get(recover_page).post(recover_password))
         .route("/cmc/recover/answers", post(recover_answers))
+        .route("/cmc/renewal", get(renewal_guide))
+        .route("/cmc/certificates/{serial}", get(certificate_page))
         .route("/cmc/certificates/{serial}/certificate.pem", get(download))
         .route("/cmc/certificates/{serial}/revoke", post(revoke))
+        .route("/cmc/certificates/{serial}/revoke-others", post(revoke_others))
         .route("/cmc/certificates/{serial}/renew", post(renew))
         .route("/cmc/devices", get(device_page).post(device_post))
         .route("/cmc/acme-keys", post(acme_key_post))
@@ -203,6 +207,10 @@ struct HomePage {
     error: String,
     /// The serial the error belongs to, so it shows beside that certificate.
     error_serial: String,
+    /// After a key-compromise revocation: the serial revoked, and the account's other valid
+    /// certificates (serial, name) whose keys may have gone with it.
+    compromised: String,
+    others: Vec<(String, String)>,
 }
 
 fn reason_label(r: RevocationReason) -> &'static str {
@@ -215,28 +223,12 @@ fn reason_label(r: RevocationReason) -> &'static str {
     }
 }
 
-/// Why a certificate was revoked, as a subscriber reads it (the RFC 5280 name means nothing to
-/// them).
-fn reason_words(r: RevocationReason) -> &'static str {
-    match r {
-        RevocationReason::KeyCompromise => "the key was compromised",
-        RevocationReason::CaCompromise | RevocationReason::AaCompromise => "the issuing authority was compromised",
-        RevocationReason::AffiliationChanged => "the holder's organization, name or role changed",
-        RevocationReason::Superseded => "a newer certificate replaces it",
-        RevocationReason::CessationOfOperation => "it is no longer needed",
-        RevocationReason::CertificateHold => "it is on hold",
-        RevocationReason::PrivilegeWithdrawn => "the holder's privilege was withdrawn",
-        RevocationReason::Unspecified | RevocationReason::RemoveFromCrl => "no reason was given",
-    }
-}
-
 fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: OffsetDateTime) -> CertificateRow {
-    let type_name = s
-        .catalog
-        .profile(&c.profile)
-        .map_or_else(|| c.profile.clone(), |p| format!("{} ({})", p.cert_type.name, p.usage));
+    let type_name = s.certificate_name(&c.profile);
     let (status, revoked) = match &c.status {
-        StoredStatus::Revoked { at, reason } => (format!("Revoked on {}: {}", day(*at), reason_words(*reason)), true),
+        StoredStatus::Revoked { at, reason } => {
+            (format!("Revoked on {}: {}", day(*at), reason_in_words(*reason)), true)
+        }
         _ if c.not_after <= now => ("Expired".to_owned(), false),
         _ => ("Valid".to_owned(), false),
     };
@@ -273,6 +265,9 @@ struct Outcome {
     notice: String,
     error: String,
     error_serial: String,
+    /// The certificate just revoked for key compromise, whose companions the page offers to
+    /// revoke too.
+    compromised: Option<Serial>,
 }
 
 async fn home_view(
@@ -286,6 +281,13 @@ async fn home_view(
     let token = s.store.soft_token(id, "active").await?;
     let all = s.store.account_certificates(id).await?;
     let certificates = all.iter().map(|c| row(s, c, &all, now)).collect();
+    let (compromised, others) = match &outcome.compromised {
+        Some(serial) => (
+            serial.to_hex(),
+            companions(s, &all, serial, now).map(|c| (c.serial.to_hex(), s.certificate_name(&c.profile))).collect(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
     let device_domains = registered_domains(s, &app.form().organization).await?;
     let page = HomePage {
         csrf: session.csrf().to_owned(),
@@ -299,6 +301,8 @@ async fn home_view(
         notice: outcome.notice,
         error: outcome.error,
         error_serial: outcome.error_serial,
+        compromised,
+        others,
     };
     let status = if page.error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok(with_status(render(&page), status))
@@ -331,12 +335,19 @@ async fn download(State(s): State<AppState>, session: Session, Path(serial): Pat
     }
 }
 
+/// What a subscriber is told when the code confirming an action is refused. Unlike at the
+/// sign-in form, naming the code tells nothing away: the session already proved the password,
+/// and the code is the only secret a step-up checks.
+const STEP_UP_REFUSED: &str = "That code from your authenticator app was not accepted. Codes change every 30 seconds \
+     and each works once: enter the code your app shows now (your PIN first, if you set one).";
+
 /// The step-up check before a secure action: the answer to show when the code is refused.
 async fn confirm(s: &AppState, id: &ApplicationId, code: &str, action: &str) -> Result<Option<String>, PageError> {
     match cmc::step_up(&s.store, id, code, action, s.clock.now()).await {
         Ok(()) => Ok(None),
+        Err(CmcAuthError::Refused) => Ok(Some(STEP_UP_REFUSED.to_owned())),
         Err(e) => refusal(e, s.clock.now()).map(|(message, _)| {
-            Some(format!("{message} Enter a fresh code from your soft token to confirm this action."))
+            Some(format!("{message} Then enter a fresh code from your authenticator app to confirm this action."))
         }),
     }
 }
@@ -377,15 +388,94 @@ async fn revoke_inner(
     if let Some(refused) = confirm(s, id, &form.code, "revoke").await? {
         return home_view(s, session, id, fail(refused)).await;
     }
-    let outcome = s.service().revoke(&cmc::actor(id), &cert.serial, reason).await;
-    outcome.map_err(|e| PageError::Internal(e.to_string()))?;
-    forget(s, &cert.serial);
-    tracing::info!(account = %id, serial = %cert.serial, reason = reason.name(), "subscriber revoked a certificate");
+    revoke_one(s, id, &cert.serial, reason).await?;
     let notice = format!(
-        "Certificate {} is revoked because {}. Systems that check it are told so at once.",
+        "Certificate {} is revoked because {}. Systems that check it are told so at once. We have emailed you a \
+         confirmation.",
         cert.serial.to_hex(),
-        reason_words(reason)
+        reason_in_words(reason)
     );
+    let compromised = (reason == RevocationReason::KeyCompromise).then(|| cert.serial.clone());
+    home_view(s, session, id, Outcome { notice, compromised, ..Outcome::default() }).await
+}
+
+/// Revokes one of the account's certificates (the subscriber's notice goes with it).
+async fn revoke_one(
+    s: &AppState,
+    id: &ApplicationId,
+    serial: &Serial,
+    reason: RevocationReason,
+) -> Result<(), PageError> {
+    s.revoke(&cmc::actor(id), serial, reason).await.map_err(|e| PageError::Internal(e.to_string()))?;
+    forget(s, serial);
+    tracing::info!(account = %id, %serial, reason = reason.name(), "subscriber revoked a certificate");
+    Ok(())
+}
+
+/// The account's other still-valid certificates whose keys a compromise of `serial`'s may
+/// have taken along (the same token, the same person): all but device certificates, whose keys
+/// live on the organization's servers.
+fn companions<'a>(
+    s: &'a AppState,
+    all: &'a [AccountCertificate],
+    serial: &'a Serial,
+    now: OffsetDateTime,
+) -> impl Iterator<Item = &'a AccountCertificate> {
+    all.iter().filter(move |c| {
+        &c.serial != serial
+            && c.status == StoredStatus::Good
+            && c.not_after > now
+            && !s.catalog.profile(&c.profile).is_some_and(|p| p.subject == SubjectKind::Device)
+    })
+}
+
+#[derive(Deserialize)]
+struct RevokeOthersForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// After a key-compromise revocation: revokes the account's other valid certificates for key
+/// compromise too, confirmed with one fresh code. The list is worked out again here, not taken
+/// from the form, so a post cannot name certificates the page did not offer.
+#[tracing::instrument(skip_all, fields(%serial))]
+async fn revoke_others(
+    State(s): State<AppState>,
+    session: Session,
+    Path(serial): Path<String>,
+    Form(form): Form<RevokeOthersForm>,
+) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    revoke_others_inner(&s, &session, &id, &serial, form).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn revoke_others_inner(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    serial: &str,
+    form: RevokeOthersForm,
+) -> Result<Response, PageError> {
+    let cert = owned(s, id, serial).await?;
+    if !matches!(cert.status, StoredStatus::Revoked { reason: RevocationReason::KeyCompromise, .. }) {
+        return Err(PageError::NotFound);
+    }
+    if let Some(error) = confirm(s, id, &form.code, "revoke").await? {
+        let outcome = Outcome { error, compromised: Some(cert.serial), ..Outcome::default() };
+        return home_view(s, session, id, outcome).await;
+    }
+    let all = s.store.account_certificates(id).await?;
+    let others: Vec<Serial> = companions(s, &all, &cert.serial, s.clock.now()).map(|c| c.serial.clone()).collect();
+    for other in &others {
+        revoke_one(s, id, other, RevocationReason::KeyCompromise).await?;
+    }
+    let notice = match others.len() {
+        0 => "None of your other certificates was still valid: nothing more to revoke.".to_owned(),
+        _ => format!(
+            "Also revoked because the key was compromised: {}. We have emailed you a confirmation for each.",
+            others.iter().map(Serial::to_hex).collect::<Vec<_>>().join(", ")
+        ),
+    };
     home_view(s, session, id, Outcome { notice, ..Outcome::default() }).await
 }
 
@@ -395,24 +485,112 @@ fn user_message(e: ApiError) -> Result<String, PageError> {
 }
 
 #[derive(Template)]
-#[template(path = "cmc/issued.html")]
-struct IssuedPage {
+#[template(path = "cmc/certificate.html")]
+struct CertificatePage {
     csrf: String,
-    title: String,
+    type_name: String,
     serial: String,
+    not_before: String,
+    not_after: String,
+    status: String,
+    /// What just happened, after a renewal or a creation.
+    notice: String,
     pem: String,
     chain: String,
 }
 
-fn issued_view(s: &AppState, session: &Session, title: &str, cert: &signet_pki::IssuedCertificate) -> Response {
-    let page = IssuedPage {
-        csrf: session.csrf().to_owned(),
-        title: title.to_owned(),
-        serial: cert.serial.to_hex(),
-        pem: signet_pki::to_pem("CERTIFICATE", &cert.der),
-        chain: crate::api::chain_pem(s),
+#[derive(Deserialize)]
+struct CertificateQuery {
+    #[serde(default)]
+    done: String,
+}
+
+/// One of the account's certificates: its details, the certificate and the chain to install.
+/// A renewal or a creation answers with a redirect here, so reload repeats nothing.
+async fn certificate_page(
+    State(s): State<AppState>,
+    session: Session,
+    Path(serial): Path<String>,
+    Query(query): Query<CertificateQuery>,
+) -> Response {
+    let Some(id) = signed_in(&session) else { return to_sign_in() };
+    let c = match owned(&s, &id, &serial).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
-    with_status(render(&page), StatusCode::CREATED)
+    let all = [c.clone()];
+    let shown = row(&s, &c, &all, s.clock.now());
+    let notice = match query.done.as_str() {
+        "renewed" => {
+            "Your certificate is renewed. Install this new certificate with the key you made the request \
+                      with; the old one keeps working until it expires."
+        }
+        "created" => {
+            "Your device certificate is created. Install it on the device with the key you made the \
+                      request with."
+        }
+        _ => "",
+    };
+    let page = CertificatePage {
+        csrf: session.csrf().to_owned(),
+        type_name: shown.type_name,
+        serial: shown.serial,
+        not_before: shown.not_before,
+        not_after: shown.not_after,
+        status: shown.status,
+        notice: notice.to_owned(),
+        pem: signet_pki::to_pem("CERTIFICATE", &c.der),
+        chain: crate::api::chain_pem(&s),
+    };
+    render(&page)
+}
+
+/// How a certificate of one profile is renewed, as the renewal guide explains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RenewalWay {
+    /// A key generated on the token: `signet token renew`.
+    Token,
+    /// A pasted request in the CMC.
+    Software,
+    /// Not renewed: a new device certificate.
+    Device,
+    /// Not renewed: the CA makes the key, so a new application.
+    Reapply,
+    /// A profile this server does not know (an old link).
+    Unknown,
+}
+
+#[derive(Template)]
+#[template(path = "cmc/renewal.html")]
+struct RenewalGuidePage {
+    certificate: String,
+    way: RenewalWay,
+}
+
+#[derive(Deserialize)]
+struct RenewalQuery {
+    #[serde(default)]
+    profile: String,
+}
+
+/// The page the expiry reminders link to: how to renew a certificate of the profile named,
+/// for anyone (the reminder's reader is usually signed out), leading to the sign-in.
+async fn renewal_guide(State(s): State<AppState>, Query(query): Query<RenewalQuery>) -> Response {
+    let profile = s.catalog.profile(&query.profile);
+    let way = match profile {
+        None => RenewalWay::Unknown,
+        Some(p) if p.subject == SubjectKind::Device => RenewalWay::Device,
+        Some(p) if p.is_encryption() => RenewalWay::Reapply,
+        Some(p) if p.cert_type.key_storage == KeyStorage::Hardware => RenewalWay::Token,
+        Some(_) => RenewalWay::Software,
+    };
+    let certificate = profile.map(|p| s.certificate_name(&p.id)).unwrap_or_default();
+    render(&RenewalGuidePage { certificate, way })
+}
+
+/// Where a renewal or creation sends the browser: the new certificate's page.
+fn to_certificate(serial: &Serial, done: &str) -> Response {
+    Redirect::to(&format!("/cmc/certificates/{}?done={done}", serial.to_hex())).into_response()
 }
 
 #[derive(Deserialize)]
@@ -459,7 +637,7 @@ async fn renew_inner(
         return home_view(s, session, id, fail(refused)).await;
     }
     match renewal::renew(s, id, cert, &all, form.csr.trim().as_bytes(), None).await {
-        Ok(new) => Ok(issued_view(s, session, "Renewed certificate", &new)),
+        Ok(new) => Ok(to_certificate(&new.serial, "renewed")),
         Err(e) => home_view(s, session, id, fail(user_message(e)?)).await,
     }
 }
@@ -573,7 +751,7 @@ async fn device_inner(
         Ok(cert) => {
             presign_new(s, &cert.serial);
             tracing::info!(account = %id, serial = %cert.serial, "subscriber created a device certificate");
-            Ok(issued_view(s, session, "Device certificate", &cert))
+            Ok(to_certificate(&cert.serial, "created"))
         }
         Err(e) => {
             let message = user_message(e.into())?;

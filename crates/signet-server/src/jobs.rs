@@ -1,5 +1,5 @@
-//! Background jobs: the outbox relay, the deadline engine, the OCSP refresher and the
-//! housekeeping of sessions, orphan escrows and abandoned issuance intents, each on its own
+//! Background jobs: the outbox relay, the deadline engine, the subscribers' expiry reminders,
+//! the OCSP refresher and the housekeeping of sessions, orphan escrows and abandoned issuance intents, each on its own
 //! period. Several `signet serve` nodes may share one PostgreSQL database; a
 //! job with a lease runs only on the node holding it (`Store::try_acquire_lease`), which renews
 //! it on every run and hands it over by expiry — or at once through [`Jobs::stop`].
@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use signet_pki::Serial;
 use signet_ra::application::{Actor, Application, ApplicationId, ApplicationStore, Command};
 use signet_ra::delivery::RetryPolicy;
 use signet_ra::issuance::StoreError;
 use signet_ra::key_recovery::KeyRecoveryStore;
+use signet_ra::renewal::{self, EXPIRY_REMINDER_DAYS};
 use signet_ra::vetting::{self, DeadlineAction};
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinHandle;
@@ -35,6 +37,9 @@ const OUTBOX_BATCH: u32 = 100;
 const CLAIM: Duration = Duration::minutes(5);
 /// Open applications read per page by the deadline job.
 const DEADLINE_PAGE: u32 = 200;
+
+/// Expiring certificates read per page by the expiry reminders.
+const EXPIRY_PAGE: u32 = 200;
 
 /// How old an escrow without its certificate must be before it counts as orphaned.
 const ORPHAN_ESCROW_AGE: Duration = Duration::hours(1);
@@ -61,12 +66,21 @@ pub enum Job {
     /// Marks failed the issuance intents a dead node left behind, releasing their keys
     /// ([`signet_ra::issuance::ABANDONED_AFTER`]).
     Intents,
+    /// Mails subscribers 60, 30 and 7 days before a certificate of theirs expires.
+    ExpiryReminders,
 }
 
 impl Job {
     /// Every job, as the runner starts them.
-    pub const ALL: [Job; 6] =
-        [Job::Outbox, Job::Deadlines, Job::OcspRefresh, Job::Sessions, Job::OrphanEscrows, Job::Intents];
+    pub const ALL: [Job; 7] = [
+        Job::Outbox,
+        Job::Deadlines,
+        Job::OcspRefresh,
+        Job::Sessions,
+        Job::OrphanEscrows,
+        Job::Intents,
+        Job::ExpiryReminders,
+    ];
 
     /// The job's name, also its lease's name.
     pub fn name(self) -> &'static str {
@@ -77,6 +91,7 @@ impl Job {
             Self::Sessions => "sessions",
             Self::OrphanEscrows => "orphan-escrows",
             Self::Intents => "intents",
+            Self::ExpiryReminders => "expiry-reminders",
         }
     }
 
@@ -90,6 +105,8 @@ impl Job {
             Self::OrphanEscrows => StdDuration::from_secs(30 * 60),
             // A key a crash left reserved is free again within the bound plus one period.
             Self::Intents => StdDuration::from_secs(5 * 60),
+            // Reminders count calendar days: an hour late is on time.
+            Self::ExpiryReminders => StdDuration::from_secs(60 * 60),
         }
     }
 
@@ -106,6 +123,7 @@ impl Job {
             Self::OrphanEscrows => Some(Duration::minutes(90)),
             // One node resolves; the conditional write makes a second one harmless anyway.
             Self::Intents => Some(Duration::minutes(15)),
+            Self::ExpiryReminders => Some(Duration::hours(3)),
         }
     }
 }
@@ -149,6 +167,11 @@ pub enum Outcome {
     Intents {
         /// Marked failed.
         resolved: usize,
+    },
+    /// Expiry reminders due (the outbox drops repeats).
+    ExpiryReminders {
+        /// Reminders due.
+        reminders: usize,
     },
 }
 
@@ -213,6 +236,50 @@ impl JobRunner {
                     tracing::warn!(%serial, "issuance intent abandoned (its node stopped mid-issuance); marked failed");
                 }
                 Ok(Outcome::Intents { resolved: serials.len() })
+            }
+            Job::ExpiryReminders => self.expiry_reminders().await,
+        }
+    }
+
+    /// Queues the reminder due for each subscriber certificate expiring within 60 days that no
+    /// renewal has replaced yet. Each threshold's reminder has its own dedup key, so a
+    /// certificate gets each of its three mails once however often this runs.
+    async fn expiry_reminders(&self) -> Result<Outcome, JobError> {
+        let state = &self.state;
+        let now = state.clock.now();
+        let horizon = EXPIRY_REMINDER_DAYS.iter().copied().max().unwrap_or_default() + 1;
+        let mut reminders = 0;
+        let mut after: Option<Serial> = None;
+        loop {
+            let page = state
+                .store
+                .expiring_account_certificates(now, now + Duration::days(horizon), after.as_ref(), EXPIRY_PAGE)
+                .await?;
+            let more = page.len() == EXPIRY_PAGE as usize;
+            after = page.last().map(|(_, c)| c.serial.clone());
+            let mut queued = Vec::new();
+            for (account, cert) in page {
+                let Some(reminder) = renewal::expiry_reminder(cert.not_after, now) else { continue };
+                // A renewed certificate's subscriber has switched over: nothing to remind.
+                if crate::renewal::replacement(&cert, &state.store.account_certificates(&account).await?).is_some() {
+                    continue;
+                }
+                let Some(app) = state.store.load(&account).await? else { continue };
+                queued.push(state.notifier.certificate_expiring(
+                    &app,
+                    &state.certificate_name(&cert.profile),
+                    &cert.serial,
+                    &cert.profile,
+                    cert.not_after.date(),
+                    reminder,
+                ));
+            }
+            reminders += queued.len();
+            if !queued.is_empty() {
+                state.store.enqueue(&queued).await?;
+            }
+            if !more {
+                return Ok(Outcome::ExpiryReminders { reminders });
             }
         }
     }

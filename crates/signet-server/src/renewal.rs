@@ -207,9 +207,18 @@ pub(crate) fn refusal(
     if let Err(refused) = renewal::check_window(current.not_after, revoked, now) {
         return Some(refused.into());
     }
-    let later = all.iter().skip_while(|c| c.serial != current.serial).skip(1);
-    let replacement = later.filter(|c| c.profile == current.profile && c.status == StoredStatus::Good).last()?;
+    let replacement = replacement(current, all)?;
     Some(RenewalRefused::Replaced { by: replacement.serial.to_hex() }.into())
+}
+
+/// The certificate that replaces `current` (one of `all`, the account's certificates, oldest
+/// first): the latest valid one of the same profile issued after it.
+pub(crate) fn replacement<'a>(
+    current: &AccountCertificate,
+    all: &'a [AccountCertificate],
+) -> Option<&'a AccountCertificate> {
+    let later = all.iter().skip_while(|c| c.serial != current.serial).skip(1);
+    later.filter(|c| c.profile == current.profile && c.status == StoredStatus::Good).last()
 }
 
 /// Renews `current` (one of `all`, the account's certificates) with the key of `csr`: checks
@@ -249,5 +258,18 @@ pub(crate) async fn renew(
     }
     presign_new(s, &new.serial);
     tracing::info!(%account, old = %current.serial, new = %new.serial, profile = %current.profile, "certificate renewed");
+    let notice = s.notifier.certificate_renewed(
+        &app,
+        &s.certificate_name(&current.profile),
+        &current.serial,
+        &new.serial,
+        new.not_after.date(),
+    );
+    // Issuance stores its certificate in steps of its own (intent, then the signed
+    // certificate), so the notice follows the last one. The certificate is the subscriber's
+    // either way: a queue that failed is logged, not turned into a failed renewal.
+    if let Err(e) = s.store.enqueue(&[notice]).await {
+        tracing::error!(%account, new = %new.serial, error = %e, "renewal notice not queued");
+    }
     Ok(new)
 }

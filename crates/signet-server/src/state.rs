@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use signet_pki::CertificateAuthority;
 use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::escrow::RecoveryKeyPublic;
 use signet_pki::ocsp::{CertId, OcspIssuer};
 use signet_pki::profile::{Catalog, KeyStorage};
+use signet_pki::{CertificateAuthority, RevocationReason, Serial};
 use signet_ra::Clock;
-use signet_ra::application::PriceTable;
-use signet_ra::issuance::CaService;
-use signet_ra::notify::Notifier;
+use signet_ra::application::{ApplicationStore, PriceTable};
+use signet_ra::issuance::{CaService, RevocationError, Revoked, StoreError};
+use signet_ra::notify::{Notifier, OutboxMessage};
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::wizard::AgencyCatalog;
 use signet_store::Store;
@@ -130,6 +130,40 @@ impl AppState {
         self.catalog.types().iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone())
     }
 
+    /// A certificate profile's name for people ("Medium Token Assurance (identity)"), from
+    /// its catalog id.
+    pub(crate) fn certificate_name(&self, profile: &str) -> String {
+        self.catalog
+            .profile(profile)
+            .map_or_else(|| profile.to_owned(), |p| format!("{} ({})", p.cert_type.name, p.usage))
+    }
+
+    /// Revokes a certificate as `actor`, mailing its subscriber (if a subscriber account holds
+    /// it) in the same transaction: every way to revoke goes through here, so no revocation
+    /// happens behind the subscriber's back.
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<Revoked, RevocationError> {
+        let notice = self.revocation_notice(serial, reason).await?;
+        self.service().revoke_notifying(actor, serial, reason, notice.as_slice()).await
+    }
+
+    /// The mail to the subscriber whose certificate `serial` is being revoked; `None` for
+    /// certificates of no subscriber account (ACME accounts, operators' own).
+    async fn revocation_notice(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<Option<OutboxMessage>, StoreError> {
+        let Some(record) = self.store.certificate(serial).await? else { return Ok(None) };
+        let Some(account) = signet_ra::cmc::account_of(&record.requested_by) else { return Ok(None) };
+        let Some(app) = self.store.load(&account).await? else { return Ok(None) };
+        Ok(Some(self.notifier.certificate_revoked(&app, &self.certificate_name(&record.profile), serial, reason)))
+    }
+
     /// The CA workflows over this server's store.
     pub fn service(&self) -> CaService<'_, Store> {
         CaService {
@@ -175,7 +209,6 @@ impl AppState {
         actor: &signet_ra::application::Actor,
         command: signet_ra::application::Command,
     ) -> Result<signet_ra::application::Application, CommandFailure> {
-        use signet_ra::application::ApplicationStore;
         let app = self.store.load(id).await?.ok_or(CommandFailure::NotFound)?;
         let transition =
             app.apply(actor, command, self.clock.now(), &self.deadlines).map_err(CommandFailure::Refused)?;

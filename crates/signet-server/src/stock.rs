@@ -174,7 +174,7 @@ pub async fn report_lost(
             if state.catalog.profile(&c.profile).is_some_and(|p| p.subject == SubjectKind::Device) {
                 continue;
             }
-            state.service().revoke(actor, &c.serial, RevocationReason::KeyCompromise).await.map_err(|e| match e {
+            state.revoke(actor, &c.serial, RevocationReason::KeyCompromise).await.map_err(|e| match e {
                 signet_ra::issuance::RevocationError::Store(s) => StockError::from(s),
                 other => StockError::Store(StoreError::Backend(other.to_string())),
             })?;

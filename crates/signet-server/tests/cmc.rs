@@ -8,6 +8,7 @@
 //! organization's registered domains, the recovery path, and the audit chain at the end.
 
 mod browser;
+mod mail_common;
 mod stock_common;
 
 use std::path::Path;
@@ -21,6 +22,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use browser::{Browser, Page};
+use mail_common::{SmtpSink, free_port};
+use signet_pki::issue::CertificateOrder;
+use signet_pki::subject::{DnsName, Subject};
 use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
 use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationStore, NewPassword, OrganizationKey, PasswordHash,
@@ -28,9 +32,12 @@ use signet_ra::application::{
 use signet_ra::audit::verify_chain;
 use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
 use signet_ra::fixtures::sample_form;
+use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
 use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
+use signet_server::jobs::{Job, JobRunner, Outcome};
+use signet_server::mail::{MailConfig, Mailer};
 use signet_server::stock;
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
@@ -41,6 +48,8 @@ use tower::ServiceExt;
 
 const T0: OffsetDateTime = datetime!(2026-11-23 14:00 UTC);
 const PASSWORD: &str = "Quill-Harbor-Sextant-58";
+/// What a refused step-up code says (unlike a refused sign-in, it may name the code).
+const STEP_UP_REFUSED: &str = "That code from your authenticator app was not accepted.";
 /// medium-token identity certificates: the policy their renewals must still assert.
 const MEDIUM_TOKEN_OID: &str = "2.16.840.1.101.3.2.1.12.5";
 /// id-eca-medium-sha256: Medium (software key) certificates.
@@ -423,6 +432,23 @@ async fn ocsp_status(c: &Cmc, serial: &str) -> String {
         .to_owned()
 }
 
+/// The answer to a post that succeeded: a redirect to the new certificate's page (so reload
+/// repeats nothing), followed; the page shows the certificate.
+async fn certificate_shown(b: &mut Browser, posted: Page, done: &str) -> Page {
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let to = posted.location.clone().unwrap();
+    assert!(to.starts_with("/cmc/certificates/") && to.ends_with(&format!("?done={done}")), "{to}");
+    let shown = b.get(&to).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    Page { location: Some(to), ..shown }
+}
+
+/// The queued mails of `kind`, oldest first.
+async fn queued(c: &Cmc, kind: &str) -> Vec<signet_ra::notify::OutboxMessage> {
+    let all = c.state.store().pending_outbox(c.clock.now() + Duration::days(1), 1000).await.unwrap();
+    all.into_iter().filter(|q| q.message.kind.name() == kind).map(|q| q.message).collect()
+}
+
 #[tokio::test]
 async fn revocation_needs_step_up_and_shows_in_ocsp() {
     let c = cmc("sqlite").await;
@@ -433,6 +459,9 @@ async fn revocation_needs_step_up_and_shows_in_ocsp() {
     let p = b.post(&path, &[("reason", "1"), ("code", "")]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p.body.contains(&format!("id=\"error-{}\"", c.serial)), "{}", p.body);
+    // The step-up says it was the code; only the sign-in form keeps every refusal alike.
+    let p = b.post(&path, &[("reason", "1"), ("code", "00000000")]).await;
+    assert!(p.body.contains(STEP_UP_REFUSED) && !p.body.contains(REFUSED), "{}", p.body);
     let p = b.post(&path, &[("reason", ""), ("code", &fresh(&c, &token))]).await;
     assert!(p.body.contains("Choose why"), "{}", p.body);
     // A reason that is the CA's, not the subscriber's (cACompromise).
@@ -447,6 +476,15 @@ async fn revocation_needs_step_up_and_shows_in_ocsp() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains("is revoked because the key was compromised."), "{}", p.body);
     assert!(!p.body.contains("keyCompromise"), "no RFC 5280 names on the page");
+    assert!(!p.body.contains("id=\"compromise\""), "no other certificate to offer: {}", p.body);
+    let mail = queued(&c, "certificate-revoked").await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0].to.as_str(), sample_form("medium-token").applicant.email.as_str());
+    assert!(
+        mail[0].body_text.contains(&c.serial) && mail[0].body_text.contains("because the key was compromised"),
+        "{}",
+        mail[0].body_text
+    );
     assert!(ocsp_status(&c, &c.serial).await.ends_with(": revoked"), "OCSP says revoked at once");
     // The CRL served next lists it.
     let crl = c.app.clone().oneshot(Request::get("/crl/issuing.crl").body(Body::empty()).unwrap()).await.unwrap();
@@ -492,7 +530,10 @@ async fn renewal_opens_90_days_before_expiry() {
     let p = b.post(&path, &[("csr", "not a request"), ("code", &fresh(&c, &token))]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
     let p = b.post(&path, &[("csr", &new_csr), ("code", &fresh(&c, &token))]).await;
-    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let p = certificate_shown(&mut b, p, "renewed").await;
+    assert!(p.body.contains("Your certificate is renewed") && p.body.contains("Valid"), "{}", p.body);
+    // Reloading the certificate's page repeats nothing.
+    assert_eq!(b.get(p.location.as_deref().unwrap()).await.status, StatusCode::OK);
     let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
     let dir = c.dir.path();
     std::fs::write(dir.join("renewed.pem"), &pem).unwrap();
@@ -507,7 +548,17 @@ async fn renewal_opens_90_days_before_expiry() {
         modulus(&["x509", "-in", dir.join("renewed.pem").to_str().unwrap(), "-noout", "-modulus"]),
         modulus(&["req", "-in", dir.join("renewal.csr").to_str().unwrap(), "-noout", "-modulus"])
     );
-    assert_eq!(c.state.store().account_certificates(&c.account).await.unwrap().len(), 2);
+    let all = c.state.store().account_certificates(&c.account).await.unwrap();
+    assert_eq!(all.len(), 2);
+    // The subscriber is mailed the renewal, naming both certificates.
+    let mail = queued(&c, "certificate-renewed").await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0].to.as_str(), sample_form("medium").applicant.email.as_str());
+    assert!(
+        mail[0].body_text.contains(&all[1].serial.to_hex()) && mail[0].body_text.contains(&c.serial),
+        "{:?}",
+        mail[0]
+    );
     // One renewal per certificate: the old one is now replaced.
     b.get("/cmc").await;
     let p = b.post(&path, &[("csr", &csr(dir, "again")), ("code", &fresh(&c, &token))]).await;
@@ -834,14 +885,15 @@ async fn device_certificates_only_under_registered_domains() {
             &[("names", "www.acme.example api.acme.example"), ("csr", &device_csr), ("code", "12345678")],
         )
         .await;
-    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    assert!(p.body.contains(STEP_UP_REFUSED), "step-up: {}", p.body);
     let p = b
         .post(
             "/cmc/devices",
             &[("names", "www.acme.example api.acme.example"), ("csr", &device_csr), ("code", &fresh(&c, &token))],
         )
         .await;
-    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let p = certificate_shown(&mut b, p, "created").await;
+    assert!(p.body.contains("Your device certificate is created"), "{}", p.body);
     let pem = between(&p.body, "<textarea id=\"certificate\" rows=\"12\" readonly>", "</textarea>").to_owned();
     let dir = c.dir.path();
     std::fs::write(dir.join("device.pem"), &pem).unwrap();
@@ -865,7 +917,7 @@ async fn device_certificates_only_under_registered_domains() {
     let p = b.get("/cmc/devices").await;
     assert!(p.body.contains("Create ACME key"), "{}", p.body);
     let p = b.post("/cmc/acme-keys", &[("code", "12345678")]).await;
-    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    assert!(p.body.contains(STEP_UP_REFUSED), "step-up: {}", p.body);
     let p = b.post("/cmc/acme-keys", &[("code", &fresh(&c, &token))]).await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
     let kid = between(&p.body, "id=\"kid\" value=\"", "\"").to_owned();
@@ -895,7 +947,7 @@ async fn recovery_questions_replace_a_lost_token() {
     b.get("/cmc/recovery-questions").await;
     let answers = [("question_0", "0"), ("answer_0", "Lincoln Elementary"), ("question_1", "2"), ("answer_1", "Ford")];
     let p = b.post("/cmc/recovery-questions", &[&answers[..], &[("code", "00000000")]].concat()).await;
-    assert!(p.body.contains(REFUSED), "{}", p.body);
+    assert!(p.body.contains(STEP_UP_REFUSED), "{}", p.body);
     let p = b
         .post(
             "/cmc/recovery-questions",
@@ -942,7 +994,7 @@ async fn replacing_the_token_needs_the_current_one() {
     let (mut b, old) = enrolled(&c).await;
     b.get("/cmc/soft-token").await;
     let p = b.post("/cmc/soft-token", &[("algorithm", "SHA1"), ("digits", "6"), ("code", "00000000")]).await;
-    assert!(p.body.contains(REFUSED), "{}", p.body);
+    assert!(p.body.contains(STEP_UP_REFUSED), "{}", p.body);
     let new = create_token(&c, &mut b, "SHA1", 6, &[("code", &fresh(&c, &old))]).await;
     // Until the new token registers, the old one still signs in.
     let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &old)).await;
@@ -990,7 +1042,7 @@ async fn users_add_vetted_colleagues_with_step_up() {
         assert!(p.body.contains(&format!("value=\"{reference}\"")), "the reference typed is kept");
     }
     let p = b.post("/cmc/users", &[("reference", vetted.as_str()), ("code", "12345678")]).await;
-    assert!(p.body.contains(REFUSED), "step-up: {}", p.body);
+    assert!(p.body.contains(STEP_UP_REFUSED), "step-up: {}", p.body);
     let p = b.post("/cmc/users", &[("reference", vetted.as_str()), ("code", &fresh(&c, &token))]).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains(&format!("{vetted} is now a user")), "{}", p.body);
@@ -1016,4 +1068,161 @@ async fn users_add_vetted_colleagues_with_step_up() {
     let p = b.get("/cmc/devices").await;
     assert!(p.body.contains("id=\"not-a-user\""), "{}", p.body);
     audit_intact(&c).await;
+}
+
+#[tokio::test]
+async fn the_soft_token_page_explains_the_app_and_a_lost_phone() {
+    let c = cmc("sqlite").await;
+    let mut b = Browser::new(&c.app);
+    sign_in(&mut b, &c.account, PASSWORD, "").await;
+    let p = b.get("/cmc/soft-token").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let explained = between(&p.body, "<section id=\"what-is-a-soft-token\">", "</section>");
+    for said in [
+        "authenticator app on your phone",
+        "Google Authenticator",
+        "Microsoft Authenticator",
+        "FreeOTP",
+        "1Password",
+        "If you lose your phone",
+        "answer your recovery questions",
+    ] {
+        assert!(explained.contains(said), "{said:?} not in {explained}");
+    }
+}
+
+/// Issues a certificate of `profile` for `account`'s vetted subject as retrieval does, for a
+/// new OpenSSL key named `name`; returns its serial.
+async fn another(c: &Cmc, profile: &str, name: &str) -> String {
+    let mut order = sample_form("medium-token").person_order(profile.to_owned());
+    order.validity_years = 2;
+    let req = csr(c.dir.path(), name);
+    let actor = format!("applicant:{}", c.account);
+    c.state.service().issue(&actor, &order, req.as_bytes()).await.unwrap().serial.to_hex()
+}
+
+async fn status_of(c: &Cmc, serial: &str) -> StoredStatus {
+    c.state.store().certificate(&signet_pki::Serial::from_hex(serial).unwrap()).await.unwrap().unwrap().status
+}
+
+#[tokio::test]
+async fn key_compromise_offers_to_revoke_the_other_certificates() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    let encryption = another(&c, "medium-token-encryption", "encryption").await;
+    // A device certificate's key is on the organization's server, not the subscriber's token.
+    let device_order = CertificateOrder {
+        profile: "device-tls".into(),
+        subject: Subject::Device {
+            organization: sample_form("medium-token").organization,
+            dns_names: vec![DnsName::new("www.acme.example").unwrap()],
+        },
+        validity_years: 1,
+    };
+    let req = csr(c.dir.path(), "device");
+    let device = c
+        .state
+        .service()
+        .issue(&format!("subscriber:{}", c.account), &device_order, req.as_bytes())
+        .await
+        .unwrap()
+        .serial
+        .to_hex();
+
+    b.get("/cmc").await;
+    let p = b
+        .post(&format!("/cmc/certificates/{}/revoke", c.serial), &[("reason", "1"), ("code", &fresh(&c, &token))])
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let offer = between(&p.body, "<section class=\"warning\" id=\"compromise\">", "</section>").to_owned();
+    assert!(offer.contains(&encryption) && offer.contains("Medium Token Assurance (encryption)"), "{offer}");
+    assert!(!offer.contains(&device), "device certificates are not offered: {offer}");
+    let others = format!("/cmc/certificates/{}/revoke-others", c.serial);
+    assert!(offer.contains(&format!("action=\"{others}\"")), "{offer}");
+
+    // Confirmed with a code like any revocation; a wrong one is refused beside the offer.
+    let p = b.post(&others, &[("code", "00000000")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"compromise-error\"") && p.body.contains(STEP_UP_REFUSED), "{}", p.body);
+    assert_eq!(status_of(&c, &encryption).await, StoredStatus::Good);
+
+    let p = b.post(&others, &[("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains(&format!("Also revoked because the key was compromised: {encryption}.")), "{}", p.body);
+    assert!(matches!(
+        status_of(&c, &encryption).await,
+        StoredStatus::Revoked { reason: signet_pki::RevocationReason::KeyCompromise, .. }
+    ));
+    assert_eq!(status_of(&c, &device).await, StoredStatus::Good);
+    let mail = queued(&c, "certificate-revoked").await;
+    assert_eq!(mail.len(), 2, "one mail per revocation: {mail:?}");
+    assert!(mail[1].body_text.contains(&encryption) && mail[1].subject.contains("encryption"), "{:?}", mail[1]);
+
+    // Only a certificate revoked for key compromise opens the offer.
+    let p = b.post(&format!("/cmc/certificates/{device}/revoke-others"), &[("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let p =
+        b.post(&format!("/cmc/certificates/{device}/revoke"), &[("reason", "5"), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("is revoked because it is no longer needed") && !p.body.contains("id=\"compromise\""));
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(actions(&records, "certificate-revoked"), 3);
+    audit_intact(&c).await;
+}
+
+#[tokio::test]
+async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
+    let c = cmc("sqlite").await;
+    // A second subscriber who has renewed already gets no reminder.
+    let (renewed, _) = subscriber(&c.state, c.dir.path(), sample_form("medium"), true).await;
+    c.clock.advance(Duration::days(200));
+    let mut order = sample_form("medium").person_order("medium-identity".into());
+    order.validity_years = 2;
+    let req = csr(c.dir.path(), "replacement");
+    c.state.service().issue(&format!("applicant:{renewed}"), &order, req.as_bytes()).await.unwrap();
+
+    let sink = SmtpSink::start(free_port()).await;
+    let mail = MailConfig {
+        smtp: Some(format!("smtp://127.0.0.1:{}", sink.port())),
+        from: Some("Signet RA <ra@example.test>".into()),
+        ..Default::default()
+    }
+    .into_settings(c.dir.path(), |_| None)
+    .unwrap();
+    let runner = JobRunner::new(c.state.clone(), Mailer::new(&mail).unwrap());
+    let not_after = c.state.store().account_certificates(&c.account).await.unwrap()[0].not_after;
+    for (days, due, mailed) in
+        [(61, 0, 0), (60, 1, 1), (45, 1, 0), (30, 1, 1), (29, 1, 0), (7, 1, 1), (1, 1, 0), (0, 0, 0)]
+    {
+        c.clock.advance(not_after - Duration::days(days) - c.clock.now());
+        let run = runner.run_once(Job::ExpiryReminders).await.unwrap();
+        assert_eq!(run, Outcome::ExpiryReminders { reminders: due }, "{days} days before");
+        assert_eq!(runner.run_once(Job::Outbox).await.unwrap(), Outcome::Outbox { sent: mailed, failed: 0 }, "{days}");
+    }
+    let sent = sink.messages();
+    assert_eq!(sent.len(), 3, "one mail per threshold");
+    let day = not_after.date();
+    for days in [60, 30, 7] {
+        let m =
+            sent.iter().find(|m| m.body.contains(&format!("expires in {days} days, on {day}"))).expect("a reminder");
+        assert_eq!(m.to, sample_form("medium-token").applicant.email.as_str());
+        assert_eq!(m.subject, format!("Your ECA Medium Token Assurance (identity) certificate expires on {day}"));
+        assert!(m.body.contains(&c.serial), "{}", m.body);
+    }
+
+    // The link works for a reader who is not signed in, and says how this type is renewed.
+    let link = between(&sent[0].body, "https://ra.example.test", "\n").trim().to_owned();
+    assert_eq!(link, "/cmc/renewal?profile=medium-token-identity");
+    let mut anonymous = Browser::new(&c.app);
+    let p = anonymous.get(&link).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(
+        p.body.contains("Medium Token Assurance (identity)") && p.body.contains("signet token renew"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("href=\"/cmc/sign-in\"") || p.body.contains("href=\"/retrieve\""), "{}", p.body);
+    let p = anonymous.get("/cmc/renewal?profile=medium-identity").await;
+    assert!(p.body.contains("Renew") && p.body.contains("href=\"/cmc/sign-in\""), "{}", p.body);
+    let p = anonymous.get("/cmc/renewal?profile=no-such-thing").await;
+    assert_eq!(p.status, StatusCode::OK);
 }

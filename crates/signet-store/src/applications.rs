@@ -22,7 +22,7 @@ use crate::{Store, backend_error, unique_or};
 
 /// Every message kind the outbox table's CHECK admits. `MessageKind` is non-exhaustive, so a new
 /// kind needs a migration anyway; the unit test below keeps this list and the migration equal.
-const MESSAGE_KINDS: [MessageKind; 10] = [
+const MESSAGE_KINDS: [MessageKind; 13] = [
     MessageKind::EmailVerification,
     MessageKind::FormsReceived,
     MessageKind::Approved,
@@ -33,6 +33,9 @@ const MESSAGE_KINDS: [MessageKind; 10] = [
     MessageKind::Rejected,
     MessageKind::PasswordReset,
     MessageKind::FormsDeficient,
+    MessageKind::CertificateRevoked,
+    MessageKind::CertificateRenewed,
+    MessageKind::CertificateExpiring,
 ];
 
 /// A queued message as the mail relay sees it.
@@ -469,8 +472,8 @@ mod tests {
     fn migration_kind_list_is_every_message_kind() {
         // The newest migration that rebuilds the kind list.
         let latest = [
-            ("sqlite", include_str!("../migrations/sqlite/0015_forms_deficient.sql")),
-            ("postgres", include_str!("../migrations/postgres/0015_forms_deficient.sql")),
+            ("sqlite", include_str!("../migrations/sqlite/0017_certificate_notices.sql")),
+            ("postgres", include_str!("../migrations/postgres/0017_certificate_notices.sql")),
         ];
         let names: Vec<&str> = MESSAGE_KINDS.iter().map(|k| k.name()).collect();
         for (backend, sql) in latest {

@@ -5,9 +5,11 @@ use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
+use signet_ra::notify::OutboxMessage;
 use sqlx::Row;
 use time::OffsetDateTime;
 
+use crate::applications::{insert_outbox, outbox_rows};
 use crate::{Store, backend_error, unique_or};
 
 fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
@@ -209,8 +211,10 @@ impl CaStore for Store {
         reason: RevocationReason,
         at: OffsetDateTime,
         audit: AuditEvent,
+        outbox: &[OutboxMessage],
     ) -> Result<Revoked, StoreError> {
         let serial = serial.to_hex();
+        let outbox = outbox_rows(outbox);
         let result = self
             .audited(&audit, move |c| {
                 Box::pin(async move {
@@ -225,6 +229,7 @@ impl CaStore for Store {
                     .await
                     .map_err(backend_error)?;
                     if done.rows_affected() == 1 {
+                        insert_outbox(c, outbox, at.unix_timestamp()).await?;
                         return Ok(Revoked::Now);
                     }
                     let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")

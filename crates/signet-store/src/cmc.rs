@@ -78,35 +78,71 @@ impl Store {
     /// `applicant:<reference>`) or created in the Certificate Management Center
     /// (`subscriber:<reference>`) — oldest first.
     pub async fn account_certificates(&self, account: &ApplicationId) -> Result<Vec<AccountCertificate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT serial, profile, der, not_before, not_after, revoked_at, revocation_reason FROM certificates \
-             WHERE state = 'issued' AND requested_by IN ($1, $2) ORDER BY created_at, serial",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates \
+             WHERE state = 'issued' AND requested_by IN ($1, $2) ORDER BY created_at, serial"
+        )))
         .bind(format!("applicant:{account}"))
         .bind(signet_ra::cmc::actor(account))
         .fetch_all(self.pool())
         .await
         .map_err(backend_error)?;
+        rows.iter().map(account_certificate).collect()
+    }
+
+    /// The unrevoked certificates of subscriber accounts that expire after `now` and at the
+    /// latest at `until`, with their accounts, by serial after `after`, at most `limit`: the
+    /// expiry reminders' work list.
+    pub async fn expiring_account_certificates(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        after: Option<&Serial>,
+        limit: u32,
+    ) -> Result<Vec<(ApplicationId, AccountCertificate)>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERTIFICATE_COLUMNS}, requested_by FROM certificates \
+             WHERE state = 'issued' AND revoked_at IS NULL AND not_after > $1 AND not_after <= $2 \
+             AND (requested_by LIKE 'applicant:%' OR requested_by LIKE 'subscriber:%') AND serial > $3 \
+             ORDER BY serial LIMIT $4"
+        )))
+        .bind(now.unix_timestamp())
+        .bind(until.unix_timestamp())
+        .bind(after.map(Serial::to_hex).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
         rows.iter()
             .map(|r| {
-                let serial: String = r.try_get(0).map_err(backend_error)?;
-                let revoked_at: Option<i64> = r.try_get(5).map_err(backend_error)?;
-                let reason_code: Option<i64> = r.try_get(6).map_err(backend_error)?;
-                let status = match (revoked_at, reason_code) {
-                    (Some(at), Some(code)) => StoredStatus::Revoked { at: ts(at)?, reason: reason(code)? },
-                    _ => StoredStatus::Good,
-                };
-                Ok(AccountCertificate {
-                    serial: Serial::from_hex(&serial).map_err(|e| corrupt("serial", e))?,
-                    profile: r.try_get(1).map_err(backend_error)?,
-                    der: r.try_get(2).map_err(backend_error)?,
-                    not_before: ts(r.try_get(3).map_err(backend_error)?)?,
-                    not_after: ts(r.try_get(4).map_err(backend_error)?)?,
-                    status,
-                })
+                let requested_by: String = r.try_get(7).map_err(backend_error)?;
+                let account = signet_ra::cmc::account_of(&requested_by)
+                    .ok_or_else(|| corrupt("certificate requester", &requested_by))?;
+                Ok((account, account_certificate(r)?))
             })
             .collect()
     }
+}
+
+const CERTIFICATE_COLUMNS: &str = "serial, profile, der, not_before, not_after, revoked_at, revocation_reason";
+
+/// Reads the columns of [`CERTIFICATE_COLUMNS`].
+fn account_certificate(r: &AnyRow) -> Result<AccountCertificate, StoreError> {
+    let serial: String = r.try_get(0).map_err(backend_error)?;
+    let revoked_at: Option<i64> = r.try_get(5).map_err(backend_error)?;
+    let reason_code: Option<i64> = r.try_get(6).map_err(backend_error)?;
+    let status = match (revoked_at, reason_code) {
+        (Some(at), Some(code)) => StoredStatus::Revoked { at: ts(at)?, reason: reason(code)? },
+        _ => StoredStatus::Good,
+    };
+    Ok(AccountCertificate {
+        serial: Serial::from_hex(&serial).map_err(|e| corrupt("serial", e))?,
+        profile: r.try_get(1).map_err(backend_error)?,
+        der: r.try_get(2).map_err(backend_error)?,
+        not_before: ts(r.try_get(3).map_err(backend_error)?)?,
+        not_after: ts(r.try_get(4).map_err(backend_error)?)?,
+        status,
+    })
 }
 
 impl Store {

@@ -6,9 +6,12 @@ mod common;
 use common::each_backend;
 use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
+use signet_pki::subject::Email;
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::application::ApplicationId;
 use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
+use signet_ra::notify::{MessageKind, OutboxMessage};
 use signet_store::{ApiKey, Store};
 use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
@@ -53,15 +56,16 @@ async fn issue_revoke_and_list() {
         assert_eq!(store.certificate(&serial).await.unwrap().unwrap().der, vec![0x30, 0x00]);
         let at = now() + Duration::hours(1);
         let r = store
-            .revoke(&serial, RevocationReason::KeyCompromise, at, event(AuditAction::CertificateRevoked, "r"))
+            .revoke(&serial, RevocationReason::KeyCompromise, at, event(AuditAction::CertificateRevoked, "r"), &[])
             .await;
         assert_eq!(r.unwrap(), Revoked::Now);
         assert_eq!(
             store.status(&serial).await.unwrap(),
             Some(StoredStatus::Revoked { at, reason: RevocationReason::KeyCompromise })
         );
-        let again =
-            store.revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r")).await;
+        let again = store
+            .revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r"), &[])
+            .await;
         assert_eq!(again.unwrap(), Revoked::Already);
         let listed = store.revoked_unexpired(now()).await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -71,6 +75,77 @@ async fn issue_revoke_and_list() {
         assert!(store.revoked_unexpired(now() + Duration::days(400)).await.unwrap().is_empty());
         // intent, issued, revoked: the repeated revocation changed nothing and left no row.
         assert_eq!(store.verify_audit().await.unwrap(), Ok(3));
+    })
+    .await;
+}
+
+fn notice(key: &str) -> OutboxMessage {
+    OutboxMessage {
+        to: Email::new("jane.doe@acme.example").unwrap(),
+        subject: "Your certificate was revoked".into(),
+        body_text: "revoked".into(),
+        kind: MessageKind::CertificateRevoked,
+        dedup_key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_queues_its_notice_and_a_repeated_one_queues_none() {
+    each_backend(|store| async move {
+        let serial = issue(&store, "k1").await;
+        let revoke = |key: &'static str| {
+            let (store, serial) = (store.clone(), serial.clone());
+            async move {
+                let e = event(AuditAction::CertificateRevoked, "r");
+                store.revoke(&serial, RevocationReason::KeyCompromise, now(), e, &[notice(key)]).await.unwrap()
+            }
+        };
+        assert_eq!(revoke("first").await, Revoked::Now);
+        assert_eq!(revoke("second").await, Revoked::Already);
+        let queued = store.pending_outbox(now(), 10).await.unwrap();
+        let keys: Vec<&str> = queued.iter().map(|q| q.message.dedup_key.as_str()).collect();
+        assert_eq!(keys, ["first"]);
+        assert_eq!(queued[0].message.kind, MessageKind::CertificateRevoked);
+    })
+    .await;
+}
+
+/// Issues a certificate requested by `requested_by`, valid from now to `not_after`.
+async fn issue_for(store: &Store, requested_by: &str, key: &str, not_after: OffsetDateTime) -> Serial {
+    let serial = Serial::random();
+    let intent = IssuanceIntent { requested_by: requested_by.into(), ..intent(&serial, key) };
+    store.record_intent(&intent, event(AuditAction::IssuanceIntent, key)).await.unwrap();
+    let cert = IssuedCertificate { der: vec![0x30, 0x00], serial: serial.clone(), not_before: now(), not_after };
+    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key)).await.unwrap();
+    serial
+}
+
+#[tokio::test]
+async fn expiring_certificates_of_subscriber_accounts_page_by_serial() {
+    each_backend(|store| async move {
+        let (a, b) = (ApplicationId::generate(), ApplicationId::generate());
+        let soon = now() + Duration::days(30);
+        let mut expected = vec![
+            (a.clone(), issue_for(&store, &format!("applicant:{a}"), "a1", soon).await),
+            (a.clone(), issue_for(&store, &format!("subscriber:{a}"), "a2", now() + Duration::days(61)).await),
+            (b.clone(), issue_for(&store, &format!("applicant:{b}"), "b1", soon).await),
+        ];
+        // Not listed: later than the horizon, already expired, revoked, or of no account.
+        issue_for(&store, &format!("applicant:{a}"), "late", now() + Duration::days(90)).await;
+        issue_for(&store, &format!("applicant:{a}"), "gone", now() - Duration::days(1)).await;
+        let revoked = issue_for(&store, &format!("applicant:{b}"), "revoked", soon).await;
+        let e = event(AuditAction::CertificateRevoked, "r");
+        store.revoke(&revoked, RevocationReason::KeyCompromise, now(), e, &[]).await.unwrap();
+        issue_for(&store, "acme:7", "acme", soon).await;
+        issue_for(&store, "operator:alice", "operator", soon).await;
+
+        expected.sort_by_key(|(_, serial)| serial.to_hex());
+        let horizon = now() + Duration::days(61);
+        let first = store.expiring_account_certificates(now(), horizon, None, 2).await.unwrap();
+        let rest = store.expiring_account_certificates(now(), horizon, Some(&first[1].1.serial), 2).await.unwrap();
+        let listed: Vec<(ApplicationId, Serial)> =
+            first.into_iter().chain(rest).map(|(account, c)| (account, c.serial)).collect();
+        assert_eq!(listed, expected);
     })
     .await;
 }
@@ -186,10 +261,17 @@ async fn unknown_serials_and_crl_numbers() {
     each_backend(|store| async move {
         let ghost = Serial::random();
         let r = store
-            .revoke(&ghost, RevocationReason::Unspecified, now(), event(AuditAction::CertificateRevoked, "g"))
+            .revoke(
+                &ghost,
+                RevocationReason::Unspecified,
+                now(),
+                event(AuditAction::CertificateRevoked, "g"),
+                &[notice("g")],
+            )
             .await;
         assert!(matches!(r, Err(StoreError::NotFound)));
         assert_eq!(store.audit_records().await.unwrap().len(), 0, "a refused change leaves no audit row");
+        assert!(store.pending_outbox(now(), 10).await.unwrap().is_empty(), "nor a notice");
         let a = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
         let b = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
         assert_eq!((a, b), (1, 2));

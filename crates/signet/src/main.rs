@@ -387,7 +387,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
         Command::Cert { command: CertCommand::Revoke { server, serial, reason } } => {
             let state = server.state().await?;
             let serial = Serial::from_hex(&serial)?;
-            let outcome = state.service().revoke(&cli_actor(), &serial, reason).await?;
+            let outcome = state.revoke(&cli_actor(), &serial, reason).await?;
             println!("{serial}: revoked ({outcome:?})");
         }
         Command::Crl { server, out } => {
