@@ -10,8 +10,6 @@
 //! `ApplicationForm` again, so nothing unchecked reaches the domain however the steps were
 //! visited.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -28,6 +26,7 @@ use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::wizard::{Exclusion, OfferedType};
 
+use crate::apply_fields::{Errors, NAME_MAX, PO_MAX, PersonalFields, parse_organization, po_message};
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::web::{Principal, Session, render};
@@ -99,8 +98,6 @@ impl Draft {
     }
 }
 
-/// Field → message, shown beside the field.
-type Errors = BTreeMap<&'static str, String>;
 
 /// What every wizard page template shows around its form.
 struct Frame {
@@ -115,6 +112,13 @@ impl Frame {
     }
     fn err(&self, field: &str) -> &str {
         self.errors.get(field).map(String::as_str).unwrap_or("")
+    }
+    /// The ids for a field's `aria-describedby`: its hint (stated before anything is typed)
+    /// and its error, when it has them.
+    fn describe(&self, field: &str, hint: bool) -> String {
+        let hint = hint.then(|| format!("{field}-hint"));
+        let error = self.errors.contains_key(field).then(|| format!("{field}-error"));
+        hint.into_iter().chain(error).collect::<Vec<_>>().join(" ")
     }
     fn steps(&self) -> Vec<(&'static str, &'static str, &'static str)> {
         STEPS
@@ -558,91 +562,26 @@ async fn register_organization(s: &AppState, name: &OrganizationName) {
 // ---------------------------------------------------------------------------------------------
 // Step 5: personal information and shipping address
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(default)]
-struct PersonalFields {
-    name: String,
-    email: String,
-    phone: String,
-    line1: String,
-    line2: String,
-    city: String,
-    state: String,
-    zip: String,
-    second_citizenship: String,
-}
-
-impl PersonalFields {
-    /// The checked section, or a message per wrong field.
-    fn parse(&self) -> Result<PersonalInfo, Errors> {
-        let mut errors = Errors::new();
-        let mut field = |name: &'static str, r: Result<(), String>| {
-            if let Err(m) = r {
-                errors.insert(name, m);
-            }
-        };
-        let name = CommonName::new(&self.name);
-        field("name", name.as_ref().map(|_| ()).map_err(|e| format!("Full name: {e}")));
-        let email = Email::new(self.email.trim());
-        field(
-            "email",
-            email.as_ref().map(|_| ()).map_err(|_| "Enter an email address such as jane@example.com.".into()),
-        );
-        let phone = PhoneNumber::new(&self.phone);
-        field("phone", phone.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        let address = UsAddress::new(&self.line1, &self.line2, &self.city, &self.state, &self.zip);
-        if let Err(e) = &address {
-            // Say which part: re-check each line on its own.
-            let parts: [(&'static str, bool); 4] = [
-                ("line1", signet_ra::application::AddressLine::new(&self.line1).is_err()),
-                ("city", signet_ra::application::AddressLine::new(&self.city).is_err()),
-                ("state", signet_ra::application::StateCode::new(&self.state).is_err()),
-                ("zip", signet_ra::application::ZipCode::new(&self.zip).is_err()),
-            ];
-            let mut named = false;
-            for (f, bad) in parts {
-                if bad {
-                    field(f, Err(e_for(f)));
-                    named = true;
-                }
-            }
-            if !named {
-                field("line2", Err(e.to_string()));
-            }
-        }
-        let second = self.second_citizenship.trim();
-        if second.chars().count() > 64 || second.chars().any(char::is_control) {
-            field("second_citizenship", Err("Name the country in at most 64 characters.".into()));
-        }
-        match (name, email, phone, address) {
-            (Ok(name), Ok(email), Ok(phone), Ok(shipping)) if errors.is_empty() => Ok(PersonalInfo {
-                name,
-                email,
-                phone,
-                shipping,
-                second_citizenship: (!second.is_empty()).then(|| second.to_owned()),
-            }),
-            _ => Err(errors),
-        }
-    }
-}
-
-fn e_for(field: &str) -> String {
-    match field {
-        "line1" => "Enter the street address the token ships to.",
-        "city" => "Enter the city (or APO/FPO/DPO).",
-        "state" => "Enter a two-letter U.S. state, territory or military code, such as VA.",
-        _ => "Enter a ZIP code such as 22150 or 22150-1234.",
-    }
-    .to_owned()
-}
-
 #[derive(Template)]
 #[template(path = "apply/personal.html")]
 struct PersonalPage {
     f: Frame,
+    states: Vec<(&'static str, &'static str, bool)>,
     p: PersonalFields,
     abroad: bool,
+    name_max: usize,
+}
+
+impl PersonalPage {
+    fn new(session: &Session, draft: &Draft, p: PersonalFields, errors: Errors) -> Self {
+        Self {
+            f: Frame::new(session, 4, errors),
+            states: p.states(),
+            p,
+            abroad: draft.residency == "abroad",
+            name_max: NAME_MAX,
+        }
+    }
 }
 
 async fn personal_page(session: Session) -> Response {
@@ -650,11 +589,7 @@ async fn personal_page(session: Session) -> Response {
     if let Some(r) = draft.guard(4) {
         return r;
     }
-    render(&PersonalPage {
-        f: Frame::new(&session, 4, Errors::new()),
-        abroad: draft.residency == "abroad",
-        p: draft.personal,
-    })
+    render(&PersonalPage::new(&session, &draft, draft.personal.clone(), Errors::new()))
 }
 
 async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -> Response {
@@ -663,11 +598,7 @@ async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -
         return r;
     }
     if let Err(errors) = form.parse() {
-        return invalid(&PersonalPage {
-            f: Frame::new(&session, 4, errors),
-            abroad: draft.residency == "abroad",
-            p: form,
-        });
+        return invalid(&PersonalPage::new(&session, &draft, form, errors));
     }
     if draft.personal.email.trim() != form.email.trim() {
         // The password rules depend on the email: choose it again for the new address.
