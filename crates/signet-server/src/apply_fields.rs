@@ -113,9 +113,9 @@ pub(crate) fn organization_name(typed: &str, e: &SubjectError) -> String {
 /// A character the certificate cannot show, named in words.
 fn unseen_character(e: &SubjectError) -> String {
     match e {
-        SubjectError::Character { kind, .. } => format!(
-            "Remove the {kind}: use only letters, digits, punctuation and spaces, which read the same \
-             to everyone."
+        SubjectError::Character { kind, code_point, .. } => format!(
+            "This contains {kind} (U+{code_point:04X}), which readers cannot see or trust. Use only letters, \
+             digits, punctuation and spaces."
         ),
         _ => "Use only letters, digits, punctuation and spaces.".into(),
     }
