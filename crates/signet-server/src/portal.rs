@@ -16,12 +16,11 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use signet_pki::subject::{CommonName, Email, OrganizationName};
+use signet_pki::subject::{Email, OrganizationName};
 use signet_ra::application::{
     Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice, FederalProgram,
-    NewPassword,
-    Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor, PersonalInfo, PhoneNumber,
-    PoNumber, Residency, TestCardProcessor, UsAddress,
+    NewPassword, Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor, PoNumber,
+    Residency, TestCardProcessor,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
