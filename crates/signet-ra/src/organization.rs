@@ -131,7 +131,8 @@ impl RegisteredOrganization {
         if !target.is_offered() {
             return Err(OrganizationError::TargetNotConfirmed(target.organization.name.as_str().to_owned()));
         }
-        let details = json!({ "into": target.organization.key.as_str(), "into_name": target.organization.name.as_str() });
+        let details =
+            json!({ "into": target.organization.key.as_str(), "into_name": target.organization.name.as_str() });
         let status = OrganizationStatus::Merged(target.organization.key.clone());
         self.decide(status, AuditAction::OrganizationMerged, actor, at, details)
     }
@@ -195,7 +196,10 @@ mod tests {
         let d = registered("Acme Corp Federal", OrganizationStatus::Pending).merge_into(&target, "op", AT).unwrap();
         assert_eq!(d.organization.status, OrganizationStatus::Merged(target.organization.key.clone()));
         assert_eq!(d.organization.status.merged_into(), Some(&target.organization.key));
-        assert_eq!((d.audit.action, d.audit.details["into"].as_str()), (AuditAction::OrganizationMerged, Some("acme corp")));
+        assert_eq!(
+            (d.audit.action, d.audit.details["into"].as_str()),
+            (AuditAction::OrganizationMerged, Some("acme corp"))
+        );
 
         let pending_target = registered("Initech", OrganizationStatus::Pending);
         let refused = registered("Acme Labs", OrganizationStatus::Pending).merge_into(&pending_target, "op", AT);

@@ -256,14 +256,21 @@ impl AgencyCatalog {
 
     /// The program's display name (its id if the catalog has changed since).
     pub fn program_name(&self, program: &FederalProgram) -> String {
-        self.programs.iter().find(|p| p.id == program.as_str()).map_or_else(|| program.as_str().to_owned(), |p| p.name.clone())
+        self.programs
+            .iter()
+            .find(|p| p.id == program.as_str())
+            .map_or_else(|| program.as_str().to_owned(), |p| p.name.clone())
     }
 
     /// The agencies a partner link's program needs that `chosen` leaves out. The wizard keeps
     /// them unless the applicant says they will not use the program: a partner sent them for
     /// it, and a type bought without them may not be one the program accepts.
     pub fn program_agencies_left_out(&self, program: &FederalProgram, chosen: &[String]) -> Vec<&Agency> {
-        self.program_agencies(program).iter().filter(|id| !chosen.contains(id)).filter_map(|id| self.agency(id)).collect()
+        self.program_agencies(program)
+            .iter()
+            .filter(|id| !chosen.contains(id))
+            .filter_map(|id| self.agency(id))
+            .collect()
     }
 
     /// Why the program's agencies do not accept `cert_type`: empty when the program accepts it.

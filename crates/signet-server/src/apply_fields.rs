@@ -50,11 +50,21 @@ impl PersonalFields {
         let phone = PhoneNumber::new(&self.phone);
         check("phone", phone.is_err().then(|| phone_message(&self.phone)));
         // Each part on its own, so that every wrong one is named.
-        check("line1", AddressLine::new(&self.line1).err().map(|_| line(&self.line1, "Enter the street address the token ships to.")));
+        check(
+            "line1",
+            AddressLine::new(&self.line1)
+                .err()
+                .map(|_| line(&self.line1, "Enter the street address the token ships to.")),
+        );
         if !self.line2.trim().is_empty() {
             check("line2", AddressLine::new(&self.line2).err().map(|_| line(&self.line2, "")));
         }
-        check("city", AddressLine::new(&self.city).err().map(|_| line(&self.city, "Enter the city, or APO, FPO or DPO for a military address.")));
+        check(
+            "city",
+            AddressLine::new(&self.city)
+                .err()
+                .map(|_| line(&self.city, "Enter the city, or APO, FPO or DPO for a military address.")),
+        );
         check("state", StateCode::new(&self.state).err().map(|e| e.to_string()));
         check("zip", ZipCode::new(&self.zip).err().map(|_| zip_message(&self.zip)));
         let second = self.second_citizenship.trim();
@@ -77,7 +87,10 @@ impl PersonalFields {
     /// The state list: (code, name, selected), with what was typed selected when it names one.
     pub(crate) fn states(&self) -> Vec<(&'static str, &'static str, bool)> {
         let chosen = StateCode::new(&self.state).ok();
-        US_STATES.iter().map(|(code, name)| (*code, *name, chosen.as_ref().is_some_and(|c| c.as_str() == *code))).collect()
+        US_STATES
+            .iter()
+            .map(|(code, name)| (*code, *name, chosen.as_ref().is_some_and(|c| c.as_str() == *code)))
+            .collect()
     }
 }
 

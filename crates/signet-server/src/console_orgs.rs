@@ -57,13 +57,21 @@ fn readable_date(t: time::OffsetDateTime) -> String {
     format!("{} {} {}", d.day(), d.month(), d.year())
 }
 
-async fn view(s: &AppState, session: &Session, op: &Operator, notice: String, refused: Option<(&str, &str)>) -> Response {
+async fn view(
+    s: &AppState,
+    session: &Session,
+    op: &Operator,
+    notice: String,
+    refused: Option<(&str, &str)>,
+) -> Response {
     let all = match s.store.registered_organizations().await {
         Ok(all) => all,
         Err(e) => return PageError::from(e).into_response(),
     };
     let name_of = |key: &OrganizationKey| {
-        all.iter().find(|o| &o.organization.key == key).map_or_else(|| key.to_string(), |o| o.organization.name.to_string())
+        all.iter()
+            .find(|o| &o.organization.key == key)
+            .map_or_else(|| key.to_string(), |o| o.organization.name.to_string())
     };
     let mut page = OrganizationsPage {
         nav: Nav::new(session, op),
@@ -121,7 +129,11 @@ async fn notice(s: &AppState, done: &str) -> Result<String, StoreError> {
         OrganizationStatus::Pending => String::new(),
         OrganizationStatus::Confirmed => format!("{name} is confirmed: applicants are now offered it."),
         OrganizationStatus::Merged(into) => {
-            let target = s.store.registered_organization(&into).await?.map_or_else(|| into.to_string(), |t| t.organization.name.to_string());
+            let target = s
+                .store
+                .registered_organization(&into)
+                .await?
+                .map_or_else(|| into.to_string(), |t| t.organization.name.to_string());
             format!("{name} is merged into {target}: applicants who type {name} are offered {target}.")
         }
         OrganizationStatus::Rejected => format!("{name} is rejected: applicants are not offered it."),
@@ -130,7 +142,9 @@ async fn notice(s: &AppState, done: &str) -> Result<String, StoreError> {
 
 /// A key as the page posted it back (keys are the store's, so this names one or none).
 fn stored_key(text: &str) -> Option<OrganizationKey> {
-    (!text.is_empty() && text.len() <= 256).then(|| serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()).flatten()
+    (!text.is_empty() && text.len() <= 256)
+        .then(|| serde_json::from_value(serde_json::Value::String(text.to_owned())).ok())
+        .flatten()
 }
 
 #[derive(Deserialize, Default)]

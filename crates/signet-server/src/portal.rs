@@ -18,9 +18,9 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use signet_pki::subject::{Email, OrganizationName};
 use signet_ra::application::{
-    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice, FederalProgram,
-    NewPassword, Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor, PoNumber,
-    Residency, TestCardProcessor,
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice,
+    FederalProgram, NewPassword, Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor,
+    PoNumber, Residency, TestCardProcessor,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
@@ -110,7 +110,6 @@ impl Draft {
         (missing < step).then(|| Redirect::to(STEPS[missing].0).into_response())
     }
 }
-
 
 /// What every wizard page template shows around its form.
 struct Frame {
@@ -289,7 +288,14 @@ fn agencies_view(
     let program = s.agencies.program(&draft.program).ok();
     let needed: Vec<String> = program
         .as_ref()
-        .map(|p| s.agencies.program_agencies(p).iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect())
+        .map(|p| {
+            s.agencies
+                .program_agencies(p)
+                .iter()
+                .filter_map(|id| s.agencies.agency(id))
+                .map(|a| a.name.clone())
+                .collect()
+        })
         .unwrap_or_default();
     AgenciesPage {
         f: Frame::new(session, 1, errors),
@@ -397,11 +403,18 @@ async fn certificate_page(State(s): State<AppState>, session: Session) -> Respon
 /// Why the program's agencies do not accept `cert_type`, in one sentence; empty when they do.
 fn program_objection(s: &AppState, draft: &Draft, cert_type: &str) -> String {
     let Ok(program) = s.agencies.program(&draft.program) else { return String::new() };
-    let reasons: Vec<String> = s.agencies.program_objections(&program, cert_type).into_iter().map(|o| o.reason).collect();
+    let reasons: Vec<String> =
+        s.agencies.program_objections(&program, cert_type).into_iter().map(|o| o.reason).collect();
     reasons.join("; ")
 }
 
-fn certificate_view(s: &AppState, session: &Session, draft: &Draft, form: &CertificateForm, errors: Errors) -> Response {
+fn certificate_view(
+    s: &AppState,
+    session: &Session,
+    draft: &Draft,
+    form: &CertificateForm,
+    errors: Errors,
+) -> Response {
     let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
     let selection = match s.agencies.select(&ids) {
         Ok(sel) => sel,
@@ -487,7 +500,8 @@ async fn certificate_post(
             errors.insert("years", "Choose how many years the certificate is valid: 1, 2 or 3.".into());
         }
         (Some(y), Some(t)) if CertificateChoice::new(&s.catalog, &s.prices, &t.id, y).is_err() => {
-            errors.insert("years", format!("{} is not sold for {y} years. Choose a period that shows a price.", t.name));
+            errors
+                .insert("years", format!("{} is not sold for {y} years. Choose a period that shows a price.", t.name));
         }
         _ => {}
     }
@@ -878,7 +892,9 @@ async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form
                         ("card", "Card payments are unavailable right now. Try later, or choose invoice.".to_owned())
                     }
                 }),
-            Err(_) => Err(("card", "Check the card number: it is the 13 to 19 digits on the front of the card.".to_owned())),
+            Err(_) => {
+                Err(("card", "Check the card number: it is the 13 to 19 digits on the front of the card.".to_owned()))
+            }
         },
         _ => Err(("method", "Choose how to pay.".to_owned())),
     };

@@ -1483,7 +1483,8 @@ async fn organizations_run(backend: &str) {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(status_of(&c, &initech).await, "pending");
 
-    let done = a.post("/console/organizations", &[("organization", initech.key.as_str()), ("decision", "confirm")]).await;
+    let done =
+        a.post("/console/organizations", &[("organization", initech.key.as_str()), ("decision", "confirm")]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let shown = a.get(done.location.as_deref().unwrap()).await;
     assert!(shown.body.contains("Initech LLC is confirmed: applicants are now offered it."), "{}", shown.body);
@@ -1514,7 +1515,8 @@ async fn organizations_run(backend: &str) {
 
     // A decision is taken once: a second one (say, from an old page) is refused and stores nothing.
     let before = audit_len(&c).await;
-    let again = a.post("/console/organizations", &[("organization", shady.key.as_str()), ("decision", "confirm")]).await;
+    let again =
+        a.post("/console/organizations", &[("organization", shady.key.as_str()), ("decision", "confirm")]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.body.contains("Totally Real Org was already rejected"), "{}", again.body);
     assert_eq!((status_of(&c, &shady).await, audit_len(&c).await), ("rejected", before));

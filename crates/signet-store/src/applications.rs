@@ -6,7 +6,7 @@
 //! revision for optimistic concurrency. Secrets are only ever what the domain hands over: the
 //! password as its Argon2id PHC string, one-time codes as digests inside the state data.
 
-use signet_pki::subject::{Email, OrganizationName};
+use signet_pki::subject::Email;
 use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationState, ApplicationStore, Organization, OrganizationKey,
     PasswordHash, Transition,

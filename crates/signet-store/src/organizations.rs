@@ -25,18 +25,18 @@ pub(crate) fn organization(row: &AnyRow) -> Result<Organization, StoreError> {
     let key: String = row.try_get(0).map_err(backend_error)?;
     let name: String = row.try_get(1).map_err(backend_error)?;
     let what = format!("organization {key}");
-    Ok(Organization { name: OrganizationName::new(&name).map_err(|e| corrupt(&what, e))?, key: stored_key(key, &what)? })
+    Ok(Organization {
+        name: OrganizationName::new(&name).map_err(|e| corrupt(&what, e))?,
+        key: stored_key(key, &what)?,
+    })
 }
 
 fn registered(row: &AnyRow) -> Result<RegisteredOrganization, StoreError> {
     let organization = organization(row)?;
     let what = format!("organization {}", organization.key);
     let status: String = row.try_get(2).map_err(backend_error)?;
-    let merged_into = row
-        .try_get::<Option<String>, _>(3)
-        .map_err(backend_error)?
-        .map(|k| stored_key(k, &what))
-        .transpose()?;
+    let merged_into =
+        row.try_get::<Option<String>, _>(3).map_err(backend_error)?.map(|k| stored_key(k, &what)).transpose()?;
     let status = OrganizationStatus::from_stored(&status, merged_into).map_err(|e| corrupt(&what, e))?;
     Ok(RegisteredOrganization { organization, status, registered_at: ts(row.try_get(4).map_err(backend_error)?)? })
 }
@@ -140,8 +140,10 @@ mod tests {
             ("postgres", include_str!("../migrations/postgres/0016_organization_status.sql")),
         ] {
             let start = sql.find("CHECK (status IN (").expect("a CHECK list") + "CHECK (status IN (".len();
-            let list: Vec<&str> =
-                sql[start..start + sql[start..].find(')').unwrap()].split(',').map(|s| s.trim().trim_matches('\'')).collect();
+            let list: Vec<&str> = sql[start..start + sql[start..].find(')').unwrap()]
+                .split(',')
+                .map(|s| s.trim().trim_matches('\''))
+                .collect();
             assert_eq!(list, OrganizationStatus::ALL_NAMES, "{backend}");
         }
     }

@@ -330,7 +330,8 @@ async fn registered_organizations_wait_for_the_ra() {
         store.create_organization(&shady, shady.created_event(T0, &Actor::Applicant)).await.unwrap();
         let waiting = Organization::new(OrganizationName::new("Zeta Labs").unwrap());
         store.create_organization(&waiting, waiting.created_event(T0, &Actor::Applicant)).await.unwrap();
-        let reject = store.registered_organization(&shady.key).await.unwrap().unwrap().reject("operator:ra1", T0).unwrap();
+        let reject =
+            store.registered_organization(&shady.key).await.unwrap().unwrap().reject("operator:ra1", T0).unwrap();
         store.save_organization_decision(&reject).await.unwrap();
         assert!(store.find_organizations(&shady.key).await.unwrap().is_empty());
         let listed: Vec<(String, &str)> = store
