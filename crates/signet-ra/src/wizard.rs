@@ -268,7 +268,7 @@ impl AgencyCatalog {
     pub fn program_agencies_left_out(&self, program: &FederalProgram, chosen: &[String]) -> Vec<&Agency> {
         self.program_agencies(program)
             .iter()
-            .filter(|id| !chosen.contains(id))
+            .filter(|id| !chosen.contains(*id))
             .filter_map(|id| self.agency(id))
             .collect()
     }
@@ -399,9 +399,9 @@ mod tests {
         let c = catalog();
         let integrate = c.program("Integrate").unwrap();
         assert_eq!(c.program_name(&integrate), "Integrate");
-        let dropped = c.program_agencies_left_out(&integrate, &["canes".into(), "jpas".into()]);
+        let dropped = c.program_agencies_left_out(&integrate, &["canes".to_owned(), "jpas".to_owned()]);
         assert_eq!(dropped.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["integrate-il4"]);
-        assert!(c.program_agencies_left_out(&integrate, &["integrate-il4".into()]).is_empty());
+        assert!(c.program_agencies_left_out(&integrate, &["integrate-il4".to_owned()]).is_empty());
         let medium = c.program_objections(&integrate, "medium");
         assert_eq!(medium.len(), 1);
         assert!(medium[0].reason.contains("IL4 systems require the private key on a hardware token"), "{medium:?}");

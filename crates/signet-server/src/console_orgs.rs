@@ -218,7 +218,7 @@ async fn decide(State(s): State<AppState>, mut session: Session, Form(f): Form<D
             Redirect::to(&format!("{PAGE}?{done}")).into_response()
         }
         Err(Refused(message, status)) => {
-            with_status(view(&s, &session, &op, String::new(), Some((&key, &message))).await, status)
+            with_status(view(&s, &session, &op, String::new(), Some((key.as_str(), message.as_str()))).await, status)
         }
     }
 }
