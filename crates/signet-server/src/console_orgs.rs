@@ -142,9 +142,10 @@ async fn notice(s: &AppState, done: &str) -> Result<String, StoreError> {
 
 /// A key as the page posted it back (keys are the store's, so this names one or none).
 fn stored_key(text: &str) -> Option<OrganizationKey> {
-    (!text.is_empty() && text.len() <= 256)
-        .then(|| serde_json::from_value(serde_json::Value::String(text.to_owned())).ok())
-        .flatten()
+    if text.is_empty() || text.len() > 256 {
+        return None;
+    }
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }
 
 #[derive(Deserialize, Default)]
