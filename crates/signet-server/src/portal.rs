@@ -189,8 +189,11 @@ async fn start_page(State(s): State<AppState>, mut session: Session, Query(q): Q
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                errors.insert("program", format!("{e}. Choose your program from the list."));
+            Err(_) => {
+                errors.insert(
+                    "program",
+                    "The link names a program Signet does not serve. Choose your program from the list.".into(),
+                );
             }
         }
     }
