@@ -16,6 +16,7 @@ use signet_ra::operator::{Operator, Permission};
 use signet_ra::organization::{OrganizationStatus, RegisteredOrganization};
 
 use crate::console::{Nav, signed_in};
+use crate::console_stock::readable_date;
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::web::{Session, render, with_status};
@@ -49,12 +50,6 @@ struct OrganizationsPage {
     notice: String,
     message: String,
     decides: bool,
-}
-
-/// "4 December 2026".
-fn readable_date(t: time::OffsetDateTime) -> String {
-    let d = t.to_offset(time::UtcOffset::UTC).date();
-    format!("{} {} {}", d.day(), d.month(), d.year())
 }
 
 async fn view(
