@@ -285,21 +285,21 @@ async function apply(browser, page) {
   await page.fill('#phone', APPLICANT.phone);
   await page.fill('#line1', APPLICANT.line1);
   await page.fill('#line2', APPLICANT.line2);
-  await page.fill('#state', 'XX');
+  await page.selectOption('#state', '');
   await page.fill('#zip', '2203');
   await page.click('form[method=post][action="/apply/personal"] button[type=submit]');
   assert.equal(await page.$eval('#email', (e) => e.validity.valid), false, 'an address without @ is held back');
   assert.equal(new URL(page.url()).pathname, '/apply/personal');
 
-  step('personal details: wrong email, missing city, bad state and ZIP');
+  step('personal details: wrong email, missing city and state, bad ZIP');
   // Valid to the browser (no dot is needed there), not to us: an email domain needs one.
   await page.fill('#email', 'jane.doe@acme');
   r = await submit(page, '/apply/personal');
   await refused(page, r, [
     'Enter an email address such as jane@example.com.',
-    'Enter the city (or APO/FPO/DPO).',
-    'Enter a two-letter U.S. state, territory or military code, such as VA.',
-    'Enter a ZIP code such as 22150 or 22150-1234.',
+    'Enter the city, or APO, FPO or DPO for a military address.',
+    'Choose your state, territory or military address (AA, AE, AP) from the list.',
+    'A ZIP code is 5 digits, or 5 digits, a dash and 4 more: 22150 or 22150-1234.',
   ]);
   for (const [field, typed] of [
     ['name', APPLICANT.name],
@@ -307,7 +307,7 @@ async function apply(browser, page) {
     ['phone', APPLICANT.phone],
     ['line1', APPLICANT.line1],
     ['line2', APPLICANT.line2],
-    ['state', 'XX'],
+    ['state', ''],
     ['zip', '2203'],
   ]) {
     assert.equal(await page.inputValue(`#${field}`), typed, `${field} keeps what was typed`);
@@ -317,7 +317,7 @@ async function apply(browser, page) {
   for (const field of ['name', 'email', 'phone', 'line1', 'line2', 'city', 'zip']) {
     await page.fill(`#${field}`, APPLICANT[field]);
   }
-  await page.fill('#state', APPLICANT.state);
+  await page.selectOption('#state', APPLICANT.state);
   r = await submit(page, '/apply/personal');
   landed(page, r, '/apply/account');
 

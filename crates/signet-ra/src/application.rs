@@ -74,7 +74,7 @@ pub enum InputError {
         max: usize,
     },
     /// Not a U.S. state, territory or military (AA/AE/AP) code.
-    #[error("{0:?} is not a U.S. state or territory code")]
+    #[error("Choose your state, territory or military address (AA, AE, AP) from the list.")]
     StateCode(String),
     /// Not a ZIP code (12345 or 12345-6789).
     #[error("{0:?} is not a ZIP code (12345 or 12345-6789)")]
@@ -440,13 +440,68 @@ fn text(field: &'static str, max: usize, s: &str) -> Result<String, InputError> 
     Ok(t.to_owned())
 }
 
-/// The two-letter codes of the states, D.C., the territories, and the military "states"
-/// AA/AE/AP that APO/FPO addresses use (USPS Publication 28).
-const US_STATE_CODES: &[&str] = &[
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME",
-    "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA",
-    "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "AS", "GU", "MP", "PR", "VI", "AA",
-    "AE", "AP",
+/// The states, D.C., the territories, and the military "states" AA/AE/AP that APO/FPO/DPO
+/// addresses use (USPS Publication 28): two-letter code and name, in the order a list shows them.
+pub const US_STATES: &[(&str, &str)] = &[
+    ("AL", "Alabama"),
+    ("AK", "Alaska"),
+    ("AZ", "Arizona"),
+    ("AR", "Arkansas"),
+    ("CA", "California"),
+    ("CO", "Colorado"),
+    ("CT", "Connecticut"),
+    ("DE", "Delaware"),
+    ("DC", "District of Columbia"),
+    ("FL", "Florida"),
+    ("GA", "Georgia"),
+    ("HI", "Hawaii"),
+    ("ID", "Idaho"),
+    ("IL", "Illinois"),
+    ("IN", "Indiana"),
+    ("IA", "Iowa"),
+    ("KS", "Kansas"),
+    ("KY", "Kentucky"),
+    ("LA", "Louisiana"),
+    ("ME", "Maine"),
+    ("MD", "Maryland"),
+    ("MA", "Massachusetts"),
+    ("MI", "Michigan"),
+    ("MN", "Minnesota"),
+    ("MS", "Mississippi"),
+    ("MO", "Missouri"),
+    ("MT", "Montana"),
+    ("NE", "Nebraska"),
+    ("NV", "Nevada"),
+    ("NH", "New Hampshire"),
+    ("NJ", "New Jersey"),
+    ("NM", "New Mexico"),
+    ("NY", "New York"),
+    ("NC", "North Carolina"),
+    ("ND", "North Dakota"),
+    ("OH", "Ohio"),
+    ("OK", "Oklahoma"),
+    ("OR", "Oregon"),
+    ("PA", "Pennsylvania"),
+    ("RI", "Rhode Island"),
+    ("SC", "South Carolina"),
+    ("SD", "South Dakota"),
+    ("TN", "Tennessee"),
+    ("TX", "Texas"),
+    ("UT", "Utah"),
+    ("VT", "Vermont"),
+    ("VA", "Virginia"),
+    ("WA", "Washington"),
+    ("WV", "West Virginia"),
+    ("WI", "Wisconsin"),
+    ("WY", "Wyoming"),
+    ("AS", "American Samoa"),
+    ("GU", "Guam"),
+    ("MP", "Northern Mariana Islands"),
+    ("PR", "Puerto Rico"),
+    ("VI", "U.S. Virgin Islands"),
+    ("AA", "Armed Forces Americas (AA)"),
+    ("AE", "Armed Forces Europe, Middle East, Africa and Canada (AE)"),
+    ("AP", "Armed Forces Pacific (AP)"),
 ];
 
 /// A U.S. state, territory or military postal code, uppercased.
@@ -455,10 +510,15 @@ const US_STATE_CODES: &[&str] = &[
 pub struct StateCode(String);
 
 impl StateCode {
-    /// Checks a code (any case).
+    /// Checks a code or a name as people write it ("va", "Virginia", "virginia"); spacing and
+    /// case do not matter.
     pub fn new(s: &str) -> Result<Self, InputError> {
-        let up = s.trim().to_ascii_uppercase();
-        if US_STATE_CODES.contains(&up.as_str()) { Ok(Self(up)) } else { Err(InputError::StateCode(s.to_owned())) }
+        let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        US_STATES
+            .iter()
+            .find(|(code, name)| code.eq_ignore_ascii_case(&folded) || name.eq_ignore_ascii_case(&folded))
+            .map(|(code, _)| Self((*code).to_owned()))
+            .ok_or_else(|| InputError::StateCode(s.to_owned()))
     }
     /// The code.
     pub fn as_str(&self) -> &str {
@@ -1926,13 +1986,16 @@ pub trait ApplicationStore: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Application>, StoreError>> + Send;
 
-    /// Organizations whose key equals `key` (the "did you mean" list before creating one).
+    /// Confirmed organizations whose key equals `key`, or that the organization with that key
+    /// was merged into (the "did you mean" list before registering one). Pending and rejected
+    /// ones are not offered: see [`crate::organization`].
     fn find_organizations(
         &self,
         key: &OrganizationKey,
     ) -> impl Future<Output = Result<Vec<Organization>, StoreError>> + Send;
 
-    /// Creates an organization with its audit event. `Conflict("organization")` if the key exists.
+    /// Registers an organization, pending the RA's decision, with its audit event.
+    /// `Conflict("organization")` if the key exists, whatever its status.
     fn create_organization(
         &self,
         organization: &Organization,
@@ -2379,7 +2442,13 @@ pub(crate) mod tests {
         }
         assert_eq!(StateCode::new(" wa ").unwrap().as_str(), "WA");
         assert_eq!(StateCode::new("AE").unwrap().as_str(), "AE");
-        assert!(StateCode::new("XX").is_err() && StateCode::new("Washington").is_err());
+        assert_eq!(StateCode::new("Virginia").unwrap().as_str(), "VA");
+        assert_eq!(StateCode::new(" new  york ").unwrap().as_str(), "NY");
+        assert_eq!(StateCode::new("Armed Forces Pacific (AP)").unwrap().as_str(), "AP");
+        assert_eq!(US_STATES.len(), 59, "50 states, D.C., 5 territories, AA, AE, AP");
+        let refused = StateCode::new("XX").unwrap_err();
+        assert_eq!(refused.to_string(), "Choose your state, territory or military address (AA, AE, AP) from the list.");
+        assert!(StateCode::new("Virginny").is_err() && StateCode::new("").is_err());
         let a = UsAddress::new("1 Main St", " ", "Seattle", "WA", "98101").unwrap();
         assert_eq!(a.line2, None);
         assert_eq!(a.to_string(), "1 Main St\nSeattle, WA 98101");

@@ -61,6 +61,12 @@ pub enum AuditAction {
     ApplicationWithdrawn,
     /// An applicant organization was created.
     OrganizationCreated,
+    /// An RA operator confirmed a registered organization: applicants are now offered it.
+    OrganizationConfirmed,
+    /// An RA operator merged a registered organization into an existing one.
+    OrganizationMerged,
+    /// An RA operator rejected a registered organization.
+    OrganizationRejected,
     /// An RA operator account was created.
     OperatorCreated,
     /// An RA operator account was disabled; it cannot sign in.
@@ -163,6 +169,9 @@ impl AuditAction {
             Self::ApplicationExpired => "application-expired",
             Self::ApplicationWithdrawn => "application-withdrawn",
             Self::OrganizationCreated => "organization-created",
+            Self::OrganizationConfirmed => "organization-confirmed",
+            Self::OrganizationMerged => "organization-merged",
+            Self::OrganizationRejected => "organization-rejected",
             Self::OperatorCreated => "operator-created",
             Self::OperatorDisabled => "operator-disabled",
             Self::OperatorEnabled => "operator-enabled",

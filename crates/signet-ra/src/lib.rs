@@ -52,6 +52,7 @@ pub mod key_recovery;
 pub mod lockout;
 pub mod notify;
 pub mod operator;
+pub mod organization;
 pub mod password_reset;
 pub mod renewal;
 pub mod token_stock;

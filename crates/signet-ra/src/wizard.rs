@@ -254,6 +254,36 @@ impl AgencyCatalog {
         self.programs.iter().find(|p| p.id == program.as_str()).map_or(&[], |p| &p.agencies)
     }
 
+    /// The program's display name (its id if the catalog has changed since).
+    pub fn program_name(&self, program: &FederalProgram) -> String {
+        self.programs
+            .iter()
+            .find(|p| p.id == program.as_str())
+            .map_or_else(|| program.as_str().to_owned(), |p| p.name.clone())
+    }
+
+    /// The agencies a partner link's program needs that `chosen` leaves out. The wizard keeps
+    /// them unless the applicant says they will not use the program: a partner sent them for
+    /// it, and a type bought without them may not be one the program accepts.
+    pub fn program_agencies_left_out(&self, program: &FederalProgram, chosen: &[String]) -> Vec<&Agency> {
+        self.program_agencies(program)
+            .iter()
+            .filter(|id| !chosen.contains(*id))
+            .filter_map(|id| self.agency(id))
+            .collect()
+    }
+
+    /// Why the program's agencies do not accept `cert_type`: empty when the program accepts it.
+    /// A type with objections is sold only when the applicant says, having read them, that
+    /// they will not use the certificate for the program.
+    pub fn program_objections(&self, program: &FederalProgram, cert_type: &str) -> Vec<Objection> {
+        let ids: Vec<&str> = self.program_agencies(program).iter().map(String::as_str).collect();
+        self.select(&ids)
+            .ok()
+            .and_then(|s| s.excluded.into_iter().find(|e| e.cert_type.id == cert_type))
+            .map_or_else(Vec::new, |e| e.excluded_by)
+    }
+
     /// The types every agency in `agency_ids` accepts, with a reason for each type left out.
     /// Repeated ids count once. No agencies means no constraint: every type is offered.
     pub fn select(&self, agency_ids: &[&str]) -> Result<Selection, WizardError> {
@@ -362,6 +392,22 @@ mod tests {
         assert_eq!(c.program(" INTEGRATE ").unwrap(), p);
         assert_eq!(c.program_agencies(&p), ["integrate-il4"]);
         assert!(matches!(c.program("Acme Rockets"), Err(WizardError::UnknownProgram(_))));
+    }
+
+    #[test]
+    fn a_program_keeps_its_agencies_and_objects_to_types_it_does_not_take() {
+        let c = catalog();
+        let integrate = c.program("Integrate").unwrap();
+        assert_eq!(c.program_name(&integrate), "Integrate");
+        let dropped = c.program_agencies_left_out(&integrate, &["canes".to_owned(), "jpas".to_owned()]);
+        assert_eq!(dropped.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["integrate-il4"]);
+        assert!(c.program_agencies_left_out(&integrate, &["integrate-il4".to_owned()]).is_empty());
+        let medium = c.program_objections(&integrate, "medium");
+        assert_eq!(medium.len(), 1);
+        assert!(medium[0].reason.contains("IL4 systems require the private key on a hardware token"), "{medium:?}");
+        assert!(c.program_objections(&integrate, "medium-token").is_empty());
+        let piee = c.program("PIEE").unwrap();
+        assert!(c.program_objections(&piee, "medium").is_empty());
     }
 
     #[test]

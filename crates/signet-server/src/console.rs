@@ -69,6 +69,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
         .merge(crate::console_stock::router())
+        .merge(crate::console_orgs::router())
 }
 
 pub(crate) fn when(t: OffsetDateTime) -> String {

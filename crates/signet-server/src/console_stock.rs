@@ -88,7 +88,7 @@ fn row(t: &StockToken, refused: Option<(&TokenSerial, &str)>) -> TokenRow {
 }
 
 /// "4 December 2026": a date a person reads at a glance (the time of day says nothing here).
-fn readable_date(t: time::OffsetDateTime) -> String {
+pub(crate) fn readable_date(t: time::OffsetDateTime) -> String {
     let d = t.to_offset(time::UtcOffset::UTC).date();
     format!("{} {} {}", d.day(), d.month(), d.year())
 }

@@ -21,10 +21,12 @@
 mod acme;
 mod api;
 mod applicant;
+mod apply_fields;
 pub mod ca_files;
 mod cmc;
 pub mod config;
 mod console;
+mod console_orgs;
 mod console_stock;
 mod crl;
 mod error;

@@ -10,24 +10,23 @@
 //! `ApplicationForm` again, so nothing unchecked reaches the domain however the steps were
 //! visited.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use signet_pki::subject::{CommonName, Email, OrganizationName};
+use signet_pki::subject::{Email, OrganizationName};
 use signet_ra::application::{
-    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice, NewPassword,
-    Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor, PersonalInfo, PhoneNumber,
-    PoNumber, Residency, TestCardProcessor, UsAddress,
+    Actor, Application, ApplicationForm, ApplicationId, ApplicationStore, CardNumber, CertificateChoice,
+    FederalProgram, NewPassword, Organization, OrganizationKey, PasswordHash, Payment, PaymentError, PaymentProcessor,
+    PoNumber, Residency, TestCardProcessor,
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::wizard::{Exclusion, OfferedType};
 
+use crate::apply_fields::{Errors, NAME_MAX, PO_MAX, PersonalFields, parse_organization, po_message};
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::web::{Principal, Session, render};
@@ -66,7 +65,12 @@ struct Draft {
     residency: String,
     agencies_done: bool,
     agencies: Vec<String>,
+    /// The applicant ticked "I will not use <program>": the program's agencies may be left out.
+    program_dropped: bool,
     cert_type: String,
+    /// The applicant ticked that they will not use the certificate for the program, whose
+    /// agencies do not accept the chosen type.
+    outside_program: bool,
     years: String,
     organization: String,
     personal: PersonalFields,
@@ -92,15 +96,20 @@ impl Draft {
         done.iter().position(|d| !d).unwrap_or(STEPS.len() - 1)
     }
 
+    /// A new program: its agencies are chosen again, and nothing said about the old one holds.
+    fn take_program(&mut self, s: &AppState, program: &FederalProgram) {
+        self.agencies = s.agencies.program_agencies(program).to_vec();
+        self.program = program.as_str().to_owned();
+        self.program_dropped = false;
+        self.outside_program = false;
+    }
+
     /// Redirects to the first unfinished step if `step` comes after it.
     fn guard(&self, step: usize) -> Option<Response> {
         let missing = self.first_missing();
         (missing < step).then(|| Redirect::to(STEPS[missing].0).into_response())
     }
 }
-
-/// Field → message, shown beside the field.
-type Errors = BTreeMap<&'static str, String>;
 
 /// What every wizard page template shows around its form.
 struct Frame {
@@ -115,6 +124,13 @@ impl Frame {
     }
     fn err(&self, field: &str) -> &str {
         self.errors.get(field).map(String::as_str).unwrap_or("")
+    }
+    /// The ids for a field's `aria-describedby`: its hint (stated before anything is typed)
+    /// and its error, when it has them.
+    fn describe(&self, field: &str, hint: bool) -> String {
+        let hint = hint.then(|| format!("{field}-hint"));
+        let error = self.errors.contains_key(field).then(|| format!("{field}-error"));
+        hint.into_iter().chain(error).collect::<Vec<_>>().join(" ")
     }
     fn steps(&self) -> Vec<(&'static str, &'static str, &'static str)> {
         STEPS
@@ -167,15 +183,17 @@ async fn start_page(State(s): State<AppState>, mut session: Session, Query(q): Q
     if let Some(link) = q.program.filter(|p| !p.trim().is_empty()) {
         match s.agencies.program(&link) {
             Ok(program) if program.as_str() != draft.program => {
-                draft.agencies = s.agencies.program_agencies(&program).to_vec();
-                draft.program = program.as_str().to_owned();
+                draft.take_program(&s, &program);
                 if let Err(e) = session.save_data(&draft).await {
                     return e.into_response();
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                errors.insert("program", format!("{e}. Choose your program from the list."));
+            Err(_) => {
+                errors.insert(
+                    "program",
+                    "The link names a program Signet does not serve. Choose your program from the list.".into(),
+                );
             }
         }
     }
@@ -228,8 +246,7 @@ async fn start_post(State(s): State<AppState>, mut session: Session, Form(form):
     };
     let mut draft: Draft = session.data();
     if draft.program != program.as_str() {
-        draft.agencies = s.agencies.program_agencies(&program).to_vec();
-        draft.program = program.as_str().to_owned();
+        draft.take_program(&s, &program);
     }
     draft.residency = residency;
     if let Err(e) = session.save_data(&draft).await {
@@ -247,6 +264,12 @@ struct AgenciesPage {
     f: Frame,
     /// (id, name, checked)
     agencies: Vec<(String, String, bool)>,
+    /// The partner link's program, when it needs agencies.
+    program_name: String,
+    /// The names of the agencies the program needs.
+    program_agencies: Vec<String>,
+    /// "I will not use <program>" is ticked.
+    dropped: bool,
 }
 
 async fn agencies_page(State(s): State<AppState>, session: Session) -> Response {
@@ -254,10 +277,29 @@ async fn agencies_page(State(s): State<AppState>, session: Session) -> Response 
     if let Some(r) = draft.guard(1) {
         return r;
     }
-    render(&agencies_view(&s, &session, &draft.agencies, Errors::new()))
+    render(&agencies_view(&s, &session, &draft, &draft.agencies, draft.program_dropped, Errors::new()))
 }
 
-fn agencies_view(s: &AppState, session: &Session, chosen: &[String], errors: Errors) -> AgenciesPage {
+fn agencies_view(
+    s: &AppState,
+    session: &Session,
+    draft: &Draft,
+    chosen: &[String],
+    dropped: bool,
+    errors: Errors,
+) -> AgenciesPage {
+    let program = s.agencies.program(&draft.program).ok();
+    let needed: Vec<String> = program
+        .as_ref()
+        .map(|p| {
+            s.agencies
+                .program_agencies(p)
+                .iter()
+                .filter_map(|id| s.agencies.agency(id))
+                .map(|a| a.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     AgenciesPage {
         f: Frame::new(session, 1, errors),
         agencies: s
@@ -266,27 +308,52 @@ fn agencies_view(s: &AppState, session: &Session, chosen: &[String], errors: Err
             .iter()
             .map(|a| (a.id.clone(), a.name.clone(), chosen.contains(&a.id)))
             .collect(),
+        program_name: match (&program, needed.is_empty()) {
+            (Some(p), false) => s.agencies.program_name(p),
+            _ => String::new(),
+        },
+        program_agencies: needed,
+        dropped,
     }
 }
 
 async fn agencies_post(State(s): State<AppState>, mut session: Session, body: axum::body::Bytes) -> Response {
     // Checkboxes repeat the field name, which a struct cannot take; read the pairs directly.
-    let chosen: Vec<String> =
-        form_urlencoded::parse(&body).filter(|(k, _)| k == "agency").map(|(_, v)| v.into_owned()).collect();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let chosen: Vec<String> = pairs.iter().filter(|(k, _)| k == "agency").map(|(_, v)| v.clone()).collect();
+    let dropped = pairs.iter().any(|(k, v)| k == "drop_program" && v == "yes");
+    let mut draft: Draft = session.data();
+    if let Some(r) = draft.guard(1) {
+        return r;
+    }
+    let refuse = |field: &'static str, message: String| {
+        invalid(&agencies_view(&s, &session, &draft, &chosen, dropped, Errors::from([(field, message)])))
+    };
     let ids: Vec<&str> = chosen.iter().map(String::as_str).collect();
     let selection = match s.agencies.select(&ids) {
         Ok(sel) => sel,
-        Err(e) => {
-            let errors = Errors::from([("agency", e.to_string())]);
-            return invalid(&agencies_view(&s, &session, &chosen, errors));
-        }
+        Err(_) => return refuse("agency", "Choose agencies from the list only.".into()),
     };
     if selection.is_empty() {
-        let errors = Errors::from([("agency", selection.message())]);
-        return invalid(&agencies_view(&s, &session, &chosen, errors));
+        return refuse("agency", selection.message());
     }
-    let mut draft: Draft = session.data();
+    if let Ok(program) = s.agencies.program(&draft.program) {
+        let left_out = s.agencies.program_agencies_left_out(&program, &chosen);
+        if !left_out.is_empty() && !dropped {
+            let names: Vec<&str> = left_out.iter().map(|a| a.name.as_str()).collect();
+            let program = s.agencies.program_name(&program);
+            return refuse(
+                "drop_program",
+                format!(
+                    "{program} users need {}. Tick it again, or tick \"I will not use {program}\" if this \
+                     certificate is not for {program}.",
+                    names.join(" and ")
+                ),
+            );
+        }
+    }
     draft.agencies = chosen;
+    draft.program_dropped = dropped;
     draft.agencies_done = true;
     if !selection.allows(&draft.cert_type) {
         draft.cert_type.clear();
@@ -303,6 +370,9 @@ async fn agencies_post(State(s): State<AppState>, mut session: Session, body: ax
 /// A type the applicant may buy: (type id, name, [(years, price)]).
 type PricedType = (String, String, Vec<(u8, String)>);
 
+/// A type the program's agencies do not accept, with why: (type name, reasons).
+type OutsideType = (String, String);
+
 #[derive(Template)]
 #[template(path = "apply/certificate.html")]
 struct CertificatePage {
@@ -312,6 +382,12 @@ struct CertificatePage {
     excluded: Vec<Exclusion>,
     cert_type: String,
     years: String,
+    /// The program, when some offered types are ones it does not accept.
+    program_name: String,
+    /// Offered types the program does not accept.
+    outside: Vec<OutsideType>,
+    /// "I will not use this certificate for <program>" is ticked.
+    outside_program: bool,
 }
 
 async fn certificate_page(State(s): State<AppState>, session: Session) -> Response {
@@ -319,15 +395,27 @@ async fn certificate_page(State(s): State<AppState>, session: Session) -> Respon
     if let Some(r) = draft.guard(2) {
         return r;
     }
-    certificate_view(&s, &session, &draft, &draft.cert_type, &draft.years, Errors::new())
+    let form = CertificateForm {
+        cert_type: draft.cert_type.clone(),
+        years: draft.years.clone(),
+        outside_program: if draft.outside_program { "yes".into() } else { String::new() },
+    };
+    certificate_view(&s, &session, &draft, &form, Errors::new())
+}
+
+/// Why the program's agencies do not accept `cert_type`, in one sentence; empty when they do.
+fn program_objection(s: &AppState, draft: &Draft, cert_type: &str) -> String {
+    let Ok(program) = s.agencies.program(&draft.program) else { return String::new() };
+    let reasons: Vec<String> =
+        s.agencies.program_objections(&program, cert_type).into_iter().map(|o| o.reason).collect();
+    reasons.join("; ")
 }
 
 fn certificate_view(
     s: &AppState,
     session: &Session,
     draft: &Draft,
-    cert_type: &str,
-    years: &str,
+    form: &CertificateForm,
     errors: Errors,
 ) -> Response {
     let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
@@ -339,14 +427,27 @@ fn certificate_view(
         let options = (1..=3u8).filter_map(|y| s.prices.price(&t.id, y).map(|p| (y, p.to_string()))).collect();
         (t.id.clone(), t.name.clone(), options)
     };
+    let outside: Vec<OutsideType> = selection
+        .allowed
+        .iter()
+        .map(|t| (t.name.clone(), program_objection(s, draft, &t.id)))
+        .filter(|(_, why)| !why.is_empty())
+        .collect();
+    let program_name = match s.agencies.program(&draft.program) {
+        Ok(p) if !outside.is_empty() => s.agencies.program_name(&p),
+        _ => String::new(),
+    };
     let failed = !errors.is_empty();
     let page = CertificatePage {
         f: Frame::new(session, 2, errors),
         message: selection.message(),
         allowed: selection.allowed.iter().map(priced).collect(),
         excluded: selection.excluded,
-        cert_type: cert_type.to_owned(),
-        years: years.to_owned(),
+        cert_type: form.cert_type.clone(),
+        years: form.years.clone(),
+        program_name,
+        outside,
+        outside_program: form.outside_program == "yes",
     };
     if failed { invalid(&page) } else { render(&page) }
 }
@@ -357,6 +458,8 @@ struct CertificateForm {
     cert_type: String,
     #[serde(default)]
     years: String,
+    #[serde(default)]
+    outside_program: String,
 }
 
 async fn certificate_post(
@@ -369,27 +472,48 @@ async fn certificate_post(
         return r;
     }
     let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
-    let allowed = s.agencies.select(&ids).is_ok_and(|sel| sel.allows(&form.cert_type));
+    let selection = s.agencies.select(&ids).ok();
+    let offered = selection.as_ref().and_then(|sel| sel.allowed.iter().find(|t| t.id == form.cert_type));
+    let outside_program = form.outside_program == "yes";
+    // Type and validity are checked apart, so that both are flagged at once.
     let mut errors = Errors::new();
-    if !allowed {
-        errors.insert("cert_type", "Choose one of the certificate types your agencies accept.".into());
-    } else {
-        match form.years.parse::<u8>() {
-            Ok(y) => {
-                if let Err(e) = CertificateChoice::new(&s.catalog, &s.prices, &form.cert_type, y) {
-                    errors.insert("years", e.to_string());
-                }
-            }
-            Err(_) => {
-                errors.insert("years", "Choose how many years the certificate is valid.".into());
+    match offered {
+        None if form.cert_type.is_empty() => {
+            errors.insert("cert_type", "Choose a certificate type.".into());
+        }
+        None => {
+            errors.insert("cert_type", "Choose one of the certificate types your agencies accept.".into());
+        }
+        Some(t) => {
+            let objection = program_objection(&s, &draft, &t.id);
+            if !objection.is_empty() && !outside_program {
+                errors.insert(
+                    "outside_program",
+                    format!(
+                        "{objection}. Choose another type, or tick the box to say you will not use this \
+                         certificate for that."
+                    ),
+                );
             }
         }
     }
+    let years = form.years.parse::<u8>().ok().filter(|y| (1..=3).contains(y));
+    match (years, offered) {
+        (None, _) => {
+            errors.insert("years", "Choose how many years the certificate is valid: 1, 2 or 3.".into());
+        }
+        (Some(y), Some(t)) if CertificateChoice::new(&s.catalog, &s.prices, &t.id, y).is_err() => {
+            errors
+                .insert("years", format!("{} is not sold for {y} years. Choose a period that shows a price.", t.name));
+        }
+        _ => {}
+    }
     if !errors.is_empty() {
-        return certificate_view(&s, &session, &draft, &form.cert_type, &form.years, errors);
+        return certificate_view(&s, &session, &draft, &form, errors);
     }
     draft.cert_type = form.cert_type;
     draft.years = form.years;
+    draft.outside_program = outside_program;
     if let Err(e) = session.save_data(&draft).await {
         return e.into_response();
     }
@@ -403,6 +527,7 @@ async fn certificate_post(
 #[template(path = "apply/organization.html")]
 struct OrganizationPage {
     f: Frame,
+    name_max: usize,
     query: String,
     found: Vec<String>,
     searched: bool,
@@ -431,6 +556,7 @@ async fn organization_page(State(s): State<AppState>, session: Session, Query(q)
     };
     let page = OrganizationPage {
         f: Frame::new(&session, 3, Errors::new()),
+        name_max: NAME_MAX,
         searched: !q.q.trim().is_empty(),
         query: q.q,
         found,
@@ -479,6 +605,7 @@ async fn organization_post(
         Err(OrgProblem::Field(field, message, found)) => {
             let page = OrganizationPage {
                 f: Frame::new(&session, 3, Errors::from([(field, message)])),
+                name_max: NAME_MAX,
                 query: form.new_name.clone(),
                 searched: !found.is_empty(),
                 found,
@@ -504,7 +631,7 @@ impl From<StoreError> for OrgProblem {
 
 /// An existing organization, by the exact name the search offered.
 async fn choose_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
-    let parsed = OrganizationName::new(name).map_err(|e| OrgProblem::Field("choose", e.to_string(), Vec::new()))?;
+    let parsed = parse_organization(name).map_err(|m| OrgProblem::Field("choose", m, Vec::new()))?;
     let found = s.store.find_organizations(&OrganizationKey::of(&parsed)).await?;
     found.into_iter().next().map(|o| o.name.as_str().to_owned()).ok_or_else(|| {
         OrgProblem::Field("choose", "That organization is not registered; search again or register it.".into(), vec![])
@@ -512,8 +639,10 @@ async fn choose_organization(s: &AppState, name: &str) -> Result<String, OrgProb
 }
 
 /// A new organization for this draft, checked (its name, and that it does not fold to one
-/// already registered, which is offered instead) but not registered: an unfinished draft must
-/// not put names before other applicants. It is registered when the application is submitted.
+/// the RA confirmed, which is offered instead) but not registered: an unfinished draft must not
+/// put names before other applicants. It is registered when the application is submitted, and
+/// offered to others once the RA confirms it. A spelling another applicant registered and the
+/// RA has not confirmed yet is taken as new here, so that nothing unconfirmed is revealed.
 async fn new_organization(s: &AppState, name: &str) -> Result<String, OrgProblem> {
     if name.trim().is_empty() {
         return Err(OrgProblem::Field(
@@ -522,7 +651,7 @@ async fn new_organization(s: &AppState, name: &str) -> Result<String, OrgProblem
             Vec::new(),
         ));
     }
-    let parsed = OrganizationName::new(name).map_err(|e| OrgProblem::Field("new_name", e.to_string(), Vec::new()))?;
+    let parsed = parse_organization(name).map_err(|m| OrgProblem::Field("new_name", m, Vec::new()))?;
     let existing = s.store.find_organizations(&OrganizationKey::of(&parsed)).await?;
     if !existing.is_empty() {
         let names: Vec<String> = existing.iter().map(|o| o.name.as_str().to_owned()).collect();
@@ -535,9 +664,10 @@ async fn new_organization(s: &AppState, name: &str) -> Result<String, OrgProblem
     Ok(parsed.as_str().to_owned())
 }
 
-/// Registers a submitted application's organization (audited) if it is new, so the next
-/// applicant from the same company finds it. The application stands whatever happens here:
-/// the register only helps others pick the same spelling.
+/// Registers a submitted application's organization (audited), pending the RA's decision, if
+/// it is new, so that once confirmed the next applicant from the same company finds it. The
+/// application stands whatever happens here: the register only helps others pick the same
+/// spelling.
 async fn register_organization(s: &AppState, name: &OrganizationName) {
     let registered = match s.store.find_organizations(&OrganizationKey::of(name)).await {
         Ok(found) if !found.is_empty() => return,
@@ -549,7 +679,7 @@ async fn register_organization(s: &AppState, name: &OrganizationName) {
         Err(e) => Err(e),
     };
     match registered {
-        // Another applicant registered it first.
+        // Another applicant registered it first (pending or decided: the RA sees it either way).
         Ok(()) | Err(StoreError::Conflict(_)) => {}
         Err(e) => tracing::warn!(error = %e, "could not register a submitted application's organization"),
     }
@@ -558,91 +688,26 @@ async fn register_organization(s: &AppState, name: &OrganizationName) {
 // ---------------------------------------------------------------------------------------------
 // Step 5: personal information and shipping address
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(default)]
-struct PersonalFields {
-    name: String,
-    email: String,
-    phone: String,
-    line1: String,
-    line2: String,
-    city: String,
-    state: String,
-    zip: String,
-    second_citizenship: String,
-}
-
-impl PersonalFields {
-    /// The checked section, or a message per wrong field.
-    fn parse(&self) -> Result<PersonalInfo, Errors> {
-        let mut errors = Errors::new();
-        let mut field = |name: &'static str, r: Result<(), String>| {
-            if let Err(m) = r {
-                errors.insert(name, m);
-            }
-        };
-        let name = CommonName::new(&self.name);
-        field("name", name.as_ref().map(|_| ()).map_err(|e| format!("Full name: {e}")));
-        let email = Email::new(self.email.trim());
-        field(
-            "email",
-            email.as_ref().map(|_| ()).map_err(|_| "Enter an email address such as jane@example.com.".into()),
-        );
-        let phone = PhoneNumber::new(&self.phone);
-        field("phone", phone.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        let address = UsAddress::new(&self.line1, &self.line2, &self.city, &self.state, &self.zip);
-        if let Err(e) = &address {
-            // Say which part: re-check each line on its own.
-            let parts: [(&'static str, bool); 4] = [
-                ("line1", signet_ra::application::AddressLine::new(&self.line1).is_err()),
-                ("city", signet_ra::application::AddressLine::new(&self.city).is_err()),
-                ("state", signet_ra::application::StateCode::new(&self.state).is_err()),
-                ("zip", signet_ra::application::ZipCode::new(&self.zip).is_err()),
-            ];
-            let mut named = false;
-            for (f, bad) in parts {
-                if bad {
-                    field(f, Err(e_for(f)));
-                    named = true;
-                }
-            }
-            if !named {
-                field("line2", Err(e.to_string()));
-            }
-        }
-        let second = self.second_citizenship.trim();
-        if second.chars().count() > 64 || second.chars().any(char::is_control) {
-            field("second_citizenship", Err("Name the country in at most 64 characters.".into()));
-        }
-        match (name, email, phone, address) {
-            (Ok(name), Ok(email), Ok(phone), Ok(shipping)) if errors.is_empty() => Ok(PersonalInfo {
-                name,
-                email,
-                phone,
-                shipping,
-                second_citizenship: (!second.is_empty()).then(|| second.to_owned()),
-            }),
-            _ => Err(errors),
-        }
-    }
-}
-
-fn e_for(field: &str) -> String {
-    match field {
-        "line1" => "Enter the street address the token ships to.",
-        "city" => "Enter the city (or APO/FPO/DPO).",
-        "state" => "Enter a two-letter U.S. state, territory or military code, such as VA.",
-        _ => "Enter a ZIP code such as 22150 or 22150-1234.",
-    }
-    .to_owned()
-}
-
 #[derive(Template)]
 #[template(path = "apply/personal.html")]
 struct PersonalPage {
     f: Frame,
+    states: Vec<(&'static str, &'static str, bool)>,
     p: PersonalFields,
     abroad: bool,
+    name_max: usize,
+}
+
+impl PersonalPage {
+    fn new(session: &Session, draft: &Draft, p: PersonalFields, errors: Errors) -> Self {
+        Self {
+            f: Frame::new(session, 4, errors),
+            states: p.states(),
+            p,
+            abroad: draft.residency == "abroad",
+            name_max: NAME_MAX,
+        }
+    }
 }
 
 async fn personal_page(session: Session) -> Response {
@@ -650,11 +715,7 @@ async fn personal_page(session: Session) -> Response {
     if let Some(r) = draft.guard(4) {
         return r;
     }
-    render(&PersonalPage {
-        f: Frame::new(&session, 4, Errors::new()),
-        abroad: draft.residency == "abroad",
-        p: draft.personal,
-    })
+    render(&PersonalPage::new(&session, &draft, draft.personal.clone(), Errors::new()))
 }
 
 async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -> Response {
@@ -663,11 +724,7 @@ async fn personal_post(mut session: Session, Form(form): Form<PersonalFields>) -
         return r;
     }
     if let Err(errors) = form.parse() {
-        return invalid(&PersonalPage {
-            f: Frame::new(&session, 4, errors),
-            abroad: draft.residency == "abroad",
-            p: form,
-        });
+        return invalid(&PersonalPage::new(&session, &draft, form, errors));
     }
     if draft.personal.email.trim() != form.email.trim() {
         // The password rules depend on the email: choose it again for the new address.
@@ -762,6 +819,7 @@ async fn account_post(State(s): State<AppState>, mut session: Session, Form(form
 #[template(path = "apply/payment.html")]
 struct PaymentPage {
     f: Frame,
+    po_max: usize,
     price: String,
     method: String,
     po: String,
@@ -787,7 +845,7 @@ async fn payment_page(State(s): State<AppState>, session: Session) -> Response {
         Some(p) => (p.method().to_owned(), String::new()),
         None => (String::new(), String::new()),
     };
-    render(&PaymentPage { f: Frame::new(&session, 6, Errors::new()), price, method, po })
+    render(&PaymentPage { f: Frame::new(&session, 6, Errors::new()), po_max: PO_MAX, price, method, po })
 }
 
 #[derive(Deserialize)]
@@ -819,7 +877,7 @@ async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form
     let payment = match form.method.as_str() {
         "invoice" => Ok(Payment::Invoice),
         "purchase-order" => {
-            PoNumber::new(&form.po).map(|po| Payment::PurchaseOrder { po }).map_err(|e| ("po", e.to_string()))
+            PoNumber::new(&form.po).map(|po| Payment::PurchaseOrder { po }).map_err(|_| ("po", po_message(&form.po)))
         }
         "card" => match CardNumber::new(&form.card) {
             // The card processor is a TEST DOUBLE until a processor contract exists.
@@ -837,7 +895,9 @@ async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form
                         ("card", "Card payments are unavailable right now. Try later, or choose invoice.".to_owned())
                     }
                 }),
-            Err(e) => Err(("card", e.to_string())),
+            Err(_) => {
+                Err(("card", "Check the card number: it is the 13 to 19 digits on the front of the card.".to_owned()))
+            }
         },
         _ => Err(("method", "Choose how to pay.".to_owned())),
     };
@@ -851,6 +911,7 @@ async fn payment_post(State(s): State<AppState>, mut session: Session, Form(form
         }
         Err((field, message)) => invalid(&PaymentPage {
             f: Frame::new(&session, 6, Errors::from([(field, message)])),
+            po_max: PO_MAX,
             price: price.to_string(),
             method: form.method,
             // The card number is never echoed back.
@@ -870,6 +931,19 @@ struct ReviewPage {
     program_name: String,
     type_name: String,
     agency_names: Vec<String>,
+    /// How the applicant pays, with the purchase-order number or the card's last digits.
+    payment: String,
+}
+
+/// The payment as the applicant chose it, in words.
+fn payment_words(payment: &Payment) -> String {
+    match payment {
+        Payment::Invoice => "Invoice to your organization".into(),
+        Payment::PurchaseOrder { po } => format!("Invoice against purchase order {po}"),
+        Payment::Card { authorization } => {
+            format!("Card ending in {}, {} authorized", authorization.last4, authorization.amount)
+        }
+    }
 }
 
 /// The whole draft parsed into the domain's form, or the step to send the applicant back to.
@@ -882,7 +956,14 @@ fn parse_draft(s: &AppState, draft: &Draft) -> Result<(ApplicationForm, Password
     };
     let ids: Vec<&str> = draft.agencies.iter().map(String::as_str).collect();
     let selection = s.agencies.select(&ids).map_err(|_| 1_usize)?;
-    if !selection.allows(&draft.cert_type) {
+    // The partner link holds however the steps were visited: the program's agencies stay
+    // unless the applicant said they will not use it, and so does its list of types.
+    if !draft.program_dropped && !s.agencies.program_agencies_left_out(&program, &draft.agencies).is_empty() {
+        return Err(1_usize);
+    }
+    if !selection.allows(&draft.cert_type)
+        || (!draft.outside_program && !s.agencies.program_objections(&program, &draft.cert_type).is_empty())
+    {
         return Err(2_usize);
     }
     let certificate = choice(s, draft).map_err(|_| 2_usize)?;
@@ -925,7 +1006,8 @@ fn review_view(s: &AppState, session: &Session, form: ApplicationForm, errors: E
         .unwrap_or_default();
     let type_name = s.type_name(form.certificate.cert_type());
     let agency_names = form.agencies.iter().filter_map(|id| s.agencies.agency(id)).map(|a| a.name.clone()).collect();
-    ReviewPage { f: Frame::new(session, 7, errors), form, program_name, type_name, agency_names }
+    let payment = payment_words(&form.payment);
+    ReviewPage { f: Frame::new(session, 7, errors), form, program_name, type_name, agency_names, payment }
 }
 
 #[derive(Deserialize)]

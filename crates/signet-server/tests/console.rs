@@ -1517,3 +1517,89 @@ async fn recovery_run(backend: &str) {
     let chain = c.state.store().verify_audit().await.unwrap();
     assert!(chain.is_ok(), "{backend}: the audit chain is intact: {chain:?}");
 }
+
+#[tokio::test]
+async fn organizations_page_confirms_merges_and_rejects() {
+    for backend in BACKENDS {
+        organizations_run(backend).await;
+    }
+}
+
+/// Registers `name` as a submitted application does: pending.
+async fn registered(c: &Console, name: &str) -> signet_ra::application::Organization {
+    let org = signet_ra::application::Organization::new(OrganizationName::new(name).unwrap());
+    c.state.store().create_organization(&org, org.created_event(T0, &Actor::Applicant)).await.unwrap();
+    org
+}
+
+async fn status_of(c: &Console, org: &signet_ra::application::Organization) -> &'static str {
+    c.state.store().registered_organization(&org.key).await.unwrap().unwrap().status.name()
+}
+
+async fn organizations_run(backend: &str) {
+    let c = console(backend).await;
+    let alice = create_operator(&c.state, "alice", "Alice Vetter", Role::RaOperator).await;
+    let initech = registered(&c, "Initech LLC").await;
+    let software = registered(&c, "Initech Software").await;
+    let shady = registered(&c, "Totally Real Org").await;
+    let mut a = signed_in(&c, "alice", &alice).await;
+
+    let page = a.get("/console/organizations").await;
+    assert_eq!(page.status, StatusCode::OK, "{backend}");
+    assert!(page.body.contains("href=\"/console/organizations\""), "the console links it");
+    let pending = table(&page.body, "pending");
+    assert_eq!(pending.len(), 3, "three waiting: {pending:?}");
+    assert!(c.state.store().search_organizations("initech", 10).await.unwrap().is_empty());
+
+    // A forged form changes nothing.
+    let forged = a.post_raw("/console/organizations", format!("organization={}&decision=confirm", initech.key)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&c, &initech).await, "pending");
+
+    let done =
+        a.post("/console/organizations", &[("organization", initech.key.as_str()), ("decision", "confirm")]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let shown = a.get(done.location.as_deref().unwrap()).await;
+    assert!(shown.body.contains("Initech LLC is confirmed: applicants are now offered it."), "{}", shown.body);
+    assert_eq!(c.state.store().search_organizations("initech", 10).await.unwrap(), vec![initech.clone()]);
+
+    // A merge needs its target; the refusal is shown beside the organization, nothing stored.
+    let no_target =
+        a.post("/console/organizations", &[("organization", software.key.as_str()), ("decision", "merge")]).await;
+    assert_eq!(no_target.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", no_target.body);
+    assert!(no_target.body.contains("choose the confirmed organization to merge Initech Software into"));
+    assert_eq!(status_of(&c, &software).await, "pending");
+    let merged = a
+        .post(
+            "/console/organizations",
+            &[("organization", software.key.as_str()), ("decision", "merge"), ("into", initech.key.as_str())],
+        )
+        .await;
+    let shown = a.get(merged.location.as_deref().unwrap()).await;
+    assert!(shown.body.contains("Initech Software is merged into Initech LLC"), "{}", shown.body);
+    assert_eq!(c.state.store().find_organizations(&software.key).await.unwrap(), vec![initech.clone()]);
+
+    let rejected =
+        a.post("/console/organizations", &[("organization", shady.key.as_str()), ("decision", "reject")]).await;
+    let shown = a.get(rejected.location.as_deref().unwrap()).await;
+    assert!(shown.body.contains("Totally Real Org is rejected"), "{}", shown.body);
+    assert!(shown.body.contains("No organization is waiting."));
+    assert!(shown.body.contains("Initech Software: merged into Initech LLC"), "{}", shown.body);
+
+    // A decision is taken once: a second one (say, from an old page) is refused and stores nothing.
+    let before = audit_len(&c).await;
+    let again =
+        a.post("/console/organizations", &[("organization", shady.key.as_str()), ("decision", "confirm")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("Totally Real Org was already rejected"), "{}", again.body);
+    assert_eq!((status_of(&c, &shady).await, audit_len(&c).await), ("rejected", before));
+    let unknown = a.post("/console/organizations", &[("organization", "no such org"), ("decision", "confirm")]).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    for action in ["organization-confirmed", "organization-merged", "organization-rejected"] {
+        let records = audited(&c, action).await;
+        assert_eq!(records.len(), 1, "{backend} {action}");
+        assert_eq!(records[0].actor, "operator:alice");
+    }
+    assert!(c.state.store().verify_audit().await.unwrap().is_ok());
+}

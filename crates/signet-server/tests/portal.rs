@@ -58,8 +58,8 @@ async fn apply(b: &mut Browser, organization: &str) -> String {
 
     let p = b.get("/apply/agencies").await;
     assert!(p.body.contains("value=\"integrate-il4\" checked"), "the program pre-selects its agencies");
-    let p = b.post_raw("/apply/agencies", agencies_body(b, &["canes", "jpas"])).await;
-    assert_eq!(p.location.as_deref(), Some("/apply/certificate"));
+    let p = b.post_raw("/apply/agencies", agencies_body(b, &["canes", "integrate-il4", "jpas"])).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/certificate"), "{}", p.body);
 
     let p = b.get("/apply/certificate").await;
     assert!(p.body.contains("you can use Medium Token Assurance"), "{}", p.body);
@@ -88,6 +88,7 @@ async fn apply(b: &mut Browser, organization: &str) -> String {
 
     let p = b.get("/apply/review").await;
     assert!(p.body.contains("Medium Token Assurance, 2 year(s), $279.00"), "{}", p.body);
+    assert!(p.body.contains("Invoice against purchase order PO-2026/0042"), "the PO number is shown: {}", p.body);
     let p = b.post("/apply/review", &[("agree", "yes")]).await;
     let location = p.location.expect("submission redirects to the status page");
     location.trim_start_matches("/applications/").trim_end_matches("?submitted=1").to_owned()
@@ -100,6 +101,16 @@ fn agencies_body(b: &Browser, agencies: &[&str]) -> String {
         form.append_pair("agency", a);
     }
     form.finish()
+}
+
+/// What an RA operator does on the console's organizations page, done through the store.
+async fn confirm_organization(state: &signet_server::AppState, name: &str) {
+    use signet_pki::subject::OrganizationName;
+    use signet_ra::application::OrganizationKey;
+    let key = OrganizationKey::of(&OrganizationName::new(name).unwrap());
+    let pending = state.store().registered_organization(&key).await.unwrap().expect("registered at submission");
+    let decision = pending.confirm("operator:test", state.clock().now()).unwrap();
+    state.store().save_organization_decision(&decision).await.unwrap();
 }
 
 async fn verification_link(state: &signet_server::AppState) -> String {
@@ -199,10 +210,10 @@ async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
 
     // No agency accepts every type: the wizard says so and keeps the choices.
     b.get("/apply/agencies").await;
-    let none = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "integrate-il4", "jpas"])).await;
-    let conflict = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "nope"])).await;
+    let conflict = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "nope", "piee"])).await;
     assert_eq!(conflict.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(conflict.body.contains("nope"), "{}", conflict.body);
+    assert!(conflict.body.contains("Choose agencies from the list only."), "{}", conflict.body);
+    let none = b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "integrate-il4", "jpas", "piee"])).await;
     assert_eq!(none.location.as_deref(), Some("/apply/certificate"), "CANES ∩ IL4 ∩ JPAS = Medium Token");
     b.get("/apply/certificate").await;
     let wrong_type = b.post("/apply/certificate", &[("cert_type", "medium"), ("years", "2")]).await;
@@ -212,9 +223,11 @@ async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
     assert_eq!(bad_years.status, StatusCode::UNPROCESSABLE_ENTITY);
     b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "1")]).await;
 
-    // Duplicate organization: "ACME Inc" folds to the registered "Acme, Inc.", which is offered.
+    // Duplicate organization: "ACME Inc" folds to the registered "Acme, Inc.", which is offered
+    // once the RA has confirmed it.
     let mut colleague = Browser::new(&p.app);
     apply(&mut colleague, "Acme, Inc.").await;
+    confirm_organization(&p.state, "Acme, Inc.").await;
     b.get("/apply/organization").await;
     let dup = b.post("/apply/organization", &[("new_name", "ACME Inc")]).await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -243,10 +256,11 @@ async fn bad_input_keeps_what_was_typed_and_stores_nothing() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     for expected in [
-        "Full name:",
+        "Enter your full name as it appears on your identity documents.",
         "Enter an email address such as jane@example.com.",
-        "Enter a two-letter U.S. state",
-        "Enter a ZIP code",
+        "Enter a 10-digit U.S. phone number such as (206) 555-0142",
+        "Choose your state, territory or military address (AA, AE, AP) from the list.",
+        "A ZIP code is 5 digits",
         "value=\"jane.doe-at-acme\"",
         "value=\"1 Main St\"",
         "value=\"9810\"",
@@ -544,7 +558,7 @@ async fn to_organization_step(b: &mut Browser) {
     b.get("/apply?program=Integrate").await;
     b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
     b.get("/apply/agencies").await;
-    b.post_raw("/apply/agencies", agencies_body(b, &["canes", "jpas"])).await;
+    b.post_raw("/apply/agencies", agencies_body(b, &["canes", "integrate-il4", "jpas"])).await;
     b.get("/apply/certificate").await;
     b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "2")]).await;
     b.get("/apply/organization").await;
@@ -560,7 +574,7 @@ async fn organization_names_are_visible_and_stored_nfc() {
 
     let lie = b.post("/apply/organization", &[("new_name", "\u{202e}evil\u{1F600}")]).await;
     assert_eq!(lie.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(lie.body.contains("may not contain U+202E (a bidirectional control)"), "{}", lie.body);
+    assert!(lie.body.contains("This contains a bidirectional control (U+202E)"), "{}", lie.body);
 
     let chosen = b.post("/apply/organization", &[("new_name", "Cafe\u{301} Ltd")]).await;
     assert_eq!(chosen.location.as_deref(), Some("/apply/personal"), "{}", chosen.body);
@@ -636,4 +650,151 @@ async fn the_retrieval_guide_fills_in_the_commands_for_each_system() {
     assert_eq!(answer.headers()["content-length"], "200000");
     let got = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
     assert_eq!(got.as_ref(), bytes.as_slice());
+}
+
+/// A partner link's program keeps its agency: unticking it alone is refused with the reason,
+/// and only "I will not use Integrate" lets it go; then a type Integrate does not accept is
+/// explained, and sold only with its own box ticked.
+#[tokio::test]
+async fn the_partner_link_holds_unless_the_applicant_says_otherwise() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    b.get("/apply?program=Integrate").await;
+    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    let page = b.get("/apply/agencies").await;
+    assert!(page.body.contains("You came from the Integrate link"), "{}", page.body);
+    assert!(page.body.contains("I will not use Integrate"), "{}", page.body);
+
+    let dropped = b.post_raw("/apply/agencies", agencies_body(&b, &["canes"])).await;
+    assert_eq!(dropped.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(dropped.body.contains("Integrate users need Integrate IL4 (Platform One)"), "{}", dropped.body);
+    assert!(dropped.body.contains("aria-describedby=\"drop_program-hint drop_program-error\""), "{}", dropped.body);
+    assert!(dropped.body.contains("value=\"canes\" checked"), "the choice is kept");
+    assert_eq!(b.get("/apply/certificate").await.location.as_deref(), Some("/apply/agencies"), "not past it");
+
+    let said = format!("{}&drop_program=yes", agencies_body(&b, &["canes"]));
+    let ok = b.post_raw("/apply/agencies", said).await;
+    assert_eq!(ok.location.as_deref(), Some("/apply/certificate"), "{}", ok.body);
+    let cert = b.get("/apply/certificate").await;
+    assert!(cert.body.contains("Integrate does not accept every type offered here"), "{}", cert.body);
+    assert!(cert.body.contains("IL4 systems require the private key on a hardware token"), "{}", cert.body);
+
+    // Nothing chosen: type and validity are flagged together.
+    let empty = b.post("/apply/certificate", &[]).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.body.contains("Choose a certificate type.") && empty.body.contains("1, 2 or 3"), "{}", empty.body);
+    let unticked = b.post("/apply/certificate", &[("cert_type", "medium"), ("years", "1")]).await;
+    assert_eq!(unticked.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unticked.body.contains("tick the box to say you will not use this certificate"), "{}", unticked.body);
+    let token = b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "1")]).await;
+    assert_eq!(token.location.as_deref(), Some("/apply/organization"), "a type Integrate accepts needs no box");
+    b.get("/apply/certificate").await;
+    let medium =
+        b.post("/apply/certificate", &[("cert_type", "medium"), ("years", "1"), ("outside_program", "yes")]).await;
+    assert_eq!(medium.location.as_deref(), Some("/apply/organization"), "{}", medium.body);
+    assert!(b.get("/apply/certificate").await.body.contains("name=\"outside_program\" value=\"yes\" checked"));
+
+    // Ticking Integrate IL4 again makes Medium unavailable: the type is chosen again.
+    b.get("/apply/agencies").await;
+    b.post_raw("/apply/agencies", agencies_body(&b, &["canes", "integrate-il4"])).await;
+    assert_eq!(b.get("/apply/organization").await.location.as_deref(), Some("/apply/certificate"));
+}
+
+/// The details step: limits and formats said before typing, a list of states (and a name
+/// typed for one accepted), every wrong field flagged at once in plain words, each tied to its
+/// field; the review shows what was entered.
+#[tokio::test]
+async fn the_details_step_forgives_and_the_review_shows_everything() {
+    let p = portal().await;
+    let mut b = Browser::new(&p.app);
+    to_organization_step(&mut b).await;
+    let org = b.post("/apply/organization", &[("new_name", "Initech LLC")]).await;
+    assert_eq!(org.location.as_deref(), Some("/apply/personal"));
+    let page = b.get("/apply/personal").await;
+    for expected in [
+        "<select id=\"state\" name=\"state\"",
+        "<option value=\"VA\">Virginia</option>",
+        "<option value=\"AE\">Armed Forces Europe, Middle East, Africa and Canada (AE)</option>",
+        "maxlength=\"64\"",
+        "use initials for middle names",
+        "aria-describedby=\"name-hint\"",
+    ] {
+        assert!(page.body.contains(expected), "missing {expected:?} in {}", page.body);
+    }
+
+    let empty = b.post("/apply/personal", &[]).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for expected in [
+        "Enter your full name as it appears on your identity documents.",
+        "Enter your email address",
+        "Enter a daytime phone number, such as (206) 555-0142.",
+        "Enter the street address the token ships to.",
+        "Enter the city, or APO, FPO or DPO for a military address.",
+        "Choose your state, territory or military address (AA, AE, AP) from the list.",
+        "Enter the ZIP code, such as 22150 or 22150-1234.",
+        "aria-describedby=\"name-hint name-error\"",
+        "aria-describedby=\"state-error\"",
+        "id=\"zip-error\"",
+    ] {
+        assert!(empty.body.contains(expected), "missing {expected:?} in {}", empty.body);
+    }
+    for code_words in ["must be 1 to", "&quot;&quot;", "&#34;&#34;", "is not a phone number", "common name"] {
+        assert!(!empty.body.contains(code_words), "{code_words:?} in {}", empty.body);
+    }
+
+    let long = b
+        .post(
+            "/apply/personal",
+            &[("name", "Jane Quintessa Philippa Marguerite Ottoline Anastasia Doe-Montgomery"), ("state", "VA")],
+        )
+        .await;
+    assert!(long.body.contains("Your name has 68 characters; a certificate holds at most 64."), "{}", long.body);
+    assert!(long.body.contains("<option value=\"VA\" selected>Virginia</option>"), "the state is kept");
+
+    let virginia = [
+        ("name", "Jane Q. Doe"),
+        ("email", "jane.doe@initech.example"),
+        ("phone", "(804) 555-0142"),
+        ("line1", "1 Main St"),
+        ("city", "Richmond"),
+        ("state", "Virginia"),
+        ("zip", "23219"),
+    ];
+    let ok = b.post("/apply/personal", &virginia).await;
+    assert_eq!(ok.location.as_deref(), Some("/apply/account"), "a state's name is taken: {}", ok.body);
+    b.get("/apply/account").await;
+    b.post("/apply/account", &[("password", PASSWORD), ("confirm", PASSWORD)]).await;
+    b.get("/apply/payment").await;
+    let bad_po = b.post("/apply/payment", &[("method", "purchase-order"), ("po", "")]).await;
+    assert!(bad_po.body.contains("Enter the purchase-order number from your organization"), "{}", bad_po.body);
+    b.post("/apply/payment", &[("method", "purchase-order"), ("po", "PO-77/B")]).await;
+    let review = b.get("/apply/review").await;
+    for expected in ["Richmond, VA 23219", "Invoice against purchase order PO-77/B", "Initech LLC", "Jane Q. Doe"] {
+        assert!(review.body.contains(expected), "missing {expected:?} in {}", review.body);
+    }
+}
+
+/// An organization a submitted application registers waits for the RA: other applicants are
+/// not offered it (nor told it exists) until it is confirmed.
+#[tokio::test]
+async fn a_registered_organization_is_offered_only_once_confirmed() {
+    let p = portal().await;
+    let mut first = Browser::new(&p.app);
+    apply(&mut first, "Initech LLC").await;
+
+    let mut next = Browser::new(&p.app);
+    to_organization_step(&mut next).await;
+    let search = next.get("/apply/organization?q=initech").await;
+    assert!(search.body.contains("No registered organization matches"), "{}", search.body);
+    assert!(!search.body.contains("Initech LLC"), "pending is not offered: {}", search.body);
+    let typed = next.post("/apply/organization", &[("new_name", "INITECH, L.L.C.")]).await;
+    assert_eq!(typed.location.as_deref(), Some("/apply/personal"), "nothing unconfirmed is revealed: {}", typed.body);
+
+    confirm_organization(&p.state, "Initech LLC").await;
+    let mut later = Browser::new(&p.app);
+    to_organization_step(&mut later).await;
+    let search = later.get("/apply/organization?q=initech").await;
+    assert!(search.body.contains("value=\"Initech LLC\""), "{}", search.body);
+    let dup = later.post("/apply/organization", &[("new_name", "INITECH, L.L.C.")]).await;
+    assert!(dup.body.contains("Initech LLC is already registered"), "{}", dup.body);
 }

@@ -1,12 +1,12 @@
-//! Enrollment storage: the domain's [`ApplicationStore`] (applications, applicant organizations
-//! and the notification outbox) plus the two outbox calls the mail relay needs.
+//! Enrollment storage: the domain's [`ApplicationStore`] (applications, registering applicant
+//! organizations, and the notification outbox) plus the two outbox calls the mail relay needs.
 //!
 //! An application is one row: the checked form and the state's evidence as JSON, the state name
 //! under a CHECK over [`ALL_STATE_NAMES`](signet_ra::application::ALL_STATE_NAMES), and a
 //! revision for optimistic concurrency. Secrets are only ever what the domain hands over: the
 //! password as its Argon2id PHC string, one-time codes as digests inside the state data.
 
-use signet_pki::subject::{Email, OrganizationName};
+use signet_pki::subject::Email;
 use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationState, ApplicationStore, Organization, OrganizationKey,
     PasswordHash, Transition,
@@ -18,6 +18,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
+use crate::organizations::organization;
 use crate::{Store, backend_error, unique_or};
 
 /// Every message kind the outbox table's CHECK admits. `MessageKind` is non-exhaustive, so a new
@@ -193,19 +194,6 @@ pub(crate) async fn insert_outbox(
     Ok(())
 }
 
-fn organization(row: &AnyRow) -> Result<Organization, StoreError> {
-    let key: String = row.try_get(0).map_err(backend_error)?;
-    let name: String = row.try_get(1).map_err(backend_error)?;
-    let what = format!("organization {key}");
-    Ok(Organization {
-        name: OrganizationName::new(&name).map_err(|e| corrupt(&what, e))?,
-        // The stored key, not one recomputed from the name: the key is what the UNIQUE
-        // constraint held, even if the folding rules change later.
-        key: serde_json::from_value::<OrganizationKey>(serde_json::Value::String(key.clone()))
-            .map_err(|e| corrupt(&what, e))?,
-    })
-}
-
 /// Escapes `%`, `_` and the escape character itself for `LIKE … ESCAPE '\'`.
 pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -219,28 +207,6 @@ pub(crate) fn like_escape(s: &str) -> String {
 }
 
 impl Store {
-    /// Organizations whose key starts with the key of `query`, or whose name contains `query`
-    /// (case-insensitively), by name, at most `limit`: the organization picker's search box.
-    pub async fn search_organizations(&self, query: &str, limit: u32) -> Result<Vec<Organization>, StoreError> {
-        let query = query.trim();
-        // Text that is not a valid organization name still searches by name substring; the key
-        // pattern then matches nothing (keys are never empty).
-        let key = OrganizationName::new(query).map(|n| OrganizationKey::of(&n).as_str().to_owned()).unwrap_or_default();
-        let key_pattern = if key.is_empty() { String::new() } else { format!("{}%", like_escape(&key)) };
-        let name_pattern = format!("%{}%", like_escape(&query.to_lowercase()));
-        let rows = sqlx::query(
-            "SELECT org_key, name FROM organizations \
-             WHERE org_key LIKE $1 ESCAPE '\\' OR name_lower LIKE $2 ESCAPE '\\' ORDER BY name_lower, org_key LIMIT $3",
-        )
-        .bind(key_pattern)
-        .bind(name_pattern)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(backend_error)?;
-        rows.iter().map(organization).collect()
-    }
-
     /// The applicant account's password hash for an application, `None` if there is no such
     /// application: what sign-in and retrieval check the typed password against.
     pub async fn application_password(&self, id: &ApplicationId) -> Result<Option<PasswordHash>, StoreError> {
@@ -410,11 +376,17 @@ impl ApplicationStore for Store {
     }
 
     async fn find_organizations(&self, key: &OrganizationKey) -> Result<Vec<Organization>, StoreError> {
-        let rows = sqlx::query("SELECT org_key, name FROM organizations WHERE org_key = $1 ORDER BY name")
-            .bind(key.as_str())
-            .fetch_all(self.pool())
-            .await
-            .map_err(backend_error)?;
+        // A spelling the RA merged into another organization finds that one instead.
+        let rows = sqlx::query(
+            "SELECT org_key, name FROM organizations WHERE status = 'confirmed' AND (org_key = $1 \
+             OR org_key = (SELECT merged_into FROM organizations WHERE org_key = $2 AND status = 'merged')) \
+             ORDER BY name",
+        )
+        .bind(key.as_str())
+        .bind(key.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
         rows.iter().map(organization).collect()
     }
 
@@ -426,7 +398,8 @@ impl ApplicationStore for Store {
         self.audited(&audit, move |c| {
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO organizations (org_key, name, name_lower, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO organizations (org_key, name, name_lower, created_at, status) \
+                     VALUES ($1, $2, $3, $4, 'pending')",
                 )
                 .bind(key)
                 .bind(name)

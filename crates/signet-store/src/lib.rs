@@ -25,6 +25,7 @@ mod enterprise;
 mod jobs;
 mod key_recovery;
 mod operators;
+mod organizations;
 mod password_reset;
 mod seeds;
 mod sessions;

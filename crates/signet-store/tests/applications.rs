@@ -14,6 +14,7 @@ use signet_ra::application::{
 };
 use signet_ra::issuance::StoreError;
 use signet_ra::notify::{MessageKind, Notifier, OutboxMessage};
+use signet_ra::organization::OrganizationStatus;
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::{Clock, FakeClock};
 use signet_store::Store;
@@ -272,13 +273,20 @@ async fn a_forms_finding_is_audited_with_its_notice_and_reads_back() {
     .await;
 }
 
+/// Registers `name` as an applicant's submission does (pending), then has the RA confirm it.
+async fn confirmed(store: &Store, name: &str) -> Organization {
+    let org = Organization::new(OrganizationName::new(name).unwrap());
+    store.create_organization(&org, org.created_event(T0, &Actor::Applicant)).await.unwrap();
+    let pending = store.registered_organization(&org.key).await.unwrap().unwrap();
+    store.save_organization_decision(&pending.confirm("operator:ra1", T0).unwrap()).await.unwrap();
+    org
+}
+
 #[tokio::test]
 async fn organizations_are_unique_by_key_and_searchable() {
     each_backend(|store| async move {
-        let acme = Organization::new(OrganizationName::new("Acme, Inc.").unwrap());
-        store.create_organization(&acme, acme.created_event(T0, &Actor::Applicant)).await.unwrap();
-        let other = Organization::new(OrganizationName::new("Globex Corporation").unwrap());
-        store.create_organization(&other, other.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let acme = confirmed(&store, "Acme, Inc.").await;
+        let other = confirmed(&store, "Globex Corporation").await;
 
         // "ACME Inc" is the same organization: refused, and its audit event rolled back.
         let dup = Organization::new(OrganizationName::new("ACME Inc").unwrap());
@@ -305,7 +313,87 @@ async fn organizations_are_unique_by_key_and_searchable() {
         assert_eq!(store.search_organizations("", 10).await.unwrap(), vec![acme, other]);
         assert_eq!(store.search_organizations("", 1).await.unwrap().len(), 1);
         assert!(store.search_organizations("%", 10).await.unwrap().is_empty(), "LIKE wildcards are literal");
-        assert_eq!(store.verify_audit().await.unwrap(), Ok(2));
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(4));
+    })
+    .await;
+}
+
+/// A registered organization is offered to nobody until the RA decides; a decision is stored
+/// with its audit event, once, and a merged spelling leads to the organization it was merged into.
+#[tokio::test]
+async fn registered_organizations_wait_for_the_ra() {
+    each_backend(|store| async move {
+        let initech = Organization::new(OrganizationName::new("Initech LLC").unwrap());
+        store.create_organization(&initech, initech.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let pending = store.registered_organization(&initech.key).await.unwrap().unwrap();
+        assert_eq!((pending.status.clone(), pending.registered_at), (OrganizationStatus::Pending, T0));
+        assert!(store.search_organizations("initech", 10).await.unwrap().is_empty(), "pending is not offered");
+        assert!(store.find_organizations(&initech.key).await.unwrap().is_empty());
+
+        // Two operators decide at once: the first decision stands, the second writes nothing.
+        let confirm = pending.clone().confirm("operator:ra1", T0).unwrap();
+        let reject = pending.reject("operator:ra2", T0).unwrap();
+        store.save_organization_decision(&confirm).await.unwrap();
+        let before = audit_rows(&store).await;
+        let late = store.save_organization_decision(&reject).await;
+        assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+        assert_eq!(audit_rows(&store).await, before, "the refused decision's audit event is rolled back");
+        assert_eq!(store.search_organizations("initech", 10).await.unwrap(), vec![initech.clone()]);
+
+        // Another spelling, merged into the confirmed one, leads applicants there.
+        let software = Organization::new(OrganizationName::new("Initech Software").unwrap());
+        store.create_organization(&software, software.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let target = store.registered_organization(&initech.key).await.unwrap().unwrap();
+        let merge = store
+            .registered_organization(&software.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .merge_into(&target, "operator:ra1", T0)
+            .unwrap();
+        store.save_organization_decision(&merge).await.unwrap();
+        assert_eq!(store.find_organizations(&software.key).await.unwrap(), vec![initech.clone()]);
+        assert_eq!(store.search_organizations("software", 10).await.unwrap(), Vec::<Organization>::new());
+        let merged = store.registered_organization(&software.key).await.unwrap().unwrap();
+        assert_eq!(merged.status, OrganizationStatus::Merged(initech.key.clone()));
+
+        // A rejected one stays out of reach; the console lists pending first, then the rest.
+        let shady = Organization::new(OrganizationName::new("Totally Real Org").unwrap());
+        store.create_organization(&shady, shady.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let waiting = Organization::new(OrganizationName::new("Zeta Labs").unwrap());
+        store.create_organization(&waiting, waiting.created_event(T0, &Actor::Applicant)).await.unwrap();
+        let reject =
+            store.registered_organization(&shady.key).await.unwrap().unwrap().reject("operator:ra1", T0).unwrap();
+        store.save_organization_decision(&reject).await.unwrap();
+        assert!(store.find_organizations(&shady.key).await.unwrap().is_empty());
+        let listed: Vec<(String, &str)> = store
+            .registered_organizations()
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| (o.organization.name.to_string(), o.status.name()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("Zeta Labs".to_owned(), "pending"),
+                ("Initech LLC".to_owned(), "confirmed"),
+                ("Initech Software".to_owned(), "merged"),
+                ("Totally Real Org".to_owned(), "rejected"),
+            ]
+        );
+        let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+        for action in ["organization-confirmed", "organization-merged", "organization-rejected"] {
+            assert_eq!(actions.iter().filter(|a| *a == action).count(), 1, "{action}: {actions:?}");
+        }
+        assert!(store.verify_audit().await.unwrap().is_ok());
+
+        // The database refuses a merge without its target, whatever the code does.
+        let stray = sqlx::query("UPDATE organizations SET status = 'merged' WHERE org_key = $1")
+            .bind(waiting.key.as_str().to_owned())
+            .execute(store.pool())
+            .await;
+        assert!(stray.is_err(), "merged needs merged_into");
     })
     .await;
 }
