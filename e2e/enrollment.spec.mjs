@@ -61,6 +61,8 @@ const APPLICANT = {
 const PASSWORD = required('SIGNET_APPLICANT_PASSWORD');
 const ORGANIZATION = 'Acme Widgets, Inc.';
 const PO_NUMBER = 'PO-2026/0042';
+const MAILED_TRACKING = '9400 1000 0000 0000 0000 00';
+const RESENT_TRACKING = '9400 1000 0000 0000 0000 17';
 
 mkdirSync(SHOTS, { recursive: true });
 let shotCount = 0;
@@ -433,7 +435,24 @@ async function verifyEmail(browser, page, reference) {
   openPages.delete('mail-reader');
 
   await statusPage(page, reference, 'Email confirmed');
+  assert.match(await page.textContent('main'), /Where to mail your forms/);
   await shot(page, 'status-email-confirmed');
+
+  step('the applicant tells the RA how the forms were mailed: a number that is not a USPS one first');
+  await page.selectOption('#mailing-carrier', 'usps');
+  await page.fill('#mailing-tracking', '12');
+  r = await submit(page, `/applications/${reference}/mailing`);
+  assert.equal(r.status(), 422);
+  assert.match(await page.textContent('#tracking-error'), /USPS/);
+  assert.equal(await page.inputValue('#mailing-tracking'), '12', 'what was typed is kept');
+  await shot(page, 'status-mailing-error');
+  await reloadAfterError(page, 'status-mailing-error', `/applications/${reference}`);
+  await page.selectOption('#mailing-carrier', 'usps');
+  await page.fill('#mailing-tracking', MAILED_TRACKING);
+  r = await submit(page, `/applications/${reference}/mailing`);
+  landed(page, r, `/applications/${reference}`);
+  assert.match(await page.textContent('#mailing-recorded'), /We noted the tracking number/);
+  await shot(page, 'status-mailing-recorded');
 }
 
 async function signIn(browser, reference) {
@@ -509,9 +528,20 @@ async function recorded(page, response, reference, state) {
   assert.equal(await page.textContent('#state'), state);
 }
 
-async function vet(browser, reference) {
+async function vet(browser, reference, applicant) {
   const [a, b] = OPERATORS;
   const alice = await operatorSignIn(browser, a, 'operator-a', true);
+
+  step('the organization the applicant registered waits for the RA; the operator confirms it');
+  let r = await alice.goto(`${BASE}/console/organizations`);
+  assert.equal(r.status(), 200);
+  assert.match(await alice.textContent('#pending'), new RegExp(ORGANIZATION.replace(/[.,]/g, '\\$&')));
+  await shot(alice, 'console-organizations');
+  r = await clickAndWait(alice, `button[aria-label="Confirm ${ORGANIZATION}"]`);
+  landed(alice, r, '/console/organizations');
+  assert.ok((await alice.textContent('#confirmed')).includes(ORGANIZATION), 'now offered to applicants');
+  await shot(alice, 'console-organization-confirmed');
+  await alice.goto(`${BASE}/console`);
 
   step('the queue lists the application');
   const row = alice.locator('#queue tr', { hasText: reference });
@@ -524,11 +554,41 @@ async function vet(browser, reference) {
   assert.match(await alice.textContent('#submitted'), new RegExp(APPLICANT.name.replace('.', '\\.')));
   await shot(alice, 'console-application');
 
+  step('the notary seal is missing: nothing ticked is refused, then the applicant is asked to re-send');
+  r = await act(alice, 'deficiency-form');
+  assert.equal(r.status(), 422);
+  assert.ok((await alice.textContent('#problem-error')).length > 0, 'the missing choice is named');
+  await shot(alice, 'console-deficiency-error');
+  await reloadAfterError(alice, 'console-deficiency-error', `/console/applications/${reference}`);
+  await alice.check('#deficiency-form input[name=problem][value=notary-seal-missing]');
+  await alice.fill('#deficiency-note', 'The seal on the Identity Verification form is missing.');
+  r = await act(alice, 'deficiency-form');
+  landed(alice, r, `/console/applications/${reference}`);
+  assert.match(await alice.textContent('#history'), /forms-deficient/);
+  await shot(alice, 'console-deficiency-sent');
+
+  step('the applicant reads what to re-send, in the mail and on the status page, and mails it again');
+  const notice = await waitForMail(APPLICANT.email, /re-send some of your ECA forms/);
+  assert.match(notice.body, /seal/i);
+  for (const link of notice.body.match(/https?:\/\/\S+/g) ?? []) {
+    assert.equal((await applicant.request.get(link)).status(), 200, `the mail's link ${link} opens a page`);
+  }
+  await statusPage(applicant, reference, 'Email confirmed');
+  assert.match(await applicant.textContent('main'), /We need you to re-send some forms[\s\S]*seal/);
+  await shot(applicant, 'status-re-send');
+  await applicant.selectOption('#mailing-carrier', 'usps');
+  await applicant.fill('#mailing-tracking', RESENT_TRACKING);
+  r = await submit(applicant, `/applications/${reference}/mailing`);
+  landed(applicant, r, `/applications/${reference}`);
+  assert.doesNotMatch(await applicant.textContent('main'), /We need you to re-send/);
+
   step('forms received: a tracking number that is not the carrier\'s is refused');
+  await alice.goto(`${BASE}/console/applications/${reference}`);
+  assert.equal(await alice.inputValue('#forms-tracking'), RESENT_TRACKING, 'the number the applicant gave is filled in');
   // The console's "received on" starts at the server's today; the notary signed the same day.
   const today = await alice.inputValue('#received_on');
   await formsReceived(alice, today, '12345');
-  let r = await act(alice, 'forms-form');
+  r = await act(alice, 'forms-form');
   assert.equal(r.status(), 422);
   assert.match(await alice.textContent('#refused'), /Nothing was recorded/);
   assert.ok((await alice.textContent('#tracking-error')).length > 0, 'the tracking number is named');
@@ -802,6 +862,54 @@ async function certificates({ page }, reference) {
   await shot(page, 'status-retrieved');
 }
 
+/**
+ * The token is lost with its PIN: the subscriber revokes one certificate for key compromise, is
+ * offered the others on the same token, revokes them too, and is mailed for each.
+ */
+async function keyCompromise({ page, code }) {
+  step('CMC: a wrong code does not revoke; the message says which part failed');
+  await page.goto(`${BASE}/cmc`);
+  const first = page.locator('section.summary', { has: page.locator('form[action$="/revoke"]') }).first();
+  const serial = (await first.getAttribute('id')).replace('cert-', '');
+  await page.click(`#cert-${serial} summary`);
+  await page.selectOption(`#reason-${serial}`, '1');
+  await page.fill(`#revoke-code-${serial}`, '00000000');
+  let r = await clickAndWait(page, `form[action="/cmc/certificates/${serial}/revoke"] button[type=submit]`);
+  assert.equal(r.status(), 422);
+  assert.match(await page.textContent(`#error-${serial}`), /authenticator app was not accepted/);
+  await shot(page, 'cmc-revoke-refused');
+  await reloadAfterError(page, 'cmc-revoke-refused', '/cmc');
+
+  step('CMC: revoked for key compromise; the other certificates on the token are offered');
+  await nextStep();
+  await page.click(`#cert-${serial} summary`);
+  await page.selectOption(`#reason-${serial}`, '1');
+  await page.fill(`#revoke-code-${serial}`, code(30));
+  r = await clickAndWait(page, `form[action="/cmc/certificates/${serial}/revoke"] button[type=submit]`);
+  assert.equal(r.status(), 200);
+  assert.match(await page.textContent('#compromise'), /Revoke your other certificates too\?/);
+  await shot(page, 'cmc-revoked-key-compromise');
+  await nextStep();
+  await page.fill('#others-code', code(30));
+  r = await submit(page, `/cmc/certificates/${serial}/revoke-others`);
+  assert.equal(r.status(), 200);
+  assert.match(await page.textContent('#notice'), /Also revoked because the key was compromised/);
+  await shot(page, 'cmc-all-revoked');
+  const revoked = await waitForMail(APPLICANT.email, /revoked/i);
+  const links = revoked.body.match(/https?:\/\/\S+/g) ?? [];
+  for (const link of links) {
+    assert.equal((await page.request.get(link)).status(), 200, `the mail's link ${link} opens a page`);
+  }
+
+  step('the renewal guide the expiry reminders link to opens signed out');
+  const reader = await newPage(page.context().browser(), 'renewal-guide');
+  r = await reader.goto(`${BASE}/cmc/renewal?profile=medium-token-identity`);
+  assert.equal(r.status(), 200);
+  await shot(reader, 'cmc-renewal-guide');
+  await reader.context().close();
+  openPages.delete('renewal-guide');
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -827,12 +935,13 @@ async function main() {
     console.log(`  application ${reference}`);
     await verifyEmail(browser, applicant, reference);
     const returning = await signIn(browser, reference);
-    const operator = await vet(browser, reference);
+    const operator = await vet(browser, reference, returning);
     await tokenShipped(returning, reference);
     const password = await resetPassword(browser, reference);
     const subscriber = await cmc(browser, reference, password);
     await retrieve(browser, operator, reference, password);
     await certificates(subscriber, reference);
+    await keyCompromise(subscriber);
   } catch (e) {
     for (const [label, page] of openPages) {
       if (page.isClosed()) continue;
