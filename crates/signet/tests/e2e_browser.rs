@@ -161,7 +161,7 @@ fn run_node(e2e: &Path, env: &[(&str, String)], log_dir: &Path) -> (bool, String
 }
 
 #[test]
-fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
+fn enrollment_from_partner_link_to_revoked_certificates_in_chromium() {
     let e2e = repo_root().join("e2e");
     check_prerequisites(&e2e);
 
@@ -226,14 +226,15 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     assert!(ok, "the browser walk failed:\n{printed}\n--- server log (last 60 lines) ---\n{}", tail(&log, 60));
     println!("{printed}");
 
-    // What the browser did, read back from the database: one application, shipped, with every
-    // step in the audit chain under the operator who took it.
+    // What the browser did, read back from the database: one application, its certificates
+    // retrieved onto the token the RA shipped, with every step in the audit chain under the
+    // person who took it.
     let db = data.join("signet.db");
     let sql = |query: &str| must("sqlite3", &[db.to_str().unwrap(), query], &[]);
-    assert_eq!(sql("SELECT state FROM applications"), "token-shipped\n");
+    assert_eq!(sql("SELECT state FROM applications"), "retrieved\n");
     let reference = sql("SELECT id FROM applications").trim().to_owned();
     let bound = sql("SELECT serial || ' ' || state || ' ' || application FROM stock_tokens");
-    assert_eq!(bound.trim(), format!("{token_serial} shipped {reference}"), "the shipped token is bound to it");
+    assert_eq!(bound.trim(), format!("{token_serial} retrieved {reference}"), "the shipped token holds its keys");
     let trail =
         sql("SELECT action || ' ' || actor FROM audit_log WHERE subject = (SELECT id FROM applications) ORDER BY seq");
     assert_eq!(
@@ -241,6 +242,9 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
         [
             "application-submitted applicant",
             "email-verified applicant",
+            "forms-mailed applicant",
+            "forms-deficient operator:alice",
+            "forms-mailed applicant",
             "forms-received operator:alice",
             "officer-confirmed operator:alice",
             "identity-verified operator:alice",
@@ -255,8 +259,23 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
             &*format!("step-up-confirmed subscriber:{reference}"),
             &*format!("recovery-questions-set subscriber:{reference}"),
             &*format!("subscriber-signed-in subscriber:{reference}"),
+            "certificates-ready operator:bob",
+            &*format!("key-escrowed applicant:{reference}"),
+            "application-retrieved applicant",
+            // The revocation for key compromise, then the other certificate on the token.
+            &*format!("step-up-confirmed subscriber:{reference}"),
+            &*format!("step-up-confirmed subscriber:{reference}"),
         ]
     );
+    // The organization the applicant registered is the one the operator confirmed.
+    assert_eq!(sql("SELECT name || ' ' || status FROM organizations"), "Acme Widgets, Inc. confirmed\n");
+    // Key compromise on one certificate revoked the other on the same token too.
+    let revoked = sql(
+        "SELECT count(*) || ' ' || min(revocation_reason) || ' ' || max(revocation_reason) FROM certificates WHERE state = 'issued' AND revoked_at IS NOT NULL",
+    );
+    assert_eq!(revoked, "2 1 1\n", "both of the token's certificates, for key compromise");
+    let revocations = sql("SELECT actor FROM audit_log WHERE action = 'certificate-revoked' ORDER BY seq");
+    assert_eq!(revocations, format!("subscriber:{reference}\nsubscriber:{reference}\n"), "each revocation audited");
     // The refused sign-ins the walk made (applicant password, operator code) are audited too.
     let failures = sql("SELECT subject FROM audit_log WHERE action = 'authentication-failed' ORDER BY seq");
     assert!(
@@ -293,7 +312,7 @@ fn enrollment_from_partner_link_to_token_shipped_in_chromium() {
     assert!(!log.contains("signet_session="), "a session cookie reached the server log");
     let names: Vec<String> =
         std::fs::read_dir(&shots).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(names.iter().any(|n| n.ends_with("-status-token-shipped.png")), "the last page is kept: {names:?}");
+    assert!(names.iter().any(|n| n.ends_with("-cmc-renewal-guide.png")), "the last page is kept: {names:?}");
 }
 
 fn tail(text: &str, n: usize) -> String {
