@@ -903,6 +903,7 @@ async function keyCompromise({ page, code }) {
   r = await submit(page, `/cmc/certificates/${serial}/revoke-others`);
   assert.equal(r.status(), 200);
   assert.match(await page.textContent('#notice'), /Also revoked because the key was compromised/);
+  assert.match(await page.textContent('main'), /The certificate is revoked: a revoked certificate cannot be renewed; apply for a new one\./);
   await shot(page, 'cmc-all-revoked');
   const revoked = await waitForMail(APPLICANT.email, /revoked/i);
   const links = revoked.body.match(/https?:\/\/\S+/g) ?? [];
@@ -914,6 +915,7 @@ async function keyCompromise({ page, code }) {
   const reader = await newPage(page.context().browser(), 'renewal-guide');
   r = await reader.goto(`${BASE}/cmc/renewal?profile=medium-token-identity`);
   assert.equal(r.status(), 200);
+  assert.match(await reader.textContent('#contact'), /Questions\? .*: email .*@.* or call /);
   await shot(reader, 'cmc-renewal-guide');
   await reader.context().close();
   openPages.delete('renewal-guide');

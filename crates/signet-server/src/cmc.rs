@@ -243,9 +243,21 @@ fn row(s: &AppState, c: &AccountCertificate, all: &[AccountCertificate], now: Of
         not_after: day(c.not_after),
         revocable: !revoked && c.not_after > now,
         renewable: refusal.is_none(),
-        renewal: refusal.unwrap_or_default(),
+        renewal: refusal.map(as_sentence).unwrap_or_default(),
         status,
     }
+}
+
+/// A refusal written to follow a colon ("the certificate is revoked: …") as a sentence of its own
+/// on the page: capitalized and ending with a full stop.
+fn as_sentence(text: String) -> String {
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else { return text };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 /// Why a pasted request cannot renew `c`: a token type's new key must be proven on the token,
@@ -565,6 +577,9 @@ enum RenewalWay {
 struct RenewalGuidePage {
     certificate: String,
     way: RenewalWay,
+    contact_name: String,
+    support_email: String,
+    support_phone: String,
 }
 
 #[derive(Deserialize)]
@@ -585,7 +600,13 @@ async fn renewal_guide(State(s): State<AppState>, Query(query): Query<RenewalQue
         Some(_) => RenewalWay::Software,
     };
     let certificate = profile.map(|p| s.certificate_name(&p.id)).unwrap_or_default();
-    render(&RenewalGuidePage { certificate, way })
+    render(&RenewalGuidePage {
+        certificate,
+        way,
+        contact_name: s.contact.name.as_str().to_owned(),
+        support_email: s.contact.support_email.as_str().to_owned(),
+        support_phone: s.contact.support_phone.display(),
+    })
 }
 
 /// Where a renewal or creation sends the browser: the new certificate's page.
