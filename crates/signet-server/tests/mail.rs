@@ -523,3 +523,114 @@ async fn serve_sends_queued_mail_in_the_background_and_hands_leases_over_on_stop
     running.jobs.stop().await;
     assert!(holders().await.is_empty(), "stopping releases them");
 }
+
+/// Every link in every kind of mail opens a page for its reader, who is usually signed out: the
+/// page itself (200), or a sign-in that leads there. The password-reset link is left to the
+/// browser walk, which opens a real one (it needs a link the store issued).
+#[tokio::test]
+async fn every_link_in_every_kind_of_mail_opens_a_page() {
+    use signet_pki::{RevocationReason, Serial};
+    use signet_ra::application::Reason;
+    use signet_ra::forms_mail::{Deficiency, FormProblem};
+    use signet_ra::renewal::ExpiryReminder;
+    use signet_ra::vetting::DeadlineAction;
+    // Which backend holds the application does not change a mail's text: one is enough.
+    let db = TestDb::new(BACKENDS[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::at(T0));
+    let n = node(settings(&db, dir.path(), MailConfig::default()), clock.clone()).await;
+    let policy = DeadlinePolicy::default();
+
+    // Verification, forms received, approved, shipped and activation code, as the walk queues them.
+    let submitted = submit(n.store(), T0).await;
+    let ready = walk_to_certificates_ready(n.store(), &submitted, &clock).await;
+    let mut mails: Vec<(String, String)> = sqlx::query("SELECT kind, body_text FROM outbox")
+        .fetch_all(n.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+
+    let notifier = notifier();
+    let other = submit(n.store(), T0).await.application;
+    let serial = Serial::from_hex("0a1b2c3d4e5f").unwrap();
+    let later = Serial::from_hex("0a1b2c3d4e60").unwrap();
+    let expires = (T0 + Duration::days(30)).date();
+    let built = [
+        notifier.reminder(&other, DeadlineAction::Remind { days_left: 5, threshold: 5 }).unwrap(),
+        notifier.forms_deficient(&other, &Deficiency::new(&[FormProblem::NotarySealMissing], "", T0).unwrap()),
+        notifier.certificate_revoked(
+            &ready,
+            "Medium Token Assurance (identity)",
+            &serial,
+            RevocationReason::KeyCompromise,
+        ),
+        notifier.certificate_renewed(&ready, "Medium Token Assurance (identity)", &serial, &later, expires),
+        notifier.certificate_expiring(
+            &ready,
+            "Medium Token Assurance (identity)",
+            &serial,
+            "medium-token-identity",
+            expires,
+            ExpiryReminder { days_left: 30, threshold: 30 },
+        ),
+    ];
+    mails.extend(built.into_iter().map(|m| (m.kind.name().to_owned(), m.body_text)));
+    let operator = Actor::Operator(signet_ra::application::OperatorId::new("alice").unwrap());
+    let closings = [
+        other.clone().apply(
+            &operator,
+            Command::Reject(Reason::new("The officer did not confirm.").unwrap()),
+            T0,
+            &policy,
+        ),
+        other.apply(&Actor::System, Command::Expire, T0 + Duration::days(60), &policy),
+    ];
+    for t in closings {
+        mails.extend(notifier.outbox_for(&t.unwrap()).into_iter().map(|m| (m.kind.name().to_owned(), m.body_text)));
+    }
+
+    let mut kinds: Vec<&str> = mails.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "activation-code",
+            "approved",
+            "certificate-expiring",
+            "certificate-renewed",
+            "certificate-revoked",
+            "deadline-reminder",
+            "email-verification",
+            "expired",
+            "forms-deficient",
+            "forms-received",
+            "rejected",
+            "token-shipped",
+        ]
+    );
+    let mut opened = 0;
+    for (kind, body) in &mails {
+        let links = body
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix(BASE))
+            .map(|path| path.trim_end_matches(['.', ',', ';', ')']));
+        for link in links {
+            let mut path = link.to_owned();
+            // A signed-out reader is sent to a sign-in first: follow it as a browser would.
+            for _ in 0..3 {
+                let request = axum::http::Request::get(&path).body(axum::body::Body::empty()).unwrap();
+                let answer = tower::ServiceExt::oneshot(signet_server::app(n.state.clone()), request).await.unwrap();
+                if !answer.status().is_redirection() {
+                    assert_eq!(answer.status(), axum::http::StatusCode::OK, "{kind}: {link} (at {path})");
+                    break;
+                }
+                path = answer.headers()["location"].to_str().unwrap().to_owned();
+            }
+            opened += 1;
+        }
+    }
+    assert!(opened >= mails.len(), "each mail leads somewhere ({opened} links in {} mails)", mails.len());
+}
