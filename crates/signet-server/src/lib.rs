@@ -285,6 +285,7 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
             settings.limits.trusted_proxies.clone(),
         ),
         client_download: settings.client_download.clone(),
+        unstored_pages: crate::web::UnstoredPages::default(),
     })))
 }
 

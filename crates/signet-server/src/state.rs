@@ -79,6 +79,8 @@ pub struct Inner {
     pub(crate) client_limiter: crate::throttle::ClientLimiter,
     /// The `signet` client offered at `/retrieve/signet`.
     pub(crate) client_download: Option<std::path::PathBuf>,
+    /// Refused forms' pages for visitors without a stored session (Post/Redirect/Get).
+    pub(crate) unstored_pages: crate::web::UnstoredPages,
 }
 
 /// Cheap to clone; one per server.

@@ -15,6 +15,7 @@
 //! an address that only takes posts (Back to it, or reload after the page was shown) goes to
 //! the page that holds its form.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use askama::Template;
@@ -275,6 +276,12 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
         state.store.set_session_flash(&id_hash, None).await.map_err(|e| PageError::from(e).into_response())?;
         return Ok(kept.into_response());
     }
+    if method == Method::GET
+        && !stored
+        && let Some(kept) = state.unstored_pages.take(&id_hash, &address)
+    {
+        return Ok(kept.into_response());
+    }
     let request = if method == Method::POST { check_csrf(request, &record.csrf).await? } else { request };
     let session = Session { state: state.clone(), id_hash, record, set_cookie: set_cookie.clone(), stored };
     let mut request = request;
@@ -289,6 +296,35 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
         response.headers_mut().append(header::SET_COOKIE, set_cookie_header(&state, &token));
     }
     Ok(response)
+}
+
+/// How many bytes of pages [`UnstoredPages`] holds at most, whoever posts.
+const UNSTORED_PAGES_BYTES: usize = 8 * 1024 * 1024;
+
+/// Pages kept for visitors without a stored session, until their GET: in memory, bounded in
+/// bytes, oldest out first. Another node or a restart forgets them; the reload then shows the
+/// form afresh, without its message — never an error.
+#[derive(Default)]
+pub(crate) struct UnstoredPages(Mutex<VecDeque<(String, KeptPage)>>);
+
+impl UnstoredPages {
+    fn put(&self, id_hash: String, page: KeptPage) {
+        let mut pages = self.0.lock().expect("kept pages poisoned");
+        pages.retain(|(h, _)| *h != id_hash);
+        pages.push_back((id_hash, page));
+        let mut total: usize = pages.iter().map(|(_, p)| p.html.len()).sum();
+        while total > UNSTORED_PAGES_BYTES
+            && let Some((_, old)) = pages.pop_front()
+        {
+            total -= old.html.len();
+        }
+    }
+
+    fn take(&self, id_hash: &str, at: &str) -> Option<KeptPage> {
+        let mut pages = self.0.lock().expect("kept pages poisoned");
+        let i = pages.iter().position(|(h, p)| h == id_hash && p.at == at)?;
+        pages.remove(i).map(|(_, p)| p)
+    }
 }
 
 /// A page a post answered, kept for the GET of `at` that follows.
@@ -337,18 +373,15 @@ async fn keep(
         return PageError::Internal("a page too large to keep".into()).into_response();
     };
     let kept = KeptPage { at: at.clone(), status, html: String::from_utf8_lossy(&bytes).into_owned() };
-    let kept = serde_json::to_string(&kept).expect("a kept page serializes");
+    let kept_json = serde_json::to_string(&kept).expect("a kept page serializes");
     // The handler may have stored the session under a new token (first save, sign-in).
     let current = set_cookie.lock().expect("cookie slot poisoned").clone().unwrap_or_else(|| cookie.to_owned());
-    let stored = match state.store.set_session_flash(&token_hash(&current), Some(&kept)).await {
+    let stored = match state.store.set_session_flash(&token_hash(&current), Some(&kept_json)).await {
+        // A visitor with no stored session (a refused sign-in, a refused first step) gets no
+        // row for it: the page waits in memory instead, so strangers' posts cost no disk.
         Err(signet_ra::issuance::StoreError::NotFound) => {
-            let fresh = random_token();
-            let record = SessionRecord { flash: Some(kept), ..unstored(&current, state.clock.now()) };
-            let created = state.store.create_session(&token_hash(&fresh), &record, state.clock.now()).await;
-            if created.is_ok() {
-                *set_cookie.lock().expect("cookie slot poisoned") = Some(fresh);
-            }
-            created
+            state.unstored_pages.put(token_hash(&current), kept);
+            Ok(())
         }
         other => other,
     };

@@ -86,7 +86,14 @@ fn form(base: &str, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Reply 
         })
         .collect::<Vec<_>>()
         .join("&");
-    post(base, path, "application/x-www-form-urlencoded", Some(cookie), &body)
+    let reply = post(base, path, "application/x-www-form-urlencoded", Some(cookie), &body);
+    // A form's page comes by Post/Redirect/Get: follow the redirect to the post's own address,
+    // as a browser does, to read it (a visitor's cookie is the one the page was kept under).
+    if reply.status == 303 && reply.header("location") == Some(path) {
+        let cookie = reply.cookie().unwrap_or_else(|| cookie.to_owned());
+        return get(base, path, Some(&cookie));
+    }
+    reply
 }
 
 /// A server on SQLite in `dir/data`, configured with `config` (TOML).
