@@ -13,7 +13,6 @@
 //! purchase order with the card processor behind a trait, and the [`ApplicationStore`] this
 //! domain consumes. Vetting evidence and the deadline engine live in [`crate::vetting`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
@@ -267,55 +266,7 @@ pub enum Residency {
     Abroad,
 }
 
-/// An amount in U.S. cents (never floating point for money).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Cents(pub u32);
-
-impl fmt::Display for Cents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${}.{:02}", self.0 / 100, self.0 % 100)
-    }
-}
-
-/// The shipped price list: (type id, years, cents). Token types include the USB token that is
-/// shipped to the applicant (DESIGN §2), so they cost more than software-key Medium Assurance.
-pub const DEFAULT_PRICES: &[(&str, u8, u32)] = &[
-    ("medium", 1, 11_900),
-    ("medium", 2, 21_900),
-    ("medium", 3, 29_900),
-    ("medium-token", 1, 17_900),
-    ("medium-token", 2, 27_900),
-    ("medium-token", 3, 35_900),
-    ("medium-hardware", 1, 21_900),
-    ("medium-hardware", 2, 31_900),
-    ("medium-hardware", 3, 39_900),
-];
-
-/// Prices by certificate type and validity: data, replaceable from configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceTable(BTreeMap<(String, u8), Cents>);
-
-impl Default for PriceTable {
-    fn default() -> Self {
-        Self(DEFAULT_PRICES.iter().map(|&(t, y, c)| ((t.to_owned(), y), Cents(c))).collect())
-    }
-}
-
-impl PriceTable {
-    /// An empty table, to fill from configuration.
-    pub fn empty() -> Self {
-        Self(BTreeMap::new())
-    }
-    /// Sets a price.
-    pub fn set(&mut self, cert_type: &str, years: u8, price: Cents) {
-        self.0.insert((cert_type.to_owned(), years), price);
-    }
-    /// The price, if one is set.
-    pub fn price(&self, cert_type: &str, years: u8) -> Option<Cents> {
-        self.0.get(&(cert_type.to_owned(), years)).copied()
-    }
-}
+pub use crate::prices::{Cents, PriceTable};
 
 /// The certificate bought: type, validity and the price charged (fixed at application time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -2529,7 +2480,7 @@ pub(crate) mod tests {
         assert!(matches!(CertificateChoice::new(&c, &custom, "medium", 1), Err(InputError::NoPrice { .. })));
         custom.set("medium", 1, Cents(9_900));
         assert_eq!(CertificateChoice::new(&c, &custom, "medium", 1).unwrap().price(), Cents(9_900));
-        for &(t, y, _) in DEFAULT_PRICES {
+        for (t, y, _) in p.iter() {
             CertificateChoice::new(&c, &p, t, y).unwrap();
         }
     }

@@ -18,6 +18,7 @@ use crate::application::{Application, ApplicationState, IssuedSecret, Transition
 use crate::audit::AuditAction;
 use crate::contact::RaContact;
 use crate::forms_mail::{Deficiency, PaperForm};
+use crate::mail_templates::MailTemplates;
 use crate::password_reset::{ResetLink, ResetToken};
 use crate::renewal::ExpiryReminder;
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
@@ -55,6 +56,23 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// Every notice.
+    pub const ALL: [Self; 13] = [
+        Self::EmailVerification,
+        Self::FormsReceived,
+        Self::Approved,
+        Self::TokenShipped,
+        Self::ActivationCode,
+        Self::DeadlineReminder,
+        Self::Expired,
+        Self::Rejected,
+        Self::PasswordReset,
+        Self::FormsDeficient,
+        Self::CertificateRevoked,
+        Self::CertificateRenewed,
+        Self::CertificateExpiring,
+    ];
+
     /// The stored name.
     pub fn name(self) -> &'static str {
         match self {
@@ -99,6 +117,7 @@ pub struct Notifier {
     policy: DeadlinePolicy,
     type_names: BTreeMap<String, String>,
     contact: RaContact,
+    templates: MailTemplates,
 }
 
 impl Notifier {
@@ -106,7 +125,19 @@ impl Notifier {
     /// example RA until [`Notifier::with_contact`] names the real one.
     pub fn new(base_url: &str, catalog: &Catalog, policy: DeadlinePolicy) -> Self {
         let type_names = catalog.types().iter().map(|t| (t.id.clone(), t.name.clone())).collect();
-        Self { base_url: base_url.trim_end_matches('/').to_owned(), policy, type_names, contact: RaContact::example() }
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            policy,
+            type_names,
+            contact: RaContact::example(),
+            templates: MailTemplates::default(),
+        }
+    }
+
+    /// The same notifier, worded by `templates`.
+    #[must_use]
+    pub fn with_templates(self, templates: MailTemplates) -> Self {
+        Self { templates, ..self }
     }
 
     /// The same notifier, with `contact`'s mailing address and support line in its messages.
@@ -161,16 +192,14 @@ impl Notifier {
             }
             _ => "We are processing your application. If your token has not arrived, contact us.".to_owned(),
         };
-        let body = format!(
-            "{when} before your ECA application's deadline ({}).\n\n{todo}\n\n{}",
-            deadline.last_day,
-            self.deadline_rule(&deadline)
-        );
+        let last_day = deadline.last_day.to_string();
+        let rule = self.deadline_rule(&deadline);
+        let values: &[(&str, &str)] =
+            &[("when", when.as_str()), ("last_day", &last_day), ("todo", &todo), ("deadline_rule", &rule)];
         Some(self.message(
             app,
             MessageKind::DeadlineReminder,
-            format!("{when}: ECA application deadline {}", deadline.last_day),
-            &body,
+            values,
             format!("{}:{}:{}", deadline.kind.name(), threshold, deadline.last_day),
         ))
     }
@@ -199,19 +228,22 @@ impl Notifier {
         }
     }
 
-    fn last_day(&self, app: &Application) -> Option<Date> {
-        vetting::deadline(app, &self.policy).map(|d| d.last_day)
+    /// The application's last day, or `otherwise` when it has no deadline.
+    fn last_day_or(&self, app: &Application, otherwise: &str) -> String {
+        vetting::deadline(app, &self.policy).map_or_else(|| otherwise.to_owned(), |d| d.last_day.to_string())
     }
 
+    /// `kind`'s notice for `app`'s applicant, worded by its template with `values`, between the
+    /// greeting and the reference, status link and RA signature every applicant notice carries.
     fn message(
         &self,
         app: &Application,
         kind: MessageKind,
-        subject: String,
-        body: &str,
+        values: &[(&str, &str)],
         key_suffix: String,
     ) -> OutboxMessage {
         let applicant = &app.form().applicant;
+        let (subject, body) = self.templates.render(kind, values);
         let body_text = format!(
             "Hello {},\n\n{body}\n\nApplication reference: {}\nStatus: {}\n\n{}\n{}\n",
             applicant.name,
@@ -248,103 +280,74 @@ impl Notifier {
         // The seed onboarding guide's Parts 1 and 2, in order, so the email is the checklist.
         let proofing = if app.proofing_rule() == vetting::ProofingRule::InPersonRegistrar {
             // DESIGN §2: Medium Hardware is proofed in person by a registrar, never a notary.
-            "4. This certificate type must be proofed in person by a registrar or Trusted Agent, not a notary: \
+            "This certificate type must be proofed in person by a registrar or Trusted Agent, not a notary: \
              we will contact you to arrange it. Bring your identity documents and the printed forms."
         } else {
-            "4. Take your identity documents and the Identity Verification form to a notary; make sure the \
+            "Take your identity documents and the Identity Verification form to a notary; make sure the \
              notary's official seal is on the page."
         };
-        let body = format!(
-            "Thank you for applying for a DoD ECA {} certificate.\n\n\
-             1. Verify your email address: open this link and press the confirm button.\n   {link}\n\
-             2. {}\n\
-             3. Have your Organization Officer complete the Organization Officer Verification form.\n\
-             {proofing}\n\
-             5. {}\n   Then record the carrier and tracking number on your status page.\n\n{}",
-            self.type_name(app),
-            self.files_to_print(app),
-            self.mail_to(),
-            self.deadline_rule(&Deadline { kind: DeadlineKind::Open, last_day: app.submitted_at().date() })
-        );
-        self.message(
-            app,
-            MessageKind::EmailVerification,
-            "Verify your email for your ECA application".into(),
-            &body,
-            String::new(),
-        )
+        let rule = self.deadline_rule(&Deadline { kind: DeadlineKind::Open, last_day: app.submitted_at().date() });
+        let values: &[(&str, &str)] = &[
+            ("type", self.type_name(app)),
+            ("verify_link", &link),
+            ("files_to_print", &self.files_to_print(app)),
+            ("proofing", proofing),
+            ("mail_to", &self.mail_to()),
+            ("deadline_rule", &rule),
+        ];
+        self.message(app, MessageKind::EmailVerification, values, String::new())
     }
 
     fn forms_received(&self, app: &Application) -> OutboxMessage {
         let forms = app.state().forms().expect("forms-received carries the forms");
-        let body = format!(
-            "We received your forms on {} ({} {}).\n\nNext we will call your Organization Officer at the number on \
-             the Organization Officer Verification form to confirm your employment; if they miss our call, they can call us back.\n\n\
-             Certificates must be retrieved by {}.",
-            forms.received_on,
-            forms.tracking.carrier.name(),
-            forms.tracking.number,
-            self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string()),
-        );
-        self.message(app, MessageKind::FormsReceived, "We received your ECA forms".into(), &body, String::new())
+        let values: &[(&str, &str)] = &[
+            ("received_on", &forms.received_on.to_string()),
+            ("carrier", forms.tracking.carrier.name()),
+            ("tracking_number", forms.tracking.number.as_str()),
+            ("last_day", &self.last_day_or(app, "the deadline")),
+        ];
+        self.message(app, MessageKind::FormsReceived, values, String::new())
     }
 
     /// The notice that the mailed forms must be sent again, after an operator's `finding`.
     pub fn forms_deficient(&self, app: &Application, finding: &Deficiency) -> OutboxMessage {
         let problems: Vec<String> = finding.problems.iter().map(|p| format!(" - {}", p.to_applicant())).collect();
         let note = finding.note.as_ref().map_or_else(String::new, |n| format!("A note from our staff: {n}\n\n"));
-        let body = format!(
-            "We checked the forms you mailed and need you to re-send some of them:\n\n{}\n\n{note}{}\n\n{}\n\n\
-             Then record the new carrier and tracking number on your status page. The forms must still reach us \
-             by {}.",
-            problems.join("\n"),
-            self.files_to_print(app),
-            self.mail_to(),
-            self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string()),
-        );
-        self.message(
-            app,
-            MessageKind::FormsDeficient,
-            "Please re-send some of your ECA forms".into(),
-            &body,
-            finding.at.unix_timestamp().to_string(),
-        )
+        let values: &[(&str, &str)] = &[
+            ("problems", &problems.join("\n")),
+            ("staff_note", &note),
+            ("files_to_print", &self.files_to_print(app)),
+            ("mail_to", &self.mail_to()),
+            ("last_day", &self.last_day_or(app, "the deadline")),
+        ];
+        self.message(app, MessageKind::FormsDeficient, values, finding.at.unix_timestamp().to_string())
     }
 
     fn approved(&self, app: &Application) -> OutboxMessage {
-        let body = format!(
-            "Your application has been approved.\n\nYour USB token will ship to:\n{}\n\nWe will email you the \
-             tracking number.",
-            app.form().applicant.shipping
-        );
-        self.message(app, MessageKind::Approved, "Your ECA application is approved".into(), &body, String::new())
+        let address = app.form().applicant.shipping.to_string();
+        self.message(app, MessageKind::Approved, &[("shipping_address", &address)], String::new())
     }
 
     fn shipped(&self, app: &Application) -> OutboxMessage {
         let shipment = app.state().shipment().expect("token-shipped carries the shipment");
-        let body = format!(
-            "Your USB token shipped on {} with {}, tracking number {}.\n\nDo not insert it until the retrieval \
-             steps ask you to. Retrieve your certificates as soon as it arrives; the deadline is {}.",
-            shipment.at.date(),
-            shipment.tracking.carrier.name(),
-            shipment.tracking.number,
-            self.last_day(app).map_or_else(|| "near".to_owned(), |d| d.to_string()),
-        );
-        self.message(app, MessageKind::TokenShipped, "Your ECA token has shipped".into(), &body, String::new())
+        let values: &[(&str, &str)] = &[
+            ("shipped_on", &shipment.at.date().to_string()),
+            ("carrier", shipment.tracking.carrier.name()),
+            ("tracking_number", shipment.tracking.number.as_str()),
+            ("last_day", &self.last_day_or(app, "near")),
+        ];
+        self.message(app, MessageKind::TokenShipped, values, String::new())
     }
 
     /// The email with a password reset link for `link`'s account.
     pub fn password_reset(&self, link: &ResetLink, token: &ResetToken) -> OutboxMessage {
         let url = format!("{}/password-reset/new?token={}", self.base_url, token.expose());
-        let body_text = format!(
-            "Someone, probably you, asked to reset the password of your DoD ECA account for application {}.\n\n\
-             Choose a new password here (the link works once, for one hour):\n   {url}\n\n\
-             If you did not ask, ignore this email: your password stays as it is and still works.",
-            link.account,
-        );
+        let account = link.account.to_string();
+        let (subject, body_text) =
+            self.templates.render(MessageKind::PasswordReset, &[("application", &account), ("reset_link", &url)]);
         OutboxMessage {
             to: link.email.clone(),
-            subject: format!("Reset your ECA account password (application {})", link.account),
+            subject,
             body_text,
             kind: MessageKind::PasswordReset,
             dedup_key: format!("{}:{}", MessageKind::PasswordReset.name(), link.digest),
@@ -361,21 +364,13 @@ impl Notifier {
         reason: RevocationReason,
     ) -> OutboxMessage {
         let serial = serial.to_hex();
-        let body = format!(
-            "Your {certificate} certificate (serial number {serial}) was revoked because {}. Systems that check \
-             certificates no longer accept it, so anything signed or sent with it from now on will be refused.\n\n\
-             If you did not ask for this, contact us at once.\n\n\
-             Your certificates: {}/cmc",
-            reason_in_words(reason),
-            self.base_url,
-        );
-        self.message(
-            app,
-            MessageKind::CertificateRevoked,
-            format!("Your ECA {certificate} certificate was revoked"),
-            &body,
-            serial,
-        )
+        let values: &[(&str, &str)] = &[
+            ("certificate", certificate),
+            ("serial", &serial),
+            ("reason", reason_in_words(reason)),
+            ("cmc_link", &format!("{}/cmc", self.base_url)),
+        ];
+        self.message(app, MessageKind::CertificateRevoked, values, serial.clone())
     }
 
     /// The notice that `app`'s subscriber renewed `certificate`: `new` replaces `old` and is
@@ -389,22 +384,14 @@ impl Notifier {
         not_after: Date,
     ) -> OutboxMessage {
         let new = new.to_hex();
-        let body = format!(
-            "Your {certificate} certificate was renewed. The new certificate (serial number {new}) is valid until \
-             {not_after}; it replaces certificate {}, which keeps working until it expires, so you can switch over \
-             in your own time.\n\n\
-             If you did not renew it, contact us at once.\n\n\
-             Your certificates: {}/cmc",
-            old.to_hex(),
-            self.base_url,
-        );
-        self.message(
-            app,
-            MessageKind::CertificateRenewed,
-            format!("Your ECA {certificate} certificate was renewed"),
-            &body,
-            new,
-        )
+        let values: &[(&str, &str)] = &[
+            ("certificate", certificate),
+            ("new_serial", &new),
+            ("old_serial", &old.to_hex()),
+            ("not_after", &not_after.to_string()),
+            ("cmc_link", &format!("{}/cmc", self.base_url)),
+        ];
+        self.message(app, MessageKind::CertificateRenewed, values, new.clone())
     }
 
     /// The reminder that `certificate` (serial `serial`, of profile `profile`) of `app`'s
@@ -423,69 +410,43 @@ impl Notifier {
             1 => "tomorrow".to_owned(),
             n => format!("in {n} days"),
         };
-        let body = format!(
-            "Your {certificate} certificate (serial number {serial}) expires {when}, on {not_after}. After that day \
-             it no longer works.\n\n\
-             How to renew it: {}/cmc/renewal?profile={profile}",
-            self.base_url,
-        );
-        self.message(
-            app,
-            MessageKind::CertificateExpiring,
-            format!("Your ECA {certificate} certificate expires on {not_after}"),
-            &body,
-            format!("{serial}:{}", reminder.threshold),
-        )
+        let values: &[(&str, &str)] = &[
+            ("certificate", certificate),
+            ("serial", &serial),
+            ("when", &when),
+            ("not_after", &not_after.to_string()),
+            ("renewal_link", &format!("{}/cmc/renewal?profile={profile}", self.base_url)),
+        ];
+        self.message(app, MessageKind::CertificateExpiring, values, format!("{serial}:{}", reminder.threshold))
     }
 
     fn activation(&self, app: &Application, code: &str) -> OutboxMessage {
-        let last_day = self.last_day(app).map_or_else(|| "the deadline".to_owned(), |d| d.to_string());
         // DESIGN §2: the incumbent's login bug must not exist, and a forgotten password is
         // reset by an emailed one-time link — so the email says both plainly.
-        let body = format!(
-            "Your DoD ECA {} certificates are ready to retrieve onto your token.\n\n\
-             Activation code: {code}\n\n\
-             How to retrieve them, step by step for your computer: {}/retrieve?application={}\n\n\
-             You need your token, this activation code and the password you created when you applied — not the \
-             application reference. The code works once.\n\n\
-             Forgot your password? Reset it at {}/password-reset; the reset link arrives by email.\n\n\
-             Retrieve by {last_day}, or the application expires.",
-            self.type_name(app),
-            self.base_url,
-            app.id(),
-            self.base_url,
-        );
-        self.message(
-            app,
-            MessageKind::ActivationCode,
-            format!("Your ECA certificates are ready! Retrieve them by {last_day}"),
-            &body,
-            String::new(),
-        )
+        let values: &[(&str, &str)] = &[
+            ("type", self.type_name(app)),
+            ("activation_code", code),
+            ("retrieve_link", &format!("{}/retrieve?application={}", self.base_url, app.id())),
+            ("reset_link", &format!("{}/password-reset", self.base_url)),
+            ("last_day", &self.last_day_or(app, "the deadline")),
+        ];
+        self.message(app, MessageKind::ActivationCode, values, String::new())
     }
 
     fn expired(&self, app: &Application) -> OutboxMessage {
         let ApplicationState::Expired { deadline, .. } = app.state() else {
             unreachable!("rendered only for expired applications")
         };
-        let body = format!(
-            "Your application expired: its deadline was {}.\n\n{}\n\nTo get a certificate, apply again; you \
-             will need newly notarized forms.",
-            deadline.last_day,
-            self.deadline_rule(deadline)
-        );
-        self.message(app, MessageKind::Expired, "Your ECA application has expired".into(), &body, String::new())
+        let values: &[(&str, &str)] =
+            &[("last_day", &deadline.last_day.to_string()), ("deadline_rule", &self.deadline_rule(deadline))];
+        self.message(app, MessageKind::Expired, values, String::new())
     }
 
     fn rejected(&self, app: &Application) -> OutboxMessage {
         let ApplicationState::Rejected { reason, .. } = app.state() else {
             unreachable!("rendered only for rejected applications")
         };
-        let body = format!(
-            "We could not approve your application.\n\nReason: {reason}\n\nReply to this email or contact us if \
-             you have questions."
-        );
-        self.message(app, MessageKind::Rejected, "Your ECA application was not approved".into(), &body, String::new())
+        self.message(app, MessageKind::Rejected, &[("reason", &reason.to_string())], String::new())
     }
 }
 

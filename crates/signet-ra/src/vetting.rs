@@ -693,6 +693,53 @@ impl Default for DeadlinePolicy {
     }
 }
 
+/// Why a deadline policy was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeadlinePolicyError {
+    /// A window is empty or longer than a year.
+    #[error("{field} must be 1 to 365 days, not {days}")]
+    Window {
+        /// `open_days` or `retrieval_days`.
+        field: &'static str,
+        /// The days given.
+        days: u16,
+    },
+    /// A reminder would come before its window opens, or twice.
+    #[error(
+        "reminder_days must each be fewer days than both windows ({shortest}) and appear once; {days} does not fit"
+    )]
+    Reminder {
+        /// The reminder that does not fit.
+        days: u16,
+        /// The shorter window.
+        shortest: u16,
+    },
+}
+
+impl DeadlinePolicy {
+    /// A policy from an operator's settings: both windows 1 to 365 days, each reminder inside
+    /// both windows (a reminder is sent that many days before either deadline).
+    pub fn new(open_days: u16, retrieval_days: u16, mut reminder_days: Vec<u16>) -> Result<Self, DeadlinePolicyError> {
+        for (field, days) in [("open_days", open_days), ("retrieval_days", retrieval_days)] {
+            if !(1..=365).contains(&days) {
+                return Err(DeadlinePolicyError::Window { field, days });
+            }
+        }
+        let shortest = open_days.min(retrieval_days);
+        reminder_days.sort_unstable_by(|a, b| b.cmp(a));
+        for pair in reminder_days.windows(2) {
+            if pair[0] == pair[1] {
+                return Err(DeadlinePolicyError::Reminder { days: pair[0], shortest });
+            }
+        }
+        if let Some(&days) = reminder_days.iter().find(|&&d| d >= shortest) {
+            return Err(DeadlinePolicyError::Reminder { days, shortest });
+        }
+        Ok(Self { open_days, retrieval_days, reminder_days })
+    }
+}
+
 /// Which rule a deadline comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1073,6 +1120,25 @@ mod tests {
         let late = app.clone().apply(&op("alice"), Command::RecordForms(forms), clock.now(), &p).unwrap_err();
         assert_eq!(late, TransitionError::DeadlinePassed(d));
         assert!(app.apply(&Actor::System, Command::Expire, clock.now(), &p).is_ok());
+    }
+
+    #[test]
+    fn an_operators_deadline_policy_is_checked() {
+        assert_eq!(DeadlinePolicy::new(45, 30, vec![2, 7]).unwrap(), DeadlinePolicy::default());
+        assert_eq!(
+            DeadlinePolicy::new(0, 30, vec![]).unwrap_err().to_string(),
+            "open_days must be 1 to 365 days, not 0"
+        );
+        assert!(matches!(
+            DeadlinePolicy::new(45, 400, vec![]),
+            Err(DeadlinePolicyError::Window { field: "retrieval_days", .. })
+        ));
+        assert_eq!(
+            DeadlinePolicy::new(45, 30, vec![7, 30]).unwrap_err(),
+            DeadlinePolicyError::Reminder { days: 30, shortest: 30 }
+        );
+        assert!(matches!(DeadlinePolicy::new(45, 30, vec![7, 7]), Err(DeadlinePolicyError::Reminder { days: 7, .. })));
+        assert_eq!(DeadlinePolicy::new(60, 45, vec![]).unwrap().reminder_days, Vec::<u16>::new());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 
 use serde::Deserialize;
 use signet_pki::profile::{Catalog, SubjectKind};
+use toml::Spanned;
 
 use crate::application::FederalProgram;
+use crate::data_file::AtLine;
 
 /// The agency catalog that ships with Signet.
 pub const DEFAULT_AGENCIES: &str = include_str!("../catalog/agencies.toml");
@@ -63,17 +65,17 @@ struct AgencyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramConfig {
-    id: String,
+    id: Spanned<String>,
     name: String,
-    agencies: Vec<String>,
+    agencies: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AgencyConfig {
-    id: String,
+    id: Spanned<String>,
     name: String,
-    accepts: Vec<String>,
+    accepts: Vec<Spanned<String>>,
     reason: Option<String>,
 }
 
@@ -180,9 +182,11 @@ impl Selection {
 }
 
 impl AgencyCatalog {
-    /// Parses and validates an agency catalog against the certificate catalog.
-    pub fn from_toml(text: &str, certificates: &Catalog) -> Result<Self, WizardError> {
-        let file: AgencyFile = toml::from_str(text).map_err(|e| WizardError::Toml(e.to_string()))?;
+    /// Parses and validates an agency catalog against the certificate catalog; an error names
+    /// the line it is on.
+    pub fn from_toml(text: &str, certificates: &Catalog) -> Result<Self, AtLine<WizardError>> {
+        let file: AgencyFile = toml::from_str(text).map_err(|e| AtLine::toml(text, &e, WizardError::Toml))?;
+        let at = |spanned: &Spanned<String>, error| AtLine::at(text, spanned.span().start, error);
         // Only types that have person profiles can be applied for; device certificates are
         // created by enterprise account holders, not through the enrollment portal.
         let types: Vec<OfferedType> = certificates
@@ -193,27 +197,31 @@ impl AgencyCatalog {
             .collect();
         let mut agencies: Vec<Agency> = Vec::new();
         for a in file.agencies {
-            if agencies.iter().any(|x| x.id == a.id) {
-                return Err(WizardError::Duplicate(a.id));
+            let id = a.id.get_ref().clone();
+            if agencies.iter().any(|x| x.id == id) {
+                return Err(at(&a.id, WizardError::Duplicate(id)));
             }
             if a.accepts.is_empty() {
-                return Err(WizardError::NothingAccepted(a.id));
+                return Err(at(&a.id, WizardError::NothingAccepted(id)));
             }
-            if let Some(bad) = a.accepts.iter().find(|id| !types.iter().any(|t| &t.id == *id)) {
-                return Err(WizardError::UnknownType { agency: a.id, cert_type: bad.clone() });
+            if let Some(bad) = a.accepts.iter().find(|t| !types.iter().any(|x| x.id == *t.get_ref())) {
+                return Err(at(bad, WizardError::UnknownType { agency: id, cert_type: bad.get_ref().clone() }));
             }
-            let accepts = types.iter().filter(|t| a.accepts.contains(&t.id)).map(|t| t.id.clone()).collect();
-            agencies.push(Agency { id: a.id, name: a.name, accepts, reason: a.reason });
+            let accepts =
+                types.iter().filter(|t| a.accepts.iter().any(|x| *x.get_ref() == t.id)).map(|t| t.id.clone()).collect();
+            agencies.push(Agency { id, name: a.name, accepts, reason: a.reason });
         }
         let mut programs: Vec<Program> = Vec::new();
         for p in file.programs {
-            if programs.iter().any(|x| x.id == p.id) {
-                return Err(WizardError::Duplicate(p.id));
+            let id = p.id.get_ref().clone();
+            if programs.iter().any(|x| x.id == id) {
+                return Err(at(&p.id, WizardError::Duplicate(id)));
             }
-            if let Some(bad) = p.agencies.iter().find(|id| !agencies.iter().any(|a| &a.id == *id)) {
-                return Err(WizardError::UnknownProgramAgency { program: p.id, agency: bad.clone() });
+            if let Some(bad) = p.agencies.iter().find(|a| !agencies.iter().any(|x| x.id == *a.get_ref())) {
+                return Err(at(bad, WizardError::UnknownProgramAgency { program: id, agency: bad.get_ref().clone() }));
             }
-            programs.push(Program { id: p.id, name: p.name, agencies: p.agencies });
+            let agencies = p.agencies.into_iter().map(Spanned::into_inner).collect();
+            programs.push(Program { id, name: p.name, agencies });
         }
         Ok(Self { types, agencies, programs })
     }
@@ -411,16 +419,26 @@ mod tests {
     }
 
     #[test]
-    fn bad_catalogs_are_refused() {
+    fn bad_catalogs_are_refused_at_their_line() {
         let certs = Catalog::default_eca();
+        let line_of = |text: &str, needle: &str| Some(text[..text.find(needle).unwrap()].matches('\n').count() + 1);
+        let refused = |text: &str| AgencyCatalog::from_toml(text, &certs).unwrap_err();
         let unknown_type = DEFAULT_AGENCIES.replace("accepts = [\"medium-token\"]\n", "accepts = [\"device\"]\n");
-        assert!(matches!(AgencyCatalog::from_toml(&unknown_type, &certs), Err(WizardError::UnknownType { .. })));
+        let e = refused(&unknown_type);
+        assert!(matches!(e.error, WizardError::UnknownType { .. }) && e.line == line_of(&unknown_type, "\"device\""));
         let dup = DEFAULT_AGENCIES.replace("id = \"dtic\"", "id = \"canes\"");
-        assert_eq!(AgencyCatalog::from_toml(&dup, &certs).unwrap_err(), WizardError::Duplicate("canes".into()));
+        let e = refused(&dup);
+        assert_eq!(e.error, WizardError::Duplicate("canes".into()));
+        assert_eq!(e.line, line_of(&DEFAULT_AGENCIES, "id = \"dtic\""));
+        assert_eq!(e.to_string(), format!("line {}: duplicate id \"canes\" in the agency catalog", e.line.unwrap()));
         let empty = DEFAULT_AGENCIES.replace("accepts = [\"medium-hardware\"]", "accepts = []");
-        assert!(matches!(AgencyCatalog::from_toml(&empty, &certs), Err(WizardError::NothingAccepted(_))));
+        assert!(matches!(refused(&empty).error, WizardError::NothingAccepted(_)));
         let dangling = DEFAULT_AGENCIES.replace("agencies = [\"piee\"]", "agencies = [\"gone\"]");
-        assert!(matches!(AgencyCatalog::from_toml(&dangling, &certs), Err(WizardError::UnknownProgramAgency { .. })));
-        assert!(matches!(AgencyCatalog::from_toml("agency = 3", &certs), Err(WizardError::Toml(_))));
+        let e = refused(&dangling);
+        assert!(
+            matches!(e.error, WizardError::UnknownProgramAgency { .. }) && e.line == line_of(&dangling, "\"gone\"")
+        );
+        let e = refused("agency = 3");
+        assert!(matches!(e.error, WizardError::Toml(_)) && e.line == Some(1), "{e}");
     }
 }

@@ -8,7 +8,13 @@ use serde::Deserialize;
 use signet_pki::attestation::AttestationRoots;
 use signet_pki::csr::KeyPolicy;
 use signet_pki::profile::Catalog;
+use signet_ra::application::PriceTable;
 use signet_ra::contact::RaContact;
+use signet_ra::data_file::AtLine;
+use signet_ra::mail_templates::MailTemplates;
+use signet_ra::prices::SHIPPED_PRICES;
+use signet_ra::vetting::DeadlinePolicy;
+use signet_ra::wizard::{AgencyCatalog, DEFAULT_AGENCIES};
 use time::Duration;
 
 use crate::mail::{MailConfig, MailSettings};
@@ -70,6 +76,9 @@ pub struct ServerConfig {
     /// `[ra]`: the Registration Authority as applicants reach it.
     #[serde(default)]
     pub ra: RaConfig,
+    /// `[deadlines]`: how long an application stays open and certificates wait for retrieval.
+    #[serde(default)]
+    pub deadlines: DeadlinesConfig,
     /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
     /// itself when this is not set.
     pub client_download: Option<PathBuf>,
@@ -89,9 +98,82 @@ pub struct RaConfig {
     pub support_email: Option<String>,
     /// The support phone number.
     pub support_phone: Option<String>,
+    /// The agency catalog the Certificate Selection Wizard offers (which agency accepts which
+    /// type, and the partner programs); default the shipped `catalog/agencies.toml`.
+    pub agencies: Option<PathBuf>,
+    /// The price list by type and validity; default the shipped `catalog/prices.toml`.
+    pub prices: Option<PathBuf>,
+    /// A folder of mail templates, `<notice>.txt` each (e.g. `activation-code.txt`), replacing
+    /// the shipped wording of those notices; the others keep theirs.
+    pub mail_templates: Option<PathBuf>,
+}
+
+/// `[deadlines]`: the RA's deadline policy (DESIGN §2 defaults: 45 days open, 30 days from the
+/// notary's signature to retrieval, reminders 7 and 2 days before either deadline).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// Days an application stays open before its forms are received.
+    pub open_days: Option<u16>,
+    /// Days from the notary's signature to retrieve the certificates.
+    pub retrieval_days: Option<u16>,
+    /// Days before a deadline to remind the applicant.
+    pub reminder_days: Option<Vec<u16>>,
+}
+
+impl DeadlinesConfig {
+    fn into_policy(self) -> Result<DeadlinePolicy, ConfigError> {
+        let shipped = DeadlinePolicy::default();
+        DeadlinePolicy::new(
+            self.open_days.unwrap_or(shipped.open_days),
+            self.retrieval_days.unwrap_or(shipped.retrieval_days),
+            self.reminder_days.unwrap_or(shipped.reminder_days),
+        )
+        .map_err(|e| ConfigError::Invalid { field: "deadlines", message: e.to_string() })
+    }
 }
 
 impl RaConfig {
+    /// The wizard's agencies and the price list, from the files named or the shipped ones.
+    fn catalogs(&self, certificates: &Catalog) -> Result<(AgencyCatalog, PriceTable), ConfigError> {
+        let refused = |path: &PathBuf, message: String| ConfigError::File { path: path.clone(), message };
+        let agencies = match &self.agencies {
+            Some(p) => AgencyCatalog::from_toml(&read(p)?, certificates).map_err(|e| refused(p, e.to_string()))?,
+            None => AgencyCatalog::from_toml(DEFAULT_AGENCIES, certificates).map_err(|e| ConfigError::Invalid {
+                field: "profiles",
+                message: format!("the shipped agency catalog does not fit this certificate catalog: {e}"),
+            })?,
+        };
+        let prices = match &self.prices {
+            Some(p) => PriceTable::from_toml(&read(p)?, certificates).map_err(|e| refused(p, e.to_string()))?,
+            None => PriceTable::from_toml(SHIPPED_PRICES, certificates).map_err(|e| ConfigError::Invalid {
+                field: "profiles",
+                message: format!("the shipped price list does not fit this certificate catalog: {e}"),
+            })?,
+        };
+        Ok((agencies, prices))
+    }
+
+    /// The shipped mail templates, with those in the folder named replacing theirs.
+    fn templates(&self) -> Result<MailTemplates, ConfigError> {
+        let mut templates = MailTemplates::default();
+        let Some(dir) = &self.mail_templates else { return Ok(templates) };
+        let listing =
+            std::fs::read_dir(dir).map_err(|e| ConfigError::File { path: dir.clone(), message: e.to_string() })?;
+        let mut files: Vec<PathBuf> = listing
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            templates
+                .replace(&name, &read(&path)?)
+                .map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })?;
+        }
+        Ok(templates)
+    }
+
     fn into_contact(self) -> Result<RaContact, ConfigError> {
         use signet_ra::contact::ContactError;
         let example = RaContact::example();
@@ -148,6 +230,14 @@ pub struct Settings {
     pub client_download: Option<PathBuf>,
     /// The Registration Authority as applicants reach it.
     pub ra: RaContact,
+    /// The agencies and programs the wizard offers.
+    pub agencies: AgencyCatalog,
+    /// What each type costs.
+    pub prices: PriceTable,
+    /// Application and retrieval windows, and reminders.
+    pub deadlines: DeadlinePolicy,
+    /// The wording of every notice.
+    pub mail_templates: MailTemplates,
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -157,7 +247,11 @@ fn read(path: &PathBuf) -> Result<String, ConfigError> {
 impl ServerConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &PathBuf) -> Result<Self, ConfigError> {
-        toml::from_str(&read(path)?).map_err(|e| ConfigError::File { path: path.clone(), message: e.to_string() })
+        let text = read(path)?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            message: AtLine::toml(&text, &e, |message| message).to_string(),
+        })
     }
 
     /// Validates and fills defaults.
@@ -200,6 +294,9 @@ impl ServerConfig {
         let mail = self.mail.into_settings(&data_dir, |name| std::env::var(name).ok())?;
         let acme = self.acme.into_settings(&catalog)?;
         let limits = self.limits.into_limits()?;
+        let (agencies, prices) = self.ra.catalogs(&catalog)?;
+        let deadlines = self.deadlines.into_policy()?;
+        let mail_templates = self.ra.templates()?;
         let ra = self.ra.into_contact()?;
         Ok(Settings {
             listen,
@@ -216,6 +313,10 @@ impl ServerConfig {
             limits,
             client_download: self.client_download,
             ra,
+            agencies,
+            prices,
+            deadlines,
+            mail_templates,
         })
     }
 }

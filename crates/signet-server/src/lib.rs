@@ -29,6 +29,7 @@ mod console;
 mod console_orgs;
 mod console_stock;
 mod crl;
+mod effective;
 mod error;
 pub mod forms_pdf;
 mod hashing;
@@ -268,15 +269,12 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         ocsp_cache: Mutex::new(Default::default()),
         crl_cache: tokio::sync::Mutex::new(None),
         base_url: base_url.to_owned(),
-        agencies: signet_ra::wizard::AgencyCatalog::default_catalog(&settings.catalog),
-        prices: signet_ra::application::PriceTable::default(),
-        deadlines: signet_ra::vetting::DeadlinePolicy::default(),
-        notifier: signet_ra::notify::Notifier::new(
-            base_url,
-            &settings.catalog,
-            signet_ra::vetting::DeadlinePolicy::default(),
-        )
-        .with_contact(settings.ra.clone()),
+        agencies: settings.agencies.clone(),
+        prices: settings.prices.clone(),
+        deadlines: settings.deadlines.clone(),
+        notifier: signet_ra::notify::Notifier::new(base_url, &settings.catalog, settings.deadlines.clone())
+            .with_contact(settings.ra.clone())
+            .with_templates(settings.mail_templates.clone()),
         contact: settings.ra.clone(),
         acme: settings.acme.clone(),
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),

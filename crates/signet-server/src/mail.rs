@@ -109,6 +109,13 @@ pub struct SmtpCredentials {
     password: String,
 }
 
+impl SmtpCredentials {
+    /// The login name (the password never leaves this type except to the relay).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+}
+
 impl fmt::Debug for SmtpCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmtpCredentials").field("username", &self.username).field("password", &"<redacted>").finish()

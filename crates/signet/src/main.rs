@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The server configuration: check a file before deploying it.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// The hash-chained audit log.
     Audit {
         #[command(subcommand)]
@@ -114,6 +119,13 @@ impl ServerArgs {
         let settings = self.settings()?;
         Ok(signet_server::build_state(&settings, &Self::base_url(&settings), Arc::new(SystemClock)).await?)
     }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration and the files it names, and print the settings the server
+    /// would run with (defaults filled in, secrets masked). Opens no database and no CA.
+    Check(ServerArgs),
 }
 
 #[derive(Subcommand)]
@@ -334,6 +346,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             }
             // Hands this node's job leases to the other nodes now rather than at expiry.
             running.jobs.stop().await;
+        }
+        Command::Config { command: ConfigCommand::Check(args) } => {
+            let settings = args.settings()?;
+            print!("{}", settings.effective());
+            eprintln!("configuration is valid");
         }
         Command::Ca { command: CaCommand::Init(a) } => {
             let key = match a.pkcs11_module {

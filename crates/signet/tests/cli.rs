@@ -471,3 +471,95 @@ fn serve_with_an_unreachable_database_leaves_no_ca_behind() {
     );
     assert!(!data.join("ca").exists(), "no CA was written");
 }
+
+/// An operator checks a configuration before deploying it: a bad agency catalog, price list or
+/// deadline policy is refused naming the file, the line and the reason; a good one prints the
+/// settings the server would run with, with the database password masked.
+#[test]
+fn config_check_names_the_bad_file_and_line_and_masks_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let prices = dir.join("prices.toml");
+    std::fs::write(
+        &prices,
+        "[[price]]\ntype = \"medium\"\nyears = 1\nusd = \"99.00\"\n\n[[price]]\ntype = \"medium-token\"\nyears = 1\nusd = \"149\"\n\n\
+         [[price]]\ntype = \"medium-hardware\"\nyears = 1\nusd = \"199.50\"\n",
+    )
+    .unwrap();
+    let agencies = dir.join("agencies.toml");
+    std::fs::write(
+        &agencies,
+        "[[program]]\nid = \"integrate\"\nname = \"Integrate\"\nagencies = [\"integrate-il4\"]\n\n\
+         [[agency]]\nid = \"integrate-il4\"\nname = \"Integrate IL4\"\naccepts = [\"medium-token\", \"medium-hardware\"]\n",
+    )
+    .unwrap();
+    let config = dir.join("signet.toml");
+    let write_config = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"postgres://ra:s3cret-db-pass@db.example:5432/signet\"\n\n[ra]\nname = \"Acme RA\"\n\
+                 agencies = \"{}\"\nprices = \"{}\"\n\n[deadlines]\nopen_days = 60\nreminder_days = [14, 3]\n{extra}",
+                agencies.display(),
+                prices.display()
+            ),
+        )
+        .unwrap()
+    };
+    write_config("");
+    let c = config.to_str().unwrap();
+    let (ok, out, err) = run(SIGNET, &["config", "check", "--config", c], &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("configuration is valid"), "{err}");
+    assert!(!out.contains("s3cret-db-pass"), "the database password is masked:\n{out}");
+    assert!(out.contains("database_url = \"postgres://ra:********@db.example:5432/signet\""), "{out}");
+    assert!(out.contains("name = \"Acme RA\""), "{out}");
+    assert!(out.contains("# price: medium-hardware, 1 years = $199.50"), "{out}");
+    assert!(out.contains("# agencies: 1 (1 partner programs: Integrate)"), "{out}");
+    assert!(out.contains("open_days = 60\nretrieval_days = 30\nreminder_days = [14, 3]"), "{out}");
+
+    // A price for a validity the profile does not allow, on line 8 of the price list.
+    std::fs::write(
+        &prices,
+        std::fs::read_to_string(&prices).unwrap().replacen("years = 1\nusd = \"149\"", "years = 5\nusd = \"149\"", 1),
+    )
+    .unwrap();
+    let (ok, out, err) = run(SIGNET, &["config", "check", "--config", c], &[]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!("{}: line 8: medium-token certificates are not issued for 5 years", prices.display())),
+        "{err}"
+    );
+
+    // An agency that accepts a type no subscriber profile has, on line 9 of the catalog.
+    std::fs::write(&prices, std::fs::read_to_string(&prices).unwrap().replacen("years = 5", "years = 1", 1)).unwrap();
+    std::fs::write(
+        &agencies,
+        std::fs::read_to_string(&agencies).unwrap().replacen("\"medium-hardware\"]", "\"gold\"]", 1),
+    )
+    .unwrap();
+    let (ok, _, err) = run(SIGNET, &["config", "check", "--config", c], &[]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("{}: line 9: agency \"integrate-il4\" accepts \"gold\"", agencies.display())),
+        "{err}"
+    );
+
+    // A reminder outside the retrieval window, and a misspelled setting in the main file.
+    std::fs::write(
+        &agencies,
+        std::fs::read_to_string(&agencies).unwrap().replacen("\"gold\"]", "\"medium-hardware\"]", 1),
+    )
+    .unwrap();
+    write_config("retrieval_days = 10\n");
+    let (ok, _, err) = run(SIGNET, &["config", "check", "--config", c], &[]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("deadlines: reminder_days must each be fewer days than both windows (10)"), "{err}");
+    write_config("remind_days = [1]\n");
+    let (ok, _, err) = run(SIGNET, &["config", "check", "--config", c], &[]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("{}", config.display())) && err.contains(": line 11: unknown field `remind_days`"),
+        "{err}"
+    );
+}
