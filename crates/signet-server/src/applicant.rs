@@ -452,7 +452,7 @@ async fn form_pdf(State(s): State<AppState>, session: Session, Path((id, form)):
         Err(e) => return e.into_response(),
     };
     let Some(paper) = PaperForm::from_slug(&form) else { return PageError::NotFound.into_response() };
-    let pdf = crate::forms_pdf::form(&app, paper, &s.base_url, &s.contact);
+    let pdf = crate::forms_pdf::form(&app, paper, &s.forms_deployment());
     let disposition = format!("attachment; filename=\"{}\"", paper.file_name(app.id()));
     (
         [

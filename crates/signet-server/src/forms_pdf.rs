@@ -12,9 +12,7 @@
 //! content; characters WinAnsi lacks print without their accents (Dvořák → Dvorak) or as `?`,
 //! and the field then asks for the value by hand.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 use signet_pki::profile::Catalog;
 use signet_ra::application::{Application, Residency};
@@ -25,22 +23,39 @@ use signet_ra::wizard::AgencyCatalog;
 use time::Date;
 use unicode_normalization::UnicodeNormalization;
 
+/// What the forms print that is the deployment's, not the application's: where the status page
+/// is, whom to mail, the names in the RA's catalogs and its deadline policy.
+#[derive(Clone, Copy)]
+pub struct Deployment<'a> {
+    /// The portal's base URL.
+    pub base_url: &'a str,
+    /// The RA's mailing address and support line.
+    pub contact: &'a RaContact,
+    /// Certificate type names.
+    pub catalog: &'a Catalog,
+    /// Program names.
+    pub agencies: &'a AgencyCatalog,
+    /// The deadlines the forms state.
+    pub deadlines: &'a DeadlinePolicy,
+}
+
 /// One form as a one-page PDF: the Organization Officer Verification (the applicant's details
 /// pre-filled on the left, the officer's on the right — seed guide: "The left side is
 /// pre-populated with your information"), the Identity Verification (the documents the applicant
 /// shows, and the notary or in-person registrar block), or the citizenship page (needed when the
-/// applicant holds a second citizenship). Each says where to mail it, from `contact`.
-pub fn form(app: &Application, form: PaperForm, base_url: &str, contact: &RaContact) -> Vec<u8> {
-    packet(app, base_url, contact, &[form])
+/// applicant holds a second citizenship). Each says where to mail it, from the deployment's
+/// contact.
+pub fn form(app: &Application, form: PaperForm, deployment: &Deployment<'_>) -> Vec<u8> {
+    packet(app, deployment, &[form])
 }
 
 /// The three forms as one three-page PDF, to print in one go.
-pub fn all_forms(app: &Application, base_url: &str, contact: &RaContact) -> Vec<u8> {
-    packet(app, base_url, contact, &PaperForm::ALL)
+pub fn all_forms(app: &Application, deployment: &Deployment<'_>) -> Vec<u8> {
+    packet(app, deployment, &PaperForm::ALL)
 }
 
-fn packet(app: &Application, base_url: &str, contact: &RaContact, forms: &[PaperForm]) -> Vec<u8> {
-    let facts = Facts::of(app, base_url, contact);
+fn packet(app: &Application, deployment: &Deployment<'_>, forms: &[PaperForm]) -> Vec<u8> {
+    let facts = Facts::of(app, deployment);
     let pages: Vec<String> = forms
         .iter()
         .enumerate()
@@ -65,24 +80,6 @@ fn packet(app: &Application, base_url: &str, contact: &RaContact, forms: &[Paper
 // ---------------------------------------------------------------------------------------------
 // What the forms say
 
-/// Display names from the shipped catalogs; an id they do not list prints as itself.
-struct Names {
-    types: BTreeMap<String, String>,
-    programs: BTreeMap<String, String>,
-}
-
-fn names() -> &'static Names {
-    static NAMES: OnceLock<Names> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        let catalog = Catalog::default_eca();
-        let agencies = AgencyCatalog::default_catalog(&catalog);
-        Names {
-            types: catalog.types().iter().map(|t| (t.id.clone(), t.name.clone())).collect(),
-            programs: agencies.programs().iter().map(|p| (p.id.clone(), p.name.clone())).collect(),
-        }
-    })
-}
-
 /// Everything the pages print about the application, worded once.
 struct Facts {
     reference: String,
@@ -105,15 +102,14 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(app: &Application, base_url: &str, contact: &RaContact) -> Self {
+    fn of(app: &Application, deployment: &Deployment<'_>) -> Self {
+        let Deployment { base_url, contact, catalog, agencies, deadlines } = *deployment;
         let form = app.form();
         let who = &form.applicant;
-        let names = names();
         let type_id = form.certificate.cert_type();
-        let type_name = names.types.get(type_id).map_or(type_id, String::as_str);
-        let program = form.program.as_str();
+        let type_name = catalog.types().iter().find(|t| t.id == type_id).map_or(type_id, |t| t.name.as_str());
         let years = form.certificate.years();
-        let policy = DeadlinePolicy::default();
+        let policy = deadlines.clone();
         let rule = app.proofing_rule();
         let due = vetting::deadline(app, &policy).map(|d| match d.kind {
             DeadlineKind::Open => format!(
@@ -141,7 +137,7 @@ impl Facts {
             address,
             type_name: type_name.to_owned(),
             certificate: format!("{type_name}, {years} year{}", if years == 1 { "" } else { "s" }),
-            program: names.programs.get(program).map_or(program, String::as_str).to_owned(),
+            program: agencies.program_name(&form.program),
             resident: match form.residency {
                 Residency::UnitedStates => "Yes",
                 Residency::Abroad => "No",

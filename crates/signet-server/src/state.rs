@@ -95,6 +95,17 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// What the application forms print about this deployment.
+    pub(crate) fn forms_deployment(&self) -> crate::forms_pdf::Deployment<'_> {
+        crate::forms_pdf::Deployment {
+            base_url: &self.base_url,
+            contact: &self.contact,
+            catalog: &self.catalog,
+            agencies: &self.agencies,
+            deadlines: &self.deadlines,
+        }
+    }
+
     /// The store, for tests and tools that share the server's database.
     pub fn store(&self) -> &Store {
         &self.store

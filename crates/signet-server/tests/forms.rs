@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
+use std::sync::LazyLock;
 
+use signet_pki::profile::Catalog;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{Actor, Application, ApplicationForm, ApplicationId, Command, IssuedSecret, OperatorId};
 use signet_ra::contact::RaContact;
@@ -15,6 +17,7 @@ use signet_ra::vetting::{
     self, Attestation, Carrier, DeadlinePolicy, FormPages, FormsReceipt, Milestone, MilestoneStatus, Timeline,
     Tracking, TrackingNumber,
 };
+use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
 use signet_server::forms_pdf;
 use signet_server::timeline_svg::timeline_svg;
@@ -34,6 +37,32 @@ fn contact() -> RaContact {
         "571-555-0199",
     )
     .unwrap()
+}
+
+/// The deployment the forms are printed for: the shipped catalogs and deadlines, [`contact`].
+struct Ra {
+    contact: RaContact,
+    catalog: Catalog,
+    agencies: AgencyCatalog,
+    deadlines: DeadlinePolicy,
+}
+
+static RA: LazyLock<Ra> = LazyLock::new(|| {
+    let catalog = Catalog::default_eca();
+    let agencies = AgencyCatalog::default_catalog(&catalog);
+    Ra { contact: contact(), catalog, agencies, deadlines: DeadlinePolicy::default() }
+});
+
+impl Ra {
+    fn deployment(&self) -> forms_pdf::Deployment<'_> {
+        forms_pdf::Deployment {
+            base_url: BASE_URL,
+            contact: &self.contact,
+            catalog: &self.catalog,
+            agencies: &self.agencies,
+            deadlines: &self.deadlines,
+        }
+    }
 }
 
 fn submitted(form: ApplicationForm, clock: &FakeClock) -> (Application, Option<IssuedSecret>) {
@@ -112,7 +141,7 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::at(T0);
     let (app, _) = submitted(form_named("medium", TRICKY_NAME), &clock);
-    let pdf = forms_pdf::all_forms(&app, BASE_URL, &contact());
+    let pdf = forms_pdf::all_forms(&app, &RA.deployment());
     let text = checked_text(&pdf, dir.path(), "packet.pdf", 3);
 
     let reference = format!("Reference {}", app.id());
@@ -164,7 +193,7 @@ fn the_packet_is_pre_filled_and_survives_a_hostile_name() {
 fn medium_hardware_forms_ask_for_an_in_person_registrar_not_a_notary() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = submitted(sample_form("medium-hardware"), &FakeClock::at(T0));
-    let text = checked_text(&forms_pdf::form(&app, PaperForm::Identity, BASE_URL, &contact()), dir.path(), "id.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&app, PaperForm::Identity, &RA.deployment()), dir.path(), "id.pdf", 1);
     assert!(text.contains("IN-PERSON REGISTRAR VERIFICATION"), "{text}");
     assert!(text.contains("Medium Hardware Assurance requires proofing in person"), "{text}");
     assert!(text.contains("Day 1 is the day the registrar verifies you in person"), "{text}");
@@ -185,21 +214,17 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
     form.applicant.second_citizenship = Some("Canada".into());
     let (dual, _) = submitted(form, &clock);
     let text =
-        checked_text(&forms_pdf::form(&dual, PaperForm::Citizenship, BASE_URL, &contact()), dir.path(), "dual.pdf", 1);
+        checked_text(&forms_pdf::form(&dual, PaperForm::Citizenship, &RA.deployment()), dir.path(), "dual.pdf", 1);
     assert!(text.contains("also a citizen of Canada: this page is required"), "{text}");
     assert!(text.contains("Canada\n") || text.contains("Canada "), "pre-filled country: {text}");
 
     let (single, _) = submitted(sample_form("medium-token"), &clock);
-    let text = checked_text(
-        &forms_pdf::form(&single, PaperForm::Citizenship, BASE_URL, &contact()),
-        dir.path(),
-        "single.pdf",
-        1,
-    );
+    let text =
+        checked_text(&forms_pdf::form(&single, PaperForm::Citizenship, &RA.deployment()), dir.path(), "single.pdf", 1);
     assert!(text.contains("you do not need to mail this page"), "{text}");
 
     let text =
-        checked_text(&forms_pdf::form(&single, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "officer.pdf", 1);
+        checked_text(&forms_pdf::form(&single, PaperForm::Officer, &RA.deployment()), dir.path(), "officer.pdf", 1);
     assert!(text.contains("ORGANIZATION OFFICER") && text.contains("Officer's signature"), "{text}");
     assert!(text.contains("Medium Token Assurance, 2 years") && text.contains("Jane Q. Doe"), "{text}");
 }
@@ -208,8 +233,7 @@ fn each_form_downloads_alone_and_the_citizenship_page_follows_the_answer() {
 fn names_outside_the_fonts_print_transliterated_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = submitted(form_named("medium", "Łukasz Dvořák 李"), &FakeClock::at(T0));
-    let text =
-        checked_text(&forms_pdf::form(&app, PaperForm::Officer, BASE_URL, &contact()), dir.path(), "names.pdf", 1);
+    let text = checked_text(&forms_pdf::form(&app, PaperForm::Officer, &RA.deployment()), dir.path(), "names.pdf", 1);
     assert!(text.contains("Lukasz Dvorák ?"), "{text}");
     assert!(text.contains("Some characters cannot be printed here: write it above by hand."), "{text}");
 }

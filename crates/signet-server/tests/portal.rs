@@ -798,3 +798,81 @@ async fn a_registered_organization_is_offered_only_once_confirmed() {
     let dup = later.post("/apply/organization", &[("new_name", "INITECH, L.L.C.")]).await;
     assert!(dup.body.contains("Initech LLC is already registered"), "{}", dup.body);
 }
+
+/// An RA that configured its own agency catalog, prices, deadline policy and verification mail
+/// sees each reach the applicant: only its agencies in the wizard, its price on the type and
+/// review pages, its window on the status page and its wording in the mail.
+#[tokio::test]
+async fn an_operators_catalog_prices_deadlines_and_wording_reach_the_applicant() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path();
+    std::fs::write(
+        files.join("agencies.toml"),
+        "[[program]]\nid = \"integrate\"\nname = \"Integrate\"\nagencies = [\"integrate-il4\"]\n\n\
+         [[agency]]\nid = \"integrate-il4\"\nname = \"Integrate IL4 (Platform One)\"\naccepts = [\"medium-token\"]\n\n\
+         [[agency]]\nid = \"acme-portal\"\nname = \"Acme Supplier Portal\"\naccepts = [\"medium\", \"medium-token\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("prices.toml"),
+        "[[price]]\ntype = \"medium\"\nyears = 1\nusd = \"89\"\n\n[[price]]\ntype = \"medium-token\"\nyears = 1\nusd = \"150.00\"\n\n\
+         [[price]]\ntype = \"medium-hardware\"\nyears = 1\nusd = \"250.00\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(files.join("mail")).unwrap();
+    std::fs::write(
+        files.join("mail/email-verification.txt"),
+        "Subject: Acme RA: confirm your address for your {type} certificate\n\n\
+         Welcome to Acme RA. Confirm your address here:\n   {verify_link}\n\n{deadline_rule}\n",
+    )
+    .unwrap();
+    let config: ServerConfig = toml::from_str(&format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{d}\"\n\n[ra]\nagencies = \"{d}/agencies.toml\"\nprices = \"{d}/prices.toml\"\n\
+         mail_templates = \"{d}/mail\"\n\n[deadlines]\nopen_days = 60\n",
+        d = files.display()
+    ))
+    .unwrap();
+    let settings = config.into_settings().unwrap();
+    let clock = Arc::new(FakeClock::at(datetime!(2026-11-02 14:00 UTC)));
+    let state = build_state(&settings, "https://ra.example.test", clock).await.unwrap();
+    let app = app(state.clone());
+    let mut b = Browser::new(&app);
+
+    b.get("/apply?program=Integrate").await;
+    b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
+    let p = b.get("/apply/agencies").await;
+    assert!(
+        p.body.contains("Acme Supplier Portal") && p.body.contains("value=\"integrate-il4\" checked"),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("CANES") && !p.body.contains("JPAS"), "only the RA's agencies: {}", p.body);
+    let p = b.post_raw("/apply/agencies", agencies_body(&b, &["integrate-il4"])).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/certificate"), "{}", p.body);
+    let p = b.get("/apply/certificate").await;
+    assert!(p.body.contains("$150.00") && !p.body.contains("$179.00"), "the RA's price: {}", p.body);
+    let p = b.post("/apply/certificate", &[("cert_type", "medium-token"), ("years", "1")]).await;
+    assert_eq!(p.location.as_deref(), Some("/apply/organization"), "{}", p.body);
+    b.get("/apply/organization").await;
+    b.post("/apply/organization", &[("new_name", "Acme, Inc.")]).await;
+    b.get("/apply/personal").await;
+    b.post("/apply/personal", PERSONAL).await;
+    b.get("/apply/account").await;
+    b.post("/apply/account", &[("password", PASSWORD), ("confirm", PASSWORD)]).await;
+    b.get("/apply/payment").await;
+    b.post("/apply/payment", &[("method", "purchase-order"), ("po", "PO-2026/0042")]).await;
+    let p = b.get("/apply/review").await;
+    assert!(p.body.contains("Medium Token Assurance, 1 year(s), $150.00"), "{}", p.body);
+    let p = b.post("/apply/review", &[("agree", "yes")]).await;
+    let status = b.get(p.location.as_deref().expect("submitted")).await;
+    assert!(status.body.contains("Your forms must arrive by 2026-12-31 (59 days left)"), "{}", status.body);
+
+    let pending = state.store().pending_outbox(state.clock().now(), 10).await.unwrap();
+    let mail = &pending.iter().find(|m| m.message.subject.starts_with("Acme RA")).expect("the RA's wording").message;
+    assert_eq!(mail.subject, "Acme RA: confirm your address for your Medium Token Assurance certificate");
+    assert!(
+        mail.body_text
+            .contains("Welcome to Acme RA. Confirm your address here:\n   https://ra.example.test/verify-email?")
+    );
+    assert!(mail.body_text.contains("An application stays open 60 days."), "{}", mail.body_text);
+}
