@@ -61,7 +61,8 @@ impl Settings {
             line(format!("# mail templates replaced: {}", replaced.join(", ")));
         }
         for (cert_type, years, price) in self.prices.iter() {
-            line(format!("# price: {cert_type}, {years} years = {price}"));
+            let plural = if years == 1 { "" } else { "s" };
+            line(format!("# price: {cert_type}, {years} year{plural} = {price}"));
         }
 
         line(String::new());

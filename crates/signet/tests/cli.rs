@@ -514,7 +514,7 @@ fn config_check_names_the_bad_file_and_line_and_masks_secrets() {
     assert!(!out.contains("s3cret-db-pass"), "the database password is masked:\n{out}");
     assert!(out.contains("database_url = \"postgres://ra:********@db.example:5432/signet\""), "{out}");
     assert!(out.contains("name = \"Acme RA\""), "{out}");
-    assert!(out.contains("# price: medium-hardware, 1 years = $199.50"), "{out}");
+    assert!(out.contains("# price: medium-hardware, 1 year = $199.50"), "{out}");
     assert!(out.contains("# agencies: 1 (1 partner programs: Integrate)"), "{out}");
     assert!(out.contains("open_days = 60\nretrieval_days = 30\nreminder_days = [14, 3]"), "{out}");
 
