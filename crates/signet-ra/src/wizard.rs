@@ -429,7 +429,7 @@ mod tests {
         let dup = DEFAULT_AGENCIES.replace("id = \"dtic\"", "id = \"canes\"");
         let e = refused(&dup);
         assert_eq!(e.error, WizardError::Duplicate("canes".into()));
-        assert_eq!(e.line, line_of(&DEFAULT_AGENCIES, "id = \"dtic\""));
+        assert_eq!(e.line, line_of(DEFAULT_AGENCIES, "id = \"dtic\""));
         assert_eq!(e.to_string(), format!("line {}: duplicate id \"canes\" in the agency catalog", e.line.unwrap()));
         let empty = DEFAULT_AGENCIES.replace("accepts = [\"medium-hardware\"]", "accepts = []");
         assert!(matches!(refused(&empty).error, WizardError::NothingAccepted(_)));
