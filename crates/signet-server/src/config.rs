@@ -39,9 +39,11 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on; default 127.0.0.1:8080.
+    /// Address to listen on (HTTPS when `[tls]` says so); default 127.0.0.1:8080.
     pub listen: Option<String>,
-    /// Public base URL written into certificates (CRL DP, AIA); default `http://<listen>`.
+    /// Public base URL written into certificates (CRL DP, AIA); default `http://<listen>`, or
+    /// `http://<tls.http_listen>` with HTTPS. Always `http://` with HTTPS: relying parties fetch
+    /// CRLs and OCSP over plain HTTP.
     pub base_url: Option<String>,
     /// Data folder (SQLite file, dev CA); default `./data`.
     pub data_dir: Option<PathBuf>,
@@ -70,6 +72,9 @@ pub struct ServerConfig {
     /// `[ra]`: the Registration Authority as applicants reach it.
     #[serde(default)]
     pub ra: RaConfig,
+    /// `[tls]`: HTTPS from certificate files or a self-issued certificate, or a TLS proxy in front.
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
     /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
     /// itself when this is not set.
     pub client_download: Option<PathBuf>,
@@ -148,6 +153,33 @@ pub struct Settings {
     pub client_download: Option<PathBuf>,
     /// The Registration Authority as applicants reach it.
     pub ra: RaContact,
+    /// Plain HTTP, HTTPS, or behind a TLS proxy.
+    pub transport: crate::tls::Transport,
+}
+
+impl Settings {
+    /// The base URL in certificates for tools that do not bind a port: the configured one,
+    /// or the plain HTTP address.
+    pub fn certificate_base_url(&self) -> String {
+        let plain = match &self.transport {
+            crate::tls::Transport::Https(h) => h.http_listen,
+            _ => self.listen,
+        };
+        self.base_url.clone().unwrap_or_else(|| format!("http://{plain}"))
+    }
+
+    /// The URL people and ACME clients use when it differs from the base URL: the configured
+    /// one, or with HTTPS `https://<host>` at `https_port`.
+    pub fn public_url(&self, https_port: u16) -> Option<String> {
+        match &self.transport {
+            crate::tls::Transport::Plain => None,
+            crate::tls::Transport::BehindProxy { public_url } => public_url.clone(),
+            crate::tls::Transport::Https(h) => Some(h.public_url.clone().unwrap_or_else(|| match https_port {
+                443 => format!("https://{}", h.host),
+                port => format!("https://{}:{port}", h.host),
+            })),
+        }
+    }
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -201,6 +233,17 @@ impl ServerConfig {
         let acme = self.acme.into_settings(&catalog)?;
         let limits = self.limits.into_limits()?;
         let ra = self.ra.into_contact()?;
+        let transport = self.tls.into_transport(&limits.trusted_proxies)?;
+        if matches!(transport, crate::tls::Transport::Https(_))
+            && self.base_url.as_deref().is_some_and(|b| b.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "base_url",
+                message: "must be http:// with HTTPS: relying parties fetch CRLs and OCSP over plain HTTP; \
+                          the https:// address is tls.public_url"
+                    .into(),
+            });
+        }
         Ok(Settings {
             listen,
             base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
@@ -216,6 +259,7 @@ impl ServerConfig {
             limits,
             client_download: self.client_download,
             ra,
+            transport,
         })
     }
 }
