@@ -72,7 +72,50 @@ pub(crate) async fn redirect_plain(State(public_url): State<String>, request: Re
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use signet_ra::SystemClock;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::config::ServerConfig;
+    use crate::limits::LimitsConfig;
+    use crate::tls::TlsConfig;
+
+    /// Behind a proxy at 10.0.0.1: only its `X-Forwarded-Proto: https` earns HSTS and a
+    /// Secure cookie.
+    #[tokio::test]
+    async fn forwarded_proto_counts_from_a_trusted_proxy_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ServerConfig {
+            data_dir: Some(dir.path().to_owned()),
+            tls: TlsConfig { behind_proxy: true, ..Default::default() },
+            limits: LimitsConfig { trusted_proxies: vec!["10.0.0.1".into()], ..Default::default() },
+            ..Default::default()
+        }
+        .into_settings()
+        .unwrap();
+        let state = crate::build_state(&settings, "http://signet.test", Arc::new(SystemClock)).await.unwrap();
+        let app = crate::app(state);
+        let get = |peer: &str, proto: Option<&str>| {
+            let mut request = Request::builder().uri("/console/sign-in");
+            if let Some(proto) = proto {
+                request = request.header("x-forwarded-proto", proto);
+            }
+            let mut request = request.body(Body::empty()).unwrap();
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 40000)));
+            app.clone().oneshot(request)
+        };
+        let secure = |r: &Response| {
+            let cookie = r.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap();
+            (r.headers().contains_key(header::STRICT_TRANSPORT_SECURITY), cookie.ends_with("; Secure"))
+        };
+        assert_eq!(secure(&get("10.0.0.1", Some("https")).await.unwrap()), (true, true));
+        assert_eq!(secure(&get("10.0.0.1", Some("http")).await.unwrap()), (false, false));
+        assert_eq!(secure(&get("10.0.0.1", None).await.unwrap()), (false, false));
+        assert_eq!(secure(&get("192.0.2.9", Some("https")).await.unwrap()), (false, false), "not a trusted proxy");
+    }
 
     #[test]
     fn relying_party_paths_stay_plain() {

@@ -198,9 +198,53 @@ fn dns_names(der: &[u8]) -> Option<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use signet_ra::{Clock, FakeClock};
     use time::macros::datetime;
 
     use super::*;
+    use crate::config::ServerConfig;
+
+    fn leaf(c: &CertifiedKey) -> Vec<u8> {
+        c.cert[0].to_vec()
+    }
+
+    #[tokio::test]
+    async fn issued_once_kept_across_restarts_and_renewed_when_a_third_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            ServerConfig { data_dir: Some(dir.path().to_owned()), ..Default::default() }.into_settings().unwrap();
+        let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
+        let state = crate::build_state(&settings, "http://signet.test", clock.clone()).await.unwrap();
+        let own = SelfIssued::new(vec![DnsName::new("signet.test").unwrap()], dir.path());
+        let first = own.current_or_new(&state).await.unwrap();
+        assert_eq!(dns_names(&leaf(&first)).unwrap(), ["signet.test"]);
+        assert_eq!(leaf(&own.current_or_new(&state).await.unwrap()), leaf(&first), "a restart reuses it");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("tls/server.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let slot = CertSlot::new(first.clone());
+        own.renew_if_due(&state, &slot).await.unwrap();
+        assert_eq!(leaf(&slot.current()), leaf(&first), "not due yet");
+        let (not_before, not_after) = validity(&leaf(&first)).unwrap();
+        let due_at = not_after - (not_after - not_before) / 3;
+        clock.advance(due_at - clock.now() - time::Duration::minutes(1));
+        own.renew_if_due(&state, &slot).await.unwrap();
+        assert_eq!(leaf(&slot.current()), leaf(&first), "a minute before a third is left");
+        clock.advance(time::Duration::minutes(2));
+        own.renew_if_due(&state, &slot).await.unwrap();
+        let renewed = slot.current();
+        assert_ne!(leaf(&renewed), leaf(&first), "renewed and swapped in");
+        assert!(validity(&leaf(&renewed)).unwrap().1 > not_after);
+        assert_eq!(leaf(&own.stored().unwrap().certified), leaf(&renewed), "and stored for the next start");
+
+        let other = SelfIssued::new(vec![DnsName::new("other.test").unwrap()], dir.path());
+        let for_other = other.current_or_new(&state).await.unwrap();
+        assert_eq!(dns_names(&leaf(&for_other)).unwrap(), ["other.test"], "new names, new certificate");
+    }
 
     #[test]
     fn due_once_a_third_of_the_lifetime_is_left() {
