@@ -281,6 +281,18 @@ mod tests {
         let bad = ServerConfig { base_url: Some("ftp://x".into()), ..Default::default() };
         assert!(bad.into_settings().is_err());
         assert!(toml::from_str::<ServerConfig>("unknown = 1").is_err());
+        let https =
+            "base_url = \"https://ca.example\"\n[tls]\nself_issued = [\"ca.example\"]\nhttp_listen = \"127.0.0.1:80\"";
+        let bad: ServerConfig = toml::from_str(https).unwrap();
+        assert!(
+            matches!(bad.into_settings(), Err(ConfigError::Invalid { field: "base_url", .. })),
+            "CRLs stay http://"
+        );
+        let ok: ServerConfig = toml::from_str(&https.replace("https://ca", "http://ca")).unwrap();
+        let s = ok.into_settings().unwrap();
+        assert_eq!(s.public_url(443).as_deref(), Some("https://ca.example"));
+        assert_eq!(s.public_url(8443).as_deref(), Some("https://ca.example:8443"));
+        assert_eq!(s.certificate_base_url(), "http://ca.example");
         assert!(toml::from_str::<ServerConfig>("[mail]\nsmtp_host = \"x\"").is_err(), "unknown mail field");
     }
 
