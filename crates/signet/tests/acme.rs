@@ -290,7 +290,11 @@ fn certbot_over_https_gets_renews_and_revokes_a_certificate_over_dns01() {
     let first = serial(&cert);
 
     // Renewal with what certbot stored at the first issuance (the hook, the account).
-    let (ok, out) = certbot(dir, &server, &["renew", "--cert-name", "dns.acme.example", "--force-renewal"]);
+    let (ok, out) = certbot(
+        dir,
+        &server,
+        &["renew", "--cert-name", "dns.acme.example", "--force-renewal", "--no-random-sleep-on-renew"],
+    );
     assert!(ok, "{out}");
     let renewed = serial(&cert);
     assert_ne!(first, renewed, "live/cert.pem is the renewed certificate");
