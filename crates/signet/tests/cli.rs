@@ -476,7 +476,8 @@ fn serve_with_an_unreachable_database_leaves_no_ca_behind() {
 /// trusts it through Signet's root and sees HSTS and a Secure session cookie; `openssl s_client`
 /// negotiates TLS 1.3 and verifies the chain, and TLS 1.1 is refused; the plain port redirects a
 /// page but serves the CRL and OCSP at the http:// base URL the certificates name; a client that
-/// opens TCP and never handshakes is dropped after the header timeout.
+/// opens TCP and never handshakes is dropped after the header timeout. The same certificate and
+/// key, given as `[tls]` files to another server, are served as they are.
 #[test]
 fn serve_over_https_with_a_self_issued_certificate() {
     use std::io::Read;
@@ -573,6 +574,21 @@ fn serve_over_https_with_a_self_issued_certificate() {
     let mut got = Vec::new();
     assert!(silent.read_to_end(&mut got).is_ok(), "the server closed the connection");
     let waited = started.elapsed();
+    drop(silent);
+
+    // The same certificate and key as files, served by another server with a CA of its own.
+    let files = dir.join("files.toml");
+    let other_plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (cert_file, key_file) = (data.join("tls/server.pem"), data.join("tls/server.key"));
+    std::fs::write(
+        &files,
+        format!("[tls]\ncertificate = {cert_file:?}\nkey = {key_file:?}\nhttp_listen = \"127.0.0.1:{other_plain}\"\n"),
+    )
+    .unwrap();
+    let other = Server::start(&dir.join("other"), &[("SIGNET_CONFIG", files.to_str().unwrap())]);
+    assert!(other.url.starts_with("https://localhost:"), "the host is the certificate's DNS name: {}", other.url);
+    let ready = must("curl", &["-sS", "--cacert", root, &format!("{}/readyz", other.url)], &[]);
+    assert_eq!(ready, "ready");
     assert!(
         waited >= std::time::Duration::from_millis(1500) && waited < std::time::Duration::from_secs(8),
         "{waited:?}"
