@@ -3,7 +3,8 @@
 # independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, and
 # aiosmtpd as the mail tests' SMTP server),
 # makes sure PostgreSQL is up on 127.0.0.1:5432, then lints, audits the dependencies (cargo-deny),
-# tests, and runs the fuzz targets briefly.
+# tests, builds the Debian package and lints it (cargo-deb, lintian), and runs the fuzz targets
+# briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,8 @@ command -v qpdf >/dev/null || need_apt+=(qpdf)
 command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
 # The soft-token QR code is decoded by zbar (crates/signet-server/tests/cmc.rs).
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
+# The Debian package is checked by lintian.
+command -v lintian >/dev/null || need_apt+=(lintian)
 # The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
 # The machine's Node 20 and npm come first; Debian's are the fallback.
 command -v chromium >/dev/null || need_apt+=(chromium)
@@ -70,8 +73,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Dependency audit (deny.toml): licenses, bans and sources. Advisories are left out: the RustSec
 # database lives on a git host this machine cannot reach.
 command -v cargo-deny >/dev/null || cargo install cargo-deny@0.20.2 --locked
+command -v cargo-deb >/dev/null || cargo install cargo-deb@3.8.0 --locked
 cargo deny --all-features check licenses bans sources
 cargo test --workspace --locked
+
+# The Debian package (crates/signet/Cargo.toml, packaging/debian) from the debug binary the tests
+# just built, stripped: cargo-deb will not build the dev profile, and a release build only for
+# this check would cost more than the tests. lintian fails the run on any error.
+deb_stage="$(mktemp -d)"
+mkdir -p "$deb_stage/release"
+cp "${CARGO_TARGET_DIR:-target}/debug/signet" "$deb_stage/release/signet"
+CARGO_TARGET_DIR="$deb_stage" cargo deb -p signet --locked --no-build --strip --fast -o "$deb_stage/"
+lintian --fail-on error "$deb_stage"/signet_*.deb
+rm -rf "$deb_stage"
 
 # Fuzz smoke run (fuzz/README.md): every cargo-fuzz target for 20 s from its seed corpus.
 bash scripts/fuzz-smoke.sh

@@ -45,9 +45,11 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on; default 127.0.0.1:8080.
+    /// Address to listen on (HTTPS when `[tls]` says so); default 127.0.0.1:8080.
     pub listen: Option<String>,
-    /// Public base URL written into certificates (CRL DP, AIA); default `http://<listen>`.
+    /// Public base URL written into certificates (CRL DP, AIA); default `http://<listen>`, or
+    /// `http://<tls.http_listen>` with HTTPS. Always `http://` with HTTPS: relying parties fetch
+    /// CRLs and OCSP over plain HTTP.
     pub base_url: Option<String>,
     /// Data folder (SQLite file, dev CA); default `./data`.
     pub data_dir: Option<PathBuf>,
@@ -79,6 +81,9 @@ pub struct ServerConfig {
     /// `[deadlines]`: how long an application stays open and certificates wait for retrieval.
     #[serde(default)]
     pub deadlines: DeadlinesConfig,
+    /// `[tls]`: HTTPS from certificate files or a self-issued certificate, or a TLS proxy in front.
+    #[serde(default)]
+    pub tls: crate::tls::TlsConfig,
     /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
     /// itself when this is not set.
     pub client_download: Option<PathBuf>,
@@ -238,6 +243,33 @@ pub struct Settings {
     pub deadlines: DeadlinePolicy,
     /// The wording of every notice.
     pub mail_templates: MailTemplates,
+    /// Plain HTTP, HTTPS, or behind a TLS proxy.
+    pub transport: crate::tls::Transport,
+}
+
+impl Settings {
+    /// The base URL in certificates for tools that do not bind a port: the configured one,
+    /// or the plain HTTP address.
+    pub fn certificate_base_url(&self) -> String {
+        let plain = match &self.transport {
+            crate::tls::Transport::Https(h) => h.http_listen,
+            _ => self.listen,
+        };
+        self.base_url.clone().unwrap_or_else(|| format!("http://{plain}"))
+    }
+
+    /// The URL people and ACME clients use when it differs from the base URL: the configured
+    /// one, or with HTTPS `https://<host>` at `https_port`.
+    pub fn public_url(&self, https_port: u16) -> Option<String> {
+        match &self.transport {
+            crate::tls::Transport::Plain => None,
+            crate::tls::Transport::BehindProxy { public_url } => public_url.clone(),
+            crate::tls::Transport::Https(h) => Some(h.public_url.clone().unwrap_or_else(|| match https_port {
+                443 => format!("https://{}", h.host),
+                port => format!("https://{}:{port}", h.host),
+            })),
+        }
+    }
 }
 
 fn read(path: &PathBuf) -> Result<String, ConfigError> {
@@ -298,6 +330,17 @@ impl ServerConfig {
         let deadlines = self.deadlines.into_policy()?;
         let mail_templates = self.ra.templates()?;
         let ra = self.ra.into_contact()?;
+        let transport = self.tls.into_transport(&limits.trusted_proxies)?;
+        if matches!(transport, crate::tls::Transport::Https(_))
+            && self.base_url.as_deref().is_some_and(|b| b.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "base_url",
+                message: "must be http:// with HTTPS: relying parties fetch CRLs and OCSP over plain HTTP; \
+                          the https:// address is tls.public_url"
+                    .into(),
+            });
+        }
         Ok(Settings {
             listen,
             base_url: self.base_url.map(|b| b.trim_end_matches('/').to_owned()),
@@ -317,6 +360,7 @@ impl ServerConfig {
             prices,
             deadlines,
             mail_templates,
+            transport,
         })
     }
 }
@@ -338,6 +382,18 @@ mod tests {
         let bad = ServerConfig { base_url: Some("ftp://x".into()), ..Default::default() };
         assert!(bad.into_settings().is_err());
         assert!(toml::from_str::<ServerConfig>("unknown = 1").is_err());
+        let https =
+            "base_url = \"https://ca.example\"\n[tls]\nself_issued = [\"ca.example\"]\nhttp_listen = \"127.0.0.1:80\"";
+        let bad: ServerConfig = toml::from_str(https).unwrap();
+        assert!(
+            matches!(bad.into_settings(), Err(ConfigError::Invalid { field: "base_url", .. })),
+            "CRLs stay http://"
+        );
+        let ok: ServerConfig = toml::from_str(&https.replace("https://ca", "http://ca")).unwrap();
+        let s = ok.into_settings().unwrap();
+        assert_eq!(s.public_url(443).as_deref(), Some("https://ca.example"));
+        assert_eq!(s.public_url(8443).as_deref(), Some("https://ca.example:8443"));
+        assert_eq!(s.certificate_base_url(), "http://ca.example");
         assert!(toml::from_str::<ServerConfig>("[mail]\nsmtp_host = \"x\"").is_err(), "unknown mail field");
     }
 

@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::mail::{MailTransport, SmtpSecurity};
+use crate::tls::{CertificateSource, Transport};
 
 /// What stands in for a secret.
 const MASK: &str = "********";
@@ -98,6 +99,32 @@ impl Settings {
         match self.acme.dns_resolver {
             Some(r) => line(format!("dns_resolver = \"{r}\"")),
             None => line("# dns_resolver: the first nameserver of /etc/resolv.conf".to_owned()),
+        }
+
+        line(String::new());
+        line("[tls]".to_owned());
+        match &self.transport {
+            Transport::Plain => line("# plain HTTP on listen".to_owned()),
+            Transport::BehindProxy { public_url } => {
+                line("behind_proxy = true".to_owned());
+                if let Some(url) = public_url {
+                    line(format!("public_url = \"{url}\""));
+                }
+            }
+            Transport::Https(h) => {
+                match &h.certificate {
+                    CertificateSource::Files(_) => line("# certificate and key: from the files named".to_owned()),
+                    CertificateSource::SelfIssued(names) => {
+                        let names: Vec<String> = names.iter().map(|n| format!("\"{}\"", n.as_str())).collect();
+                        line(format!("self_issued = [{}]", names.join(", ")));
+                    }
+                }
+                line(format!("http_listen = \"{}\"", h.http_listen));
+                match &h.public_url {
+                    Some(url) => line(format!("public_url = \"{url}\"")),
+                    None => line(format!("# public_url: https://{} at the listen port", h.host)),
+                }
+            }
         }
 
         let l = &self.limits;

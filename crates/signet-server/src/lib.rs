@@ -10,8 +10,10 @@
 //! key — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
 //! and CA certificate downloads at the URLs written into certificates; and start-up
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
-//! OCSP refresh, session purge, orphan escrows). Each module owns its `router()`; [`app`] joins them and is
-//! what tests call.
+//! OCSP refresh, session purge, orphan escrows). It serves plain HTTP, HTTPS ([`tls`]: a
+//! certificate from files or one it issues itself and renews, with a plain port for what relying
+//! parties fetch), or plain HTTP behind a TLS proxy. Each module owns its `router()`; [`app`]
+//! joins them and is what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
 //! no SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`).
@@ -33,6 +35,7 @@ mod effective;
 mod error;
 pub mod forms_pdf;
 mod hashing;
+mod https;
 pub mod jobs;
 pub mod limits;
 mod listener;
@@ -44,10 +47,12 @@ mod recovery_console;
 mod renewal;
 mod retrieval;
 mod retrieve_guide;
+mod self_issued;
 mod state;
 pub mod stock;
 mod throttle;
 pub mod timeline_svg;
+pub mod tls;
 mod web;
 
 use std::net::SocketAddr;
@@ -69,6 +74,7 @@ pub use acme::{AcmeConfig, AcmeSettings};
 pub use api::token_hash;
 pub use config::{ConfigError, ServerConfig, Settings};
 pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;
+pub use self_issued::SelfIssueError;
 pub use state::AppState;
 
 /// The largest request body taken: no request this server takes (CSR, OCSP request)
@@ -107,6 +113,9 @@ pub enum StartError {
     /// The mail relay (or mail folder) could not be set up.
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
+    /// The self-issued HTTPS certificate could not be had.
+    #[error("self-issued HTTPS certificate: {0}")]
+    SelfIssue(#[from] SelfIssueError),
 }
 
 /// The whole HTTP application.
@@ -133,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crl::router())
         .merge(ca_router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_secret_posts))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), https::mark))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_too_large))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -238,8 +248,19 @@ fn der_response(der: &[u8], content_type: &'static str) -> Response {
 }
 
 /// Opens the store and the CA (creating the dev CA in `<data>/ca` if there is none) for a
-/// server reachable at `base_url`.
+/// server whose certificates point at `base_url`; people and ACME clients use the configured
+/// public URL if there is one, `base_url` otherwise.
 pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let public_url = settings.public_url(settings.listen.port()).unwrap_or_else(|| base_url.to_owned());
+    build_state_at(settings, base_url, &public_url, clock).await
+}
+
+async fn build_state_at(
+    settings: &Settings,
+    base_url: &str,
+    public_url: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartError> {
     create_private_dir(&settings.data_dir)
         .map_err(|source| StartError::DataDir { path: settings.data_dir.clone(), source })?;
     // The database first: a server that cannot reach it must leave nothing behind (no dev
@@ -268,11 +289,12 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         ocsp_validity: settings.ocsp_validity,
         ocsp_cache: Mutex::new(Default::default()),
         crl_cache: tokio::sync::Mutex::new(None),
-        base_url: base_url.to_owned(),
+        base_url: public_url.to_owned(),
+        transport: settings.transport.clone(),
         agencies: settings.agencies.clone(),
         prices: settings.prices.clone(),
         deadlines: settings.deadlines.clone(),
-        notifier: signet_ra::notify::Notifier::new(base_url, &settings.catalog, settings.deadlines.clone())
+        notifier: signet_ra::notify::Notifier::new(public_url, &settings.catalog, settings.deadlines.clone())
             .with_contact(settings.ra.clone())
             .with_templates(settings.mail_templates.clone()),
         contact: settings.ra.clone(),
@@ -289,30 +311,80 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
 
 /// A server bound and running in the background (tests, `signet serve`).
 pub struct Running {
-    /// Where it listens.
+    /// Where it listens (HTTPS when TLS is on).
     pub addr: SocketAddr,
-    /// Its base URL.
+    /// The plain HTTP listener beside HTTPS.
+    pub plain_addr: Option<SocketAddr>,
+    /// The base URL in certificates (always `http://`).
     pub base_url: String,
+    /// The URL people and ACME clients open.
+    pub public_url: String,
     /// Its state.
     pub state: AppState,
-    /// The serving task.
+    /// The serving task (with the self-issued certificate's renewal).
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The background jobs; [`jobs::Jobs::stop`] on shutdown hands their leases over.
     pub jobs: jobs::Jobs,
 }
 
-/// Binds `settings.listen` (port 0 picks one), builds the state and serves in the
-/// background, with the background jobs (outbox, deadlines, OCSP refresh) beside it.
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Binds `settings.listen` (port 0 picks one) and, with HTTPS, `tls.http_listen`, builds the
+/// state and serves in the background, with the background jobs (outbox, deadlines, OCSP
+/// refresh) beside it.
 pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-    let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let state = build_state(settings, &base_url, clock).await?;
+    let (listener, addr) = bind(settings.listen).await?;
+    let (plain, plain_addr) = match &settings.transport {
+        tls::Transport::Https(h) => {
+            let (l, a) = bind(h.http_listen).await?;
+            (Some(l), Some(a))
+        }
+        _ => (None, None),
+    };
+    let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{}", plain_addr.unwrap_or(addr)));
+    let public_url = settings.public_url(addr.port()).unwrap_or_else(|| base_url.clone());
+    let state = build_state_at(settings, &base_url, &public_url, clock).await?;
     let jobs = jobs::JobRunner::new(state.clone(), mail::Mailer::new(&settings.mail)?).start();
     let router = app(state.clone());
-    let task = tokio::spawn(listener::serve(listener, router, settings.limits.clone()));
-    tracing::info!(%addr, %base_url, "signet serving");
-    Ok(Running { addr, base_url, state, task, jobs })
+    let limits = settings.limits.clone();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let task = match (&settings.transport, plain) {
+        (tls::Transport::Https(h), Some(plain)) => {
+            let (first, renewer) = match &h.certificate {
+                tls::CertificateSource::Files(certified) => (certified.clone(), None),
+                tls::CertificateSource::SelfIssued(names) => {
+                    let own = self_issued::SelfIssued::new(names.clone(), &settings.data_dir);
+                    (own.current_or_new(&state).await?, Some(own))
+                }
+            };
+            let slot = Arc::new(tls::CertSlot::new(first));
+            let renewal = {
+                let (state, slot) = (state.clone(), slot.clone());
+                async move {
+                    match renewer {
+                        Some(own) => own.keep_renewed(state, slot).await,
+                        None => std::future::pending().await,
+                    }
+                }
+            };
+            let https =
+                listener::serve(listener, router.clone(), limits.clone(), Some(tls::acceptor(slot)), open.clone());
+            let redirecting =
+                router.layer(axum::middleware::from_fn_with_state(public_url.clone(), https::redirect_plain));
+            let plain = listener::serve(plain, redirecting, limits, None, open);
+            tokio::spawn(async move {
+                tokio::select! {
+                    served = async { tokio::try_join!(https, plain) } => served.map(|_| ()),
+                    () = renewal => Ok(()),
+                }
+            })
+        }
+        _ => tokio::spawn(listener::serve(listener, router, limits, None, open)),
+    };
+    tracing::info!(%addr, ?plain_addr, %base_url, %public_url, "signet serving");
+    Ok(Running { addr, plain_addr, base_url, public_url, state, task, jobs })
 }

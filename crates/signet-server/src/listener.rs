@@ -1,9 +1,11 @@
-//! The connection loop: HTTP/1.1 over the bound listener, with the limits no client may pass
-//! whoever it is — a cap on open connections, a deadline for each request's headers (which
-//! also closes idle keep-alive connections), and a deadline for the rest of the request.
-//! Each request carries its peer address for the per-client limits.
+//! The connection loop: HTTP/1.1 over the bound listener, plain or inside TLS, with the limits
+//! no client may pass whoever it is — a cap on open connections (shared by every listener of
+//! the server), a deadline for the TLS handshake and for each request's headers (which also
+//! closes idle keep-alive connections), and a deadline for the rest of the request. Each
+//! request carries its peer address for the per-client limits and whether it came over TLS.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +17,24 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::https::OverTls;
 use crate::limits::Limits;
 
-/// Serves `router` on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Limits) -> std::io::Result<()> {
-    let open = Arc::new(Semaphore::new(limits.max_connections));
+/// Serves `router` on `listener` until the task is dropped, inside TLS when `tls` is given;
+/// each connection holds one of `open`'s permits while it lasts.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    open: Arc<Semaphore>,
+) -> std::io::Result<()> {
     loop {
         // At the cap, new clients wait in the kernel's accept queue rather than in our memory.
         let slot = open.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -37,26 +48,45 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Limits)
             }
         };
         let router = router.clone();
-        let (request_timeout, header_timeout) = (limits.request_timeout, limits.header_timeout);
+        let (limits, tls) = (limits.clone(), tls.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let router = router.clone();
-                async move {
-                    let handled = tokio::time::timeout(request_timeout, router.oneshot(request.map(Body::new))).await;
-                    handled.unwrap_or_else(|_| Ok::<_, Infallible>(timed_out()))
-                }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(tcp), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match tls {
+                None => connection(tcp, peer, router, &limits, false).await,
+                // The handshake counts against the header deadline: a client that connects and
+                // never finishes it holds a slot no longer than one that never sends headers.
+                Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => connection(stream, peer, router, &limits, true).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
             drop(slot);
         });
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes.
+async fn connection<I>(io: I, peer: SocketAddr, router: Router, limits: &Limits, over_tls: bool)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let request_timeout = limits.request_timeout;
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(OverTls(over_tls));
+        let router = router.clone();
+        async move {
+            let handled = tokio::time::timeout(request_timeout, router.oneshot(request.map(Body::new))).await;
+            handled.unwrap_or_else(|_| Ok::<_, Infallible>(timed_out()))
+        }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = served.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

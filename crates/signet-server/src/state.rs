@@ -59,8 +59,10 @@ pub struct Inner {
     pub(crate) ocsp_validity: Duration,
     pub(crate) ocsp_cache: Mutex<HashMap<CertId, CachedOcsp>>,
     pub(crate) crl_cache: tokio::sync::Mutex<Option<CachedCrl>>,
-    /// The public base URL (links in mail and PDFs).
+    /// The public base URL (links in mail and PDFs, ACME): `https://` when TLS is served.
     pub(crate) base_url: String,
+    /// How clients reach the server: whether a proxy's `X-Forwarded-Proto` counts.
+    pub(crate) transport: crate::tls::Transport,
     /// Enrollment: the selection wizard's agencies and programs.
     pub(crate) agencies: AgencyCatalog,
     /// Enrollment: prices per type and validity.

@@ -54,6 +54,11 @@ impl ClientLimiter {
         Self { interval: window / per_minute.max(1), window, trusted_proxies, full_at: Mutex::default() }
     }
 
+    /// Whether `peer` is one of `[limits]`'s trusted proxies.
+    pub(crate) fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.contains(&peer)
+    }
+
     /// Spends one attempt of `client` at `now`; `Err(seconds to wait)` when none is left.
     fn spend(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut table = self.full_at.lock().expect("limiter table poisoned");

@@ -221,9 +221,9 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-fn set_cookie_header(state: &AppState, token: &str) -> HeaderValue {
+fn set_cookie_header(state: &AppState, token: &str, https: bool) -> HeaderValue {
     // Secure only when served over https: the dev server on http://127.0.0.1 must still work.
-    let secure = if state.base_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if https || state.base_url.starts_with("https://") { "; Secure" } else { "" };
     let value = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}");
     HeaderValue::from_str(&value).expect("the token is URL-safe base64")
 }
@@ -238,6 +238,7 @@ pub(crate) async fn session_layer(State(state): State<AppState>, request: Reques
 
 async fn with_session(state: AppState, request: Request, next: Next) -> Result<Response, Response> {
     let now = state.clock.now();
+    let https = request.extensions().get::<crate::https::Https>().is_some_and(|h| h.0);
     let set_cookie = Arc::new(Mutex::new(None));
     let token = match cookie_token(request.headers()) {
         Some(token) => token.to_owned(),
@@ -293,7 +294,7 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
         response = Redirect::to(&form_page(request_path(&address))).into_response();
     }
     if let Some(token) = set_cookie.lock().expect("cookie slot poisoned").take() {
-        response.headers_mut().append(header::SET_COOKIE, set_cookie_header(&state, &token));
+        response.headers_mut().append(header::SET_COOKIE, set_cookie_header(&state, &token, https));
     }
     Ok(response)
 }

@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (API, OCSP, CRL). Creates a dev CA in <data>/ca on first start.
+    /// Run the server (pages, API, ACME, OCSP, CRL). Creates a dev CA in <data>/ca on first start.
+    /// Plain HTTP unless the configuration's [tls] says otherwise; prints the URL to open.
     Serve(ServerArgs),
     /// CA administration.
     Ca {
@@ -110,14 +111,9 @@ impl ServerArgs {
         Ok(cfg.into_settings()?)
     }
 
-    /// The base URL for tools that do not bind a port.
-    fn base_url(settings: &Settings) -> String {
-        settings.base_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen))
-    }
-
     async fn state(&self) -> Result<signet_server::AppState, Box<dyn std::error::Error>> {
         let settings = self.settings()?;
-        Ok(signet_server::build_state(&settings, &Self::base_url(&settings), Arc::new(SystemClock)).await?)
+        Ok(signet_server::build_state(&settings, &settings.certificate_base_url(), Arc::new(SystemClock)).await?)
     }
 }
 
@@ -339,7 +335,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
                 settings.client_download = std::env::current_exe().ok();
             }
             let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
-            eprintln!("signet listening on {} (base URL {})", running.addr, running.base_url);
+            let plain = running.plain_addr.map(|a| format!(", plain HTTP on {a}")).unwrap_or_default();
+            eprintln!(
+                "signet listening on {} (base URL {}{plain}); open {}/",
+                running.addr, running.base_url, running.public_url
+            );
             tokio::select! {
                 r = running.task => r??,
                 _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),

@@ -1,7 +1,8 @@
 //! ACME end to end with independent clients: a real `signet serve` on a temporary SQLite data
 //! folder, an EAB key made with `signet admin acme eab create`, and certbot (PyPI) obtaining,
 //! being refused and revoking device certificates; OpenSSL checks the chain, the device policy
-//! and OCSP. The dns-01 test answers TXT queries from a dnslib (PyPI) server on loopback.
+//! and OCSP. The dns-01 test answers TXT queries from a dnslib (PyPI) server on loopback, and
+//! runs over HTTPS with certbot trusting Signet's root through `REQUESTS_CA_BUNDLE`.
 
 mod common;
 
@@ -42,17 +43,24 @@ fn eab_key(data: &Path) -> (String, String) {
     (field("eab-kid: "), field("eab-hmac-key: "))
 }
 
-/// A server with `[acme]` settings from `acme_toml`.
-fn serve(dir: &Path, acme_toml: &str) -> Server {
+/// A server with `[acme]` settings from `acme_toml`; with `https`, serving HTTPS on a
+/// certificate it issues itself for localhost.
+fn serve(dir: &Path, acme_toml: &str, https: bool) -> Server {
     let config = dir.join("signet.toml");
-    std::fs::write(&config, format!("[acme]\n{acme_toml}")).unwrap();
+    let tls = if https {
+        format!("[tls]\nself_issued = [\"localhost\"]\nhttp_listen = \"127.0.0.1:{}\"\n", free_tcp_port())
+    } else {
+        String::new()
+    };
+    std::fs::write(&config, format!("[acme]\n{acme_toml}\n{tls}")).unwrap();
     Server::start(&dir.join("data"), &[("SIGNET_CONFIG", config.to_str().unwrap())])
 }
 
-/// certbot with its own config, work and log folders under `dir/certbot`.
+/// certbot with its own config, work and log folders under `dir/certbot`; over HTTPS it
+/// trusts Signet's root (of the server whose data folder is `dir/data`) and nothing else.
 fn certbot(dir: &Path, server: &Server, args: &[&str]) -> (bool, String) {
     let cb = dir.join("certbot");
-    let directory = format!("{}/acme/directory", server.base);
+    let directory = format!("{}/acme/directory", server.url);
     let mut all: Vec<&str> = args.to_vec();
     let (config, work, logs) = (cb.join("config"), cb.join("work"), cb.join("logs"));
     all.extend([
@@ -66,7 +74,9 @@ fn certbot(dir: &Path, server: &Server, args: &[&str]) -> (bool, String) {
         "--logs-dir",
         logs.to_str().unwrap(),
     ]);
-    let (ok, out, err) = run("certbot", &all, &[]);
+    let bundle = server.url.starts_with("https://").then(|| pem_of(&dir.join("data"), "root"));
+    let env = bundle.iter().map(|b| ("REQUESTS_CA_BUNDLE", b.to_str().unwrap())).collect::<Vec<_>>();
+    let (ok, out, err) = run("certbot", &all, &env);
     let log = std::fs::read_to_string(logs.join("letsencrypt.log")).unwrap_or_default();
     (ok, format!("{out}\n{err}\n--- certbot log ---\n{log}"))
 }
@@ -88,8 +98,11 @@ fn certbot_gets_a_device_certificate_with_eab_only_inside_its_domains_and_revoke
     let data = dir.join("data");
     let (kid, hmac) = eab_key(&data);
     let http01 = free_tcp_port();
-    let server =
-        serve(dir, &format!("http01_port = {http01}\nresolve = {{ \"device.acme.example\" = \"127.0.0.1\" }}\n"));
+    let server = serve(
+        dir,
+        &format!("http01_port = {http01}\nresolve = {{ \"device.acme.example\" = \"127.0.0.1\" }}\n"),
+        false,
+    );
     let port = http01.to_string();
     let standalone = ["certonly", "--standalone", "--http-01-port", &port, "--http-01-address", "127.0.0.1"];
     let terms = ["--agree-tos", "-m", "ops@acme.example"];
@@ -220,15 +233,18 @@ impl Drop for DnsServer {
     }
 }
 
+/// Over HTTPS (the server's self-issued certificate, certbot trusting Signet's root): obtains
+/// by dns-01, renews, is refused a wrong answer, and revokes.
 #[test]
-fn certbot_gets_a_certificate_over_dns01() {
+fn certbot_over_https_gets_renews_and_revokes_a_certificate_over_dns01() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let data = dir.join("data");
     let (kid, hmac) = eab_key(&data);
     let records = dir.join("records.json");
     let dns = DnsServer::start(&records);
-    let server = serve(dir, &format!("dns_resolver = \"127.0.0.1:{}\"\n", dns.port));
+    let server = serve(dir, &format!("dns_resolver = \"127.0.0.1:{}\"\n", dns.port), true);
+    assert!(server.url.starts_with("https://localhost:"), "{}", server.url);
     // certbot's manual hook publishes the TXT value where the DNS server reads it.
     let hook = dir.join("hook.py");
     std::fs::write(
@@ -270,6 +286,43 @@ fn certbot_gets_a_certificate_over_dns01() {
     must("curl", &["-sf", "-o", crl.to_str().unwrap(), &format!("{}/crl/issuing.crl", server.base)], &[]);
     let (ok, out) = common::verify(&data, &cert, DEVICE, &crl);
     assert!(ok, "{out}");
+    let serial = |cert: &Path| must("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"], &[]);
+    let first = serial(&cert);
+
+    // Renewal with what certbot stored at the first issuance (the hook, the account).
+    let (ok, out) = certbot(
+        dir,
+        &server,
+        &["renew", "--cert-name", "dns.acme.example", "--force-renewal", "--no-random-sleep-on-renew"],
+    );
+    assert!(ok, "{out}");
+    let renewed = serial(&cert);
+    assert_ne!(first, renewed, "live/cert.pem is the renewed certificate");
+
+    // Revocation by the account shows in OCSP on the plain port at once.
+    let (ok, out) = certbot(
+        dir,
+        &server,
+        &["revoke", "--cert-path", cert.to_str().unwrap(), "--reason", "superseded", "--no-delete-after-revoke"],
+    );
+    assert!(ok, "{out}");
+    let (root, issuing) = (pem_of(&data, "root"), pem_of(&data, "issuing"));
+    let ocsp = must(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuing.to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", server.base),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ocsp.contains("cert.pem: revoked") && ocsp.contains("superseded"), "{ocsp}");
 
     // A wrong TXT value fails the challenge with the server's reason.
     std::fs::write(&records, r#"{"_acme-challenge.wrong.acme.example": ["not-the-key-authorization"]}"#).unwrap();

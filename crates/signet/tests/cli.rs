@@ -1,5 +1,5 @@
 //! The `signet` binary end to end: `ca init` (file keys and a SoftHSM2 token), `serve`,
-//! `admin api-key create`, `cert issue`/`revoke`, `crl`, `audit verify` — with OpenSSL,
+//! `admin api-key create`, `cert issue`/`revoke`, `crl`, `audit verify`, HTTPS — with OpenSSL,
 //! curl, softhsm2-util and sqlite3 as the independent parties.
 
 mod common;
@@ -561,5 +561,126 @@ fn config_check_names_the_bad_file_and_line_and_masks_secrets() {
     assert!(
         err.contains(&format!("{}", config.display())) && err.contains(": line 11: unknown field `remind_days`"),
         "{err}"
+
+/// `serve` with `[tls]` asking for a self-issued certificate, judged by independent tools: curl
+/// trusts it through Signet's root and sees HSTS and a Secure session cookie; `openssl s_client`
+/// negotiates TLS 1.3 and verifies the chain, and TLS 1.1 is refused; the plain port redirects a
+/// page but serves the CRL and OCSP at the http:// base URL the certificates name; a client that
+/// opens TCP and never handshakes is dropped after the header timeout. The same certificate and
+/// key, given as `[tls]` files to another server, are served as they are.
+#[test]
+fn serve_over_https_with_a_self_issued_certificate() {
+    use std::io::Read;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let plain_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("signet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\nself_issued = [\"localhost\"]\nhttp_listen = \"127.0.0.1:{plain_port}\"\n\
+             [limits]\nheader_timeout_seconds = 2\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&data, &[("SIGNET_CONFIG", config.to_str().unwrap())]);
+    assert_eq!(server.base, format!("http://127.0.0.1:{plain_port}"), "certificates name the plain port");
+    let port = server.url.strip_prefix("https://localhost:").expect("the public URL is https").to_owned();
+    let root = data.join("ca/root.pem");
+    der_to_pem("x509", &data.join("ca/root.crt"), &root);
+    let root = root.to_str().unwrap();
+
+    let headers = must(
+        "curl",
+        &["-sS", "--cacert", root, "-D", "-", "-o", "/dev/null", &format!("{}/console/sign-in", server.url)],
+        &[],
+    )
+    .to_ascii_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(headers.contains("strict-transport-security: max-age=31536000"), "{headers}");
+    let cookie = headers.lines().find(|l| l.starts_with("set-cookie: signet_session=")).expect("a session cookie");
+    assert!(cookie.contains("; secure") && cookie.contains("; httponly"), "{cookie}");
+
+    let connect = format!("127.0.0.1:{port}");
+    let s_client = |extra: &[&str]| {
+        let mut args = vec!["s_client", "-connect", &connect, "-servername", "localhost", "-CAfile", root];
+        args.extend(extra);
+        let (ok, out, err) = run("openssl", &args, &[]);
+        (ok, format!("{out}{err}"))
+    };
+    let (ok, out) = s_client(&["-verify_hostname", "localhost", "-verify_return_error"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("New, TLSv1.3") && out.contains("Verify return code: 0 (ok)"), "{out}");
+    let (ok, out) = s_client(&["-tls1_1"]);
+    assert!(!ok, "TLS 1.1 must be refused: {out}");
+
+    // The plain port: pages move to HTTPS for good, relying parties' files stay.
+    let redirect = must(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            &format!("{}/console/sign-in?x=1", server.base),
+        ],
+        &[],
+    );
+    assert_eq!(redirect, format!("308 {}/console/sign-in?x=1", server.url));
+    let crl = dir.join("crl.der");
+    must("curl", &["-sf", "-o", crl.to_str().unwrap(), &format!("{}/crl/issuing.crl", server.base)], &[]);
+    must("openssl", &["crl", "-inform", "DER", "-in", crl.to_str().unwrap(), "-noout"], &[]);
+    let leaf = dir.join("leaf.pem");
+    let served = data.join("tls/server.pem");
+    must("openssl", &["x509", "-in", served.to_str().unwrap(), "-out", leaf.to_str().unwrap()], &[]);
+    let cdp = must("openssl", &["x509", "-in", leaf.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints"], &[]);
+    assert!(cdp.contains(&format!("{}/crl/issuing.crl", server.base)), "{cdp}");
+    let issuing = data.join("ca/issuing.pem");
+    der_to_pem("x509", &data.join("ca/issuing.crt"), &issuing);
+    let ocsp = must(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuing.to_str().unwrap(),
+            "-cert",
+            leaf.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", server.base),
+            "-CAfile",
+            root,
+        ],
+        &[],
+    );
+    assert!(ocsp.contains("leaf.pem: good"), "{ocsp}");
+
+    // Connected, silent: dropped after the two-second header timeout, before the read gives up.
+    let started = std::time::Instant::now();
+    let mut silent = std::net::TcpStream::connect(&connect).unwrap();
+    silent.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    assert!(silent.read_to_end(&mut got).is_ok(), "the server closed the connection");
+    let waited = started.elapsed();
+    drop(silent);
+
+    // The same certificate and key as files, served by another server with a CA of its own.
+    let files = dir.join("files.toml");
+    let other_plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (cert_file, key_file) = (data.join("tls/server.pem"), data.join("tls/server.key"));
+    std::fs::write(
+        &files,
+        format!("[tls]\ncertificate = {cert_file:?}\nkey = {key_file:?}\nhttp_listen = \"127.0.0.1:{other_plain}\"\n"),
+    )
+    .unwrap();
+    let other = Server::start(&dir.join("other"), &[("SIGNET_CONFIG", files.to_str().unwrap())]);
+    assert!(other.url.starts_with("https://localhost:"), "the host is the certificate's DNS name: {}", other.url);
+    let ready = must("curl", &["-sS", "--cacert", root, &format!("{}/readyz", other.url)], &[]);
+    assert_eq!(ready, "ready");
+    assert!(
+        waited >= std::time::Duration::from_millis(1500) && waited < std::time::Duration::from_secs(8),
+        "{waited:?}"
     );
 }

@@ -33,7 +33,10 @@ pub fn must(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> String {
 /// A `signet serve` child, killed on drop.
 pub struct Server {
     pub child: Child,
+    /// The base URL in certificates: the plain HTTP listener.
     pub base: String,
+    /// The URL people and ACME clients open (`https://` when TLS is on).
+    pub url: String,
     /// Everything the server logged so far.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -49,12 +52,17 @@ impl Server {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut seen = String::new();
-        let base = loop {
+        let (base, url) = loop {
             let line = lines.next().unwrap_or_else(|| panic!("serve exited before listening:\n{seen}")).unwrap();
             seen.push_str(&line);
             seen.push('\n');
-            if let Some(rest) = line.strip_prefix("signet listening on ") {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
+            if line.starts_with("signet listening on ") {
+                let after = |marker: &str| {
+                    let rest =
+                        &line[line.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {line}")) + marker.len()..];
+                    rest.split([',', ')', ' ']).next().unwrap().trim_end_matches('/').to_owned()
+                };
+                break (after("base URL "), after("; open "));
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe, and keep it for
@@ -68,7 +76,7 @@ impl Server {
                 log.push('\n');
             }
         });
-        Self { child, base, log }
+        Self { child, base, url, log }
     }
 }
 
