@@ -561,6 +561,8 @@ fn config_check_names_the_bad_file_and_line_and_masks_secrets() {
     assert!(
         err.contains(&format!("{}", config.display())) && err.contains(": line 11: unknown field `remind_days`"),
         "{err}"
+    );
+}
 
 /// `serve` with `[tls]` asking for a self-issued certificate, judged by independent tools: curl
 /// trusts it through Signet's root and sees HSTS and a Secure session cookie; `openssl s_client`
