@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs the system packages and
-# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, and
-# aiosmtpd as the mail tests' SMTP server),
+# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, promtool,
+# openapi-spec-validator, schemathesis, and aiosmtpd as the mail tests' SMTP server),
 # makes sure PostgreSQL is up on 127.0.0.1:5432, then lints, audits the dependencies (cargo-deny),
 # tests, and runs the fuzz targets briefly.
 set -euo pipefail
@@ -21,6 +21,8 @@ command -v qpdf >/dev/null || need_apt+=(qpdf)
 command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
 # The soft-token QR code is decoded by zbar (crates/signet-server/tests/cmc.rs).
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
+# `/metrics` is checked by Prometheus's own linter (crates/signet/tests/cli.rs).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 # The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
 # The machine's Node 20 and npm come first; Debian's are the fallback.
 command -v chromium >/dev/null || need_apt+=(chromium)
@@ -48,6 +50,14 @@ if ! command -v certbot >/dev/null || ! python3 -c 'import dnslib' 2>/dev/null; 
     hash -r
 fi
 command -v certbot >/dev/null || { echo "certbot did not install" >&2; exit 1; }
+# The OpenAPI document is validated and fuzzed against a live server (crates/signet/tests/cli.rs);
+# schemathesis is pinned because its command line changes between major versions.
+if ! command -v openapi-spec-validator >/dev/null || ! command -v schemathesis >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator==0.9.0' 'schemathesis==3.39.16'
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+    hash -r
+fi
+command -v schemathesis >/dev/null || { echo "schemathesis did not install" >&2; exit 1; }
 # The mail tests run a real SMTP server.
 python3 -c 'import aiosmtpd' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd

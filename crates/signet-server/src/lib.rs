@@ -36,11 +36,14 @@ pub mod jobs;
 pub mod limits;
 mod listener;
 pub mod mail;
+mod metrics;
 mod ocsp;
+mod openapi;
 mod password_reset;
 mod portal;
 mod recovery_console;
 mod renewal;
+mod request_id;
 mod retrieval;
 mod retrieve_guide;
 mod state;
@@ -131,6 +134,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
+        .merge(metrics::router())
+        .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_secret_posts))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_too_large))
@@ -145,11 +150,12 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        // The span names the path only: query strings carry one-time tokens (the email
-        // verification and password reset links), which must not reach the log.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        // The request's span is the one `request_id::tag` opened around it.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id::tag))
         .with_state(state)
 }
 
@@ -286,6 +292,7 @@ pub async fn build_state(settings: &Settings, base_url: &str, clock: Arc<dyn Clo
         ),
         client_download: settings.client_download.clone(),
         unstored_pages: crate::web::UnstoredPages::default(),
+        metrics: metrics::Metrics::new(&settings.catalog),
     })))
 }
 

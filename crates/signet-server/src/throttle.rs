@@ -54,6 +54,11 @@ impl ClientLimiter {
         Self { interval: window / per_minute.max(1), window, trusted_proxies, full_at: Mutex::default() }
     }
 
+    /// Whether `peer` is one of the configured reverse proxies.
+    pub(crate) fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.contains(&peer)
+    }
+
     /// Spends one attempt of `client` at `now`; `Err(seconds to wait)` when none is left.
     fn spend(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut table = self.full_at.lock().expect("limiter table poisoned");
@@ -109,6 +114,7 @@ pub(crate) async fn limit_secret_posts(State(state): State<AppState>, request: R
         if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
             let client = state.client_limiter.client(peer.ip(), request.headers());
             if let Err(wait) = state.client_limiter.spend(client, Instant::now()) {
+                state.metrics.rate_limited();
                 tracing::info!(%client, path = request.uri().path(), "secret attempts over the per-client limit");
                 return if request.uri().path().starts_with("/api/") {
                     ApiError::TooManyRequests { retry_after: wait }.into_response()

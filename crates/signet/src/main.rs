@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (API, OCSP, CRL). Creates a dev CA in <data>/ca on first start.
-    Serve(ServerArgs),
+    Serve(ServeArgs),
     /// CA administration.
     Ca {
         #[command(subcommand)]
@@ -70,6 +70,26 @@ enum Command {
         #[command(subcommand)]
         command: token_cmd::TokenCommand,
     },
+}
+
+/// `signet serve`: where everything is, and how the log is written.
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Log lines as text for people, or as one JSON object per line for a log shipper.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (the message and its values), `target`,
+    /// and `span` with the request's `request_id`, `method` and `path`.
+    Json,
 }
 
 /// Where the server's configuration, data and database are.
@@ -300,16 +320,29 @@ fn cli_actor() -> String {
     format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+/// Logs to standard error, at `RUST_LOG`'s levels (info by default).
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // The request's span (its id) on every line; the list of enclosing spans adds nothing.
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    });
+    match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -321,7 +354,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => {
-            let mut settings = args.settings()?;
+            let mut settings = args.server.settings()?;
             // The running program is the client applicants need: offer it unless told otherwise.
             if settings.client_download.is_none() {
                 settings.client_download = std::env::current_exe().ok();
