@@ -51,9 +51,10 @@ if ! command -v certbot >/dev/null || ! python3 -c 'import dnslib' 2>/dev/null; 
 fi
 command -v certbot >/dev/null || { echo "certbot did not install" >&2; exit 1; }
 # The OpenAPI document is validated and fuzzed against a live server (crates/signet/tests/cli.rs);
-# schemathesis is pinned because its command line changes between major versions.
+# schemathesis is pinned because its command line changes between major versions, and
+# Hypothesis with it: newer Hypothesis releases break schemathesis 3.
 if ! command -v openapi-spec-validator >/dev/null || ! command -v schemathesis >/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator==0.9.0' 'schemathesis==3.39.16'
+    python3 -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator==0.9.0' 'schemathesis==3.39.16' 'hypothesis==6.120.0'
     if command -v pyenv >/dev/null; then pyenv rehash; fi
     hash -r
 fi

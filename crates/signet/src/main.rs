@@ -88,7 +88,7 @@ enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line: `timestamp`, `level`, `fields` (the message and its values), `target`,
-    /// and `span` with the request's `request_id`, `method` and `path`.
+    /// and `spans`, the first of which is the request's with its `request_id`, `method` and `path`.
     Json,
 }
 
@@ -330,8 +330,9 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        // The request's span (its id) on every line; the list of enclosing spans adds nothing.
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        // Every enclosing span, outermost first: the request's (its id, method and path), then
+        // the handler's.
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(true).init(),
     }
 }
 
