@@ -10,8 +10,10 @@
 //! key — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
 //! and CA certificate downloads at the URLs written into certificates; and start-up
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
-//! OCSP refresh, session purge, orphan escrows). Each module owns its `router()`; [`app`] joins them and is
-//! what tests call.
+//! OCSP refresh, session purge, orphan escrows). For operators: Prometheus metrics at `/metrics`,
+//! the API's OpenAPI document at `/api/v1/openapi.json`, and a request id per request on its log
+//! lines, its audit rows and its `X-Request-Id` header. Each module owns its `router()`; [`app`]
+//! joins them and is what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
 //! no SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`).
