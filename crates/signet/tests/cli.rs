@@ -677,6 +677,28 @@ fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document(
     assert!(report.contains("Collected API operations: 9"), "{report}");
     assert!(report.contains("9 passed in") && !report.contains("failed") && !report.contains("errored"), "{report}");
 
+    // Schemathesis cannot make a CSR, so its issuance answers are all refusals: the answers of
+    // a real issuance, revocation and read are checked against the document's schemas here
+    // (with the JSON Schema library openapi-spec-validator brings).
+    let revoked = tmp.path().join("revoked.json");
+    let url = format!("{}/api/v1/certificates/{serial}", server.base);
+    let code = post(&format!("{url}/revoke"), &token, r#"{"reason":"keyCompromise"}"#, &revoked);
+    assert_eq!(code, "200", "{}", std::fs::read_to_string(&revoked).unwrap());
+    let fetched = tmp.path().join("fetched.json");
+    assert_eq!(try_call(&url, &token, None, &fetched).as_deref(), Some("200"));
+    assert!(std::fs::read_to_string(&fetched).unwrap().contains("\"revocation_reason\":\"keyCompromise\""));
+    let check = "import json, sys, jsonschema\n\
+                 spec = json.load(open(sys.argv[1]))\n\
+                 for name, path in zip(sys.argv[2::2], sys.argv[3::2]):\n\
+                 \x20   schema = dict(spec['components']['schemas'][name], components=spec['components'])\n\
+                 \x20   jsonschema.Draft202012Validator(schema).validate(json.load(open(path)))\n\
+                 \x20   print(name, 'conforms')\n";
+    let (answer, revoked, fetched) = (answer.to_str().unwrap(), revoked.to_str().unwrap(), fetched.to_str().unwrap());
+    let args =
+        ["-c", check, spec.to_str().unwrap(), "Certificate", answer, "Revocation", revoked, "Certificate", fetched];
+    let out = must("python3", &args, &[]);
+    assert_eq!(out, "Certificate conforms\nRevocation conforms\nCertificate conforms\n");
+
     // Tampering with a request id breaks the chain like any other column.
     must(
         "sqlite3",
