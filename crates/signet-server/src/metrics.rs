@@ -191,14 +191,15 @@ impl Metrics {
         self.outbox_failures.fetch_add(failed as u64, Relaxed);
     }
 
-    /// A run of `job` at `now` (unix seconds): whether this node led it, and whether it ended well.
+    /// A run of `job` at `now` (unix seconds): whether this node led it (a run left to another
+    /// node's lease did nothing here, so it is no success of this node), and whether it ended well.
     pub(crate) fn job_run(&self, job: Job, leader: bool, ok: bool, now: i64) {
         let Some(figures) = Job::ALL.iter().position(|j| *j == job).map(|i| &self.jobs[i]) else { return };
         figures.leader.store(u64::from(leader), Relaxed);
-        if ok {
-            figures.last_success.store(now, Relaxed);
-        } else {
+        if !ok {
             figures.failures.fetch_add(1, Relaxed);
+        } else if leader {
+            figures.last_success.store(now, Relaxed);
         }
     }
 
@@ -328,7 +329,7 @@ impl Metrics {
         out.family(
             "signet_job_last_success_timestamp_seconds",
             "gauge",
-            "When the job last ran to its end on this node (unix seconds; 0 before the first run).",
+            "When the job last ran to its end on this node as its leader (unix seconds; 0 before that).",
         );
         for (job, f) in Job::ALL.iter().zip(&self.jobs) {
             out.sample(
