@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs the system packages and
-# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, and
-# aiosmtpd as the mail tests' SMTP server),
+# independent checkers the tests call (SoftHSM2, OpenSC, OpenSSL, oathtool, pkilint, promtool,
+# openapi-spec-validator, schemathesis, and aiosmtpd as the mail tests' SMTP server),
 # makes sure PostgreSQL is up on 127.0.0.1:5432, then lints, audits the dependencies (cargo-deny),
 # tests, builds the Debian package and lints it (cargo-deb, lintian), and runs the fuzz targets
 # briefly.
@@ -24,6 +24,8 @@ command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
 # The Debian package is checked by lintian.
 command -v lintian >/dev/null || need_apt+=(lintian)
+# `/metrics` is checked by Prometheus's own linter (crates/signet/tests/cli.rs).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 # The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
 # The machine's Node 20 and npm come first; Debian's are the fallback.
 command -v chromium >/dev/null || need_apt+=(chromium)
@@ -51,6 +53,15 @@ if ! command -v certbot >/dev/null || ! python3 -c 'import dnslib' 2>/dev/null; 
     hash -r
 fi
 command -v certbot >/dev/null || { echo "certbot did not install" >&2; exit 1; }
+# The OpenAPI document is validated and fuzzed against a live server (crates/signet/tests/cli.rs);
+# schemathesis is pinned because its command line changes between major versions, and
+# Hypothesis with it: newer Hypothesis releases break schemathesis 3.
+if ! command -v openapi-spec-validator >/dev/null || ! command -v schemathesis >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'openapi-spec-validator==0.9.0' 'schemathesis==3.39.16' 'hypothesis==6.120.0'
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+    hash -r
+fi
+command -v schemathesis >/dev/null || { echo "schemathesis did not install" >&2; exit 1; }
 # The mail tests run a real SMTP server.
 python3 -c 'import aiosmtpd' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd

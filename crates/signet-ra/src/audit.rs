@@ -258,6 +258,8 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// This row's hash (hex).
     pub hash: String,
+    /// The request that caused the row (its `X-Request-Id`); `None` outside a request.
+    pub request_id: Option<String>,
 }
 
 /// The hash before the first row.
@@ -265,6 +267,11 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// SHA-256 over the previous hash and the row's fields, length-prefixed so no two rows
 /// can be made to collide by moving bytes between fields.
+///
+/// The request id is hashed as an eighth field when there is one, so it cannot be changed,
+/// added or removed without breaking the chain, while rows without one (written outside a
+/// request, or before rows carried it) hash exactly as they always did.
+#[allow(clippy::too_many_arguments)]
 pub fn chain_hash(
     prev_hash: &str,
     seq: i64,
@@ -273,9 +280,10 @@ pub fn chain_hash(
     action: &str,
     subject: &str,
     details: &str,
+    request_id: Option<&str>,
 ) -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for field in [
+    let fields: [&[u8]; 7] = [
         prev_hash.as_bytes(),
         &seq.to_be_bytes(),
         &at.to_be_bytes(),
@@ -283,7 +291,8 @@ pub fn chain_hash(
         action.as_bytes(),
         subject.as_bytes(),
         details.as_bytes(),
-    ] {
+    ];
+    for field in fields.into_iter().chain(request_id.map(str::as_bytes)) {
         ctx.update(&(field.len() as u64).to_be_bytes());
         ctx.update(field);
     }
@@ -310,7 +319,9 @@ pub fn verify_chain<'a>(rows: impl IntoIterator<Item = &'a AuditRecord>) -> Resu
         if r.prev_hash != prev || r.seq != expected_seq {
             return Err(ChainBreak::Broken(r.seq));
         }
-        if chain_hash(&r.prev_hash, r.seq, r.at, &r.actor, &r.action, &r.subject, &r.details) != r.hash {
+        let hash =
+            chain_hash(&r.prev_hash, r.seq, r.at, &r.actor, &r.action, &r.subject, &r.details, r.request_id.as_deref());
+        if hash != r.hash {
             return Err(ChainBreak::Altered(r.seq));
         }
         prev = &r.hash;
@@ -324,7 +335,7 @@ mod tests {
     use super::*;
 
     fn row(seq: i64, prev: &str, subject: &str) -> AuditRecord {
-        let hash = chain_hash(prev, seq, 10, "a", "x", subject, "{}");
+        let hash = chain_hash(prev, seq, 10, "a", "x", subject, "{}", None);
         AuditRecord {
             seq,
             at: 10,
@@ -334,6 +345,7 @@ mod tests {
             details: "{}".into(),
             prev_hash: prev.into(),
             hash,
+            request_id: None,
         }
     }
 
@@ -347,5 +359,20 @@ mod tests {
         edited.subject = "evil".into();
         assert_eq!(verify_chain([&r1, &edited, &r3]), Err(ChainBreak::Altered(2)));
         assert_eq!(verify_chain([&r1, &r3]), Err(ChainBreak::Broken(3)));
+    }
+
+    #[test]
+    fn a_request_id_is_covered_and_its_absence_hashes_as_before() {
+        let plain = row(1, GENESIS_HASH, "s1");
+        let mut tagged = plain.clone();
+        tagged.request_id = Some("0123456789abcdef0123456789abcdef".into());
+        assert_eq!(verify_chain([&tagged]), Err(ChainBreak::Altered(1)), "an id added later is caught");
+        tagged.hash = chain_hash(GENESIS_HASH, 1, 10, "a", "x", "s1", "{}", tagged.request_id.as_deref());
+        assert_eq!(verify_chain([&tagged]), Ok(1));
+        let mut moved = tagged.clone();
+        moved.request_id = Some("ffffffffffffffffffffffffffffffff".into());
+        assert_eq!(verify_chain([&moved]), Err(ChainBreak::Altered(1)), "an id changed is caught");
+        moved.request_id = None;
+        assert_eq!(verify_chain([&moved]), Err(ChainBreak::Altered(1)), "an id removed is caught");
     }
 }

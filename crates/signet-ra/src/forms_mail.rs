@@ -310,6 +310,7 @@ mod tests {
             details: e.details.to_string(),
             prev_hash: String::new(),
             hash: String::new(),
+            request_id: None,
         }
     }
 

@@ -721,7 +721,7 @@ async fn finalize(
     let cert_order =
         CertificateOrder { profile: state.acme.profile.clone(), subject, validity_years: state.acme.validity_years };
     let from = processing.progress.clone();
-    let (done, event) = match state.service().issue(&account.actor(), &cert_order, &csr).await {
+    let (done, event) = match state.issue(&account.actor(), &cert_order, &csr).await {
         Ok(cert) => {
             presign_new(&state, &cert.serial);
             tracing::info!(serial = %cert.serial, order = %processing.id, "ACME certificate issued");

@@ -146,7 +146,7 @@ async fn issue(
 ) -> Result<(StatusCode, Json<CertificateView>), ApiError> {
     let Json(req) = body?;
     let order = CertificateOrder { profile: req.profile, subject: req.subject, validity_years: req.validity_years };
-    let cert = state.service().issue(&op.name, &order, req.csr.as_bytes()).await?;
+    let cert = state.issue(&op.name, &order, req.csr.as_bytes()).await?;
     tracing::info!(serial = %cert.serial, profile = %order.profile, "certificate issued");
     presign_new(&state, &cert.serial);
     Ok((StatusCode::CREATED, Json(view(&state, &cert.serial, order.profile, &cert.der, &StoredStatus::Good))))

@@ -768,7 +768,7 @@ async fn device_inner(
         subject: Subject::Device { organization, dns_names: names },
         validity_years: years,
     };
-    match s.service().issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
+    match s.issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
         Ok(cert) => {
             presign_new(s, &cert.serial);
             tracing::info!(account = %id, serial = %cert.serial, "subscriber created a device certificate");

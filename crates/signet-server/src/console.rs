@@ -1444,6 +1444,7 @@ mod tests {
             details: r#"{"called_at":1796396475,"officer_name":"Sam Officer","pages":2}"#.into(),
             prev_hash: String::new(),
             hash: String::new(),
+            request_id: None,
         };
         let row = history_row(&record);
         let moment = when(OffsetDateTime::from_unix_timestamp(1_796_396_475).unwrap());

@@ -39,6 +39,7 @@ pub(crate) async fn current_crl(state: &AppState) -> Result<Bytes, ApiError> {
         return Ok(c.der.clone());
     }
     let der = Bytes::from(state.publish_crl("system").await?);
+    state.metrics.crl_signed(now.unix_timestamp());
     *cache = Some(CachedCrl { der: der.clone(), fingerprint, refresh_at: now + state.crl_lifetime / 2 });
     Ok(der)
 }

@@ -208,8 +208,20 @@ impl JobRunner {
         &self.holder
     }
 
-    /// Runs `job` once now: takes or renews its lease first, if it has one.
+    /// Runs `job` once now: takes or renews its lease first, if it has one. What it did is
+    /// counted for `/metrics`.
     pub async fn run_once(&self, job: Job) -> Result<Outcome, JobError> {
+        let outcome = self.run_job(job).await;
+        let metrics = &self.state.metrics;
+        if let Ok(Outcome::Outbox { sent, failed }) = outcome {
+            metrics.outbox_run(sent, failed);
+        }
+        let leader = !matches!(outcome, Ok(Outcome::NotLeader) | Err(_));
+        metrics.job_run(job, leader, outcome.is_ok(), self.state.clock.now().unix_timestamp());
+        outcome
+    }
+
+    async fn run_job(&self, job: Job) -> Result<Outcome, JobError> {
         if let Some(ttl) = job.lease() {
             let now = self.state.clock.now();
             if !self.state.store.try_acquire_lease(job.name(), &self.holder, ttl, now).await? {

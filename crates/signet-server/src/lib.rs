@@ -12,7 +12,9 @@
 //! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
 //! OCSP refresh, session purge, orphan escrows). It serves plain HTTP, HTTPS ([`tls`]: a
 //! certificate from files or one it issues itself and renews, with a plain port for what relying
-//! parties fetch), or plain HTTP behind a TLS proxy. Each module owns its `router()`; [`app`]
+//! parties fetch), or plain HTTP behind a TLS proxy. For operators: Prometheus metrics at
+//! `/metrics`, the API's OpenAPI document at `/api/v1/openapi.json`, and a request id per request
+//! on its log lines, its audit rows and its `X-Request-Id` header. Each module owns its `router()`; [`app`]
 //! joins them and is what tests call.
 //!
 //! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
@@ -40,11 +42,14 @@ pub mod jobs;
 pub mod limits;
 mod listener;
 pub mod mail;
+mod metrics;
 mod ocsp;
+mod openapi;
 mod password_reset;
 mod portal;
 mod recovery_console;
 mod renewal;
+mod request_id;
 mod retrieval;
 mod retrieve_guide;
 mod self_issued;
@@ -141,6 +146,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
+        .merge(metrics::router())
+        .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_secret_posts))
         .layer(axum::middleware::from_fn_with_state(state.clone(), https::mark))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -156,11 +163,12 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        // The span names the path only: query strings carry one-time tokens (the email
-        // verification and password reset links), which must not reach the log.
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        // The request's span is the one `request_id::tag` opened around it.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|_: &axum::http::Request<_>| tracing::Span::current()),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_id::tag))
         .with_state(state)
 }
 
@@ -306,6 +314,7 @@ async fn build_state_at(
         ),
         client_download: settings.client_download.clone(),
         unstored_pages: crate::web::UnstoredPages::default(),
+        metrics: metrics::Metrics::new(&settings.catalog),
     })))
 }
 

@@ -16,6 +16,7 @@ use signet_pki::ocsp::{
 use signet_ra::issuance::{CaStore, StoreError, StoredStatus};
 use time::OffsetDateTime;
 
+use crate::metrics::OcspCache;
 use crate::state::{AppState, CachedOcsp};
 
 /// Routes: `POST /ocsp`, `GET /ocsp/{base64 request}`.
@@ -47,7 +48,8 @@ fn ocsp_body(der: Bytes, max_age: Option<i64>) -> Response {
     resp
 }
 
-fn error(status: ErrorStatus) -> Response {
+fn error(state: &AppState, status: ErrorStatus) -> Response {
+    state.metrics.ocsp_error(status);
     ocsp_body(Bytes::from(error_response(status)), None)
 }
 
@@ -62,7 +64,7 @@ async fn get_ocsp(State(state): State<AppState>, Path(request): Path<String>) ->
     let trimmed = request.trim_end_matches('=');
     match base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed) {
         Ok(der) => answer(&state, &der, true).await,
-        Err(_) => error(ErrorStatus::MalformedRequest),
+        Err(_) => error(&state, ErrorStatus::MalformedRequest),
     }
 }
 
@@ -80,17 +82,18 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = %e, "malformed OCSP request");
-            return error(e.error_status());
+            return error(state, e.error_status());
         }
     };
     if !request.cert_ids.iter().any(|id| state.ocsp_issuer.issued(id)) {
-        return error(ErrorStatus::Unauthorized);
+        return error(state, ErrorStatus::Unauthorized);
     }
     let now = state.clock.now();
     let max_age = |c: &CachedOcsp| is_get.then(|| (c.next_update - now).whole_seconds() - 60);
     if let ([id], None) = (request.cert_ids.as_slice(), &request.nonce)
         && let Some(c) = fresh_cached(state, id, now)
     {
+        state.metrics.ocsp_answer(&c.status, OcspCache::Hit);
         return ocsp_body(c.der.clone(), max_age(&c));
     }
     let mut statuses = Vec::with_capacity(request.cert_ids.len());
@@ -100,7 +103,7 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
                 Ok(s) => to_cert_status(s),
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP status lookup failed");
-                    return error(ErrorStatus::TryLater);
+                    return error(state, ErrorStatus::TryLater);
                 }
             }
         } else {
@@ -110,10 +113,13 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
     }
     if let ([single], None) = (statuses.as_slice(), &request.nonce) {
         return match cached_or_sign(state, single, now) {
-            Ok(c) => ocsp_body(c.der.clone(), max_age(&c)),
+            Ok((c, cache)) => {
+                state.metrics.ocsp_answer(&c.status, cache);
+                ocsp_body(c.der.clone(), max_age(&c))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP signing failed");
-                error(ErrorStatus::InternalError)
+                error(state, ErrorStatus::InternalError)
             }
         };
     }
@@ -127,10 +133,15 @@ async fn answer(state: &AppState, der: &[u8], is_get: bool) -> Response {
         now + state.ocsp_validity,
         request.nonce.as_deref(),
     ) {
-        Ok(der) => ocsp_body(Bytes::from(der), None),
+        Ok(der) => {
+            for single in &statuses {
+                state.metrics.ocsp_answer(&single.status, OcspCache::Unique);
+            }
+            ocsp_body(Bytes::from(der), None)
+        }
         Err(e) => {
             tracing::error!(error = %e, "OCSP signing failed");
-            error(ErrorStatus::InternalError)
+            error(state, ErrorStatus::InternalError)
         }
     }
 }
@@ -142,12 +153,13 @@ fn fresh_cached(state: &AppState, id: &CertId, now: OffsetDateTime) -> Option<Ca
     cache.get(id).filter(|c| c.checked.elapsed() < STATUS_TTL && now < c.refresh_at).cloned()
 }
 
-/// The cached answer if it still states `single.status`, else a newly signed one.
+/// The cached answer if it still states `single.status`, else a newly signed one; and which
+/// of the two it is.
 fn cached_or_sign(
     state: &AppState,
     single: &SingleStatus,
     now: OffsetDateTime,
-) -> Result<CachedOcsp, signet_pki::ocsp::OcspError> {
+) -> Result<(CachedOcsp, OcspCache), signet_pki::ocsp::OcspError> {
     {
         let mut cache = state.ocsp_cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.get_mut(&single.cert_id)
@@ -155,10 +167,10 @@ fn cached_or_sign(
             && now < c.refresh_at
         {
             c.checked = std::time::Instant::now();
-            return Ok(c.clone());
+            return Ok((c.clone(), OcspCache::Hit));
         }
     }
-    presign(state, single.clone(), now)
+    Ok((presign(state, single.clone(), now)?, OcspCache::Miss))
 }
 
 /// Drops every cached answer for `serial`, after it was revoked through this node.

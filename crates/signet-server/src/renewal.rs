@@ -252,7 +252,7 @@ pub(crate) async fn renew(
         });
     }
     let order = app.form().person_order(current.profile.clone());
-    let new = s.service().issue(&cmc::actor(account), &order, csr).await?;
+    let new = s.issue(&cmc::actor(account), &order, csr).await?;
     if let Some(proof) = key_proof {
         tracing::info!(%account, serial = %new.serial, %proof, "renewal key held by hardware");
     }

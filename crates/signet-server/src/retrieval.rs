@@ -719,7 +719,7 @@ async fn issue_encryption(
     };
     state.store.save_escrow(&escrow, escrow.escrowed_event(&actor(app.id()))).await?;
     let order = app.form().person_order(profile.clone());
-    let cert = state.service().issue(&actor(app.id()), &order, &key.csr()?).await?;
+    let cert = state.issue(&actor(app.id()), &order, &key.csr()?).await?;
     Ok((cert, wrapped, profile))
 }
 
@@ -731,7 +731,7 @@ async fn issue(
 ) -> Result<(signet_pki::IssuedCertificate, String), ApiError> {
     let form = app.form();
     let order = form.person_order(format!("{}-identity", form.certificate.cert_type()));
-    let cert = state.service().issue(&actor(app.id()), &order, csr).await?;
+    let cert = state.issue(&actor(app.id()), &order, csr).await?;
     Ok((cert, order.profile))
 }
 

@@ -83,6 +83,8 @@ pub struct Inner {
     pub(crate) client_download: Option<std::path::PathBuf>,
     /// Refused forms' pages for visitors without a stored session (Post/Redirect/Get).
     pub(crate) unstored_pages: crate::web::UnstoredPages,
+    /// What `/metrics` reports.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// Cheap to clone; one per server.
@@ -131,6 +133,20 @@ impl AppState {
     /// Signs a new CRL with the configured lifetime, as `actor` (audited).
     pub async fn publish_crl(&self, actor: &str) -> Result<Vec<u8>, signet_ra::issuance::IssuanceError> {
         self.service().publish_crl(actor, self.crl_lifetime).await
+    }
+
+    /// Issues through [`Self::service`], counted and timed per profile for `/metrics`: every
+    /// issuance the server makes goes through here.
+    pub(crate) async fn issue(
+        &self,
+        actor: &str,
+        order: &signet_pki::issue::CertificateOrder,
+        csr: &[u8],
+    ) -> Result<signet_pki::IssuedCertificate, signet_ra::issuance::IssuanceError> {
+        let started = std::time::Instant::now();
+        let issued = self.service().issue(actor, order, csr).await;
+        self.metrics.issuance(&order.profile, started.elapsed(), issued.is_ok());
+        issued
     }
 
     /// Whether the application's certificate type needs a key held by hardware (Medium Token,

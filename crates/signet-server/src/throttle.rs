@@ -114,6 +114,7 @@ pub(crate) async fn limit_secret_posts(State(state): State<AppState>, request: R
         if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
             let client = state.client_limiter.client(peer.ip(), request.headers());
             if let Err(wait) = state.client_limiter.spend(client, Instant::now()) {
+                state.metrics.rate_limited();
                 tracing::info!(%client, path = request.uri().path(), "secret attempts over the per-client limit");
                 return if request.uri().path().starts_with("/api/") {
                     ApiError::TooManyRequests { retry_after: wait }.into_response()

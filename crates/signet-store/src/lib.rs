@@ -22,11 +22,13 @@ mod ca;
 mod cmc;
 mod console;
 mod enterprise;
+mod figures;
 mod jobs;
 mod key_recovery;
 mod operators;
 mod organizations;
 mod password_reset;
+pub mod request;
 mod seeds;
 mod sessions;
 mod token_stock;
@@ -36,6 +38,7 @@ pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
 pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
+pub use figures::{OperatingFigures, PoolUse};
 pub use sessions::SessionRecord;
 
 use std::str::FromStr;
@@ -292,7 +295,8 @@ impl Store {
 }
 
 /// Selects the audit rows' columns in the order [`audit_record`] reads them.
-pub(crate) const AUDIT_SELECT: &str = "SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log";
+pub(crate) const AUDIT_SELECT: &str =
+    "SELECT seq, at, actor, action, subject, details, prev_hash, hash, request_id FROM audit_log";
 
 pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
@@ -304,6 +308,7 @@ pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::E
         details: r.try_get(5)?,
         prev_hash: r.try_get(6)?,
         hash: r.try_get(7)?,
+        request_id: r.try_get(8)?,
     })
 }
 
@@ -322,8 +327,9 @@ async fn append_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sq
     let prev: String = head.try_get(1)?;
     let at = e.at.unix_timestamp();
     let details = e.details.to_string();
-    let hash = chain_hash(&prev, seq, at, &e.actor, e.action.name(), &e.subject, &details);
-    sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    let request_id = request::current();
+    let hash = chain_hash(&prev, seq, at, &e.actor, e.action.name(), &e.subject, &details, request_id.as_deref());
+    sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(seq)
         .bind(at)
         .bind(&e.actor)
@@ -332,6 +338,7 @@ async fn append_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sq
         .bind(details)
         .bind(prev)
         .bind(&hash)
+        .bind(request_id)
         .execute(&mut *conn)
         .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash).execute(&mut *conn).await?;

@@ -307,6 +307,50 @@ async fn tampering_with_the_audit_log_is_detected() {
     .await;
 }
 
+/// Rows appended inside a request's scope carry its id, inside the chain; rows outside carry
+/// none and hash as before the column existed.
+#[tokio::test]
+async fn audit_rows_carry_the_request_id_of_their_scope() {
+    each_backend(|store| async move {
+        issue(&store, "outside").await;
+        let id = "0123456789abcdef0123456789abcdef".to_owned();
+        signet_store::request::scope(id.clone(), issue(&store, "inside")).await;
+        let rows = store.audit_records().await.unwrap();
+        let ids: Vec<Option<&str>> = rows.iter().map(|r| r.request_id.as_deref()).collect();
+        assert_eq!(ids, [None, None, Some(id.as_str()), Some(id.as_str())]);
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(4));
+        sqlx::query("UPDATE audit_log SET request_id = NULL WHERE seq = 4").execute(store.pool()).await.unwrap();
+        assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Altered(4)));
+    })
+    .await;
+}
+
+/// The figures `/metrics` reports: unsent and retrying mail, the oldest unsent, and the
+/// subjects locked now per scope.
+#[tokio::test]
+async fn operating_figures_count_the_outbox_and_the_locks() {
+    use signet_ra::application::ApplicationStore;
+    use signet_ra::lockout::{AttemptScope, AttemptStore};
+    each_backend(|store| async move {
+        let empty = store.operating_figures(now()).await.unwrap();
+        assert_eq!((empty.outbox_unsent, empty.outbox_oldest_unsent, empty.locked.len()), (0, None, 0));
+        store.enqueue(&[notice("a"), notice("b")]).await.unwrap();
+        let policy = AttemptScope::ActivationCode.default_policy();
+        for _ in 0..5 {
+            store.record_failure(AttemptScope::ActivationCode, "7K2M9Q4T8V1W", &policy, now()).await.unwrap();
+        }
+        let figures = store.operating_figures(now()).await.unwrap();
+        assert_eq!((figures.outbox_unsent, figures.outbox_retrying), (2, 0));
+        assert!(figures.outbox_oldest_unsent.is_some());
+        assert_eq!(figures.locked, [("activation-code".to_owned(), 1)]);
+        let later = store.operating_figures(now() + Duration::days(2)).await.unwrap();
+        assert!(later.locked.is_empty(), "the lock has lapsed");
+        let pool = store.pool_use();
+        assert!(pool.open >= pool.idle && pool.max >= 4, "{pool:?}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_keep_the_chain_whole() {
     each_backend(|store| async move {

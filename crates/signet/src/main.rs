@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Run the server (pages, API, ACME, OCSP, CRL). Creates a dev CA in <data>/ca on first start.
     /// Plain HTTP unless the configuration's [tls] says otherwise; prints the URL to open.
-    Serve(ServerArgs),
+    Serve(ServeArgs),
     /// CA administration.
     Ca {
         #[command(subcommand)]
@@ -76,6 +76,26 @@ enum Command {
         #[command(subcommand)]
         command: token_cmd::TokenCommand,
     },
+}
+
+/// `signet serve`: where everything is, and how the log is written.
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Log lines as text for people, or as one JSON object per line for a log shipper.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (the message and its values), `target`,
+    /// and `spans`, the first of which is the request's with its `request_id`, `method` and `path`.
+    Json,
 }
 
 /// Where the server's configuration, data and database are.
@@ -308,16 +328,30 @@ fn cli_actor() -> String {
     format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+/// Logs to standard error, at `RUST_LOG`'s levels (info by default).
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // Every enclosing span, outermost first: the request's (its id, method and path), then
+        // the handler's.
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(true).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    });
+    match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -329,7 +363,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve(args) => {
-            let mut settings = args.settings()?;
+            let mut settings = args.server.settings()?;
             // The running program is the client applicants need: offer it unless told otherwise.
             if settings.client_download.is_none() {
                 settings.client_download = std::env::current_exe().ok();
@@ -340,9 +374,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
                 "signet listening on {} (base URL {}{plain}); open {}/",
                 running.addr, running.base_url, running.public_url
             );
+            // systemd and container runtimes stop a service with SIGTERM, a terminal with Ctrl-C:
+            // either way the leases are handed over below.
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 r = running.task => r??,
                 _ = tokio::signal::ctrl_c() => eprintln!("shutting down"),
+                _ = terminate.recv() => eprintln!("shutting down"),
             }
             // Hands this node's job leases to the other nodes now rather than at expiry.
             running.jobs.stop().await;

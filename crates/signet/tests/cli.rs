@@ -686,3 +686,245 @@ fn serve_over_https_with_a_self_issued_certificate() {
         "{waited:?}"
     );
 }
+
+/// What an operator watches: `/metrics` passes `promtool check metrics` and counts the
+/// issuance, the OCSP answer and the CRL served without naming anyone; `--log-format json`
+/// writes one JSON object per line, and the request id the answer's `X-Request-Id` names is on
+/// the request's log lines and on the audit rows it caused, inside the hash chain; the
+/// OpenAPI document is valid (`openapi-spec-validator`) and schemathesis, run against the live
+/// server with an API key, finds no server error and no answer the document does not describe.
+#[test]
+fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    // Schemathesis posts many made-up secrets; the per-client limit would answer most with 429.
+    let config = tmp.path().join("signet.toml");
+    std::fs::write(&config, format!("data_dir = \"{d}\"\n[limits]\nsecret_attempts_per_minute = 100000\n")).unwrap();
+    let env = [("SIGNET_CONFIG", config.to_str().unwrap())];
+    let server = Server::start_with(&data, &["--log-format", "json"], &env);
+    let token = must(SIGNET, &["admin", "api-key", "create", "--name", "ra"], &env).trim().to_owned();
+
+    // One issuance, its request id from the answer's header.
+    let request = csr(tmp.path(), "jane", "rsa:2048");
+    let (answer, headers) = (tmp.path().join("answer.json"), tmp.path().join("headers.txt"));
+    let auth = format!("Authorization: Bearer {token}");
+    let issue = issue_json("medium-identity", &request);
+    let url = format!("{}/api/v1/certificates", server.base);
+    let code = must(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            answer.to_str().unwrap(),
+            "-D",
+            headers.to_str().unwrap(),
+            "-w",
+            "%{http_code}",
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &issue,
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(code, "201", "{}", std::fs::read_to_string(&answer).unwrap());
+    let headers = std::fs::read_to_string(&headers).unwrap();
+    let request_id = headers
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id:").map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no X-Request-Id: {headers}"));
+    assert!(request_id.len() == 32 && request_id.bytes().all(|b| b.is_ascii_hexdigit()), "{request_id}");
+    let issued: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&answer).unwrap()).unwrap();
+    let serial = issued["serial"].as_str().unwrap().to_owned();
+
+    // A client's own id is not taken (the server is not behind a trusted proxy here).
+    let echoed = must(
+        "curl",
+        &[
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "X-Request-Id: forged-by-client-1",
+            &format!("{}/healthz", server.base),
+        ],
+        &[],
+    );
+    assert!(
+        echoed.to_ascii_lowercase().contains("x-request-id: ") && !echoed.contains("forged-by-client-1"),
+        "{echoed}"
+    );
+
+    // An OCSP answer (pre-signed at issuance: a cache hit) and the CRL.
+    let leaf = tmp.path().join("jane.pem");
+    certificate_from(&answer, &leaf);
+    let ca = data.join("ca");
+    der_to_pem("x509", &ca.join("issuing.crt"), &ca.join("issuing.pem"));
+    let ocsp = must(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            ca.join("issuing.pem").to_str().unwrap(),
+            "-cert",
+            leaf.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", server.base),
+            "-no_nonce",
+            "-noverify",
+        ],
+        &[],
+    );
+    assert!(ocsp.contains(": good"), "{ocsp}");
+    must("curl", &["-sf", "-o", "/dev/null", &format!("{}/crl/issuing.crl", server.base)], &[]);
+
+    let metrics = tmp.path().join("metrics.txt");
+    must("curl", &["-sf", "-o", metrics.to_str().unwrap(), &format!("{}/metrics", server.base)], &[]);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&metrics).unwrap())
+        .output()
+        .expect("promtool must be installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "signet_certificates_issued_total{profile=\"medium-identity\"} 1\n",
+        "signet_issuance_duration_seconds_count{profile=\"medium-identity\"} 1\n",
+        "signet_ocsp_responses_total{status=\"good\",cache=\"hit\"} 1\n",
+        "signet_crl_age_seconds ",
+        "signet_outbox_backlog ",
+        "signet_lockouts_active{scope=\"activation-code\"} 0\n",
+        "signet_job_leader{job=\"outbox\"} 1\n",
+        "signet_db_pool_max_connections 4\n",
+        "signet_database_figures_up 1\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+    for personal in ["Jane", "jane", "acme", &serial] {
+        assert!(!text.contains(personal), "{personal} in the metrics:\n{text}");
+    }
+
+    // The log: JSON lines, the issuance's line under the request's id.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    let issued_line = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "certificate issued")
+        .unwrap_or_else(|| panic!("no issuance line:\n{log}"));
+    let request_span = &issued_line["spans"][0];
+    assert_eq!(request_span["name"], "request", "{issued_line}");
+    assert_eq!(request_span["request_id"], request_id.as_str(), "{issued_line}");
+    assert_eq!(request_span["path"], "/api/v1/certificates", "{issued_line}");
+    assert_eq!(issued_line["level"], "INFO");
+
+    // The audit rows of that request carry its id, inside the chain.
+    let db = data.join("signet.db");
+    let tagged = must(
+        "sqlite3",
+        &[
+            db.to_str().unwrap(),
+            "SELECT action FROM audit_log WHERE request_id = ? ORDER BY seq"
+                .replace('?', &format!("'{request_id}'"))
+                .as_str(),
+        ],
+        &[],
+    );
+    assert_eq!(tagged, "issuance-intent\ncertificate-issued\n", "{tagged}");
+    let untagged = must(
+        "sqlite3",
+        &[
+            db.to_str().unwrap(),
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'api-key-created' AND request_id IS NULL",
+        ],
+        &[],
+    );
+    assert_eq!(untagged.trim(), "1", "the command line's rows carry no request id");
+    let out = must(SIGNET, &["audit", "verify"], &env);
+    assert!(out.contains("audit log intact"), "{out}");
+
+    // The API's description: a valid OpenAPI document, and true of the live server.
+    let spec = tmp.path().join("openapi.json");
+    must("curl", &["-sf", "-o", spec.to_str().unwrap(), &format!("{}/api/v1/openapi.json", server.base)], &[]);
+    let out = must("openapi-spec-validator", &[spec.to_str().unwrap()], &[]);
+    assert!(out.trim().ends_with(": OK"), "{out}");
+    let out = std::process::Command::new("schemathesis")
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--base-url",
+            &server.base,
+            "-H",
+            &auth,
+            "--checks",
+            "all",
+            "--hypothesis-max-examples",
+            "20",
+            // Valid requests and invalid ones (which must be refused with a 4xx the document names).
+            "--data-generation-method",
+            "all",
+            // The same examples every run (and no example database left behind).
+            "--hypothesis-derandomize",
+            "--experimental=openapi-3.1",
+            "--no-color",
+        ])
+        .output()
+        .expect("schemathesis must be installed (scripts/test.sh installs it)");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "schemathesis found problems:\n{report}");
+    assert!(report.contains("Collected API operations: 9"), "{report}");
+    assert!(report.contains("9 passed in") && !report.contains("failed") && !report.contains("errored"), "{report}");
+
+    // Schemathesis cannot make a CSR, so its issuance answers are all refusals: the answers of
+    // a real issuance, revocation and read are checked against the document's schemas here
+    // (with the JSON Schema library openapi-spec-validator brings).
+    let revoked = tmp.path().join("revoked.json");
+    let url = format!("{}/api/v1/certificates/{serial}", server.base);
+    let code = post(&format!("{url}/revoke"), &token, r#"{"reason":"keyCompromise"}"#, &revoked);
+    assert_eq!(code, "200", "{}", std::fs::read_to_string(&revoked).unwrap());
+    let fetched = tmp.path().join("fetched.json");
+    assert_eq!(try_call(&url, &token, None, &fetched).as_deref(), Some("200"));
+    assert!(std::fs::read_to_string(&fetched).unwrap().contains("\"revocation_reason\":\"keyCompromise\""));
+    let check = "import json, sys, jsonschema\n\
+                 spec = json.load(open(sys.argv[1]))\n\
+                 for name, path in zip(sys.argv[2::2], sys.argv[3::2]):\n\
+                 \x20   schema = dict(spec['components']['schemas'][name], components=spec['components'])\n\
+                 \x20   jsonschema.Draft202012Validator(schema).validate(json.load(open(path)))\n\
+                 \x20   print(name, 'conforms')\n";
+    let (answer, revoked, fetched) = (answer.to_str().unwrap(), revoked.to_str().unwrap(), fetched.to_str().unwrap());
+    let args =
+        ["-c", check, spec.to_str().unwrap(), "Certificate", answer, "Revocation", revoked, "Certificate", fetched];
+    let out = must("python3", &args, &[]);
+    assert_eq!(out, "Certificate conforms\nRevocation conforms\nCertificate conforms\n");
+
+    // Tampering with a request id breaks the chain like any other column.
+    must(
+        "sqlite3",
+        &[
+            db.to_str().unwrap(),
+            &format!(
+                "UPDATE audit_log SET request_id = 'ffffffffffffffffffffffffffffffff' WHERE request_id = '{request_id}' AND action = 'certificate-issued'"
+            ),
+        ],
+        &[],
+    );
+    let (ok, out, _) = run(SIGNET, &["audit", "verify"], &env);
+    assert!(!ok && out.contains("was altered"), "{out}");
+}

@@ -43,8 +43,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(data, &[], env)
+    }
+
+    /// [`Server::start`] with more arguments to `serve` (`--log-format json`).
+    pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(SIGNET)
             .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(args)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
