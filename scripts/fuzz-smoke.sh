@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz smoke run (issue 7): builds the cargo-fuzz targets in fuzz/ and runs each one for a
+# Fuzz smoke run: builds the cargo-fuzz targets in fuzz/ and runs each one for a
 # bounded time, starting from its seed corpus in fuzz/corpus/<target>/. Fails on any crash,
 # sanitizer report, slow input or memory blow-up; libFuzzer then saves the input under
 # fuzz/artifacts/<target>/ and prints the command that replays it.

@@ -1,4 +1,4 @@
-//! The enrollment application (issue #3, DESIGN §2 "Application"): what an applicant submits —
+//! The enrollment application (DESIGN §2 "Application"): what an applicant submits —
 //! as parsed newtypes, so a form that exists is a form that was checked — and the lifecycle it
 //! then goes through, as a closed enum whose transitions consume the application and return
 //! the next one, an audit event, and any one-time secret to email.

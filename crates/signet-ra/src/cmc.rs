@@ -1,4 +1,4 @@
-//! Certificate Management Center accounts (DESIGN §2 "CMC / soft token", issue 5): the
+//! Certificate Management Center accounts (DESIGN §2 "CMC / soft token"): the
 //! subscriber's soft token, sign-in with the account password and the token, step-up before
 //! secure actions, and the recovery path with security questions.
 //!

@@ -1,5 +1,5 @@
 //! When to try an outbox message again after the mail relay refused it or could not be
-//! reached (issue 7: with SMTP down, mail waits in the outbox and is sent later).
+//! reached (with SMTP down, mail waits in the outbox and is sent later).
 //!
 //! Each wait doubles the last, up to a cap: a short outage delays mail by about as long as it
 //! lasted, and a long one costs a few attempts an hour instead of one a minute. The policy is

@@ -1,4 +1,4 @@
-//! Enterprise accounts (issue 5, "add users"): which of an organization's subscribers manage
+//! Enterprise accounts ("add users"): which of an organization's subscribers manage
 //! its devices in the Certificate Management Center — create device certificates and ACME keys
 //! for the domains the RA registered — and may add others.
 //!

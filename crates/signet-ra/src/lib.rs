@@ -7,23 +7,23 @@
 //!
 //! What it does not do: no HTTP, no SQL, no files.
 //!
-//! Enrollment (issue #3): the application lifecycle ([`application`]), vetting checks and the
+//! Enrollment: the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
 //! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`].
 //!
-//! Operator console sign-in (issue #3): RA operator accounts and roles ([`operator`]), TOTP
+//! Operator console sign-in: RA operator accounts and roles ([`operator`]), TOTP
 //! ([`totp`]) and lockouts on every typed secret ([`lockout`]), consuming
 //! [`operator::OperatorStore`] and [`lockout::AttemptStore`].
 //!
-//! Background jobs (issue 7): the outbox's delivery retry policy ([`delivery`]).
+//! Background jobs: the outbox's delivery retry policy ([`delivery`]).
 //!
-//! Device certificates over ACME (issue 5): External Account Binding keys per enterprise
+//! Device certificates over ACME: External Account Binding keys per enterprise
 //! organization, accounts, orders, authorizations and challenges ([`acme`]), consuming
 //! [`acme::AcmeStore`].
 //!
-//! Certificate Management Center (issue 5): soft tokens, sign-in, step-up and recovery
+//! Certificate Management Center: soft tokens, sign-in, step-up and recovery
 //! ([`cmc`]), renewal's window and proof ([`renewal`]), enterprise account users
-//! ([`enterprise`]); password reset by emailed link (issue 4, [`password_reset`]). Consuming
+//! ([`enterprise`]); password reset by emailed link ([`password_reset`]). Consuming
 //! [`cmc::SoftTokenStore`], [`enterprise::EnterpriseStore`] and
 //! [`password_reset::PasswordResetStore`].
 //!

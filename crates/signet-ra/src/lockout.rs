@@ -48,7 +48,7 @@ pub enum AttemptScope {
     ActivationCode,
     /// A subscriber's Certificate Management Center password; the subject is the account.
     SubscriberPassword,
-    /// A subscriber's soft-token TOTP code (issue 5); the subject is the account.
+    /// A subscriber's soft-token TOTP code; the subject is the account.
     SubscriberTotp,
     /// A password-reset link's one-time token; the subject is the account it resets.
     PasswordReset,

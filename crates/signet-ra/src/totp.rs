@@ -1,5 +1,5 @@
 //! Time-based one-time passwords (RFC 6238 over RFC 4226's HOTP): the second factor of operator
-//! sign-in and, with issue 5, of the subscriber soft token (DESIGN §2 "CMC / soft token": TOTP,
+//! sign-in and of the subscriber soft token (DESIGN §2 "CMC / soft token": TOTP,
 //! SHA-1 or SHA-256, 6 or 8 digits, 30 s).
 //!
 //! A code is accepted one step either side of now (clock drift between phone and server) and

@@ -1,4 +1,4 @@
-//! The Certificate Management Center (DESIGN §2 "CMC / soft token", issue 5): subscribers sign
+//! The Certificate Management Center (DESIGN §2 "CMC / soft token"): subscribers sign
 //! in with the account password and their soft token, enroll or replace the token in two steps,
 //! set recovery questions, and — each confirmed with a fresh code (step-up) — revoke, renew, and
 //! create device certificates for their organization's registered domains.

@@ -1,4 +1,4 @@
-//! The form packet the applicant downloads after submitting (issue #3; DESIGN §2
+//! The form packet the applicant downloads after submitting (DESIGN §2
 //! "Application"; seed onboarding guide Part 2): the Organization Officer Verification, the
 //! Identity Verification and the citizenship page, as PDF 1.7 files pre-filled from the
 //! [`Application`]. Each page carries the application reference, so the mailed originals find

@@ -1,4 +1,4 @@
-//! The mail relay's sending side (issue 7): renders an outbox message as an RFC 5322 email and
+//! The mail relay's sending side: renders an outbox message as an RFC 5322 email and
 //! hands it to an SMTP relay — or, in development, writes it as an `.eml` file to a folder.
 //!
 //! Configured by `[mail]` in `signet.toml` ([`MailConfig`] → [`MailSettings`]):

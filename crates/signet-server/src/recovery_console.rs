@@ -1,4 +1,4 @@
-//! The console's key recovery page (`/console/key-recovery`, issue #4): designated key recovery
+//! The console's key recovery page (`/console/key-recovery`): designated key recovery
 //! agents open requests for a certificate's escrowed encryption key and approve them; two
 //! different agents must approve. Each request and approval signs the agent in again with
 //! password and a fresh TOTP code (the console's lockouts apply), because a console session

@@ -1,4 +1,4 @@
-//! Certificate renewal (DESIGN §2 "CMC", issue #5): `POST /api/v1/renewal`, what
+//! Certificate renewal (DESIGN §2 "CMC"): `POST /api/v1/renewal`, what
 //! `signet token renew` calls with a new key generated on the subscriber's token, and
 //! [`renew`], which the Certificate Management Center's renew button uses as well.
 //!

@@ -1,4 +1,4 @@
-//! The applicant status page's timeline picture (issue #3; DESIGN §2 "Vetting"; seed
+//! The applicant status page's timeline picture (DESIGN §2 "Vetting"; seed
 //! onboarding guide's table: Day 1 notarized and mailed, ~4 received, ~5 token shipped,
 //! ~9 token received, ~10 retrieve, Day 30 deadline), drawn from [`signet_ra::vetting::Timeline`]
 //! as an inline SVG.

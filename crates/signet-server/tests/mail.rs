@@ -1,4 +1,4 @@
-//! The mail relay and the background jobs (issue 7), against a real SMTP server (aiosmtpd),
+//! The mail relay and the background jobs, against a real SMTP server (aiosmtpd),
 //! real SQLite and PostgreSQL, and messages read back by Python's `email` package: mail
 //! delivery, SMTP outages with backoff, the deadline job, activation-code redaction, leases and
 //! two nodes sharing one database.

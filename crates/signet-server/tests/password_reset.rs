@@ -1,4 +1,4 @@
-//! Password reset by emailed link (issue 4), on SQLite and PostgreSQL: the pages through
+//! Password reset by emailed link, on SQLite and PostgreSQL: the pages through
 //! `app(state)`, the link delivered by the real mail relay to a real SMTP server (aiosmtpd) and
 //! read back by Python's `email` package, then followed like a person would.
 

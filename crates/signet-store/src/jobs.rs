@@ -1,4 +1,4 @@
-//! Background-job support (issue 7): leases, so that of several `signet serve` nodes on one
+//! Background-job support: leases, so that of several `signet serve` nodes on one
 //! database only one runs each job, and the outbox's delivery bookkeeping (claims, failures).
 //!
 //! A lease alone cannot make a job run exactly once: a holder that stalls past its lease (a

@@ -1,4 +1,4 @@
-//! The subscriber's side of certificate retrieval (DESIGN §2 "Retrieval", issue #4): what the
+//! The subscriber's side of certificate retrieval (DESIGN §2 "Retrieval"): what the
 //! applicant's own token needs, on any OS with a PKCS#11 module (OpenSC, SoftHSM2, a YubiKey).
 //!
 //! [`readiness`] answers the seed retrieval guide's "Please Check if my System is Ready" without

@@ -1,4 +1,4 @@
-//! `signet admin key-recovery …`: recovering an escrowed encryption key (issue #4, DESIGN §2
+//! `signet admin key-recovery …`: recovering an escrowed encryption key (DESIGN §2
 //! "key recovery with two recovery agents").
 //!
 //! An administrator designates key recovery agents among the RA operators. An agent opens a

@@ -1,4 +1,4 @@
-//! `signet token …`: the applicant's side of certificate retrieval (issue #4), on any OS with a
+//! `signet token …`: the applicant's side of certificate retrieval, on any OS with a
 //! PKCS#11 module. `readiness` is the seed guide's "Please Check if my System is Ready";
 //! `retrieve` initializes a blank token, generates the identity key on it, sends the request
 //! with the activation code and account password, and writes the certificate and chain back,
