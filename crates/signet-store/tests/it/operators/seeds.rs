@@ -4,7 +4,7 @@
 //! reads no seed.
 
 use crate::common::{each_backend, sealing_key};
-use crate::{PASSWORD, T0, password};
+use super::{PASSWORD, T0, password};
 use signet_pki::subject::CommonName;
 use signet_ra::application::{ApplicationId, OperatorId, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};

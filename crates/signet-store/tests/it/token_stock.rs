@@ -4,11 +4,9 @@
 //! the database's own index; shipment challenges answer once and not after they expire — with
 //! the audit chain intact after each.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::each_backend;
+use crate::common::each_backend;
 use signet_pki::subject::Email;
 use signet_ra::application::{
     Application, ApplicationId, ApplicationStore, Command, IssuedSecret, NewPassword, PasswordHash, Transition,

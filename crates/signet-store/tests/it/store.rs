@@ -1,9 +1,7 @@
 //! The storage suite, run against both SQLite and PostgreSQL; and PostgreSQL over TLS, on a
 //! cluster the test starts.
 
-mod common;
-
-use common::each_backend;
+use crate::common::each_backend;
 use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::subject::Email;

@@ -1,11 +1,9 @@
 //! Enrollment storage (`ApplicationStore`), run against both SQLite and PostgreSQL: applications
 //! driven through the real domain lifecycle, optimistic concurrency, the outbox and organizations.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::each_backend;
+use crate::common::each_backend;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{Email, OrganizationName};
 use signet_ra::application::{

@@ -4,11 +4,9 @@
 //! stale and concurrent approvals, the database's own refusal of a single-agent approval, and
 //! escrows whose certificate was never issued discarded — with the audit chain intact after each.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::each_backend;
+use crate::common::each_backend;
 use serde_json::json;
 use signet_pki::Serial;
 use signet_pki::issue::IssuedCertificate;

@@ -3,13 +3,11 @@
 //! concurrent sign-ins, escalating lockouts on a fake clock, concurrent failure counting, and
 //! audited administrator actions — with the audit chain intact after each.
 
-mod common;
-#[path = "operators/seeds.rs"]
 mod seeds;
 
 use std::sync::OnceLock;
 
-use common::each_backend;
+use crate::common::each_backend;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{OperatorId, PasswordHash, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};

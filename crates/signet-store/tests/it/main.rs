@@ -1,0 +1,9 @@
+//! The storage suites, one test binary: each module drives one part of the store against both
+//! SQLite and PostgreSQL.
+
+mod applications;
+mod common;
+mod key_recovery;
+mod operators;
+mod store;
+mod token_stock;
