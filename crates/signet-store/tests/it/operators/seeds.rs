@@ -3,8 +3,8 @@
 //! clear are sealed when the key is attached at start, and a store without the key writes and
 //! reads no seed.
 
-use crate::common::{each_backend, sealing_key};
 use super::{PASSWORD, T0, password};
+use crate::common::{each_backend, sealing_key};
 use signet_pki::subject::CommonName;
 use signet_ra::application::{ApplicationId, OperatorId, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};

@@ -1,12 +1,10 @@
 //! `Pkcs11Signer` against a real SoftHSM2: key generation, reopening, signing from
 //! several threads, and the errors an operator meets.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{MODULE, PIN, in_softhsm};
+use crate::common::{MODULE, PIN, in_softhsm};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
@@ -17,7 +15,7 @@ use signet_token::{Pkcs11KeyConfig, Pkcs11Signer, TokenError};
 
 #[test]
 fn every_algorithm_generates_signs_verifies_and_reopens() {
-    in_softhsm("every_algorithm_generates_signs_verifies_and_reopens", |hsm| {
+    in_softhsm("signer::every_algorithm_generates_signs_verifies_and_reopens", |hsm| {
         hsm.init_token("ca");
         for alg in KeyAlgorithm::ALL {
             let cfg = hsm.config("ca", &format!("key-{alg}"));
@@ -40,7 +38,7 @@ fn every_algorithm_generates_signs_verifies_and_reopens() {
 
 #[test]
 fn ecdsa_signatures_are_der_and_randomized() {
-    in_softhsm("ecdsa_signatures_are_der_and_randomized", |hsm| {
+    in_softhsm("signer::ecdsa_signatures_are_der_and_randomized", |hsm| {
         hsm.init_token("ca");
         let signer = Pkcs11Signer::generate(&hsm.config("ca", "ec"), KeyAlgorithm::P384).unwrap();
         let (a, b) = (signer.sign(b"m").unwrap(), signer.sign(b"m").unwrap());
@@ -55,7 +53,7 @@ fn ecdsa_signatures_are_der_and_randomized() {
 
 #[test]
 fn generated_private_key_is_sensitive_non_extractable_and_sign_only() {
-    in_softhsm("generated_private_key_is_sensitive_non_extractable_and_sign_only", |hsm| {
+    in_softhsm("signer::generated_private_key_is_sensitive_non_extractable_and_sign_only", |hsm| {
         hsm.init_token("ca");
         let _rsa = Pkcs11Signer::generate(&hsm.config("ca", "rsa"), KeyAlgorithm::Rsa2048).unwrap();
         let _ec = Pkcs11Signer::generate(&hsm.config("ca", "ec"), KeyAlgorithm::P256).unwrap();
@@ -115,7 +113,7 @@ fn generated_private_key_is_sensitive_non_extractable_and_sign_only() {
 
 #[test]
 fn generate_refuses_an_existing_label_and_leaves_the_key_alone() {
-    in_softhsm("generate_refuses_an_existing_label_and_leaves_the_key_alone", |hsm| {
+    in_softhsm("signer::generate_refuses_an_existing_label_and_leaves_the_key_alone", |hsm| {
         hsm.init_token("ca");
         let cfg = hsm.config("ca", "root");
         let first = Pkcs11Signer::generate(&cfg, KeyAlgorithm::P256).unwrap();
@@ -130,7 +128,7 @@ fn generate_refuses_an_existing_label_and_leaves_the_key_alone() {
 
 #[test]
 fn wrong_pin_is_reported_as_such() {
-    in_softhsm("wrong_pin_is_reported_as_such", |hsm| {
+    in_softhsm("signer::wrong_pin_is_reported_as_such", |hsm| {
         hsm.init_token("ca");
         // A wrong PIN must be tried before any right one: login state is per process.
         let wrong = Pkcs11KeyConfig { pin: "0000".into(), ..hsm.config("ca", "root") };
@@ -147,7 +145,7 @@ fn wrong_pin_is_reported_as_such() {
 
 #[test]
 fn unknown_token_label_names_the_tokens_present() {
-    in_softhsm("unknown_token_label_names_the_tokens_present", |hsm| {
+    in_softhsm("signer::unknown_token_label_names_the_tokens_present", |hsm| {
         hsm.init_token("ca-root");
         let err = Pkcs11Signer::open(&hsm.config("ca-rot", "root")).unwrap_err();
         assert!(matches!(err, TokenError::TokenNotFound { .. }), "{err}");
@@ -157,7 +155,7 @@ fn unknown_token_label_names_the_tokens_present() {
 
 #[test]
 fn missing_key_is_key_not_found() {
-    in_softhsm("missing_key_is_key_not_found", |hsm| {
+    in_softhsm("signer::missing_key_is_key_not_found", |hsm| {
         hsm.init_token("ca");
         let err = Pkcs11Signer::open(&hsm.config("ca", "nope")).unwrap_err();
         assert!(matches!(err, TokenError::KeyNotFound { .. }), "{err}");
@@ -188,7 +186,7 @@ fn unloadable_module_names_its_path() {
 
 #[test]
 fn signs_from_many_threads_at_once() {
-    in_softhsm("signs_from_many_threads_at_once", |hsm| {
+    in_softhsm("signer::signs_from_many_threads_at_once", |hsm| {
         hsm.init_token("ca");
         for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256] {
             let signer = Arc::new(Pkcs11Signer::generate(&hsm.config("ca", alg.name()), alg).unwrap());
@@ -216,7 +214,7 @@ fn signs_from_many_threads_at_once() {
 /// signer -- --nocapture rsa_2048_throughput` for figures worth quoting.
 #[test]
 fn rsa_2048_throughput() {
-    in_softhsm("rsa_2048_throughput", |hsm| {
+    in_softhsm("signer::rsa_2048_throughput", |hsm| {
         hsm.init_token("ca");
         let signer = Arc::new(Pkcs11Signer::generate(&hsm.config("ca", "bench"), KeyAlgorithm::Rsa2048).unwrap());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -2,12 +2,10 @@
 //! token, an identity key and its request, certificates written back — checked with OpenSC's
 //! `pkcs11-tool` and OpenSSL rather than with the code under test.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
+use crate::common::{MODULE, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
 use signet_pki::KeyAlgorithm;
 use signet_pki::attestation::{AttestationRoots, verify};
 use signet_testkit::attestation::YubiKeyPki;
@@ -30,7 +28,7 @@ fn pkcs11_tool(label: &str, pin: &str, args: &[&str]) -> String {
 
 #[test]
 fn readiness_reports_a_blank_token_and_a_missing_module() {
-    in_softhsm("readiness_reports_a_blank_token_and_a_missing_module", |_| {
+    in_softhsm("subscriber::readiness_reports_a_blank_token_and_a_missing_module", |_| {
         let report = readiness(Path::new(MODULE));
         assert!(report.is_ready(), "{report}");
         let library = report.library.as_ref().unwrap();
@@ -56,7 +54,7 @@ fn readiness_reports_a_blank_token_and_a_missing_module() {
 
 #[test]
 fn a_blank_token_is_initialized_with_the_pin_and_a_one_time_unlock_code() {
-    in_softhsm("a_blank_token_is_initialized_with_the_pin_and_a_one_time_unlock_code", |_| {
+    in_softhsm("subscriber::a_blank_token_is_initialized_with_the_pin_and_a_one_time_unlock_code", |_| {
         let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
         assert!(!token.is_initialized());
         assert!(matches!(token.login(USER_PIN), Err(TokenError::WrongPin { .. } | TokenError::Device(_))));
@@ -91,7 +89,7 @@ fn a_blank_token_is_initialized_with_the_pin_and_a_one_time_unlock_code() {
 
 #[test]
 fn identity_key_request_and_certificates_on_the_token() {
-    in_softhsm("identity_key_request_and_certificates_on_the_token", |hsm| {
+    in_softhsm("subscriber::identity_key_request_and_certificates_on_the_token", |hsm| {
         let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
         token.initialize("ECA TEST", USER_PIN).unwrap();
         let session = token.login(USER_PIN).unwrap();
@@ -149,7 +147,7 @@ fn identity_key_request_and_certificates_on_the_token() {
 
 #[test]
 fn slots_are_chosen_explicitly_when_several_tokens_are_present() {
-    in_softhsm("slots_are_chosen_explicitly_when_several_tokens_are_present", |hsm| {
+    in_softhsm("subscriber::slots_are_chosen_explicitly_when_several_tokens_are_present", |hsm| {
         hsm.init_token("first");
         // SoftHSM2 now shows the initialized token and a new free slot.
         let err = SubscriberToken::find(Path::new(MODULE), None).unwrap_err();
@@ -184,7 +182,7 @@ fn logs_in(label: &str, pin: &str) -> bool {
 
 #[test]
 fn pins_are_changed_and_unblocked_and_certificates_listed() {
-    in_softhsm("pins_are_changed_and_unblocked_and_certificates_listed", |hsm| {
+    in_softhsm("subscriber::pins_are_changed_and_unblocked_and_certificates_listed", |hsm| {
         let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
         let unlock = token.initialize("ECA TEST", USER_PIN).unwrap();
         assert!(token.is_personalized().unwrap(), "the applicant chose the PIN");
@@ -234,7 +232,7 @@ fn pins_are_changed_and_unblocked_and_certificates_listed() {
 
 #[test]
 fn a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry() {
-    in_softhsm("a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry", |hsm| {
+    in_softhsm("subscriber::a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry", |hsm| {
         let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
         token.initialize("ECA TEST", USER_PIN).unwrap();
         openssl_ca(&hsm.path(""));
@@ -287,7 +285,7 @@ fn a_lost_answer_leaves_the_key_pair_and_the_transport_key_for_the_retry() {
 
 #[test]
 fn a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key() {
-    in_softhsm("a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key", |hsm| {
+    in_softhsm("subscriber::a_piv_attestation_laid_out_like_ykcs11_is_read_for_the_key", |hsm| {
         let mut token = SubscriberToken::find(Path::new(MODULE), None).unwrap();
         token.initialize("ECA TEST", USER_PIN).unwrap();
         let session = token.login(USER_PIN).unwrap();

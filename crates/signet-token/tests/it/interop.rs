@@ -2,18 +2,16 @@
 //! verifies its signatures; OpenSC's `pkcs11-tool` reads the flags of its keys; keys that
 //! `pkcs11-tool` made open with it.
 
-mod common;
-
 use std::process::Command;
 
-use common::{in_softhsm, run_ok, write};
+use crate::common::{in_softhsm, run_ok, write};
 use signet_pki::signer::verify_signature;
 use signet_pki::{KeyAlgorithm, Signer};
 use signet_token::{Pkcs11Signer, TokenError};
 
 #[test]
 fn openssl_parses_the_public_keys_and_verifies_the_signatures() {
-    in_softhsm("openssl_parses_the_public_keys_and_verifies_the_signatures", |hsm| {
+    in_softhsm("interop::openssl_parses_the_public_keys_and_verifies_the_signatures", |hsm| {
         hsm.init_token("ca");
         let message = b"tbsCertificate stand-in";
         let msg = write(&hsm.path("msg"), message);
@@ -54,7 +52,7 @@ fn openssl_parses_the_public_keys_and_verifies_the_signatures() {
 
 #[test]
 fn pkcs11_tool_sees_sensitive_never_extractable_sign_only_keys() {
-    in_softhsm("pkcs11_tool_sees_sensitive_never_extractable_sign_only_keys", |hsm| {
+    in_softhsm("interop::pkcs11_tool_sees_sensitive_never_extractable_sign_only_keys", |hsm| {
         hsm.init_token("ca");
         for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256] {
             Pkcs11Signer::generate(&hsm.config("ca", alg.name()), alg).unwrap();
@@ -81,7 +79,7 @@ fn pkcs11_tool_sees_sensitive_never_extractable_sign_only_keys() {
 
 #[test]
 fn keys_made_by_pkcs11_tool_open_and_sign() {
-    in_softhsm("keys_made_by_pkcs11_tool_open_and_sign", |hsm| {
+    in_softhsm("interop::keys_made_by_pkcs11_tool_open_and_sign", |hsm| {
         hsm.init_token("ca");
         for (key_type, label, alg) in
             [("rsa:3072", "tool-rsa", KeyAlgorithm::Rsa3072), ("EC:secp384r1", "tool-ec", KeyAlgorithm::P384)]
@@ -98,7 +96,7 @@ fn keys_made_by_pkcs11_tool_open_and_sign() {
 
 #[test]
 fn extractable_key_is_refused() {
-    in_softhsm("extractable_key_is_refused", |hsm| {
+    in_softhsm("interop::extractable_key_is_refused", |hsm| {
         hsm.init_token("ca");
         let args = ["--keypairgen", "--key-type", "EC:prime256v1", "--label", "loose", "--extractable"];
         hsm.pkcs11_tool("ca", &args);
@@ -110,7 +108,7 @@ fn extractable_key_is_refused() {
 
 #[test]
 fn rsa_key_without_public_key_object_opens_from_the_private_key() {
-    in_softhsm("rsa_key_without_public_key_object_opens_from_the_private_key", |hsm| {
+    in_softhsm("interop::rsa_key_without_public_key_object_opens_from_the_private_key", |hsm| {
         hsm.init_token("ca");
         for (key_type, label) in [("rsa:2048", "rsa"), ("EC:prime256v1", "ec")] {
             hsm.pkcs11_tool("ca", &["--keypairgen", "--key-type", key_type, "--label", label, "--id", "01"]);

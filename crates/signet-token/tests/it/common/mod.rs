@@ -7,8 +7,6 @@
 //! with `SOFTHSM2_CONF` in the child's environment; in that child, [`in_softhsm`] runs the
 //! test body. Tests thus run in parallel, each against its own tokens.
 
-#![allow(dead_code)] // Each test binary uses its own part of this module.
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

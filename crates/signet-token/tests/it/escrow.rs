@@ -3,12 +3,10 @@
 //! HSM — checked with OpenSC's `pkcs11-tool`, OpenSSL and cryptoki itself rather than with the
 //! code under test.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, PIN, SoftHsm, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
+use crate::common::{MODULE, PIN, SoftHsm, in_softhsm, openssl_ca, openssl_certify, run_ok, write};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::Session;
@@ -67,7 +65,7 @@ fn field(object: &str, name: &str) -> String {
 
 #[test]
 fn an_escrowed_key_is_unwrapped_onto_the_token_and_decrypts_there() {
-    in_softhsm("an_escrowed_key_is_unwrapped_onto_the_token_and_decrypts_there", |hsm| {
+    in_softhsm("escrow::an_escrowed_key_is_unwrapped_onto_the_token_and_decrypts_there", |hsm| {
         let session = subscriber_session();
         openssl_ca(&hsm.path(""));
 
@@ -188,7 +186,7 @@ fn an_escrowed_key_is_unwrapped_onto_the_token_and_decrypts_there() {
 
 #[test]
 fn a_certificate_for_another_key_leaves_nothing_on_the_token() {
-    in_softhsm("a_certificate_for_another_key_leaves_nothing_on_the_token", |hsm| {
+    in_softhsm("escrow::a_certificate_for_another_key_leaves_nothing_on_the_token", |hsm| {
         let session = subscriber_session();
         openssl_ca(&hsm.path(""));
         let transport = session.generate_transport_key().unwrap();
@@ -211,7 +209,7 @@ fn a_certificate_for_another_key_leaves_nothing_on_the_token() {
 
 #[test]
 fn a_damaged_or_misdirected_wrapped_key_leaves_nothing_on_the_token() {
-    in_softhsm("a_damaged_or_misdirected_wrapped_key_leaves_nothing_on_the_token", |hsm| {
+    in_softhsm("escrow::a_damaged_or_misdirected_wrapped_key_leaves_nothing_on_the_token", |hsm| {
         let session = subscriber_session();
         openssl_ca(&hsm.path(""));
         let key = EncryptionKey::generate().unwrap();
@@ -246,7 +244,7 @@ fn a_damaged_or_misdirected_wrapped_key_leaves_nothing_on_the_token() {
 
 #[test]
 fn the_key_recovery_key_on_an_hsm_opens_escrows() {
-    in_softhsm("the_key_recovery_key_on_an_hsm_opens_escrows", |hsm| {
+    in_softhsm("escrow::the_key_recovery_key_on_an_hsm_opens_escrows", |hsm| {
         hsm.init_token("krk");
         let module = Path::new(MODULE);
         let krk = Pkcs11RecoveryKey::generate(module, "krk", "krk-2026", PIN).unwrap();
@@ -295,7 +293,7 @@ fn the_key_recovery_key_on_an_hsm_opens_escrows() {
 
 #[test]
 fn a_wrong_pin_for_the_key_recovery_key_is_reported_as_such() {
-    in_softhsm("a_wrong_pin_for_the_key_recovery_key_is_reported_as_such", |hsm| {
+    in_softhsm("escrow::a_wrong_pin_for_the_key_recovery_key_is_reported_as_such", |hsm| {
         hsm.init_token("krk");
         let module = Path::new(MODULE);
         // A wrong PIN must be tried before any right one: login state is per process.

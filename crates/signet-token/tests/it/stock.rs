@@ -2,12 +2,10 @@
 //! shipment key), the subscriber takes it over with their own PIN and unlock code and proves
 //! with the shipment key that it is the shipped token — checked with `pkcs11-tool` and OpenSSL.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{MODULE, in_softhsm, run_ok, write};
+use crate::common::{MODULE, in_softhsm, run_ok, write};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
@@ -43,7 +41,7 @@ fn blank_slot() -> u64 {
 
 #[test]
 fn provisioned_token_is_personalized_and_proves_it_was_shipped() {
-    in_softhsm("provisioned_token_is_personalized_and_proves_it_was_shipped", |hsm| {
+    in_softhsm("stock::provisioned_token_is_personalized_and_proves_it_was_shipped", |hsm| {
         let shipped = provision(Path::new(MODULE), None, "SIGNET STOCK").unwrap();
         assert_eq!((shipped.manufacturer.as_str(), shipped.model.as_str()), ("SoftHSM project", "SoftHSM v2"));
         assert!(!shipped.serial.is_empty() && shipped.serial.trim() == shipped.serial);
@@ -124,7 +122,7 @@ fn provisioned_token_is_personalized_and_proves_it_was_shipped() {
 
 #[test]
 fn interrupted_and_tampered_personalizations_are_told_apart() {
-    in_softhsm("interrupted_and_tampered_personalizations_are_told_apart", |_| {
+    in_softhsm("stock::interrupted_and_tampered_personalizations_are_told_apart", |_| {
         // Stopped after the PIN was set: running it again finishes. (The PINs are changed in
         // this process: SoftHSM2 keeps a token's PINs in memory once loaded.)
         let first = provision(Path::new(MODULE), None, "FIRST").unwrap();
