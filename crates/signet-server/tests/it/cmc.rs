@@ -7,22 +7,19 @@
 //! or software key refused on both backends), device certificates limited to the
 //! organization's registered domains, the recovery path, and the audit chain at the end.
 
-mod browser;
-mod mail_common;
-mod stock_common;
-
 use std::path::Path;
 use std::process::Command as Process;
 use std::sync::{Arc, OnceLock};
 
+use crate::browser::{Browser, Page};
+use crate::mail_common::{SmtpSink, free_port};
+use crate::stock_common::in_stock;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::EcdsaKeyPair;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
-use browser::{Browser, Page};
-use mail_common::{SmtpSink, free_port};
 use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{DnsName, Subject};
 use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
@@ -41,7 +38,6 @@ use signet_server::mail::{MailConfig, Mailer};
 use signet_server::stock;
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
-use stock_common::in_stock;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;

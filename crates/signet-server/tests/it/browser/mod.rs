@@ -1,8 +1,6 @@
 //! A browser without JavaScript for page tests: drives `app(state)` in process, keeps the
 //! session cookie, and posts each form with the CSRF token of the last page it loaded.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -2,14 +2,11 @@
 //! `app(state)`, the link delivered by the real mail relay to a real SMTP server (aiosmtpd) and
 //! read back by Python's `email` package, then followed like a person would.
 
-mod browser;
-mod mail_common;
-
 use std::sync::{Arc, OnceLock};
 
+use crate::browser::{Browser, Page};
+use crate::mail_common::{Received, SmtpSink, free_port};
 use axum::http::StatusCode;
-use browser::{Browser, Page};
-use mail_common::{Received, SmtpSink, free_port};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
 use signet_ra::Clock;

@@ -12,14 +12,12 @@
 //! password and a fresh code, two different agents must approve, forged forms are refused with
 //! nothing stored).
 
-mod browser;
-mod stock_common;
-
 use std::sync::{Arc, OnceLock};
 
+use crate::browser::{Browser, Page};
+use crate::stock_common::in_stock;
 use axum::Router;
 use axum::http::StatusCode;
-use browser::{Browser, Page};
 use signet_pki::RevocationReason;
 use signet_pki::escrow::{EncryptionKey, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
 use signet_pki::issue::CertificateOrder;
@@ -43,7 +41,6 @@ use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
 use signet_server::{AppState, ServerConfig, app, build_state};
 use signet_testkit::{BACKENDS, TestDb};
-use stock_common::in_stock;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 

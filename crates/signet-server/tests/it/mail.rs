@@ -3,13 +3,11 @@
 //! delivery, SMTP outages with backoff, the deadline job, activation-code redaction, leases and
 //! two nodes sharing one database.
 
-mod mail_common;
-
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
-use mail_common::{SmtpSink, free_port, read_messages, test_tls};
+use crate::mail_common::{SmtpSink, free_port, read_messages, test_tls};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
 use signet_ra::application::{

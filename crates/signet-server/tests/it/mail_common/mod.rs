@@ -2,8 +2,6 @@
 //! message it accepts into a Maildir) and a reader that parses messages with Python's `email`
 //! package, an implementation independent of the one that wrote them.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

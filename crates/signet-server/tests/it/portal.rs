@@ -2,13 +2,11 @@
 //! from a partner link to submission, email verification, the status page and forms, and bad
 //! input on every step (readable message, values kept, nothing stored).
 
-mod browser;
-
 use std::sync::Arc;
 
+use crate::browser::Browser;
 use axum::Router;
 use axum::http::StatusCode;
-use browser::Browser;
 use signet_ra::FakeClock;
 use signet_server::{ServerConfig, app, build_state};
 use sqlx::Row;
