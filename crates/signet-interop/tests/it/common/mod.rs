@@ -1,7 +1,5 @@
 //! A running CA on a port, and the independent tools that check what it produces.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

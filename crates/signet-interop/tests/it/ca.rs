@@ -1,9 +1,7 @@
 //! Every certificate, CRL and OCSP response the CA produces, checked by OpenSSL and pkilint
 //! against a server running on a real port.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// Each profile × key type: issued through the RA API, then verified by OpenSSL with the

@@ -6,13 +6,11 @@
 //! (`ALLOW_CONNECTIONS false`) and every open session killed, which is what clients of a
 //! restarting PostgreSQL see — so other suites sharing the PostgreSQL server are not disturbed.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use signet_pki::Serial;
 
 fn psql(sql: &str) {

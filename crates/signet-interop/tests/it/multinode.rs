@@ -2,9 +2,7 @@
 //! issuance never repeats a serial or a key, and a revocation made on one node shows in
 //! OCSP and the CRL of the other on the very next request.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
