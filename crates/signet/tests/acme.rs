@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{SIGNET, Server, must, run};
+use common::{SIGNET, Server, must, ocsp_status, run};
 
 const DEVICE: &str = "2.16.840.1.101.3.2.1.12.9";
 
@@ -162,21 +162,7 @@ except messages.Error as e:
     );
     assert!(ok, "{out}");
     let (root, issuing) = (pem_of(&data, "root"), pem_of(&data, "issuing"));
-    let ocsp = must(
-        "openssl",
-        &[
-            "ocsp",
-            "-issuer",
-            issuing.to_str().unwrap(),
-            "-cert",
-            cert.to_str().unwrap(),
-            "-url",
-            &format!("{}/ocsp", server.base),
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let ocsp = ocsp_status(&issuing, &cert, &server.base, &root);
     assert!(ocsp.contains("cert.pem: revoked") && ocsp.contains("keyCompromise"), "{ocsp}");
 
     let audit = must(SIGNET, &["audit", "verify", "--data-dir", data.to_str().unwrap()], &[]);
@@ -307,21 +293,7 @@ fn certbot_over_https_gets_renews_and_revokes_a_certificate_over_dns01() {
     );
     assert!(ok, "{out}");
     let (root, issuing) = (pem_of(&data, "root"), pem_of(&data, "issuing"));
-    let ocsp = must(
-        "openssl",
-        &[
-            "ocsp",
-            "-issuer",
-            issuing.to_str().unwrap(),
-            "-cert",
-            cert.to_str().unwrap(),
-            "-url",
-            &format!("{}/ocsp", server.base),
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let ocsp = ocsp_status(&issuing, &cert, &server.base, &root);
     assert!(ocsp.contains("cert.pem: revoked") && ocsp.contains("superseded"), "{ocsp}");
 
     // A wrong TXT value fails the challenge with the server's reason.

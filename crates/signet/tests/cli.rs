@@ -642,21 +642,7 @@ fn serve_over_https_with_a_self_issued_certificate() {
     assert!(cdp.contains(&format!("{}/crl/issuing.crl", server.base)), "{cdp}");
     let issuing = data.join("ca/issuing.pem");
     der_to_pem("x509", &data.join("ca/issuing.crt"), &issuing);
-    let ocsp = must(
-        "openssl",
-        &[
-            "ocsp",
-            "-issuer",
-            issuing.to_str().unwrap(),
-            "-cert",
-            leaf.to_str().unwrap(),
-            "-url",
-            &format!("{}/ocsp", server.base),
-            "-CAfile",
-            root,
-        ],
-        &[],
-    );
+    let ocsp = ocsp_status(&issuing, &leaf, &server.base, std::path::Path::new(root));
     assert!(ocsp.contains("leaf.pem: good"), "{ocsp}");
 
     // Connected, silent: dropped after the two-second header timeout, before the read gives up.

@@ -120,6 +120,26 @@ pub fn der_to_pem(kind: &str, der: &Path, pem: &Path) {
     must("openssl", &[kind, "-inform", "DER", "-in", der.to_str().unwrap(), "-out", pem.to_str().unwrap()], &[]);
 }
 
+/// `openssl ocsp` asking the responder at `base` about `cert` (PEM), issued by `issuer` (PEM),
+/// with the answer's signature checked up to `root` (PEM); what it prints.
+pub fn ocsp_status(issuer: &Path, cert: &Path, base: &str, root: &Path) -> String {
+    must(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            issuer.to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &format!("{base}/ocsp"),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
 /// openssl verify against the CA in `data/ca` with a CRL file (DER).
 pub fn verify(data: &Path, leaf: &Path, policy: &str, crl_der: &Path) -> (bool, String) {
     let ca = data.join("ca");
