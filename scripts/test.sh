@@ -20,13 +20,13 @@ command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v pdftotext >/dev/null || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null || need_apt+=(qpdf)
 command -v rsvg-convert >/dev/null || need_apt+=(librsvg2-bin)
-# The soft-token QR code is decoded by zbar (crates/signet-server/tests/cmc.rs).
+# The soft-token QR code is decoded by zbar (crates/signet-server/tests/it/cmc.rs).
 command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
 # The Debian package is checked by lintian.
 command -v lintian >/dev/null || need_apt+=(lintian)
-# `/metrics` is checked by Prometheus's own linter (crates/signet/tests/cli.rs).
+# `/metrics` is checked by Prometheus's own linter (crates/signet/tests/it/cli.rs).
 command -v promtool >/dev/null || need_apt+=(prometheus)
-# The browser test (crates/signet/tests/e2e_browser.rs) drives Debian's Chromium with Node.
+# The browser test (crates/signet/tests/it/e2e_browser.rs) drives Debian's Chromium with Node.
 # The machine's Node 20 and npm come first; Debian's are the fallback.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
@@ -53,7 +53,7 @@ if ! command -v certbot >/dev/null || ! python3 -c 'import dnslib' 2>/dev/null; 
     hash -r
 fi
 command -v certbot >/dev/null || { echo "certbot did not install" >&2; exit 1; }
-# The OpenAPI document is validated and fuzzed against a live server (crates/signet/tests/cli.rs);
+# The OpenAPI document is validated and fuzzed against a live server (crates/signet/tests/it/cli.rs);
 # schemathesis is pinned because its command line changes between major versions, and
 # Hypothesis with it: newer Hypothesis releases break schemathesis 3.
 if ! command -v openapi-spec-validator >/dev/null || ! command -v schemathesis >/dev/null; then

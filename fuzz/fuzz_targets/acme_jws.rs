@@ -2,18 +2,13 @@
 //! protected header and account key (`jwk` or `kid`), the signature check, the payload, and a
 //! new-account request's External Account Binding.
 //!
-//! The parser is the server's own source file, compiled into this crate: signet-server itself
-//! would drag sqlx and axum into the sanitizer build for code this target never reaches.
+//! The parser is `signet_ra::jws`, the one the server calls.
 //!
 //! Whatever parses must be usable without a panic, and an accepted account key must survive
 //! its RFC 7638 canonical form (the thumbprint that identifies the account).
 #![no_main]
 
-#[allow(dead_code)] // the server's helpers this target does not call
-#[path = "../../crates/signet-server/src/acme/jws.rs"]
-mod jws;
-
-use jws::{ExternalBinding, Jwk, Jws, KeyRef};
+use signet_ra::jws::{ExternalBinding, Jwk, Jws, KeyRef};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 //! A submitted CSR, as the issuance workflow and the ACME finalize endpoint take it: PEM or DER,
 //! parsed, proof of possession checked, then the key policy applied
-//! (`signet_ra::issuance` and `signet_server::acme` call exactly these two steps).
+//! (`signet_ra::issuance` and the ACME finalize route call exactly these two steps).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,4 @@
-//! An OCSP request as the responder handles it (`signet_server::ocsp`): parsed, each CertID
+//! An OCSP request as the responder handles it (`signet_authority` OCSP answers): parsed, each CertID
 //! matched against the CA, and answered with a signed response echoing the nonce.
 //!
 //! Whatever the parser accepts must be answerable: a parsed request whose answer cannot be

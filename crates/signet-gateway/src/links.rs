@@ -9,9 +9,10 @@
 //! Times are Unix seconds; ids are random hex (audit ids start with the time they were
 //! written, so they sort), so the same SQL runs on both backends.
 
+use std::str::FromStr;
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use std::str::FromStr;
 
 /// Why the link database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -465,12 +466,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn request_decide_and_unlink_are_audited_on_sqlite_and_postgres() {
-        for backend in signet_testkit::BACKENDS {
-            let db = signet_testkit::TestDb::new(backend).await;
-            request_decide_and_unlink(&db.url).await;
-        }
+    signet_testkit::backend_test!(request_decide_and_unlink_are_audited, request_decide_and_unlink_are_audited);
+
+    async fn request_decide_and_unlink_are_audited(backend: &str) {
+        let db = signet_testkit::TestDb::new(backend).await;
+        request_decide_and_unlink(&db.url).await;
     }
 
     async fn request_decide_and_unlink(url: &str) {

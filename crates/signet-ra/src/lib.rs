@@ -49,6 +49,7 @@ pub mod enterprise;
 pub mod fixtures;
 pub mod forms_mail;
 pub mod issuance;
+pub mod jws;
 pub mod key_recovery;
 pub mod lockout;
 pub mod mail_templates;

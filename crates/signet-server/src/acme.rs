@@ -13,11 +13,7 @@
 //! another could lose. Answers are `application/json`, errors `application/problem+json` with
 //! the ACME error types.
 
-mod jws;
-mod validate;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,9 +26,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use signet_authority::acme::validate;
 use signet_pki::issue::CertificateOrder;
-use signet_pki::profile::{Catalog, SubjectKind};
-use signet_pki::subject::{DnsName, Subject};
+use signet_pki::subject::Subject;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{
     Account, AccountId, AccountStatus, AcmeProblem, AcmeStore, Authorization, AuthorizationId, ChallengeId,
@@ -40,86 +36,13 @@ use signet_ra::acme::{
     Respond, parse_contacts,
 };
 use signet_ra::issuance::{IssuanceError, RevocationError, Revoked, StoreError};
+use signet_ra::jws::{self, ExternalBinding, Jwk, Jws, KeyRef};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use self::jws::{ExternalBinding, Jwk, Jws, KeyRef};
-use crate::config::ConfigError;
-use crate::ocsp::{forget, presign_new};
 use crate::state::AppState;
-
-/// `[acme]` in the configuration file.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcmeConfig {
-    /// Port http-01 validation connects to; default 80 (RFC 8555 §8.3).
-    pub http01_port: Option<u16>,
-    /// Names validation reaches at a fixed address instead of through DNS (split-horizon
-    /// networks; tests on loopback): `resolve = { "device.acme.example" = "127.0.0.1" }`.
-    #[serde(default)]
-    pub resolve: BTreeMap<String, IpAddr>,
-    /// DNS server dns-01 asks (`ip` or `ip:port`); default the first nameserver of
-    /// /etc/resolv.conf.
-    pub dns_resolver: Option<String>,
-    /// Profile ACME certificates are issued under; default `device-tls`.
-    pub profile: Option<String>,
-}
-
-/// Validated `[acme]` settings.
-#[derive(Debug, Clone)]
-pub struct AcmeSettings {
-    /// http-01 port.
-    pub http01_port: u16,
-    /// Fixed addresses by lowercased name.
-    pub resolve: HashMap<String, IpAddr>,
-    /// dns-01 server; `None` reads /etc/resolv.conf when needed.
-    pub dns_resolver: Option<SocketAddr>,
-    /// A device profile of the catalog.
-    pub profile: String,
-    /// The shortest validity the profile allows: ACME clients renew on their own.
-    pub validity_years: u8,
-}
-
-impl AcmeConfig {
-    /// Validates against the profile catalog and fills defaults.
-    pub fn into_settings(self, catalog: &Catalog) -> Result<AcmeSettings, ConfigError> {
-        let invalid = |field, message: String| ConfigError::Invalid { field, message };
-        let profile_id = self.profile.unwrap_or_else(|| "device-tls".into());
-        let profile = catalog
-            .profile(&profile_id)
-            .ok_or_else(|| invalid("acme.profile", format!("the catalog has no profile {profile_id:?}")))?;
-        if profile.subject != SubjectKind::Device {
-            return Err(invalid("acme.profile", format!("{profile_id} is not a device profile")));
-        }
-        let validity_years = *profile
-            .validity_years
-            .iter()
-            .min()
-            .ok_or_else(|| invalid("acme.profile", format!("{profile_id} allows no validity")))?;
-        let resolve = self
-            .resolve
-            .into_iter()
-            .map(|(name, ip)| Ok((DnsName::new(&name).map_err(|e| invalid("acme.resolve", e.to_string()))?.into(), ip)))
-            .collect::<Result<_, ConfigError>>()?;
-        let dns_resolver = self
-            .dns_resolver
-            .map(|s| {
-                s.parse::<SocketAddr>()
-                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                    .map_err(|_| invalid("acme.dns_resolver", format!("{s:?} is not an IP address or ip:port")))
-            })
-            .transpose()?;
-        Ok(AcmeSettings {
-            http01_port: self.http01_port.unwrap_or(80),
-            resolve,
-            dns_resolver,
-            profile: profile_id,
-            validity_years,
-        })
-    }
-}
 
 /// An ACME error answer.
 #[derive(Debug)]
@@ -723,7 +646,6 @@ async fn finalize(
     let from = processing.progress.clone();
     let (done, event) = match state.issue(&account.actor(), &cert_order, &csr).await {
         Ok(cert) => {
-            presign_new(&state, &cert.serial);
             tracing::info!(serial = %cert.serial, order = %processing.id, "ACME certificate issued");
             processing.issued(cert.serial, account, state.clock.now())
         }
@@ -752,7 +674,7 @@ async fn certificate(
         return Err(problem(ProblemKind::Unauthorized, "this certificate belongs to another account"));
     }
     let cert = state.store.certificate(&serial).await?.ok_or_else(|| not_found("certificate"))?;
-    let pem = signet_pki::to_pem("CERTIFICATE", &cert.der) + &crate::api::chain_pem(&state);
+    let pem = signet_pki::to_pem("CERTIFICATE", &cert.der) + &state.certificates.chain_pem();
     let mut resp = pem.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
     Ok(resp)
@@ -793,7 +715,6 @@ async fn revoke(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bod
         };
     match state.revoke(&actor, &stored.serial, reason).await {
         Ok(Revoked::Now) => {
-            forget(&state, &stored.serial);
             tracing::info!(serial = %stored.serial, reason = reason.name(), "certificate revoked over ACME");
             Ok(StatusCode::OK.into_response())
         }
@@ -816,9 +737,9 @@ mod tests {
     use signet_ra::{Clock, FakeClock};
     use tower::ServiceExt;
 
-    use super::jws::tests::{ClientKey, eab};
     use super::*;
-    use crate::config::ServerConfig;
+    use signet_authority::config::ServerConfig;
+    use signet_ra::jws::fixtures::{ClientKey, eab};
 
     const BASE: &str = "http://acme.test";
 
@@ -863,30 +784,6 @@ mod tests {
             let EabBinding::Unbound(secret) = &key.binding else { unreachable!() };
             (key.id.to_string(), secret.as_bytes().to_vec())
         }
-    }
-
-    #[test]
-    fn acme_config_is_validated() {
-        let s = AcmeConfig::default().into_settings(&Catalog::default_eca()).unwrap();
-        assert_eq!((s.http01_port, s.profile.as_str(), s.validity_years, s.dns_resolver), (80, "device-tls", 1, None));
-        let cfg: ServerConfig = toml::from_str(
-            "[acme]\nhttp01_port = 5002\nresolve = { \"Device.Acme.Example\" = \"127.0.0.1\" }\ndns_resolver = \"::1\"",
-        )
-        .unwrap();
-        let s = cfg.into_settings().unwrap().acme;
-        assert_eq!(s.http01_port, 5002);
-        assert_eq!(s.resolve["device.acme.example"], IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(s.dns_resolver, Some("[::1]:53".parse().unwrap()));
-        for (bad, field) in [
-            ("profile = \"medium-identity\"", "acme.profile"),
-            ("profile = \"nope\"", "acme.profile"),
-            ("dns_resolver = \"resolver.example\"", "acme.dns_resolver"),
-            ("resolve = { \"bad_name\" = \"127.0.0.1\" }", "acme.resolve"),
-        ] {
-            let cfg: ServerConfig = toml::from_str(&format!("[acme]\n{bad}")).unwrap();
-            assert!(matches!(cfg.into_settings(), Err(ConfigError::Invalid { field: f, .. }) if f == field), "{bad}");
-        }
-        assert!(toml::from_str::<ServerConfig>("[acme]\nrequire_eab = false").is_err(), "EAB cannot be turned off");
     }
 
     fn error_type(body: &Value) -> &str {

@@ -15,7 +15,6 @@ use signet_ra::issuance::{Revoked, StoredStatus};
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
-use crate::ocsp::{forget, presign_new};
 use crate::state::AppState;
 
 /// Routes under `/api/v1`.
@@ -117,11 +116,6 @@ pub(crate) fn base64_field(text: &str, kind: &'static str, detail: &'static str)
         .map_err(|_| ApiError::BadRequest { kind, detail: detail.into() })
 }
 
-/// The issuing CA and root as PEM, leaf-first order after the certificate.
-pub(crate) fn chain_pem(state: &AppState) -> String {
-    to_pem("CERTIFICATE", state.ca.cert_der()) + &to_pem("CERTIFICATE", &state.root_der)
-}
-
 fn view(state: &AppState, serial: &Serial, profile: String, der: &[u8], status: &StoredStatus) -> CertificateView {
     let (status, revoked_at, revocation_reason) = match status {
         StoredStatus::Revoked { at, reason } => ("revoked", at.format(&Rfc3339).ok(), Some(reason.name())),
@@ -134,7 +128,7 @@ fn view(state: &AppState, serial: &Serial, profile: String, der: &[u8], status: 
         revoked_at,
         revocation_reason,
         certificate: to_pem("CERTIFICATE", der),
-        chain: chain_pem(state),
+        chain: state.certificates.chain_pem(),
     }
 }
 
@@ -148,7 +142,6 @@ async fn issue(
     let order = CertificateOrder { profile: req.profile, subject: req.subject, validity_years: req.validity_years };
     let cert = state.issue(&op.name, &order, req.csr.as_bytes()).await?;
     tracing::info!(serial = %cert.serial, profile = %order.profile, "certificate issued");
-    presign_new(&state, &cert.serial);
     Ok((StatusCode::CREATED, Json(view(&state, &cert.serial, order.profile, &cert.der, &StoredStatus::Good))))
 }
 
@@ -196,7 +189,6 @@ async fn revoke(
     let serial = parse_serial(&serial)?;
     let Json(req) = body?;
     let outcome = state.revoke(&op.name, &serial, req.reason).await?;
-    forget(&state, &serial);
     tracing::info!(%serial, reason = req.reason.name(), "certificate revoked");
     Ok(Json(RevokeView { serial: serial.to_hex(), status: "revoked", already_revoked: outcome == Revoked::Already }))
 }

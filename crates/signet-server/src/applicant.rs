@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use signet_authority::CommandFailure;
 use signet_ra::application::{
     Actor, Application, ApplicationId, ApplicationStore, Command, HashingBusy, PasswordChecker, PasswordHash,
     VerificationToken,
@@ -21,7 +22,7 @@ use signet_ra::lockout::{AttemptScope, AttemptStore, LockState};
 use signet_ra::vetting::{self, Carrier, DeadlineKind, Tracking, TrackingNumber};
 
 use crate::error::PageError;
-use crate::state::{AppState, CommandFailure};
+use crate::state::AppState;
 use crate::web::{Principal, Session, render, with_status};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -308,8 +309,9 @@ async fn status_view(
         }
         None => String::new(),
     };
-    let timeline_svg =
-        vetting::timeline(app, now, &s.deadlines).map(|t| crate::timeline_svg::timeline_svg(&t)).unwrap_or_default();
+    let timeline_svg = vetting::timeline(app, now, &s.deadlines)
+        .map(|t| signet_authority::timeline_svg::timeline_svg(&t))
+        .unwrap_or_default();
     let trail = FormsTrail::of(&s.store.application_history(app.id()).await?);
     let expects_mailing = trail.expects_mailing(app);
     // The forms are printed before they are mailed, or again when they must be re-sent.
@@ -452,7 +454,7 @@ async fn form_pdf(State(s): State<AppState>, session: Session, Path((id, form)):
         Err(e) => return e.into_response(),
     };
     let Some(paper) = PaperForm::from_slug(&form) else { return PageError::NotFound.into_response() };
-    let pdf = crate::forms_pdf::form(&app, paper, &s.forms_deployment());
+    let pdf = signet_authority::forms_pdf::form(&app, paper, &s.forms_deployment());
     let disposition = format!("attachment; filename=\"{}\"", paper.file_name(app.id()));
     (
         [

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
+use signet_authority::EnterpriseFailure;
 use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::{KeyStorage, SubjectKind};
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
@@ -24,8 +25,8 @@ use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
 use signet_ra::cmc::{
     self, CmcAuthError, RECOVERY_QUESTION_COUNT, RECOVERY_QUESTIONS, SignedIn, SoftToken, SoftTokenStore,
 };
-use signet_ra::enterprise::{self, AddUserRefused, Candidate, EnterpriseStore, EnterpriseUser};
-use signet_ra::issuance::{StoreError, StoredStatus};
+use signet_ra::enterprise::{AddUserRefused, EnterpriseStore, EnterpriseUser};
+use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout;
 use signet_ra::notify::reason_in_words;
 use signet_ra::totp::{Digits, TotpAlgorithm};
@@ -34,7 +35,6 @@ use time::OffsetDateTime;
 
 use crate::applicant::password_matches;
 use crate::error::{ApiError, PageError};
-use crate::ocsp::{forget, presign_new};
 use crate::renewal::{self, DEVICE_PROFILE};
 use crate::state::AppState;
 use crate::web::{Principal, Session, render, with_status};
@@ -419,7 +419,6 @@ async fn revoke_one(
     reason: RevocationReason,
 ) -> Result<(), PageError> {
     s.revoke(&cmc::actor(id), serial, reason).await.map_err(|e| PageError::Internal(e.to_string()))?;
-    forget(s, serial);
     tracing::info!(account = %id, %serial, reason = reason.name(), "subscriber revoked a certificate");
     Ok(())
 }
@@ -552,7 +551,7 @@ async fn certificate_page(
         status: shown.status,
         notice: notice.to_owned(),
         pem: signet_pki::to_pem("CERTIFICATE", &c.der),
-        chain: crate::api::chain_pem(&s),
+        chain: s.certificates.chain_pem(),
     };
     render(&page)
 }
@@ -770,7 +769,6 @@ async fn device_inner(
     };
     match s.issue(&cmc::actor(id), &order, form.csr.trim().as_bytes()).await {
         Ok(cert) => {
-            presign_new(s, &cert.serial);
             tracing::info!(account = %id, serial = %cert.serial, "subscriber created a device certificate");
             Ok(to_certificate(&cert.serial, "created"))
         }
@@ -940,28 +938,26 @@ async fn users_inner(
     if !manages_devices(s, id, &users).await? {
         return users_view(s, session, id, typed, "", NOT_A_USER).await;
     }
-    let candidate_id = ApplicationId::new(typed).ok();
-    let candidate = match &candidate_id {
-        Some(cid) => s.store.enterprise_candidate(cid, &users, s.clock.now()).await?,
-        None => Candidate { organization: None, vetted: false, already_user: false },
-    };
-    let checked = enterprise::check_candidate(&organization, &candidate).map(|()| candidate_id);
-    let account = match checked {
-        Ok(Some(account)) => account,
-        Ok(None) => return Err(PageError::Internal("a candidate passed the check without a reference".into())),
-        Err(refused) => return users_view(s, session, id, typed, "", &sentence(&refused)).await,
+    let candidate = ApplicationId::new(typed).ok();
+    let account = match s.check_enterprise_candidate(&organization, candidate.as_ref()).await {
+        Ok(()) => {
+            candidate.ok_or_else(|| PageError::Internal("a candidate passed the check without a reference".into()))?
+        }
+        Err(EnterpriseFailure::Refused(refused)) => {
+            return users_view(s, session, id, typed, "", &sentence(&refused)).await;
+        }
+        Err(EnterpriseFailure::Store(e)) => return Err(e.into()),
     };
     if let Some(refused) = confirm(s, id, &form.code, "add-enterprise-user").await? {
         return users_view(s, session, id, typed, "", &refused).await;
     }
-    let user = EnterpriseUser { organization, account, added_by: cmc::actor(id), added_at: s.clock.now() };
-    match s.store.add_enterprise_user(&user, user.added_event()).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return users_view(s, session, id, typed, "", &sentence(&AddUserRefused::AlreadyUser)).await;
+    let user = match s.add_enterprise_user(organization, account, &cmc::actor(id)).await {
+        Ok(user) => user,
+        Err(EnterpriseFailure::Refused(refused)) => {
+            return users_view(s, session, id, typed, "", &sentence(&refused)).await;
         }
-        Err(e) => return Err(e.into()),
-    }
+        Err(EnterpriseFailure::Store(e)) => return Err(e.into()),
+    };
     tracing::info!(account = %id, added = %user.account, "enterprise user added");
     let notice = format!("{} is now a user of your enterprise account.", user.account);
     users_view(s, session, id, "", &notice, "").await

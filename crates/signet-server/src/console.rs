@@ -22,6 +22,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use signet_authority::CommandFailure;
+use signet_authority::stock::{self, ShipFailure};
 use signet_pki::profile::SubjectKind;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
@@ -44,8 +46,7 @@ use signet_store::{QueueFilter, StateFilter};
 use time::{Date, OffsetDateTime};
 
 use crate::error::PageError;
-use crate::state::{AppState, CommandFailure};
-use crate::stock::{self, ShipFailure};
+use crate::state::AppState;
 use crate::web::{Principal, Session, render, with_status};
 
 const SIGN_IN: &str = "/console/sign-in";

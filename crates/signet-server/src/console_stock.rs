@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use signet_authority::stock::{self, StockError};
 use signet_pki::RevocationReason;
 use signet_ra::issuance::{StoreError, StoredStatus};
 use signet_ra::operator::{Operator, Permission};
@@ -21,7 +22,6 @@ use signet_ra::token_stock::{StockRefused, StockState, StockToken, TokenSerial, 
 use crate::console::{Nav, signed_in};
 use crate::error::PageError;
 use crate::state::AppState;
-use crate::stock::{self, StockError};
 use crate::web::{Session, render, with_status};
 
 const PAGE: &str = "/console/tokens";
@@ -178,7 +178,8 @@ impl From<StockError> for Refused {
         let status = match &e {
             StockError::Refused(StockRefused::NotInStock(_) | StockRefused::BadSerial) => StatusCode::NOT_FOUND,
             StockError::Refused(_) | StockError::Changed | StockError::Duplicate(_) => StatusCode::CONFLICT,
-            StockError::Sealing(_) | StockError::Store(_) => {
+            // Sealing and storage failures, and whatever the stock may fail with later.
+            _ => {
                 tracing::error!(error = %e, "token stock failure");
                 return Self(
                     "the token could not be updated; try again later".into(),

@@ -79,9 +79,9 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::ServerConfig;
-    use crate::limits::LimitsConfig;
-    use crate::tls::TlsConfig;
+    use signet_authority::config::ServerConfig;
+    use signet_authority::limits::LimitsConfig;
+    use signet_authority::tls::TlsConfig;
 
     /// Behind a proxy at 10.0.0.1: only its `X-Forwarded-Proto: https` earns HSTS and a
     /// Secure cookie.

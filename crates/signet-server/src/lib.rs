@@ -1,48 +1,42 @@
-//! Signet's HTTP front end (axum).
+//! Signet's HTTP front end (axum): routers, handlers, page templates and the one mapping of
+//! errors to HTTP answers.
 //!
-//! What it does: the applicant portal (`/apply`, `/applications`, [`forms_pdf`],
-//! [`timeline_svg`]), password reset (`/password-reset`), the operator console (`/console`,
+//! What it does: the applicant portal (`/apply`, `/applications`, with the PDF forms and the
+//! timeline picture), password reset (`/password-reset`), the operator console (`/console`,
 //! with key recovery requests and approvals at `/console/key-recovery` and the token stock at
-//! `/console/tokens`, whose workflows [`stock`] shares with `signet admin token`) and the subscriber
-//! Certificate Management Center (`/cmc`) as server-rendered pages behind database sessions
-//! and CSRF checks; the RA-facing JSON API (`/api/v1`, including token retrieval — with the
-//! escrowed encryption key wrapped for the token, proven on the shipped token by its shipment
-//! key — and renewal by the current key); the ACME server for device certificates (`/acme`); the OCSP responder; the CRL
-//! and CA certificate downloads at the URLs written into certificates; and start-up
-//! (configuration, dev CA on first start, background [`jobs`]: outbox [`mail`], deadlines,
-//! OCSP refresh, session purge, orphan escrows). It serves plain HTTP, HTTPS ([`tls`]: a
-//! certificate from files or one it issues itself and renews, with a plain port for what relying
-//! parties fetch), or plain HTTP behind a TLS proxy. For operators: Prometheus metrics at
-//! `/metrics`, the API's OpenAPI document at `/api/v1/openapi.json`, and a request id per request
-//! on its log lines, its audit rows and its `X-Request-Id` header. Each module owns its `router()`; [`app`]
-//! joins them and is what tests call.
+//! `/console/tokens`) and the subscriber Certificate Management Center (`/cmc`) as
+//! server-rendered pages behind database sessions and CSRF checks; the RA-facing JSON API
+//! (`/api/v1`, including token retrieval — with the escrowed encryption key wrapped for the
+//! token, proven on the shipped token by its shipment key — and renewal by the current key);
+//! the ACME server for device certificates (`/acme`); the OCSP and CRL routes and the CA
+//! certificate downloads at the URLs written into certificates; `/metrics`, the API's OpenAPI
+//! document at `/api/v1/openapi.json`, and a request id per request on its log lines, its audit
+//! rows and its `X-Request-Id` header. It serves plain HTTP, HTTPS (a certificate from files or
+//! one the node issues itself, with a plain port for what relying parties fetch), or plain HTTP
+//! behind a TLS proxy, and starts the node's background jobs beside it. Each module owns its
+//! `router()`; [`app`] joins them and is what tests call.
 //!
-//! What it does not do: no certificate logic (`signet-pki`), no domain rules (`signet-ra`),
-//! no SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`).
-//! The running server holds only the key recovery key's public half: it escrows, and never
-//! opens an escrow ([`ca_files::open_recovery_key`] is for `signet admin key-recovery export`).
+//! What it does not do: no handler holds the CA key — issuing, revoking, OCSP and CRLs are
+//! asked of the `signet_authority::Authority`; configuration, jobs, mail and documents are
+//! `signet-authority`'s; no certificate logic (`signet-pki`), no domain rules (`signet-ra`), no
+//! SQL (`signet-store`), no PKCS#11 (the subscriber's token is driven by `signet token`). The
+//! running server holds only the key recovery key's public half: it escrows, and never opens an
+//! escrow.
 
 mod acme;
 mod api;
 mod applicant;
 mod apply_fields;
-pub mod ca_files;
 mod cmc;
-pub mod config;
 mod console;
 mod console_orgs;
 mod console_stock;
 mod crl;
-mod effective;
 mod error;
-pub mod forms_pdf;
 mod hashing;
 mod https;
-pub mod jobs;
-pub mod limits;
 mod listener;
-pub mod mail;
-mod metrics;
+mod metrics_route;
 mod ocsp;
 mod openapi;
 mod password_reset;
@@ -52,35 +46,25 @@ mod renewal;
 mod request_id;
 mod retrieval;
 mod retrieve_guide;
-mod self_issued;
 mod state;
-pub mod stock;
 mod throttle;
-pub mod timeline_svg;
-pub mod tls;
 mod web;
 
+pub use api::token_hash;
+pub use state::AppState;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use signet_pki::ocsp::OcspIssuer;
-use signet_pki::{CaUrls, KeyAlgorithm};
+use signet_authority::{Core, OpenError, Settings, mail, self_issued, tls};
 use signet_ra::Clock;
-use signet_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-
-pub use acme::{AcmeConfig, AcmeSettings};
-pub use api::token_hash;
-pub use config::{ConfigError, ServerConfig, Settings};
-pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;
-pub use self_issued::SelfIssueError;
-pub use state::AppState;
 
 /// The largest request body taken: no request this server takes (CSR, OCSP request)
 /// comes near it.
@@ -90,12 +74,9 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The CA could not be created or loaded.
+    /// The store or the CA could not be opened.
     #[error(transparent)]
-    Ca(#[from] ca_files::CaSetupError),
-    /// The database could not be opened.
-    #[error(transparent)]
-    Store(#[from] signet_store::OpenError),
+    Open(#[from] OpenError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -104,23 +85,12 @@ pub enum StartError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The CA certificate cannot back an OCSP responder.
-    #[error("OCSP responder: {0}")]
-    Ocsp(#[from] signet_pki::ocsp::OcspError),
-    /// The data folder could not be created.
-    #[error("data folder {path}: {source}")]
-    DataDir {
-        /// The folder.
-        path: std::path::PathBuf,
-        /// OS error.
-        source: std::io::Error,
-    },
     /// The mail relay (or mail folder) could not be set up.
     #[error("mail: {0}")]
     Mail(#[from] mail::MailError),
     /// The self-issued HTTPS certificate could not be had.
     #[error("self-issued HTTPS certificate: {0}")]
-    SelfIssue(#[from] SelfIssueError),
+    SelfIssue(#[from] self_issued::SelfIssueError),
 }
 
 /// The whole HTTP application.
@@ -146,7 +116,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ocsp::router())
         .merge(crl::router())
         .merge(ca_router())
-        .merge(metrics::router())
+        .merge(metrics_route::router())
         .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_secret_posts))
         .layer(axum::middleware::from_fn_with_state(state.clone(), https::mark))
@@ -179,28 +149,20 @@ fn ca_router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route(
             "/ca/issuing.crt",
-            get(|State(s): State<AppState>| async move { der_response(s.ca.cert_der(), "application/pkix-cert") }),
+            get(|State(s): State<AppState>| async move {
+                der_response(&s.certificates.issuing, "application/pkix-cert")
+            }),
         )
         .route(
             "/ca/root.crt",
-            get(|State(s): State<AppState>| async move { der_response(&s.root_der, "application/pkix-cert") }),
+            get(|State(s): State<AppState>| async move { der_response(&s.certificates.root, "application/pkix-cert") }),
         )
         .route(
             "/ca/chain.pem",
             get(|State(s): State<AppState>| async move {
-                ([(header::CONTENT_TYPE, "application/pem-certificate-chain")], api::chain_pem(&s))
+                ([(header::CONTENT_TYPE, "application/pem-certificate-chain")], s.certificates.chain_pem())
             }),
         )
-}
-
-/// Creates `dir` (and missing parents) owner-only whatever the umask: it holds the
-/// database and the CA's keys. An existing folder is left as the operator set it.
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 /// How long readiness waits for the database before calling it gone.
@@ -221,18 +183,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
             return unavailable("database did not answer".into());
         }
     }
-    // A real signature through the signer the CA issues with (an HSM session may have gone),
-    // off the async workers since a token can block.
-    let signed = tokio::task::spawn_blocking(move || s.ca.signer().sign(b"signet readiness probe")).await;
-    match signed {
-        Ok(Ok(sig)) if !sig.is_empty() => (StatusCode::OK, "ready").into_response(),
-        Ok(Ok(_)) => unavailable("CA signer returned no signature".into()),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: CA signer failed");
-            unavailable("CA signer unavailable".into())
-        }
+    // A real signature with the key the CA issues with (an HSM session may have gone).
+    match s.authority.probe().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "readiness: signer task failed");
+            tracing::warn!(error = %e, "readiness: CA signer failed");
             unavailable("CA signer unavailable".into())
         }
     }
@@ -269,42 +224,16 @@ async fn build_state_at(
     public_url: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
-    create_private_dir(&settings.data_dir)
-        .map_err(|source| StartError::DataDir { path: settings.data_dir.clone(), source })?;
-    // The database first: a server that cannot reach it must leave nothing behind (no dev
-    // CA minted for a database that was never used).
-    let store = Store::connect(&settings.database_url).await?;
-    let ca_dir = settings.data_dir.join("ca");
-    if ca_files::ensure_dev_ca(&ca_dir, KeyAlgorithm::Rsa2048, &settings.catalog, clock.now())? {
-        tracing::warn!(dir = %ca_dir.display(), "created a DEV CA with its passphrase stored beside the key; use `signet ca init` for a real one");
-    }
-    let loaded = ca_files::load_ca(&ca_dir, CaUrls::under(base_url))?;
-    // TOTP seeds are sealed under the CA folder's key; those still in clear are sealed now.
-    let store = store.with_sealing_key(ca_files::sealing_key(&ca_dir)?).await?;
-    let ocsp_issuer = OcspIssuer::new(loaded.ca.cert_der())?;
+    let opened = Core::open(settings, base_url, public_url, clock).await?;
     Ok(AppState(Arc::new(state::Inner {
-        store,
-        ocsp_issuer,
-        ca: loaded.ca,
-        root_der: loaded.root_der,
-        catalog: settings.catalog.clone(),
+        core: Arc::new(opened.core),
         key_policy: settings.key_policy.clone(),
-        recovery_key: loaded.recovery_key,
+        recovery_key: opened.recovery_key,
         attestation_roots: settings.attestation_roots.clone(),
-        sealing: loaded.sealing,
-        clock,
-        crl_lifetime: settings.crl_lifetime,
-        ocsp_validity: settings.ocsp_validity,
-        ocsp_cache: Mutex::new(Default::default()),
-        crl_cache: tokio::sync::Mutex::new(None),
         base_url: public_url.to_owned(),
         transport: settings.transport.clone(),
         agencies: settings.agencies.clone(),
         prices: settings.prices.clone(),
-        deadlines: settings.deadlines.clone(),
-        notifier: signet_ra::notify::Notifier::new(public_url, &settings.catalog, settings.deadlines.clone())
-            .with_contact(settings.ra.clone())
-            .with_templates(settings.mail_templates.clone()),
         contact: settings.ra.clone(),
         acme: settings.acme.clone(),
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
@@ -314,7 +243,6 @@ async fn build_state_at(
         ),
         client_download: settings.client_download.clone(),
         unstored_pages: crate::web::UnstoredPages::default(),
-        metrics: metrics::Metrics::new(&settings.catalog),
     })))
 }
 
@@ -332,8 +260,8 @@ pub struct Running {
     pub state: AppState,
     /// The serving task (with the self-issued certificate's renewal).
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The background jobs; [`jobs::Jobs::stop`] on shutdown hands their leases over.
-    pub jobs: jobs::Jobs,
+    /// The background jobs; [`signet_authority::jobs::Jobs::stop`] on shutdown hands their leases over.
+    pub jobs: signet_authority::jobs::Jobs,
 }
 
 async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
@@ -357,7 +285,7 @@ pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
     let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{}", plain_addr.unwrap_or(addr)));
     let public_url = settings.public_url(addr.port()).unwrap_or_else(|| base_url.clone());
     let state = build_state_at(settings, &base_url, &public_url, clock).await?;
-    let jobs = jobs::JobRunner::new(state.clone(), mail::Mailer::new(&settings.mail)?).start();
+    let jobs = signet_authority::jobs::JobRunner::new(state.core(), mail::Mailer::new(&settings.mail)?).start();
     let router = app(state.clone());
     let limits = settings.limits.clone();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -366,16 +294,21 @@ pub async fn spawn(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
             let (first, renewer) = match &h.certificate {
                 tls::CertificateSource::Files(certified) => (certified.clone(), None),
                 tls::CertificateSource::SelfIssued(names) => {
-                    let own = self_issued::SelfIssued::new(names.clone(), &settings.data_dir);
+                    let own = self_issued::SelfIssued::new(
+                        names.clone(),
+                        &settings.data_dir,
+                        &settings.acme,
+                        settings.ra.name.as_str(),
+                    );
                     (own.current_or_new(&state).await?, Some(own))
                 }
             };
             let slot = Arc::new(tls::CertSlot::new(first));
             let renewal = {
-                let (state, slot) = (state.clone(), slot.clone());
+                let (core, slot) = (state.core(), slot.clone());
                 async move {
                     match renewer {
-                        Some(own) => own.keep_renewed(state, slot).await,
+                        Some(own) => own.keep_renewed(core, slot).await,
                         None => std::future::pending().await,
                     }
                 }

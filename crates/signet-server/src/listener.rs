@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use signet_authority::limits::Limits;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -24,7 +25,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::https::OverTls;
-use crate::limits::Limits;
 
 /// Serves `router` on `listener` until the task is dropped, inside TLS when `tls` is given;
 /// each connection holds one of `open`'s permits while it lasts.

@@ -22,6 +22,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use signet_authority::renewal::replacement;
 use signet_pki::Serial;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::profile::Catalog;
@@ -34,9 +35,8 @@ use signet_store::AccountCertificate;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
-use crate::api::{base64_field, chain_pem};
+use crate::api::base64_field;
 use crate::error::ApiError;
-use crate::ocsp::presign_new;
 use crate::state::AppState;
 
 /// Device certificates are renewed by creating a new one (or by ACME), not here: a device
@@ -120,7 +120,7 @@ async fn renew_by_key(
             replaces: serial.to_hex(),
             profile: current.profile.clone(),
             certificate: signet_pki::to_pem("CERTIFICATE", &new.der),
-            chain: chain_pem(&s),
+            chain: s.certificates.chain_pem(),
         }),
     ))
 }
@@ -211,16 +211,6 @@ pub(crate) fn refusal(
     Some(RenewalRefused::Replaced { by: replacement.serial.to_hex() }.into())
 }
 
-/// The certificate that replaces `current` (one of `all`, the account's certificates, oldest
-/// first): the latest valid one of the same profile issued after it.
-pub(crate) fn replacement<'a>(
-    current: &AccountCertificate,
-    all: &'a [AccountCertificate],
-) -> Option<&'a AccountCertificate> {
-    let later = all.iter().skip_while(|c| c.serial != current.serial).skip(1);
-    later.filter(|c| c.profile == current.profile && c.status == StoredStatus::Good).last()
-}
-
 /// Renews `current` (one of `all`, the account's certificates) with the key of `csr`: checks
 /// [`refusal`], then issues the same profile for the vetted subject as `subscriber:<account>`.
 pub(crate) async fn renew(
@@ -256,7 +246,6 @@ pub(crate) async fn renew(
     if let Some(proof) = key_proof {
         tracing::info!(%account, serial = %new.serial, %proof, "renewal key held by hardware");
     }
-    presign_new(s, &new.serial);
     tracing::info!(%account, old = %current.serial, new = %new.serial, profile = %current.profile, "certificate renewed");
     let notice = s.notifier.certificate_renewed(
         &app,

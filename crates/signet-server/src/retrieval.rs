@@ -42,6 +42,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use signet_authority::RevokeRequest;
+use signet_authority::stock::TransportPins;
 use signet_pki::attestation::PinPolicy;
 use signet_pki::escrow::{EncryptionKey, TransportWrapped};
 use signet_pki::{IssuedCertificate, RevocationReason, Serial};
@@ -58,12 +60,10 @@ use signet_ra::token_stock::{
 use signet_ra::vetting::Deadline;
 use signet_ra::witness::WitnessStore;
 
-use crate::api::{base64_field, chain_pem};
+use crate::api::base64_field;
 use crate::applicant::password_matches;
 use crate::error::ApiError;
-use crate::ocsp::{forget, presign_new};
 use crate::state::AppState;
-use crate::stock::TransportPins;
 
 /// Routes of certificate retrieval.
 pub(crate) fn router() -> Router<AppState> {
@@ -330,9 +330,6 @@ async fn retrieve(
     if let Err(e) = state.store.clear(AttemptScope::ActivationCode, id.as_str()).await {
         tracing::warn!(error = %e, "could not clear the activation-code failure count");
     }
-    for serial in serials {
-        presign_new(&state, serial);
-    }
     tracing::info!(application = %id, serial = %cert.serial, %profile, "certificates retrieved");
     Ok((
         StatusCode::CREATED,
@@ -340,7 +337,7 @@ async fn retrieve(
             serial: cert.serial.to_hex(),
             profile,
             certificate: signet_pki::to_pem("CERTIFICATE", &cert.der),
-            chain: chain_pem(&state),
+            chain: state.certificates.chain_pem(),
             encryption: delivered_encryption,
         }),
     ))
@@ -516,7 +513,7 @@ async fn redeliver(
             serial: identity.serial.to_hex(),
             profile: identity.profile,
             certificate: signet_pki::to_pem("CERTIFICATE", &identity.der),
-            chain: chain_pem(state),
+            chain: state.certificates.chain_pem(),
             encryption,
         }),
     ))
@@ -742,8 +739,14 @@ fn actor(id: &ApplicationId) -> String {
 /// Revokes certificates that were issued but will not be delivered.
 async fn revoke_undelivered(state: &AppState, id: &ApplicationId, serials: &[&Serial]) {
     for serial in serials {
-        match state.service().revoke(&actor(id), serial, RevocationReason::CessationOfOperation).await {
-            Ok(_) => forget(state, serial),
+        let request = RevokeRequest {
+            actor: actor(id),
+            serial: (*serial).clone(),
+            reason: RevocationReason::CessationOfOperation,
+            notices: Vec::new(),
+        };
+        match state.authority.revoke(request).await {
+            Ok(_) => {}
             Err(revoke) => tracing::error!(%serial, error = %revoke, "could not revoke an undelivered certificate"),
         }
     }

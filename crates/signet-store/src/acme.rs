@@ -539,7 +539,7 @@ impl AcmeStore for Store {
 #[cfg(test)]
 mod tests {
     use signet_ra::acme::{AcmeProblem, ProblemKind, Respond};
-    use signet_testkit::{BACKENDS, TestDb};
+    use signet_testkit::TestDb;
 
     use super::*;
 
@@ -547,14 +547,12 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
     }
 
-    async fn each_backend<F: AsyncFn(Store)>(test: F) {
-        for backend in BACKENDS {
-            let db = TestDb::new(backend).await;
-            let store = Store::connect(&db.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
-            test(store.clone()).await;
-            assert!(store.verify_audit().await.unwrap().is_ok(), "{backend}: audit chain intact");
-            store.close().await;
-        }
+    async fn on_backend<F: AsyncFnOnce(Store)>(backend: &str, test: F) {
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        test(store.clone()).await;
+        assert!(store.verify_audit().await.unwrap().is_ok(), "{backend}: audit chain intact");
+        store.close().await;
     }
 
     async fn new_account(store: &Store, thumb: char) -> Account {
@@ -572,130 +570,113 @@ mod tests {
         store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect()
     }
 
-    #[tokio::test]
-    async fn eab_keys_bind_one_account_and_lose_their_secret() {
-        each_backend(async |store: Store| {
-            let org = OrganizationName::new("Acme Devices").unwrap();
-            let eab = EabKey::generate(org, DomainScope::parse("b.example,acme.example").unwrap(), t0());
-            store.create_eab_key(&eab, eab.created_event("cli:test")).await.unwrap();
-            assert_eq!(store.eab_key(&eab.id).await.unwrap().as_ref(), Some(&eab), "secret and domains round-trip");
+    signet_testkit::backend_test!(eab_keys_bind_one_account_and_lose_their_secret, on_backend, async |store: Store| {
+        let org = OrganizationName::new("Acme Devices").unwrap();
+        let eab = EabKey::generate(org, DomainScope::parse("b.example,acme.example").unwrap(), t0());
+        store.create_eab_key(&eab, eab.created_event("cli:test")).await.unwrap();
+        assert_eq!(store.eab_key(&eab.id).await.unwrap().as_ref(), Some(&eab), "secret and domains round-trip");
 
-            let thumbprint = KeyThumbprint::new(&"t".repeat(43)).unwrap();
-            let (account, bound) =
-                Account::register("{}".into(), thumbprint.clone(), eab.clone(), vec![], t0()).unwrap();
-            store.create_account(&account, account.created_event()).await.unwrap();
-            assert_eq!(store.eab_key(&eab.id).await.unwrap(), Some(bound));
-            let secret: Option<Vec<u8>> = sqlx::query("SELECT hmac_key FROM acme_eab_keys WHERE key_id = $1")
-                .bind(eab.id.as_str())
-                .fetch_one(store.pool())
-                .await
-                .unwrap()
-                .try_get(0)
-                .unwrap();
-            assert_eq!(secret, None, "the HMAC key is erased once bound");
-            assert_eq!(store.account(&account.id).await.unwrap().as_ref(), Some(&account));
-            assert_eq!(store.account_by_thumbprint(&thumbprint).await.unwrap().as_ref(), Some(&account));
+        let thumbprint = KeyThumbprint::new(&"t".repeat(43)).unwrap();
+        let (account, bound) = Account::register("{}".into(), thumbprint.clone(), eab.clone(), vec![], t0()).unwrap();
+        store.create_account(&account, account.created_event()).await.unwrap();
+        assert_eq!(store.eab_key(&eab.id).await.unwrap(), Some(bound));
+        let secret: Option<Vec<u8>> = sqlx::query("SELECT hmac_key FROM acme_eab_keys WHERE key_id = $1")
+            .bind(eab.id.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(secret, None, "the HMAC key is erased once bound");
+        assert_eq!(store.account(&account.id).await.unwrap().as_ref(), Some(&account));
+        assert_eq!(store.account_by_thumbprint(&thumbprint).await.unwrap().as_ref(), Some(&account));
 
-            // A second account racing on the same (stale, still unbound) key is refused.
-            let other = KeyThumbprint::new(&"u".repeat(43)).unwrap();
-            let (second, _) = Account::register("{}".into(), other.clone(), eab, vec![], t0()).unwrap();
-            let err = store.create_account(&second, second.created_event()).await.unwrap_err();
-            assert!(matches!(err, StoreError::Conflict("eab key used")), "{err:?}");
-            assert_eq!(store.account_by_thumbprint(&other).await.unwrap(), None);
+        // A second account racing on the same (stale, still unbound) key is refused.
+        let other = KeyThumbprint::new(&"u".repeat(43)).unwrap();
+        let (second, _) = Account::register("{}".into(), other.clone(), eab, vec![], t0()).unwrap();
+        let err = store.create_account(&second, second.created_event()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("eab key used")), "{err:?}");
+        assert_eq!(store.account_by_thumbprint(&other).await.unwrap(), None);
 
-            let (closed, event) = account.deactivate(t0()).unwrap();
-            store.deactivate_account(&closed, event.clone()).await.unwrap();
-            assert_eq!(store.account(&closed.id).await.unwrap().unwrap().status, AccountStatus::Deactivated);
-            assert!(matches!(store.deactivate_account(&closed, event).await, Err(StoreError::Conflict(_))));
-            assert_eq!(
-                actions(&store).await,
-                ["acme-eab-key-created", "acme-account-created", "acme-account-deactivated"],
-                "refused writes leave no audit row"
-            );
-        })
-        .await;
-    }
+        let (closed, event) = account.deactivate(t0()).unwrap();
+        store.deactivate_account(&closed, event.clone()).await.unwrap();
+        assert_eq!(store.account(&closed.id).await.unwrap().unwrap().status, AccountStatus::Deactivated);
+        assert!(matches!(store.deactivate_account(&closed, event).await, Err(StoreError::Conflict(_))));
+        assert_eq!(
+            actions(&store).await,
+            ["acme-eab-key-created", "acme-account-created", "acme-account-deactivated"],
+            "refused writes leave no audit row"
+        );
+    });
 
-    #[tokio::test]
-    async fn orders_move_through_their_lifecycle_once() {
-        each_backend(async |store: Store| {
-            let account = new_account(&store, 'a').await;
-            let new = NewOrder::new(&account, [("dns", "b.acme.example"), ("dns", "a.acme.example")], t0()).unwrap();
-            store.create_order(&new, new.created_event(&account)).await.unwrap();
-            let order = store.order(&new.order.id).await.unwrap().unwrap();
-            assert_eq!(order, new.order);
-            assert_eq!(store.account_orders(&account.id).await.unwrap(), std::slice::from_ref(&order.id));
-            for authz in &new.authorizations {
-                assert_eq!(store.authorization(&authz.id).await.unwrap().as_ref(), Some(authz));
-                let by_challenge = store.authorization_by_challenge(&authz.challenges[1].id).await.unwrap();
-                assert_eq!(by_challenge.as_ref(), Some(authz));
-            }
+    signet_testkit::backend_test!(orders_move_through_their_lifecycle_once, on_backend, async |store: Store| {
+        let account = new_account(&store, 'a').await;
+        let new = NewOrder::new(&account, [("dns", "b.acme.example"), ("dns", "a.acme.example")], t0()).unwrap();
+        store.create_order(&new, new.created_event(&account)).await.unwrap();
+        let order = store.order(&new.order.id).await.unwrap().unwrap();
+        assert_eq!(order, new.order);
+        assert_eq!(store.account_orders(&account.id).await.unwrap(), std::slice::from_ref(&order.id));
+        for authz in &new.authorizations {
+            assert_eq!(store.authorization(&authz.id).await.unwrap().as_ref(), Some(authz));
+            let by_challenge = store.authorization_by_challenge(&authz.challenges[1].id).await.unwrap();
+            assert_eq!(by_challenge.as_ref(), Some(authz));
+        }
 
-            // Validate both names; the second fails once on a stale copy.
-            let mut last = None;
-            for authz in &new.authorizations {
-                let http01 = authz.challenges[0].id.clone();
-                let Respond::Validate(v) = authz.clone().respond(&http01, &account.thumbprint, t0()) else {
-                    panic!("pending")
-                };
-                let (done, ch, event) = v.conclude(Ok(()), &account, t0());
-                store.record_validation(&done, &ch, event.clone()).await.unwrap();
-                let err = store.record_validation(&done, &ch, event).await.unwrap_err();
-                assert!(matches!(err, StoreError::Conflict("authorization status")));
-                last = Some(done);
-            }
-            let reloaded = store.authorization(&last.as_ref().unwrap().id).await.unwrap();
-            assert_eq!(reloaded, last, "validated_at and statuses round-trip");
-            let order = store.order(&new.order.id).await.unwrap().unwrap();
-            assert_eq!(order.status_at(t0()), signet_ra::acme::OrderStatus::Ready);
+        // Validate both names; the second fails once on a stale copy.
+        let mut last = None;
+        for authz in &new.authorizations {
+            let http01 = authz.challenges[0].id.clone();
+            let Respond::Validate(v) = authz.clone().respond(&http01, &account.thumbprint, t0()) else {
+                panic!("pending")
+            };
+            let (done, ch, event) = v.conclude(Ok(()), &account, t0());
+            store.record_validation(&done, &ch, event.clone()).await.unwrap();
+            let err = store.record_validation(&done, &ch, event).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict("authorization status")));
+            last = Some(done);
+        }
+        let reloaded = store.authorization(&last.as_ref().unwrap().id).await.unwrap();
+        assert_eq!(reloaded, last, "validated_at and statuses round-trip");
+        let order = store.order(&new.order.id).await.unwrap().unwrap();
+        assert_eq!(order.status_at(t0()), signet_ra::acme::OrderStatus::Ready);
 
-            let names: BTreeSet<Identifier> =
-                ["a.acme.example", "b.acme.example"].iter().map(|n| Identifier::parse("dns", n).unwrap()).collect();
-            let (processing, event) = order.clone().finalize(&names, &account, t0()).unwrap();
-            store.save_order_progress(&processing, &order.progress, event.clone()).await.unwrap();
-            let err = store.save_order_progress(&processing, &order.progress, event).await.unwrap_err();
-            assert!(matches!(err, StoreError::Conflict("order progress")), "a second finalize loses");
-            let serial = Serial::random();
-            let (valid, event) = processing.clone().issued(serial.clone(), &account, t0()).unwrap();
-            store.save_order_progress(&valid, &processing.progress, event).await.unwrap();
-            assert_eq!(store.order_by_certificate(&serial).await.unwrap().as_ref(), Some(&valid));
-            assert_eq!(store.order(&valid.id).await.unwrap().as_ref(), Some(&valid));
-        })
-        .await;
-    }
+        let names: BTreeSet<Identifier> =
+            ["a.acme.example", "b.acme.example"].iter().map(|n| Identifier::parse("dns", n).unwrap()).collect();
+        let (processing, event) = order.clone().finalize(&names, &account, t0()).unwrap();
+        store.save_order_progress(&processing, &order.progress, event.clone()).await.unwrap();
+        let err = store.save_order_progress(&processing, &order.progress, event).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("order progress")), "a second finalize loses");
+        let serial = Serial::random();
+        let (valid, event) = processing.clone().issued(serial.clone(), &account, t0()).unwrap();
+        store.save_order_progress(&valid, &processing.progress, event).await.unwrap();
+        assert_eq!(store.order_by_certificate(&serial).await.unwrap().as_ref(), Some(&valid));
+        assert_eq!(store.order(&valid.id).await.unwrap().as_ref(), Some(&valid));
+    });
 
-    #[tokio::test]
-    async fn failures_are_stored_with_their_problem() {
-        each_backend(async |store: Store| {
-            let account = new_account(&store, 'f').await;
-            let new = NewOrder::new(&account, [("dns", "x.acme.example")], t0()).unwrap();
-            store.create_order(&new, new.created_event(&account)).await.unwrap();
-            let authz = new.authorizations[0].clone();
-            let dns01 = authz.challenges[1].id.clone();
-            let Respond::Validate(v) = authz.respond(&dns01, &account.thumbprint, t0()) else { panic!("pending") };
-            let problem = AcmeProblem::new(ProblemKind::Dns, "no TXT record at _acme-challenge.x.acme.example");
-            let (failed, ch, event) = v.conclude(Err(problem.clone()), &account, t0());
-            store.record_validation(&failed, &ch, event).await.unwrap();
-            let stored = store.authorization(&failed.id).await.unwrap().unwrap();
-            assert_eq!(stored.challenges[1].status, ChallengeStatus::Invalid { error: problem });
-            let order = store.order(&new.order.id).await.unwrap().unwrap();
-            assert_eq!(order.status_at(t0()).name(), "invalid");
-        })
-        .await;
-    }
+    signet_testkit::backend_test!(failures_are_stored_with_their_problem, on_backend, async |store: Store| {
+        let account = new_account(&store, 'f').await;
+        let new = NewOrder::new(&account, [("dns", "x.acme.example")], t0()).unwrap();
+        store.create_order(&new, new.created_event(&account)).await.unwrap();
+        let authz = new.authorizations[0].clone();
+        let dns01 = authz.challenges[1].id.clone();
+        let Respond::Validate(v) = authz.respond(&dns01, &account.thumbprint, t0()) else { panic!("pending") };
+        let problem = AcmeProblem::new(ProblemKind::Dns, "no TXT record at _acme-challenge.x.acme.example");
+        let (failed, ch, event) = v.conclude(Err(problem.clone()), &account, t0());
+        store.record_validation(&failed, &ch, event).await.unwrap();
+        let stored = store.authorization(&failed.id).await.unwrap().unwrap();
+        assert_eq!(stored.challenges[1].status, ChallengeStatus::Invalid { error: problem });
+        let order = store.order(&new.order.id).await.unwrap().unwrap();
+        assert_eq!(order.status_at(t0()).name(), "invalid");
+    });
 
-    #[tokio::test]
-    async fn nonces_are_spent_once_and_expire() {
-        each_backend(async |store: Store| {
-            let (a, b) = (Nonce::generate(), Nonce::generate());
-            store.issue_nonce(&a, t0()).await.unwrap();
-            store.issue_nonce(&b, t0()).await.unwrap();
-            assert!(store.consume_nonce(&a, t0()).await.unwrap());
-            assert!(!store.consume_nonce(&a, t0()).await.unwrap(), "a nonce is spent once");
-            assert!(!store.consume_nonce(&Nonce::generate(), t0()).await.unwrap(), "unknown nonce");
-            assert!(!store.consume_nonce(&b, t0() + NONCE_LIFETIME).await.unwrap(), "expired nonce");
-            assert!(actions(&store).await.is_empty(), "nonces are not audited");
-        })
-        .await;
-    }
+    signet_testkit::backend_test!(nonces_are_spent_once_and_expire, on_backend, async |store: Store| {
+        let (a, b) = (Nonce::generate(), Nonce::generate());
+        store.issue_nonce(&a, t0()).await.unwrap();
+        store.issue_nonce(&b, t0()).await.unwrap();
+        assert!(store.consume_nonce(&a, t0()).await.unwrap());
+        assert!(!store.consume_nonce(&a, t0()).await.unwrap(), "a nonce is spent once");
+        assert!(!store.consume_nonce(&Nonce::generate(), t0()).await.unwrap(), "unknown nonce");
+        assert!(!store.consume_nonce(&b, t0() + NONCE_LIFETIME).await.unwrap(), "expired nonce");
+        assert!(actions(&store).await.is_empty(), "nonces are not audited");
+    });
 }

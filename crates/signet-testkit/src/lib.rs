@@ -14,6 +14,46 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 /// The backends a suite runs on.
 pub const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
 
+/// Declares a test that runs once per backend, each its own test case (`NAME::sqlite`,
+/// `NAME::postgres`), so a failure on one backend does not hide the other's result. Either
+/// `backend_test!(NAME, per_backend)`, where `per_backend(backend)` is the whole test, or
+/// `backend_test!(NAME, runner, test)`, where `runner(backend, test)` opens what `test` needs
+/// on that backend and runs it; `multi_thread N:` before NAME runs it on N worker threads.
+#[macro_export]
+macro_rules! backend_test {
+    (multi_thread $workers:literal: $name:ident, $runner:path, $test:expr) => {
+        $crate::backend_test!(
+            @with [tokio::test(flavor = "multi_thread", worker_threads = $workers)] $name,
+            backend => $runner(backend, $test)
+        );
+    };
+    ($name:ident, $per_backend:path) => {
+        $crate::backend_test!(@with [tokio::test] $name, backend => $per_backend(backend));
+    };
+    ($name:ident, $runner:path, $test:expr) => {
+        $crate::backend_test!(@with [tokio::test] $name, backend => $runner(backend, $test));
+    };
+    (@with [$($attr:tt)*] $name:ident, $backend:ident => $run:expr) => {
+        mod $name {
+            // The test body names what its file imports (helpers, types) or nothing at all.
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[$($attr)*]
+            async fn sqlite() {
+                let $backend = "sqlite";
+                $run.await
+            }
+
+            #[$($attr)*]
+            async fn postgres() {
+                let $backend = "postgres";
+                $run.await
+            }
+        }
+    };
+}
+
 /// A database that exists for one test and is dropped after it.
 #[derive(Debug)]
 pub struct TestDb {

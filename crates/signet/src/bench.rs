@@ -24,6 +24,8 @@ use const_oid::db::{rfc5912, rfc6960};
 use der::asn1::{Any, OctetString, Uint};
 use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
+use signet_authority::ca_files::ensure_dev_ca;
+use signet_authority::{ServerConfig, Settings};
 use signet_pki::ca::{HierarchyNames, create_hierarchy};
 use signet_pki::crl::{RevokedEntry, sign_crl};
 use signet_pki::csr::VerifiedCsr;
@@ -34,8 +36,9 @@ use signet_pki::profile::{Catalog, Profile};
 use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
 use signet_pki::{CaUrls, CertificateAuthority, KeyAlgorithm, RevocationReason, Serial, Signer, SoftwareSigner};
 use signet_ra::SystemClock;
-use signet_server::ca_files::ensure_dev_ca;
-use signet_server::{AppState, ServerConfig, Settings};
+use signet_ra::issuance::CaService;
+use signet_server::AppState;
+use signet_store::Store;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -501,17 +504,48 @@ fn bench_settings(dir: &Path, database_url: Option<&str>) -> Result<Settings, Bo
     .into_settings()?)
 }
 
-/// A server state (CA + store) in `dir`, without an HTTP listener.
+/// The CA key and a store in `dir`, without a server: the baselines sign with the key itself,
+/// and the domain case measures `CaService` below the node's `Authority`.
+#[derive(Clone)]
+struct BenchCa {
+    store: Store,
+    ca: Arc<CertificateAuthority>,
+    settings: Arc<Settings>,
+}
+
+impl BenchCa {
+    fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn service(&self) -> CaService<'_, Store> {
+        CaService {
+            store: &self.store,
+            ca: &self.ca,
+            catalog: &self.settings.catalog,
+            key_policy: &self.settings.key_policy,
+            clock: &SystemClock,
+        }
+    }
+}
+
 async fn bench_state(
     dir: &Path,
     key: KeyAlgorithm,
     database_url: Option<&str>,
-) -> Result<(Settings, AppState), BoxError> {
+) -> Result<(Settings, BenchCa), BoxError> {
     let settings = bench_settings(dir, database_url)?;
-    make_dev_ca(&settings.data_dir.join("ca"), key, &settings.catalog)?;
+    let ca_dir = settings.data_dir.join("ca");
+    make_dev_ca(&ca_dir, key, &settings.catalog)?;
     let base_url = format!("http://{}", settings.listen);
-    let state = signet_server::build_state(&settings, &base_url, Arc::new(SystemClock)).await?;
-    Ok((settings, state))
+    let store = Store::connect(&settings.database_url).await?;
+    let loaded = signet_authority::ca_files::load_ca(&ca_dir, CaUrls::under(&base_url))?;
+    let ca = BenchCa { store, ca: Arc::new(loaded.ca), settings: Arc::new(settings.clone()) };
+    Ok((settings, ca))
 }
 
 fn bench_order() -> Result<CertificateOrder, BoxError> {
@@ -672,9 +706,9 @@ async fn escrow_prepare(threads: u64, duration: Duration) -> Result<Measured, Bo
         .await?
 }
 
-async fn raw_sign(state: &AppState, threads: u64, duration: Duration) -> Result<Measured, BoxError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || raw_sign_blocking(state.ca().signer(), threads, duration)).await?
+async fn raw_sign(ca: &Arc<CertificateAuthority>, threads: u64, duration: Duration) -> Result<Measured, BoxError> {
+    let ca = ca.clone();
+    tokio::task::spawn_blocking(move || raw_sign_blocking(ca.signer(), threads, duration)).await?
 }
 
 fn join_scoped<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T, String>>>) -> Result<Vec<T>, String> {
@@ -683,7 +717,7 @@ fn join_scoped<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T, Strin
 
 /// `Prepared::new → lint → sign` only: no CSR parsing, no database.
 async fn pki_issue(
-    state: &AppState,
+    state: &BenchCa,
     profile: Profile,
     order: CertificateOrder,
     csrs: Arc<Vec<VerifiedCsr>>,
@@ -725,7 +759,7 @@ async fn pki_issue(
 /// `CaService::issue`: CSR parse and proof of possession, key policy, lint, intent and audit
 /// row, signature, stored certificate and audit row.
 async fn full_issue(
-    state: &AppState,
+    state: &BenchCa,
     order: &CertificateOrder,
     csrs: Vec<Vec<u8>>,
     tasks: u64,
@@ -809,9 +843,9 @@ async fn issuance(args: &IssuanceArgs, out: &Out) -> Result<Vec<Figure>, BoxErro
         }
         for r in 0..ROUNDS {
             let range = round_range(count, ROUNDS, r);
-            raw.merge(raw_sign(state, c, raw_half).await?);
+            raw.merge(raw_sign(&state.ca, c, raw_half).await?);
             pki.merge(pki_issue(state, profile.clone(), order.clone(), parsed.clone(), range.clone(), c).await?);
-            raw.merge(raw_sign(state, c, raw_half).await?);
+            raw.merge(raw_sign(&state.ca, c, raw_half).await?);
             for ((backend, acc), csrs) in backends.iter().zip(&mut full).zip(&full_csrs) {
                 acc.merge(full_issue(backend, &order, csrs[range.clone()].to_vec(), c).await?);
             }
@@ -1143,25 +1177,35 @@ async fn ocsp(args: &OcspArgs, out: &Out) -> Result<Vec<Figure>, BoxError> {
     let settings = bench_settings(dir.path(), None)?;
     make_dev_ca(&settings.data_dir.join("ca"), args.key_type, &settings.catalog)?;
     let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
-    let result = ocsp_against(running.addr, &running.state, args, out).await;
+    // The raw-signing baseline signs with the same key the server's CA holds.
+    let ca = Arc::new(
+        signet_authority::ca_files::load_ca(&settings.data_dir.join("ca"), CaUrls::under(&running.base_url))?.ca,
+    );
+    let result = ocsp_against(running.addr, &running.state, &ca, args, out).await;
     running.task.abort();
     running.jobs.stop().await;
     running.state.store().close().await;
     result
 }
 
-async fn ocsp_against(addr: SocketAddr, state: &AppState, args: &OcspArgs, out: &Out) -> Result<Vec<Figure>, BoxError> {
+async fn ocsp_against(
+    addr: SocketAddr,
+    state: &AppState,
+    ca: &Arc<CertificateAuthority>,
+    args: &OcspArgs,
+    out: &Out,
+) -> Result<Vec<Figure>, BoxError> {
     let key = args.key_type;
     let cores = cores();
     let load_slice = Duration::from_secs_f64(args.seconds) / ROUNDS as u32;
     let load_half = load_slice / 2;
     let raw_half = Duration::from_secs_f64((args.seconds / 2.5).clamp(0.5, 2.0)) / (2 * ROUNDS as u32);
 
-    let issuer = OcspIssuer::new(state.ca().cert_der())?;
+    let issuer = OcspIssuer::new(&state.certificates.issuing)?;
     let order = bench_order()?;
     let mut cert_ids = Vec::new();
     for csr in fresh_csrs(OCSP_CERTS)? {
-        let cert = state.service().issue(ACTOR, &order, &csr).await?;
+        let cert = state.issue(ACTOR, &order, &csr).await?;
         // SHA-1 CertIDs: what OpenSSL and most clients send, and what the server pre-signs.
         cert_ids.push(issuer.cert_id(CertIdHash::Sha1, cert.serial));
     }
@@ -1192,15 +1236,15 @@ async fn ocsp_against(addr: SocketAddr, state: &AppState, args: &OcspArgs, out: 
         loads[0].merge(http_load(addr, healthz_target.clone(), n, load_half).await?);
         loads[1].merge(http_load(addr, get_target.clone(), n, load_slice).await?);
         loads[0].merge(http_load(addr, healthz_target.clone(), n, load_half).await?);
-        raw1.merge(raw_sign(state, 1, raw_half).await?);
+        raw1.merge(raw_sign(ca, 1, raw_half).await?);
         if cores > 1 {
-            raw_all.merge(raw_sign(state, cores, raw_half).await?);
+            raw_all.merge(raw_sign(ca, cores, raw_half).await?);
         }
         loads[2].merge(http_load(addr, post_target.clone(), n, load_slice).await?);
         if cores > 1 {
-            raw_all.merge(raw_sign(state, cores, raw_half).await?);
+            raw_all.merge(raw_sign(ca, cores, raw_half).await?);
         }
-        raw1.merge(raw_sign(state, 1, raw_half).await?);
+        raw1.merge(raw_sign(ca, 1, raw_half).await?);
     }
     let raw1 = raw1.into_figure("ocsp", "raw-sign", "raw sign (1 KiB)", key, 1);
     let raw_all =

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use signet_authority::ServerConfig;
 use signet_gateway::accounts::{AccountLink, identity_of_certificate};
 use signet_gateway::bench::{BenchResult, LoadClient};
 use signet_gateway::{GatewayConfigFile, config::read_certificates};
@@ -15,7 +16,6 @@ use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
 use signet_ra::SystemClock;
-use signet_server::ServerConfig;
 
 /// `signet gateway …`
 #[derive(Args)]
@@ -148,7 +148,7 @@ fn describe(l: &AccountLink) -> String {
 
 /// Generates a P-256 key and CSR with the openssl CLI and has the CA issue `order`.
 async fn issue(
-    state: &signet_server::AppState,
+    state: &signet_authority::Core,
     dir: &Path,
     name: &str,
     order: CertificateOrder,
@@ -168,10 +168,10 @@ async fn issue(
     if !out.status.success() {
         return Err(format!("openssl req: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    let cert = state.service().issue("bench", &order, &std::fs::read(&csr)?).await?;
+    let cert = state.issue("bench", &order, &std::fs::read(&csr)?).await?;
     let pem = |der: &[u8]| signet_pki::to_pem("CERTIFICATE", der);
     let chain = dir.join(format!("{name}.pem"));
-    std::fs::write(&chain, format!("{}{}", pem(&cert.der), pem(state.ca().cert_der())))?;
+    std::fs::write(&chain, format!("{}{}", pem(&cert.der), pem(state.certificates.issuing.as_slice())))?;
     Ok((chain, key))
 }
 
@@ -348,7 +348,7 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let root = dir.join("root.pem");
-    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", state.root_der()))?;
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", state.certificates.root.as_slice()))?;
     let accounts = dir.join("accounts.toml");
     signet_gateway::accounts::link(
         &accounts,
@@ -381,7 +381,7 @@ async fn bench(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         use rustls_pki_types::pem::PemObject;
         rustls_pki_types::PrivateKeyDer::from_pem_file(&client_key)?
     };
-    let root_der = state.root_der().to_vec();
+    let root_der = state.certificates.root.as_slice().to_vec();
     let gw_client = LoadClient::new(gateway.addr, "localhost", &root_der, chain.clone(), key.clone_key())?;
     let nginx_client = LoadClient::new(nginx.addr, "localhost", &root_der, chain.clone(), key.clone_key())?;
     let proxy_client = LoadClient::new(nginx.proxy_addr, "localhost", &root_der, chain, key)?;

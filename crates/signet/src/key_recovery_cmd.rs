@@ -212,9 +212,9 @@ pub(crate) async fn run(command: KeyRecoveryCommand) -> Result<(), Error> {
                 .await?
                 .ok_or_else(|| format!("the escrow of certificate {} is gone", exported.serial))?;
             let passphrase = export_passphrase()?;
-            let krk = signet_server::ca_files::open_recovery_key(&settings.data_dir.join("ca"))?;
+            let krk = signet_authority::ca_files::open_recovery_key(&settings.data_dir.join("ca"))?;
             let pem = open(&escrow.envelope, krk.as_ref())?.to_encrypted_pem(&passphrase)?;
-            signet_server::ca_files::write_private(&out, pem.as_bytes())?;
+            signet_authority::ca_files::write_private(&out, pem.as_bytes())?;
             // The request is spent only once the file exists; if another agent exported first,
             // this copy is removed.
             if let Err(e) = update(&store, &exported, event).await {

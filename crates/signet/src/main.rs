@@ -12,14 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use signet_authority::ca_files::{InitOptions, KeySource, init_ca};
+use signet_authority::{ServerConfig, Settings};
 use signet_pki::ca::HierarchyNames;
 use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
 use signet_pki::{KeyAlgorithm, RevocationReason, Serial};
 use signet_ra::SystemClock;
 use signet_ra::audit::{AuditAction, AuditEvent};
-use signet_server::ca_files::{InitOptions, KeySource, init_ca};
-use signet_server::{ServerConfig, Settings};
 use signet_store::ApiKey;
 
 #[derive(Parser)]
@@ -131,9 +131,12 @@ impl ServerArgs {
         Ok(cfg.into_settings()?)
     }
 
-    async fn state(&self) -> Result<signet_server::AppState, Box<dyn std::error::Error>> {
+    /// The node's core over the configured database and CA, without serving: the commands
+    /// below take the same workflows the pages take.
+    async fn state(&self) -> Result<signet_authority::Core, Box<dyn std::error::Error>> {
         let settings = self.settings()?;
-        Ok(signet_server::build_state(&settings, &settings.certificate_base_url(), Arc::new(SystemClock)).await?)
+        let base_url = settings.certificate_base_url();
+        Ok(signet_authority::Core::open(&settings, &base_url, &base_url, Arc::new(SystemClock)).await?.core)
     }
 }
 
@@ -431,7 +434,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             };
             let csr = std::fs::read(&a.csr).map_err(|e| format!("{}: {e}", a.csr.display()))?;
             let order = CertificateOrder { profile: a.profile, subject, validity_years: a.years };
-            let cert = state.service().issue(&cli_actor(), &order, &csr).await?;
+            let cert = state.issue(&cli_actor(), &order, &csr).await?;
             let pem = signet_pki::to_pem("CERTIFICATE", &cert.der);
             match a.out {
                 Some(p) => std::fs::write(&p, pem).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -463,7 +466,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
                 &name,
                 serde_json::json!({ "role": role }),
             );
-            state.store().create_api_key(&ApiKey { name, role }, &signet_server::token_hash(&token), &event).await?;
+            state.store.create_api_key(&ApiKey { name, role }, &signet_server::token_hash(&token), &event).await?;
             println!("{token}");
             eprintln!("store this token now; it is not shown again");
         }
@@ -496,16 +499,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode, Box<dyn std::error::Err
             command: AdminCommand::Enterprise { command: EnterpriseCommand::AddUser { server, organization, account } },
         } => {
             use signet_ra::application::{ApplicationId, OrganizationKey};
-            use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser, check_candidate};
             let name = OrganizationName::new(&organization)?;
-            let organization = OrganizationKey::of(&name);
             let account = ApplicationId::new(&account)?;
-            let store = signet_store::Store::connect(&server.settings()?.database_url).await?;
-            let now = time::OffsetDateTime::now_utc();
-            let users = store.enterprise_users(&organization).await?;
-            check_candidate(&organization, &store.enterprise_candidate(&account, &users, now).await?)?;
-            let user = EnterpriseUser { organization, account, added_by: cli_actor(), added_at: now };
-            store.add_enterprise_user(&user, user.added_event()).await?;
+            let state = server.state().await?;
+            let user = state.add_enterprise_user(OrganizationKey::of(&name), account, &cli_actor()).await?;
             println!("{} is now a user of the enterprise account of {}", user.account, name.as_str());
         }
         Command::Audit { command: AuditCommand::Verify(server) } => {

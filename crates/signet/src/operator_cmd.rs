@@ -74,7 +74,7 @@ pub(crate) async fn store(server: &ServerArgs) -> Result<Store, Box<dyn std::err
     std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
     dirs.create(&ca_dir).map_err(|e| format!("{}: {e}", ca_dir.display()))?;
     let store = Store::connect(&settings.database_url).await?;
-    Ok(store.with_sealing_key(signet_server::ca_files::sealing_key(&ca_dir)?).await?)
+    Ok(store.with_sealing_key(signet_authority::ca_files::sealing_key(&ca_dir)?).await?)
 }
 
 /// The password from the environment, or typed twice without echo.

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use signet_authority::stock::{self, Provisioned, TransportPins};
 use signet_ra::token_stock::{TokenSerial, TokenStockStore};
-use signet_server::stock::{self, Provisioned, TransportPins};
 
 use crate::{ServerArgs, cli_actor};
 
@@ -71,7 +71,7 @@ pub(crate) async fn run(command: StockCommand) -> Result<(), Error> {
         }
         StockCommand::List(server) => {
             let state = server.state().await?;
-            let tokens = state.store().stock().await?;
+            let tokens = state.store.stock().await?;
             if tokens.is_empty() {
                 println!("The stock is empty: provision tokens with `signet admin token provision`.");
             }

@@ -1,8 +1,9 @@
 //! Every certificate, CRL and OCSP response the CA produces, checked by OpenSSL and pkilint
 //! against a server running on a real port.
 
-use crate::common::*;
 use serde_json::json;
+
+use crate::common::*;
 
 /// Each profile × key type: issued through the RA API, then verified by OpenSSL with the
 /// profile's policy required explicitly and the CRL checked, rejected under another
@@ -126,7 +127,7 @@ async fn revocation_reaches_ocsp_and_crl() {
 
     // Half-way through its 24 h validity the cached answer is re-signed in the background.
     ca.clock.advance(time::Duration::hours(13));
-    assert!(ca.running.state.refresh_ocsp().await.unwrap() >= 1);
+    assert!(ca.running.state.authority.refresh_ocsp().await.unwrap() >= 1);
     let refreshed = get("refreshed");
     let this_update = |text: &str| text.lines().find(|l| l.contains("This Update")).map(str::to_owned);
     assert!(refreshed.contains("good") && refreshed.contains("Response verify OK"), "{refreshed}");

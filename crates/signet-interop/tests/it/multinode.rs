@@ -2,8 +2,9 @@
 //! issuance never repeats a serial or a key, and a revocation made on one node shows in
 //! OCSP and the CRL of the other on the very next request.
 
-use crate::common::*;
 use serde_json::json;
+
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_one_postgres_share_serials_and_revocations() {
@@ -46,7 +47,7 @@ async fn two_nodes_on_one_postgres_share_serials_and_revocations() {
     assert_eq!(status, 200);
     let revoked_at = std::time::Instant::now();
     // Node A dropped its cached answers when it revoked; node B re-reads the stored status
-    // within the stated bound (signet_server::OCSP_STATUS_TTL, 1 s).
+    // within the stated bound (signet_authority::OCSP_STATUS_TTL, 1 s).
     assert!(ca.ocsp_at(&bases[0], leaf, &["-no_nonce"]).contains(": revoked"), "node A sees it at once");
     let on_b = loop {
         let out = ca.ocsp_at(&bases[1], leaf, &["-no_nonce"]);
@@ -57,7 +58,7 @@ async fn two_nodes_on_one_postgres_share_serials_and_revocations() {
     };
     let lag = revoked_at.elapsed();
     assert!(on_b.contains(": revoked") && on_b.contains("superseded"), "node B sees node A's revocation: {on_b}");
-    let bound = signet_server::OCSP_STATUS_TTL + std::time::Duration::from_millis(900);
+    let bound = signet_authority::OCSP_STATUS_TTL + std::time::Duration::from_millis(900);
     assert!(lag <= bound, "node B saw it after {lag:?}, beyond {bound:?}");
 
     let crl = ca.path("b.crl");

@@ -11,15 +11,16 @@ use std::path::Path;
 use std::process::Command as Process;
 use std::sync::{Arc, OnceLock};
 
-use crate::browser::{Browser, Page};
-use crate::mail_common::{SmtpSink, free_port};
-use crate::stock_common::in_stock;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::EcdsaKeyPair;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
+use signet_authority::ServerConfig;
+use signet_authority::jobs::{Job, JobRunner, Outcome};
+use signet_authority::mail::{MailConfig, Mailer};
+use signet_authority::stock;
 use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{DnsName, Subject};
 use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
@@ -33,14 +34,15 @@ use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
 use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
-use signet_server::jobs::{Job, JobRunner, Outcome};
-use signet_server::mail::{MailConfig, Mailer};
-use signet_server::stock;
-use signet_server::{AppState, ServerConfig, app, build_state};
-use signet_testkit::{BACKENDS, TestDb};
+use signet_server::{AppState, app, build_state};
+use signet_testkit::TestDb;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
+
+use crate::browser::{Browser, Page};
+use crate::mail_common::{SmtpSink, free_port};
+use crate::stock_common::in_stock;
 
 const T0: OffsetDateTime = datetime!(2026-11-23 14:00 UTC);
 const PASSWORD: &str = "Quill-Harbor-Sextant-58";
@@ -82,7 +84,7 @@ fn run(program: &str, args: &[&str]) -> String {
 
 /// The issuing CA certificate, PEM.
 fn issuing_pem(c: &Cmc) -> String {
-    signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())
+    signet_pki::to_pem("CERTIFICATE", c.state.certificates.issuing.as_slice())
 }
 
 /// `openssl verify` of the certificate in file `leaf` (in the test's folder) at the fake
@@ -91,7 +93,7 @@ fn issuing_pem(c: &Cmc) -> String {
 fn verify_at_clock(c: &Cmc, leaf: &str, untrusted: &str, checks: &[&str]) {
     let dir = c.dir.path();
     let (root, chain) = (dir.join("root.pem"), dir.join("untrusted.pem"));
-    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.certificates.root.as_slice())).unwrap();
     std::fs::write(&chain, untrusted).unwrap();
     let at = c.clock.now().unix_timestamp().to_string();
     let mut args = vec!["verify", "-attime", &at];
@@ -160,7 +162,7 @@ async fn subscriber(state: &AppState, dir: &Path, form: ApplicationForm, certifi
     let mut order = form.person_order(format!("{}-identity", form.certificate.cert_type()));
     order.validity_years = 2;
     let req = csr(dir, "identity");
-    let cert = state.service().issue(&format!("applicant:{account}"), &order, req.as_bytes()).await.unwrap();
+    let cert = state.issue(&format!("applicant:{account}"), &order, req.as_bytes()).await.unwrap();
     (account, cert.serial.to_hex())
 }
 
@@ -258,50 +260,49 @@ fn actions(records: &[signet_ra::audit::AuditRecord], action: &str) -> usize {
     records.iter().filter(|r| r.action == action).count()
 }
 
-#[tokio::test]
-async fn enrollment_sign_in_and_replay() {
-    for backend in BACKENDS {
-        let c = cmc(backend).await;
-        let mut b = Browser::new(&c.app);
-        // Password only: enrollment is all the session may do.
-        let p = sign_in(&mut b, &c.account, PASSWORD, "").await;
-        assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "{backend}");
-        assert_eq!(b.get("/cmc").await.location.as_deref(), Some("/cmc/sign-in"), "{backend}: no CMC before 2FA");
-        let token = create_token(&c, &mut b, "SHA256", 8, &[]).await;
-        // A wrong registration code leaves the token pending.
-        let wrong = format!("{:08}", (token.code(c.clock.now()).parse::<u64>().unwrap() + 1) % 100_000_000);
-        let p = b.post("/cmc/soft-token/register", &[("registration_code", &wrong)]).await;
-        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
-        assert!(p.body.contains(REFUSED), "{backend}: {}", p.body);
-        let registration = token.code(c.clock.now());
-        let p = b.post("/cmc/soft-token/register", &[("registration_code", &registration)]).await;
-        assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{backend}: {}", p.body);
-        let home = b.get("/cmc").await;
-        assert_eq!(home.status, StatusCode::OK, "{backend}");
-        assert!(home.body.contains(&c.serial) && home.body.contains("Valid"), "{backend}: {}", home.body);
+signet_testkit::backend_test!(enrollment_sign_in_and_replay, enrollment_sign_in_and_replay);
 
-        // Sign-in needs the second factor now; the registration code is spent.
-        let mut other = Browser::new(&c.app);
-        let p = sign_in(&mut other, &c.account, PASSWORD, "").await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: no code, no entry");
-        let p = sign_in(&mut other, &c.account, PASSWORD, &registration).await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: the registration code is not replayable");
-        let p = sign_in(&mut other, &c.account, "Wrong-Password-99", &fresh(&c, &token)).await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}");
-        assert!(p.body.contains(REFUSED), "{backend}");
-        let code = fresh(&c, &token);
-        let p = sign_in(&mut other, &c.account, PASSWORD, &code).await;
-        assert_eq!(p.location.as_deref(), Some("/cmc"), "{backend}: {}", p.body);
-        // The same code a second time, on another session: refused.
-        let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &code).await;
-        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: replay");
+async fn enrollment_sign_in_and_replay(backend: &str) {
+    let c = cmc(backend).await;
+    let mut b = Browser::new(&c.app);
+    // Password only: enrollment is all the session may do.
+    let p = sign_in(&mut b, &c.account, PASSWORD, "").await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "{backend}");
+    assert_eq!(b.get("/cmc").await.location.as_deref(), Some("/cmc/sign-in"), "{backend}: no CMC before 2FA");
+    let token = create_token(&c, &mut b, "SHA256", 8, &[]).await;
+    // A wrong registration code leaves the token pending.
+    let wrong = format!("{:08}", (token.code(c.clock.now()).parse::<u64>().unwrap() + 1) % 100_000_000);
+    let p = b.post("/cmc/soft-token/register", &[("registration_code", &wrong)]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+    assert!(p.body.contains(REFUSED), "{backend}: {}", p.body);
+    let registration = token.code(c.clock.now());
+    let p = b.post("/cmc/soft-token/register", &[("registration_code", &registration)]).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc/recovery-questions"), "{backend}: {}", p.body);
+    let home = b.get("/cmc").await;
+    assert_eq!(home.status, StatusCode::OK, "{backend}");
+    assert!(home.body.contains(&c.serial) && home.body.contains("Valid"), "{backend}: {}", home.body);
 
-        let records = c.state.store().audit_records().await.unwrap();
-        assert_eq!(actions(&records, "soft-token-enrolled"), 1, "{backend}");
-        assert_eq!(actions(&records, "soft-token-activated"), 1, "{backend}");
-        assert_eq!(actions(&records, "subscriber-signed-in"), 1, "{backend}");
-        audit_intact(&c).await;
-    }
+    // Sign-in needs the second factor now; the registration code is spent.
+    let mut other = Browser::new(&c.app);
+    let p = sign_in(&mut other, &c.account, PASSWORD, "").await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: no code, no entry");
+    let p = sign_in(&mut other, &c.account, PASSWORD, &registration).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: the registration code is not replayable");
+    let p = sign_in(&mut other, &c.account, "Wrong-Password-99", &fresh(&c, &token)).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}");
+    assert!(p.body.contains(REFUSED), "{backend}");
+    let code = fresh(&c, &token);
+    let p = sign_in(&mut other, &c.account, PASSWORD, &code).await;
+    assert_eq!(p.location.as_deref(), Some("/cmc"), "{backend}: {}", p.body);
+    // The same code a second time, on another session: refused.
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &code).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{backend}: replay");
+
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(actions(&records, "soft-token-enrolled"), 1, "{backend}");
+    assert_eq!(actions(&records, "soft-token-activated"), 1, "{backend}");
+    assert_eq!(actions(&records, "subscriber-signed-in"), 1, "{backend}");
+    audit_intact(&c).await;
 }
 
 #[tokio::test]
@@ -374,8 +375,8 @@ async fn ocsp_status(c: &Cmc, serial: &str) -> String {
     let dir = c.dir.path();
     let (issuer, root, req, resp) =
         (dir.join("issuing.pem"), dir.join("root.pem"), dir.join("req.der"), dir.join("resp.der"));
-    std::fs::write(&issuer, signet_pki::to_pem("CERTIFICATE", c.state.ca().cert_der())).unwrap();
-    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.root_der())).unwrap();
+    std::fs::write(&issuer, signet_pki::to_pem("CERTIFICATE", c.state.certificates.issuing.as_slice())).unwrap();
+    std::fs::write(&root, signet_pki::to_pem("CERTIFICATE", c.state.certificates.root.as_slice())).unwrap();
     run(
         "openssl",
         &[
@@ -684,12 +685,14 @@ async fn issued(c: &Cmc) -> (usize, usize) {
     (c.state.store().account_certificates(&c.account).await.unwrap().len(), actions(&records, "certificate-issued"))
 }
 
-#[tokio::test]
-async fn token_types_are_not_renewed_onto_a_software_key() {
-    for backend in BACKENDS {
-        for cert_type in ["medium-token", "medium-hardware"] {
-            software_renewal_refused(backend, cert_type).await;
-        }
+signet_testkit::backend_test!(
+    token_types_are_not_renewed_onto_a_software_key,
+    token_types_are_not_renewed_onto_a_software_key
+);
+
+async fn token_types_are_not_renewed_onto_a_software_key(backend: &str) {
+    for cert_type in ["medium-token", "medium-hardware"] {
+        software_renewal_refused(backend, cert_type).await;
     }
 }
 
@@ -748,12 +751,7 @@ async fn moved(c: &Cmc, serial: &str, step: impl FnOnce(StockToken) -> StockToke
     c.state.store().move_stock_token(&next, from, next.event("operator:alice", c.clock.now())).await.unwrap();
 }
 
-#[tokio::test]
-async fn renewal_proven_by_the_shipped_tokens_shipment_key() {
-    for backend in BACKENDS {
-        shipment_proof_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(renewal_proven_by_the_shipped_tokens_shipment_key, shipment_proof_run);
 
 async fn shipment_proof_run(backend: &str) {
     let c = cmc_of(backend, "medium-token").await;
@@ -1060,7 +1058,16 @@ async fn users_add_vetted_colleagues_with_step_up() {
     let p = b.get("/cmc/devices").await;
     assert!(!p.body.contains("id=\"not-a-user\""), "{}", p.body);
     let serial = signet_pki::Serial::from_hex(&c.serial).unwrap();
-    c.state.service().revoke("cli:ra", &serial, signet_pki::RevocationReason::AffiliationChanged).await.unwrap();
+    c.state
+        .authority
+        .revoke(signet_authority::RevokeRequest {
+            actor: "cli:ra".to_owned(),
+            serial: serial.clone(),
+            reason: signet_pki::RevocationReason::AffiliationChanged,
+            notices: Vec::new(),
+        })
+        .await
+        .unwrap();
     let p = b.get("/cmc/devices").await;
     assert!(p.body.contains("id=\"not-a-user\""), "{}", p.body);
     audit_intact(&c).await;
@@ -1094,7 +1101,7 @@ async fn another(c: &Cmc, profile: &str, name: &str) -> String {
     order.validity_years = 2;
     let req = csr(c.dir.path(), name);
     let actor = format!("applicant:{}", c.account);
-    c.state.service().issue(&actor, &order, req.as_bytes()).await.unwrap().serial.to_hex()
+    c.state.issue(&actor, &order, req.as_bytes()).await.unwrap().serial.to_hex()
 }
 
 async fn status_of(c: &Cmc, serial: &str) -> StoredStatus {
@@ -1118,7 +1125,6 @@ async fn key_compromise_offers_to_revoke_the_other_certificates() {
     let req = csr(c.dir.path(), "device");
     let device = c
         .state
-        .service()
         .issue(&format!("subscriber:{}", c.account), &device_order, req.as_bytes())
         .await
         .unwrap()
@@ -1174,7 +1180,7 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     let mut order = sample_form("medium").person_order("medium-identity".into());
     order.validity_years = 2;
     let req = csr(c.dir.path(), "replacement");
-    c.state.service().issue(&format!("applicant:{renewed}"), &order, req.as_bytes()).await.unwrap();
+    c.state.issue(&format!("applicant:{renewed}"), &order, req.as_bytes()).await.unwrap();
 
     let sink = SmtpSink::start(free_port()).await;
     let mail = MailConfig {
@@ -1184,7 +1190,7 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     }
     .into_settings(c.dir.path(), |_| None)
     .unwrap();
-    let runner = JobRunner::new(c.state.clone(), Mailer::new(&mail).unwrap());
+    let runner = JobRunner::new(c.state.core(), Mailer::new(&mail).unwrap());
     let not_after = c.state.store().account_certificates(&c.account).await.unwrap()[0].not_after;
     for (days, due, mailed) in
         [(61, 0, 0), (60, 1, 1), (45, 1, 0), (30, 1, 1), (29, 1, 0), (7, 1, 1), (1, 1, 0), (0, 0, 0)]

@@ -14,10 +14,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::browser::{Browser, Page};
-use crate::stock_common::in_stock;
 use axum::Router;
 use axum::http::StatusCode;
+use signet_authority::ServerConfig;
 use signet_pki::RevocationReason;
 use signet_pki::escrow::{EncryptionKey, RecoveryKey, RecoveryKeyPublic, SoftwareRecoveryKey};
 use signet_pki::issue::CertificateOrder;
@@ -39,10 +38,13 @@ use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::witness::WitnessStore;
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
-use signet_server::{AppState, ServerConfig, app, build_state};
-use signet_testkit::{BACKENDS, TestDb};
+use signet_server::{AppState, app, build_state};
+use signet_testkit::TestDb;
 use time::macros::{datetime, format_description};
 use time::{Duration, OffsetDateTime};
+
+use crate::browser::{Browser, Page};
+use crate::stock_common::in_stock;
 
 const T0: OffsetDateTime = datetime!(2026-11-02 14:00 UTC);
 const PASSWORD: &str = "Quill-Harbor-Sextant-58";
@@ -221,12 +223,7 @@ fn notarized(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'s
     NOTARIZED.iter().map(|(k, v)| changes.iter().find(|(ck, _)| ck == k).map_or((*k, *v), |c| *c)).collect()
 }
 
-#[tokio::test]
-async fn sign_in_lockout_roles_and_vetting_to_token_shipped() {
-    for backend in BACKENDS {
-        vetting_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(sign_in_lockout_roles_and_vetting_to_token_shipped, vetting_run);
 
 async fn vetting_run(backend: &str) {
     let c = console(backend).await;
@@ -521,12 +518,7 @@ async fn vetting_run(backend: &str) {
     assert_eq!(verify_chain(&records), Ok(records.len()), "{backend}: the audit chain is intact");
 }
 
-#[tokio::test]
-async fn a_deficiency_finding_mails_the_applicant_and_shows_on_their_page() {
-    for backend in BACKENDS {
-        deficiency_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(a_deficiency_finding_mails_the_applicant_and_shows_on_their_page, deficiency_run);
 
 async fn deficiency_run(backend: &str) {
     use signet_ra::forms_mail::FormsMailed;
@@ -594,12 +586,7 @@ async fn deficiency_run(backend: &str) {
     );
 }
 
-#[tokio::test]
-async fn queue_filters_flags_and_pages() {
-    for backend in BACKENDS {
-        queue_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(queue_filters_flags_and_pages, queue_run);
 
 async fn queue_run(backend: &str) {
     let c = console(backend).await;
@@ -754,12 +741,7 @@ fn has(page: &Page, expected: &[&str]) {
 // ---------------------------------------------------------------------------------------------
 // Witnessed key generation
 
-#[tokio::test]
-async fn witnessed_key_generation_on_the_application_page() {
-    for backend in BACKENDS {
-        witness_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(witnessed_key_generation_on_the_application_page, witness_run);
 
 async fn witness_run(backend: &str) {
     let c = console(backend).await;
@@ -941,12 +923,7 @@ async fn witness_run(backend: &str) {
 // ---------------------------------------------------------------------------------------------
 // Token stock: the shipment binds a stock token; the stock page
 
-#[tokio::test]
-async fn shipping_a_hardware_type_binds_a_stock_token() {
-    for backend in BACKENDS {
-        ship_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(shipping_a_hardware_type_binds_a_stock_token, ship_run);
 
 async fn ship_run(backend: &str) {
     let c = console(backend).await;
@@ -1064,7 +1041,7 @@ async fn identity_certificate(c: &Console, app: &ApplicationId) -> String {
     let application = c.state.store().load(app).await.unwrap().unwrap();
     let order = application.form().person_order("medium-token-identity".into());
     let actor = format!("{}:{app}", Actor::Applicant.audit_name());
-    c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
+    c.state.issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
 }
 
 /// Issues a `device-tls` certificate as the subscriber of `app` creates one in the CMC (actor
@@ -1081,7 +1058,7 @@ async fn device_certificate(c: &Console, app: &ApplicationId) -> String {
         validity_years: 1,
     };
     let actor = signet_ra::cmc::actor(app);
-    c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
+    c.state.issue(&actor, &order, &key.csr().unwrap()).await.unwrap().serial.to_hex()
 }
 
 /// The stored status of each of `app`'s certificates, by serial.
@@ -1090,12 +1067,7 @@ async fn statuses(c: &Console, app: &ApplicationId) -> Vec<(String, StoredStatus
     certs.into_iter().map(|c| (c.serial.to_hex(), c.status)).collect()
 }
 
-#[tokio::test]
-async fn token_stock_page_reports_lost_and_retires() {
-    for backend in BACKENDS {
-        stock_page_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(token_stock_page_reports_lost_and_retires, stock_page_run);
 
 async fn stock_page_run(backend: &str) {
     let c = console(backend).await;
@@ -1282,7 +1254,7 @@ async fn escrowed_certificate(c: &Console, app: &ApplicationId) -> String {
     c.state.store().save_escrow(&escrow, escrow.escrowed_event(&actor)).await.unwrap();
     let application = c.state.store().load(app).await.unwrap().unwrap();
     let order = application.form().person_order("medium-token-encryption".into());
-    let cert = c.state.service().issue(&actor, &order, &key.csr().unwrap()).await.unwrap();
+    let cert = c.state.issue(&actor, &order, &key.csr().unwrap()).await.unwrap();
     let serial = cert.serial.to_hex();
     let found = c.state.store().escrow_of_serial(&serial).await.unwrap().expect("the escrow is found by serial");
     assert_eq!(found.spki_sha256, escrow.spki_sha256);
@@ -1299,12 +1271,7 @@ fn row(body: &str, id: &str) -> String {
     strip_tags(&body[start..start + body[start..].find("</tr>").unwrap()])
 }
 
-#[tokio::test]
-async fn key_recovery_requests_and_two_agent_approval() {
-    for backend in BACKENDS {
-        recovery_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(key_recovery_requests_and_two_agent_approval, recovery_run);
 
 async fn recovery_run(backend: &str) {
     let c = console(backend).await;
@@ -1515,12 +1482,7 @@ async fn recovery_run(backend: &str) {
     assert!(chain.is_ok(), "{backend}: the audit chain is intact: {chain:?}");
 }
 
-#[tokio::test]
-async fn organizations_page_confirms_merges_and_rejects() {
-    for backend in BACKENDS {
-        organizations_run(backend).await;
-    }
-}
+signet_testkit::backend_test!(organizations_page_confirms_merges_and_rejects, organizations_run);
 
 /// Registers `name` as a submitted application does: pending.
 async fn registered(c: &Console, name: &str) -> signet_ra::application::Organization {

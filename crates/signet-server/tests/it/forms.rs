@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::LazyLock;
 
+use signet_authority::forms_pdf;
+use signet_authority::timeline_svg::timeline_svg;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{Actor, Application, ApplicationForm, ApplicationId, Command, IssuedSecret, OperatorId};
@@ -19,8 +21,6 @@ use signet_ra::vetting::{
 };
 use signet_ra::wizard::AgencyCatalog;
 use signet_ra::{Clock, FakeClock};
-use signet_server::forms_pdf;
-use signet_server::timeline_svg::timeline_svg;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 

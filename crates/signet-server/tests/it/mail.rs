@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
-use crate::mail_common::{SmtpSink, free_port, read_messages, test_tls};
+use signet_authority::jobs::{Job, JobRunner, Outcome};
+use signet_authority::mail::{MailConfig, Mailer};
+use signet_authority::{ServerConfig, Settings};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::Email;
 use signet_ra::application::{
@@ -17,14 +19,14 @@ use signet_ra::application::{
 use signet_ra::notify::Notifier;
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::{Clock, FakeClock};
-use signet_server::jobs::{Job, JobRunner, Outcome};
-use signet_server::mail::{MailConfig, Mailer};
-use signet_server::{AppState, ServerConfig, Settings};
+use signet_server::AppState;
 use signet_store::Store;
 use signet_testkit::{BACKENDS, TestDb};
 use sqlx::Row;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+use crate::mail_common::{SmtpSink, free_port, read_messages, test_tls};
 
 const T0: OffsetDateTime = datetime!(2025-03-03 15:00 UTC);
 const BASE: &str = "https://ra.example.test";
@@ -55,7 +57,7 @@ fn smtp(port: u16) -> MailConfig {
 
 async fn node(settings: Settings, clock: Arc<FakeClock>) -> Node {
     let state = signet_server::build_state(&settings, BASE, clock).await.unwrap();
-    let runner = JobRunner::new(state.clone(), Mailer::new(&settings.mail).unwrap());
+    let runner = JobRunner::new(state.core(), Mailer::new(&settings.mail).unwrap());
     Node { state, runner, settings }
 }
 
@@ -107,172 +109,176 @@ fn verification_token(t: &Transition) -> String {
     token.expose().to_owned()
 }
 
-#[tokio::test]
-async fn outbox_job_mails_the_verification_link() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let sink = SmtpSink::start(free_port()).await;
-        let n = node(settings(&db, dir.path(), smtp(sink.port())), Arc::new(FakeClock::at(T0))).await;
-        let t = submit(n.store(), T0).await;
-        let id = t.application.id().clone();
+signet_testkit::backend_test!(outbox_job_mails_the_verification_link, outbox_job_mails_the_verification_link);
 
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 }, "{backend}");
-        let mail = sink.messages();
-        assert_eq!(mail.len(), 1, "{backend}");
-        let m = &mail[0];
-        assert_eq!(m.to, "jane.doe@acme.example");
-        assert!(m.rcpt_to.contains("jane.doe@acme.example"), "envelope: {}", m.rcpt_to);
-        assert!(m.from.contains("ra@example.test"), "{}", m.from);
-        assert_eq!(m.subject, "Verify your email for your ECA application");
-        let link = format!("{BASE}/verify-email?application={id}&token={}", verification_token(&t));
-        assert!(m.body.contains(&link), "{backend}: no {link} in\n{}", m.body);
-        assert!(m.message_id.ends_with("@example.test>"), "{}", m.message_id);
-        assert!(m.date.contains("3 Mar 2025"), "dated by the injected clock: {}", m.date);
+async fn outbox_job_mails_the_verification_link(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let n = node(settings(&db, dir.path(), smtp(sink.port())), Arc::new(FakeClock::at(T0))).await;
+    let t = submit(n.store(), T0).await;
+    let id = t.application.id().clone();
 
-        // Delivered: marked sent, body (with the link's token) gone; a rerun sends nothing.
-        let (attempts, _, error, sent_at, body) = delivery(n.store(), &format!("email-verification:{id}")).await;
-        assert_eq!((attempts, error, sent_at, body.as_str()), (1, None, Some(T0.unix_timestamp()), ""));
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
-        assert_eq!(sink.messages().len(), 1);
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 }, "{backend}");
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 1, "{backend}");
+    let m = &mail[0];
+    assert_eq!(m.to, "jane.doe@acme.example");
+    assert!(m.rcpt_to.contains("jane.doe@acme.example"), "envelope: {}", m.rcpt_to);
+    assert!(m.from.contains("ra@example.test"), "{}", m.from);
+    assert_eq!(m.subject, "Verify your email for your ECA application");
+    let link = format!("{BASE}/verify-email?application={id}&token={}", verification_token(&t));
+    assert!(m.body.contains(&link), "{backend}: no {link} in\n{}", m.body);
+    assert!(m.message_id.ends_with("@example.test>"), "{}", m.message_id);
+    assert!(m.date.contains("3 Mar 2025"), "dated by the injected clock: {}", m.date);
+
+    // Delivered: marked sent, body (with the link's token) gone; a rerun sends nothing.
+    let (attempts, _, error, sent_at, body) = delivery(n.store(), &format!("email-verification:{id}")).await;
+    assert_eq!((attempts, error, sent_at, body.as_str()), (1, None, Some(T0.unix_timestamp()), ""));
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
+    assert_eq!(sink.messages().len(), 1);
+}
+
+signet_testkit::backend_test!(
+    smtp_down_keeps_mail_queued_then_sends_it_once,
+    smtp_down_keeps_mail_queued_then_sends_it_once
+);
+
+async fn smtp_down_keeps_mail_queued_then_sends_it_once(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let clock = Arc::new(FakeClock::at(T0));
+    let n = node(settings(&db, dir.path(), smtp(port)), clock.clone()).await;
+    let first = submit(n.store(), T0).await;
+    let second = submit(n.store(), T0).await;
+    let key = |t: &Transition| format!("email-verification:{}", t.application.id());
+
+    // Nothing listens: the first message fails and is backed off; the relay being down,
+    // the second is not even tried.
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 1 }, "{backend}");
+    let (attempts, next, error, sent_at, body) = delivery(n.store(), &key(&first)).await;
+    assert_eq!((attempts, next, sent_at), (1, Some((T0 + Duration::minutes(1)).unix_timestamp()), None));
+    assert!(error.as_deref().is_some_and(|e| e.contains("SMTP")), "{error:?}");
+    assert!(body.contains(&verification_token(&first)), "the queued body is kept until delivery");
+    assert_eq!(delivery(n.store(), &key(&second)).await.0, 0);
+
+    // The relay comes back. Before the backoff passes only the untried message goes.
+    let sink = SmtpSink::start(port).await;
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    assert_eq!(delivery(n.store(), &key(&first)).await.3, None, "still waiting out its backoff");
+    clock.advance(Duration::seconds(61));
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
+
+    let (attempts, _, _, sent_at, _) = delivery(n.store(), &key(&first)).await;
+    assert_eq!((attempts, sent_at), (2, Some((T0 + Duration::seconds(61)).unix_timestamp())));
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 2, "{backend}: each message exactly once");
+    for t in [&first, &second] {
+        let token = verification_token(t);
+        assert_eq!(mail.iter().filter(|m| m.body.contains(&token)).count(), 1);
     }
 }
 
-#[tokio::test]
-async fn smtp_down_keeps_mail_queued_then_sends_it_once() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let clock = Arc::new(FakeClock::at(T0));
-        let n = node(settings(&db, dir.path(), smtp(port)), clock.clone()).await;
-        let first = submit(n.store(), T0).await;
-        let second = submit(n.store(), T0).await;
-        let key = |t: &Transition| format!("email-verification:{}", t.application.id());
+signet_testkit::backend_test!(
+    deadline_job_reminds_then_expires_and_mails_the_notice,
+    deadline_job_reminds_then_expires_and_mails_the_notice
+);
 
-        // Nothing listens: the first message fails and is backed off; the relay being down,
-        // the second is not even tried.
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 1 }, "{backend}");
-        let (attempts, next, error, sent_at, body) = delivery(n.store(), &key(&first)).await;
-        assert_eq!((attempts, next, sent_at), (1, Some((T0 + Duration::minutes(1)).unix_timestamp()), None));
-        assert!(error.as_deref().is_some_and(|e| e.contains("SMTP")), "{error:?}");
-        assert!(body.contains(&verification_token(&first)), "the queued body is kept until delivery");
-        assert_eq!(delivery(n.store(), &key(&second)).await.0, 0);
+async fn deadline_job_reminds_then_expires_and_mails_the_notice(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let clock = Arc::new(FakeClock::at(T0));
+    let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+    let id = submit(n.store(), T0).await.application.id().clone();
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 });
 
-        // The relay comes back. Before the backoff passes only the untried message goes.
-        let sink = SmtpSink::start(port).await;
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
-        assert_eq!(delivery(n.store(), &key(&first)).await.3, None, "still waiting out its backoff");
-        clock.advance(Duration::seconds(61));
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 0, failed: 0 });
+    // Open 45 days from 2025-03-03: the last day is 2025-04-16. On day 40, 5 days are left
+    // (under the 7-day reminder); running twice still reminds once.
+    clock.advance(Duration::days(39));
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 });
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 2, failed: 0 });
+    let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
+    assert_eq!(reminder.subject, "5 days are left: ECA application deadline 2025-04-16");
 
-        let (attempts, _, _, sent_at, _) = delivery(n.store(), &key(&first)).await;
-        assert_eq!((attempts, sent_at), (2, Some((T0 + Duration::seconds(61)).unix_timestamp())));
-        let mail = sink.messages();
-        assert_eq!(mail.len(), 2, "{backend}: each message exactly once");
-        for t in [&first, &second] {
-            let token = verification_token(t);
-            assert_eq!(mail.iter().filter(|m| m.body.contains(&token)).count(), 1);
-        }
-    }
+    // 46 days in: past the deadline, the job expires it as the system and mails the notice.
+    clock.advance(Duration::days(7));
+    let audit_before = n.store().audit_records().await.unwrap().len();
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 1 }, "{backend}");
+    let app = n.store().load(&id).await.unwrap().unwrap();
+    assert_eq!(app.state().state_name(), "expired");
+    let audit = n.store().audit_records().await.unwrap();
+    assert_eq!(audit.len(), audit_before + 1);
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.action.as_str(), last.subject.as_str()),
+        ("system", "application-expired", id.as_str())
+    );
+    assert_eq!(n.store().verify_audit().await.unwrap(), Ok(audit.len()));
+
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 3);
+    let notice = mail.iter().find(|m| m.subject == "Your ECA application has expired").expect("expiry notice");
+    assert!(notice.body.contains("2025-04-16") && notice.body.contains(id.as_str()), "{}", notice.body);
+    assert_eq!(notice.to, "jane.doe@acme.example");
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 }, "closed now");
 }
 
-#[tokio::test]
-async fn deadline_job_reminds_then_expires_and_mails_the_notice() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let sink = SmtpSink::start(free_port()).await;
-        let clock = Arc::new(FakeClock::at(T0));
-        let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
-        let id = submit(n.store(), T0).await.application.id().clone();
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 });
+// The mails that ask for the forms name the PDF files to print, give the RA's mailing address
+// from `[ra]`, and end with its support contact.
+signet_testkit::backend_test!(
+    forms_mails_name_the_files_the_mailing_address_and_the_contact,
+    forms_mails_name_the_files_the_mailing_address_and_the_contact
+);
 
-        // Open 45 days from 2025-03-03: the last day is 2025-04-16. On day 40, 5 days are left
-        // (under the 7-day reminder); running twice still reminds once.
-        clock.advance(Duration::days(39));
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 });
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 2, failed: 0 });
-        let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
-        assert_eq!(reminder.subject, "5 days are left: ECA application deadline 2025-04-16");
-
-        // 46 days in: past the deadline, the job expires it as the system and mails the notice.
-        clock.advance(Duration::days(7));
-        let audit_before = n.store().audit_records().await.unwrap().len();
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 1 }, "{backend}");
-        let app = n.store().load(&id).await.unwrap().unwrap();
-        assert_eq!(app.state().state_name(), "expired");
-        let audit = n.store().audit_records().await.unwrap();
-        assert_eq!(audit.len(), audit_before + 1);
-        let last = audit.last().unwrap();
-        assert_eq!(
-            (last.actor.as_str(), last.action.as_str(), last.subject.as_str()),
-            ("system", "application-expired", id.as_str())
-        );
-        assert_eq!(n.store().verify_audit().await.unwrap(), Ok(audit.len()));
-
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
-        let mail = sink.messages();
-        assert_eq!(mail.len(), 3);
-        let notice = mail.iter().find(|m| m.subject == "Your ECA application has expired").expect("expiry notice");
-        assert!(notice.body.contains("2025-04-16") && notice.body.contains(id.as_str()), "{}", notice.body);
-        assert_eq!(notice.to, "jane.doe@acme.example");
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 0, expired: 0 }, "closed now");
-    }
-}
-
-/// The mails that ask for the forms name the PDF files to print, give the RA's mailing address
-/// from `[ra]`, and end with its support contact.
-#[tokio::test]
-async fn forms_mails_name_the_files_the_mailing_address_and_the_contact() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let sink = SmtpSink::start(free_port()).await;
-        let clock = Arc::new(FakeClock::at(T0));
-        let mut settings = settings(&db, dir.path(), smtp(sink.port()));
-        settings.ra = signet_ra::contact::RaContact::new(
-            "Acme Registration Authority",
-            &["Acme Registration Authority", "PO Box 4417", "Reston, VA 20195"],
-            "help@acme-ra.example",
-            "571-555-0199",
-        )
+async fn forms_mails_name_the_files_the_mailing_address_and_the_contact(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let clock = Arc::new(FakeClock::at(T0));
+    let mut settings = settings(&db, dir.path(), smtp(sink.port()));
+    settings.ra = signet_ra::contact::RaContact::new(
+        "Acme Registration Authority",
+        &["Acme Registration Authority", "PO Box 4417", "Reston, VA 20195"],
+        "help@acme-ra.example",
+        "571-555-0199",
+    )
+    .unwrap();
+    let n = node(settings, clock.clone()).await;
+    let submitted = submit(n.store(), T0).await;
+    let id = submitted.application.id().clone();
+    let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no link") };
+    let verified = submitted
+        .application
+        .apply(&Actor::Applicant, Command::VerifyEmail(token), T0, &DeadlinePolicy::default())
         .unwrap();
-        let n = node(settings, clock.clone()).await;
-        let submitted = submit(n.store(), T0).await;
-        let id = submitted.application.id().clone();
-        let Some(IssuedSecret::EmailVerification(token)) = submitted.secret.clone() else { panic!("no link") };
-        let verified = submitted
-            .application
-            .apply(&Actor::Applicant, Command::VerifyEmail(token), T0, &DeadlinePolicy::default())
-            .unwrap();
-        n.store().save_transition(&verified, &[]).await.unwrap();
+    n.store().save_transition(&verified, &[]).await.unwrap();
 
-        // Five days before the forms' deadline the server's own notifier reminds the applicant.
-        clock.advance(Duration::days(39));
-        assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
-        n.run(Job::Outbox).await;
-        let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
-        let body = reminder.body.replace("\r\n", "\n");
-        for file in ["officer-verification.pdf", "identity-verification.pdf"] {
-            assert!(body.contains(&format!("{id}-{file}")), "{backend}: no {file} in\n{body}");
-        }
-        assert!(!body.contains("pages 2"), "{body}");
-        assert!(
-            body.contains(
-                "Mail the signed originals to:\n   Acme Registration Authority\n   PO Box 4417\n   Reston, VA 20195"
-            ),
-            "{body}"
-        );
-        assert!(
-            body.trim_end().ends_with(
-                "Acme Registration Authority\nQuestions? Email help@acme-ra.example or call (571) 555-0199."
-            ),
-            "{body}"
-        );
+    // Five days before the forms' deadline the server's own notifier reminds the applicant.
+    clock.advance(Duration::days(39));
+    assert_eq!(n.run(Job::Deadlines).await, Outcome::Deadlines { reminders: 1, expired: 0 }, "{backend}");
+    n.run(Job::Outbox).await;
+    let reminder = sink.messages().into_iter().find(|m| m.subject.contains("left")).expect("reminder");
+    let body = reminder.body.replace("\r\n", "\n");
+    for file in ["officer-verification.pdf", "identity-verification.pdf"] {
+        assert!(body.contains(&format!("{id}-{file}")), "{backend}: no {file} in\n{body}");
     }
+    assert!(!body.contains("pages 2"), "{body}");
+    assert!(
+        body.contains(
+            "Mail the signed originals to:\n   Acme Registration Authority\n   PO Box 4417\n   Reston, VA 20195"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.trim_end()
+            .ends_with("Acme Registration Authority\nQuestions? Email help@acme-ra.example or call (571) 555-0199."),
+        "{body}"
+    );
 }
 
 /// Vets, approves and ships a submitted application, then issues its activation code: the
@@ -293,61 +299,63 @@ async fn walk_to_certificates_ready(store: &Store, submitted: &Transition, clock
     app
 }
 
-#[tokio::test]
-async fn activation_code_is_mailed_and_then_gone_from_the_database() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let sink = SmtpSink::start(free_port()).await;
-        let clock = Arc::new(FakeClock::at(T0));
-        let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
-        let submitted = submit(n.store(), T0).await;
-        let ready = walk_to_certificates_ready(n.store(), &submitted, &clock).await;
-        let key = format!("activation-code:{}", ready.id());
-        assert!(delivery(n.store(), &key).await.4.contains("Activation code: "), "queued with the code");
+signet_testkit::backend_test!(
+    activation_code_is_mailed_and_then_gone_from_the_database,
+    activation_code_is_mailed_and_then_gone_from_the_database
+);
 
-        // Verification, forms received, approved, shipped, activation code.
-        assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 5, failed: 0 }, "{backend}");
-        let mail = sink.messages();
-        let activation = mail.iter().find(|m| m.subject.starts_with("Your ECA certificates are ready")).unwrap();
-        let code = activation.body.lines().find_map(|l| l.strip_prefix("Activation code: ")).expect("code line");
-        assert!(
-            activation.body.contains(&format!("{BASE}/retrieve?application={}", ready.id())),
-            "the mail leads to the retrieval guide for this application: {}",
-            activation.body
-        );
-        // Every link in every mail of the walk opens a page.
-        let links: Vec<&str> = mail
-            .iter()
-            .flat_map(|m| m.body.split_whitespace())
-            .filter_map(|w| w.strip_prefix(BASE))
-            .map(|path| path.trim_end_matches(['.', ',', ';', ')']))
-            .collect();
-        assert!(links.len() >= 3, "{links:?}");
-        for path in links {
-            let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
-            let answer = tower::ServiceExt::oneshot(signet_server::app(n.state.clone()), request).await.unwrap();
-            assert_eq!(answer.status(), axum::http::StatusCode::OK, "{path}");
-        }
+async fn activation_code_is_mailed_and_then_gone_from_the_database(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let clock = Arc::new(FakeClock::at(T0));
+    let n = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+    let submitted = submit(n.store(), T0).await;
+    let ready = walk_to_certificates_ready(n.store(), &submitted, &clock).await;
+    let key = format!("activation-code:{}", ready.id());
+    assert!(delivery(n.store(), &key).await.4.contains("Activation code: "), "queued with the code");
 
-        // The row that carried the code is blanked; no outbox row holds it any more.
-        let (_, _, _, sent_at, body) = delivery(n.store(), &key).await;
-        assert_eq!((sent_at.is_some(), body.as_str()), (true, ""));
-        let bodies: Vec<String> = sqlx::query("SELECT body_text FROM outbox")
-            .fetch_all(n.store().pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert!(bodies.iter().all(|b| !b.contains(code)), "{backend}");
-
-        // The mailed code is the one the application accepts.
-        clock.advance(Duration::days(1));
-        let code = ActivationCode::new(code).unwrap();
-        let t = ready.apply(&Actor::Applicant, Command::Retrieve(code), clock.now(), &DeadlinePolicy::default());
-        assert_eq!(t.unwrap().application.state().state_name(), "retrieved");
+    // Verification, forms received, approved, shipped, activation code.
+    assert_eq!(n.run(Job::Outbox).await, Outcome::Outbox { sent: 5, failed: 0 }, "{backend}");
+    let mail = sink.messages();
+    let activation = mail.iter().find(|m| m.subject.starts_with("Your ECA certificates are ready")).unwrap();
+    let code = activation.body.lines().find_map(|l| l.strip_prefix("Activation code: ")).expect("code line");
+    assert!(
+        activation.body.contains(&format!("{BASE}/retrieve?application={}", ready.id())),
+        "the mail leads to the retrieval guide for this application: {}",
+        activation.body
+    );
+    // Every link in every mail of the walk opens a page.
+    let links: Vec<&str> = mail
+        .iter()
+        .flat_map(|m| m.body.split_whitespace())
+        .filter_map(|w| w.strip_prefix(BASE))
+        .map(|path| path.trim_end_matches(['.', ',', ';', ')']))
+        .collect();
+    assert!(links.len() >= 3, "{links:?}");
+    for path in links {
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let answer = tower::ServiceExt::oneshot(signet_server::app(n.state.clone()), request).await.unwrap();
+        assert_eq!(answer.status(), axum::http::StatusCode::OK, "{path}");
     }
+
+    // The row that carried the code is blanked; no outbox row holds it any more.
+    let (_, _, _, sent_at, body) = delivery(n.store(), &key).await;
+    assert_eq!((sent_at.is_some(), body.as_str()), (true, ""));
+    let bodies: Vec<String> = sqlx::query("SELECT body_text FROM outbox")
+        .fetch_all(n.store().pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(bodies.iter().all(|b| !b.contains(code)), "{backend}");
+
+    // The mailed code is the one the application accepts.
+    clock.advance(Duration::days(1));
+    let code = ActivationCode::new(code).unwrap();
+    let t = ready.apply(&Actor::Applicant, Command::Retrieve(code), clock.now(), &DeadlinePolicy::default());
+    assert_eq!(t.unwrap().application.state().state_name(), "retrieved");
 }
 
 #[tokio::test]
@@ -377,100 +385,102 @@ async fn starttls_relay_is_trusted_only_through_the_configured_ca() {
     assert!(mail[0].body.contains(&verification_token(&t)));
 }
 
-#[tokio::test]
-async fn leases_are_held_renewed_taken_over_and_released() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url).await.unwrap();
-        let ttl = Duration::seconds(60);
-        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0).await.unwrap(), "{backend}");
-        assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(30)).await.unwrap());
-        assert!(store.try_acquire_lease("deadlines", "node-b", ttl, T0).await.unwrap(), "leases are per job");
-        // A renews at +50 s, so B still cannot take it at +100 s; at +110 s A's lease has run out.
-        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(50)).await.unwrap());
-        assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(100)).await.unwrap());
-        assert!(store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(110)).await.unwrap());
-        assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(111)).await.unwrap());
-        // Only the holder can release; then anyone may take it at once.
-        store.release_lease("outbox", "node-a").await.unwrap();
-        assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(112)).await.unwrap());
-        store.release_lease("outbox", "node-b").await.unwrap();
-        assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(113)).await.unwrap());
+signet_testkit::backend_test!(
+    leases_are_held_renewed_taken_over_and_released,
+    leases_are_held_renewed_taken_over_and_released
+);
 
-        // Many contenders at the same instant: exactly one wins.
-        let racers: Vec<_> = (0..8)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(
-                    async move { store.try_acquire_lease("race", &format!("node-{i}"), ttl, T0).await.unwrap() },
-                )
-            })
-            .collect();
-        let mut wins = 0;
-        for racer in racers {
-            wins += usize::from(racer.await.unwrap());
-        }
-        assert_eq!(wins, 1, "{backend}");
-        store.close().await;
+async fn leases_are_held_renewed_taken_over_and_released(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let ttl = Duration::seconds(60);
+    assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0).await.unwrap(), "{backend}");
+    assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(30)).await.unwrap());
+    assert!(store.try_acquire_lease("deadlines", "node-b", ttl, T0).await.unwrap(), "leases are per job");
+    // A renews at +50 s, so B still cannot take it at +100 s; at +110 s A's lease has run out.
+    assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(50)).await.unwrap());
+    assert!(!store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(100)).await.unwrap());
+    assert!(store.try_acquire_lease("outbox", "node-b", ttl, T0 + Duration::seconds(110)).await.unwrap());
+    assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(111)).await.unwrap());
+    // Only the holder can release; then anyone may take it at once.
+    store.release_lease("outbox", "node-a").await.unwrap();
+    assert!(!store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(112)).await.unwrap());
+    store.release_lease("outbox", "node-b").await.unwrap();
+    assert!(store.try_acquire_lease("outbox", "node-a", ttl, T0 + Duration::seconds(113)).await.unwrap());
+
+    // Many contenders at the same instant: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.try_acquire_lease("race", &format!("node-{i}"), ttl, T0).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for racer in racers {
+        wins += usize::from(racer.await.unwrap());
     }
+    assert_eq!(wins, 1, "{backend}");
+    store.close().await;
 }
 
-#[tokio::test]
-async fn two_nodes_on_one_database_send_each_message_once() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let sink = SmtpSink::start(free_port()).await;
-        let clock = Arc::new(FakeClock::at(T0));
-        // Two nodes: same database and CA folder, separate connection pools and runners.
-        let a = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
-        let b = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
-        assert_ne!(a.runner.holder(), b.runner.holder());
-        for _ in 0..5 {
-            submit(a.store(), T0).await;
-        }
+signet_testkit::backend_test!(
+    two_nodes_on_one_database_send_each_message_once,
+    two_nodes_on_one_database_send_each_message_once
+);
 
-        let (ra, rb) = tokio::join!(a.run(Job::Outbox), b.run(Job::Outbox));
-        let mut outcomes = [ra, rb];
-        outcomes.sort_by_key(|o| format!("{o:?}"));
-        assert_eq!(outcomes, [Outcome::NotLeader, Outcome::Outbox { sent: 5, failed: 0 }], "{backend}");
-        let leader = if ra == Outcome::NotLeader { &b } else { &a };
-        let follower = if ra == Outcome::NotLeader { &a } else { &b };
-
-        // The leader keeps its lease while it runs; the follower takes over once it lapses.
-        submit(b.store(), T0).await;
-        assert_eq!(follower.run(Job::Outbox).await, Outcome::NotLeader);
-        assert_eq!(leader.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
-        clock.advance(Duration::seconds(61));
-        submit(b.store(), clock.now()).await;
-        assert_eq!(follower.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
-        assert_eq!(leader.run(Job::Outbox).await, Outcome::NotLeader);
-
-        // The OCSP refresher works on each node's own cache: every node runs it, leader or not.
-        for n in [leader, follower] {
-            assert!(matches!(n.run(Job::OcspRefresh).await, Outcome::OcspRefresh { .. }));
-        }
-
-        let mail = sink.messages();
-        assert_eq!(mail.len(), 7, "{backend}");
-        let mut ids: Vec<&str> = mail.iter().map(|m| m.message_id.as_str()).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), 7, "no message twice");
-
-        // Should two senders ever overlap (a lease lapsing mid-run), the per-message claim
-        // still lets only one of them have a message.
-        let t = submit(a.store(), clock.now()).await;
-        let now = clock.now();
-        let queued = a.store().pending_outbox(now, 10).await.unwrap();
-        let mine = queued.iter().find(|q| q.message.dedup_key.ends_with(t.application.id().as_str())).unwrap().id;
-        let until = now + Duration::minutes(5);
-        let (ca, cb) = tokio::join!(a.store().claim_outbox(mine, now, until), b.store().claim_outbox(mine, now, until));
-        let mut claims = [ca.unwrap(), cb.unwrap()];
-        claims.sort();
-        assert_eq!(claims, [None, Some(1)], "{backend}");
-        assert!(a.store().pending_outbox(now, 10).await.unwrap().is_empty(), "a claimed message is not due");
+async fn two_nodes_on_one_database_send_each_message_once(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start(free_port()).await;
+    let clock = Arc::new(FakeClock::at(T0));
+    // Two nodes: same database and CA folder, separate connection pools and runners.
+    let a = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+    let b = node(settings(&db, dir.path(), smtp(sink.port())), clock.clone()).await;
+    assert_ne!(a.runner.holder(), b.runner.holder());
+    for _ in 0..5 {
+        submit(a.store(), T0).await;
     }
+
+    let (ra, rb) = tokio::join!(a.run(Job::Outbox), b.run(Job::Outbox));
+    let mut outcomes = [ra, rb];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [Outcome::NotLeader, Outcome::Outbox { sent: 5, failed: 0 }], "{backend}");
+    let leader = if ra == Outcome::NotLeader { &b } else { &a };
+    let follower = if ra == Outcome::NotLeader { &a } else { &b };
+
+    // The leader keeps its lease while it runs; the follower takes over once it lapses.
+    submit(b.store(), T0).await;
+    assert_eq!(follower.run(Job::Outbox).await, Outcome::NotLeader);
+    assert_eq!(leader.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    clock.advance(Duration::seconds(61));
+    submit(b.store(), clock.now()).await;
+    assert_eq!(follower.run(Job::Outbox).await, Outcome::Outbox { sent: 1, failed: 0 });
+    assert_eq!(leader.run(Job::Outbox).await, Outcome::NotLeader);
+
+    // The OCSP refresher works on each node's own cache: every node runs it, leader or not.
+    for n in [leader, follower] {
+        assert!(matches!(n.run(Job::OcspRefresh).await, Outcome::OcspRefresh { .. }));
+    }
+
+    let mail = sink.messages();
+    assert_eq!(mail.len(), 7, "{backend}");
+    let mut ids: Vec<&str> = mail.iter().map(|m| m.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "no message twice");
+
+    // Should two senders ever overlap (a lease lapsing mid-run), the per-message claim
+    // still lets only one of them have a message.
+    let t = submit(a.store(), clock.now()).await;
+    let now = clock.now();
+    let queued = a.store().pending_outbox(now, 10).await.unwrap();
+    let mine = queued.iter().find(|q| q.message.dedup_key.ends_with(t.application.id().as_str())).unwrap().id;
+    let until = now + Duration::minutes(5);
+    let (ca, cb) = tokio::join!(a.store().claim_outbox(mine, now, until), b.store().claim_outbox(mine, now, until));
+    let mut claims = [ca.unwrap(), cb.unwrap()];
+    claims.sort();
+    assert_eq!(claims, [None, Some(1)], "{backend}");
+    assert!(a.store().pending_outbox(now, 10).await.unwrap().is_empty(), "a claimed message is not due");
 }
 
 #[tokio::test]

@@ -4,18 +4,20 @@
 
 use std::sync::Arc;
 
-use crate::browser::Browser;
 use axum::Router;
 use axum::http::StatusCode;
+use signet_authority::ServerConfig;
 use signet_ra::FakeClock;
-use signet_server::{ServerConfig, app, build_state};
+use signet_server::{app, build_state};
 use sqlx::Row;
 use time::Duration;
 use time::macros::datetime;
 
+use crate::browser::Browser;
+
 struct Portal {
     app: Router,
-    settings: signet_server::Settings,
+    settings: signet_authority::Settings,
     state: signet_server::AppState,
     clock: Arc<FakeClock>,
     _dir: tempfile::TempDir,
@@ -400,12 +402,12 @@ async fn the_applicant_sees_until_when_retrieval_is_paused_and_allows_it_again()
 
 #[tokio::test]
 async fn lapsed_sessions_are_purged_by_their_job() {
-    use signet_server::jobs::{Job, JobRunner, Outcome};
+    use signet_authority::jobs::{Job, JobRunner, Outcome};
     let p = portal().await;
     let mut b = Browser::new(&p.app);
     b.get("/apply?program=Integrate").await;
     b.post("/apply", &[("program", "Integrate"), ("residency", "united-states")]).await;
-    let runner = JobRunner::new(p.state.clone(), signet_server::mail::Mailer::new(&p.settings.mail).unwrap());
+    let runner = JobRunner::new(p.state.core(), signet_authority::mail::Mailer::new(&p.settings.mail).unwrap());
     assert_eq!(runner.run_once(Job::Sessions).await.unwrap(), Outcome::Sessions { purged: 0 }, "a live draft stays");
     // An unfinished application's session lasts a day.
     p.clock.advance(Duration::hours(25));

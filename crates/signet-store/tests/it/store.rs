@@ -1,7 +1,8 @@
 //! The storage suite, run against both SQLite and PostgreSQL; and PostgreSQL over TLS, on a
 //! cluster the test starts.
 
-use crate::common::each_backend;
+use std::path::PathBuf;
+
 use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::subject::Email;
@@ -11,8 +12,9 @@ use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
 use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_ra::notify::{MessageKind, OutboxMessage};
 use signet_store::{ApiKey, Store};
-use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
+
+use crate::common::backend_test;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -46,36 +48,31 @@ async fn issue(store: &Store, key: &str) -> Serial {
     serial
 }
 
-#[tokio::test]
-async fn issue_revoke_and_list() {
-    each_backend(|store| async move {
-        let serial = issue(&store, "k1").await;
-        assert_eq!(store.status(&serial).await.unwrap(), Some(StoredStatus::Good));
-        assert_eq!(store.certificate(&serial).await.unwrap().unwrap().der, vec![0x30, 0x00]);
-        let at = now() + Duration::hours(1);
-        let r = store
-            .revoke(&serial, RevocationReason::KeyCompromise, at, event(AuditAction::CertificateRevoked, "r"), &[])
-            .await;
-        assert_eq!(r.unwrap(), Revoked::Now);
-        assert_eq!(
-            store.status(&serial).await.unwrap(),
-            Some(StoredStatus::Revoked { at, reason: RevocationReason::KeyCompromise })
-        );
-        let again = store
-            .revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r"), &[])
-            .await;
-        assert_eq!(again.unwrap(), Revoked::Already);
-        let listed = store.revoked_unexpired(now()).await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].serial, serial);
-        assert_eq!(listed[0].reason, RevocationReason::KeyCompromise);
-        // Expired certificates leave the CRL.
-        assert!(store.revoked_unexpired(now() + Duration::days(400)).await.unwrap().is_empty());
-        // intent, issued, revoked: the repeated revocation changed nothing and left no row.
-        assert_eq!(store.verify_audit().await.unwrap(), Ok(3));
-    })
-    .await;
-}
+backend_test!(issue_revoke_and_list, |store| async move {
+    let serial = issue(&store, "k1").await;
+    assert_eq!(store.status(&serial).await.unwrap(), Some(StoredStatus::Good));
+    assert_eq!(store.certificate(&serial).await.unwrap().unwrap().der, vec![0x30, 0x00]);
+    let at = now() + Duration::hours(1);
+    let r = store
+        .revoke(&serial, RevocationReason::KeyCompromise, at, event(AuditAction::CertificateRevoked, "r"), &[])
+        .await;
+    assert_eq!(r.unwrap(), Revoked::Now);
+    assert_eq!(
+        store.status(&serial).await.unwrap(),
+        Some(StoredStatus::Revoked { at, reason: RevocationReason::KeyCompromise })
+    );
+    let again =
+        store.revoke(&serial, RevocationReason::Superseded, at, event(AuditAction::CertificateRevoked, "r"), &[]).await;
+    assert_eq!(again.unwrap(), Revoked::Already);
+    let listed = store.revoked_unexpired(now()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].serial, serial);
+    assert_eq!(listed[0].reason, RevocationReason::KeyCompromise);
+    // Expired certificates leave the CRL.
+    assert!(store.revoked_unexpired(now() + Duration::days(400)).await.unwrap().is_empty());
+    // intent, issued, revoked: the repeated revocation changed nothing and left no row.
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(3));
+});
 
 fn notice(key: &str) -> OutboxMessage {
     OutboxMessage {
@@ -87,26 +84,22 @@ fn notice(key: &str) -> OutboxMessage {
     }
 }
 
-#[tokio::test]
-async fn a_revocation_queues_its_notice_and_a_repeated_one_queues_none() {
-    each_backend(|store| async move {
-        let serial = issue(&store, "k1").await;
-        let revoke = |key: &'static str| {
-            let (store, serial) = (store.clone(), serial.clone());
-            async move {
-                let e = event(AuditAction::CertificateRevoked, "r");
-                store.revoke(&serial, RevocationReason::KeyCompromise, now(), e, &[notice(key)]).await.unwrap()
-            }
-        };
-        assert_eq!(revoke("first").await, Revoked::Now);
-        assert_eq!(revoke("second").await, Revoked::Already);
-        let queued = store.pending_outbox(now(), 10).await.unwrap();
-        let keys: Vec<&str> = queued.iter().map(|q| q.message.dedup_key.as_str()).collect();
-        assert_eq!(keys, ["first"]);
-        assert_eq!(queued[0].message.kind, MessageKind::CertificateRevoked);
-    })
-    .await;
-}
+backend_test!(a_revocation_queues_its_notice_and_a_repeated_one_queues_none, |store| async move {
+    let serial = issue(&store, "k1").await;
+    let revoke = |key: &'static str| {
+        let (store, serial) = (store.clone(), serial.clone());
+        async move {
+            let e = event(AuditAction::CertificateRevoked, "r");
+            store.revoke(&serial, RevocationReason::KeyCompromise, now(), e, &[notice(key)]).await.unwrap()
+        }
+    };
+    assert_eq!(revoke("first").await, Revoked::Now);
+    assert_eq!(revoke("second").await, Revoked::Already);
+    let queued = store.pending_outbox(now(), 10).await.unwrap();
+    let keys: Vec<&str> = queued.iter().map(|q| q.message.dedup_key.as_str()).collect();
+    assert_eq!(keys, ["first"]);
+    assert_eq!(queued[0].message.kind, MessageKind::CertificateRevoked);
+});
 
 /// Issues a certificate requested by `requested_by`, valid from now to `not_after`.
 async fn issue_for(store: &Store, requested_by: &str, key: &str, not_after: OffsetDateTime) -> Serial {
@@ -118,55 +111,47 @@ async fn issue_for(store: &Store, requested_by: &str, key: &str, not_after: Offs
     serial
 }
 
-#[tokio::test]
-async fn expiring_certificates_of_subscriber_accounts_page_by_serial() {
-    each_backend(|store| async move {
-        let (a, b) = (ApplicationId::generate(), ApplicationId::generate());
-        let soon = now() + Duration::days(30);
-        let mut expected = vec![
-            (a.clone(), issue_for(&store, &format!("applicant:{a}"), "a1", soon).await),
-            (a.clone(), issue_for(&store, &format!("subscriber:{a}"), "a2", now() + Duration::days(61)).await),
-            (b.clone(), issue_for(&store, &format!("applicant:{b}"), "b1", soon).await),
-        ];
-        // Not listed: later than the horizon, already expired, revoked, or of no account.
-        issue_for(&store, &format!("applicant:{a}"), "late", now() + Duration::days(90)).await;
-        issue_for(&store, &format!("applicant:{a}"), "gone", now() - Duration::days(1)).await;
-        let revoked = issue_for(&store, &format!("applicant:{b}"), "revoked", soon).await;
-        let e = event(AuditAction::CertificateRevoked, "r");
-        store.revoke(&revoked, RevocationReason::KeyCompromise, now(), e, &[]).await.unwrap();
-        issue_for(&store, "acme:7", "acme", soon).await;
-        issue_for(&store, "operator:alice", "operator", soon).await;
+backend_test!(expiring_certificates_of_subscriber_accounts_page_by_serial, |store| async move {
+    let (a, b) = (ApplicationId::generate(), ApplicationId::generate());
+    let soon = now() + Duration::days(30);
+    let mut expected = vec![
+        (a.clone(), issue_for(&store, &format!("applicant:{a}"), "a1", soon).await),
+        (a.clone(), issue_for(&store, &format!("subscriber:{a}"), "a2", now() + Duration::days(61)).await),
+        (b.clone(), issue_for(&store, &format!("applicant:{b}"), "b1", soon).await),
+    ];
+    // Not listed: later than the horizon, already expired, revoked, or of no account.
+    issue_for(&store, &format!("applicant:{a}"), "late", now() + Duration::days(90)).await;
+    issue_for(&store, &format!("applicant:{a}"), "gone", now() - Duration::days(1)).await;
+    let revoked = issue_for(&store, &format!("applicant:{b}"), "revoked", soon).await;
+    let e = event(AuditAction::CertificateRevoked, "r");
+    store.revoke(&revoked, RevocationReason::KeyCompromise, now(), e, &[]).await.unwrap();
+    issue_for(&store, "acme:7", "acme", soon).await;
+    issue_for(&store, "operator:alice", "operator", soon).await;
 
-        expected.sort_by_key(|(_, serial)| serial.to_hex());
-        let horizon = now() + Duration::days(61);
-        let first = store.expiring_account_certificates(now(), horizon, None, 2).await.unwrap();
-        let rest = store.expiring_account_certificates(now(), horizon, Some(&first[1].1.serial), 2).await.unwrap();
-        let listed: Vec<(ApplicationId, Serial)> =
-            first.into_iter().chain(rest).map(|(account, c)| (account, c.serial)).collect();
-        assert_eq!(listed, expected);
-    })
-    .await;
-}
+    expected.sort_by_key(|(_, serial)| serial.to_hex());
+    let horizon = now() + Duration::days(61);
+    let first = store.expiring_account_certificates(now(), horizon, None, 2).await.unwrap();
+    let rest = store.expiring_account_certificates(now(), horizon, Some(&first[1].1.serial), 2).await.unwrap();
+    let listed: Vec<(ApplicationId, Serial)> =
+        first.into_iter().chain(rest).map(|(account, c)| (account, c.serial)).collect();
+    assert_eq!(listed, expected);
+});
 
-#[tokio::test]
-async fn duplicate_keys_are_refused_until_the_intent_fails() {
-    each_backend(|store| async move {
-        issue(&store, "same-key").await;
-        let second = Serial::random();
-        let err = store.record_intent(&intent(&second, "same-key"), event(AuditAction::IssuanceIntent, "x")).await;
-        assert!(matches!(err, Err(StoreError::Conflict("key"))), "{err:?}");
-        assert_eq!(store.status(&second).await.unwrap(), None);
+backend_test!(duplicate_keys_are_refused_until_the_intent_fails, |store| async move {
+    issue(&store, "same-key").await;
+    let second = Serial::random();
+    let err = store.record_intent(&intent(&second, "same-key"), event(AuditAction::IssuanceIntent, "x")).await;
+    assert!(matches!(err, Err(StoreError::Conflict("key"))), "{err:?}");
+    assert_eq!(store.status(&second).await.unwrap(), None);
 
-        let pending = Serial::random();
-        store.record_intent(&intent(&pending, "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
-        assert_eq!(store.status(&pending).await.unwrap(), Some(StoredStatus::NotIssued));
-        store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
-        store.record_intent(&intent(&Serial::random(), "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
-        assert_eq!(store.certificate_rows().await.unwrap(), 3);
-        assert!(store.verify_audit().await.unwrap().is_ok());
-    })
-    .await;
-}
+    let pending = Serial::random();
+    store.record_intent(&intent(&pending, "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
+    assert_eq!(store.status(&pending).await.unwrap(), Some(StoredStatus::NotIssued));
+    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
+    store.record_intent(&intent(&Serial::random(), "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
+    assert_eq!(store.certificate_rows().await.unwrap(), 3);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+});
 
 async fn state_of(store: &Store, serial: &Serial) -> String {
     sqlx::query_scalar("SELECT state FROM certificates WHERE serial = $1")
@@ -184,190 +169,158 @@ async fn stuck(store: &Store, key: &str, at: OffsetDateTime) -> Serial {
     serial
 }
 
-#[tokio::test]
-async fn abandoned_intents_are_failed_once_audited_and_free_their_key() {
-    each_backend(|store| async move {
-        let old = stuck(&store, "old-key", now()).await;
-        let fresh = stuck(&store, "fresh-key", now() + Duration::minutes(5)).await;
-        let done = issue(&store, "issued-key").await;
-        let run_at = now() + Duration::minutes(12);
-        let before = store.audit_records().await.unwrap().len();
+backend_test!(abandoned_intents_are_failed_once_audited_and_free_their_key, |store| async move {
+    let old = stuck(&store, "old-key", now()).await;
+    let fresh = stuck(&store, "fresh-key", now() + Duration::minutes(5)).await;
+    let done = issue(&store, "issued-key").await;
+    let run_at = now() + Duration::minutes(12);
+    let before = store.audit_records().await.unwrap().len();
 
-        let resolved = store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap();
-        assert_eq!(resolved, std::slice::from_ref(&old), "only the intent older than the bound");
-        assert_eq!(state_of(&store, &old).await, "failed");
-        assert_eq!(state_of(&store, &fresh).await, "intent", "seven minutes old: maybe still signing");
-        assert_eq!(store.status(&done).await.unwrap(), Some(StoredStatus::Good), "issued rows are not touched");
-        assert_eq!(store.status(&old).await.unwrap(), Some(StoredStatus::NotIssued));
+    let resolved = store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap();
+    assert_eq!(resolved, std::slice::from_ref(&old), "only the intent older than the bound");
+    assert_eq!(state_of(&store, &old).await, "failed");
+    assert_eq!(state_of(&store, &fresh).await, "intent", "seven minutes old: maybe still signing");
+    assert_eq!(store.status(&done).await.unwrap(), Some(StoredStatus::Good), "issued rows are not touched");
+    assert_eq!(store.status(&old).await.unwrap(), Some(StoredStatus::NotIssued));
 
-        let records = store.audit_records().await.unwrap();
-        assert_eq!(records.len(), before + 1, "one audit row per resolved intent");
-        let row = records.last().unwrap();
-        assert_eq!(
-            (row.action.as_str(), row.actor.as_str(), row.subject.as_str(), row.at),
-            ("issuance-abandoned", "system", old.to_hex().as_str(), run_at.unix_timestamp())
-        );
-        let details: serde_json::Value = serde_json::from_str(&row.details).unwrap();
-        assert_eq!(details["spki_sha256"], "old-key");
-        assert_eq!(details["intent_at"], now().unix_timestamp());
+    let records = store.audit_records().await.unwrap();
+    assert_eq!(records.len(), before + 1, "one audit row per resolved intent");
+    let row = records.last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.actor.as_str(), row.subject.as_str(), row.at),
+        ("issuance-abandoned", "system", old.to_hex().as_str(), run_at.unix_timestamp())
+    );
+    let details: serde_json::Value = serde_json::from_str(&row.details).unwrap();
+    assert_eq!(details["spki_sha256"], "old-key");
+    assert_eq!(details["intent_at"], now().unix_timestamp());
 
-        // The key is free again; the fresh intent still holds its own.
-        stuck(&store, "old-key", run_at).await;
-        let taken = intent(&Serial::random(), "fresh-key");
-        let again = store.record_intent(&taken, event(AuditAction::IssuanceIntent, "x")).await;
-        assert!(matches!(again, Err(StoreError::Conflict("key"))), "{again:?}");
+    // The key is free again; the fresh intent still holds its own.
+    stuck(&store, "old-key", run_at).await;
+    let taken = intent(&Serial::random(), "fresh-key");
+    let again = store.record_intent(&taken, event(AuditAction::IssuanceIntent, "x")).await;
+    assert!(matches!(again, Err(StoreError::Conflict("key"))), "{again:?}");
 
-        // A second run finds nothing and records nothing.
-        let n = store.audit_records().await.unwrap().len();
-        assert!(store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap().is_empty());
-        assert_eq!(store.audit_records().await.unwrap().len(), n);
-        assert!(store.verify_audit().await.unwrap().is_ok());
-    })
-    .await;
-}
+    // A second run finds nothing and records nothing.
+    let n = store.audit_records().await.unwrap().len();
+    assert!(store.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap().is_empty());
+    assert_eq!(store.audit_records().await.unwrap().len(), n);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_resolving_at_once_resolve_each_intent_once() {
-    each_backend(|store| async move {
-        let mut serials = Vec::new();
-        for i in 0..8 {
-            serials.push(stuck(&store, &format!("k{i}"), now()).await);
-        }
-        let run_at = now() + Duration::hours(1);
-        let nodes: Vec<_> = (0..2)
-            .map(|_| {
-                let s = store.clone();
-                tokio::spawn(async move { s.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap() })
-            })
-            .collect();
-        let mut resolved = Vec::new();
-        for node in nodes {
-            resolved.extend(node.await.unwrap());
-        }
-        resolved.sort();
-        serials.sort();
-        assert_eq!(resolved, serials, "every intent resolved, none twice");
-        let audited = store.audit_records().await.unwrap().iter().filter(|r| r.action == "issuance-abandoned").count();
-        assert_eq!(audited, serials.len());
-        assert!(store.verify_audit().await.unwrap().is_ok());
-    })
-    .await;
-}
+backend_test!(multi_thread 4: two_nodes_resolving_at_once_resolve_each_intent_once, |store| async move {
+    let mut serials = Vec::new();
+    for i in 0..8 {
+        serials.push(stuck(&store, &format!("k{i}"), now()).await);
+    }
+    let run_at = now() + Duration::hours(1);
+    let nodes: Vec<_> = (0..2)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.abandon_intents(run_at - ABANDONED_AFTER, run_at, 100).await.unwrap() })
+        })
+        .collect();
+    let mut resolved = Vec::new();
+    for node in nodes {
+        resolved.extend(node.await.unwrap());
+    }
+    resolved.sort();
+    serials.sort();
+    assert_eq!(resolved, serials, "every intent resolved, none twice");
+    let audited = store.audit_records().await.unwrap().iter().filter(|r| r.action == "issuance-abandoned").count();
+    assert_eq!(audited, serials.len());
+    assert!(store.verify_audit().await.unwrap().is_ok());
+});
 
-#[tokio::test]
-async fn unknown_serials_and_crl_numbers() {
-    each_backend(|store| async move {
-        let ghost = Serial::random();
-        let r = store
-            .revoke(
-                &ghost,
-                RevocationReason::Unspecified,
-                now(),
-                event(AuditAction::CertificateRevoked, "g"),
-                &[notice("g")],
-            )
-            .await;
-        assert!(matches!(r, Err(StoreError::NotFound)));
-        assert_eq!(store.audit_records().await.unwrap().len(), 0, "a refused change leaves no audit row");
-        assert!(store.pending_outbox(now(), 10).await.unwrap().is_empty(), "nor a notice");
-        let a = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
-        let b = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
-        assert_eq!((a, b), (1, 2));
-    })
-    .await;
-}
+backend_test!(unknown_serials_and_crl_numbers, |store| async move {
+    let ghost = Serial::random();
+    let r = store
+        .revoke(
+            &ghost,
+            RevocationReason::Unspecified,
+            now(),
+            event(AuditAction::CertificateRevoked, "g"),
+            &[notice("g")],
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)));
+    assert_eq!(store.audit_records().await.unwrap().len(), 0, "a refused change leaves no audit row");
+    assert!(store.pending_outbox(now(), 10).await.unwrap().is_empty(), "nor a notice");
+    let a = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
+    let b = store.next_crl_number(event(AuditAction::CrlPublished, "c")).await.unwrap();
+    assert_eq!((a, b), (1, 2));
+});
 
-#[tokio::test]
-async fn api_keys_by_hash_and_unique_names() {
-    each_backend(|store| async move {
-        let key = ApiKey { name: "ra1".into(), role: "ra-operator".into() };
-        store.create_api_key(&key, "h1", &event(AuditAction::ApiKeyCreated, "ra1")).await.unwrap();
-        assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(key.clone()));
-        assert_eq!(store.api_key_by_hash("h2").await.unwrap(), None);
-        let dup = store.create_api_key(&key, "h3", &event(AuditAction::ApiKeyCreated, "ra1")).await;
-        assert!(matches!(dup, Err(StoreError::Conflict(_))));
-    })
-    .await;
-}
+backend_test!(api_keys_by_hash_and_unique_names, |store| async move {
+    let key = ApiKey { name: "ra1".into(), role: "ra-operator".into() };
+    store.create_api_key(&key, "h1", &event(AuditAction::ApiKeyCreated, "ra1")).await.unwrap();
+    assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_key_by_hash("h2").await.unwrap(), None);
+    let dup = store.create_api_key(&key, "h3", &event(AuditAction::ApiKeyCreated, "ra1")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+});
 
-#[tokio::test]
-async fn tampering_with_the_audit_log_is_detected() {
-    each_backend(|store| async move {
-        for k in ["a", "b", "c"] {
-            issue(&store, k).await;
-        }
-        assert_eq!(store.verify_audit().await.unwrap(), Ok(6));
-        sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").execute(store.pool()).await.unwrap();
-        assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Altered(2)));
-        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.unwrap();
-        assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Broken(3)));
-    })
-    .await;
-}
+backend_test!(tampering_with_the_audit_log_is_detected, |store| async move {
+    for k in ["a", "b", "c"] {
+        issue(&store, k).await;
+    }
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(6));
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").execute(store.pool()).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Altered(2)));
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Broken(3)));
+});
 
-/// Rows appended inside a request's scope carry its id, inside the chain; rows outside carry
-/// none and hash as before the column existed.
-#[tokio::test]
-async fn audit_rows_carry_the_request_id_of_their_scope() {
-    each_backend(|store| async move {
-        issue(&store, "outside").await;
-        let id = "0123456789abcdef0123456789abcdef".to_owned();
-        signet_store::request::scope(id.clone(), issue(&store, "inside")).await;
-        let rows = store.audit_records().await.unwrap();
-        let ids: Vec<Option<&str>> = rows.iter().map(|r| r.request_id.as_deref()).collect();
-        assert_eq!(ids, [None, None, Some(id.as_str()), Some(id.as_str())]);
-        assert_eq!(store.verify_audit().await.unwrap(), Ok(4));
-        sqlx::query("UPDATE audit_log SET request_id = NULL WHERE seq = 4").execute(store.pool()).await.unwrap();
-        assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Altered(4)));
-    })
-    .await;
-}
+// Rows appended inside a request's scope carry its id, inside the chain; rows outside carry
+// none and hash as before the column existed.
+backend_test!(audit_rows_carry_the_request_id_of_their_scope, |store| async move {
+    issue(&store, "outside").await;
+    let id = "0123456789abcdef0123456789abcdef".to_owned();
+    signet_store::request::scope(id.clone(), issue(&store, "inside")).await;
+    let rows = store.audit_records().await.unwrap();
+    let ids: Vec<Option<&str>> = rows.iter().map(|r| r.request_id.as_deref()).collect();
+    assert_eq!(ids, [None, None, Some(id.as_str()), Some(id.as_str())]);
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(4));
+    sqlx::query("UPDATE audit_log SET request_id = NULL WHERE seq = 4").execute(store.pool()).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap(), Err(ChainBreak::Altered(4)));
+});
 
-/// The figures `/metrics` reports: unsent and retrying mail, the oldest unsent, and the
-/// subjects locked now per scope.
-#[tokio::test]
-async fn operating_figures_count_the_outbox_and_the_locks() {
+// The figures `/metrics` reports: unsent and retrying mail, the oldest unsent, and the
+// subjects locked now per scope.
+backend_test!(operating_figures_count_the_outbox_and_the_locks, |store| async move {
     use signet_ra::application::ApplicationStore;
     use signet_ra::lockout::{AttemptScope, AttemptStore};
-    each_backend(|store| async move {
-        let empty = store.operating_figures(now()).await.unwrap();
-        assert_eq!((empty.outbox_unsent, empty.outbox_oldest_unsent, empty.locked.len()), (0, None, 0));
-        store.enqueue(&[notice("a"), notice("b")]).await.unwrap();
-        let policy = AttemptScope::ActivationCode.default_policy();
-        for _ in 0..5 {
-            store.record_failure(AttemptScope::ActivationCode, "7K2M9Q4T8V1W", &policy, now()).await.unwrap();
-        }
-        let figures = store.operating_figures(now()).await.unwrap();
-        assert_eq!((figures.outbox_unsent, figures.outbox_retrying), (2, 0));
-        assert!(figures.outbox_oldest_unsent.is_some());
-        assert_eq!(figures.locked, [("activation-code".to_owned(), 1)]);
-        let later = store.operating_figures(now() + Duration::days(2)).await.unwrap();
-        assert!(later.locked.is_empty(), "the lock has lapsed");
-        let pool = store.pool_use();
-        assert!(pool.open >= pool.idle && pool.max >= 4, "{pool:?}");
-    })
-    .await;
-}
+    let empty = store.operating_figures(now()).await.unwrap();
+    assert_eq!((empty.outbox_unsent, empty.outbox_oldest_unsent, empty.locked.len()), (0, None, 0));
+    store.enqueue(&[notice("a"), notice("b")]).await.unwrap();
+    let policy = AttemptScope::ActivationCode.default_policy();
+    for _ in 0..5 {
+        store.record_failure(AttemptScope::ActivationCode, "7K2M9Q4T8V1W", &policy, now()).await.unwrap();
+    }
+    let figures = store.operating_figures(now()).await.unwrap();
+    assert_eq!((figures.outbox_unsent, figures.outbox_retrying), (2, 0));
+    assert!(figures.outbox_oldest_unsent.is_some());
+    assert_eq!(figures.locked, [("activation-code".to_owned(), 1)]);
+    let later = store.operating_figures(now() + Duration::days(2)).await.unwrap();
+    assert!(later.locked.is_empty(), "the lock has lapsed");
+    let pool = store.pool_use();
+    assert!(pool.open >= pool.idle && pool.max >= 4, "{pool:?}");
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_keep_the_chain_whole() {
-    each_backend(|store| async move {
-        let mut tasks = Vec::new();
-        for i in 0..24 {
-            let s = store.clone();
-            tasks.push(tokio::spawn(async move { issue(&s, &format!("key-{i}")).await }));
-        }
-        let mut serials = Vec::new();
-        for t in tasks {
-            serials.push(t.await.unwrap());
-        }
-        serials.sort();
-        serials.dedup();
-        assert_eq!(serials.len(), 24);
-        assert_eq!(store.verify_audit().await.unwrap(), Ok(48));
-    })
-    .await;
-}
+backend_test!(multi_thread 4: concurrent_writers_keep_the_chain_whole, |store| async move {
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move { issue(&s, &format!("key-{i}")).await }));
+    }
+    let mut serials = Vec::new();
+    for t in tasks {
+        serials.push(t.await.unwrap());
+    }
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), 24);
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(48));
+});
 
 #[cfg(unix)]
 /// A PostgreSQL cluster of its own on loopback that accepts TLS connections only (`hostssl` in
@@ -564,47 +517,43 @@ async fn postgres_over_tls() {
     assert!(err.contains("pg_hba.conf") && err.contains("no encryption"), "{err}");
 }
 
-/// A session's kept page (Post/Redirect/Get) opens only for its own session, is dropped with
-/// `None` and when the token rotates, and a session that is not stored has none to keep.
-#[tokio::test]
-async fn a_kept_page_belongs_to_its_session_and_goes_with_its_token() {
+// A session's kept page (Post/Redirect/Get) opens only for its own session, is dropped with
+// `None` and when the token rotates, and a session that is not stored has none to keep.
+backend_test!(a_kept_page_belongs_to_its_session_and_goes_with_its_token, |store| async move {
     use signet_store::SessionRecord;
-    each_backend(|store| async move {
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let record = SessionRecord {
-            csrf: "form-token".into(),
-            principal: String::new(),
-            data: "{}".into(),
-            expires_at: now + Duration::hours(1),
-            flash: None,
-        };
-        store.create_session("a", &record, now).await.unwrap();
-        store.create_session("b", &record, now).await.unwrap();
-        assert!(matches!(store.set_session_flash("nobody", Some("page")).await, Err(StoreError::NotFound)));
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let record = SessionRecord {
+        csrf: "form-token".into(),
+        principal: String::new(),
+        data: "{}".into(),
+        expires_at: now + Duration::hours(1),
+        flash: None,
+    };
+    store.create_session("a", &record, now).await.unwrap();
+    store.create_session("b", &record, now).await.unwrap();
+    assert!(matches!(store.set_session_flash("nobody", Some("page")).await, Err(StoreError::NotFound)));
 
-        store.set_session_flash("a", Some("<p>typed</p>")).await.unwrap();
-        assert_eq!(store.session("a", now).await.unwrap().unwrap().flash.as_deref(), Some("<p>typed</p>"));
-        // Copied onto another session's row, the sealed page does not open.
-        sqlx::query(
-            "UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'",
-        )
-        .execute(store.pool())
+    store.set_session_flash("a", Some("<p>typed</p>")).await.unwrap();
+    assert_eq!(store.session("a", now).await.unwrap().unwrap().flash.as_deref(), Some("<p>typed</p>"));
+    // Copied onto another session's row, the sealed page does not open.
+    sqlx::query(
+        "UPDATE web_sessions SET flash = (SELECT flash FROM web_sessions WHERE id_hash = 'a') WHERE id_hash = 'b'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(store.session("b", now).await.unwrap().unwrap().flash, None);
+
+    // Saving the session keeps the page; rotating its token drops it.
+    store.update_session("a", None, &record).await.unwrap();
+    assert!(store.session("a", now).await.unwrap().unwrap().flash.is_some());
+    store.set_session_flash("a", None).await.unwrap();
+    assert_eq!(store.session("a", now).await.unwrap().unwrap().flash, None);
+    store.set_session_flash("a", Some("page")).await.unwrap();
+    store.update_session("a", Some("a2"), &record).await.unwrap();
+    let raw: Option<String> = sqlx::query_scalar("SELECT flash FROM web_sessions WHERE id_hash = 'a2'")
+        .fetch_one(store.pool())
         .await
         .unwrap();
-        assert_eq!(store.session("b", now).await.unwrap().unwrap().flash, None);
-
-        // Saving the session keeps the page; rotating its token drops it.
-        store.update_session("a", None, &record).await.unwrap();
-        assert!(store.session("a", now).await.unwrap().unwrap().flash.is_some());
-        store.set_session_flash("a", None).await.unwrap();
-        assert_eq!(store.session("a", now).await.unwrap().unwrap().flash, None);
-        store.set_session_flash("a", Some("page")).await.unwrap();
-        store.update_session("a", Some("a2"), &record).await.unwrap();
-        let raw: Option<String> = sqlx::query_scalar("SELECT flash FROM web_sessions WHERE id_hash = 'a2'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(raw, None);
-    })
-    .await;
-}
+    assert_eq!(raw, None);
+});

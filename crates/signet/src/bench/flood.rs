@@ -84,11 +84,11 @@ async fn flood_against(
     state: &signet_server::AppState,
     args: &FloodArgs,
 ) -> Result<FloodFigure, BoxError> {
-    let issuer = OcspIssuer::new(state.ca().cert_der())?;
+    let issuer = OcspIssuer::new(&state.certificates.issuing)?;
     let order = bench_order()?;
     let mut requests = Vec::new();
     for csr in fresh_csrs(OCSP_CERTS)? {
-        let cert = state.service().issue(ACTOR, &order, &csr).await?;
+        let cert = state.issue(ACTOR, &order, &csr).await?;
         let path = ocsp_get_path(&ocsp_request_der(&issuer.cert_id(CertIdHash::Sha1, cert.serial), None)?);
         requests.push(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes());
     }

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use signet_authority::ServerConfig;
 use signet_ra::FakeClock;
 use signet_ra::audit::{AuditAction, AuditEvent};
-use signet_server::{Running, ServerConfig};
+use signet_server::Running;
 use signet_store::ApiKey;
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
@@ -21,7 +22,7 @@ pub const DEVICE: &str = "2.16.840.1.101.3.2.1.12.9";
 
 pub struct Ca {
     pub running: Running,
-    pub settings: signet_server::Settings,
+    pub settings: signet_authority::Settings,
     pub dir: tempfile::TempDir,
     pub token: String,
     pub clock: Arc<FakeClock>,
@@ -88,8 +89,9 @@ impl Ca {
             .await
             .unwrap();
         let ca = Self { running, settings, dir, token, clock, _db: db };
-        std::fs::write(ca.path("root.pem"), pem("CERTIFICATE", ca.running.state.root_der())).unwrap();
-        std::fs::write(ca.path("issuing.pem"), pem("CERTIFICATE", ca.running.state.ca().cert_der())).unwrap();
+        std::fs::write(ca.path("root.pem"), pem("CERTIFICATE", ca.running.state.certificates.root.as_slice())).unwrap();
+        std::fs::write(ca.path("issuing.pem"), pem("CERTIFICATE", ca.running.state.certificates.issuing.as_slice()))
+            .unwrap();
         ca
     }
 

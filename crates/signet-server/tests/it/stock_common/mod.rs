@@ -4,9 +4,9 @@
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use signet_authority::stock::{self, Provisioned, TransportPins};
 use signet_ra::token_stock::StockState;
 use signet_server::AppState;
-use signet_server::stock::{self, Provisioned, TransportPins};
 
 /// Puts a token with `serial` in the stock; returns its shipment key.
 pub async fn in_stock(state: &AppState, serial: &str) -> EcdsaKeyPair {

@@ -3,8 +3,6 @@
 //! clear are sealed when the key is attached at start, and a store without the key writes and
 //! reads no seed.
 
-use super::{PASSWORD, T0, password};
-use crate::common::{each_backend, sealing_key};
 use signet_pki::subject::CommonName;
 use signet_ra::application::{ApplicationId, OperatorId, UnboundedChecker};
 use signet_ra::audit::{AuditAction, AuditEvent};
@@ -14,8 +12,11 @@ use signet_ra::lockout::AttemptScope;
 use signet_ra::operator::{LoginError, Operator, OperatorStore, Role, authenticate};
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
 use signet_store::Store;
-use signet_testkit::{BACKENDS, TestDb};
+use signet_testkit::TestDb;
 use time::{Duration, OffsetDateTime};
+
+use super::{PASSWORD, T0, password};
+use crate::common::{backend_test, sealing_key};
 
 fn new_operator(name: &str) -> Operator {
     Operator::new(
@@ -93,130 +94,117 @@ fn failure<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
     }
 }
 
-#[tokio::test]
-async fn seeds_are_stored_sealed_and_sign_ins_still_work() {
-    each_backend(|store| async move {
-        let amy = create_operator(&store, "amy").await;
-        assert_sealed(&operator_seed(&store, "amy").await, &amy.totp);
-        assert_eq!(store.operator_by_id(&amy.id).await.unwrap().as_ref(), Some(&amy));
-        sign_in(&store, &amy, T0).await.unwrap();
+backend_test!(seeds_are_stored_sealed_and_sign_ins_still_work, |store| async move {
+    let amy = create_operator(&store, "amy").await;
+    assert_sealed(&operator_seed(&store, "amy").await, &amy.totp);
+    assert_eq!(store.operator_by_id(&amy.id).await.unwrap().as_ref(), Some(&amy));
+    sign_in(&store, &amy, T0).await.unwrap();
 
-        let token = enroll(&store).await;
-        assert_sealed(&token_seed(&store, &token).await, &token.totp);
-        assert_eq!(store.soft_token(&token.account, "pending").await.unwrap().as_ref(), Some(&token));
-        register_and_sign_in(&store, &token).await;
-        assert_sealed(&token_seed(&store, &token).await, &token.totp);
+    let token = enroll(&store).await;
+    assert_sealed(&token_seed(&store, &token).await, &token.totp);
+    assert_eq!(store.soft_token(&token.account, "pending").await.unwrap().as_ref(), Some(&token));
+    register_and_sign_in(&store, &token).await;
+    assert_sealed(&token_seed(&store, &token).await, &token.totp);
 
-        let records = store.audit_records().await.unwrap();
-        for seed in [amy.totp.secret().to_base32(), token.totp.secret().to_base32()] {
-            assert!(records.iter().all(|r| !r.details.contains(&seed)), "an audit row shows a seed");
-        }
-        assert!(store.verify_audit().await.unwrap().is_ok());
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_sealed_seed_opens_only_in_its_own_row() {
-    each_backend(|store| async move {
-        let amy = create_operator(&store, "amy").await;
-        let bob = create_operator(&store, "bob").await;
-        sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'bob'")
-            .bind(operator_seed(&store, "amy").await)
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let message = failure(store.operator_by_id(&bob.id).await);
-        assert!(message.contains("operator bob") && message.contains("does not open"), "{message}");
-        assert!(failure(store.list_operators().await).contains("does not open"));
-        assert!(matches!(sign_in(&store, &bob, T0).await, Err(LoginError::Store(_))));
-        assert_eq!(store.operator_by_id(&amy.id).await.unwrap().as_ref(), Some(&amy));
-
-        // A seed in clear is refused too: whoever wrote it into the database lacks the key.
-        sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'bob'")
-            .bind(TotpSecret::generate().to_base32())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert!(failure(store.operator_by_id(&bob.id).await).contains("stored in clear"));
-
-        // A soft token's seed is bound to its serial and to its account.
-        let (first, second) = (enroll(&store).await, enroll(&store).await);
-        sqlx::query("UPDATE soft_tokens SET secret = $1 WHERE serial = $2")
-            .bind(token_seed(&store, &first).await)
-            .bind(second.serial.as_str())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert!(failure(store.soft_token(&second.account, "pending").await).contains("does not open"));
-        let elsewhere = ApplicationId::generate();
-        sqlx::query("UPDATE soft_tokens SET account = $1 WHERE serial = $2")
-            .bind(elsewhere.as_str())
-            .bind(first.serial.as_str())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert!(failure(store.soft_token(&elsewhere, "pending").await).contains("does not open"));
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn clear_seeds_from_an_earlier_version_are_sealed_at_start() {
-    each_backend(|store| async move {
-        let amy = create_operator(&store, "amy").await;
-        let token = enroll(&store).await;
-        // The rows as an earlier version wrote them: the base32 seed in clear.
-        sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'amy'")
-            .bind(amy.totp.secret().to_base32())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("UPDATE soft_tokens SET secret = $1 WHERE serial = $2")
-            .bind(token.totp.secret().to_base32())
-            .bind(token.serial.as_str())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert!(failure(store.operator_by_id(&amy.id).await).contains("stored in clear"));
-        let audit_rows = store.audit_records().await.unwrap().len();
-
-        // What the server does at start.
-        let store = store.with_sealing_key(sealing_key()).await.unwrap();
-        let (sealed_operator, sealed_token) = (operator_seed(&store, "amy").await, token_seed(&store, &token).await);
-        assert_sealed(&sealed_operator, &amy.totp);
-        assert_sealed(&sealed_token, &token.totp);
-        assert_eq!(store.audit_records().await.unwrap().len(), audit_rows, "sealing changes how, not what");
-        sign_in(&store, &amy, T0).await.unwrap();
-        assert_eq!(store.soft_token(&token.account, "pending").await.unwrap().as_ref(), Some(&token));
-        register_and_sign_in(&store, &token).await;
-
-        // The next start finds nothing to seal.
-        let store = store.with_sealing_key(sealing_key()).await.unwrap();
-        assert_eq!(operator_seed(&store, "amy").await, sealed_operator);
-        assert_eq!(token_seed(&store, &token).await, sealed_token);
-        assert!(store.verify_audit().await.unwrap().is_ok());
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_store_without_the_key_writes_and_reads_no_seed() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let bare = Store::connect(&db.url).await.unwrap();
-        let op = new_operator("amy");
-        let message = failure(bare.create_operator(&op, op.created_event("cli:test", T0)).await);
-        assert!(message.contains("no sealing key"), "{backend}: {message}");
-        let token = SoftToken::enroll(ApplicationId::generate(), TotpAlgorithm::Sha1, Digits::Six, None, T0).unwrap();
-        assert!(failure(bare.save_pending(&token, enrolled_event(&token)).await).contains("no sealing key"));
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operators").fetch_one(bare.pool()).await.unwrap();
-        assert_eq!(rows, 0, "{backend}");
-        assert!(bare.audit_records().await.unwrap().is_empty(), "{backend}: a refused write leaves no audit row");
-
-        let keyed = bare.clone().with_sealing_key(sealing_key()).await.unwrap();
-        keyed.create_operator(&op, op.created_event("cli:test", T0)).await.unwrap();
-        assert!(failure(bare.operator_by_id(&op.id).await).contains("no sealing key"), "{backend}");
-        keyed.close().await;
+    let records = store.audit_records().await.unwrap();
+    for seed in [amy.totp.secret().to_base32(), token.totp.secret().to_base32()] {
+        assert!(records.iter().all(|r| !r.details.contains(&seed)), "an audit row shows a seed");
     }
+    assert!(store.verify_audit().await.unwrap().is_ok());
+});
+
+backend_test!(a_sealed_seed_opens_only_in_its_own_row, |store| async move {
+    let amy = create_operator(&store, "amy").await;
+    let bob = create_operator(&store, "bob").await;
+    sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'bob'")
+        .bind(operator_seed(&store, "amy").await)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let message = failure(store.operator_by_id(&bob.id).await);
+    assert!(message.contains("operator bob") && message.contains("does not open"), "{message}");
+    assert!(failure(store.list_operators().await).contains("does not open"));
+    assert!(matches!(sign_in(&store, &bob, T0).await, Err(LoginError::Store(_))));
+    assert_eq!(store.operator_by_id(&amy.id).await.unwrap().as_ref(), Some(&amy));
+
+    // A seed in clear is refused too: whoever wrote it into the database lacks the key.
+    sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'bob'")
+        .bind(TotpSecret::generate().to_base32())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(failure(store.operator_by_id(&bob.id).await).contains("stored in clear"));
+
+    // A soft token's seed is bound to its serial and to its account.
+    let (first, second) = (enroll(&store).await, enroll(&store).await);
+    sqlx::query("UPDATE soft_tokens SET secret = $1 WHERE serial = $2")
+        .bind(token_seed(&store, &first).await)
+        .bind(second.serial.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(failure(store.soft_token(&second.account, "pending").await).contains("does not open"));
+    let elsewhere = ApplicationId::generate();
+    sqlx::query("UPDATE soft_tokens SET account = $1 WHERE serial = $2")
+        .bind(elsewhere.as_str())
+        .bind(first.serial.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(failure(store.soft_token(&elsewhere, "pending").await).contains("does not open"));
+});
+
+backend_test!(clear_seeds_from_an_earlier_version_are_sealed_at_start, |store| async move {
+    let amy = create_operator(&store, "amy").await;
+    let token = enroll(&store).await;
+    // The rows as an earlier version wrote them: the base32 seed in clear.
+    sqlx::query("UPDATE operators SET totp_secret = $1 WHERE id = 'amy'")
+        .bind(amy.totp.secret().to_base32())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE soft_tokens SET secret = $1 WHERE serial = $2")
+        .bind(token.totp.secret().to_base32())
+        .bind(token.serial.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(failure(store.operator_by_id(&amy.id).await).contains("stored in clear"));
+    let audit_rows = store.audit_records().await.unwrap().len();
+
+    // What the server does at start.
+    let store = store.with_sealing_key(sealing_key()).await.unwrap();
+    let (sealed_operator, sealed_token) = (operator_seed(&store, "amy").await, token_seed(&store, &token).await);
+    assert_sealed(&sealed_operator, &amy.totp);
+    assert_sealed(&sealed_token, &token.totp);
+    assert_eq!(store.audit_records().await.unwrap().len(), audit_rows, "sealing changes how, not what");
+    sign_in(&store, &amy, T0).await.unwrap();
+    assert_eq!(store.soft_token(&token.account, "pending").await.unwrap().as_ref(), Some(&token));
+    register_and_sign_in(&store, &token).await;
+
+    // The next start finds nothing to seal.
+    let store = store.with_sealing_key(sealing_key()).await.unwrap();
+    assert_eq!(operator_seed(&store, "amy").await, sealed_operator);
+    assert_eq!(token_seed(&store, &token).await, sealed_token);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+});
+
+backend_test!(a_store_without_the_key_writes_and_reads_no_seed, without_the_key);
+
+async fn without_the_key(backend: &str) {
+    let db = TestDb::new(backend).await;
+    let bare = Store::connect(&db.url).await.unwrap();
+    let op = new_operator("amy");
+    let message = failure(bare.create_operator(&op, op.created_event("cli:test", T0)).await);
+    assert!(message.contains("no sealing key"), "{backend}: {message}");
+    let token = SoftToken::enroll(ApplicationId::generate(), TotpAlgorithm::Sha1, Digits::Six, None, T0).unwrap();
+    assert!(failure(bare.save_pending(&token, enrolled_event(&token)).await).contains("no sealing key"));
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operators").fetch_one(bare.pool()).await.unwrap();
+    assert_eq!(rows, 0, "{backend}");
+    assert!(bare.audit_records().await.unwrap().is_empty(), "{backend}: a refused write leaves no audit row");
+
+    let keyed = bare.clone().with_sealing_key(sealing_key()).await.unwrap();
+    keyed.create_operator(&op, op.created_event("cli:test", T0)).await.unwrap();
+    assert!(failure(bare.operator_by_id(&op.id).await).contains("no sealing key"), "{backend}");
+    keyed.close().await;
 }

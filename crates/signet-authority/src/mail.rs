@@ -30,7 +30,7 @@ use serde::Deserialize;
 use signet_ra::notify::OutboxMessage;
 use time::OffsetDateTime;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The environment variable holding the relay user name.
 pub const USERNAME_ENV: &str = "SIGNET_SMTP_USERNAME";

@@ -5,8 +5,6 @@
 //! the database away and back. Throughput under the flood is measured by `signet bench flood`,
 //! not here.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -14,11 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use signet_authority::ServerConfig;
 use signet_ra::SystemClock;
-use signet_server::ServerConfig;
 use signet_testkit::TestDb;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::common::*;
 
 /// One answer, read to the end of the connection.
 struct Reply {

@@ -4,13 +4,11 @@
 //! and OCSP. The dns-01 test answers TXT queries from a dnslib (PyPI) server on loopback, and
 //! runs over HTTPS with certbot trusting Signet's root through `REQUESTS_CA_BUNDLE`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{SIGNET, Server, must, ocsp_status, run};
+use crate::common::{SIGNET, Server, must, ocsp_status, run};
 
 const DEVICE: &str = "2.16.840.1.101.3.2.1.12.9";
 
@@ -87,7 +85,7 @@ fn live(dir: &Path, name: &str, file: &str) -> PathBuf {
 
 fn pem_of(data: &Path, which: &str) -> PathBuf {
     let pem = data.join(format!("ca/{which}.pem"));
-    common::der_to_pem("x509", &data.join(format!("ca/{which}.crt")), &pem);
+    crate::common::der_to_pem("x509", &data.join(format!("ca/{which}.crt")), &pem);
     pem
 }
 
@@ -138,7 +136,7 @@ except messages.Error as e:
     assert!(text.contains("DNS:device.acme.example") && text.contains("TLS Web Server Authentication"), "{text}");
     let crl = dir.join("crl.der");
     must("curl", &["-sf", "-o", crl.to_str().unwrap(), &format!("{}/crl/issuing.crl", server.base)], &[]);
-    let (ok, out) = common::verify(&data, &cert, DEVICE, &crl);
+    let (ok, out) = crate::common::verify(&data, &cert, DEVICE, &crl);
     assert!(ok, "openssl verify with the device policy: {out}");
     let chain = std::fs::read_to_string(live(dir, "device.acme.example", "chain.pem")).unwrap();
     let issuing = std::fs::read_to_string(pem_of(&data, "issuing")).unwrap();
@@ -270,7 +268,7 @@ fn certbot_over_https_gets_renews_and_revokes_a_certificate_over_dns01() {
     assert!(text.contains("DNS:dns.acme.example"), "{text}");
     let crl = dir.join("crl.der");
     must("curl", &["-sf", "-o", crl.to_str().unwrap(), &format!("{}/crl/issuing.crl", server.base)], &[]);
-    let (ok, out) = common::verify(&data, &cert, DEVICE, &crl);
+    let (ok, out) = crate::common::verify(&data, &cert, DEVICE, &crl);
     assert!(ok, "{out}");
     let serial = |cert: &Path| must("openssl", &["x509", "-in", cert.to_str().unwrap(), "-noout", "-serial"], &[]);
     let first = serial(&cert);

@@ -3,12 +3,10 @@
 //! binary retrieving onto a fresh SoftHSM2 token, and OpenSC's `pkcs11-tool` and OpenSSL as the
 //! independent parties that look at what landed on the token.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{SIGNET, SOFTHSM, must, run};
+use signet_authority::ServerConfig;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::CommonName;
 use signet_ra::application::{
@@ -20,8 +18,10 @@ use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore, shipment_
 use signet_ra::vetting::DeadlinePolicy;
 use signet_ra::witness::{WitnessStore, WitnessedGeneration};
 use signet_ra::{Clock, FakeClock};
-use signet_server::{Running, ServerConfig};
+use signet_server::Running;
 use time::{Duration, OffsetDateTime};
+
+use crate::common::{SIGNET, SOFTHSM, must, run};
 
 const PASSWORD: &str = "Tr0ub4dor&3-horse";
 const PIN: &str = "864213";
@@ -454,7 +454,7 @@ async fn retrieve_and_check(cert_type: &str, key_type: &str, policy: &str) -> (W
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
-    let (w, app, code) = retrieve_and_check("medium-token", "rsa-2048", common::MEDIUM_TOKEN).await;
+    let (w, app, code) = retrieve_and_check("medium-token", "rsa-2048", crate::common::MEDIUM_TOKEN).await;
     let token_label = format!("ECA {app}");
 
     // The retrieval is in the audit chain with the serial it delivered, and the chain holds.
@@ -490,7 +490,7 @@ async fn retrieves_onto_a_blank_token_and_the_code_works_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_onto_the_token_in_the_last_ninety_days() {
-    let (w, app, _) = retrieve_and_check("medium-token", "p-256", common::MEDIUM_TOKEN).await;
+    let (w, app, _) = retrieve_and_check("medium-token", "p-256", crate::common::MEDIUM_TOKEN).await;
     let token_label = format!("ECA {app}");
     let key_label = format!("ECA identity {app}");
     // The identity key's; the encryption key beside it is not renewed here.
@@ -554,7 +554,7 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
 
     // OpenSSL checks the new certificate at the (fake) renewal time, and the new key signs for it.
     let pem = w.read_certificate(&token_label, &["--id", &id], "renewed");
-    w.verifies(&pem, common::MEDIUM_TOKEN);
+    w.verifies(&pem, crate::common::MEDIUM_TOKEN);
     w.signs_with(&token_label, &id, "p-256", &pem);
     let serial = must("openssl", &["x509", "-noout", "-serial", "-in", file(&pem)], &[]);
     let all = identities().await;
@@ -570,7 +570,7 @@ async fn renews_onto_the_token_in_the_last_ninety_days() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrieves_a_p256_identity_key() {
-    let (w, app, _) = retrieve_and_check("medium", "p-256", common::MEDIUM).await;
+    let (w, app, _) = retrieve_and_check("medium", "p-256", crate::common::MEDIUM).await;
 
     // Holding a valid identity certificate, the subscriber may become the first user of the
     // organization's enterprise account, which the RA grants from the command line.
@@ -958,7 +958,7 @@ async fn the_shipped_token_proves_itself_and_a_lost_answer_is_delivered_again() 
     let slot = w.slot_of(&token_label).await;
     let store = w.server.state.store();
     let token = store.token_of(&app).await.unwrap().expect("shipped from the stock");
-    let pins = signet_server::stock::TransportPins::open(&w.server.state, &token).unwrap();
+    let pins = signet_authority::stock::TransportPins::open(&w.server.state, &token).unwrap();
     let issued = || async { store.account_certificates(&app).await.unwrap().len() };
 
     // The first answer never arrives: the server issued, the client saw a dropped connection.
@@ -1033,8 +1033,8 @@ async fn the_shipped_token_proves_itself_and_a_lost_answer_is_delivered_again() 
     let leaf = w.read_certificate(&token_label, &["--id", &id], "leaf");
     w.read_certificate(&token_label, &["--label", "Signet Dev ECA 1"], "issuing");
     w.read_certificate(&token_label, &["--label", "Signet Dev Root CA"], "root");
-    w.verifies(&leaf, common::MEDIUM_TOKEN);
-    w.check_encryption_key(&token_label, &app, common::MEDIUM_TOKEN);
+    w.verifies(&leaf, crate::common::MEDIUM_TOKEN);
+    w.check_encryption_key(&token_label, &app, crate::common::MEDIUM_TOKEN);
     assert!(matches!(store.token_of(&app).await.unwrap().unwrap().state, StockState::Retrieved(..)));
 
     // The transport PINs were never shown, logged or kept in clear.

@@ -10,8 +10,7 @@ use signet_ra::application::{Actor, ApplicationId, ApplicationStore, Command};
 use signet_ra::issuance::StoreError;
 use signet_ra::token_stock::{StockRefused, StockState, StockToken, TokenSerial, TokenStockStore};
 
-use crate::ocsp::forget;
-use crate::state::{AppState, CommandFailure};
+use crate::core::{CommandFailure, Core};
 
 /// Why a stock operation did not take effect. Nothing changed in any case.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +64,7 @@ fn context(serial: &TokenSerial) -> Vec<u8> {
 
 impl TransportPins {
     /// The PINs of `t`, opened.
-    pub fn open(state: &AppState, t: &StockToken) -> Result<Self, StockError> {
+    pub fn open(state: &Core, t: &StockToken) -> Result<Self, StockError> {
         let plain = state
             .sealing
             .open(&t.sealed_pins, &context(&t.serial))
@@ -90,7 +89,7 @@ pub struct Provisioned {
 }
 
 /// Adds a provisioned token to the stock, its PINs sealed (audited as `token-provisioned`).
-pub async fn add(state: &AppState, p: Provisioned, actor: &str) -> Result<StockToken, StockError> {
+pub async fn add(state: &Core, p: Provisioned, actor: &str) -> Result<StockToken, StockError> {
     let serial = TokenSerial::new(&p.serial)?;
     let plain = serde_json::to_vec(&p.pins).expect("PINs serialize");
     let sealed_pins = state.sealing.seal(&plain, &context(&serial)).map_err(|_| StockError::Sealing(serial.clone()))?;
@@ -113,14 +112,14 @@ pub async fn add(state: &AppState, p: Provisioned, actor: &str) -> Result<StockT
 }
 
 /// The stock token with `serial`, or why there is none.
-pub async fn find(state: &AppState, serial: &TokenSerial) -> Result<StockToken, StockError> {
+pub async fn find(state: &Core, serial: &TokenSerial) -> Result<StockToken, StockError> {
     state.store.stock_token(serial).await?.ok_or_else(|| StockRefused::NotInStock(serial.clone()).into())
 }
 
 /// Records the shipment of application `id` with the stock token `serial`, bound to it in the
 /// same transaction as the application's `ShipToken` step.
-pub(crate) async fn ship(
-    state: &AppState,
+pub async fn ship(
+    state: &Core,
     id: &ApplicationId,
     actor: &Actor,
     command: Command,
@@ -144,7 +143,7 @@ pub(crate) async fn ship(
 
 /// Why a shipment was not recorded.
 #[derive(Debug)]
-pub(crate) enum ShipFailure {
+pub enum ShipFailure {
     /// The application refused or failed.
     Command(CommandFailure),
     /// The token cannot ship.
@@ -156,7 +155,7 @@ pub(crate) enum ShipFailure {
 /// returns the token and the serials revoked. The certificates are revoked
 /// before the token is marked lost, so a failure part way is finished by asking again.
 pub async fn report_lost(
-    state: &AppState,
+    state: &Core,
     serial: &TokenSerial,
     actor: &str,
 ) -> Result<(StockToken, Vec<String>), StockError> {
@@ -178,7 +177,6 @@ pub async fn report_lost(
                 signet_ra::issuance::RevocationError::Store(s) => StockError::from(s),
                 other => StockError::Store(StoreError::Backend(other.to_string())),
             })?;
-            forget(state, &c.serial);
             revoked.push(c.serial.to_hex());
         }
     }
@@ -188,7 +186,7 @@ pub async fn report_lost(
 }
 
 /// Takes an unshipped token out of service.
-pub async fn retire(state: &AppState, serial: &TokenSerial, actor: &str) -> Result<StockToken, StockError> {
+pub async fn retire(state: &Core, serial: &TokenSerial, actor: &str) -> Result<StockToken, StockError> {
     let token = find(state, serial).await?;
     let retired = token.retire()?;
     state.store.move_stock_token(&retired, StockState::InStock.name(), retired.event(actor, state.clock.now())).await?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use signet_pki::subject::DnsName;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `[tls]` as written; every field optional. At most one of `certificate`/`key`,
 /// `self_issued` and `behind_proxy`.
@@ -158,7 +158,7 @@ fn read_files(cert: &Path, key: &Path) -> Result<(CertifiedKey, String), ConfigE
 }
 
 /// A chain and its key, checked to belong together.
-pub(crate) fn certified_key(
+pub fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<CertifiedKey, rustls::Error> {
@@ -177,18 +177,18 @@ fn first_dns_name(leaf: &CertificateDer<'_>) -> Option<String> {
 /// The certificate HTTPS presents now; the self-issued one is swapped here when renewed,
 /// without a restart and without dropping connections.
 #[derive(Debug)]
-pub(crate) struct CertSlot(RwLock<Arc<CertifiedKey>>);
+pub struct CertSlot(RwLock<Arc<CertifiedKey>>);
 
 impl CertSlot {
-    pub(crate) fn new(current: Arc<CertifiedKey>) -> Self {
+    pub fn new(current: Arc<CertifiedKey>) -> Self {
         Self(RwLock::new(current))
     }
 
-    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
+    pub fn current(&self) -> Arc<CertifiedKey> {
         self.0.read().expect("certificate slot poisoned").clone()
     }
 
-    pub(crate) fn replace(&self, next: Arc<CertifiedKey>) {
+    pub fn replace(&self, next: Arc<CertifiedKey>) {
         *self.0.write().expect("certificate slot poisoned") = next;
     }
 }
@@ -200,7 +200,7 @@ impl ResolvesServerCert for CertSlot {
 }
 
 /// TLS 1.3 and 1.2 only (aws-lc-rs), HTTP/1.1 by ALPN, the certificate from `slot`.
-pub(crate) fn acceptor(slot: Arc<CertSlot>) -> TlsAcceptor {
+pub fn acceptor(slot: Arc<CertSlot>) -> TlsAcceptor {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

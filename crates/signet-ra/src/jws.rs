@@ -6,12 +6,13 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use signet_ra::acme::{AcmeProblem, EabAlgorithm, EabHmacKey, EabKeyId, KeyThumbprint, ProblemKind};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
+use crate::acme::{AcmeProblem, EabAlgorithm, EabHmacKey, EabKeyId, KeyThumbprint, ProblemKind};
+
 /// The JWS algorithms accepted for account keys, for `badSignatureAlgorithm` answers.
-pub(crate) const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "ES384"];
+pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "ES384"];
 
 fn malformed(detail: impl Into<String>) -> AcmeProblem {
     AcmeProblem::new(ProblemKind::Malformed, detail)
@@ -27,7 +28,7 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
 
 /// An elliptic curve an account key may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Curve {
+pub enum Curve {
     P256,
     P384,
 }
@@ -49,7 +50,7 @@ impl Curve {
 
 /// An account public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Jwk {
+pub enum Jwk {
     /// RSA: modulus and exponent, big-endian without leading zeros.
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// ECDSA: the affine coordinates, fixed length for the curve.
@@ -58,7 +59,7 @@ pub(crate) enum Jwk {
 
 impl Jwk {
     /// Reads a JWK object; only the members that define the key count (RFC 7638 §3.2).
-    pub(crate) fn from_json(v: &Value) -> Result<Self, AcmeProblem> {
+    pub fn from_json(v: &Value) -> Result<Self, AcmeProblem> {
         let bad = |d: &str| AcmeProblem::new(ProblemKind::BadPublicKey, d);
         let field = |name: &str| v.get(name).and_then(Value::as_str).ok_or_else(|| bad(&format!("jwk has no {name}")));
         match field("kty")? {
@@ -96,7 +97,7 @@ impl Jwk {
 
     /// The public key of a certificate's SubjectPublicKeyInfo (DER), if it is one Signet
     /// accepts as an account key: used to let a certificate's key holder revoke it.
-    pub(crate) fn from_spki(spki: &[u8]) -> Option<Self> {
+    pub fn from_spki(spki: &[u8]) -> Option<Self> {
         let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).ok()?;
         match info.parsed().ok()? {
             PublicKey::RSA(rsa) => {
@@ -122,7 +123,7 @@ impl Jwk {
 
     /// The RFC 7638 form: required members only, in lexicographic order, no whitespace. Also
     /// what the store keeps.
-    pub(crate) fn canonical_json(&self) -> String {
+    pub fn canonical_json(&self) -> String {
         // Written by hand: the order is fixed by the RFC, and base64url needs no escaping.
         match self {
             Self::Rsa { n, e } => {
@@ -138,7 +139,7 @@ impl Jwk {
     }
 
     /// The RFC 7638 thumbprint.
-    pub(crate) fn thumbprint(&self) -> KeyThumbprint {
+    pub fn thumbprint(&self) -> KeyThumbprint {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.canonical_json().as_bytes());
         KeyThumbprint::new(&URL_SAFE_NO_PAD.encode(digest.as_ref())).expect("a SHA-256 is 43 base64url characters")
     }
@@ -188,7 +189,7 @@ impl Jwk {
 
 /// Which key signed a request.
 #[derive(Debug, Clone)]
-pub(crate) enum KeyRef {
+pub enum KeyRef {
     /// The key itself (new-account, and revoke-cert by the certificate's key).
     Jwk(Jwk),
     /// An account URL.
@@ -197,17 +198,17 @@ pub(crate) enum KeyRef {
 
 /// A parsed, not yet verified, ACME request body.
 #[derive(Debug)]
-pub(crate) struct Jws {
+pub struct Jws {
     /// The JWS algorithm.
     alg: String,
     /// The `nonce` header.
-    pub(crate) nonce: String,
+    pub nonce: String,
     /// The `url` header.
-    pub(crate) url: String,
+    pub url: String,
     /// The signing key.
-    pub(crate) key: KeyRef,
+    pub key: KeyRef,
     /// The decoded payload; empty for POST-as-GET.
-    pub(crate) payload: Vec<u8>,
+    pub payload: Vec<u8>,
     signing_input: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -232,7 +233,7 @@ fn header_object(protected_b64: &str) -> Result<Map<String, Value>, AcmeProblem>
 
 impl Jws {
     /// Parses a request body.
-    pub(crate) fn parse(body: &[u8]) -> Result<Self, AcmeProblem> {
+    pub fn parse(body: &[u8]) -> Result<Self, AcmeProblem> {
         let v: Value = serde_json::from_slice(body).map_err(|_| malformed("the request body is not JSON"))?;
         let (protected_b64, payload_b64, signature_b64) = flattened(&v)?;
         let header = header_object(protected_b64)?;
@@ -257,12 +258,12 @@ impl Jws {
     }
 
     /// Verifies the signature with `key` (the header's `jwk`, or the `kid` account's key).
-    pub(crate) fn verify(&self, key: &Jwk) -> Result<(), AcmeProblem> {
+    pub fn verify(&self, key: &Jwk) -> Result<(), AcmeProblem> {
         key.verify(&self.alg, &self.signing_input, &self.signature)
     }
 
     /// The payload as a JSON object; POST-as-GET (empty payload) is refused here.
-    pub(crate) fn payload_object(&self) -> Result<Map<String, Value>, AcmeProblem> {
+    pub fn payload_object(&self) -> Result<Map<String, Value>, AcmeProblem> {
         match serde_json::from_slice(&self.payload) {
             Ok(Value::Object(m)) => Ok(m),
             _ => Err(malformed("the payload is not a JSON object")),
@@ -273,7 +274,7 @@ impl Jws {
 /// The inner JWS of an External Account Binding, checked against the outer request: its
 /// MAC remains to be verified with the key [`ExternalBinding::key_id`] names.
 #[derive(Debug)]
-pub(crate) struct ExternalBinding {
+pub struct ExternalBinding {
     key_id: EabKeyId,
     alg: EabAlgorithm,
     signing_input: Vec<u8>,
@@ -283,7 +284,7 @@ pub(crate) struct ExternalBinding {
 impl ExternalBinding {
     /// Checks the binding's shape: an HS256/384/512 JWS whose `kid` is an EAB key id, whose
     /// `url` is the new-account URL and whose payload is the account key being registered.
-    pub(crate) fn parse(v: &Value, url: &str, account_key: &Jwk) -> Result<Self, AcmeProblem> {
+    pub fn parse(v: &Value, url: &str, account_key: &Jwk) -> Result<Self, AcmeProblem> {
         let (protected_b64, payload_b64, signature_b64) = flattened(v)?;
         let header = header_object(protected_b64)?;
         let text = |name: &str| header.get(name).and_then(Value::as_str);
@@ -312,40 +313,41 @@ impl ExternalBinding {
     }
 
     /// The EAB key the binding names.
-    pub(crate) fn key_id(&self) -> &EabKeyId {
+    pub fn key_id(&self) -> &EabKeyId {
         &self.key_id
     }
 
     /// Whether the MAC verifies under `key` (constant-time comparison).
-    pub(crate) fn verify(&self, key: &EabHmacKey) -> bool {
+    pub fn verify(&self, key: &EabHmacKey) -> bool {
         key.verify(self.alg, &self.signing_input, &self.tag)
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// ACME clients for tests: account keys that sign requests the way certbot does.
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
     use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
     use serde_json::json;
 
     use super::*;
 
     /// A client key that signs ACME requests the way certbot does.
-    pub(crate) enum ClientKey {
+    pub enum ClientKey {
         Rsa(RsaKeyPair),
         Ec(EcdsaKeyPair),
     }
 
     impl ClientKey {
-        pub(crate) fn p256() -> Self {
+        pub fn p256() -> Self {
             let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
             Self::Ec(EcdsaKeyPair::generate(alg).unwrap())
         }
 
-        pub(crate) fn rsa() -> Self {
+        pub fn rsa() -> Self {
             Self::Rsa(RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap())
         }
 
-        pub(crate) fn jwk(&self) -> Value {
+        pub fn jwk(&self) -> Value {
             match self {
                 Self::Rsa(k) => json!({
                     "kty": "RSA",
@@ -382,7 +384,7 @@ pub(crate) mod tests {
         }
 
         /// A flattened JWS with `jwk` (kid = None) or `kid`.
-        pub(crate) fn request(&self, url: &str, nonce: &str, kid: Option<&str>, payload: &[u8]) -> Vec<u8> {
+        pub fn request(&self, url: &str, nonce: &str, kid: Option<&str>, payload: &[u8]) -> Vec<u8> {
             let mut header = json!({ "alg": self.alg(), "nonce": nonce, "url": url });
             match kid {
                 Some(kid) => header["kid"] = json!(kid),
@@ -398,13 +400,22 @@ pub(crate) mod tests {
     }
 
     /// The inner EAB JWS for `account`'s key, MACed with `hmac`.
-    pub(crate) fn eab(kid: &str, hmac: &[u8], url: &str, account: &ClientKey) -> Value {
+    pub fn eab(kid: &str, hmac: &[u8], url: &str, account: &ClientKey) -> Value {
         let protected = URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "kid": kid, "url": url }).to_string());
         let payload = URL_SAFE_NO_PAD.encode(account.jwk().to_string());
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, hmac);
         let tag = aws_lc_rs::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
         json!({ "protected": protected, "payload": payload, "signature": URL_SAFE_NO_PAD.encode(tag.as_ref()) })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use aws_lc_rs::signature::KeyPair;
+    use serde_json::json;
+
+    use super::*;
 
     fn tamper(body: &[u8], field: &str) -> Vec<u8> {
         let mut v: Value = serde_json::from_slice(body).unwrap();

@@ -14,7 +14,7 @@ use signet_pki::issue::CertificateOrder;
 use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use time::OffsetDateTime;
 
-use crate::state::AppState;
+use crate::core::Core;
 use crate::tls::CertSlot;
 
 /// Who the audit log says asked for the certificate.
@@ -49,11 +49,16 @@ pub enum SelfIssueError {
     },
 }
 
-/// Where the certificate lives and for which names.
+/// Where the certificate lives, for which names, and what it is issued as.
 #[derive(Debug, Clone)]
-pub(crate) struct SelfIssued {
+pub struct SelfIssued {
     names: Vec<DnsName>,
     dir: PathBuf,
+    /// The device profile and validity ACME issues under.
+    profile: String,
+    validity_years: u8,
+    /// The RA's name, the certificate's organization.
+    organization: String,
 }
 
 /// A certificate as this module judges it: what it serves and when it is due.
@@ -64,8 +69,16 @@ struct Held {
 }
 
 impl SelfIssued {
-    pub(crate) fn new(names: Vec<DnsName>, data_dir: &Path) -> Self {
-        Self { names, dir: data_dir.join("tls") }
+    /// For `names`, kept under `<data_dir>/tls`, issued under the ACME device profile of
+    /// `acme` to the organization `organization`.
+    pub fn new(names: Vec<DnsName>, data_dir: &Path, acme: &crate::acme::AcmeSettings, organization: &str) -> Self {
+        Self {
+            names,
+            dir: data_dir.join("tls"),
+            profile: acme.profile.clone(),
+            validity_years: acme.validity_years,
+            organization: organization.to_owned(),
+        }
     }
 
     fn paths(&self) -> (PathBuf, PathBuf) {
@@ -73,7 +86,7 @@ impl SelfIssued {
     }
 
     /// The stored certificate if it is for these names and not due, or a new one.
-    pub(crate) async fn current_or_new(&self, state: &AppState) -> Result<Arc<CertifiedKey>, SelfIssueError> {
+    pub async fn current_or_new(&self, state: &Core) -> Result<Arc<CertifiedKey>, SelfIssueError> {
         let now = state.clock.now();
         match self.stored() {
             Some(held) if !due(held.not_before, held.not_after, now) => Ok(Arc::new(held.certified)),
@@ -82,7 +95,7 @@ impl SelfIssued {
     }
 
     /// Renews into `slot` when due, checking every [`CHECK_EVERY`]; runs until dropped.
-    pub(crate) async fn keep_renewed(self, state: AppState, slot: Arc<CertSlot>) {
+    pub async fn keep_renewed(self, state: Arc<Core>, slot: Arc<CertSlot>) {
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             if let Err(e) = self.renew_if_due(&state, &slot).await {
@@ -92,7 +105,7 @@ impl SelfIssued {
         }
     }
 
-    async fn renew_if_due(&self, state: &AppState, slot: &CertSlot) -> Result<(), SelfIssueError> {
+    async fn renew_if_due(&self, state: &Core, slot: &CertSlot) -> Result<(), SelfIssueError> {
         let current = slot.current();
         let Some((not_before, not_after)) = current.end_entity_cert().ok().and_then(|c| validity(c)) else {
             return Ok(());
@@ -118,22 +131,23 @@ impl SelfIssued {
     }
 
     /// A new key, a certificate for it from this server's CA, both written to `<data>/tls`.
-    async fn issue(&self, state: &AppState) -> Result<CertifiedKey, SelfIssueError> {
+    async fn issue(&self, state: &Core) -> Result<CertifiedKey, SelfIssueError> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let names = self.names.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>();
         let csr = rcgen::CertificateParams::new(names)?.serialize_request(&key)?;
         let order = CertificateOrder {
-            profile: state.acme.profile.clone(),
+            profile: self.profile.clone(),
             subject: Subject::Device {
-                organization: OrganizationName::new(state.contact.name.as_str())?,
+                organization: OrganizationName::new(&self.organization)?,
                 dns_names: self.names.clone(),
             },
-            validity_years: state.acme.validity_years,
+            validity_years: self.validity_years,
         };
-        let issued = state.service().issue(ACTOR, &order, csr.der()).await?;
-        let chain = vec![CertificateDer::from(issued.der.clone()), CertificateDer::from(state.ca.cert_der().to_vec())];
+        let issued = state.issue(ACTOR, &order, csr.der()).await?;
+        let chain =
+            vec![CertificateDer::from(issued.der.clone()), CertificateDer::from(state.certificates.issuing.clone())];
         let certified = crate::tls::certified_key(chain, PrivateKeyDer::Pkcs8(key.serialize_der().into()))?;
-        let pem = [issued.der.as_slice(), state.ca.cert_der()]
+        let pem = [issued.der.as_slice(), state.certificates.issuing.as_slice()]
             .iter()
             .map(|der| signet_pki::to_pem("CERTIFICATE", der))
             .collect::<String>();
@@ -148,7 +162,7 @@ impl SelfIssued {
             let path = path.to_path_buf();
             move |source| SelfIssueError::Write { path, source }
         };
-        crate::create_private_dir(&self.dir).map_err(failed(&self.dir))?;
+        crate::core::create_private_dir(&self.dir).map_err(failed(&self.dir))?;
         // The key first and owner-only from its first byte; the certificate names it.
         write_private(&key_path, key_pem.as_bytes()).map_err(failed(&key_path))?;
         std::fs::write(&cert_path, cert_pem).map_err(failed(&cert_path))
@@ -214,8 +228,9 @@ mod tests {
         let settings =
             ServerConfig { data_dir: Some(dir.path().to_owned()), ..Default::default() }.into_settings().unwrap();
         let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
-        let state = crate::build_state(&settings, "http://signet.test", clock.clone()).await.unwrap();
-        let own = SelfIssued::new(vec![DnsName::new("signet.test").unwrap()], dir.path());
+        let state =
+            Core::open(&settings, "http://signet.test", "http://signet.test", clock.clone()).await.unwrap().core;
+        let own = SelfIssued::new(vec![DnsName::new("signet.test").unwrap()], dir.path(), &settings.acme, "Signet");
         let first = own.current_or_new(&state).await.unwrap();
         assert_eq!(dns_names(&leaf(&first)).unwrap(), ["signet.test"]);
         assert_eq!(leaf(&own.current_or_new(&state).await.unwrap()), leaf(&first), "a restart reuses it");
@@ -241,7 +256,7 @@ mod tests {
         assert!(validity(&leaf(&renewed)).unwrap().1 > not_after);
         assert_eq!(leaf(&own.stored().unwrap().certified), leaf(&renewed), "and stored for the next start");
 
-        let other = SelfIssued::new(vec![DnsName::new("other.test").unwrap()], dir.path());
+        let other = SelfIssued::new(vec![DnsName::new("other.test").unwrap()], dir.path(), &settings.acme, "Signet");
         let for_other = other.current_or_new(&state).await.unwrap();
         assert_eq!(dns_names(&leaf(&for_other)).unwrap(), ["other.test"], "new names, new certificate");
     }

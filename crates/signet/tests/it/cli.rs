@@ -2,9 +2,7 @@
 //! `admin api-key create`, `cert issue`/`revoke`, `crl`, `audit verify`, HTTPS — with OpenSSL,
 //! curl, softhsm2-util and sqlite3 as the independent parties.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn file_key_ca_issue_revoke_crl_and_audit() {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use signet_authority::ServerConfig;
 use signet_gateway::accounts::{AccountLink, link};
 use signet_gateway::{GatewayConfigFile, RunningGateway};
 use signet_pki::issue::CertificateOrder;
@@ -17,7 +18,7 @@ use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::{Clock, FakeClock, SystemClock};
-use signet_server::{Running, ServerConfig};
+use signet_server::Running;
 use time::{Duration, OffsetDateTime};
 
 /// A Signet CA in a temporary folder.
@@ -47,7 +48,7 @@ impl Ca {
     /// Writes the root to `root.pem` and returns its path.
     fn root_file(&self) -> PathBuf {
         let p = self.dir.path().join("root.pem");
-        std::fs::write(&p, Self::pem(self.running.state.root_der())).unwrap();
+        std::fs::write(&p, Self::pem(self.running.state.certificates.root.as_slice())).unwrap();
         p
     }
 
@@ -70,12 +71,12 @@ impl Ca {
         let cert = self
             .running
             .state
-            .service()
             .issue("test", &order, &std::fs::read(&csr).unwrap())
             .await
             .unwrap_or_else(|e| panic!("issue {name}: {e}"));
         let path = self.dir.path().join(format!("{name}.pem"));
-        let chain = format!("{}{}", Self::pem(&cert.der), Self::pem(self.running.state.ca().cert_der()));
+        let chain =
+            format!("{}{}", Self::pem(&cert.der), Self::pem(self.running.state.certificates.issuing.as_slice()));
         std::fs::write(&path, chain).unwrap();
         (path, key, cert.serial)
     }
@@ -215,7 +216,7 @@ async fn gateway_admits_only_the_right_certificates() {
             account: "ann".into(),
             subject_dn: Some("C=US, O=U.S. Government, OU=ECA, OU=Signet Dev, OU=Acme Widgets, CN=Ann Token".into()),
             issuer_dn: Some(
-                x509_parser::parse_x509_certificate(w.ca.running.state.ca().cert_der())
+                x509_parser::parse_x509_certificate(w.ca.running.state.certificates.issuing.as_slice())
                     .unwrap()
                     .1
                     .subject()
@@ -300,7 +301,17 @@ async fn gateway_admits_only_the_right_certificates() {
     // a second here).
     let rev = Some((rev_c.as_path(), rev_k.as_path()));
     assert_eq!(curl(gw, root, rev, "/app", &[]).await.status, 200);
-    w.ca.running.state.service().revoke("test", &rev_serial, RevocationReason::KeyCompromise).await.unwrap();
+    w.ca.running
+        .state
+        .authority
+        .revoke(signet_authority::RevokeRequest {
+            actor: "test".to_owned(),
+            serial: rev_serial.clone(),
+            reason: RevocationReason::KeyCompromise,
+            notices: Vec::new(),
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = curl(gw, root, rev, "/app", &[]).await;
     assert_eq!(r.status, 403);
@@ -792,7 +803,17 @@ async fn a_certificate_holder_asks_for_a_link_an_administrator_approves_and_revo
     assert!(curl(gw, root, sam, "/.signet/link", &[]).await.body.contains("was refused by ops"));
 
     // Revocation: refused, and the link is gone (audited).
-    w.ca.running.state.service().revoke("test", &nell_serial, RevocationReason::KeyCompromise).await.unwrap();
+    w.ca.running
+        .state
+        .authority
+        .revoke(signet_authority::RevokeRequest {
+            actor: "test".to_owned(),
+            serial: nell_serial.clone(),
+            reason: RevocationReason::KeyCompromise,
+            notices: Vec::new(),
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = curl(gw, root, nell, "/app", &["-H", "Accept: application/json"]).await;
     assert_eq!((r.status, r.json()["reason"].as_str()), (403, Some("revoked")));

@@ -3,23 +3,22 @@
 //! byte for byte, no record is half-written, and the audit chain is whole; the intents job
 //! then marks failed what the kills left half-done, and every request cut off can be sent again.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use serde_json::json;
+use signet_authority::ServerConfig;
+use signet_authority::jobs::{Job, JobRunner, Outcome};
+use signet_authority::mail::Mailer;
 use signet_pki::Serial;
 use signet_pki::csr::VerifiedCsr;
 use signet_ra::audit::{AuditAction, AuditEvent};
 use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent};
 use signet_ra::{Clock, FakeClock};
-use signet_server::ServerConfig;
-use signet_server::jobs::{Job, JobRunner, Outcome};
-use signet_server::mail::Mailer;
 use time::{Duration, OffsetDateTime};
+
+use crate::common::*;
 
 fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
     let key = format!("\"{name}\":\"");
@@ -129,7 +128,7 @@ fn sigkill_mid_issuance_loses_nothing_a_client_received() {
         // and never handed back, instead of waiting for both.
         clock.advance(ABANDONED_AFTER + Duration::hours(1));
         let store = state.store().clone();
-        let outcome = JobRunner::new(state, Mailer::new(&settings.mail).unwrap()).run_once(Job::Intents).await;
+        let outcome = JobRunner::new(state.core(), Mailer::new(&settings.mail).unwrap()).run_once(Job::Intents).await;
         // Closed before the sqlite3 tool and the next server open the file.
         store.close().await;
         outcome.unwrap()

@@ -9,14 +9,12 @@
 //! required: scripts/test.sh installs them, and a missing one fails this test rather than
 //! skipping it, so CI cannot pass without the browser having run.
 
-mod common;
-
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The whole walk takes well under a minute; a hung browser must not hold CI for 90.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);

@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BODY: usize = 1024;
 
 /// Validates the processing challenge of `v`.
-pub(crate) async fn validate(settings: &AcmeSettings, v: &Validation) -> Result<(), AcmeProblem> {
+pub async fn validate(settings: &AcmeSettings, v: &Validation) -> Result<(), AcmeProblem> {
     let work = async {
         match v.kind() {
             ChallengeKind::Http01 => http01(settings, v.name(), v.token(), v.key_authorization()).await,

@@ -27,7 +27,7 @@ use signet_ra::vetting::{self, DeadlineAction};
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinHandle;
 
-use crate::AppState;
+use crate::core::Core;
 use crate::mail::{MailError, Mailer};
 
 /// Messages the relay takes per run; the rest wait for the next run.
@@ -186,7 +186,7 @@ pub enum JobError {
 
 /// Runs the jobs for one node.
 pub struct JobRunner {
-    state: AppState,
+    state: Arc<Core>,
     mailer: Mailer,
     holder: String,
     retry: RetryPolicy,
@@ -194,7 +194,7 @@ pub struct JobRunner {
 
 impl JobRunner {
     /// A runner for this node, with a lease-holder id unique to this runner.
-    pub fn new(state: AppState, mailer: Mailer) -> Self {
+    pub fn new(state: Arc<Core>, mailer: Mailer) -> Self {
         let mut nonce = [0u8; 6];
         SystemRandom::new().fill(&mut nonce).expect("system random generator");
         // The process id tells operators which node holds a lease; the nonce keeps two runners
@@ -231,7 +231,7 @@ impl JobRunner {
         match job {
             Job::Outbox => self.outbox().await,
             Job::Deadlines => self.deadlines().await,
-            Job::OcspRefresh => Ok(Outcome::OcspRefresh { resigned: self.state.refresh_ocsp().await? }),
+            Job::OcspRefresh => Ok(Outcome::OcspRefresh { resigned: self.state.authority.refresh_ocsp().await? }),
             Job::Sessions => {
                 Ok(Outcome::Sessions { purged: self.state.store.purge_sessions(self.state.clock.now()).await? })
             }
@@ -243,7 +243,7 @@ impl JobRunner {
                 Ok(Outcome::OrphanEscrows { removed })
             }
             Job::Intents => {
-                let serials = self.state.service().resolve_abandoned_intents(INTENT_BATCH).await?;
+                let serials = self.state.authority.resolve_abandoned_intents(INTENT_BATCH).await?;
                 for serial in &serials {
                     tracing::warn!(%serial, "issuance intent abandoned (its node stopped mid-issuance); marked failed");
                 }

@@ -1,6 +1,8 @@
 //! Server configuration: [`ServerConfig`] is the TOML file as written (every field
 //! optional); [`ServerConfig::into_settings`] turns it into validated [`Settings`].
 
+pub use crate::config_error::ConfigError;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -18,28 +20,6 @@ use signet_ra::wizard::{AgencyCatalog, DEFAULT_AGENCIES};
 use time::Duration;
 
 use crate::mail::{MailConfig, MailSettings};
-
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file is not valid TOML of the expected shape.
-    #[error("{path}: {message}")]
-    File {
-        /// Which file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A value is out of range or malformed.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// Which setting.
-        field: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-}
 
 /// The configuration file (`signet.toml`) and command-line overrides.
 #[derive(Debug, Default, Clone, Deserialize)]

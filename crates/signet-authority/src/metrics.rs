@@ -16,17 +16,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use signet_pki::ocsp::{CertStatus, ErrorStatus};
 use signet_pki::profile::Catalog;
 use signet_store::OperatingFigures;
 
+use crate::core::Core;
 use crate::jobs::Job;
-use crate::state::AppState;
 
 /// How long figures read from the database are reused.
 const FIGURES_TTL: Duration = Duration::from_secs(5);
@@ -40,11 +35,6 @@ const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 
 /// The label of issuance for a profile not in the catalog.
 const OTHER_PROFILE: &str = "other";
-
-/// Routes: `GET /metrics`.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
-}
 
 /// A latency histogram with [`LATENCY_BUCKETS`].
 #[derive(Default)]
@@ -67,7 +57,7 @@ impl Histogram {
 
 /// Whether an OCSP answer came from the cache of pre-signed answers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum OcspCache {
+pub enum OcspSource {
     /// Served from the cache.
     Hit,
     /// Signed for the cache now.
@@ -76,7 +66,7 @@ pub(crate) enum OcspCache {
     Unique,
 }
 
-impl OcspCache {
+impl OcspSource {
     const ALL: [Self; 3] = [Self::Hit, Self::Miss, Self::Unique];
 
     fn name(self) -> &'static str {
@@ -121,7 +111,7 @@ struct JobFigures {
 }
 
 /// The counters of one server process.
-pub(crate) struct Metrics {
+pub struct Metrics {
     /// Catalog profile ids; index `profiles.len()` counts [`OTHER_PROFILE`].
     profiles: Vec<String>,
     issued: Vec<Histogram>,
@@ -138,7 +128,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(catalog: &Catalog) -> Self {
+    pub fn new(catalog: &Catalog) -> Self {
         let profiles: Vec<String> = catalog.profiles().map(|p| p.id.clone()).collect();
         let slots = profiles.len() + 1;
         Self {
@@ -161,7 +151,7 @@ impl Metrics {
     }
 
     /// One issuance of `profile` that took `took`, issued or refused.
-    pub(crate) fn issuance(&self, profile: &str, took: Duration, issued: bool) {
+    pub fn issuance(&self, profile: &str, took: Duration, issued: bool) {
         let slot = self.profile_slot(profile);
         if issued {
             self.issued[slot].observe(took);
@@ -171,29 +161,29 @@ impl Metrics {
     }
 
     /// One OCSP answer stating `status`.
-    pub(crate) fn ocsp_answer(&self, status: &CertStatus, cache: OcspCache) {
+    pub fn ocsp_answer(&self, status: &CertStatus, cache: OcspSource) {
         self.ocsp[status_index(status)][cache as usize].fetch_add(1, Relaxed);
     }
 
     /// One OCSP error answer.
-    pub(crate) fn ocsp_error(&self, status: ErrorStatus) {
+    pub fn ocsp_error(&self, status: ErrorStatus) {
         self.ocsp_errors[error_index(status)].fetch_add(1, Relaxed);
     }
 
     /// The CRL now served was signed at `this_update` (unix seconds).
-    pub(crate) fn crl_signed(&self, this_update: i64) {
+    pub fn crl_signed(&self, this_update: i64) {
         self.crl_this_update.store(this_update, Relaxed);
     }
 
     /// A run of the outbox relay sent `sent` messages and failed `failed`.
-    pub(crate) fn outbox_run(&self, sent: usize, failed: usize) {
+    pub fn outbox_run(&self, sent: usize, failed: usize) {
         self.outbox_sent.fetch_add(sent as u64, Relaxed);
         self.outbox_failures.fetch_add(failed as u64, Relaxed);
     }
 
     /// A run of `job` at `now` (unix seconds): whether this node led it (a run left to another
     /// node's lease did nothing here, so it is no success of this node), and whether it ended well.
-    pub(crate) fn job_run(&self, job: Job, leader: bool, ok: bool, now: i64) {
+    pub fn job_run(&self, job: Job, leader: bool, ok: bool, now: i64) {
         let Some(figures) = Job::ALL.iter().position(|j| *j == job).map(|i| &self.jobs[i]) else { return };
         figures.leader.store(u64::from(leader), Relaxed);
         if !ok {
@@ -204,13 +194,13 @@ impl Metrics {
     }
 
     /// A post refused by the per-client limit on typed secrets.
-    pub(crate) fn rate_limited(&self) {
+    pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Relaxed);
     }
 
     /// The database figures, read again if the last read is older than [`FIGURES_TTL`];
     /// `None` if the database did not answer in [`FIGURES_WAIT`].
-    async fn figures(&self, state: &AppState) -> Option<OperatingFigures> {
+    async fn figures(&self, state: &Core) -> Option<OperatingFigures> {
         let mut cached = self.figures.lock().await;
         if let Some((at, figures)) = cached.as_ref()
             && at.elapsed() < FIGURES_TTL
@@ -233,8 +223,13 @@ impl Metrics {
         figures
     }
 
-    /// The exposition text.
-    fn render(&self, state: &AppState, figures: Option<&OperatingFigures>) -> String {
+    /// The exposition text (format 0.0.4), with the database figures if they can be had.
+    pub async fn exposition(&self, core: &Core) -> String {
+        let figures = self.figures(core).await;
+        self.render(core, figures.as_ref())
+    }
+
+    fn render(&self, state: &Core, figures: Option<&OperatingFigures>) -> String {
         let now = state.clock.now().unix_timestamp();
         let mut out = Exposition::default();
         let profile_names = self.profiles.iter().map(String::as_str).chain([OTHER_PROFILE]);
@@ -282,7 +277,7 @@ impl Metrics {
             "OCSP answers by certificate status and by whether the pre-signed cache served them.",
         );
         for (status, row) in OCSP_STATUSES.iter().zip(&self.ocsp) {
-            for (cache, n) in OcspCache::ALL.iter().zip(row) {
+            for (cache, n) in OcspSource::ALL.iter().zip(row) {
                 out.sample(
                     "signet_ocsp_responses_total",
                     &[("status", status), ("cache", cache.name())],
@@ -421,12 +416,6 @@ impl Exposition {
         self.labels(name, labels);
         let _ = writeln!(self.text, " {value:?}");
     }
-}
-
-async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let figures = state.metrics.figures(&state).await;
-    let body = state.metrics.render(&state, figures.as_ref());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 #[cfg(test)]

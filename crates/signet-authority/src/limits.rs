@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `[limits]` as written; every field optional.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -3,9 +3,6 @@
 //! operator in through the store; a lockout is lifted by the CLI and the audit chain holds; the
 //! seed is stored sealed.
 
-mod common;
-
-use common::*;
 use signet_ra::application::{OperatorId, UnboundedChecker};
 use signet_ra::lockout::{AttemptScope, LockState, Until};
 use signet_ra::operator::{LoginError, Role, authenticate};
@@ -13,6 +10,8 @@ use signet_ra::totp::Totp;
 use signet_store::Store;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
+
+use crate::common::*;
 
 const PASSWORD: &str = "Lantern-Fjord-Cobalt-73";
 
@@ -67,7 +66,7 @@ async fn operator_created_by_the_cli_signs_in_with_an_oathtool_code() {
     assert_eq!(out, "alice\tra-administrator\tactive\tAlice Example\n");
 
     // The seed is sealed under the key the CLI made in the CA folder, which the server uses too.
-    let key = signet_server::ca_files::sealing_key(&data.join("ca")).unwrap();
+    let key = signet_authority::ca_files::sealing_key(&data.join("ca")).unwrap();
     let store = Store::connect(&format!("sqlite://{}", data.join("signet.db").display())).await.unwrap();
     let store = store.with_sealing_key(key).await.unwrap();
     let id = OperatorId::new("alice").unwrap();

@@ -1,7 +1,5 @@
 //! Helpers for driving the `signet` binary with the independent tools around it.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
