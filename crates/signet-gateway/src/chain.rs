@@ -421,7 +421,7 @@ pub(crate) fn san_emails(cert: &X509Certificate<'_>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    // Path validation is exercised against real Signet CAs in tests/gateway.rs; here only
+    // Path validation is exercised against real Signet CAs in tests/it/main.rs; here only
     // the pure helpers.
     use super::*;
 

@@ -1,334 +1,10 @@
-//! The RA operator console (`/console…`): sign-in with password and TOTP, the vetting queue,
-//! one page per application with every check, the evidence, notes and audit history and a
-//! form for each command its state admits, and — for RA administrators — the operator list
-//! with disable/enable and lockout clearing.
-//!
-//! Every page asks [`signed_in`] for the operator first: a session that is not an operator's
-//! goes to the sign-in page, and the account is read again on each request, so disabling an
-//! operator or changing a role takes effect at once. A refused form (bad input, or the domain
-//! saying no) shows the same page again with 422, the values typed and the reason; nothing is
-//! stored then. Every change goes through [`AppState::command`] or the domain's operator
-//! functions, which chain the audit row in the same transaction.
+//! The operator console: the application page.
 
-use std::collections::BTreeMap;
-use std::fmt::Display;
-
-use askama::Template;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::json;
-use signet_authority::CommandFailure;
-use signet_authority::stock::{self, ShipFailure};
-use signet_pki::profile::SubjectKind;
-use signet_pki::subject::CommonName;
-use signet_ra::application::{
-    Actor, Application, ApplicationId, ApplicationState, ApplicationStore, Command, OperatorId, Payment, PhoneNumber,
-    Reason, Residency, Vetting,
-};
-use signet_ra::audit::{AuditAction, AuditEvent, AuditRecord};
-use signet_ra::forms_mail::{Deficiency, DeficiencyError, FormProblem, FormsTrail};
-use signet_ra::issuance::StoreError;
-use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
-use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
-use signet_ra::token_stock::TokenSerial;
-use signet_ra::token_stock::{StockToken, TokenStockStore};
-use signet_ra::vetting::{
-    self, ACCEPTED_DOCUMENTS, Attestation, CallOutcome, Carrier, DeadlineKind, FormPages, FormsReceipt,
-    IdentityDocument, OfficerCallback, Tracking, TrackingNumber,
-};
-use signet_ra::witness::{WitnessRefused, WitnessStore, WitnessedGeneration};
-use signet_store::{QueueFilter, StateFilter};
-use time::{Date, OffsetDateTime};
-
-use crate::error::PageError;
-use crate::state::AppState;
-use crate::web::{Principal, Session, render, with_status};
-
-const SIGN_IN: &str = "/console/sign-in";
-/// Queue rows per page.
-const PAGE_SIZE: u32 = 25;
-/// A deadline this close is flagged red in the queue and on the application page.
-const FLAG_DAYS: i64 = 7;
-/// Identity document rows on the form: two List B documents, plus one spare.
-const DOCUMENT_ROWS: usize = 3;
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route(SIGN_IN, get(sign_in_page).post(sign_in))
-        .route("/console/sign-out", post(sign_out))
-        .route("/console", get(queue))
-        .route("/console/applications/{id}", get(application_page))
-        .route("/console/applications/{id}/note", post(note_post))
-        .route("/console/applications/{id}/witness", post(witness_post))
-        .route("/console/applications/{id}/deficiency", post(deficiency_post))
-        .route("/console/applications/{id}/{action}", post(application_post))
-        .route("/console/operators", get(operators_page))
-        .route("/console/operators/{id}/{action}", post(operator_post))
-        .merge(crate::console_stock::router())
-        .merge(crate::console_orgs::router())
-}
-
-pub(crate) fn when(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
-}
-
-/// The signed-in operator, if the session is an operator's, the account still exists and is
-/// enabled, and its role allows `permission`. Otherwise the response to send instead: the
-/// sign-in page (ending the session of an account that was disabled meanwhile), or 403.
-pub(crate) async fn signed_in(
-    s: &AppState,
-    session: &mut Session,
-    permission: Permission,
-) -> Result<Operator, Response> {
-    let Principal::Operator(id) = session.principal() else {
-        return Err(Redirect::to(SIGN_IN).into_response());
-    };
-    let stored = match OperatorId::new(&id) {
-        Ok(id) => s.store.operator_by_id(&id).await.map_err(|e| PageError::from(e).into_response())?,
-        Err(_) => None,
-    };
-    let Some(op) = stored.filter(|op| !op.disabled) else {
-        session.become_principal(Principal::Anonymous).await.map_err(IntoResponse::into_response)?;
-        return Err(Redirect::to(SIGN_IN).into_response());
-    };
-    op.require(permission).map_err(|_| PageError::Forbidden.into_response())?;
-    Ok(op)
-}
-
-/// What every console page shows in its header.
-pub(crate) struct Nav {
-    pub(crate) csrf: String,
-    pub(crate) operator: String,
-    pub(crate) admin: bool,
-}
-
-impl Nav {
-    pub(crate) fn new(session: &Session, op: &Operator) -> Self {
-        Self {
-            csrf: session.csrf().to_owned(),
-            operator: format!("{} ({})", op.display_name.as_str(), op.id),
-            admin: op.role.may(Permission::ManageOperators),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sign-in
-
-#[derive(Template)]
-#[template(path = "console/sign_in.html")]
-struct SignInPage {
-    csrf: String,
-    operator: String,
-    error: String,
-}
-
-fn sign_in_view(session: &Session, operator: &str, error: &str, status: StatusCode) -> Response {
-    let page = SignInPage { csrf: session.csrf().to_owned(), operator: operator.to_owned(), error: error.to_owned() };
-    with_status(render(&page), status)
-}
-
-async fn sign_in_page(session: Session) -> Response {
-    if matches!(session.principal(), Principal::Operator(_)) {
-        return Redirect::to("/console").into_response();
-    }
-    sign_in_view(&session, "", "", StatusCode::OK)
-}
-
-#[derive(Deserialize)]
-struct SignInForm {
-    #[serde(default)]
-    operator: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    code: String,
-}
-
-#[tracing::instrument(skip_all)]
-async fn sign_in(State(s): State<AppState>, mut session: Session, Form(form): Form<SignInForm>) -> Response {
-    // An id that cannot exist gets the same answer as a wrong password.
-    let Ok(id) = OperatorId::new(form.operator.trim()) else {
-        return sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED);
-    };
-    let policy = operator::SIGN_IN_SCOPE.default_policy();
-    let now = s.clock.now();
-    match operator::authenticate(&s.store, &s.hashing, &id, &form.password, form.code.trim(), now, &policy).await {
-        Ok(op) => {
-            if let Err(e) = session.become_principal(Principal::Operator(op.id.as_str().to_owned())).await {
-                return e.into_response();
-            }
-            tracing::info!(operator = %op.id, "operator signed in");
-            Redirect::to("/console").into_response()
-        }
-        Err(LoginError::Refused) => sign_in_view(&session, &form.operator, lockout::REFUSED, StatusCode::UNAUTHORIZED),
-        Err(LoginError::Locked { until }) => {
-            sign_in_view(&session, &form.operator, &until.message(now), StatusCode::LOCKED)
-        }
-        Err(LoginError::Busy(busy)) => PageError::from(busy).into_response(),
-        Err(e) => PageError::Internal(e.to_string()).into_response(),
-    }
-}
-
-async fn sign_out(mut session: Session) -> Response {
-    match session.become_principal(Principal::Anonymous).await {
-        Ok(()) => Redirect::to(SIGN_IN).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Queue
-
-/// What the state filter offers: the three groups, then each state.
-fn state_options() -> Vec<(&'static str, &'static str)> {
-    let groups = [("open", "Open (vetting queue)"), ("closed", "Closed"), ("all", "All")];
-    groups.into_iter().chain(signet_ra::application::ALL_STATE_NAMES.iter().map(|n| (*n, *n))).collect()
-}
-
-/// The certificate types people apply for (not device types), as (id, name).
-fn subscriber_types(s: &AppState) -> Vec<(String, String)> {
-    s.catalog
-        .types()
-        .iter()
-        .filter(|t| s.catalog.profiles().any(|p| p.cert_type.id == t.id && p.subject == SubjectKind::Person))
-        .map(|t| (t.id.clone(), t.name.clone()))
-        .collect()
-}
-
-/// An open application's deadline in words and whether it is close enough to flag.
-fn deadline_of(s: &AppState, app: &Application) -> Option<(vetting::Deadline, i64, bool)> {
-    let d = vetting::deadline(app, &s.deadlines)?;
-    let days = d.days_left(s.clock.now().date());
-    Some((d, days, days <= FLAG_DAYS))
-}
-
-fn days_text(days: i64) -> String {
-    match days {
-        d if d < 0 => format!("passed {} day{} ago", -d, if d == -1 { "" } else { "s" }),
-        0 => "last day".to_owned(),
-        1 => "1 day".to_owned(),
-        d => format!("{d} days"),
-    }
-}
-
-struct QueueRow {
-    reference: String,
-    applicant: String,
-    email: String,
-    organization: String,
-    type_name: String,
-    state: &'static str,
-    days_left: String,
-    flag: bool,
-}
-
-#[derive(Template)]
-#[template(path = "console/queue.html")]
-struct QueuePage {
-    nav: Nav,
-    rows: Vec<QueueRow>,
-    state: String,
-    program: String,
-    cert_type: String,
-    q: String,
-    states: Vec<(&'static str, &'static str)>,
-    programs: Vec<(String, String)>,
-    types: Vec<(String, String)>,
-    page: u32,
-    previous: String,
-    next: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct QueueQuery {
-    state: String,
-    program: String,
-    #[serde(rename = "type")]
-    cert_type: String,
-    q: String,
-    page: String,
-}
-
-impl QueueQuery {
-    /// The link to page `page` of the same filter.
-    fn link(&self, page: u32) -> String {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("state", &self.state)
-            .append_pair("program", &self.program)
-            .append_pair("type", &self.cert_type)
-            .append_pair("q", &self.q)
-            .append_pair("page", &page.to_string())
-            .finish();
-        format!("/console?{query}")
-    }
-}
-
-async fn queue(State(s): State<AppState>, mut session: Session, Query(q): Query<QueueQuery>) -> Response {
-    let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let Some(states) = StateFilter::parse(&q.state) else {
-        return PageError::BadRequest("Choose a state from the list.".into()).into_response();
-    };
-    let page = if q.page.is_empty() { Ok(1) } else { q.page.parse::<u32>() };
-    let Some(page) = page.ok().filter(|p| *p >= 1) else {
-        return PageError::BadRequest("The page number must be 1 or more.".into()).into_response();
-    };
-    let some = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
-    let filter = QueueFilter { states, program: some(&q.program), cert_type: some(&q.cert_type), text: some(&q.q) };
-    let found = match s.store.application_queue(&filter, u64::from(page - 1) * u64::from(PAGE_SIZE), PAGE_SIZE).await {
-        Ok(found) => found,
-        Err(e) => return PageError::from(e).into_response(),
-    };
-    let rows = found
-        .applications
-        .iter()
-        .map(|app| {
-            let form = app.form();
-            let deadline = deadline_of(&s, app);
-            QueueRow {
-                reference: app.id().as_str().to_owned(),
-                applicant: form.applicant.name.as_str().to_owned(),
-                email: form.applicant.email.as_str().to_owned(),
-                organization: form.organization.as_str().to_owned(),
-                type_name: s.type_name(form.certificate.cert_type()),
-                state: app.state().state_name(),
-                days_left: deadline.map_or_else(|| "—".to_owned(), |(_, days, _)| days_text(days)),
-                flag: deadline.is_some_and(|(_, _, flag)| flag),
-            }
-        })
-        .collect();
-    render(&QueuePage {
-        nav: Nav::new(&session, &op),
-        rows,
-        state: states.as_str().to_owned(),
-        states: state_options(),
-        programs: s.agencies.programs().iter().map(|p| (p.id.clone(), p.name.clone())).collect(),
-        types: subscriber_types(&s),
-        page,
-        previous: if page > 1 { q.link(page - 1) } else { String::new() },
-        next: if found.more { q.link(page + 1) } else { String::new() },
-        program: q.program,
-        cert_type: q.cert_type,
-        q: q.q,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The application page
+use super::*;
 
 /// The command forms of the application page, one per operator command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(super) enum Action {
     Forms,
     Callback,
     Identity,
@@ -340,11 +16,11 @@ enum Action {
 }
 
 /// The notes form's name, beside the commands'.
-const NOTE: &str = "note";
+pub(super) const NOTE: &str = "note";
 /// The form recording a witnessed key generation (hardware key types).
-const WITNESS: &str = "witness";
+pub(super) const WITNESS: &str = "witness";
 /// The form finding the mailed forms deficient, which asks the applicant to re-send them.
-const DEFICIENCY: &str = "deficiency";
+pub(super) const DEFICIENCY: &str = "deficiency";
 
 impl Action {
     const ALL: [Self; 8] = [
@@ -416,7 +92,7 @@ impl Action {
 }
 
 /// The fields of a posted form, in the order sent (identity rows repeat their names).
-struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     fn parse(body: &[u8]) -> Self {
@@ -435,11 +111,11 @@ impl Fields {
 }
 
 /// Field → message for a refused form; identity rows use `type1`, `number2`, ….
-type Errors = BTreeMap<String, String>;
+pub(super) type Errors = BTreeMap<String, String>;
 
 /// Collects per-field messages while parsing a form.
 #[derive(Default)]
-struct Check(Errors);
+pub(super) struct Check(Errors);
 
 impl Check {
     fn fail<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
@@ -479,7 +155,7 @@ pub(crate) const CARRIERS: [(&str, &str, Carrier); 5] = [
 ];
 
 /// Call-back outcomes: (form value, label, outcome).
-const OUTCOMES: [(&str, &str, CallOutcome); 4] = [
+pub(super) const OUTCOMES: [(&str, &str, CallOutcome); 4] = [
     ("confirmed", "Confirmed the applicant's employment", CallOutcome::Confirmed),
     ("no-answer", "No answer", CallOutcome::NoAnswer),
     ("left-message", "Left a message", CallOutcome::LeftMessage),
@@ -487,13 +163,13 @@ const OUTCOMES: [(&str, &str, CallOutcome); 4] = [
 ];
 
 /// Page 5 as found: (form value, label, pages' `citizenship`).
-const CITIZENSHIP_PAGE: [(&str, &str, Option<bool>); 3] = [
+pub(super) const CITIZENSHIP_PAGE: [(&str, &str, Option<bool>); 3] = [
     ("none", "Not enclosed", None),
     ("complete", "Enclosed and complete", Some(true)),
     ("incomplete", "Enclosed but incomplete", Some(false)),
 ];
 
-fn tracking(c: &mut Check, f: &Fields) -> Option<Tracking> {
+pub(super) fn tracking(c: &mut Check, f: &Fields) -> Option<Tracking> {
     let carrier = match CARRIERS.iter().find(|(v, _, _)| *v == f.get("carrier")) {
         Some((_, _, carrier)) => Some(*carrier),
         None => c.fail("carrier", "Choose the carrier."),
@@ -504,7 +180,7 @@ fn tracking(c: &mut Check, f: &Fields) -> Option<Tracking> {
     Some(Tracking { carrier, number })
 }
 
-fn forms_receipt(f: &Fields) -> Result<FormsReceipt, Errors> {
+pub(super) fn forms_receipt(f: &Fields) -> Result<FormsReceipt, Errors> {
     let mut c = Check::default();
     let received_on = c.date("received_on", f.get("received_on"), "Enter the day the forms arrived.");
     let tracking = tracking(&mut c, f);
@@ -549,7 +225,7 @@ fn forms_receipt(f: &Fields) -> Result<FormsReceipt, Errors> {
     c.finish(receipt)
 }
 
-fn callback(f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<OfficerCallback, Errors> {
+pub(super) fn callback(f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<OfficerCallback, Errors> {
     let mut c = Check::default();
     let name = c
         .required("officer_name", f.get("officer_name"), "Enter the officer's name from page 2.")
@@ -570,7 +246,7 @@ fn callback(f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<OfficerCal
 
 /// The filled rows; a row left entirely empty is skipped. An empty list goes to the domain,
 /// whose finding says a document is needed.
-fn documents(f: &Fields) -> Result<Vec<IdentityDocument>, Errors> {
+pub(super) fn documents(f: &Fields) -> Result<Vec<IdentityDocument>, Errors> {
     let mut c = Check::default();
     let mut out = Vec::new();
     for i in 0..DOCUMENT_ROWS {
@@ -603,7 +279,7 @@ fn documents(f: &Fields) -> Result<Vec<IdentityDocument>, Errors> {
     c.finish(Some(out))
 }
 
-fn reason(f: &Fields) -> Result<Reason, Errors> {
+pub(super) fn reason(f: &Fields) -> Result<Reason, Errors> {
     let mut c = Check::default();
     let reason = c
         .required("reason", f.get("reason"), "Write the reason the applicant will read.")
@@ -613,7 +289,7 @@ fn reason(f: &Fields) -> Result<Reason, Errors> {
 
 /// An operator's note on an application: 1 to 2,000 characters; line breaks allowed, other
 /// control characters not.
-struct Note(String);
+pub(super) struct Note(String);
 
 impl Note {
     const MAX: usize = 2000;
@@ -628,7 +304,7 @@ impl Note {
 }
 
 /// Parses the posted form of `action` into its command.
-fn command(action: Action, f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<Command, Errors> {
+pub(super) fn command(action: Action, f: &Fields, op: &Operator, now: OffsetDateTime) -> Result<Command, Errors> {
     match action {
         Action::Forms => forms_receipt(f).map(Command::RecordForms),
         Action::Callback => callback(f, op, now).map(Command::RecordCallback),
@@ -652,7 +328,7 @@ fn command(action: Action, f: &Fields, op: &Operator, now: OffsetDateTime) -> Re
 }
 
 /// Why a posted form did not take effect.
-enum Refusal {
+pub(super) enum Refusal {
     /// Fields were wrong.
     Invalid(Errors),
     /// The domain refused, or the application changed meanwhile; the message says which.
@@ -663,19 +339,19 @@ enum Refusal {
 
 /// What a refused form shows when the page is drawn again.
 #[derive(Default)]
-struct Entered {
+pub(super) struct Entered {
     action: &'static str,
     fields: Option<Fields>,
     errors: Errors,
     message: String,
 }
 
-struct Section {
+pub(super) struct Section {
     title: &'static str,
     rows: Vec<(String, String)>,
 }
 
-struct HistoryRow {
+pub(super) struct HistoryRow {
     at: String,
     actor: String,
     action: String,
@@ -685,7 +361,7 @@ struct HistoryRow {
 
 #[derive(Template)]
 #[template(path = "console/application.html")]
-struct ApplicationPage {
+pub(super) struct ApplicationPage {
     nav: Nav,
     reference: String,
     state: &'static str,
@@ -774,7 +450,7 @@ impl ApplicationPage {
     }
 }
 
-fn vetting_of(state: &ApplicationState) -> Option<&Vetting> {
+pub(super) fn vetting_of(state: &ApplicationState) -> Option<&Vetting> {
     use ApplicationState as S;
     match state {
         S::IdentityVerified { vetting }
@@ -787,7 +463,7 @@ fn vetting_of(state: &ApplicationState) -> Option<&Vetting> {
     }
 }
 
-fn submitted_rows(s: &AppState, app: &Application) -> Vec<(String, String)> {
+pub(super) fn submitted_rows(s: &AppState, app: &Application) -> Vec<(String, String)> {
     let f = app.form();
     let program =
         s.agencies.programs().iter().find(|p| p.id == f.program.as_str()).map_or(f.program.as_str(), |p| &p.name);
@@ -828,11 +504,11 @@ fn submitted_rows(s: &AppState, app: &Application) -> Vec<(String, String)> {
     rows.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn yes_no(b: bool) -> String {
+pub(super) fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
 }
 
-fn evidence(app: &Application, token: Option<&StockToken>, trail: &FormsTrail) -> Vec<Section> {
+pub(super) fn evidence(app: &Application, token: Option<&StockToken>, trail: &FormsTrail) -> Vec<Section> {
     use ApplicationState as S;
     let state = app.state();
     let mut out = Vec::new();
@@ -955,7 +631,7 @@ fn evidence(app: &Application, token: Option<&StockToken>, trail: &FormsTrail) -
 }
 
 /// An audit row for the history: notes show their text, other events their details.
-fn history_row(r: &AuditRecord) -> HistoryRow {
+pub(super) fn history_row(r: &AuditRecord) -> HistoryRow {
     let at = OffsetDateTime::from_unix_timestamp(r.at).map_or_else(|_| r.at.to_string(), when);
     let details: serde_json::Value = serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null);
     let note = r.action == AuditAction::NoteAdded.name();
@@ -981,7 +657,7 @@ fn history_row(r: &AuditRecord) -> HistoryRow {
     HistoryRow { at, actor: r.actor.clone(), action: r.action.clone(), text, note }
 }
 
-async fn application_view(
+pub(super) async fn application_view(
     s: &AppState,
     session: &Session,
     op: &Operator,
@@ -1057,17 +733,17 @@ async fn application_view(
 
 /// Whether the application's type needs a hardware-held key and it is at the stage where the
 /// applicant generates it (token shipped, or certificates ready).
-fn needs_witness(s: &AppState, app: &Application) -> bool {
+pub(super) fn needs_witness(s: &AppState, app: &Application) -> bool {
     s.needs_hardware_key(app) && matches!(app.state().state_name(), "token-shipped" | "certificates-ready")
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct DoneQuery {
+pub(super) struct DoneQuery {
     done: String,
 }
 
-async fn application_page(
+pub(super) async fn application_page(
     State(s): State<AppState>,
     mut session: Session,
     Path(id): Path<String>,
@@ -1090,7 +766,7 @@ async fn application_page(
     }
 }
 
-async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+pub(super) async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
     let note = Note::new(f.get("note")).map_err(|m| Refusal::Invalid(Errors::from([("note".to_owned(), m)])))?;
     // Notes go on applications that exist; the audit row is the note.
     s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
@@ -1104,7 +780,7 @@ async fn add_note(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -
     s.store.audit(&event).await.map_err(|e| Refusal::Page(e.into()))
 }
 
-async fn add_deficiency(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+pub(super) async fn add_deficiency(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
     let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
     if !Deficiency::may_be_found(app.state()) {
         return Err(Refusal::Refused(
@@ -1134,7 +810,7 @@ async fn add_deficiency(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fie
     s.store.audit_with_notices(&event, &[notice]).await.map_err(|e| Refusal::Page(e.into()))
 }
 
-async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
+pub(super) async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields) -> Result<(), Refusal> {
     let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
     if !needs_witness(s, &app) {
         return Err(Refusal::Refused(
@@ -1170,7 +846,7 @@ async fn add_witness(s: &AppState, op: &Operator, id: &ApplicationId, f: &Fields
     }
 }
 
-async fn give_command(
+pub(super) async fn give_command(
     s: &AppState,
     op: &Operator,
     id: &ApplicationId,
@@ -1216,7 +892,11 @@ async fn give_command(
 
 /// The stock token a shipment names: required for hardware-key types (their retrieval proves
 /// the key is on that very token), optional for the others.
-async fn shipped_token(s: &AppState, id: &ApplicationId, f: &Fields) -> Result<Option<TokenSerial>, Refusal> {
+pub(super) async fn shipped_token(
+    s: &AppState,
+    id: &ApplicationId,
+    f: &Fields,
+) -> Result<Option<TokenSerial>, Refusal> {
     let typed = f.get("token_serial").trim();
     let app = s.store.load(id).await.map_err(|e| Refusal::Page(e.into()))?.ok_or(Refusal::Page(PageError::NotFound))?;
     let field_error = |m: String| Refusal::Invalid(Errors::from([("token_serial".to_owned(), m)]));
@@ -1233,7 +913,7 @@ async fn shipped_token(s: &AppState, id: &ApplicationId, f: &Fields) -> Result<O
 }
 
 #[tracing::instrument(skip_all, fields(application = %id, action = %action))]
-async fn application_post(
+pub(super) async fn application_post(
     State(s): State<AppState>,
     mut session: Session,
     Path((id, action)): Path<(String, String)>,
@@ -1250,22 +930,43 @@ async fn application_post(
     respond(&s, &session, &op, &id, action.name(), fields, outcome).await
 }
 
-async fn note_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+pub(super) async fn note_post(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     record_post(s, session, id, body, NOTE).await
 }
 
-async fn witness_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+pub(super) async fn witness_post(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     record_post(s, session, id, body, WITNESS).await
 }
 
-async fn deficiency_post(State(s): State<AppState>, session: Session, Path(id): Path<String>, body: Bytes) -> Response {
+pub(super) async fn deficiency_post(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     record_post(s, session, id, body, DEFICIENCY).await
 }
 
 /// A form of the application page that records something beside the lifecycle: a note, a
 /// witnessed key generation, or a deficiency finding on the mailed forms.
 #[tracing::instrument(skip_all, fields(application = %id, form = form))]
-async fn record_post(s: AppState, mut session: Session, id: String, body: Bytes, form: &'static str) -> Response {
+pub(super) async fn record_post(
+    s: AppState,
+    mut session: Session,
+    id: String,
+    body: Bytes,
+    form: &'static str,
+) -> Response {
     let op = match signed_in(&s, &mut session, Permission::VetApplications).await {
         Ok(op) => op,
         Err(r) => return r,
@@ -1282,7 +983,7 @@ async fn record_post(s: AppState, mut session: Session, id: String, body: Bytes,
 
 /// After a posted form: back to the page with a notice, or the page again with the form's
 /// values and why it was refused.
-async fn respond(
+pub(super) async fn respond(
     s: &AppState,
     session: &Session,
     op: &Operator,
@@ -1306,123 +1007,6 @@ async fn respond(
     match application_view(s, session, op, id, "", entered).await {
         Ok(page) => with_status(render(&page), status),
         Err(e) => e.into_response(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Operators (RA administrators)
-
-struct OperatorRow {
-    id: String,
-    name: String,
-    role: &'static str,
-    disabled: bool,
-    yourself: bool,
-    /// (scope name, what the lock says)
-    locks: Vec<(&'static str, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "console/operators.html")]
-struct OperatorsPage {
-    nav: Nav,
-    rows: Vec<OperatorRow>,
-    message: String,
-}
-
-/// The scopes an operator's sign-in can be locked in.
-const OPERATOR_SCOPES: [AttemptScope; 1] = [operator::SIGN_IN_SCOPE];
-
-async fn operators_view(
-    s: &AppState,
-    session: &Session,
-    admin: &Operator,
-    message: String,
-) -> Result<Response, PageError> {
-    let now = s.clock.now();
-    let mut rows = Vec::new();
-    for op in s.store.list_operators().await? {
-        let mut locks = Vec::new();
-        for scope in OPERATOR_SCOPES {
-            if let LockState::Locked(until) = s.store.check(scope, op.id.as_str(), now).await? {
-                let text = match until {
-                    Until::Time(t) => format!("locked until {}", when(t)),
-                    Until::AdministratorUnlocks => "locked until cleared".to_owned(),
-                };
-                locks.push((scope.name(), text));
-            }
-        }
-        rows.push(OperatorRow {
-            id: op.id.as_str().to_owned(),
-            name: op.display_name.as_str().to_owned(),
-            role: match op.role {
-                Role::RaAdministrator => "RA administrator",
-                Role::RaOperator => "RA operator",
-            },
-            disabled: op.disabled,
-            yourself: op.id == admin.id,
-            locks,
-        });
-    }
-    let status = if message.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Ok(with_status(render(&OperatorsPage { nav: Nav::new(session, admin), rows, message }), status))
-}
-
-async fn operators_page(State(s): State<AppState>, mut session: Session) -> Response {
-    let admin = match signed_in(&s, &mut session, Permission::ManageOperators).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    operators_view(&s, &session, &admin, String::new()).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UnlockForm {
-    scope: String,
-}
-
-#[tracing::instrument(skip_all, fields(operator = %id, action = %action))]
-async fn operator_post(
-    State(s): State<AppState>,
-    mut session: Session,
-    Path((id, action)): Path<(String, String)>,
-    Form(form): Form<UnlockForm>,
-) -> Response {
-    let permission = match action.as_str() {
-        "disable" | "enable" => Permission::ManageOperators,
-        "unlock" => Permission::UnlockLockouts,
-        _ => return PageError::NotFound.into_response(),
-    };
-    let admin = match signed_in(&s, &mut session, permission).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let Ok(id) = OperatorId::new(&id) else { return PageError::NotFound.into_response() };
-    let now = s.clock.now();
-    let done = match action.as_str() {
-        // An administrator who disabled their own account could not undo it from the console.
-        "disable" if id == admin.id => {
-            let message = "You cannot disable your own account; another administrator can.".to_owned();
-            return operators_view(&s, &session, &admin, message).await.unwrap_or_else(IntoResponse::into_response);
-        }
-        "unlock" => match OPERATOR_SCOPES.into_iter().find(|scope| scope.name() == form.scope) {
-            Some(scope) => operator::unlock(&s.store, &admin, scope, id.as_str(), now).await,
-            None => return PageError::BadRequest("Choose which lock to clear.".into()).into_response(),
-        },
-        _ => operator::set_disabled(&s.store, &admin, &id, action == "disable", now).await,
-    };
-    match done {
-        Ok(()) => {
-            tracing::info!(by = %admin.id, "operator account changed");
-            Redirect::to("/console/operators").into_response()
-        }
-        Err(operator::AdminError::Store(signet_ra::issuance::StoreError::NotFound)) => {
-            let message = format!("Nothing to do: {id} has no such lock, or no longer exists.");
-            operators_view(&s, &session, &admin, message).await.unwrap_or_else(IntoResponse::into_response)
-        }
-        Err(operator::AdminError::Operator(_)) => PageError::Forbidden.into_response(),
-        Err(e) => PageError::Internal(e.to_string()).into_response(),
     }
 }
 
