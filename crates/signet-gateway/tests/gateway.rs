@@ -16,7 +16,7 @@ use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
-use signet_ra::{Clock, FakeClock, SystemClock};
+use signet_clock::{Clock, FakeClock, SystemClock};
 use signet_server::{Running, ServerConfig};
 use time::{Duration, OffsetDateTime};
 

@@ -1,9 +1,10 @@
 //! Signet's registration-authority domain.
 //!
 //! What it does: the rules around the CA — the issuance and revocation workflows
-//! (parse, policy, record intent, sign, store; audit every state change), the clock, and
-//! the hash-chained audit log's events. It declares the storage traits it consumes
-//! ([`issuance::CaStore`]); `signet-store` implements them.
+//! (parse, policy, record intent, sign, store; audit every state change) and the
+//! hash-chained audit log's events. It declares the storage traits it consumes
+//! ([`issuance::CaStore`]); `signet-store` implements them. The clock is `signet-clock`'s,
+//! re-exported as [`clock`].
 //!
 //! What it does not do: no HTTP, no SQL, no files.
 //!
@@ -39,7 +40,6 @@
 pub mod acme;
 pub mod application;
 pub mod audit;
-pub mod clock;
 pub mod cmc;
 pub mod contact;
 pub mod data_file;
@@ -64,4 +64,7 @@ pub mod vetting;
 pub mod witness;
 pub mod wizard;
 
-pub use clock::{Clock, FakeClock, SystemClock};
+// The clock lives in its own crate so the gateway can take it without this one; the old
+// paths (`signet_ra::Clock`, `signet_ra::clock::…`) stay for the crates above.
+pub use signet_clock as clock;
+pub use signet_clock::{Clock, FakeClock, SystemClock};
