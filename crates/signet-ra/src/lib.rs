@@ -39,15 +39,20 @@
 
 pub mod acme;
 pub mod application;
+mod application_form;
 pub mod audit;
 pub mod cmc;
 pub mod contact;
 pub mod data_file;
+mod deadline;
 pub mod delivery;
 pub mod enterprise;
+mod evidence;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod forms_mail;
+mod ids;
+mod input;
 pub mod issuance;
 pub mod key_recovery;
 pub mod lockout;
@@ -55,9 +60,12 @@ pub mod mail_templates;
 pub mod notify;
 pub mod operator;
 pub mod organization;
+mod outbox;
+mod password;
 pub mod password_reset;
 pub mod prices;
 pub mod renewal;
+mod secrets;
 pub mod token_stock;
 pub mod totp;
 pub mod vetting;
