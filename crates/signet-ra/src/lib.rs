@@ -10,7 +10,11 @@
 //!
 //! Enrollment: the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
-//! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`].
+//! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`]. What
+//! these share — identifiers and actors, the submitted form, the account password, one-time
+//! secrets, vetting evidence and its checks, the deadline rules, outbox messages — lives in
+//! private leaf modules below them and is re-exported where it has always been named, so that
+//! notices sit above vetting, vetting above the application, and none imports one above it.
 //!
 //! Operator console sign-in: RA operator accounts and roles ([`operator`]), TOTP
 //! ([`totp`]) and lockouts on every typed secret ([`lockout`]), consuming
