@@ -10,7 +10,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use signet_pki::profile::{Catalog, Oid};
+use signet_pki::profile::Catalog;
 
 use crate::canonical::{CanonicalPath, canonicalize};
 use crate::chain::TrustAnchors;
@@ -368,11 +368,6 @@ fn database_url(url: Option<&str>, base: &Path) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Whether a string is a dotted-decimal OID (as opposed to a catalog type id).
-pub(crate) fn is_oid(s: &str) -> bool {
-    Oid::parse(s).is_ok()
 }
 
 #[cfg(test)]

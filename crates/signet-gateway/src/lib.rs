@@ -14,7 +14,7 @@
 //! the reason ([`Denial`]).
 //!
 //! What it does not do: no certificate issuance; its only database is the link database;
-//! time comes from the injected [`signet_ra::Clock`].
+//! time comes from the injected [`signet_clock::Clock`].
 
 pub mod accounts;
 pub mod bench;

@@ -41,8 +41,9 @@ impl PolicySet {
         let mut out: Vec<AcceptedPolicy> = Vec::new();
         for name in names {
             let name = name.trim();
-            let found: Vec<AcceptedPolicy> = if crate::config::is_oid(name) {
-                let oid = Oid::parse(name).map_err(|_| UnknownPolicy(name.to_owned()))?.to_string();
+            // A dotted-decimal OID is taken as is; anything else names a catalog type.
+            let found: Vec<AcceptedPolicy> = if let Ok(oid) = Oid::parse(name) {
+                let oid = oid.to_string();
                 let level = level_of(catalog, &oid).unwrap_or_else(|| oid.clone());
                 vec![AcceptedPolicy { oid, level }]
             } else {

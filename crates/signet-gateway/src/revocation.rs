@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use const_oid::db::rfc6960;
 use der::{Decode, Encode};
-use signet_ra::Clock;
+use signet_clock::Clock;
 use time::{Duration, OffsetDateTime};
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
 use x509_parser::certificate::X509Certificate;

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
-use signet_ra::Clock;
+use signet_clock::Clock;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 

@@ -23,10 +23,11 @@ use std::future::Future;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::application::{ApplicationId, PasswordHash, PasswordHashError};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::ApplicationId;
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, Until};
+use crate::password::{PasswordHash, PasswordHashError};
 use crate::totp::{CodeRejected, Digits, Totp, TotpAlgorithm, TotpSecret};
 
 /// Shortest and longest optional token PIN, in digits (the Entrust guide's 4–8).

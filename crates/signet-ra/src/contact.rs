@@ -5,7 +5,7 @@
 
 use signet_pki::subject::Email;
 
-use crate::application::PhoneNumber;
+use crate::application_form::PhoneNumber;
 
 /// Why a contact setting was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

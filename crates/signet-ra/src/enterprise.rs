@@ -14,8 +14,9 @@ use std::future::Future;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::application::{ApplicationId, OrganizationKey};
+use crate::application_form::OrganizationKey;
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::ApplicationId;
 use crate::issuance::StoreError;
 
 /// A user of an organization's enterprise account.

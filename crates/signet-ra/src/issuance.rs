@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
-use crate::notify::OutboxMessage;
+use crate::outbox::OutboxMessage;
 
 /// What the domain needs to know about a storage failure.
 #[derive(Debug, thiserror::Error)]

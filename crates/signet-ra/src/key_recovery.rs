@@ -24,8 +24,9 @@ use std::future::Future;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::application::{ApplicationId, OperatorId, crockford_normalize, random_base32, string_display};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::{ApplicationId, OperatorId};
+use crate::input::{crockford_normalize, random_base32, string_display};
 use crate::issuance::StoreError;
 
 /// The longest recovery reason, in characters.

@@ -1,15 +1,20 @@
 //! Signet's registration-authority domain.
 //!
 //! What it does: the rules around the CA — the issuance and revocation workflows
-//! (parse, policy, record intent, sign, store; audit every state change), the clock, and
-//! the hash-chained audit log's events. It declares the storage traits it consumes
-//! ([`issuance::CaStore`]); `signet-store` implements them.
+//! (parse, policy, record intent, sign, store; audit every state change) and the
+//! hash-chained audit log's events. It declares the storage traits it consumes
+//! ([`issuance::CaStore`]); `signet-store` implements them. The clock is `signet-clock`'s,
+//! re-exported as [`clock`].
 //!
 //! What it does not do: no HTTP, no SQL, no files.
 //!
 //! Enrollment: the application lifecycle ([`application`]), vetting checks and the
 //! deadline engine ([`vetting`]), the Certificate Selection Wizard ([`wizard`]) and applicant
-//! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`].
+//! notices as an outbox ([`notify`]), consuming [`application::ApplicationStore`]. What
+//! these share — identifiers and actors, the submitted form, the account password, one-time
+//! secrets, vetting evidence and its checks, the deadline rules, outbox messages — lives in
+//! private leaf modules below them and is re-exported where it has always been named, so that
+//! notices sit above vetting, vetting above the application, and none imports one above it.
 //!
 //! Operator console sign-in: RA operator accounts and roles ([`operator`]), TOTP
 //! ([`totp`]) and lockouts on every typed secret ([`lockout`]), consuming
@@ -38,16 +43,20 @@
 
 pub mod acme;
 pub mod application;
+mod application_form;
 pub mod audit;
-pub mod clock;
 pub mod cmc;
 pub mod contact;
 pub mod data_file;
+mod deadline;
 pub mod delivery;
 pub mod enterprise;
+mod evidence;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod forms_mail;
+mod ids;
+mod input;
 pub mod issuance;
 pub mod jws;
 pub mod key_recovery;
@@ -56,13 +65,19 @@ pub mod mail_templates;
 pub mod notify;
 pub mod operator;
 pub mod organization;
+mod outbox;
+mod password;
 pub mod password_reset;
 pub mod prices;
 pub mod renewal;
+mod secrets;
 pub mod token_stock;
 pub mod totp;
 pub mod vetting;
 pub mod witness;
 pub mod wizard;
 
-pub use clock::{Clock, FakeClock, SystemClock};
+// The clock lives in its own crate so the gateway can take it without this one; the old
+// paths (`signet_ra::Clock`, `signet_ra::clock::…`) stay for the crates above.
+pub use signet_clock as clock;
+pub use signet_clock::{Clock, FakeClock, SystemClock};

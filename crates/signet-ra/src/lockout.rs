@@ -22,8 +22,8 @@ use std::future::Future;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use crate::application::{Actor, ApplicationId};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::{Actor, ApplicationId};
 use crate::issuance::StoreError;
 
 /// What the user is told for any wrong credential: it names no field, so it says nothing about

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::data_file::AtLine;
-use crate::notify::MessageKind;
+use crate::outbox::MessageKind;
 
 /// Why a mail template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

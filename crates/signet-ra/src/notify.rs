@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use signet_pki::profile::Catalog;
-use signet_pki::subject::Email;
 use signet_pki::{RevocationReason, Serial};
 use time::Date;
 
@@ -23,91 +22,8 @@ use crate::password_reset::{ResetLink, ResetToken};
 use crate::renewal::ExpiryReminder;
 use crate::vetting::{self, Deadline, DeadlineAction, DeadlineKind, DeadlinePolicy};
 
-/// Which notice a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MessageKind {
-    /// The email verification link (on submission).
-    EmailVerification,
-    /// The mailed forms arrived.
-    FormsReceived,
-    /// Two operators approved.
-    Approved,
-    /// The token shipped.
-    TokenShipped,
-    /// Certificates are ready: the activation code.
-    ActivationCode,
-    /// A deadline approaches.
-    DeadlineReminder,
-    /// The application expired.
-    Expired,
-    /// The application was rejected.
-    Rejected,
-    /// A password reset link.
-    PasswordReset,
-    /// The mailed forms must be sent again: what is wrong and where to send them.
-    FormsDeficient,
-    /// One of the subscriber's certificates was revoked.
-    CertificateRevoked,
-    /// One of the subscriber's certificates was renewed.
-    CertificateRenewed,
-    /// One of the subscriber's certificates expires soon.
-    CertificateExpiring,
-}
-
-impl MessageKind {
-    /// Every notice.
-    pub const ALL: [Self; 13] = [
-        Self::EmailVerification,
-        Self::FormsReceived,
-        Self::Approved,
-        Self::TokenShipped,
-        Self::ActivationCode,
-        Self::DeadlineReminder,
-        Self::Expired,
-        Self::Rejected,
-        Self::PasswordReset,
-        Self::FormsDeficient,
-        Self::CertificateRevoked,
-        Self::CertificateRenewed,
-        Self::CertificateExpiring,
-    ];
-
-    /// The stored name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::EmailVerification => "email-verification",
-            Self::FormsReceived => "forms-received",
-            Self::Approved => "approved",
-            Self::TokenShipped => "token-shipped",
-            Self::ActivationCode => "activation-code",
-            Self::DeadlineReminder => "deadline-reminder",
-            Self::Expired => "expired",
-            Self::Rejected => "rejected",
-            Self::PasswordReset => "password-reset",
-            Self::FormsDeficient => "forms-deficient",
-            Self::CertificateRevoked => "certificate-revoked",
-            Self::CertificateRenewed => "certificate-renewed",
-            Self::CertificateExpiring => "certificate-expiring",
-        }
-    }
-}
-
-/// One queued email.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMessage {
-    /// Recipient.
-    pub to: Email,
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text body. The activation-code message carries the code: the sender should
-    /// delete or redact the row once delivered.
-    pub body_text: String,
-    /// Which notice.
-    pub kind: MessageKind,
-    /// Unique per notice: the store skips a message whose key it has queued before.
-    pub dedup_key: String,
-}
+// Queued messages are the outbox's own type; re-exported so the old paths keep working.
+pub use crate::outbox::{MessageKind, OutboxMessage};
 
 /// Renders notices for one deployment: its portal address, deadline rules, type names and the
 /// RA's contact (where forms are mailed, whom to ask).
@@ -467,10 +383,11 @@ pub fn reason_in_words(r: RevocationReason) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use signet_pki::subject::Email;
     use time::Duration;
 
     use super::*;
-    use crate::application::tests::{T0, callback, form, op, walk};
+    use crate::application::testing::{T0, callback, form, op, walk};
     use crate::application::{ApplicationId, Command, Reason};
     use crate::clock::Clock;
     use crate::vetting::CallOutcome;
@@ -519,7 +436,7 @@ mod tests {
         let n = notifier();
         let (app, _, clock) = walk("medium-token", "email-verified");
         clock.advance(Duration::days(3));
-        let forms = crate::application::tests::notarized_forms(T0.date(), clock.now().date());
+        let forms = crate::application::testing::notarized_forms(T0.date(), clock.now().date());
         let t = app.apply(&op("alice"), Command::RecordForms(forms), clock.now(), &DeadlinePolicy::default()).unwrap();
         let m = only(n.outbox_for(&t));
         assert_eq!(m.kind, MessageKind::FormsReceived);
@@ -544,7 +461,7 @@ mod tests {
         assert!(m.body_text.contains("Seattle, WA 98101-1234"), "{}", m.body_text);
 
         let (app, _, clock) = walk("medium-token", "approved");
-        let tracking = crate::application::tests::tracking("1Z999AA10123456785");
+        let tracking = crate::application::testing::tracking("1Z999AA10123456785");
         let t = app.apply(&op("bob"), Command::ShipToken(tracking), clock.now(), &DeadlinePolicy::default()).unwrap();
         let m = only(n.outbox_for(&t));
         assert!(m.kind == MessageKind::TokenShipped && m.body_text.contains("UPS, tracking number 1Z999AA10123456785"));

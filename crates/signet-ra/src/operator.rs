@@ -13,10 +13,11 @@ use serde_json::json;
 use signet_pki::subject::{CommonName, Email};
 use time::OffsetDateTime;
 
-use crate::application::{HashingBusy, NewPassword, OperatorId, PasswordChecker, PasswordHash, WeakPassword};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::OperatorId;
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, LockoutPolicy, Until};
+use crate::password::{HashingBusy, NewPassword, PasswordChecker, PasswordHash, WeakPassword};
 use crate::totp::{Totp, TotpSecret};
 
 /// What an operator is allowed to do.

@@ -13,7 +13,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::application::{Organization, OrganizationKey};
+use crate::application_form::{Organization, OrganizationKey};
 use crate::audit::{AuditAction, AuditEvent};
 
 /// Where a registered organization is in its life.

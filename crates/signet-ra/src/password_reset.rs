@@ -18,11 +18,13 @@ use std::future::Future;
 use signet_pki::subject::Email;
 use time::{Duration, OffsetDateTime};
 
-use crate::application::{ApplicationId, CROCKFORD, NewPassword, PasswordHash, random_base32};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::ApplicationId;
+use crate::input::{CROCKFORD, random_base32};
 use crate::issuance::StoreError;
 use crate::lockout::AttemptScope;
-use crate::notify::OutboxMessage;
+use crate::outbox::OutboxMessage;
+use crate::password::{NewPassword, PasswordHash};
 
 /// How long a reset link works.
 pub const LINK_VALIDITY: Duration = Duration::hours(1);

@@ -26,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 use crate::application::{ApplicationId, Transition};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::issuance::StoreError;
-use crate::notify::OutboxMessage;
+use crate::outbox::OutboxMessage;
 
 /// How long a shipment challenge may be answered.
 pub const CHALLENGE_LIFETIME: Duration = Duration::minutes(15);

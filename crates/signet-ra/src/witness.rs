@@ -10,8 +10,8 @@ use std::future::Future;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::application::{ApplicationId, OperatorId};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::ids::{ApplicationId, OperatorId};
 use crate::issuance::StoreError;
 use crate::token_stock::TokenSerial;
 

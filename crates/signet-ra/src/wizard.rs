@@ -10,7 +10,7 @@ use serde::Deserialize;
 use signet_pki::profile::{Catalog, SubjectKind};
 use toml::Spanned;
 
-use crate::application::FederalProgram;
+use crate::application_form::FederalProgram;
 use crate::data_file::AtLine;
 
 /// The agency catalog that ships with Signet.

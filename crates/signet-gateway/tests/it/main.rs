@@ -11,13 +11,13 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use signet_authority::ServerConfig;
+use signet_clock::{Clock, FakeClock, SystemClock};
 use signet_gateway::accounts::{AccountLink, link};
 use signet_gateway::{GatewayConfigFile, RunningGateway};
 use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, DnsName, Email, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
-use signet_ra::{Clock, FakeClock, SystemClock};
 use signet_server::Running;
 use time::{Duration, OffsetDateTime};
 

@@ -1,5 +1,12 @@
-//! The injected clock: production reads the system time, tests move a [`FakeClock`] to
-//! cross deadlines and validity ends without sleeping.
+//! The injected clock of Signet's crates.
+//!
+//! What it does: one trait, [`Clock`], for "now in UTC"; production reads the system time
+//! ([`SystemClock`]), tests move a [`FakeClock`] to cross deadlines and validity ends without
+//! sleeping. A crate that only needs the time (the gateway's revocation checks) depends on
+//! this crate alone rather than on the whole registration-authority domain.
+//!
+//! What it does not do: no timers, no sleeping, no time zones other than UTC, no
+//! monotonic time for measuring durations.
 
 use std::sync::Mutex;
 
