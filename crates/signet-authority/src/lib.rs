@@ -25,6 +25,7 @@ mod config_error;
 mod core;
 pub mod effective;
 pub mod forms_pdf;
+mod job;
 pub mod jobs;
 pub mod limits;
 pub mod mail;

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use signet_pki::ocsp::{CertStatus, ErrorStatus};
 use signet_pki::profile::Catalog;
-use signet_store::OperatingFigures;
+use signet_store::{OperatingFigures, Store};
+use time::OffsetDateTime;
 
-use crate::core::Core;
-use crate::jobs::Job;
+use crate::job::Job;
 
 /// How long figures read from the database are reused.
 const FIGURES_TTL: Duration = Duration::from_secs(5);
@@ -200,14 +200,14 @@ impl Metrics {
 
     /// The database figures, read again if the last read is older than [`FIGURES_TTL`];
     /// `None` if the database did not answer in [`FIGURES_WAIT`].
-    async fn figures(&self, state: &Core) -> Option<OperatingFigures> {
+    async fn figures(&self, store: &Store, now: OffsetDateTime) -> Option<OperatingFigures> {
         let mut cached = self.figures.lock().await;
         if let Some((at, figures)) = cached.as_ref()
             && at.elapsed() < FIGURES_TTL
         {
             return figures.clone();
         }
-        let read = tokio::time::timeout(FIGURES_WAIT, state.store.operating_figures(state.clock.now())).await;
+        let read = tokio::time::timeout(FIGURES_WAIT, store.operating_figures(now)).await;
         let figures = match read {
             Ok(Ok(f)) => Some(f),
             Ok(Err(e)) => {
@@ -224,13 +224,12 @@ impl Metrics {
     }
 
     /// The exposition text (format 0.0.4), with the database figures if they can be had.
-    pub async fn exposition(&self, core: &Core) -> String {
-        let figures = self.figures(core).await;
-        self.render(core, figures.as_ref())
+    pub async fn exposition(&self, store: &Store, now: OffsetDateTime) -> String {
+        let figures = self.figures(store, now).await;
+        self.render(store, now.unix_timestamp(), figures.as_ref())
     }
 
-    fn render(&self, state: &Core, figures: Option<&OperatingFigures>) -> String {
-        let now = state.clock.now().unix_timestamp();
+    fn render(&self, store: &Store, now: i64, figures: Option<&OperatingFigures>) -> String {
         let mut out = Exposition::default();
         let profile_names = self.profiles.iter().map(String::as_str).chain([OTHER_PROFILE]);
 
@@ -341,7 +340,7 @@ impl Metrics {
         );
         out.sample("signet_rate_limit_refusals_total", &[], self.rate_limited.load(Relaxed));
 
-        let pool = state.store.pool_use();
+        let pool = store.pool_use();
         out.family("signet_db_pool_connections", "gauge", "Open database connections, idle or in use.");
         out.sample("signet_db_pool_connections", &[("state", "idle")], pool.idle);
         out.sample("signet_db_pool_connections", &[("state", "in_use")], pool.open.saturating_sub(pool.idle));

@@ -281,7 +281,7 @@ impl IntoResponse for PageError {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => (status, message).into_response(),
         };
-        response.extensions_mut().insert(crate::web::ErrorPageMark);
+        response.extensions_mut().insert(ErrorPageMark);
         match self {
             PageError::TooManyRequests { retry_after: s } => retry_after(response, s),
             PageError::Busy => retry_after(response, crate::hashing::RETRY_AFTER_SECONDS),
@@ -310,3 +310,7 @@ impl From<StoreError> for PageError {
         PageError::Internal(e.to_string())
     }
 }
+
+/// Marks the pages of [`PageError`]: they hold no form, so they are sent as they are.
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorPageMark;

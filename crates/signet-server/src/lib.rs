@@ -27,10 +27,9 @@ mod acme;
 mod api;
 mod applicant;
 mod apply_fields;
+mod client_limiter;
 mod cmc;
 mod console;
-mod console_orgs;
-mod console_stock;
 mod crl;
 mod error;
 mod hashing;
@@ -48,6 +47,7 @@ mod retrieval;
 mod retrieve_guide;
 mod state;
 mod throttle;
+mod unstored_pages;
 mod web;
 
 pub use api::token_hash;
@@ -237,12 +237,12 @@ async fn build_state_at(
         contact: settings.ra.clone(),
         acme: settings.acme.clone(),
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
-        client_limiter: throttle::ClientLimiter::new(
+        client_limiter: client_limiter::ClientLimiter::new(
             settings.limits.secret_attempts_per_minute,
             settings.limits.trusted_proxies.clone(),
         ),
         client_download: settings.client_download.clone(),
-        unstored_pages: crate::web::UnstoredPages::default(),
+        unstored_pages: crate::unstored_pages::UnstoredPages::default(),
     })))
 }
 

@@ -14,6 +14,6 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.exposition(&state).await;
+    let body = state.metrics.exposition(&state.store, state.clock.now()).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

@@ -38,11 +38,11 @@ pub struct Inner {
     /// Bounds the Argon2id work running at once.
     pub(crate) hashing: crate::hashing::PasswordWork,
     /// Typed-secret attempts per client address.
-    pub(crate) client_limiter: crate::throttle::ClientLimiter,
+    pub(crate) client_limiter: crate::client_limiter::ClientLimiter,
     /// The `signet` client offered at `/retrieve/signet`.
     pub(crate) client_download: Option<std::path::PathBuf>,
     /// Refused forms' pages for visitors without a stored session (Post/Redirect/Get).
-    pub(crate) unstored_pages: crate::web::UnstoredPages,
+    pub(crate) unstored_pages: crate::unstored_pages::UnstoredPages,
 }
 
 impl std::ops::Deref for Inner {

@@ -15,7 +15,6 @@
 //! an address that only takes posts (Back to it, or reload after the page was shown) goes to
 //! the page that holds its form.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use askama::Template;
@@ -27,13 +26,14 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use signet_store::SessionRecord;
 use time::Duration;
 
-use crate::error::PageError;
+use crate::error::{ErrorPageMark, PageError};
 use crate::state::AppState;
+use crate::unstored_pages::KeptPage;
 
 const COOKIE: &str = "signet_session";
 /// An unfinished application may take a day of looking up documents.
@@ -298,54 +298,6 @@ async fn with_session(state: AppState, request: Request, next: Next) -> Result<R
     }
     Ok(response)
 }
-
-/// How many bytes of pages [`UnstoredPages`] holds at most, whoever posts.
-const UNSTORED_PAGES_BYTES: usize = 8 * 1024 * 1024;
-
-/// Pages kept for visitors without a stored session, until their GET: in memory, bounded in
-/// bytes, oldest out first. Another node or a restart forgets them; the reload then shows the
-/// form afresh, without its message — never an error.
-#[derive(Default)]
-pub(crate) struct UnstoredPages(Mutex<VecDeque<(String, KeptPage)>>);
-
-impl UnstoredPages {
-    fn put(&self, id_hash: String, page: KeptPage) {
-        let mut pages = self.0.lock().expect("kept pages poisoned");
-        pages.retain(|(h, _)| *h != id_hash);
-        pages.push_back((id_hash, page));
-        let mut total: usize = pages.iter().map(|(_, p)| p.html.len()).sum();
-        while total > UNSTORED_PAGES_BYTES
-            && let Some((_, old)) = pages.pop_front()
-        {
-            total -= old.html.len();
-        }
-    }
-
-    fn take(&self, id_hash: &str, at: &str) -> Option<KeptPage> {
-        let mut pages = self.0.lock().expect("kept pages poisoned");
-        let i = pages.iter().position(|(h, p)| h == id_hash && p.at == at)?;
-        pages.remove(i).map(|(_, p)| p)
-    }
-}
-
-/// A page a post answered, kept for the GET of `at` that follows.
-#[derive(Serialize, Deserialize)]
-struct KeptPage {
-    at: String,
-    status: u16,
-    html: String,
-}
-
-impl IntoResponse for KeptPage {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
-        with_status(Html(self.html).into_response(), status)
-    }
-}
-
-/// Marks the pages of [`PageError`]: they hold no form, so they are sent as they are.
-#[derive(Clone, Copy)]
-pub(crate) struct ErrorPageMark;
 
 /// A page a handler rendered in answer to a post (not a redirect, not an error page).
 fn is_kept_page(response: &Response) -> bool {

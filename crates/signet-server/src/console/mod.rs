@@ -12,8 +12,10 @@
 
 mod application;
 mod operators;
+mod orgs;
 mod queue;
 mod sign_in;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -74,8 +76,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/applications/{id}/{action}", post(application_post))
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
-        .merge(crate::console_stock::router())
-        .merge(crate::console_orgs::router())
+        .merge(tokens::router())
+        .merge(orgs::router())
 }
 
 pub(crate) fn when(t: OffsetDateTime) -> String {

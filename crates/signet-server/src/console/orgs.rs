@@ -15,8 +15,8 @@ use signet_ra::issuance::StoreError;
 use signet_ra::operator::{Operator, Permission};
 use signet_ra::organization::{OrganizationStatus, RegisteredOrganization};
 
-use crate::console::{Nav, signed_in};
-use crate::console_stock::readable_date;
+use super::tokens::readable_date;
+use super::{Nav, signed_in};
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::web::{Session, render, with_status};

@@ -19,7 +19,7 @@ use signet_ra::issuance::{StoreError, StoredStatus};
 use signet_ra::operator::{Operator, Permission};
 use signet_ra::token_stock::{StockRefused, StockState, StockToken, TokenSerial, TokenStockStore};
 
-use crate::console::{Nav, signed_in};
+use super::{Nav, signed_in};
 use crate::error::PageError;
 use crate::state::AppState;
 use crate::web::{Session, render, with_status};
