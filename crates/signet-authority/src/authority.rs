@@ -38,8 +38,8 @@ pub struct RevokeRequest {
 /// An OCSP request as it arrived.
 #[derive(Debug, Clone)]
 pub struct OcspQuery {
-    /// The DER OCSPRequest.
-    pub der: Vec<u8>,
+    /// The DER OCSPRequest (`Bytes`: the request body as it arrived, not a copy).
+    pub der: Bytes,
     /// Whether it came by GET, whose answers HTTP caches may keep (RFC 5019 §6).
     pub cacheable: bool,
 }

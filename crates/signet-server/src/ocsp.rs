@@ -35,7 +35,7 @@ fn ocsp_body(answer: OcspAnswer) -> Response {
 
 #[tracing::instrument(skip_all)]
 async fn post_ocsp(State(state): State<AppState>, body: Bytes) -> Response {
-    ocsp_body(state.authority.ocsp(OcspQuery { der: body.to_vec(), cacheable: false }).await)
+    ocsp_body(state.authority.ocsp(OcspQuery { der: body, cacheable: false }).await)
 }
 
 #[tracing::instrument(skip_all)]
@@ -43,7 +43,7 @@ async fn get_ocsp(State(state): State<AppState>, Path(request): Path<String>) ->
     // Path<String> is already percent-decoded; some clients also drop the padding.
     let trimmed = request.trim_end_matches('=');
     match base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed) {
-        Ok(der) => ocsp_body(state.authority.ocsp(OcspQuery { der, cacheable: true }).await),
+        Ok(der) => ocsp_body(state.authority.ocsp(OcspQuery { der: Bytes::from(der), cacheable: true }).await),
         Err(_) => {
             state.metrics.ocsp_error(ErrorStatus::MalformedRequest);
             ocsp_body(OcspAnswer { der: Bytes::from(error_response(ErrorStatus::MalformedRequest)), max_age: None })
