@@ -40,6 +40,18 @@ pub struct CaSettings {
     pub ocsp_validity: Duration,
 }
 
+impl CaSettings {
+    /// The domain's issuance workflow for `ca` over `store` with these settings.
+    pub fn service<'a, S>(
+        &'a self,
+        store: &'a S,
+        ca: &'a CertificateAuthority,
+        clock: &'a dyn Clock,
+    ) -> CaService<'a, S> {
+        CaService { store, ca, catalog: &self.catalog, key_policy: &self.key_policy, clock }
+    }
+}
+
 /// The CA key and everything that follows from using it.
 pub struct CaAuthority {
     store: Store,
@@ -78,13 +90,7 @@ impl CaAuthority {
     }
 
     fn service(&self) -> CaService<'_, Store> {
-        CaService {
-            store: &self.store,
-            ca: &self.ca,
-            catalog: &self.settings.catalog,
-            key_policy: &self.settings.key_policy,
-            clock: self.clock.as_ref(),
-        }
+        self.settings.service(&self.store, &self.ca, self.clock.as_ref())
     }
 }
 
