@@ -8,18 +8,17 @@
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5912, rfc6960};
-use der::asn1::{Any, BitString, GeneralizedTime, Null, OctetString, Uint};
+use der::asn1::{Any, BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::CrlReason;
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp as wire;
 
 use crate::reason::RevocationReason;
 use crate::serial::Serial;
-use crate::signer::{KeyAlgorithm, SignError, Signer};
+use crate::signer::{SignError, Signer};
 
 /// The most CertIDs one request may ask about. RFC 6960 sets no limit; one bounds the work
 /// (and the signed bytes) an unauthenticated client can ask for, and real clients ask for one.
@@ -254,9 +253,6 @@ fn cert_id_from_wire(id: &wire::CertId) -> Result<CertId, OcspError> {
 }
 
 fn cert_id_to_wire(id: &CertId) -> Result<wire::CertId, OcspError> {
-    // SerialNumber::new refuses 20-octet serials with the top bit set (their DER is 21
-    // octets) although RFC 5280 allows them and decoding accepts them; go through DER.
-    let serial_der = Uint::new(id.serial.as_bytes()).and_then(|u| u.to_der()).map_err(encode_err)?;
     Ok(wire::CertId {
         hash_algorithm: AlgorithmIdentifierOwned {
             oid: id.hash.oid(),
@@ -264,7 +260,7 @@ fn cert_id_to_wire(id: &CertId) -> Result<wire::CertId, OcspError> {
         },
         issuer_name_hash: octets(&id.issuer_name_hash)?,
         issuer_key_hash: octets(&id.issuer_key_hash)?,
-        serial_number: SerialNumber::from_der(&serial_der).map_err(encode_err)?,
+        serial_number: id.serial.serial_number().map_err(encode_err)?,
     })
 }
 
@@ -425,7 +421,7 @@ pub fn sign_response(
     let signature = signer.sign(&tbs_der)?;
     let basic = wire::BasicOcspResponse {
         tbs_response_data,
-        signature_algorithm: signature_algorithm(signer.algorithm()),
+        signature_algorithm: signer.algorithm().signature_algorithm(),
         signature: BitString::from_bytes(&signature).map_err(encode_err)?,
         certs: None,
     };
@@ -472,18 +468,6 @@ fn signer_public_key(signer: &dyn Signer) -> Result<Vec<u8>, OcspError> {
     Ok(spki.subject_public_key.data.to_vec())
 }
 
-fn signature_algorithm(alg: KeyAlgorithm) -> AlgorithmIdentifierOwned {
-    match alg {
-        // RFC 4055 §5: the parameters of the PKCS#1 v1.5 algorithms are NULL, not absent.
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-            AlgorithmIdentifierOwned { oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION, parameters: Some(Any::null()) }
-        }
-        // RFC 5758 §3.2: the ECDSA algorithms have no parameters.
-        KeyAlgorithm::P256 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_256, parameters: None },
-        KeyAlgorithm::P384 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_384, parameters: None },
-    }
-}
-
 /// The status of an unsigned error response (RFC 6960 §4.2.1); successful responses are
 /// made by [`sign_response`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -517,11 +501,8 @@ pub fn error_response(status: ErrorStatus) -> Vec<u8> {
 }
 
 fn generalized_time(t: OffsetDateTime) -> Result<wire::OcspGeneralizedTime, OcspError> {
-    let utc = t.to_offset(time::UtcOffset::UTC);
-    let year = u16::try_from(utc.year()).map_err(|_| OcspError::TimeOutOfRange(t))?;
     // RFC 5280 §4.1.2.5.2 (which OCSP inherits): GeneralizedTime in UTC, no fractions.
-    let dt = der::DateTime::new(year, utc.month().into(), utc.day(), utc.hour(), utc.minute(), utc.second())
-        .map_err(|_| OcspError::TimeOutOfRange(t))?;
+    let dt = crate::der_date_time(t).ok_or(OcspError::TimeOutOfRange(t))?;
     Ok(wire::OcspGeneralizedTime(GeneralizedTime::from_date_time(dt)))
 }
 
@@ -536,8 +517,8 @@ fn encode_err(e: der::Error) -> OcspError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SoftwareSigner;
     use crate::signer::verify_signature;
+    use crate::{KeyAlgorithm, SoftwareSigner};
     use time::macros::datetime;
 
     struct Ca {
