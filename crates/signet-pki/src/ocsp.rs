@@ -90,6 +90,21 @@ pub struct CertId {
     hash_params_null: bool,
 }
 
+impl CertId {
+    /// The CertID naming certificate `serial` of the issuer with this subject (its DER, as in
+    /// the issuer's certificate) and subjectPublicKey contents. The hash algorithm identifier
+    /// carries NULL parameters, as OpenSSL writes it.
+    pub fn new(hash: CertIdHash, issuer_subject_der: &[u8], issuer_public_key: &[u8], serial: Serial) -> Self {
+        CertId {
+            hash,
+            issuer_name_hash: hash.digest(issuer_subject_der),
+            issuer_key_hash: hash.digest(issuer_public_key),
+            serial,
+            hash_params_null: true,
+        }
+    }
+}
+
 /// A parsed OCSP request: the certificates asked about and the nonce, if any.
 #[derive(Debug, Clone)]
 pub struct OcspRequest {
@@ -231,6 +246,29 @@ fn check_nonce(ext_value: &[u8]) -> Result<(), OcspError> {
         Err(_) => ext_value.len(),
     };
     if (1..=MAX_NONCE_LEN).contains(&len) { Ok(()) } else { Err(OcspError::BadNonce(len)) }
+}
+
+/// Encodes an unsigned OCSPRequest for one certificate (RFC 6960 §4.1.1), with a nonce
+/// extension when `nonce` is given (RFC 9654 §2.1: its extnValue is the DER of an OCTET STRING
+/// holding the nonce). Returns the request and that extnValue, which a responder echoes.
+/// Signet's one OCSP client encoding: the gateway, `signet token status` and `signet bench`.
+pub fn encode_request(id: &CertId, nonce: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), OcspError> {
+    let nonce_value = nonce.map(|n| OctetString::new(n).and_then(|n| n.to_der())).transpose().map_err(encode_err)?;
+    let request_extensions = match &nonce_value {
+        Some(value) => {
+            Some(vec![Extension { extn_id: rfc6960::ID_PKIX_OCSP_NONCE, critical: false, extn_value: octets(value)? }])
+        }
+        None => None,
+    };
+    let request = wire::OcspRequest {
+        tbs_request: wire::TbsRequest {
+            request_list: vec![wire::Request { req_cert: cert_id_to_wire(id)?, single_request_extensions: None }],
+            request_extensions,
+            ..Default::default()
+        },
+        optional_signature: None,
+    };
+    Ok((request.to_der().map_err(encode_err)?, nonce_value))
 }
 
 fn cert_id_from_wire(id: &wire::CertId) -> Result<CertId, OcspError> {
@@ -608,6 +646,39 @@ mod tests {
             }
             // Sub-seconds dropped.
             assert_eq!(data.produced_at.0.to_unix_duration().as_secs(), NOW.unix_timestamp() as u64);
+        }
+    }
+
+    #[test]
+    fn encoded_requests_parse_with_signets_parser() {
+        let ca = make_ca(KeyAlgorithm::P256);
+        let issuer = &ca.issuer;
+        for (hash, serial) in CertIdHash::ALL.into_iter().zip([
+            Serial::random(),
+            Serial::from_unsigned_bytes(&[0xff; 20]).unwrap(),
+            Serial::from_unsigned_bytes(&[1]).unwrap(),
+            Serial::random(),
+        ]) {
+            let id = issuer.cert_id(hash, serial);
+            let (plain, none) = encode_request(&id, None).unwrap();
+            assert_eq!(none, None);
+            let plain = parse_request(&plain).unwrap();
+            assert_eq!(plain.cert_ids, std::slice::from_ref(&id));
+            assert_eq!(plain.nonce, None);
+            let (with_nonce, nonce_value) = encode_request(&id, Some(&[7; 16])).unwrap();
+            let with_nonce = parse_request(&with_nonce).unwrap();
+            assert!(issuer.issued(&with_nonce.cert_ids[0]));
+            // extnValue holds the DER of the nonce OCTET STRING (RFC 9654 §2.1).
+            assert_eq!(with_nonce.nonce, Some([&[0x04, 16][..], &[7; 16]].concat()));
+            assert_eq!(with_nonce.nonce, nonce_value);
+        }
+        // A CertID made from the issuer's name and key is the one the issuer makes itself.
+        let (_, cert) = x509_parser::parse_x509_certificate(&ca.der).unwrap();
+        let subject = cert.tbs_certificate.subject.as_raw();
+        let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+        let serial = Serial::random();
+        for hash in CertIdHash::ALL {
+            assert_eq!(CertId::new(hash, subject, key, serial.clone()), issuer.cert_id(hash, serial.clone()));
         }
     }
 
