@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use const_oid::db::rfc6960;
 use der::{Decode, Encode};
 use signet_clock::Clock;
+use signet_pki::Serial;
+use signet_pki::ocsp::{self, CertId, CertIdHash};
 use time::{Duration, OffsetDateTime};
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
 use x509_parser::certificate::X509Certificate;
@@ -105,51 +107,20 @@ fn sha1(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref().to_vec()
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
-/// id-sha1 with NULL parameters.
-const SHA1_ALG: [u8; 11] = [0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00];
-/// id-pkix-ocsp-nonce, 1.3.6.1.5.5.7.48.1.2.
-const NONCE_OID: [u8; 11] = [0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
-
-/// Encodes an OCSPRequest for one certificate (RFC 6960 §4.1.1), with a nonce extension
-/// (RFC 9654: extnValue is the DER of an OCTET STRING) when given. Returns the request and
-/// the nonce extnValue to look for in the answer.
+/// Encodes an OCSPRequest for one certificate (RFC 6960 §4.1.1) with a SHA-1 CertID, what
+/// every responder understands, and a nonce extension when given. Returns the request and the
+/// nonce extnValue to look for in the answer; fails for a serial number that is not a positive
+/// integer of at most 20 octets, which no conforming CA issues.
 pub fn encode_request(
     issuer_subject_der: &[u8],
     issuer_public_key_bits: &[u8],
     serial_raw: &[u8],
     nonce: Option<&[u8]>,
-) -> (Vec<u8>, Option<Vec<u8>>) {
-    let cert_id = seq(&[
-        &SHA1_ALG,
-        &tlv(0x04, &sha1(issuer_subject_der)),
-        &tlv(0x04, &sha1(issuer_public_key_bits)),
-        &tlv(0x02, serial_raw),
-    ]);
-    let request_list = seq(&[&seq(&[&cert_id])]);
-    let nonce_value = nonce.map(|n| tlv(0x04, n));
-    let tbs = match &nonce_value {
-        Some(v) => seq(&[&request_list, &tlv(0xa2, &seq(&[&seq(&[&NONCE_OID, &tlv(0x04, v)])]))]),
-        None => seq(&[&request_list]),
-    };
-    (seq(&[&tbs]), nonce_value)
+) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+    let serial = Serial::from_der_integer(serial_raw)
+        .map_err(|e| format!("OCSP cannot ask about serial {}: {e}", hex::encode(serial_raw)))?;
+    let id = CertId::new(CertIdHash::Sha1, issuer_subject_der, issuer_public_key_bits, serial);
+    ocsp::encode_request(&id, nonce).map_err(|e| e.to_string())
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -375,7 +346,8 @@ impl RevocationChecker {
             None
         };
         let (request, nonce_value) =
-            encode_request(issuer.subject().as_raw(), key_bits, &path.serial_raw, nonce.as_ref().map(|n| &n[..]));
+            encode_request(issuer.subject().as_raw(), key_bits, &path.serial_raw, nonce.as_ref().map(|n| &n[..]))
+                .map_err(|e| format!("{url}: {e}"))?;
         let body =
             self.fetcher.post(url, "application/ocsp-request", request).await.map_err(|e| format!("OCSP: {e}"))?;
         let answer = check_response(&body, issuer, &path.serial_raw, nonce_value.as_deref(), now)
@@ -417,7 +389,7 @@ mod tests {
 
     #[test]
     fn request_encodes_as_rfc6960_and_parses() {
-        let (der, nonce) = encode_request(b"\x30\x00", b"key", &[0x00, 0x9f, 0x01], Some(&[7u8; 16]));
+        let (der, nonce) = encode_request(b"\x30\x00", b"key", &[0x00, 0x9f, 0x01], Some(&[7u8; 16])).unwrap();
         let parsed = x509_ocsp::OcspRequest::from_der(&der).expect("our request parses");
         let id = &parsed.tbs_request.request_list[0].req_cert;
         assert_eq!(id.hash_algorithm.oid, const_oid::db::rfc5912::ID_SHA_1);
@@ -428,15 +400,13 @@ mod tests {
         // And Signet's own responder accepts it.
         let req = signet_pki::ocsp::parse_request(&der).expect("signet parses it");
         assert_eq!(req.nonce.as_deref(), nonce.as_deref());
-        let (plain, none) = encode_request(b"\x30\x00", b"key", &[0x01], None);
+        let (plain, none) = encode_request(b"\x30\x00", b"key", &[0x01], None).unwrap();
         assert!(none.is_none());
         assert!(signet_pki::ocsp::parse_request(&plain).unwrap().nonce.is_none());
     }
 
     #[test]
-    fn long_lengths_encode() {
-        let v = tlv(0x04, &[0u8; 300]);
-        assert_eq!(&v[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    fn serials_compare_without_leading_zeros() {
         assert_eq!(strip_zeros(&[0, 0, 5]), &[5]);
         assert_eq!(strip_zeros(&[0]), &[0]);
     }

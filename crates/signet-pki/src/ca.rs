@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use der::Encode;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, IsCa, KeyIdMethod,
     KeyUsagePurpose, string::PrintableString,
@@ -10,7 +11,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::FromDer;
 
-use crate::der;
+use crate::issue::certificate_policies;
 use crate::profile::Catalog;
 use crate::{KeyAlgorithm, Serial, SignError, Signer};
 
@@ -33,9 +34,16 @@ pub enum CaError {
     /// The signer failed.
     #[error(transparent)]
     Sign(#[from] SignError),
-    /// rcgen refused the parameters (a programming error, reported rather than panicking).
+    /// rcgen or the DER encoder refused the parameters (a programming error, reported rather
+    /// than panicking).
     #[error("certificate encoding failed: {0}")]
     Encoding(String),
+}
+
+impl From<der::Error> for CaError {
+    fn from(e: der::Error) -> Self {
+        CaError::Encoding(e.to_string())
+    }
 }
 
 impl From<rcgen::Error> for CaError {
@@ -137,6 +145,9 @@ fn ca_params(cn: &str, not_before: OffsetDateTime, years: i64, path_len: Option<
     p
 }
 
+/// OID arcs of certificatePolicies, for rcgen's custom extensions.
+const CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
+
 /// Creates a self-signed root (20 years) and an issuing CA (10 years, path length 0) that
 /// asserts every current ECA policy of the catalog, so `-explicit_policy` path validation
 /// succeeds for each profile. Returns (root DER, issuing DER).
@@ -156,8 +167,8 @@ pub fn create_hierarchy(
     let mut issuing_params = ca_params(&names.issuing_cn, now, 10, Some(0));
     issuing_params.use_authority_key_identifier_extension = true;
     issuing_params.custom_extensions.push(CustomExtension::from_oid_content(
-        der::CERTIFICATE_POLICIES,
-        der::certificate_policies(&catalog.all_policies()),
+        CERTIFICATE_POLICIES,
+        certificate_policies(&catalog.all_policies())?.to_der()?,
     ));
     let issuing_key = RcgenKey::new(issuing)?;
     let issuing_cert = issuing_params.signed_by(&issuing_key, &root_issuer)?;

@@ -2,16 +2,37 @@
 //! [`Prepared`] → [`Linted`] → [`IssuedCertificate`], so nothing can be signed that was not
 //! linted, and the bytes signed are the bytes linted.
 
+use const_oid::ObjectIdentifier;
+use const_oid::db::{rfc4519, rfc5280};
+use der::asn1::{
+    Any, AnyRef, BitStringRef, GeneralizedTime, Ia5String, OctetString, PrintableStringRef, SetOfVec, UtcTime,
+    Utf8StringRef,
+};
+use der::flagset::FlagSet;
+use der::{Decode, Encode, Sequence};
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::certificate::Version;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName as DerGeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_cert::time::{Time, Validity};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use crate::Serial;
 use crate::ca::{CaError, CertificateAuthority};
 use crate::csr::{SubscriberKey, VerifiedCsr};
-use crate::der::{self, sequence, tlv};
-use crate::profile::{Oid, Profile, SubjectKind};
+use crate::profile::{self, Oid, Profile, SubjectKind};
 use crate::subject::Subject;
 
 /// What the RA instructs the CA to issue. The subject comes from vetted data; the CSR only
@@ -64,6 +85,12 @@ pub enum IssueError {
     Ca(#[from] CaError),
 }
 
+impl From<der::Error> for IssueError {
+    fn from(e: der::Error) -> Self {
+        IssueError::Ca(e.into())
+    }
+}
+
 /// An issued certificate and the facts the store keeps about it.
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
@@ -104,20 +131,150 @@ pub(crate) fn key_identifier(subject_public_key: &[u8]) -> Vec<u8> {
 }
 
 /// The ECA subscriber DN (DESIGN §2): C=US, O=U.S. Government, OU=ECA, OU=<CA vendor>,
-/// OU=<organization>, CN=<name>. Written by hand because the OU repeats, which rcgen's
-/// map-shaped `DistinguishedName` cannot express. C is a PrintableString, the rest UTF8String.
-fn subscriber_name(vendor: &str, subject: &Subject) -> Vec<u8> {
-    let rdn = |id: &str, tag: u8, value: &str| {
-        tlv(0x31, &sequence(&[der::oid(&Oid::parse(id).expect("constant OID")), tlv(tag, value.as_bytes())]))
+/// OU=<organization>, CN=<name>. Built here rather than by rcgen because the OU repeats, which
+/// rcgen's map-shaped `DistinguishedName` cannot express. C is a PrintableString, the rest
+/// UTF8String.
+fn subscriber_name(vendor: &str, subject: &Subject) -> der::Result<Name> {
+    let rdn = |oid: ObjectIdentifier, value: Any| -> der::Result<RelativeDistinguishedName> {
+        Ok(RelativeDistinguishedName(SetOfVec::try_from(vec![AttributeTypeAndValue { oid, value }])?))
     };
-    sequence(&[
-        rdn("2.5.4.6", 0x13, "US"),
-        rdn("2.5.4.10", 0x0c, "U.S. Government"),
-        rdn("2.5.4.11", 0x0c, "ECA"),
-        rdn("2.5.4.11", 0x0c, vendor),
-        rdn("2.5.4.11", 0x0c, subject.organization().as_str()),
-        rdn("2.5.4.3", 0x0c, subject.common_name()),
-    ])
+    let utf8 = |value: &str| Any::encode_from(&Utf8StringRef::new(value)?);
+    Ok(RdnSequence(vec![
+        rdn(rfc4519::C, Any::encode_from(&PrintableStringRef::new("US")?)?)?,
+        rdn(rfc4519::O, utf8("U.S. Government")?)?,
+        rdn(rfc4519::OU, utf8("ECA")?)?,
+        rdn(rfc4519::OU, utf8(vendor)?)?,
+        rdn(rfc4519::OU, utf8(subject.organization().as_str())?)?,
+        rdn(rfc4519::CN, utf8(subject.common_name())?)?,
+    ]))
+}
+
+/// TBSCertificate (RFC 5280 §4.1). The issuer name and the subject's key stay as they were
+/// encoded: the CA's name exactly as in its own certificate, which is what path building
+/// compares, and the key exactly as the CSR proved possession of it.
+#[derive(Sequence)]
+struct TbsCertificate<'a> {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    version: Version,
+    serial_number: SerialNumber,
+    signature: AlgorithmIdentifierOwned,
+    issuer: AnyRef<'a>,
+    validity: Validity,
+    subject: Name,
+    subject_public_key_info: AnyRef<'a>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT")]
+    extensions: Vec<Extension>,
+}
+
+/// Certificate (RFC 5280 §4.1) around to-be-signed bytes already encoded, so the bytes signed
+/// are the bytes sent.
+#[derive(Sequence)]
+struct Certificate<'a> {
+    tbs_certificate: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitStringRef<'a>,
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+fn validity_time(t: OffsetDateTime) -> der::Result<Time> {
+    let dt = crate::der_date_time(t).ok_or(der::ErrorKind::DateTime)?;
+    Ok(if dt.year() < 2050 {
+        Time::UtcTime(UtcTime::from_date_time(dt)?)
+    } else {
+        Time::GeneralTime(GeneralizedTime::from_date_time(dt))
+    })
+}
+
+/// RFC 5280 §4.2.1.4 certificatePolicies: policy OIDs without qualifiers.
+pub(crate) fn certificate_policies(policies: &[Oid]) -> der::Result<CertificatePolicies> {
+    let info = |p: &Oid| Ok(PolicyInformation { policy_identifier: p.object_identifier()?, policy_qualifiers: None });
+    Ok(CertificatePolicies(policies.iter().map(info).collect::<der::Result<_>>()?))
+}
+
+/// The keyUsage bits of a profile. x509-cert's flag set encodes them as a minimal named-bit
+/// BIT STRING (trailing zero bits dropped), as DER requires.
+fn key_usage(usages: &[profile::KeyUsage]) -> KeyUsage {
+    use profile::KeyUsage as P;
+    KeyUsage(usages.iter().fold(FlagSet::default(), |set, u| {
+        set | match u {
+            P::DigitalSignature => KeyUsages::DigitalSignature,
+            P::NonRepudiation => KeyUsages::NonRepudiation,
+            P::KeyEncipherment => KeyUsages::KeyEncipherment,
+            P::DataEncipherment => KeyUsages::DataEncipherment,
+            P::KeyAgreement => KeyUsages::KeyAgreement,
+            P::KeyCertSign => KeyUsages::KeyCertSign,
+            P::CrlSign => KeyUsages::CRLSign,
+        }
+    }))
+}
+
+fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> der::Result<Extension> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+}
+
+/// The subscriber's email address (a person) or DNS names (a device).
+fn subject_alt_name(subject: &Subject) -> der::Result<SubjectAltName> {
+    let names = match subject {
+        Subject::Person { email, .. } => vec![DerGeneralName::Rfc822Name(Ia5String::new(email.as_str())?)],
+        Subject::Device { dns_names, .. } => dns_names
+            .iter()
+            .map(|d| Ok(DerGeneralName::DnsName(Ia5String::new(d.as_str())?)))
+            .collect::<der::Result<_>>()?,
+    };
+    Ok(SubjectAltName(names))
+}
+
+fn uri(s: &str) -> der::Result<DerGeneralName> {
+    Ok(DerGeneralName::UniformResourceIdentifier(Ia5String::new(s)?))
+}
+
+/// The extensions of a subscriber certificate, in the order Signet has always written them.
+fn extensions(
+    ca: &CertificateAuthority,
+    profile: &Profile,
+    csr: &VerifiedCsr,
+    san: SubjectAltName,
+) -> der::Result<Vec<Extension>> {
+    let key_usages = match csr.key() {
+        SubscriberKey::Rsa { .. } => &profile.key_usages,
+        SubscriberKey::P256 | SubscriberKey::P384 => &profile.ec_key_usages,
+    };
+    let mut out = vec![
+        extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+        extension(rfc5280::ID_CE_KEY_USAGE, true, &key_usage(key_usages))?,
+    ];
+    if !profile.extended_key_usages.is_empty() {
+        let ekus = profile.extended_key_usages.iter().map(|e| ObjectIdentifier::new(e.oid()));
+        let ekus = ExtendedKeyUsage(ekus.collect::<Result<_, _>>()?);
+        out.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &ekus)?);
+    }
+    let ski = SubjectKeyIdentifier(OctetString::new(key_identifier(csr.subject_public_key()))?);
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(ca.ski.as_slice())?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
+    let crl_dp = CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![uri(&ca.urls.crl)?])),
+        reasons: None,
+        crl_issuer: None,
+    }]);
+    let access = |method, location: &str| -> der::Result<AccessDescription> {
+        Ok(AccessDescription { access_method: method, access_location: uri(location)? })
+    };
+    let aia = AuthorityInfoAccessSyntax(vec![
+        access(rfc5280::ID_AD_OCSP, &ca.urls.ocsp)?,
+        access(rfc5280::ID_AD_CA_ISSUERS, &ca.urls.ca_issuers)?,
+    ]);
+    out.extend([
+        extension(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &ski)?,
+        extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?,
+        extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &san)?,
+        extension(rfc5280::ID_CE_CERTIFICATE_POLICIES, false, &certificate_policies(&profile.policies())?)?,
+        extension(rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS, false, &crl_dp)?,
+        extension(rfc5280::ID_PE_AUTHORITY_INFO_ACCESS, false, &aia)?,
+    ]);
+    Ok(out)
 }
 
 impl<'a> Prepared<'a> {
@@ -156,48 +313,22 @@ impl<'a> Prepared<'a> {
         if not_after > ca.not_after() {
             return Err(IssueError::OutlivesCa);
         }
-        let san = match &order.subject {
-            Subject::Person { email, .. } => sequence(&[tlv(0x81, email.as_str().as_bytes())]),
-            Subject::Device { dns_names, .. } => {
-                if dns_names.is_empty() {
-                    return Err(IssueError::NoDnsNames);
-                }
-                sequence(&dns_names.iter().map(|d| tlv(0x82, d.as_str().as_bytes())).collect::<Vec<_>>())
-            }
-        };
-        let key_usages = match csr.key() {
-            SubscriberKey::Rsa { .. } => &profile.key_usages,
-            SubscriberKey::P256 | SubscriberKey::P384 => &profile.ec_key_usages,
-        };
-        let ku_bits: Vec<u8> = key_usages.iter().map(|k| *k as u8).collect();
-        let ekus: Vec<Vec<u8>> =
-            profile.extended_key_usages.iter().map(|e| der::oid(&Oid::parse(e.oid()).expect("constant OID"))).collect();
-        let crl_dp = sequence(&[sequence(&[tlv(0xa0, &tlv(0xa0, &tlv(0x86, ca.urls.crl.as_bytes())))])]);
-        let mut extensions = vec![
-            der::extension("2.5.29.19", true, &sequence(&[])),
-            der::extension("2.5.29.15", true, &der::named_bits(&ku_bits)),
-        ];
-        if !ekus.is_empty() {
-            extensions.push(der::extension("2.5.29.37", false, &sequence(&ekus)));
+        if let Subject::Device { dns_names, .. } = &order.subject
+            && dns_names.is_empty()
+        {
+            return Err(IssueError::NoDnsNames);
         }
-        extensions.extend([
-            der::extension("2.5.29.14", false, &tlv(0x04, &key_identifier(csr.subject_public_key()))),
-            der::extension("2.5.29.35", false, &sequence(&[tlv(0x80, &ca.ski)])),
-            der::extension("2.5.29.17", false, &san),
-            der::extension("2.5.29.32", false, &der::certificate_policies(&profile.policies())),
-            der::extension("2.5.29.31", false, &crl_dp),
-            der::extension("1.3.6.1.5.5.7.1.1", false, &der::authority_info_access(&ca.urls.ocsp, &ca.urls.ca_issuers)),
-        ]);
-        let tbs = sequence(&[
-            tlv(0xa0, &der::unsigned_integer(&[2])),
-            der::unsigned_integer(serial.as_bytes()),
-            der::signature_algorithm(ca.algorithm()),
-            ca.subject_der.clone(),
-            sequence(&[der::time(not_before), der::time(not_after)]),
-            subscriber_name(&ca.vendor, &order.subject),
-            csr.spki().to_vec(),
-            tlv(0xa3, &sequence(&extensions)),
-        ]);
+        let tbs = TbsCertificate {
+            version: Version::V3,
+            serial_number: serial.serial_number()?,
+            signature: ca.algorithm().signature_algorithm(),
+            issuer: AnyRef::from_der(&ca.subject_der)?,
+            validity: Validity { not_before: validity_time(not_before)?, not_after: validity_time(not_after)? },
+            subject: subscriber_name(&ca.vendor, &order.subject)?,
+            subject_public_key_info: AnyRef::from_der(csr.spki())?,
+            extensions: extensions(ca, profile, csr, subject_alt_name(&order.subject)?)?,
+        }
+        .to_der()?;
         Ok(Self { tbs, profile, order, csr, serial, not_before, not_after })
     }
 
@@ -205,7 +336,7 @@ impl<'a> Prepared<'a> {
     /// relying party would and checks it against the profile and the CA. The CA key is not
     /// used (Boulder's lint-then-sign).
     pub fn lint(self, ca: &CertificateAuthority) -> Result<Linted<'a>, IssueError> {
-        let draft = assemble(&self.tbs, ca, &[0; 8]);
+        let draft = assemble(&self.tbs, ca, &[0; 8])?;
         let (_, cert) = x509_parser::parse_x509_certificate(&draft)
             .map_err(|e| IssueError::Lint(vec![format!("draft does not parse: {e}")]))?;
         let findings = lint(&cert, ca, &self);
@@ -216,11 +347,14 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }.
-fn assemble(tbs: &[u8], ca: &CertificateAuthority, signature: &[u8]) -> Vec<u8> {
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(signature);
-    sequence(&[tbs.to_vec(), der::signature_algorithm(ca.algorithm()), tlv(0x03, &bits)])
+/// The certificate: the to-be-signed bytes, the CA's signature algorithm and `signature`.
+fn assemble(tbs: &[u8], ca: &CertificateAuthority, signature: &[u8]) -> der::Result<Vec<u8>> {
+    Certificate {
+        tbs_certificate: AnyRef::from_der(tbs)?,
+        signature_algorithm: ca.algorithm().signature_algorithm(),
+        signature: BitStringRef::from_bytes(signature)?,
+    }
+    .to_der()
 }
 
 /// Step 2 passed: ready for the CA key.
@@ -241,7 +375,7 @@ impl Linted<'_> {
         let p = self.prepared;
         let signature = ca.signer().sign(&p.tbs).map_err(CaError::from)?;
         Ok(IssuedCertificate {
-            der: assemble(&p.tbs, ca, &signature),
+            der: assemble(&p.tbs, ca, &signature)?,
             serial: p.serial,
             not_before: p.not_before,
             not_after: p.not_after,
@@ -342,4 +476,36 @@ fn lint(cert: &X509Certificate<'_>, ca: &CertificateAuthority, p: &Prepared<'_>)
         }
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_known_vectors() {
+        // 2.16.840.1.101.3.2.1.12.4 as produced by OpenSSL.
+        assert_eq!(
+            hex::encode(
+                Oid::parse("2.16.840.1.101.3.2.1.12.4").unwrap().object_identifier().unwrap().to_der().unwrap()
+            ),
+            "060a6086480165030201 0c04".replace(' ', "")
+        );
+        assert_eq!(OctetString::new([0; 200]).unwrap().to_der().unwrap()[..3], [0x04, 0x81, 200]);
+        assert_eq!(OctetString::new([0; 300]).unwrap().to_der().unwrap()[..4], [0x04, 0x82, 0x01, 0x2c]);
+        // digitalSignature + nonRepudiation, and keyEncipherment alone, as OpenSSL writes them.
+        use profile::KeyUsage as P;
+        assert_eq!(key_usage(&[P::DigitalSignature, P::NonRepudiation]).to_der().unwrap(), [0x03, 0x02, 0x06, 0xc0]);
+        assert_eq!(key_usage(&[P::KeyEncipherment]).to_der().unwrap(), [0x03, 0x02, 0x05, 0x20]);
+        let serial =
+            |bytes: &[u8]| Serial::from_unsigned_bytes(bytes).unwrap().serial_number().unwrap().to_der().unwrap();
+        assert_eq!(serial(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(serial(&[0x00, 0x05]), [0x02, 0x01, 0x05]);
+        let t = time::macros::datetime!(2049-12-31 23:59:59 UTC);
+        assert_eq!(validity_time(t).unwrap().to_der().unwrap(), [&[0x17, 13][..], b"491231235959Z"].concat());
+        assert_eq!(
+            validity_time(t + Duration::seconds(1)).unwrap().to_der().unwrap(),
+            [&[0x18, 15][..], b"20500101000000Z"].concat()
+        );
+    }
 }

@@ -13,7 +13,6 @@ pub mod attestation;
 pub mod ca;
 pub mod crl;
 pub mod csr;
-mod der;
 pub mod escrow;
 pub mod issue;
 pub mod ocsp;
@@ -34,4 +33,12 @@ pub use signer::{KeyAlgorithm, SignError, Signer, SoftwareSigner};
 /// and API answer of Signet carries.
 pub fn to_pem(tag: &str, der: &[u8]) -> String {
     pem::encode_config(&pem::Pem::new(tag, der), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
+}
+
+/// A time as the DER encoder takes it: UTC, whole seconds; `None` outside the years 1970 to
+/// 9999 that ASN.1 times can hold here.
+pub(crate) fn der_date_time(t: time::OffsetDateTime) -> Option<der::DateTime> {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    let year = u16::try_from(utc.year()).ok()?;
+    der::DateTime::new(year, utc.month().into(), utc.day(), utc.hour(), utc.minute(), utc.second()).ok()
 }

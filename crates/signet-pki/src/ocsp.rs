@@ -8,18 +8,17 @@
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5912, rfc6960};
-use der::asn1::{Any, BitString, GeneralizedTime, Null, OctetString, Uint};
+use der::asn1::{Any, BitString, GeneralizedTime, Null, OctetString};
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::CrlReason;
-use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp as wire;
 
 use crate::reason::RevocationReason;
 use crate::serial::Serial;
-use crate::signer::{KeyAlgorithm, SignError, Signer};
+use crate::signer::{SignError, Signer};
 
 /// The most CertIDs one request may ask about. RFC 6960 sets no limit; one bounds the work
 /// (and the signed bytes) an unauthenticated client can ask for, and real clients ask for one.
@@ -89,6 +88,21 @@ pub struct CertId {
     // (RFC 5754 §2); the answer repeats the client's so clients that compare CertIDs
     // byte for byte find theirs.
     hash_params_null: bool,
+}
+
+impl CertId {
+    /// The CertID naming certificate `serial` of the issuer with this subject (its DER, as in
+    /// the issuer's certificate) and subjectPublicKey contents. The hash algorithm identifier
+    /// carries NULL parameters, as OpenSSL writes it.
+    pub fn new(hash: CertIdHash, issuer_subject_der: &[u8], issuer_public_key: &[u8], serial: Serial) -> Self {
+        CertId {
+            hash,
+            issuer_name_hash: hash.digest(issuer_subject_der),
+            issuer_key_hash: hash.digest(issuer_public_key),
+            serial,
+            hash_params_null: true,
+        }
+    }
 }
 
 /// A parsed OCSP request: the certificates asked about and the nonce, if any.
@@ -234,6 +248,29 @@ fn check_nonce(ext_value: &[u8]) -> Result<(), OcspError> {
     if (1..=MAX_NONCE_LEN).contains(&len) { Ok(()) } else { Err(OcspError::BadNonce(len)) }
 }
 
+/// Encodes an unsigned OCSPRequest for one certificate (RFC 6960 §4.1.1), with a nonce
+/// extension when `nonce` is given (RFC 9654 §2.1: its extnValue is the DER of an OCTET STRING
+/// holding the nonce). Returns the request and that extnValue, which a responder echoes.
+/// Signet's one OCSP client encoding: the gateway, `signet token status` and `signet bench`.
+pub fn encode_request(id: &CertId, nonce: Option<&[u8]>) -> Result<(Vec<u8>, Option<Vec<u8>>), OcspError> {
+    let nonce_value = nonce.map(|n| OctetString::new(n).and_then(|n| n.to_der())).transpose().map_err(encode_err)?;
+    let request_extensions = match &nonce_value {
+        Some(value) => {
+            Some(vec![Extension { extn_id: rfc6960::ID_PKIX_OCSP_NONCE, critical: false, extn_value: octets(value)? }])
+        }
+        None => None,
+    };
+    let request = wire::OcspRequest {
+        tbs_request: wire::TbsRequest {
+            request_list: vec![wire::Request { req_cert: cert_id_to_wire(id)?, single_request_extensions: None }],
+            request_extensions,
+            ..Default::default()
+        },
+        optional_signature: None,
+    };
+    Ok((request.to_der().map_err(encode_err)?, nonce_value))
+}
+
 fn cert_id_from_wire(id: &wire::CertId) -> Result<CertId, OcspError> {
     let alg = &id.hash_algorithm;
     let hash = CertIdHash::from_oid(&alg.oid).ok_or_else(|| OcspError::UnsupportedHash(alg.oid.to_string()))?;
@@ -254,9 +291,6 @@ fn cert_id_from_wire(id: &wire::CertId) -> Result<CertId, OcspError> {
 }
 
 fn cert_id_to_wire(id: &CertId) -> Result<wire::CertId, OcspError> {
-    // SerialNumber::new refuses 20-octet serials with the top bit set (their DER is 21
-    // octets) although RFC 5280 allows them and decoding accepts them; go through DER.
-    let serial_der = Uint::new(id.serial.as_bytes()).and_then(|u| u.to_der()).map_err(encode_err)?;
     Ok(wire::CertId {
         hash_algorithm: AlgorithmIdentifierOwned {
             oid: id.hash.oid(),
@@ -264,7 +298,7 @@ fn cert_id_to_wire(id: &CertId) -> Result<wire::CertId, OcspError> {
         },
         issuer_name_hash: octets(&id.issuer_name_hash)?,
         issuer_key_hash: octets(&id.issuer_key_hash)?,
-        serial_number: SerialNumber::from_der(&serial_der).map_err(encode_err)?,
+        serial_number: id.serial.serial_number().map_err(encode_err)?,
     })
 }
 
@@ -425,7 +459,7 @@ pub fn sign_response(
     let signature = signer.sign(&tbs_der)?;
     let basic = wire::BasicOcspResponse {
         tbs_response_data,
-        signature_algorithm: signature_algorithm(signer.algorithm()),
+        signature_algorithm: signer.algorithm().signature_algorithm(),
         signature: BitString::from_bytes(&signature).map_err(encode_err)?,
         certs: None,
     };
@@ -472,18 +506,6 @@ fn signer_public_key(signer: &dyn Signer) -> Result<Vec<u8>, OcspError> {
     Ok(spki.subject_public_key.data.to_vec())
 }
 
-fn signature_algorithm(alg: KeyAlgorithm) -> AlgorithmIdentifierOwned {
-    match alg {
-        // RFC 4055 §5: the parameters of the PKCS#1 v1.5 algorithms are NULL, not absent.
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-            AlgorithmIdentifierOwned { oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION, parameters: Some(Any::null()) }
-        }
-        // RFC 5758 §3.2: the ECDSA algorithms have no parameters.
-        KeyAlgorithm::P256 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_256, parameters: None },
-        KeyAlgorithm::P384 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_384, parameters: None },
-    }
-}
-
 /// The status of an unsigned error response (RFC 6960 §4.2.1); successful responses are
 /// made by [`sign_response`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -517,11 +539,8 @@ pub fn error_response(status: ErrorStatus) -> Vec<u8> {
 }
 
 fn generalized_time(t: OffsetDateTime) -> Result<wire::OcspGeneralizedTime, OcspError> {
-    let utc = t.to_offset(time::UtcOffset::UTC);
-    let year = u16::try_from(utc.year()).map_err(|_| OcspError::TimeOutOfRange(t))?;
     // RFC 5280 §4.1.2.5.2 (which OCSP inherits): GeneralizedTime in UTC, no fractions.
-    let dt = der::DateTime::new(year, utc.month().into(), utc.day(), utc.hour(), utc.minute(), utc.second())
-        .map_err(|_| OcspError::TimeOutOfRange(t))?;
+    let dt = crate::der_date_time(t).ok_or(OcspError::TimeOutOfRange(t))?;
     Ok(wire::OcspGeneralizedTime(GeneralizedTime::from_date_time(dt)))
 }
 
@@ -536,8 +555,8 @@ fn encode_err(e: der::Error) -> OcspError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SoftwareSigner;
     use crate::signer::verify_signature;
+    use crate::{KeyAlgorithm, SoftwareSigner};
     use time::macros::datetime;
 
     struct Ca {
@@ -627,6 +646,39 @@ mod tests {
             }
             // Sub-seconds dropped.
             assert_eq!(data.produced_at.0.to_unix_duration().as_secs(), NOW.unix_timestamp() as u64);
+        }
+    }
+
+    #[test]
+    fn encoded_requests_parse_with_signets_parser() {
+        let ca = make_ca(KeyAlgorithm::P256);
+        let issuer = &ca.issuer;
+        for (hash, serial) in CertIdHash::ALL.into_iter().zip([
+            Serial::random(),
+            Serial::from_unsigned_bytes(&[0xff; 20]).unwrap(),
+            Serial::from_unsigned_bytes(&[1]).unwrap(),
+            Serial::random(),
+        ]) {
+            let id = issuer.cert_id(hash, serial);
+            let (plain, none) = encode_request(&id, None).unwrap();
+            assert_eq!(none, None);
+            let plain = parse_request(&plain).unwrap();
+            assert_eq!(plain.cert_ids, std::slice::from_ref(&id));
+            assert_eq!(plain.nonce, None);
+            let (with_nonce, nonce_value) = encode_request(&id, Some(&[7; 16])).unwrap();
+            let with_nonce = parse_request(&with_nonce).unwrap();
+            assert!(issuer.issued(&with_nonce.cert_ids[0]));
+            // extnValue holds the DER of the nonce OCTET STRING (RFC 9654 §2.1).
+            assert_eq!(with_nonce.nonce, Some([&[0x04, 16][..], &[7; 16]].concat()));
+            assert_eq!(with_nonce.nonce, nonce_value);
+        }
+        // A CertID made from the issuer's name and key is the one the issuer makes itself.
+        let (_, cert) = x509_parser::parse_x509_certificate(&ca.der).unwrap();
+        let subject = cert.tbs_certificate.subject.as_raw();
+        let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+        let serial = Serial::random();
+        for hash in CertIdHash::ALL {
+            assert_eq!(CertId::new(hash, subject, key, serial.clone()), issuer.cert_id(hash, serial.clone()));
         }
     }
 

@@ -175,6 +175,12 @@ impl Oid {
         &self.0
     }
 
+    /// The OID as the DER encoder takes it; fails for arcs beyond what it can hold (32 bits,
+    /// 39 octets in all).
+    pub(crate) fn object_identifier(&self) -> der::Result<const_oid::ObjectIdentifier> {
+        Ok(const_oid::ObjectIdentifier::new(&self.to_string())?)
+    }
+
     fn starts_with(&self, prefix: &Oid) -> bool {
         self.0.starts_with(&prefix.0)
     }

@@ -2,6 +2,9 @@
 //! with 127 bits of entropy (DESIGN §2 asks for at least 64).
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use der::asn1::Uint;
+use der::{Decode, Encode};
+use x509_cert::serial_number::SerialNumber;
 
 /// A positive certificate serial number, kept as its minimal unsigned big-endian bytes.
 /// Its text form (database keys, URLs, logs) is lowercase hex.
@@ -58,6 +61,13 @@ impl Serial {
     /// The unsigned big-endian magnitude.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The serial as the DER encoder takes it. `SerialNumber::new` refuses 20-octet serials
+    /// with the top bit set (their DER is 21 octets) although RFC 5280 allows them and
+    /// decoding accepts them, so this goes through DER.
+    pub(crate) fn serial_number(&self) -> der::Result<SerialNumber> {
+        SerialNumber::from_der(&Uint::new(&self.0)?.to_der()?)
     }
 }
 

@@ -7,7 +7,10 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
+use const_oid::db::rfc5912;
+use der::asn1::Any;
 use serde::{Deserialize, Serialize};
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
 /// Key types a CA (or a subscriber) key may have; DESIGN §2: RSA-2048 minimum, RSA-3072,
 /// P-256 and P-384 allowed.
@@ -52,6 +55,20 @@ impl KeyAlgorithm {
             Self::Rsa2048 | Self::Rsa3072 => &rcgen::PKCS_RSA_SHA256,
             Self::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             Self::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        }
+    }
+
+    /// The AlgorithmIdentifier of this key's signatures, in the certificates and OCSP
+    /// responses Signet encodes itself.
+    pub(crate) fn signature_algorithm(self) -> AlgorithmIdentifierOwned {
+        match self {
+            // RFC 4055 §5: the parameters of the PKCS#1 v1.5 algorithms are NULL, not absent.
+            Self::Rsa2048 | Self::Rsa3072 => {
+                AlgorithmIdentifierOwned { oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION, parameters: Some(Any::null()) }
+            }
+            // RFC 5758 §3.2: the ECDSA algorithms have no parameters.
+            Self::P256 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_256, parameters: None },
+            Self::P384 => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_384, parameters: None },
         }
     }
 }

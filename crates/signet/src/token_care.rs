@@ -199,7 +199,10 @@ async fn revocation(
     }
     let key_bits = issuer.public_key().subject_public_key.data.as_ref();
     let (request, nonce_value) =
-        encode_request(issuer.subject().as_raw(), key_bits, cert.raw_serial(), Some(&nonce[..]));
+        match encode_request(issuer.subject().as_raw(), key_bits, cert.raw_serial(), Some(&nonce[..])) {
+            Ok(r) => r,
+            Err(e) => return format!("unknown: {e}"),
+        };
     let answer = match fetcher.post(&url, "application/ocsp-request", request).await {
         Ok(body) => body,
         Err(e) => return format!("unknown: the OCSP responder did not answer ({e})"),

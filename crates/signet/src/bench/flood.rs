@@ -10,15 +10,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper::header::{CONTENT_TYPE, HOST};
 use serde::Serialize;
 use signet_pki::KeyAlgorithm;
-use signet_pki::ocsp::{CertIdHash, OcspIssuer};
+use signet_pki::ocsp::{CertIdHash, OcspIssuer, encode_request};
 use signet_ra::SystemClock;
 
-use super::{
-    ACTOR, BoxError, Measured, OCSP_CERTS, Out, REQUEST_TIMEOUT, Target, bench_order, bench_settings, connect,
-    exchange, fresh_csrs, http_load, make_dev_ca, ocsp_get_path, ocsp_request_der, probe, render,
-};
+use super::crl::proc_status_kib;
+use super::figures::{Measured, Out, percentile, render};
+use super::http::{Connection, HttpRequest, Target, http_load, probe};
+use super::messages::{fresh_csrs, ocsp_get_path};
+use super::setup::{bench_order, bench_settings, make_dev_ca};
+use super::{ACTOR, BoxError, OCSP_CERTS};
 
 /// Options of `signet bench flood`.
 #[derive(clap::Args, Clone)]
@@ -86,13 +92,12 @@ async fn flood_against(
 ) -> Result<FloodFigure, BoxError> {
     let issuer = OcspIssuer::new(&state.certificates.issuing)?;
     let order = bench_order()?;
-    let mut requests = Vec::new();
+    let mut paths = Vec::new();
     for csr in fresh_csrs(OCSP_CERTS)? {
         let cert = state.issue(ACTOR, &order, &csr).await?;
-        let path = ocsp_get_path(&ocsp_request_der(&issuer.cert_id(CertIdHash::Sha1, cert.serial), None)?);
-        requests.push(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes());
+        paths.push(ocsp_get_path(&encode_request(&issuer.cert_id(CertIdHash::Sha1, cert.serial), None)?.0));
     }
-    let ocsp = Arc::new(Target::OcspGet(requests));
+    let ocsp = Arc::new(Target::OcspGet(paths));
     probe(addr, &ocsp, "ocsp-get-cached").await?;
     let idle = http_load(addr, ocsp.clone(), args.ocsp_connections, Duration::from_secs_f64(args.idle_seconds)).await?;
     let ocsp_idle_per_second = idle.ops as f64 / idle.elapsed.as_secs_f64();
@@ -143,7 +148,7 @@ async fn flood_against(
         ocsp_idle_per_second,
         ocsp_flood_per_second,
         ocsp_ratio: ocsp_flood_per_second / ocsp_idle_per_second,
-        ocsp_flood_p99_us: super::percentile(&latencies, 99.0),
+        ocsp_flood_p99_us: percentile(&latencies, 99.0),
         rss_before_kib,
         rss_peak_kib,
         rss_after_kib,
@@ -152,7 +157,7 @@ async fn flood_against(
 
 /// A retrieval for an application nobody applied for: a reference in the right shape, so the
 /// server cannot refuse it before checking the password.
-fn made_up_retrieval(rng: &SystemRandom) -> Result<Vec<u8>, BoxError> {
+fn made_up_retrieval(rng: &SystemRandom) -> Result<HttpRequest, BoxError> {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut bytes = [0u8; 12];
     rng.fill(&mut bytes).map_err(|_| "the random generator failed")?;
@@ -164,11 +169,10 @@ fn made_up_retrieval(rng: &SystemRandom) -> Result<Vec<u8>, BoxError> {
         "csr": "MA==",
     })
     .to_string();
-    Ok(format!(
-        "POST /api/v1/retrieval HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes())
+    Ok(Request::post("/api/v1/retrieval")
+        .header(HOST, "bench")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))?)
 }
 
 /// One flood connection: takes requests from `remaining` until none are left, counting the
@@ -176,31 +180,25 @@ fn made_up_retrieval(rng: &SystemRandom) -> Result<Vec<u8>, BoxError> {
 async fn send_retrievals(addr: SocketAddr, remaining: Arc<AtomicU64>) -> BTreeMap<String, u64> {
     let rng = SystemRandom::new();
     let mut counts = BTreeMap::new();
-    let mut stream = None;
-    let mut buf = Vec::new();
+    let mut connection = None;
     while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
         let answer = async {
             let request = made_up_retrieval(&rng).map_err(|e| e.to_string())?;
-            let s = match &mut stream {
-                Some(s) => s,
-                None => {
-                    buf.clear();
-                    stream.insert(connect(addr).await?)
-                }
+            let c = match &mut connection {
+                Some(c) => c,
+                None => connection.insert(Connection::open(addr).await?),
             };
-            let resp = tokio::time::timeout(REQUEST_TIMEOUT, exchange(s, &request, &mut buf))
-                .await
-                .map_err(|_| "timeout".to_owned())??;
-            if resp.head.close {
-                stream = None;
+            let resp = c.exchange(request).await?;
+            if resp.close {
+                connection = None;
             }
-            Ok::<_, String>(resp.head.status)
+            Ok::<_, String>(resp.status)
         }
         .await;
         let key = match answer {
             Ok(status) => status.to_string(),
             Err(_) => {
-                stream = None;
+                connection = None;
                 "error".to_owned()
             }
         };
@@ -211,7 +209,7 @@ async fn send_retrievals(addr: SocketAddr, remaining: Arc<AtomicU64>) -> BTreeMa
 
 /// The process's resident set now, in KiB (Linux); `None` elsewhere.
 fn vm_rss_kib() -> Option<u64> {
-    super::proc_status_kib("VmRSS:")
+    proc_status_kib("VmRSS:")
 }
 
 /// The largest resident set seen every 20 ms until `done`.
@@ -257,14 +255,19 @@ fn table(f: &FloodFigure, args: &FloodArgs) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn made_up_retrievals_are_well_formed_json_posts() {
+    #[tokio::test]
+    async fn made_up_retrievals_are_well_formed_json_posts() {
+        use http_body_util::BodyExt;
+        use hyper::body::Body;
         let request = made_up_retrieval(&SystemRandom::new()).unwrap();
-        let text = String::from_utf8(request).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("POST /api/v1/retrieval HTTP/1.1"));
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(request.method(), hyper::Method::POST);
+        assert_eq!(request.uri(), "/api/v1/retrieval");
+        assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+        // hyper sends the exact size as Content-Length.
+        let length = request.body().size_hint().exact();
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(length, Some(body.len() as u64));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["application"].as_str().unwrap().len(), 12);
     }
 }

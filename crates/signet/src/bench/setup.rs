@@ -1,0 +1,102 @@
+//! What every mode starts from: a server's settings and state in a temporary folder, its dev
+//! CA, and the order every benchmark issues.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use signet_authority::ca_files::{ensure_dev_ca, load_ca};
+use signet_authority::{CaSettings, ServerConfig, Settings};
+use signet_pki::ca::{HierarchyNames, create_hierarchy};
+use signet_pki::issue::CertificateOrder;
+use signet_pki::profile::Catalog;
+use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
+use signet_pki::{CaUrls, CertificateAuthority, KeyAlgorithm, Signer, SoftwareSigner};
+use signet_ra::SystemClock;
+use signet_ra::issuance::CaService;
+use signet_store::Store;
+use time::OffsetDateTime;
+
+use super::{BoxError, PROFILE};
+
+/// Writes a dev CA of the benchmark's key type into `dir` unless one is there.
+pub(super) fn make_dev_ca(dir: &Path, key: KeyAlgorithm, catalog: &Catalog) -> Result<(), BoxError> {
+    ensure_dev_ca(dir, key, catalog, OffsetDateTime::now_utc())?;
+    Ok(())
+}
+
+/// The names of the benchmark's CAs, on disk and in memory alike.
+fn bench_names() -> HierarchyNames {
+    HierarchyNames { root_cn: "Signet Bench Root CA".into(), issuing_cn: "Signet Bench ECA 1".into() }
+}
+
+pub(super) fn bench_settings(dir: &Path, database_url: Option<&str>) -> Result<Settings, BoxError> {
+    Ok(ServerConfig {
+        data_dir: Some(dir.to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        database_url: database_url.map(str::to_owned),
+        ..Default::default()
+    }
+    .into_settings()?)
+}
+
+/// The CA key and a store in `dir`, without a server: the baselines sign with the key itself,
+/// and the domain case measures `CaService` below the node's `Authority`.
+#[derive(Clone)]
+pub(super) struct BenchCa {
+    pub(super) store: Store,
+    pub(super) ca: Arc<CertificateAuthority>,
+    settings: Arc<CaSettings>,
+}
+
+impl BenchCa {
+    pub(super) fn service(&self) -> CaService<'_, Store> {
+        self.settings.service(&self.store, &self.ca, &SystemClock)
+    }
+}
+
+/// The dev CA of the server whose settings are `settings`, loaded as the server loads it.
+pub(super) fn server_ca(settings: &Settings, base_url: &str) -> Result<Arc<CertificateAuthority>, BoxError> {
+    Ok(Arc::new(load_ca(&settings.data_dir.join("ca"), CaUrls::under(base_url))?.ca))
+}
+
+/// The CA and a store in `dir`, without an HTTP listener.
+pub(super) async fn bench_state(
+    dir: &Path,
+    key: KeyAlgorithm,
+    database_url: Option<&str>,
+) -> Result<(Settings, BenchCa), BoxError> {
+    let settings = bench_settings(dir, database_url)?;
+    make_dev_ca(&settings.data_dir.join("ca"), key, &settings.catalog)?;
+    let ca = server_ca(&settings, &format!("http://{}", settings.listen))?;
+    let store = Store::connect(&settings.database_url).await?;
+    let ca_settings = CaSettings {
+        catalog: settings.catalog.clone(),
+        key_policy: settings.key_policy.clone(),
+        crl_lifetime: settings.crl_lifetime,
+        ocsp_validity: settings.ocsp_validity,
+    };
+    Ok((settings, BenchCa { store, ca, settings: Arc::new(ca_settings) }))
+}
+
+pub(super) fn bench_order() -> Result<CertificateOrder, BoxError> {
+    Ok(CertificateOrder {
+        profile: PROFILE.into(),
+        subject: Subject::Person {
+            common_name: CommonName::new("Bench Subscriber")?,
+            organization: OrganizationName::new("Signet Benchmarks")?,
+            email: Email::new("bench@example.com")?,
+        },
+        validity_years: 1,
+    })
+}
+
+/// A CA held in memory only. The CRL benchmark uses it rather than the dev CA on disk because
+/// opening the encrypted key file runs Argon2 over 19 MiB, which would inflate the memory
+/// baseline the CRL's peak is compared with; the signing code is the same.
+pub(super) fn memory_ca(key: KeyAlgorithm) -> Result<CertificateAuthority, BoxError> {
+    let root: Arc<dyn Signer> = Arc::new(SoftwareSigner::generate(key)?);
+    let issuing: Arc<dyn Signer> = Arc::new(SoftwareSigner::generate(key)?);
+    let (_, issuing_der) =
+        create_hierarchy(root, issuing.clone(), &bench_names(), &Catalog::default_eca(), OffsetDateTime::now_utc())?;
+    Ok(CertificateAuthority::new(issuing_der, issuing, CaUrls::under("http://127.0.0.1:8080"), "Signet Bench")?)
+}
