@@ -8,8 +8,8 @@
 //! its RFC 7638 canonical form (the thumbprint that identifies the account).
 #![no_main]
 
-use signet_ra::jws::{ExternalBinding, Jwk, Jws, KeyRef};
 use libfuzzer_sys::fuzz_target;
+use signet_ra::jws::{ExternalBinding, Jwk, Jws, KeyRef};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(request) = Jws::parse(data) else { return };
