@@ -17,6 +17,7 @@ use signet_store::Store;
 use time::Duration;
 
 use crate::authority::{Authority, CaCertificates, IssueRequest, OcspAnswer, OcspQuery, ProbeError, RevokeRequest};
+use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::ocsp::OcspCache;
 
@@ -41,6 +42,16 @@ pub struct CaSettings {
 }
 
 impl CaSettings {
+    /// The CA's part of a node's validated settings.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            catalog: settings.catalog.clone(),
+            key_policy: settings.key_policy.clone(),
+            crl_lifetime: settings.crl_lifetime,
+            ocsp_validity: settings.ocsp_validity,
+        }
+    }
+
     /// The domain's issuance workflow for `ca` over `store` with these settings.
     pub fn service<'a, S>(
         &'a self,

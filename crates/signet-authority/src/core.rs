@@ -112,7 +112,7 @@ pub enum EnterpriseFailure {
 
 /// Creates `dir` (and missing parents) owner-only whatever the umask: it holds the
 /// database and the CA's keys. An existing folder is left as the operator set it.
-pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -142,12 +142,7 @@ impl Core {
         // TOTP seeds are sealed under the CA folder's key; those still in clear are sealed now.
         let store = store.with_sealing_key(ca_files::sealing_key(&ca_dir)?).await?;
         let metrics = Arc::new(Metrics::new(&settings.catalog));
-        let ca_settings = CaSettings {
-            catalog: settings.catalog.clone(),
-            key_policy: settings.key_policy.clone(),
-            crl_lifetime: settings.crl_lifetime,
-            ocsp_validity: settings.ocsp_validity,
-        };
+        let ca_settings = CaSettings::of(settings);
         let authority =
             CaAuthority::new(store.clone(), loaded.ca, loaded.root_der, ca_settings, clock.clone(), metrics.clone())?;
         let certificates = authority.certificates();

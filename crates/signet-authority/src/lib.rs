@@ -40,5 +40,5 @@ pub mod tls;
 pub use authority::{Authority, CaCertificates, IssueRequest, OcspAnswer, OcspQuery, ProbeError, RevokeRequest};
 pub use ca::{CaAuthority, CaSettings};
 pub use config::{ConfigError, ServerConfig, Settings};
-pub use core::{CommandFailure, Core, EnterpriseFailure, OpenError, Opened, create_private_dir};
+pub use core::{CommandFailure, Core, EnterpriseFailure, OpenError, Opened};
 pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;

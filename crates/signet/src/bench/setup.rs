@@ -69,12 +69,7 @@ pub(super) async fn bench_state(
     make_dev_ca(&settings.data_dir.join("ca"), key, &settings.catalog)?;
     let ca = server_ca(&settings, &format!("http://{}", settings.listen))?;
     let store = Store::connect(&settings.database_url).await?;
-    let ca_settings = CaSettings {
-        catalog: settings.catalog.clone(),
-        key_policy: settings.key_policy.clone(),
-        crl_lifetime: settings.crl_lifetime,
-        ocsp_validity: settings.ocsp_validity,
-    };
+    let ca_settings = CaSettings::of(&settings);
     Ok((settings, BenchCa { store, ca, settings: Arc::new(ca_settings) }))
 }
 
