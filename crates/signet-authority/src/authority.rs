@@ -85,7 +85,8 @@ pub trait Authority: Send + Sync {
     /// The issuing and root certificates.
     fn certificates(&self) -> CaCertificates;
 
-    /// Issues on an RA instruction (audited; the OCSP `good` answer is ready when it returns).
+    /// Issues on an RA instruction (audited). When no other issuance is in progress the OCSP
+    /// `good` answer is ready when it returns; under load it is pre-signed once the CA is idle.
     async fn issue(&self, request: IssueRequest) -> Result<IssuedCertificate, IssuanceError>;
 
     /// Revokes (audited, with its notices); OCSP answers stop saying `good` at once on this node.
@@ -100,8 +101,9 @@ pub trait Authority: Send + Sync {
     /// Signs a new CRL now, as `actor` (audited).
     async fn publish_crl(&self, actor: String) -> Result<Vec<u8>, IssuanceError>;
 
-    /// Re-signs cached OCSP answers past half their validity, so requests never wait on the key;
-    /// returns how many were re-signed.
+    /// Pre-signs the answers of certificates issued under load, and re-signs cached OCSP answers
+    /// past half their validity, so requests rarely wait on the key; returns how many were
+    /// re-signed.
     async fn refresh_ocsp(&self) -> Result<usize, StoreError>;
 
     /// Marks failed, audited, up to `limit` issuance intents a crash left unfinished.

@@ -1,8 +1,10 @@
 //! The [`Authority`] in this process: the one holder of the CA signer, with the consequences
 //! of issuing and revoking (the OCSP cache, the CRL cache, the issuance figures) kept beside
-//! the key so no caller has to remember them.
+//! the key so no caller has to remember them. Its records are written through the node's
+//! [`GroupCommit`], so concurrent issuances share transactions.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +20,7 @@ use time::Duration;
 
 use crate::authority::{Authority, CaCertificates, IssueRequest, OcspAnswer, OcspQuery, ProbeError, RevokeRequest};
 use crate::config::Settings;
+use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use crate::ocsp::OcspCache;
 
@@ -63,9 +66,23 @@ impl CaSettings {
     }
 }
 
+// The most new certificates whose OCSP answers wait to be pre-signed; past it, an answer is
+// signed on its first request instead (about 20 bytes each, so the bound is a few MB).
+const PRESIGN_BACKLOG: usize = 100_000;
+
+/// Counts an issuance in progress for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The CA key and everything that follows from using it.
 pub struct CaAuthority {
     store: Store,
+    writer: GroupCommit,
     // Shared with the blocking task of a readiness probe.
     ca: Arc<CertificateAuthority>,
     certificates: CaCertificates,
@@ -74,6 +91,11 @@ pub struct CaAuthority {
     ocsp: OcspCache,
     crl: tokio::sync::Mutex<Option<CachedCrl>>,
     metrics: Arc<Metrics>,
+    /// Issuances in progress: while there are others, a new certificate's OCSP answer is
+    /// left for later rather than signed before the response, so the key signs certificates.
+    in_flight: AtomicUsize,
+    /// New certificates whose OCSP answers are to be pre-signed when the CA is idle.
+    presign_backlog: std::sync::Mutex<Vec<Serial>>,
 }
 
 impl CaAuthority {
@@ -90,6 +112,7 @@ impl CaAuthority {
         let certificates = CaCertificates { issuing: ca.cert_der().to_vec(), root: root_der };
         Ok(Self {
             ocsp: OcspCache::new(issuer, settings.ocsp_validity),
+            writer: GroupCommit::start(store.with_own_audit_lane(), metrics.clone()),
             store,
             ca: Arc::new(ca),
             certificates,
@@ -97,11 +120,30 @@ impl CaAuthority {
             clock,
             crl: tokio::sync::Mutex::new(None),
             metrics,
+            in_flight: AtomicUsize::new(0),
+            presign_backlog: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    fn service(&self) -> CaService<'_, Store> {
-        self.settings.service(&self.store, &self.ca, self.clock.as_ref())
+    fn service(&self) -> CaService<'_, GroupCommit> {
+        self.settings.service(&self.writer, &self.ca, self.clock.as_ref())
+    }
+
+    fn presign_backlog(&self) -> std::sync::MutexGuard<'_, Vec<Serial>> {
+        self.presign_backlog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pre-signs the OCSP answers left for later, one at a time, while no issuance is waiting.
+    async fn presign_deferred(&self) {
+        loop {
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+            let Some(serial) = self.presign_backlog().pop() else { return };
+            self.ocsp.presign_new(self.ca.signer(), &serial, self.clock.now());
+            // One signature at a time, so the job never holds a worker for long.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -113,11 +155,24 @@ impl Authority for CaAuthority {
 
     async fn issue(&self, request: IssueRequest) -> Result<IssuedCertificate, IssuanceError> {
         let started = std::time::Instant::now();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight(&self.in_flight);
         let issued = self.service().issue(&request.actor, &request.order, &request.csr).await;
         self.metrics.issuance(&request.order.profile, started.elapsed(), issued.is_ok());
         if let Ok(cert) = &issued {
-            self.ocsp.presign_new(self.ca.signer(), &cert.serial, self.clock.now());
+            // Alone, the answer is signed now, so the first OCSP request finds it ready. Under
+            // load each signature spent here is a certificate not signed: the answer waits for
+            // the next quiet moment (the OCSP refresh job), or its first request signs it.
+            if self.in_flight.load(Ordering::Relaxed) == 1 {
+                self.ocsp.presign_new(self.ca.signer(), &cert.serial, self.clock.now());
+            } else {
+                let mut backlog = self.presign_backlog();
+                if backlog.len() < PRESIGN_BACKLOG {
+                    backlog.push(cert.serial.clone());
+                }
+            }
         }
+        drop(in_flight);
         issued
     }
 
@@ -155,6 +210,7 @@ impl Authority for CaAuthority {
     }
 
     async fn refresh_ocsp(&self) -> Result<usize, StoreError> {
+        self.presign_deferred().await;
         self.ocsp.refresh(&self.store, self.ca.signer(), self.clock.now()).await
     }
 

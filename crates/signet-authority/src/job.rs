@@ -13,7 +13,8 @@ pub enum Job {
     Outbox,
     /// Reminds applicants of deadlines and expires applications past theirs.
     Deadlines,
-    /// Re-signs cached OCSP answers past half their validity.
+    /// Pre-signs the OCSP answers of certificates issued under load, and re-signs cached
+    /// answers past half their validity.
     OcspRefresh,
     /// Deletes lapsed web sessions (every anonymous visit to a page starts one).
     Sessions,
@@ -24,11 +25,14 @@ pub enum Job {
     Intents,
     /// Mails subscribers 60, 30 and 7 days before a certificate of theirs expires.
     ExpiryReminders,
+    /// Records in this node's audit lane the heads of the other lanes that moved, so rows
+    /// removed from them are caught by `signet audit verify`.
+    AuditAnchor,
 }
 
 impl Job {
     /// Every job, as the runner starts them.
-    pub const ALL: [Job; 7] = [
+    pub const ALL: [Job; 8] = [
         Job::Outbox,
         Job::Deadlines,
         Job::OcspRefresh,
@@ -36,6 +40,7 @@ impl Job {
         Job::OrphanEscrows,
         Job::Intents,
         Job::ExpiryReminders,
+        Job::AuditAnchor,
     ];
 
     /// The job's name, also its lease's name.
@@ -48,6 +53,7 @@ impl Job {
             Self::OrphanEscrows => "orphan-escrows",
             Self::Intents => "intents",
             Self::ExpiryReminders => "expiry-reminders",
+            Self::AuditAnchor => "audit-anchor",
         }
     }
 
@@ -63,6 +69,9 @@ impl Job {
             Self::Intents => StdDuration::from_secs(5 * 60),
             // Reminders count calendar days: an hour late is on time.
             Self::ExpiryReminders => StdDuration::from_secs(60 * 60),
+            // Rows removed from another lane are caught if they were written before the last
+            // anchor: a minute leaves little unanchored, and a quiet log writes no anchors.
+            Self::AuditAnchor => StdDuration::from_secs(60),
         }
     }
 
@@ -80,6 +89,8 @@ impl Job {
             // One node resolves; the conditional write makes a second one harmless anyway.
             Self::Intents => Some(Duration::minutes(15)),
             Self::ExpiryReminders => Some(Duration::hours(3)),
+            // Each node anchors in its own lane.
+            Self::AuditAnchor => None,
         }
     }
 }

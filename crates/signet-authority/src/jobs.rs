@@ -94,6 +94,11 @@ pub enum Outcome {
         /// Reminders due.
         reminders: usize,
     },
+    /// Other audit lanes whose heads this node's lane recorded (0: none moved, nothing written).
+    AuditAnchor {
+        /// Lanes named.
+        lanes: usize,
+    },
 }
 
 /// Why a job run stopped.
@@ -171,6 +176,9 @@ impl JobRunner {
                 Ok(Outcome::Intents { resolved: serials.len() })
             }
             Job::ExpiryReminders => self.expiry_reminders().await,
+            Job::AuditAnchor => {
+                Ok(Outcome::AuditAnchor { lanes: self.state.store.anchor_audit(self.state.clock.now()).await? })
+            }
         }
     }
 

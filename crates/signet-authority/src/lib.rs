@@ -25,6 +25,7 @@ mod config_error;
 mod core;
 pub mod effective;
 pub mod forms_pdf;
+mod group_commit;
 mod job;
 pub mod jobs;
 pub mod limits;

@@ -124,6 +124,9 @@ pub struct Metrics {
     outbox_failures: AtomicU64,
     jobs: [JobFigures; Job::ALL.len()],
     rate_limited: AtomicU64,
+    /// Transactions of the CA's group commit, and the writes they held.
+    ca_transactions: AtomicU64,
+    ca_writes: AtomicU64,
     figures: tokio::sync::Mutex<Option<(Instant, Option<OperatingFigures>)>>,
 }
 
@@ -142,6 +145,8 @@ impl Metrics {
             outbox_failures: AtomicU64::new(0),
             jobs: Default::default(),
             rate_limited: AtomicU64::new(0),
+            ca_transactions: AtomicU64::new(0),
+            ca_writes: AtomicU64::new(0),
             figures: tokio::sync::Mutex::new(None),
         }
     }
@@ -158,6 +163,12 @@ impl Metrics {
         } else {
             self.issue_failures[slot].fetch_add(1, Relaxed);
         }
+    }
+
+    /// One transaction of the CA's group commit, holding `writes` writes.
+    pub fn ca_transaction(&self, writes: usize) {
+        self.ca_transactions.fetch_add(1, Relaxed);
+        self.ca_writes.fetch_add(writes as u64, Relaxed);
     }
 
     /// One OCSP answer stating `status`.
@@ -269,6 +280,18 @@ impl Metrics {
             );
             out.sample("signet_issuance_duration_seconds_count", &[("profile", profile)], count);
         }
+        out.family(
+            "signet_ca_write_transactions_total",
+            "counter",
+            "Transactions the CA wrote its records in; under load each holds many writes (group commit).",
+        );
+        out.sample("signet_ca_write_transactions_total", &[], self.ca_transactions.load(Relaxed));
+        out.family(
+            "signet_ca_writes_total",
+            "counter",
+            "Issuance intents, certificates, failures and revocations the CA wrote; per transaction, the mean group size.",
+        );
+        out.sample("signet_ca_writes_total", &[], self.ca_writes.load(Relaxed));
 
         out.family(
             "signet_ocsp_responses_total",

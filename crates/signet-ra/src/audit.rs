@@ -1,6 +1,12 @@
-//! Audit events and the hash chain that makes the log tamper-evident: each row's hash
-//! covers the previous row's hash, so changing, inserting or deleting a row breaks every
-//! hash after it (`signet audit verify`).
+//! Audit events and the hash chains that make the log tamper-evident.
+//!
+//! The log is a set of lanes, each a hash chain: each row's hash covers the previous row's
+//! hash in its lane, so changing, inserting, deleting or reordering a row breaks every hash
+//! after it. Each writer (a node's store) appends to a lane of its own, so nodes never wait on
+//! one another's chain head; a lane periodically records the heads of the other lanes (an
+//! anchor row), so removing rows from one lane, or a whole lane, is caught by the rows that
+//! vouched for them (`signet audit verify`). Rows written before lanes existed form the
+//! [`LEGACY_LANE`] and hash as they always did.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -138,6 +144,8 @@ pub enum AuditAction {
     TokenRetired,
     /// An escrow whose certificate was never issued was removed.
     EscrowDiscarded,
+    /// A lane recorded the heads of the other lanes of the audit log (in the details).
+    AuditAnchored,
 }
 
 impl AuditAction {
@@ -207,6 +215,7 @@ impl AuditAction {
             Self::TokenLost => "token-lost",
             Self::TokenRetired => "token-retired",
             Self::EscrowDiscarded => "escrow-discarded",
+            Self::AuditAnchored => "audit-anchored",
         }
     }
 }
@@ -242,8 +251,13 @@ impl AuditEvent {
 /// A stored audit row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
-    /// Position in the chain, from 1.
+    /// Position in the whole log, increasing in the order rows were appended (across lanes it
+    /// may skip numbers: a rolled-back append on PostgreSQL spends its numbers).
     pub seq: i64,
+    /// The lane (the writer's chain) the row belongs to.
+    pub lane: String,
+    /// Position in its lane, from 1 without gaps.
+    pub lane_seq: i64,
     /// Unix seconds.
     pub at: i64,
     /// Who.
@@ -262,7 +276,10 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
 }
 
-/// The hash before the first row.
+/// The lane of the rows written before lanes existed, as one chain over `seq`.
+pub const LEGACY_LANE: &str = "legacy";
+
+/// The hash before the first row of a lane.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// SHA-256 over the previous hash and the row's fields, length-prefixed so no two rows
@@ -299,35 +316,151 @@ pub fn chain_hash(
     hex::encode(ctx.finish())
 }
 
-/// Where the chain breaks.
+impl AuditRecord {
+    /// The hash this row must carry, given its fields and `prev_hash`.
+    ///
+    /// Legacy rows hash as they did before lanes; a lane row also covers its lane and its
+    /// place in it, so it cannot be moved to another lane or place without breaking the chain.
+    pub fn computed_hash(&self) -> String {
+        let rid = self.request_id.as_deref();
+        let (at, actor, action, subject, details) = (self.at, &self.actor, &self.action, &self.subject, &self.details);
+        if self.lane == LEGACY_LANE {
+            return chain_hash(&self.prev_hash, self.seq, at, actor, action, subject, details, rid);
+        }
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let fields: [&[u8]; 10] = [
+            self.prev_hash.as_bytes(),
+            &self.seq.to_be_bytes(),
+            &at.to_be_bytes(),
+            actor.as_bytes(),
+            action.as_bytes(),
+            subject.as_bytes(),
+            details.as_bytes(),
+            rid.unwrap_or_default().as_bytes(),
+            self.lane.as_bytes(),
+            &self.lane_seq.to_be_bytes(),
+        ];
+        for field in fields {
+            ctx.update(&(field.len() as u64).to_be_bytes());
+            ctx.update(field);
+        }
+        hex::encode(ctx.finish())
+    }
+}
+
+/// One lane's head as an anchor row records it (and as the lane table keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneHead {
+    /// The lane.
+    pub lane: String,
+    /// Its last row's place in the lane (0: no rows yet).
+    pub lane_seq: i64,
+    /// Its last row's hash.
+    pub hash: String,
+}
+
+/// The details of an [`AuditAction::AuditAnchored`] row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The other lanes' heads when the anchor was written.
+    pub heads: Vec<LaneHead>,
+}
+
+impl Anchor {
+    /// The audit event recording these heads.
+    pub fn event(&self, at: OffsetDateTime) -> AuditEvent {
+        let details = serde_json::to_value(self).unwrap_or_default();
+        AuditEvent::new(at, "system", AuditAction::AuditAnchored, "audit", details)
+    }
+}
+
+/// Where the log breaks. Each variant names the row (by `seq`) or lane where the break shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainBreak {
     /// A row's hash does not match its contents: it was edited.
     #[error("audit row {0} was altered (its hash does not match its contents)")]
     Altered(i64),
-    /// A row does not point at the previous row's hash: rows were removed or inserted.
-    #[error("audit row {0} does not follow the row before it (rows removed or inserted)")]
+    /// A row does not point at the previous row's hash: rows were removed, inserted or reordered.
+    #[error("audit row {0} does not follow the row before it (rows removed, inserted or reordered)")]
     Broken(i64),
+    /// An anchor row vouches for a row of another lane that is gone or differs.
+    #[error("audit row {0} vouches for a row of another lane that is missing or altered (rows removed)")]
+    Unanchored(i64),
+    /// A lane ends before the head recorded for it: its last rows were removed.
+    #[error("audit lane {0} ends before its recorded head (rows removed from its end)")]
+    Truncated(String),
 }
 
-/// Checks a run of rows in sequence order, starting from the genesis hash.
+/// Checks every lane of the log in `rows` (any order): each lane's chain from the genesis
+/// hash, and every anchor's view of the other lanes. Returns the number of rows checked.
 pub fn verify_chain<'a>(rows: impl IntoIterator<Item = &'a AuditRecord>) -> Result<usize, ChainBreak> {
-    let mut prev = GENESIS_HASH;
+    let mut lanes: std::collections::BTreeMap<&str, Vec<&AuditRecord>> = std::collections::BTreeMap::new();
+    for r in rows {
+        lanes.entry(&r.lane).or_default().push(r);
+    }
+    let mut breaks = Vec::new();
     let mut n = 0;
-    for (expected_seq, r) in (1..).zip(rows) {
-        if r.prev_hash != prev || r.seq != expected_seq {
+    for lane in lanes.values_mut() {
+        lane.sort_by_key(|r| r.lane_seq);
+        n += lane.len();
+        if let Err(b) = verify_lane(lane) {
+            breaks.push(b);
+        }
+    }
+    for r in lanes.values().flatten().filter(|r| r.action == AuditAction::AuditAnchored.name()) {
+        let anchor: Anchor = serde_json::from_str(&r.details).map_err(|_| ChainBreak::Altered(r.seq))?;
+        let vouched = anchor.heads.iter().all(|h| {
+            h.lane_seq == 0
+                || lanes.get(h.lane.as_str()).is_some_and(|l| {
+                    l.binary_search_by_key(&h.lane_seq, |x| x.lane_seq).is_ok_and(|i| l[i].hash == h.hash)
+                })
+        });
+        if !vouched {
+            breaks.push(ChainBreak::Unanchored(r.seq));
+        }
+    }
+    // Report the earliest break in the log, whichever lane it is in.
+    match breaks.into_iter().min_by_key(|b| match b {
+        ChainBreak::Altered(s) | ChainBreak::Broken(s) | ChainBreak::Unanchored(s) => *s,
+        ChainBreak::Truncated(_) => i64::MAX,
+    }) {
+        Some(b) => Err(b),
+        None => Ok(n),
+    }
+}
+
+/// [`verify_chain`], and that each lane reaches the head recorded for it in `heads` (it may
+/// have grown past it since the heads were read).
+pub fn verify_log<'a>(
+    rows: impl IntoIterator<Item = &'a AuditRecord> + Clone,
+    heads: &[LaneHead],
+) -> Result<usize, ChainBreak> {
+    let n = verify_chain(rows.clone())?;
+    let rows: std::collections::HashMap<(&str, i64), &str> =
+        rows.into_iter().map(|r| ((r.lane.as_str(), r.lane_seq), r.hash.as_str())).collect();
+    for h in heads.iter().filter(|h| h.lane_seq > 0) {
+        if rows.get(&(h.lane.as_str(), h.lane_seq)) != Some(&h.hash.as_str()) {
+            return Err(ChainBreak::Truncated(h.lane.clone()));
+        }
+    }
+    Ok(n)
+}
+
+/// One lane, sorted by `lane_seq`.
+fn verify_lane(rows: &[&AuditRecord]) -> Result<(), ChainBreak> {
+    let mut prev = GENESIS_HASH;
+    for (expected, r) in (1..).zip(rows) {
+        let legacy_out_of_place = r.lane == LEGACY_LANE && r.seq != expected;
+        if r.prev_hash != prev || r.lane_seq != expected || legacy_out_of_place {
             return Err(ChainBreak::Broken(r.seq));
         }
-        let hash =
-            chain_hash(&r.prev_hash, r.seq, r.at, &r.actor, &r.action, &r.subject, &r.details, r.request_id.as_deref());
-        if hash != r.hash {
+        if r.computed_hash() != r.hash {
             return Err(ChainBreak::Altered(r.seq));
         }
         prev = &r.hash;
-        n += 1;
     }
-    Ok(n)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -346,7 +479,85 @@ mod tests {
             prev_hash: prev.into(),
             hash,
             request_id: None,
+            lane: LEGACY_LANE.into(),
+            lane_seq: seq,
         }
+    }
+
+    /// Appends a row to `lane` after `prev` (its last row, if any), at global place `seq`.
+    fn lane_row(seq: i64, lane: &str, prev: Option<&AuditRecord>, action: &str, details: &str) -> AuditRecord {
+        let mut r = AuditRecord {
+            seq,
+            at: 10,
+            actor: "a".into(),
+            action: action.into(),
+            subject: "s".into(),
+            details: details.into(),
+            prev_hash: prev.map_or(GENESIS_HASH, |p| &p.hash).into(),
+            hash: String::new(),
+            request_id: None,
+            lane: lane.into(),
+            lane_seq: prev.map_or(1, |p| p.lane_seq + 1),
+        };
+        r.hash = r.computed_hash();
+        r
+    }
+
+    fn head(r: &AuditRecord) -> LaneHead {
+        LaneHead { lane: r.lane.clone(), lane_seq: r.lane_seq, hash: r.hash.clone() }
+    }
+
+    fn anchor_details(heads: &[&AuditRecord]) -> String {
+        serde_json::to_string(&Anchor { heads: heads.iter().map(|r| head(r)).collect() }).unwrap()
+    }
+
+    #[test]
+    fn lanes_interleave_and_each_is_its_own_chain() {
+        let a1 = lane_row(1, "a", None, "x", "{}");
+        let b1 = lane_row(2, "b", None, "x", "{}");
+        let a2 = lane_row(3, "a", Some(&a1), "x", "{}");
+        let b2 = lane_row(5, "b", Some(&b1), "x", "{}");
+        assert_eq!(verify_chain([&b2, &a1, &a2, &b1]), Ok(4), "order of reading and gaps in seq do not matter");
+        assert_eq!(verify_log([&a1, &a2, &b1, &b2], &[head(&a2), head(&b2)]), Ok(4));
+
+        let mut edited = b1.clone();
+        edited.actor = "mallory".into();
+        assert_eq!(verify_chain([&a1, &a2, &edited, &b2]), Err(ChainBreak::Altered(2)));
+        assert_eq!(verify_chain([&a1, &a2, &b2]), Err(ChainBreak::Broken(5)), "a row removed from lane b");
+
+        // Reordered within a lane: swapping places breaks the links.
+        let (mut x, mut y) = (a1.clone(), a2.clone());
+        std::mem::swap(&mut x.lane_seq, &mut y.lane_seq);
+        assert_eq!(verify_chain([&x, &y, &b1, &b2]), Err(ChainBreak::Broken(3)));
+        // Moved to another lane, or to another place in the log: the hash covers both.
+        let mut moved = b2.clone();
+        moved.lane = "a".into();
+        moved.lane_seq = 3;
+        moved.prev_hash = a2.hash.clone();
+        assert_eq!(verify_chain([&a1, &a2, &moved, &b1]), Err(ChainBreak::Altered(5)));
+        let mut renumbered = a2.clone();
+        renumbered.seq = 4;
+        assert_eq!(verify_chain([&a1, &renumbered, &b1, &b2]), Err(ChainBreak::Altered(4)));
+
+        // The last row of a lane is only missed against the recorded heads.
+        assert_eq!(verify_chain([&a1, &a2, &b1]), Ok(3));
+        assert_eq!(verify_log([&a1, &a2, &b1], &[head(&a2), head(&b2)]), Err(ChainBreak::Truncated("b".into())));
+    }
+
+    #[test]
+    fn an_anchor_catches_a_lane_removed_with_its_head() {
+        let a1 = lane_row(1, "a", None, "x", "{}");
+        let b1 = lane_row(2, "b", None, "x", "{}");
+        let b2 = lane_row(3, "b", Some(&b1), "x", "{}");
+        let anchor = lane_row(4, "a", Some(&a1), AuditAction::AuditAnchored.name(), &anchor_details(&[&b2]));
+        assert_eq!(verify_log([&a1, &b1, &b2, &anchor], &[head(&anchor), head(&b2)]), Ok(4));
+        // Lane b's end, and then all of lane b, removed together with its recorded head.
+        assert_eq!(verify_log([&a1, &b1, &anchor], &[head(&anchor)]), Err(ChainBreak::Unanchored(4)));
+        assert_eq!(verify_log([&a1, &anchor], &[head(&anchor)]), Err(ChainBreak::Unanchored(4)));
+        // An anchor's own details cannot be edited to match.
+        let mut forged = anchor.clone();
+        forged.details = anchor_details(&[&b1]);
+        assert_eq!(verify_chain([&a1, &b1, &forged]), Err(ChainBreak::Altered(4)));
     }
 
     #[test]

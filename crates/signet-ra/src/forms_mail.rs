@@ -311,6 +311,8 @@ mod tests {
             prev_hash: String::new(),
             hash: String::new(),
             request_id: None,
+            lane: String::new(),
+            lane_seq: 0,
         }
     }
 

@@ -9,8 +9,8 @@ use signet_ra::notify::OutboxMessage;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::applications::{insert_outbox, outbox_rows};
-use crate::{Store, backend_error, unique_or};
+use crate::ca_writes::CaWrite;
+use crate::{Store, backend_error};
 
 fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|e| StoreError::Backend(e.to_string()))
@@ -88,66 +88,15 @@ impl Store {
 
 impl CaStore for Store {
     async fn record_intent(&self, i: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
-        let i = i.clone();
-        self.audited(&audit, move |c| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO certificates (serial, profile, subject, spki_sha256, state, requested_by, created_at) \
-                     VALUES ($1, $2, $3, $4, 'intent', $5, $6)",
-                )
-                .bind(i.serial.to_hex())
-                .bind(i.profile)
-                .bind(i.subject_json)
-                .bind(i.spki_sha256)
-                .bind(i.requested_by)
-                .bind(i.at.unix_timestamp())
-                .execute(&mut *c)
-                .await
-                .map_err(|e| unique_or(e, "key"))?;
-                Ok(())
-            })
-        })
-        .await
+        self.write_one(CaWrite::Intent { intent: i.clone(), audit }).await.map(drop)
     }
 
     async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
-        let (serial, der, nb, na) =
-            (cert.serial.to_hex(), cert.der.clone(), cert.not_before.unix_timestamp(), cert.not_after.unix_timestamp());
-        self.audited(&audit, move |c| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE certificates SET state = 'issued', der = $1, not_before = $2, not_after = $3 \
-                     WHERE serial = $4 AND state = 'intent'",
-                )
-                .bind(der)
-                .bind(nb)
-                .bind(na)
-                .bind(serial)
-                .execute(&mut *c)
-                .await
-                .map_err(backend_error)?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
-            })
-        })
-        .await
+        self.write_one(CaWrite::Complete { cert: cert.clone(), audit }).await.map(drop)
     }
 
     async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
-        let serial = serial.to_hex();
-        self.audited(&audit, move |c| {
-            Box::pin(async move {
-                sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
-                    .bind(serial)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend_error)?;
-                Ok(())
-            })
-        })
-        .await
+        self.write_one(CaWrite::Fail { serial: serial.clone(), audit }).await.map(drop)
     }
 
     async fn abandon_intents(
@@ -213,39 +162,8 @@ impl CaStore for Store {
         audit: AuditEvent,
         outbox: &[OutboxMessage],
     ) -> Result<Revoked, StoreError> {
-        let serial = serial.to_hex();
-        let outbox = outbox_rows(outbox);
-        let result = self
-            .audited(&audit, move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-                         WHERE serial = $3 AND state = 'issued' AND revoked_at IS NULL",
-                    )
-                    .bind(at.unix_timestamp())
-                    .bind(i64::from(reason.code()))
-                    .bind(serial.clone())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend_error)?;
-                    if done.rows_affected() == 1 {
-                        insert_outbox(c, outbox, at.unix_timestamp()).await?;
-                        return Ok(Revoked::Now);
-                    }
-                    let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
-                        .bind(serial)
-                        .fetch_optional(&mut *c)
-                        .await
-                        .map_err(backend_error)?;
-                    // Roll back the audit row: nothing changed, so nothing is recorded.
-                    Err(if exists.is_some() { StoreError::Conflict("already revoked") } else { StoreError::NotFound })
-                })
-            })
-            .await;
-        match result {
-            Err(StoreError::Conflict("already revoked")) => Ok(Revoked::Already),
-            other => other,
-        }
+        let write = CaWrite::Revoke { serial: serial.clone(), reason, at, audit, outbox: outbox.to_vec() };
+        self.write_one(write).await?.revocation()
     }
 
     async fn status(&self, serial: &Serial) -> Result<Option<StoredStatus>, StoreError> {

@@ -10,7 +10,8 @@ use signet_ra::audit::AuditRecord;
 use signet_ra::issuance::StoreError;
 
 use crate::applications::{application, like_escape};
-use crate::{AUDIT_SELECT, Backend, Store, audit_record, backend_error};
+use crate::audit::{AUDIT_SELECT, audit_record};
+use crate::{Backend, Store, backend_error};
 
 /// Which applications the queue lists, by state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

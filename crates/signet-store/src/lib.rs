@@ -2,8 +2,8 @@
 //!
 //! What it does: one set of repositories over sqlx's `Any` driver, so the same SQL runs on
 //! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
-//! every writing transaction appends to the hash-chained audit log first, which also
-//! serializes writers on SQLite without lock-upgrade deadlocks; TOTP seeds sealed at rest under
+//! every writing transaction appends to the hash-chained audit log, to a lane of its own
+//! store so that nodes never wait on a common chain head (`audit`); TOTP seeds sealed at rest under
 //! the CA folder's sealing key (`seeds`). Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
@@ -18,7 +18,9 @@
 
 mod acme;
 mod applications;
+mod audit;
 mod ca;
+mod ca_writes;
 mod cmc;
 mod console;
 mod enterprise;
@@ -36,6 +38,7 @@ mod witness;
 
 pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
+pub use ca_writes::{CaWrite, PendingWrite, Written};
 pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
 pub use figures::{OperatingFigures, PoolUse};
@@ -43,7 +46,7 @@ pub use sessions::SessionRecord;
 
 use std::str::FromStr;
 
-use signet_ra::audit::{AuditEvent, AuditRecord, ChainBreak, chain_hash, verify_chain};
+use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
@@ -65,6 +68,8 @@ pub struct Store {
     /// Seals and opens TOTP seeds and the pages sessions keep for their next GET; without it
     /// operators and soft tokens are out of reach and no page is kept.
     sealing: Option<std::sync::Arc<signet_pki::seal::SealingKey>>,
+    /// The audit lane this store appends to.
+    lane: audit::Lane,
 }
 
 /// Why the store could not be opened.
@@ -189,7 +194,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
-        let store = Self { pool, backend, sealing: None };
+        let store = Self { pool, backend, sealing: None, lane: audit::Lane::new() };
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
@@ -226,43 +231,6 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Runs `body` in a transaction that first appends `event` to the audit log; both commit
-    /// or neither does.
-    pub(crate) async fn audited<T, F>(&self, event: &AuditEvent, body: F) -> Result<T, StoreError>
-    where
-        F: for<'c> FnOnce(
-                &'c mut AnyConnection,
-            ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>
-            + Send,
-        T: Send,
-    {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
-        append_audit(&mut tx, event).await.map_err(backend_error)?;
-        let out = body(&mut tx).await?;
-        tx.commit().await.map_err(backend_error)?;
-        Ok(out)
-    }
-
-    /// Records an audit event on its own (for events with no other state change).
-    pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.audited(event, |_| Box::pin(async { Ok(()) })).await
-    }
-
-    /// Every audit row in chain order.
-    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{AUDIT_SELECT} ORDER BY seq")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        rows.iter().map(audit_record).collect::<Result<_, sqlx::Error>>().map_err(backend_error)
-    }
-
-    /// Verifies the whole audit chain; returns the number of rows checked.
-    pub async fn verify_audit(&self) -> Result<Result<usize, ChainBreak>, StoreError> {
-        let rows = self.audit_records().await?;
-        Ok(verify_chain(&rows))
-    }
-
     /// Stores a new operator API key by the SHA-256 of its token.
     pub async fn create_api_key(&self, key: &ApiKey, token_sha256: &str, event: &AuditEvent) -> Result<(), StoreError> {
         let (name, role, hash, at) =
@@ -294,53 +262,9 @@ impl Store {
     }
 }
 
-/// Selects the audit rows' columns in the order [`audit_record`] reads them.
-pub(crate) const AUDIT_SELECT: &str =
-    "SELECT seq, at, actor, action, subject, details, prev_hash, hash, request_id FROM audit_log";
-
-pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
-    Ok(AuditRecord {
-        seq: r.try_get(0)?,
-        at: r.try_get(1)?,
-        actor: r.try_get(2)?,
-        action: r.try_get(3)?,
-        subject: r.try_get(4)?,
-        details: r.try_get(5)?,
-        prev_hash: r.try_get(6)?,
-        hash: r.try_get(7)?,
-        request_id: r.try_get(8)?,
-    })
-}
-
 pub(crate) fn unique_or(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => backend_error(e),
     }
-}
-
-async fn append_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), sqlx::Error> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut *conn)
-        .await?;
-    let seq: i64 = head.try_get(0)?;
-    let prev: String = head.try_get(1)?;
-    let at = e.at.unix_timestamp();
-    let details = e.details.to_string();
-    let request_id = request::current();
-    let hash = chain_hash(&prev, seq, at, &e.actor, e.action.name(), &e.subject, &details, request_id.as_deref());
-    sqlx::query("INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(seq)
-        .bind(at)
-        .bind(&e.actor)
-        .bind(e.action.name())
-        .bind(&e.subject)
-        .bind(details)
-        .bind(prev)
-        .bind(&hash)
-        .bind(request_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash).execute(&mut *conn).await?;
-    Ok(())
 }

@@ -1030,6 +1030,8 @@ mod tests {
             prev_hash: String::new(),
             hash: String::new(),
             request_id: None,
+            lane: String::new(),
+            lane_seq: 0,
         };
         let row = history_row(&record);
         let moment = when(OffsetDateTime::from_unix_timestamp(1_796_396_475).unwrap());

@@ -2,6 +2,7 @@
 //! SQLite and PostgreSQL.
 
 mod applications;
+mod audit_lanes;
 mod common;
 mod key_recovery;
 mod operators;

@@ -1,0 +1,139 @@
+//! Group commit: the CA's concurrent issuances and revocations share transactions.
+//!
+//! One writer task per node takes every write waiting when it is free — intents of some
+//! issuances, certificates of others, revocations — and makes them in one transaction with one
+//! append to the node's audit lane. Each caller still waits for its own write's commit before
+//! going on: an intent is stored before its certificate is signed, and a certificate is stored
+//! before it is delivered, exactly as when each had a transaction of its own. Under load the
+//! batches grow by themselves (whatever arrived during the last commit), so the database does
+//! a few large commits instead of many small ones; when the node is idle a batch is one write
+//! and waits for nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use signet_pki::crl::RevokedEntry;
+use signet_pki::issue::IssuedCertificate;
+use signet_pki::{RevocationReason, Serial};
+use signet_ra::audit::AuditEvent;
+use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
+use signet_ra::notify::OutboxMessage;
+use signet_store::{CaWrite, PendingWrite, Store, Written};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+// The most writes in one transaction: enough for every connection of a busy node, and few
+// enough that one batch's audit insert stays far below the databases' limits on parameters.
+const MAX_BATCH: usize = 256;
+
+struct Queued {
+    write: PendingWrite,
+    done: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// The CA's records written through one batching writer; reads go straight to the store.
+pub(crate) struct GroupCommit {
+    store: Store,
+    queue: mpsc::Sender<Queued>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task (on the current Tokio runtime); it ends when this is dropped.
+    pub(crate) fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(writer(store.clone(), rx, metrics));
+        Self { store, queue }
+    }
+
+    async fn write(&self, write: CaWrite) -> Result<Written, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        let stopped = || StoreError::Backend("the CA's database writer has stopped".into());
+        self.queue.send(Queued { write: write.in_this_request(), done }).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metrics>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics.ca_transaction(batch.len());
+        let (writes, done): (Vec<_>, Vec<_>) = batch.drain(..).map(|q| (q.write, q.done)).unzip();
+        let retry = (writes.len() > 1).then(|| writes.clone());
+        match (store.write_ca(writes).await, retry) {
+            (Ok(outcomes), _) => {
+                for (done, outcome) in done.into_iter().zip(outcomes) {
+                    // A caller that gave up (its request was cancelled) needs no answer.
+                    let _ = done.send(outcome);
+                }
+            }
+            // The transaction failed as a whole: each write again on its own, so one that
+            // cannot be made does not fail the others with it.
+            (Err(e), Some(writes)) => {
+                tracing::warn!(error = %e, writes = writes.len(), "a grouped CA transaction failed; writing one by one");
+                for (write, done) in writes.into_iter().zip(done) {
+                    let outcome = store.write_ca(vec![write]).await.and_then(|mut o| {
+                        o.pop().unwrap_or_else(|| Err(StoreError::Backend("a write went missing".into())))
+                    });
+                    let _ = done.send(outcome);
+                }
+            }
+            (Err(e), None) => {
+                for done in done {
+                    let _ = done.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+impl CaStore for GroupCommit {
+    async fn record_intent(&self, intent: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(CaWrite::Intent { intent: intent.clone(), audit }).await.map(drop)
+    }
+
+    async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(CaWrite::Complete { cert: cert.clone(), audit }).await.map(drop)
+    }
+
+    async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
+        self.write(CaWrite::Fail { serial: serial.clone(), audit }).await.map(drop)
+    }
+
+    fn abandon_intents(
+        &self,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Serial>, StoreError>> + Send {
+        self.store.abandon_intents(before, now, limit)
+    }
+
+    async fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: OffsetDateTime,
+        audit: AuditEvent,
+        outbox: &[OutboxMessage],
+    ) -> Result<Revoked, StoreError> {
+        let write = CaWrite::Revoke { serial: serial.clone(), reason, at, audit, outbox: outbox.to_vec() };
+        self.write(write).await?.revocation()
+    }
+
+    fn status(&self, serial: &Serial) -> impl Future<Output = Result<Option<StoredStatus>, StoreError>> + Send {
+        self.store.status(serial)
+    }
+
+    fn next_crl_number(&self, audit: AuditEvent) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.store.next_crl_number(audit)
+    }
+
+    fn revoked_unexpired(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<RevokedEntry>, StoreError>> + Send {
+        self.store.revoked_unexpired(now)
+    }
+}

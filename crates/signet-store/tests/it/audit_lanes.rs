@@ -1,0 +1,185 @@
+//! The audit log's lanes and the CA's grouped writes: several stores (nodes) on one database
+//! each append to a lane of their own; `verify_audit` still catches an edited, removed or
+//! reordered row in any lane, a lane cut short, and a lane removed whole once anchored.
+
+use serde_json::json;
+use signet_pki::issue::IssuedCertificate;
+use signet_pki::{RevocationReason, Serial};
+use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
+use signet_ra::issuance::{IssuanceIntent, Revoked, StoreError};
+use signet_store::{CaWrite, Store, Written};
+use signet_testkit::TestDb;
+use time::{Duration, OffsetDateTime};
+
+use crate::common::backend_test;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn event(action: AuditAction, subject: &str) -> AuditEvent {
+    AuditEvent::new(now(), "test", action, subject, json!({}))
+}
+
+fn intent(serial: &Serial, key: &str) -> CaWrite {
+    let intent = IssuanceIntent {
+        serial: serial.clone(),
+        profile: "medium-identity".into(),
+        subject_json: "{}".into(),
+        spki_sha256: key.into(),
+        requested_by: "test".into(),
+        at: now(),
+    };
+    CaWrite::Intent { intent, audit: event(AuditAction::IssuanceIntent, key) }
+}
+
+fn complete(serial: &Serial) -> CaWrite {
+    let cert = IssuedCertificate {
+        der: vec![0x30, 0x00],
+        serial: serial.clone(),
+        not_before: now(),
+        not_after: now() + Duration::days(365),
+    };
+    CaWrite::Complete { cert, audit: event(AuditAction::CertificateIssued, &serial.to_hex()) }
+}
+
+fn revoke(serial: &Serial) -> CaWrite {
+    let audit = event(AuditAction::CertificateRevoked, &serial.to_hex());
+    CaWrite::Revoke {
+        serial: serial.clone(),
+        reason: RevocationReason::KeyCompromise,
+        at: now(),
+        audit,
+        outbox: vec![],
+    }
+}
+
+async fn write(store: &Store, writes: Vec<CaWrite>) -> Vec<Result<Written, StoreError>> {
+    store.write_ca(writes.into_iter().map(CaWrite::in_this_request).collect()).await.unwrap()
+}
+
+async fn rows(store: &Store, sql: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(store.pool()).await.unwrap().try_get(0).unwrap()
+}
+
+// One transaction, one outcome per write: a refused write changes nothing and leaves no audit
+// row, and does not stop the others.
+backend_test!(grouped_writes_each_have_their_own_outcome, |store| async move {
+    let (a, b, dup, unknown) = (Serial::random(), Serial::random(), Serial::random(), Serial::random());
+    let outcomes = write(&store, vec![intent(&a, "ka"), intent(&b, "kb"), intent(&dup, "ka"), revoke(&unknown)]).await;
+    assert!(
+        matches!(
+            outcomes[..],
+            [Ok(Written::Done), Ok(Written::Done), Err(StoreError::Conflict("key")), Err(StoreError::NotFound)]
+        ),
+        "{outcomes:?}"
+    );
+    let outcomes = write(&store, vec![complete(&a), complete(&dup), revoke(&a), revoke(&a), complete(&b)]).await;
+    assert!(
+        matches!(
+            outcomes[..],
+            [
+                Ok(Written::Done),
+                Err(StoreError::NotFound),
+                Ok(Written::Revoked(Revoked::Now)),
+                Ok(Written::Revoked(Revoked::Already)),
+                Ok(Written::Done)
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates").await, 2, "the refused intent stored nothing");
+    // Two intents, two certificates, one revocation.
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+    let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        ["issuance-intent", "issuance-intent", "certificate-issued", "certificate-revoked", "certificate-issued"]
+    );
+});
+
+async fn two_nodes(backend: &str) -> (TestDb, Store, Store) {
+    let db = TestDb::new(backend).await;
+    let a = Store::connect(&db.url).await.unwrap();
+    let b = Store::connect(&db.url).await.unwrap();
+    (db, a, b)
+}
+
+async fn lanes_interleave_and_tampering_shows(backend: &str) {
+    let (_db, a, b) = two_nodes(backend).await;
+    for k in 0..3 {
+        write(&a, vec![intent(&Serial::random(), &format!("a{k}"))]).await;
+        write(&b, vec![intent(&Serial::random(), &format!("b{k}"))]).await;
+    }
+    assert_eq!(rows(&a, "SELECT COUNT(DISTINCT lane) FROM audit_log").await, 2, "{backend}: a lane per node");
+    assert_eq!(a.verify_audit().await.unwrap(), Ok(6), "{backend}");
+    let records = a.audit_records().await.unwrap();
+    let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{backend}: one order over the whole log: {seqs:?}");
+
+    // Lane b's second row: edited, then swapped with its third, then removed.
+    let second = &records[3];
+    assert_eq!((second.lane_seq, second.lane != records[0].lane), (2, true), "{backend}");
+    let sql = format!("UPDATE audit_log SET actor = 'mallory' WHERE seq = {}", second.seq);
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    assert_eq!(a.verify_audit().await.unwrap(), Err(ChainBreak::Altered(second.seq)), "{backend}");
+    let sql = format!("UPDATE audit_log SET actor = 'test' WHERE seq = {}", second.seq);
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    assert_eq!(a.verify_audit().await.unwrap(), Ok(6), "{backend}: restored");
+    let (s2, s3) = (second.seq, records[5].seq);
+    // Through a spare place, as the unique index on places needs.
+    for (seq, place) in [(s2, -1), (s3, 2), (s2, 3)] {
+        let sql = format!("UPDATE audit_log SET lane_seq = {place} WHERE seq = {seq}");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    }
+    assert!(matches!(a.verify_audit().await.unwrap(), Err(ChainBreak::Broken(_))), "{backend}: reordered");
+    let sql = format!("DELETE FROM audit_log WHERE seq = {s2}");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    assert!(matches!(a.verify_audit().await.unwrap(), Err(ChainBreak::Broken(_))), "{backend}: removed");
+    a.close().await;
+    b.close().await;
+}
+backend_test!(lanes_interleave_and_tampering_shows, lanes_interleave_and_tampering_shows);
+
+async fn a_lane_cut_short_or_removed_shows(backend: &str) {
+    let (_db, a, b) = two_nodes(backend).await;
+    write(&a, vec![intent(&Serial::random(), "a0")]).await;
+    write(&b, vec![intent(&Serial::random(), "b0"), intent(&Serial::random(), "b1")]).await;
+    assert_eq!(a.anchor_audit(now()).await.unwrap(), 1, "{backend}: a names b's head");
+    assert_eq!(a.anchor_audit(now()).await.unwrap(), 0, "{backend}: nothing moved, nothing written");
+    assert_eq!(a.verify_audit().await.unwrap(), Ok(4), "{backend}");
+    let lane_b = b
+        .audit_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.action == "issuance-intent" && r.subject == "b1")
+        .unwrap()
+        .lane;
+
+    // The last row of lane b removed: its recorded head is not reached.
+    let last = format!("DELETE FROM audit_log WHERE lane = '{lane_b}' AND lane_seq = 2");
+    sqlx::query(sqlx::AssertSqlSafe(last)).execute(a.pool()).await.unwrap();
+    let verdict = a.verify_audit().await.unwrap();
+    assert!(matches!(verdict, Err(ChainBreak::Unanchored(_))), "{backend}: {verdict:?}");
+    // Lane b removed whole, with its head: a's anchor still vouches for it.
+    for sql in [
+        format!("DELETE FROM audit_log WHERE lane = '{lane_b}'"),
+        format!("DELETE FROM audit_lanes WHERE lane = '{lane_b}'"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await.unwrap();
+    }
+    let verdict = a.verify_audit().await.unwrap();
+    assert!(matches!(verdict, Err(ChainBreak::Unanchored(_))), "{backend}: {verdict:?}");
+    a.close().await;
+    b.close().await;
+}
+backend_test!(a_lane_cut_short_or_removed_shows, a_lane_cut_short_or_removed_shows);
+
+// Without an anchor yet, a lane's last row removed still shows against the lane's head.
+backend_test!(a_lane_cut_short_shows_against_its_head, |store| async move {
+    write(&store, vec![intent(&Serial::random(), "k0"), intent(&Serial::random(), "k1")]).await;
+    sqlx::query("DELETE FROM audit_log WHERE lane_seq = 2").execute(store.pool()).await.unwrap();
+    assert!(matches!(store.verify_audit().await.unwrap(), Err(ChainBreak::Truncated(_))));
+});
