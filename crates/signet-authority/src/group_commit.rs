@@ -137,3 +137,53 @@ impl CaStore for GroupCommit {
         self.store.revoked_unexpired(now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_pki::profile::Catalog;
+    use signet_ra::audit::AuditAction;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const T: OffsetDateTime = datetime!(2026-12-06 12:00 UTC);
+
+    fn intent(key: &str) -> (IssuanceIntent, AuditEvent) {
+        let serial = Serial::random();
+        let audit = AuditEvent::new(T, "test", AuditAction::IssuanceIntent, serial.to_hex(), serde_json::json!({}));
+        let intent = IssuanceIntent {
+            serial,
+            profile: "medium-identity".into(),
+            subject_json: "{}".into(),
+            spki_sha256: key.into(),
+            requested_by: "test".into(),
+            at: T,
+        };
+        (intent, audit)
+    }
+
+    // Everything that waits when the writer is free goes into one transaction, each write with
+    // its own outcome; a write alone waits for nothing.
+    #[tokio::test]
+    async fn writes_waiting_together_share_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/signet.db", dir.path().display())).await.unwrap();
+        let metrics = Arc::new(Metrics::new(&Catalog::default_eca()));
+        let writer = GroupCommit::start(store.clone(), metrics.clone());
+        let mut writes: Vec<_> = (0..40).map(|i| intent(&format!("key-{i}"))).collect();
+        writes.push(intent("key-7"));
+        // Polled together in this one task, all forty-one are queued before the writer runs.
+        let outcomes =
+            futures_util::future::join_all(writes.iter().map(|(i, a)| writer.record_intent(i, a.clone()))).await;
+        assert!(outcomes[..40].iter().all(Result::is_ok), "{outcomes:?}");
+        assert!(matches!(outcomes[40], Err(StoreError::Conflict("key"))), "the second use of a key is refused");
+        let text = metrics.exposition(&store, T).await;
+        assert!(text.contains("signet_ca_write_transactions_total 1\n"), "{text}");
+        assert!(text.contains("signet_ca_writes_total 41\n"), "{text}");
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(40), "one audit row per intent stored");
+
+        let (i, a) = intent("key-alone");
+        writer.record_intent(&i, a).await.unwrap();
+        assert!(metrics.exposition(&store, T).await.contains("signet_ca_write_transactions_total 2\n"));
+    }
+}
