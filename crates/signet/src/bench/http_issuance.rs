@@ -201,7 +201,7 @@ async fn measure(
     let cfssl_note = match cfssl {
         Some(cfssl) => {
             let note = format!(
-                "cfssl {}: an RSA-2048 CA from `cfssl genkey -initca`, its default signing policy, no database",
+                "cfssl {}: an RSA-2048 CA from `cfssl genkey -initca`, its default signing policy; it stores nothing, so one CSR per connection serves",
                 cfssl.version
             );
             cfssl.stop().await;
@@ -223,7 +223,7 @@ async fn measure(
             args.seconds
         ),
         format!(
-            "each Signet request certifies a fresh P-256 key (profile {PROFILE}, operator API key; {csr_seconds:.2} s to make the CSRs, untimed); cfssl gets one CSR per connection, since it stores nothing"
+            "each Signet request certifies a fresh P-256 key (profile {PROFILE}, operator API key; {csr_seconds:.2} s to make the CSRs, untimed)"
         ),
         cfssl_note,
         format!(
