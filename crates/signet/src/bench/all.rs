@@ -1,4 +1,4 @@
-//! `bench all`: issuance, OCSP, portal pages and two CRL sizes, then one summary of the ratios.
+//! `bench all`: issuance (in process and over HTTP), OCSP, portal pages and two CRL sizes, then one summary of the ratios.
 
 use std::time::Instant;
 
@@ -6,17 +6,18 @@ use signet_pki::KeyAlgorithm;
 
 use super::crl::{crl_child, crl_table};
 use super::figures::{Out, grouped, rate_text, render};
-use super::{BoxError, cores, issuance, ocsp, portal};
+use super::{BoxError, cores, http_issuance, issuance, ocsp, portal};
 
 #[derive(clap::Args, Clone)]
 pub(super) struct AllArgs {
-    /// Smaller counts (500 issuances, 2 s of OCSP load, CRLs of 10k and 100k entries).
+    /// Smaller counts (500 issuances, 2 s of HTTP load per server, CRLs of 10k and 100k entries).
     #[arg(long)]
     pub(super) quick: bool,
     /// CA key type: rsa-2048, rsa-3072, p-256, p-384.
     #[arg(long, default_value = "rsa-2048")]
     pub(super) key_type: KeyAlgorithm,
-    /// Also run the full issuance path on this database (postgres://…); use a scratch one.
+    /// Also run the full issuance path, HTTP issuance on two nodes and the portal on this
+    /// database (postgres://…); use a scratch one.
     #[arg(long)]
     pub(super) database_url: Option<String>,
 }
@@ -32,6 +33,13 @@ pub(super) async fn all(args: &AllArgs, out: &Out) -> Result<(), BoxError> {
         database_url: args.database_url.clone(),
     };
     let mut figs = issuance::issuance(&issuance_args, out).await?;
+    let http_issuance_args = http_issuance::HttpIssuanceArgs {
+        seconds: if quick { 2.0 } else { 5.0 },
+        connections: 16,
+        cfssl: "cfssl".into(),
+        database_url: args.database_url.clone(),
+    };
+    figs.extend(http_issuance::http_issuance(&http_issuance_args, out).await?);
     let ocsp_args = ocsp::OcspArgs { seconds: if quick { 2.0 } else { 5.0 }, connections: 4, key_type: args.key_type };
     figs.extend(ocsp::ocsp(&ocsp_args, out).await?);
     let portal_args = portal::PortalArgs {

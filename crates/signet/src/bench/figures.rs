@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use signet_pki::KeyAlgorithm;
 
+use super::micros;
+
 /// One measured rate, with its baseline when it has one.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct Figure {
@@ -35,6 +37,9 @@ pub(super) struct Figure {
     /// The smallest ratio DESIGN §5 accepts without looking for overhead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) design_bar: Option<f64>,
+    /// The largest p99 DESIGN §5 accepts, where it sets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) p99_bar_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) first_error: Option<String>,
 }
@@ -87,6 +92,7 @@ impl Measured {
             baseline_label: String::new(),
             ratio: None,
             design_bar: None,
+            p99_bar_us: None,
             first_error: self.first_error,
         }
     }
@@ -101,12 +107,25 @@ impl Figure {
         self
     }
 
+    /// Holds the figure's p99 latency to `bar` as well.
+    pub(super) fn p99_at_most(mut self, bar: Duration) -> Self {
+        self.p99_bar_us = Some(micros(bar));
+        self
+    }
+
     pub(super) fn verdict(&self) -> String {
-        match (self.ratio, self.design_bar) {
-            (Some(r), Some(bar)) if r >= bar => format!("ok (≥ {bar:.2})"),
-            (Some(_), Some(bar)) => format!("below {bar:.2}: overhead to find"),
-            _ => String::new(),
-        }
+        let ratio = match (self.ratio, self.design_bar) {
+            (Some(r), Some(bar)) if r >= bar => Some(format!("ok (≥ {bar:.2})")),
+            (Some(_), Some(bar)) => Some(format!("below {bar:.2}: overhead to find")),
+            _ => None,
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        let p99 = match (self.p99_us, self.p99_bar_us) {
+            (Some(p), Some(bar)) if p <= bar => Some(format!("p99 {:.1} ms ok (≤ {:.0} ms)", ms(p), ms(bar))),
+            (Some(p), Some(bar)) => Some(format!("p99 {:.1} ms over {:.0} ms", ms(p), ms(bar))),
+            _ => None,
+        };
+        ratio.into_iter().chain(p99).collect::<Vec<_>>().join("; ")
     }
 }
 

@@ -23,7 +23,7 @@ use super::crl::proc_status_kib;
 use super::figures::{Measured, Out, percentile, render};
 use super::http::{Connection, HttpRequest, Target, http_load, probe};
 use super::messages::{fresh_csrs, ocsp_get_path};
-use super::setup::{bench_order, bench_settings, make_dev_ca};
+use super::setup::{bench_order, bench_settings, make_dev_ca, stop_node};
 use super::{ACTOR, BoxError, OCSP_CERTS};
 
 /// Options of `signet bench flood`.
@@ -76,9 +76,7 @@ pub(super) async fn flood(args: &FloodArgs, out: &Out) -> Result<(), BoxError> {
     make_dev_ca(&settings.data_dir.join("ca"), args.key_type, &settings.catalog)?;
     let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
     let result = flood_against(running.addr, &running.state, args).await;
-    running.task.abort();
-    running.jobs.stop().await;
-    running.state.store().close().await;
+    stop_node(running).await;
     let fig = result?;
     out.json(&fig);
     out.text(&table(&fig, args));
@@ -99,7 +97,8 @@ async fn flood_against(
     }
     let ocsp = Arc::new(Target::OcspGet(paths));
     probe(addr, &ocsp, "ocsp-get-cached").await?;
-    let idle = http_load(addr, ocsp.clone(), args.ocsp_connections, Duration::from_secs_f64(args.idle_seconds)).await?;
+    let idle =
+        http_load(&[addr], ocsp.clone(), args.ocsp_connections, Duration::from_secs_f64(args.idle_seconds)).await?;
     let ocsp_idle_per_second = idle.ops as f64 / idle.elapsed.as_secs_f64();
 
     let rss_before_kib = vm_rss_kib();
@@ -112,7 +111,7 @@ async fn flood_against(
         async move {
             let mut m = Measured::default();
             while !done.load(Ordering::Relaxed) {
-                m.merge(http_load(addr, ocsp.clone(), n, Duration::from_millis(250)).await?);
+                m.merge(http_load(&[addr], ocsp.clone(), n, Duration::from_millis(250)).await?);
             }
             Ok::<_, BoxError>(m)
         }

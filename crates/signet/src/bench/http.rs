@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Version};
 use hyper_util::rt::TokioIo;
 use signet_pki::ocsp::{CertId, encode_request};
@@ -39,6 +40,13 @@ pub(super) enum Target {
     OcspPost(Vec<CertId>),
     /// A portal page: its path, and the session cookie to send if any.
     Page(String, Option<String>),
+    /// `POST /api/v1/certificates` with an operator's API key (`Bearer …`), each request the
+    /// next of the prepared JSON bodies: the store certifies a key only once, so every body
+    /// carries a CSR of its own.
+    Issue { authorization: String, bodies: Vec<Bytes>, next: AtomicUsize },
+    /// cfssl's `POST /api/v1/cfssl/sign`, one prepared body per connection: cfssl keeps no
+    /// record of what it signed, so a CSR may come back.
+    CfsslSign(Vec<Bytes>),
 }
 
 impl Target {
@@ -59,21 +67,40 @@ impl Target {
                     .map_err(|e| e.to_string())?;
                 Ok((request, Some(nonce)))
             }
+            Target::Issue { authorization, bodies, next } => {
+                let body = bodies
+                    .get(next.fetch_add(1, Ordering::Relaxed))
+                    .ok_or_else(|| format!("all {} prepared CSRs are used up", bodies.len()))?;
+                Ok((post_json("/api/v1/certificates", Some(authorization), body.clone())?, None))
+            }
+            Target::CfsslSign(bodies) => {
+                Ok((post_json("/api/v1/cfssl/sign", None, bodies[index % bodies.len()].clone())?, None))
+            }
         }
     }
 
     fn variants(&self) -> usize {
         match self {
-            Target::Healthz | Target::Page(..) => 1,
+            Target::Healthz | Target::Page(..) | Target::Issue { .. } => 1,
             Target::OcspGet(paths) => paths.len(),
+            Target::CfsslSign(bodies) => bodies.len(),
             Target::OcspPost(ids) => ids.len(),
         }
     }
 
-    /// Checks what a client would: status, type, a successful OCSPResponse, the nonce echoed.
+    /// Checks what a client would: status, type, a successful OCSPResponse with the nonce
+    /// echoed, an issued certificate.
     fn check(&self, resp: &HttpResponse, nonce: Option<&[u8]>) -> Result<(), String> {
-        if resp.status != 200 {
-            return Err(format!("HTTP status {}", resp.status));
+        let expected = if matches!(self, Target::Issue { .. }) { 201 } else { 200 };
+        if resp.status != expected {
+            // A JSON error body says why (a problem document, cfssl's errors).
+            let json = resp.content_type.as_deref().is_some_and(|t| t.contains("json"));
+            let why = if json {
+                String::from_utf8_lossy(&resp.body[..resp.body.len().min(300)]).into_owned()
+            } else {
+                String::new()
+            };
+            return Err(format!("HTTP status {} {why}", resp.status).trim_end().to_owned());
         }
         match self {
             Target::Healthz => {
@@ -85,6 +112,23 @@ impl Target {
                     Ok(())
                 } else {
                     Err("not the application form".into())
+                };
+            }
+            Target::Issue { .. } | Target::CfsslSign(_) => {
+                let answer: serde_json::Value =
+                    serde_json::from_slice(&resp.body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+                let certificate = if let Target::CfsslSign(_) = self {
+                    if answer["success"] != true {
+                        return Err(format!("cfssl did not sign: {}", answer["errors"]));
+                    }
+                    &answer["result"]["certificate"]
+                } else {
+                    &answer["certificate"]
+                };
+                return if certificate.as_str().is_some_and(|pem| pem.starts_with("-----BEGIN CERTIFICATE-----")) {
+                    Ok(())
+                } else {
+                    Err("the answer holds no PEM certificate".into())
                 };
             }
             Target::OcspGet(_) | Target::OcspPost(_) => {}
@@ -115,6 +159,15 @@ pub(super) fn get(path: &str, cookie: Option<&str>) -> Result<HttpRequest, Strin
     request.body(Full::default()).map_err(|e| e.to_string())
 }
 
+/// `POST path` with a JSON body, and an `Authorization` header if given.
+fn post_json(path: &str, authorization: Option<&str>, body: Bytes) -> Result<HttpRequest, String> {
+    let mut request = Request::post(path).header(HOST, "bench").header(CONTENT_TYPE, "application/json");
+    if let Some(authorization) = authorization {
+        request = request.header(AUTHORIZATION, authorization);
+    }
+    request.body(Full::new(body)).map_err(|e| e.to_string())
+}
+
 /// The parts of a response the checks need.
 #[derive(Debug)]
 pub(super) struct HttpResponse {
@@ -139,7 +192,6 @@ impl Connection {
         let (sender, connection) =
             http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
         // Reads and writes happen in the connection's task; it ends when `sender` is dropped.
-        // A connection error also fails the request in flight, which is where it is counted.
         // A connection error also fails the request in flight, which is where it is counted.
         tokio::spawn(async move { connection.await.ok() });
         Ok(Self { sender })
@@ -224,9 +276,10 @@ async fn drive_connection(addr: SocketAddr, target: Arc<Target>, index: usize, d
     m
 }
 
-/// Loads `target` from `connections` connections for `duration`.
+/// Loads `target` from `connections` connections for `duration`, spread round-robin over the
+/// servers at `addrs` (nodes of one service).
 pub(super) async fn http_load(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     target: Arc<Target>,
     connections: u64,
     duration: Duration,
@@ -234,8 +287,8 @@ pub(super) async fn http_load(
     let start = Instant::now();
     let deadline = start + duration;
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..connections {
-        set.spawn(drive_connection(addr, target.clone(), usize::try_from(i)?, deadline));
+    for i in 0..usize::try_from(connections)? {
+        set.spawn(drive_connection(addrs[i % addrs.len()], target.clone(), i, deadline));
     }
     let mut total = Measured::default();
     while let Some(done) = set.join_next().await {

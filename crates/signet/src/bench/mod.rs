@@ -1,4 +1,4 @@
-//! `signet bench`: issuance, OCSP and CRL figures beside raw-signing and plain-HTTP
+//! `signet bench`: issuance (in process and over HTTP), OCSP and CRL figures beside raw-signing and plain-HTTP
 //! baselines measured in the same run, on the same key and the same server.
 //!
 //! Absolute rates only mean something on the machine that produced them, so every figure
@@ -18,6 +18,7 @@ mod crl;
 mod figures;
 mod flood;
 mod http;
+mod http_issuance;
 mod issuance;
 mod messages;
 mod ocsp;
@@ -44,6 +45,10 @@ enum Mode {
     /// Issuance/s (pure PKI, and the full RA path with its database) against raw signing/s
     /// of the same CA key.
     Issuance(issuance::IssuanceArgs),
+    /// Issuance/s and p99 over loopback HTTP (`POST /api/v1/certificates` with an operator's
+    /// API key) against raw signing/s of the same CA key on every core and against cfssl serve;
+    /// optionally two nodes on one PostgreSQL database, with its lock waits sampled.
+    HttpIssuance(http_issuance::HttpIssuanceArgs),
     /// OCSP responses/s over loopback HTTP against a plain hello-world on the same server.
     Ocsp(ocsp::OcspArgs),
     /// Time and peak memory of signing one CRL with many entries.
@@ -54,7 +59,8 @@ enum Mode {
     /// Made-up retrievals (each a password check) at high concurrency: OCSP throughput during
     /// the flood against idle OCSP, and the server's memory before, at peak and after.
     Flood(flood::FloodArgs),
-    /// Issuance, OCSP and two CRL sizes, then a summary of the ratios.
+    /// Issuance (in process and over HTTP), OCSP, portal pages and two CRL sizes, then a
+    /// summary of the ratios.
     All(all::AllArgs),
 }
 
@@ -68,6 +74,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let out = Out { json: args.json };
     let result = match args.mode {
         Mode::Issuance(a) => issuance::issuance(&a, &out).await.map(drop),
+        Mode::HttpIssuance(a) => http_issuance::http_issuance(&a, &out).await.map(drop),
         Mode::Ocsp(a) => ocsp::ocsp(&a, &out).await.map(drop),
         Mode::Crl(a) => crl::crl_in_process(&a, &out).await.map(drop),
         Mode::Portal(a) => portal::portal(&a, &out).await.map(drop),

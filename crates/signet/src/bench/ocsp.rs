@@ -14,7 +14,7 @@ use super::figures::{Figure, Measured, Out};
 use super::http::{Target, http_load, probe};
 use super::issuance::raw_sign;
 use super::messages::{fresh_csrs, ocsp_get_path};
-use super::setup::{bench_order, bench_settings, make_dev_ca, server_ca};
+use super::setup::{bench_order, bench_settings, make_dev_ca, server_ca, stop_node};
 use super::{ACTOR, BoxError, OCSP_CERTS, ROUNDS, cores, parse_seconds};
 
 #[derive(clap::Args, Clone)]
@@ -38,9 +38,7 @@ pub(super) async fn ocsp(args: &OcspArgs, out: &Out) -> Result<Vec<Figure>, BoxE
     // The raw-signing baseline signs with the same key the server's CA holds.
     let ca = server_ca(&settings, &running.base_url)?;
     let result = ocsp_against(running.addr, &running.state, &ca, args, out).await;
-    running.task.abort();
-    running.jobs.stop().await;
-    running.state.store().close().await;
+    stop_node(running).await;
     result
 }
 
@@ -84,14 +82,14 @@ async fn ocsp_against(
     for _ in 0..ROUNDS {
         // Each case between two halves of its baseline: GET between hello-worlds, POST
         // between raw signing on every core.
-        loads[0].merge(http_load(addr, healthz_target.clone(), n, load_half).await?);
-        loads[1].merge(http_load(addr, get_target.clone(), n, load_slice).await?);
-        loads[0].merge(http_load(addr, healthz_target.clone(), n, load_half).await?);
+        loads[0].merge(http_load(&[addr], healthz_target.clone(), n, load_half).await?);
+        loads[1].merge(http_load(&[addr], get_target.clone(), n, load_slice).await?);
+        loads[0].merge(http_load(&[addr], healthz_target.clone(), n, load_half).await?);
         raw1.merge(raw_sign(ca, 1, raw_half).await?);
         if cores > 1 {
             raw_all.merge(raw_sign(ca, cores, raw_half).await?);
         }
-        loads[2].merge(http_load(addr, post_target.clone(), n, load_slice).await?);
+        loads[2].merge(http_load(&[addr], post_target.clone(), n, load_slice).await?);
         if cores > 1 {
             raw_all.merge(raw_sign(ca, cores, raw_half).await?);
         }

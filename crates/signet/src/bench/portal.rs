@@ -11,7 +11,7 @@ use signet_ra::SystemClock;
 
 use super::figures::{Figure, Measured, Out};
 use super::http::{Connection, Target, get, http_load, probe};
-use super::setup::{bench_settings, make_dev_ca};
+use super::setup::{bench_settings, make_dev_ca, stop_node};
 use super::{BoxError, ROUNDS, SETTLE, cores, parse_seconds};
 
 #[derive(clap::Args, Clone)]
@@ -47,9 +47,7 @@ pub(super) async fn portal(args: &PortalArgs, out: &Out) -> Result<Vec<Figure>, 
         make_dev_ca(&settings.data_dir.join("ca"), KeyAlgorithm::P256, &settings.catalog)?;
         let running = signet_server::spawn(&settings, Arc::new(SystemClock)).await?;
         let result = portal_against(running.addr, args, database_url.is_some(), out).await;
-        running.task.abort();
-        running.jobs.stop().await;
-        running.state.store().close().await;
+        stop_node(running).await;
         figs.extend(result?);
     }
     Ok(figs)
@@ -84,10 +82,10 @@ async fn portal_against(
     for _ in 0..ROUNDS {
         // Each page between two halves of the hello-world, as in the OCSP benchmark.
         for (i, (_, _, target)) in targets.iter().enumerate().skip(1) {
-            loads[0].merge(http_load(addr, targets[0].2.clone(), args.connections, slice / 4).await?);
-            loads[i].merge(http_load(addr, target.clone(), args.connections, slice).await?);
+            loads[0].merge(http_load(&[addr], targets[0].2.clone(), args.connections, slice / 4).await?);
+            loads[i].merge(http_load(&[addr], target.clone(), args.connections, slice).await?);
             tokio::time::sleep(SETTLE).await;
-            loads[0].merge(http_load(addr, targets[0].2.clone(), args.connections, slice / 4).await?);
+            loads[0].merge(http_load(&[addr], targets[0].2.clone(), args.connections, slice / 4).await?);
         }
     }
     let mut figs: Vec<Figure> = Vec::new();

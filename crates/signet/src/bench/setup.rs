@@ -13,6 +13,7 @@ use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
 use signet_pki::{CaUrls, CertificateAuthority, KeyAlgorithm, Signer, SoftwareSigner};
 use signet_ra::SystemClock;
 use signet_ra::issuance::CaService;
+use signet_server::Running;
 use signet_store::Store;
 use time::OffsetDateTime;
 
@@ -37,6 +38,14 @@ pub(super) fn bench_settings(dir: &Path, database_url: Option<&str>) -> Result<S
         ..Default::default()
     }
     .into_settings()?)
+}
+
+/// Stops an in-process server: its listener, its background jobs (which hand their leases
+/// over) and its database pool.
+pub(super) async fn stop_node(running: Running) {
+    running.task.abort();
+    running.jobs.stop().await;
+    running.state.store().close().await;
 }
 
 /// The CA key and a store in `dir`, without a server: the baselines sign with the key itself,
