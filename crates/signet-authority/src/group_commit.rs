@@ -34,14 +34,14 @@ struct Queued {
 }
 
 /// The CA's records written through one batching writer; reads go straight to the store.
-pub(crate) struct GroupCommit {
+pub struct GroupCommit {
     store: Store,
     queue: mpsc::Sender<Queued>,
 }
 
 impl GroupCommit {
     /// Starts the writer task (on the current Tokio runtime); it ends when this is dropped.
-    pub(crate) fn start(store: Store, metrics: Arc<Metrics>) -> Self {
+    pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(writer(store.clone(), rx, metrics));
         Self { store, queue }

@@ -42,4 +42,5 @@ pub use authority::{Authority, CaCertificates, IssueRequest, OcspAnswer, OcspQue
 pub use ca::{CaAuthority, CaSettings};
 pub use config::{ConfigError, ServerConfig, Settings};
 pub use core::{CommandFailure, Core, EnterpriseFailure, OpenError, Opened};
+pub use group_commit::GroupCommit;
 pub use ocsp::STATUS_TTL as OCSP_STATUS_TTL;

@@ -260,7 +260,7 @@ pub(super) async fn issuance(args: &IssuanceArgs, out: &Out) -> Result<Vec<Figur
         format!(
             "measured in {ROUNDS} rounds, each pki slice between two halves of its raw-signing slice, so load from other processes hits both alike"
         ),
-        "pki excludes CSR parsing; CaService includes it, the key policy, and two audited transactions".to_owned(),
+        "pki excludes CSR parsing; CaService includes it, the key policy, and its two audited writes through the node's group commit".to_owned(),
         "escrow is what a retrieval adds per encryption certificate before issuing it; no design bar (key generation dominates)".to_owned(),
     ];
     out.figures(&format!("issuance — CA key {key}, {cores} cores"), &figs, &notes);

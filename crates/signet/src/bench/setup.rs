@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use signet_authority::ca_files::{ensure_dev_ca, load_ca};
-use signet_authority::{CaSettings, ServerConfig, Settings};
+use signet_authority::metrics::Metrics;
+use signet_authority::{CaSettings, GroupCommit, ServerConfig, Settings};
 use signet_pki::ca::{HierarchyNames, create_hierarchy};
 use signet_pki::issue::CertificateOrder;
 use signet_pki::profile::Catalog;
@@ -49,17 +50,19 @@ pub(super) async fn stop_node(running: Running) {
 }
 
 /// The CA key and a store in `dir`, without a server: the baselines sign with the key itself,
-/// and the domain case measures `CaService` below the node's `Authority`.
+/// and the domain case measures `CaService` below the node's `Authority`, writing through the
+/// same group commit a node uses.
 #[derive(Clone)]
 pub(super) struct BenchCa {
     pub(super) store: Store,
     pub(super) ca: Arc<CertificateAuthority>,
     settings: Arc<CaSettings>,
+    writer: Arc<GroupCommit>,
 }
 
 impl BenchCa {
-    pub(super) fn service(&self) -> CaService<'_, Store> {
-        self.settings.service(&self.store, &self.ca, &SystemClock)
+    pub(super) fn service(&self) -> CaService<'_, GroupCommit> {
+        self.settings.service(&*self.writer, &self.ca, &SystemClock)
     }
 }
 
@@ -79,7 +82,8 @@ pub(super) async fn bench_state(
     let ca = server_ca(&settings, &format!("http://{}", settings.listen))?;
     let store = Store::connect(&settings.database_url).await?;
     let ca_settings = CaSettings::of(&settings);
-    Ok((settings, BenchCa { store, ca, settings: Arc::new(ca_settings) }))
+    let writer = Arc::new(GroupCommit::start(store.with_own_audit_lane(), Arc::new(Metrics::new(&settings.catalog))));
+    Ok((settings, BenchCa { store, ca, settings: Arc::new(ca_settings), writer }))
 }
 
 pub(super) fn bench_order() -> Result<CertificateOrder, BoxError> {
