@@ -1,7 +1,6 @@
 //! OCSP answers (RFC 6960). Single-certificate requests without a nonce are answered from a
 //! cache of pre-signed responses, checked against the stored status on every request (at most
-//! [`STATUS_TTL`] old), so a revocation made on any node shows at once. A request seen before
-//! is recognised by its bytes, so the cached answer is found without parsing it again.
+//! [`STATUS_TTL`] old), so a revocation made on any node shows at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,8 +24,8 @@ use crate::metrics::{Metrics, OcspSource};
 /// seen within this bound.
 pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-// The cache holds at most this many answers, and as many known requests; past it, that map
-// is cleared (a cold miss costs one signature, or one parse, so a simple bound beats an LRU here).
+// The cache holds at most this many answers; past it, it is cleared (a cold miss costs one
+// signature, so a simple bound beats an LRU here).
 const CACHE_LIMIT: usize = 200_000;
 
 /// A signed answer kept for reuse while the stored status is unchanged.
@@ -43,27 +42,11 @@ struct Cached {
     checked: std::time::Instant,
 }
 
-impl Cached {
-    fn is_fresh(&self, now: OffsetDateTime) -> bool {
-        self.checked.elapsed() < STATUS_TTL && now < self.refresh_at
-    }
-}
-
-/// The signed answers, and the requests known to ask for one of them.
-#[derive(Default)]
-struct Answers {
-    by_cert: HashMap<CertId, Cached>,
-    /// The DER of single-certificate requests without a nonce for this CA, each with the CertID
-    /// it names: what parsing it again would give, so this never goes stale. Clients poll the
-    /// same certificates with the same bytes, and parsing costs more than the rest of a hit.
-    requests: HashMap<Bytes, CertId>,
-}
-
 /// The responder's identity and its cache of signed answers.
 pub(crate) struct OcspCache {
     issuer: OcspIssuer,
     validity: Duration,
-    answers: Mutex<Answers>,
+    answers: Mutex<HashMap<CertId, Cached>>,
 }
 
 fn to_cert_status(s: Option<StoredStatus>) -> CertStatus {
@@ -82,10 +65,10 @@ fn refused(metrics: &Metrics, status: ErrorStatus) -> OcspAnswer {
 
 impl OcspCache {
     pub(crate) fn new(issuer: OcspIssuer, validity: Duration) -> Self {
-        Self { issuer, validity, answers: Mutex::default() }
+        Self { issuer, validity, answers: Mutex::new(HashMap::new()) }
     }
 
-    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<CertId, Cached>> {
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -97,14 +80,6 @@ impl OcspCache {
         query: &OcspQuery,
         now: OffsetDateTime,
     ) -> OcspAnswer {
-        let cached_answer = |c: &Cached| OcspAnswer {
-            der: c.der.clone(),
-            max_age: query.cacheable.then(|| (c.next_update - now).whole_seconds() - 60),
-        };
-        if let Some(c) = self.fresh_for_request(&query.der, now) {
-            metrics.ocsp_answer(&c.status, OcspSource::Hit);
-            return cached_answer(&c);
-        }
         let request = match parse_request(&query.der) {
             Ok(r) => r,
             Err(e) => {
@@ -115,12 +90,15 @@ impl OcspCache {
         if !request.cert_ids.iter().any(|id| self.issuer.issued(id)) {
             return refused(metrics, ErrorStatus::Unauthorized);
         }
-        if let ([id], None) = (request.cert_ids.as_slice(), &request.nonce) {
-            self.remember_request(&query.der, id);
-            if let Some(c) = self.fresh(id, now) {
-                metrics.ocsp_answer(&c.status, OcspSource::Hit);
-                return cached_answer(&c);
-            }
+        let cached_answer = |c: &Cached| OcspAnswer {
+            der: c.der.clone(),
+            max_age: query.cacheable.then(|| (c.next_update - now).whole_seconds() - 60),
+        };
+        if let ([id], None) = (request.cert_ids.as_slice(), &request.nonce)
+            && let Some(c) = self.fresh(id, now)
+        {
+            metrics.ocsp_answer(&c.status, OcspSource::Hit);
+            return cached_answer(&c);
         }
         let mut statuses = Vec::with_capacity(request.cert_ids.len());
         for id in &request.cert_ids {
@@ -167,26 +145,7 @@ impl OcspCache {
     /// A cached answer whose status was read within [`STATUS_TTL`] and that is not due for
     /// re-signing: served without touching the database.
     fn fresh(&self, id: &CertId, now: OffsetDateTime) -> Option<Cached> {
-        self.answers().by_cert.get(id).filter(|c| c.is_fresh(now)).cloned()
-    }
-
-    /// [`Self::fresh`] for a request seen before, found by its bytes alone.
-    fn fresh_for_request(&self, der: &[u8], now: OffsetDateTime) -> Option<Cached> {
-        let answers = self.answers();
-        let id = answers.requests.get(der)?;
-        answers.by_cert.get(id).filter(|c| c.is_fresh(now)).cloned()
-    }
-
-    fn remember_request(&self, der: &[u8], id: &CertId) {
-        let mut answers = self.answers();
-        if answers.requests.contains_key(der) {
-            return;
-        }
-        if answers.requests.len() >= CACHE_LIMIT {
-            answers.requests.clear();
-        }
-        // A copy: a POST body may be a slice of a much larger read buffer.
-        answers.requests.insert(Bytes::copy_from_slice(der), id.clone());
+        self.answers().get(id).filter(|c| c.checked.elapsed() < STATUS_TTL && now < c.refresh_at).cloned()
     }
 
     /// The cached answer if it still states `single.status`, else a newly signed one; and which
@@ -197,7 +156,7 @@ impl OcspCache {
         single: &SingleStatus,
         now: OffsetDateTime,
     ) -> Result<(Cached, OcspSource), OcspError> {
-        if let Some(c) = self.answers().by_cert.get_mut(&single.cert_id)
+        if let Some(c) = self.answers().get_mut(&single.cert_id)
             && c.status == single.status
             && now < c.refresh_at
         {
@@ -209,7 +168,7 @@ impl OcspCache {
 
     /// Drops every cached answer for `serial`, after it was revoked through this node.
     pub(crate) fn forget(&self, serial: &Serial) {
-        self.answers().by_cert.retain(|id, _| id.serial != *serial);
+        self.answers().retain(|id, _| id.serial != *serial);
     }
 
     /// Signs a response for one certificate and caches it.
@@ -224,10 +183,10 @@ impl OcspCache {
             checked: std::time::Instant::now(),
         };
         let mut answers = self.answers();
-        if answers.by_cert.len() >= CACHE_LIMIT {
-            answers.by_cert.clear();
+        if answers.len() >= CACHE_LIMIT {
+            answers.clear();
         }
-        answers.by_cert.insert(single.cert_id, entry.clone());
+        answers.insert(single.cert_id, entry.clone());
         Ok(entry)
     }
 
@@ -248,7 +207,7 @@ impl OcspCache {
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
         let due: Vec<CertId> =
-            self.answers().by_cert.iter().filter(|(_, c)| c.refresh_at <= now).map(|(id, _)| id.clone()).collect();
+            self.answers().iter().filter(|(_, c)| c.refresh_at <= now).map(|(id, _)| id.clone()).collect();
         for cert_id in &due {
             let status = to_cert_status(store.status(&cert_id.serial).await?);
             if let Err(e) = self.presign(signer, SingleStatus { cert_id: cert_id.clone(), status }, now) {
