@@ -14,7 +14,7 @@ use signet_pki::ocsp::OcspIssuer;
 use signet_pki::profile::Catalog;
 use signet_pki::{CertificateAuthority, Serial};
 use signet_ra::Clock;
-use signet_ra::issuance::{CaService, IssuanceError, RevocationError, Revoked, StoreError};
+use signet_ra::issuance::{CaService, CaStore, IssuanceError, RevocationError, Revoked, StoreError, StoredStatus};
 use signet_store::Store;
 use time::Duration;
 
@@ -140,7 +140,11 @@ impl CaAuthority {
                 return;
             }
             let Some(serial) = self.presign_backlog().pop() else { return };
-            self.ocsp.presign_new(self.ca.signer(), &serial, self.clock.now());
+            // It may have been revoked since it was issued: only a certificate still good gets
+            // a `good` answer ahead of time.
+            if let Ok(Some(StoredStatus::Good)) = self.store.status(&serial).await {
+                self.ocsp.presign_new(self.ca.signer(), &serial, self.clock.now());
+            }
             // One signature at a time, so the job never holds a worker for long.
             tokio::task::yield_now().await;
         }
