@@ -234,3 +234,70 @@ impl Authority for CaAuthority {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_pki::issue::CertificateOrder;
+    use signet_pki::ocsp::{CertIdHash, OcspIssuer, encode_request};
+    use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
+    use signet_ra::SystemClock;
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::core::Core;
+
+    fn csr(name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    /// The certificate status OpenSSL reads in `der`, an OCSP response.
+    fn openssl_status(dir: &std::path::Path, der: &[u8]) -> String {
+        let path = dir.join("resp.der");
+        std::fs::write(&path, der).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["ocsp", "-respin", path.to_str().unwrap(), "-resp_text", "-noverify"])
+            .output()
+            .expect("openssl must be installed (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains("Cert Status:")).unwrap_or(&text).trim().to_owned()
+    }
+
+    // Issued side by side, most answers are left for the refresh job; one revoked before the
+    // job runs must never get a `good` answer from it, and the others are answered `good`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_left_for_later_are_never_good_after_a_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            ServerConfig { data_dir: Some(dir.path().to_owned()), ..Default::default() }.into_settings().unwrap();
+        let core = Core::open(&settings, "http://signet.test", "http://signet.test", Arc::new(SystemClock))
+            .await
+            .unwrap()
+            .core;
+        let order = CertificateOrder {
+            profile: "medium-identity".into(),
+            subject: Subject::Person {
+                common_name: CommonName::new("Jane Doe").unwrap(),
+                organization: OrganizationName::new("Acme").unwrap(),
+                email: Email::new("jane@acme.example").unwrap(),
+            },
+            validity_years: 1,
+        };
+        let csrs: Vec<Vec<u8>> = (0..8).map(|i| csr(&format!("k{i}"))).collect();
+        let issued = futures_util::future::join_all(csrs.iter().map(|c| core.issue("test", &order, c))).await;
+        let serials: Vec<Serial> = issued.into_iter().map(|c| c.unwrap().serial).collect();
+        core.revoke("test", &serials[0], signet_pki::RevocationReason::KeyCompromise).await.unwrap();
+        core.authority.refresh_ocsp().await.unwrap();
+
+        let issuer = OcspIssuer::new(&core.certificates.issuing).unwrap();
+        for (i, serial) in serials.iter().enumerate() {
+            let (der, _) = encode_request(&issuer.cert_id(CertIdHash::Sha1, serial.clone()), None).unwrap();
+            let answer = core.authority.ocsp(OcspQuery { der: Bytes::from(der), cacheable: true }).await;
+            let status = openssl_status(dir.path(), &answer.der);
+            let expected = if i == 0 { "Cert Status: revoked" } else { "Cert Status: good" };
+            assert_eq!(status, expected, "certificate {i}");
+        }
+    }
+}
