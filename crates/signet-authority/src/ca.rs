@@ -73,6 +73,13 @@ const PRESIGN_BACKLOG: usize = 100_000;
 /// Counts an issuance in progress for as long as it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
@@ -159,8 +166,7 @@ impl Authority for CaAuthority {
 
     async fn issue(&self, request: IssueRequest) -> Result<IssuedCertificate, IssuanceError> {
         let started = std::time::Instant::now();
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let in_flight = InFlight(&self.in_flight);
+        let _in_flight = InFlight::enter(&self.in_flight);
         let issued = self.service().issue(&request.actor, &request.order, &request.csr).await;
         self.metrics.issuance(&request.order.profile, started.elapsed(), issued.is_ok());
         if let Ok(cert) = &issued {
@@ -176,7 +182,6 @@ impl Authority for CaAuthority {
                 }
             }
         }
-        drop(in_flight);
         issued
     }
 

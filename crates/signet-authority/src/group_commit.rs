@@ -60,9 +60,8 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metri
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics.ca_transaction(batch.len());
         let (writes, done): (Vec<_>, Vec<_>) = batch.drain(..).map(|q| (q.write, q.done)).unzip();
-        let retry = (writes.len() > 1).then(|| writes.clone());
-        match (store.write_ca(writes).await, retry) {
-            (Ok(outcomes), _) => {
+        match store.write_ca(&writes).await {
+            Ok(outcomes) => {
                 for (done, outcome) in done.into_iter().zip(outcomes) {
                     // A caller that gave up (its request was cancelled) needs no answer.
                     let _ = done.send(outcome);
@@ -70,16 +69,13 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metri
             }
             // The transaction failed as a whole: each write again on its own, so one that
             // cannot be made does not fail the others with it.
-            (Err(e), Some(writes)) => {
+            Err(e) if writes.len() > 1 => {
                 tracing::warn!(error = %e, writes = writes.len(), "a grouped CA transaction failed; writing one by one");
-                for (write, done) in writes.into_iter().zip(done) {
-                    let outcome = store.write_ca(vec![write]).await.and_then(|mut o| {
-                        o.pop().unwrap_or_else(|| Err(StoreError::Backend("a write went missing".into())))
-                    });
-                    let _ = done.send(outcome);
+                for (write, done) in writes.iter().zip(done) {
+                    let _ = done.send(store.write_alone(write).await);
                 }
             }
-            (Err(e), None) => {
+            Err(e) => {
                 for done in done {
                     let _ = done.send(Err(StoreError::Backend(e.to_string())));
                 }

@@ -61,7 +61,7 @@ impl Store {
     pub(crate) async fn append_audit(
         &self,
         conn: &mut AnyConnection,
-        events: &[(AuditEvent, Option<String>)],
+        events: &[(&AuditEvent, Option<&str>)],
     ) -> Result<(), sqlx::Error> {
         let Some((first, _)) = events.first() else { return Ok(()) };
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -100,7 +100,7 @@ impl Store {
                 details: e.details.to_string(),
                 prev_hash: prev,
                 hash: String::new(),
-                request_id: request_id.clone(),
+                request_id: request_id.map(str::to_owned),
                 lane: lane.to_owned(),
                 lane_seq,
             };
@@ -176,7 +176,8 @@ impl Store {
         T: Send,
     {
         let mut tx = self.pool().begin().await.map_err(backend_error)?;
-        self.append_audit(&mut tx, &[(event.clone(), request::current())]).await.map_err(backend_error)?;
+        let request_id = request::current();
+        self.append_audit(&mut tx, &[(event, request_id.as_deref())]).await.map_err(backend_error)?;
         let out = body(&mut tx).await?;
         tx.commit().await.map_err(backend_error)?;
         Ok(out)

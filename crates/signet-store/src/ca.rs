@@ -88,15 +88,15 @@ impl Store {
 
 impl CaStore for Store {
     async fn record_intent(&self, i: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_one(CaWrite::Intent { intent: i.clone(), audit }).await.map(drop)
+        self.write_alone(&CaWrite::Intent { intent: i.clone(), audit }.in_this_request()).await.map(drop)
     }
 
     async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_one(CaWrite::Complete { cert: cert.clone(), audit }).await.map(drop)
+        self.write_alone(&CaWrite::Complete { cert: cert.clone(), audit }.in_this_request()).await.map(drop)
     }
 
     async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_one(CaWrite::Fail { serial: serial.clone(), audit }).await.map(drop)
+        self.write_alone(&CaWrite::Fail { serial: serial.clone(), audit }.in_this_request()).await.map(drop)
     }
 
     async fn abandon_intents(
@@ -163,7 +163,7 @@ impl CaStore for Store {
         outbox: &[OutboxMessage],
     ) -> Result<Revoked, StoreError> {
         let write = CaWrite::Revoke { serial: serial.clone(), reason, at, audit, outbox: outbox.to_vec() };
-        self.write_one(write).await?.revocation()
+        self.write_alone(&write.in_this_request()).await?.revocation()
     }
 
     async fn status(&self, serial: &Serial) -> Result<Option<StoredStatus>, StoreError> {

@@ -91,9 +91,9 @@ impl CaWrite {
     }
 }
 
-type Applied = (Result<Written, StoreError>, Option<AuditEvent>);
+type Applied<'w> = (Result<Written, StoreError>, Option<&'w AuditEvent>);
 
-async fn apply(c: &mut AnyConnection, write: CaWrite) -> Result<Applied, StoreError> {
+async fn apply<'w>(c: &mut AnyConnection, write: &'w CaWrite) -> Result<Applied<'w>, StoreError> {
     Ok(match write {
         CaWrite::Intent { intent: i, audit } => {
             let inserted = sqlx::query(
@@ -101,10 +101,10 @@ async fn apply(c: &mut AnyConnection, write: CaWrite) -> Result<Applied, StoreEr
                  VALUES ($1, $2, $3, $4, 'intent', $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(i.serial.to_hex())
-            .bind(i.profile)
-            .bind(i.subject_json)
-            .bind(i.spki_sha256)
-            .bind(i.requested_by)
+            .bind(i.profile.as_str())
+            .bind(i.subject_json.as_str())
+            .bind(i.spki_sha256.as_str())
+            .bind(i.requested_by.as_str())
             .bind(i.at.unix_timestamp())
             .execute(&mut *c)
             .await
@@ -121,7 +121,7 @@ async fn apply(c: &mut AnyConnection, write: CaWrite) -> Result<Applied, StoreEr
                 "UPDATE certificates SET state = 'issued', der = $1, not_before = $2, not_after = $3 \
                  WHERE serial = $4 AND state = 'intent'",
             )
-            .bind(cert.der)
+            .bind(cert.der.as_slice())
             .bind(cert.not_before.unix_timestamp())
             .bind(cert.not_after.unix_timestamp())
             .bind(cert.serial.to_hex())
@@ -151,7 +151,7 @@ async fn apply(c: &mut AnyConnection, write: CaWrite) -> Result<Applied, StoreEr
             .await
             .map_err(backend_error)?;
             if done.rows_affected() == 1 {
-                insert_outbox(c, outbox_rows(&outbox), at.unix_timestamp()).await?;
+                insert_outbox(c, outbox_rows(outbox), at.unix_timestamp()).await?;
                 return Ok((Ok(Written::Revoked(Revoked::Now)), Some(audit)));
             }
             let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
@@ -168,8 +168,8 @@ async fn apply(c: &mut AnyConnection, write: CaWrite) -> Result<Applied, StoreEr
 impl Store {
     /// Makes `writes` in one transaction, in order, and appends the audit rows of those that
     /// changed something; returns each write's outcome. `Err` only if the transaction failed,
-    /// in which case none of them was made.
-    pub async fn write_ca(&self, writes: Vec<PendingWrite>) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+    /// in which case none of them was made (and the same writes may be tried again).
+    pub async fn write_ca(&self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut tx = self.pool().begin().await.map_err(backend_error)?;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
@@ -177,7 +177,7 @@ impl Store {
         // first statement and cannot deadlock upgrading a read lock.
         for PendingWrite { write, request_id } in writes {
             let (outcome, audit) = apply(&mut tx, write).await?;
-            events.extend(audit.map(|a| (a, request_id)));
+            events.extend(audit.map(|a| (a, request_id.as_deref())));
             outcomes.push(outcome);
         }
         self.append_audit(&mut tx, &events).await.map_err(backend_error)?;
@@ -186,8 +186,8 @@ impl Store {
     }
 
     /// One write in a transaction of its own.
-    pub(crate) async fn write_one(&self, write: CaWrite) -> Result<Written, StoreError> {
-        let mut outcomes = self.write_ca(vec![write.in_this_request()]).await?;
+    pub async fn write_alone(&self, write: &PendingWrite) -> Result<Written, StoreError> {
+        let mut outcomes = self.write_ca(std::slice::from_ref(write)).await?;
         outcomes.pop().unwrap_or_else(|| Err(StoreError::Backend("a write went missing".into())))
     }
 }

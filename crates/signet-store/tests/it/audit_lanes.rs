@@ -2,35 +2,19 @@
 //! each append to a lane of their own; `verify_audit` still catches an edited, removed or
 //! reordered row in any lane, a lane cut short, and a lane removed whole once anchored.
 
-use serde_json::json;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
-use signet_ra::audit::{AuditAction, AuditEvent, ChainBreak};
-use signet_ra::issuance::{IssuanceIntent, Revoked, StoreError};
+use signet_ra::audit::{AuditAction, ChainBreak};
+use signet_ra::issuance::{Revoked, StoreError};
 use signet_store::{CaWrite, Store, Written};
 use signet_testkit::TestDb;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::common::backend_test;
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-}
-
-fn event(action: AuditAction, subject: &str) -> AuditEvent {
-    AuditEvent::new(now(), "test", action, subject, json!({}))
-}
+use crate::store::{self, event, now};
 
 fn intent(serial: &Serial, key: &str) -> CaWrite {
-    let intent = IssuanceIntent {
-        serial: serial.clone(),
-        profile: "medium-identity".into(),
-        subject_json: "{}".into(),
-        spki_sha256: key.into(),
-        requested_by: "test".into(),
-        at: now(),
-    };
-    CaWrite::Intent { intent, audit: event(AuditAction::IssuanceIntent, key) }
+    CaWrite::Intent { intent: store::intent(serial, key), audit: event(AuditAction::IssuanceIntent, key) }
 }
 
 fn complete(serial: &Serial) -> CaWrite {
@@ -55,7 +39,8 @@ fn revoke(serial: &Serial) -> CaWrite {
 }
 
 async fn write(store: &Store, writes: Vec<CaWrite>) -> Vec<Result<Written, StoreError>> {
-    store.write_ca(writes.into_iter().map(CaWrite::in_this_request).collect()).await.unwrap()
+    let writes: Vec<_> = writes.into_iter().map(CaWrite::in_this_request).collect();
+    store.write_ca(&writes).await.unwrap()
 }
 
 async fn rows(store: &Store, sql: &str) -> i64 {

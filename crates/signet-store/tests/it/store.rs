@@ -16,15 +16,15 @@ use time::{Duration, OffsetDateTime};
 
 use crate::common::backend_test;
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
-fn event(action: AuditAction, subject: &str) -> AuditEvent {
+pub(crate) fn event(action: AuditAction, subject: &str) -> AuditEvent {
     AuditEvent::new(now(), "test", action, subject, json!({}))
 }
 
-fn intent(serial: &Serial, key: &str) -> IssuanceIntent {
+pub(crate) fn intent(serial: &Serial, key: &str) -> IssuanceIntent {
     IssuanceIntent {
         serial: serial.clone(),
         profile: "medium-identity".into(),
