@@ -118,6 +118,14 @@ pub enum AuditAction {
     SoftTokenRecovered,
     /// A subscriber set (or replaced) the recovery questions.
     RecoveryQuestionsSet,
+    /// A passkey was registered as a second factor (its name and AAGUID are in the details).
+    PasskeyRegistered,
+    /// A passkey was given another name.
+    PasskeyRenamed,
+    /// A passkey was removed by its owner.
+    PasskeyRemoved,
+    /// A subscriber removed the soft token, signing in with passkeys alone.
+    SoftTokenRemoved,
     /// A password reset link was emailed to an account (the token is never recorded).
     PasswordResetRequested,
     /// An account password was changed through a reset link.
@@ -202,6 +210,10 @@ impl AuditAction {
             Self::SoftTokenActivated => "soft-token-activated",
             Self::SoftTokenRecovered => "soft-token-recovered",
             Self::RecoveryQuestionsSet => "recovery-questions-set",
+            Self::PasskeyRegistered => "passkey-registered",
+            Self::PasskeyRenamed => "passkey-renamed",
+            Self::PasskeyRemoved => "passkey-removed",
+            Self::SoftTokenRemoved => "soft-token-removed",
             Self::PasswordResetRequested => "password-reset-requested",
             Self::PasswordChanged => "password-changed",
             Self::EnterpriseUserAdded => "enterprise-user-added",

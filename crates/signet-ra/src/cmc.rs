@@ -27,6 +27,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::ids::ApplicationId;
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, Until};
+use crate::passkey::{PasskeyOwner, PasskeyStore, RelyingParty};
 use crate::password::{PasswordHash, PasswordHashError};
 use crate::totp::{CodeRejected, Digits, Totp, TotpAlgorithm, TotpSecret};
 
@@ -316,11 +317,21 @@ pub trait SoftTokenStore: Send + Sync {
         audit: AuditEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes every token of the account (the recovery path), so it enrolls afresh.
-    fn remove_soft_tokens(
+    /// Deletes every token and passkey of the account (the recovery path), so it enrolls
+    /// afresh.
+    fn remove_second_factors(
         &self,
         account: &ApplicationId,
         audit: AuditEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the account's active soft token, only while the account has a passkey to sign
+    /// in with (`Conflict` otherwise, `NotFound` without an active token).
+    fn remove_active_soft_token(
+        &self,
+        account: &ApplicationId,
+        audit: AuditEvent,
+        notice: Option<&crate::notify::OutboxMessage>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The account's recovery questions, in the order they were set (empty if none).
@@ -402,18 +413,58 @@ async fn locked<S: AttemptStore>(
     }
 }
 
-/// Checks the second factor against the account's active token, off the async workers, and
-/// stores the accepted step with `audit`. A wrong or replayed code (also one another node
+/// What a subscriber gave as the second factor.
+#[derive(Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// Typed from the soft token: `<PIN><code>`, or the code alone.
+    Code(&'a str),
+    /// A passkey's answer (the browser's JSON) to the ceremony whose state the caller kept.
+    Passkey {
+        /// This site.
+        rp: &'a RelyingParty,
+        /// The state [`RelyingParty::start_authentication`] returned.
+        state: &'a [u8],
+        /// The browser's `PublicKeyCredential` JSON.
+        answer: &'a str,
+    },
+}
+
+/// Checks the second factor — a code against the account's active token (off the async
+/// workers), or a passkey registered to the account — and stores what it used up (the TOTP
+/// step, the passkey's counter) with `audit`. A wrong or replayed factor (also one another node
 /// accepted first) counts against `scope`.
-async fn second_factor<S: SoftTokenStore + AttemptStore>(
+async fn second_factor<S: SoftTokenStore + PasskeyStore + AttemptStore>(
     store: &S,
     scope: AttemptScope,
-    token: SoftToken,
-    typed: &str,
+    account: &ApplicationId,
+    second: SecondFactor<'_>,
     now: OffsetDateTime,
     audit: AuditEvent,
 ) -> Result<(), CmcAuthError> {
-    let subject = token.account.as_str().to_owned();
+    let subject = account.as_str();
+    let used = match second {
+        SecondFactor::Code(typed) => code_factor(store, account, typed, now, audit).await?,
+        SecondFactor::Passkey { rp, state, answer } => {
+            let owner = PasskeyOwner::Subscriber(account.clone());
+            crate::passkey::confirm(store, rp, &owner, state, answer, now, audit).await?.is_ok()
+        }
+    };
+    if !used {
+        return Err(fail(store, scope, subject, now).await);
+    }
+    store.clear(scope, subject).await?;
+    Ok(())
+}
+
+/// Whether `typed` is a fresh code of the account's active token; stores its step if so.
+async fn code_factor<S: SoftTokenStore>(
+    store: &S,
+    account: &ApplicationId,
+    typed: &str,
+    now: OffsetDateTime,
+    audit: AuditEvent,
+) -> Result<bool, StoreError> {
+    let Some(token) = store.soft_token(account, "active").await? else { return Ok(false) };
     let typed = typed.to_owned();
     let (token, checked) = tokio::task::spawn_blocking(move || {
         let r = token.check(&typed, now);
@@ -421,30 +472,28 @@ async fn second_factor<S: SoftTokenStore + AttemptStore>(
     })
     .await
     .map_err(|e| StoreError::Backend(format!("second-factor check panicked: {e}")))?;
-    let Ok(step) = checked else { return Err(fail(store, scope, &subject, now).await) };
+    let Ok(step) = checked else { return Ok(false) };
     match store.advance_step(&token.serial, step, audit).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(fail(store, scope, &subject, now).await),
-        Err(e) => return Err(e.into()),
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
     }
-    store.clear(scope, &subject).await?;
-    Ok(())
 }
 
 /// Signs a subscriber in. `subject` is the reference as typed (counted even when it names no
 /// account, so a lock says nothing about existence); `account` is it parsed, when it parses;
 /// `password_ok` is the caller's Argon2id check (false for unknown accounts).
 ///
-/// Locked scopes refuse at once. A wrong password and a wrong code are one failure each in
-/// [`AttemptScope::SubscriberPassword`], answered alike, so neither the answer nor the lock
-/// says which part was wrong. With a right password, an account without an active token may
-/// only enroll ([`SignedIn::MustEnroll`]).
-pub async fn sign_in<S: SoftTokenStore + AttemptStore>(
+/// Locked scopes refuse at once. A wrong password and a wrong second factor are one failure
+/// each in [`AttemptScope::SubscriberPassword`], answered alike, so neither the answer nor the
+/// lock says which part was wrong. With a right password, an account with neither an active
+/// token nor a passkey may only enroll a token ([`SignedIn::MustEnroll`]).
+pub async fn sign_in<S: SoftTokenStore + PasskeyStore + AttemptStore>(
     store: &S,
     subject: &str,
     account: Option<&ApplicationId>,
     password_ok: bool,
-    second: &str,
+    second: SecondFactor<'_>,
     now: OffsetDateTime,
 ) -> Result<SignedIn, CmcAuthError> {
     const SCOPE: AttemptScope = AttemptScope::SubscriberPassword;
@@ -452,36 +501,35 @@ pub async fn sign_in<S: SoftTokenStore + AttemptStore>(
     let Some(account) = account.filter(|_| password_ok) else {
         return Err(fail(store, SCOPE, subject, now).await);
     };
-    let Some(token) = store.soft_token(account, "active").await? else {
+    if store.soft_token(account, "active").await?.is_none()
+        && store.passkeys(&PasskeyOwner::Subscriber(account.clone())).await?.is_empty()
+    {
         store.clear(SCOPE, subject).await?;
         return Ok(SignedIn::MustEnroll);
-    };
+    }
     let event = AuditEvent::new(now, &actor(account), AuditAction::SubscriberSignedIn, account.as_str(), json!({}));
-    second_factor(store, SCOPE, token, second, now, event).await?;
+    second_factor(store, SCOPE, account, second, now, event).await?;
     Ok(SignedIn::Complete)
 }
 
 /// Step-up: a fresh second factor before a secure action, even inside a signed-in session.
 /// `action` names it in the audit log.
-pub async fn step_up<S: SoftTokenStore + AttemptStore>(
+pub async fn step_up<S: SoftTokenStore + PasskeyStore + AttemptStore>(
     store: &S,
     account: &ApplicationId,
-    second: &str,
+    second: SecondFactor<'_>,
     action: &str,
     now: OffsetDateTime,
 ) -> Result<(), CmcAuthError> {
     locked(store, account.as_str(), &[AttemptScope::SubscriberTotp], now).await?;
-    let Some(token) = store.soft_token(account, "active").await? else {
-        return Err(fail(store, AttemptScope::SubscriberTotp, account.as_str(), now).await);
-    };
     let event = AuditEvent::new(
         now,
         &actor(account),
         AuditAction::StepUpConfirmed,
         account.as_str(),
-        json!({ "action": action }),
+        json!({ "action": action, "factor": match second { SecondFactor::Code(_) => "soft-token", SecondFactor::Passkey { .. } => "passkey" } }),
     );
-    second_factor(store, AttemptScope::SubscriberTotp, token, second, now, event).await
+    second_factor(store, AttemptScope::SubscriberTotp, account, second, now, event).await
 }
 
 /// Registers a pending token with the app's registration code (step two of enrollment).
@@ -529,8 +577,8 @@ pub async fn check_recovery_password<S: SoftTokenStore + AttemptStore>(
     Ok(store.recovery_questions(account).await?)
 }
 
-/// Step two: the answers to the recovery questions remove every soft token of the account and
-/// clear its TOTP lock, so the subscriber enrolls a new one. Wrong answers count against
+/// Step two: the answers to the recovery questions remove every soft token and passkey of the
+/// account and clear its TOTP lock, so the subscriber enrolls a new token. Wrong answers count against
 /// [`AttemptScope::SubscriberRecovery`].
 pub async fn recover<S: SoftTokenStore + AttemptStore>(
     store: &S,
@@ -548,7 +596,7 @@ pub async fn recover<S: SoftTokenStore + AttemptStore>(
         return Err(fail(store, AttemptScope::SubscriberRecovery, subject, now).await);
     }
     let event = AuditEvent::new(now, &actor(account), AuditAction::SoftTokenRecovered, subject, json!({}));
-    store.remove_soft_tokens(account, event).await?;
+    store.remove_second_factors(account, event).await?;
     for scope in [AttemptScope::SubscriberTotp, AttemptScope::SubscriberRecovery] {
         store.clear(scope, subject).await?;
     }

@@ -67,6 +67,7 @@ pub mod operator;
 pub mod organization;
 mod outbox;
 mod password;
+pub mod passkey;
 pub mod password_reset;
 pub mod prices;
 pub mod renewal;

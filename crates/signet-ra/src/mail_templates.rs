@@ -62,6 +62,7 @@ fn values(kind: MessageKind) -> Values {
         CertificateRevoked => (&["certificate", "serial", "reason", "cmc_link"], &["serial"]),
         CertificateRenewed => (&["certificate", "new_serial", "old_serial", "not_after", "cmc_link"], &["new_serial"]),
         CertificateExpiring => (&["certificate", "serial", "when", "not_after", "renewal_link"], &["renewal_link"]),
+        SignInChanged => (&["change", "cmc_link", "recover_link"], &["change"]),
     };
     Values { offered, required }
 }
@@ -83,6 +84,7 @@ fn shipped(kind: MessageKind) -> &'static str {
         CertificateRevoked => include_str!("../templates/mail/certificate-revoked.txt"),
         CertificateRenewed => include_str!("../templates/mail/certificate-renewed.txt"),
         CertificateExpiring => include_str!("../templates/mail/certificate-expiring.txt"),
+        SignInChanged => include_str!("../templates/mail/sign-in-changed.txt"),
     }
 }
 

@@ -310,6 +310,17 @@ impl Notifier {
         self.message(app, MessageKind::CertificateRenewed, values, new.clone())
     }
 
+    /// The notice that `app`'s subscriber's ways to sign in changed: `change` says how, in a
+    /// sentence; `key` tells this change from others of the same account.
+    pub fn sign_in_changed(&self, app: &Application, change: &str, key: &str) -> OutboxMessage {
+        let values: &[(&str, &str)] = &[
+            ("change", change),
+            ("cmc_link", &format!("{}/cmc/passkeys", self.base_url)),
+            ("recover_link", &format!("{}/cmc/recover", self.base_url)),
+        ];
+        self.message(app, MessageKind::SignInChanged, values, key.to_owned())
+    }
+
     /// The reminder that `certificate` (serial `serial`, of profile `profile`) of `app`'s
     /// subscriber expires on `not_after`; one per threshold of `reminder`.
     pub fn certificate_expiring(

@@ -35,11 +35,14 @@ pub enum MessageKind {
     CertificateRenewed,
     /// One of the subscriber's certificates expires soon.
     CertificateExpiring,
+    /// The subscriber's ways to sign in changed (a passkey added, renamed or removed, the soft
+    /// token removed), so a change they did not make is noticed.
+    SignInChanged,
 }
 
 impl MessageKind {
     /// Every notice.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::EmailVerification,
         Self::FormsReceived,
         Self::Approved,
@@ -53,6 +56,7 @@ impl MessageKind {
         Self::CertificateRevoked,
         Self::CertificateRenewed,
         Self::CertificateExpiring,
+        Self::SignInChanged,
     ];
 
     /// The stored name.
@@ -71,6 +75,7 @@ impl MessageKind {
             Self::CertificateRevoked => "certificate-revoked",
             Self::CertificateRenewed => "certificate-renewed",
             Self::CertificateExpiring => "certificate-expiring",
+            Self::SignInChanged => "sign-in-changed",
         }
     }
 }

@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .merge(retrieve_guide::router())
         .merge(password_reset::router())
         .route("/static/site.css", get(web::stylesheet))
+        .route("/static/passkey.js", get(web::passkey_script))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::session_layer));
     Router::new()
         .merge(pages)
@@ -123,12 +124,13 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::map_response(problem_for_too_large))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        // No page runs script or is framed; links carry one-time tokens, so no referrer leaves.
+        // No page runs inline script or is framed (the one script, for passkeys, is a file of
+        // ours that only calls this site); links carry one-time tokens, so no referrer leaves.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                 frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+                 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
         ))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -225,6 +227,9 @@ async fn build_state_at(
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
     let opened = Core::open(settings, base_url, public_url, clock).await?;
+    let passkeys = signet_ra::passkey::RelyingParty::for_origin(public_url)
+        .inspect_err(|e| tracing::warn!(error = %e, "passkeys are off: people sign in with codes only"))
+        .ok();
     Ok(AppState(Arc::new(state::Inner {
         core: Arc::new(opened.core),
         key_policy: settings.key_policy.clone(),
@@ -243,6 +248,7 @@ async fn build_state_at(
         ),
         client_download: settings.client_download.clone(),
         unstored_pages: crate::unstored_pages::UnstoredPages::default(),
+        passkeys,
     })))
 }
 

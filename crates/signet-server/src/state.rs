@@ -43,6 +43,9 @@ pub struct Inner {
     pub(crate) client_download: Option<std::path::PathBuf>,
     /// Refused forms' pages for visitors without a stored session (Post/Redirect/Get).
     pub(crate) unstored_pages: crate::unstored_pages::UnstoredPages,
+    /// This site for WebAuthn; `None` when the public address cannot carry passkeys (plain
+    /// HTTP other than on localhost, an IP address).
+    pub(crate) passkeys: Option<signet_ra::passkey::RelyingParty>,
 }
 
 impl std::ops::Deref for Inner {

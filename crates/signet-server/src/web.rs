@@ -359,7 +359,7 @@ fn form_page(path: &str) -> String {
         ["console", "applications", id, _, ..] => format!("/console/applications/{id}"),
         ["console", area, _, ..] => format!("/console/{area}"),
         ["console", ..] => "/console".into(),
-        ["cmc", area @ ("recover" | "soft-token"), _, ..] => format!("/cmc/{area}"),
+        ["cmc", area @ ("recover" | "soft-token" | "passkeys"), _, ..] => format!("/cmc/{area}"),
         ["cmc", ..] => "/cmc".into(),
         ["applications", id, _, ..] if *id != "sign-in" => format!("/applications/{id}"),
         _ => "/".into(),
@@ -404,6 +404,11 @@ pub(crate) fn render<T: Template>(page: &T) -> Response {
 pub(crate) fn with_status(mut r: Response, status: StatusCode) -> Response {
     *r.status_mut() = status;
     r
+}
+
+/// The script that lets forms use passkeys (pages work without it, with codes).
+pub(crate) async fn passkey_script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../static/passkey.js"))
 }
 
 /// The stylesheet every page links (no inline styles: the CSP forbids them).

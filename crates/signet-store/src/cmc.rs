@@ -10,12 +10,13 @@ use signet_ra::application::{ApplicationId, PasswordHash};
 use signet_ra::audit::AuditEvent;
 use signet_ra::cmc::{RecoveryQuestion, SoftToken, SoftTokenSerial, SoftTokenState, SoftTokenStore};
 use signet_ra::issuance::{StoreError, StoredStatus};
+use signet_ra::notify::OutboxMessage;
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::applications::{corrupt, ts};
+use crate::applications::{corrupt, insert_outbox, outbox_rows, ts};
 use crate::ca::reason;
 use crate::operators::step_column;
 use crate::seeds::{SeedOwner, seed_error};
@@ -263,8 +264,8 @@ impl SoftTokenStore for Store {
         .await
     }
 
-    async fn remove_soft_tokens(&self, account: &ApplicationId, audit: AuditEvent) -> Result<(), StoreError> {
-        let account = account.as_str().to_owned();
+    async fn remove_second_factors(&self, account: &ApplicationId, audit: AuditEvent) -> Result<(), StoreError> {
+        let (account, owner) = (account.as_str().to_owned(), signet_ra::cmc::actor(account));
         self.audited(&audit, move |c| {
             Box::pin(async move {
                 sqlx::query("DELETE FROM soft_tokens WHERE account = $1")
@@ -272,7 +273,46 @@ impl SoftTokenStore for Store {
                     .execute(&mut *c)
                     .await
                     .map_err(backend_error)?;
+                sqlx::query("DELETE FROM passkeys WHERE owner = $1")
+                    .bind(&owner)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend_error)?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn remove_active_soft_token(
+        &self,
+        account: &ApplicationId,
+        audit: AuditEvent,
+        notice: Option<&OutboxMessage>,
+    ) -> Result<(), StoreError> {
+        let (account, owner) = (account.as_str().to_owned(), signet_ra::cmc::actor(account));
+        let (notice, at) = (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
+        self.audited(&audit, move |c| {
+            Box::pin(async move {
+                let removed = sqlx::query(
+                    "DELETE FROM soft_tokens WHERE account = $1 AND state = 'active' \
+                     AND EXISTS (SELECT 1 FROM passkeys WHERE owner = $2)",
+                )
+                .bind(&account)
+                .bind(&owner)
+                .execute(&mut *c)
+                .await
+                .map_err(backend_error)?
+                .rows_affected();
+                if removed == 1 {
+                    return insert_outbox(c, notice, at).await;
+                }
+                let active = sqlx::query("SELECT 1 FROM soft_tokens WHERE account = $1 AND state = 'active'")
+                    .bind(&account)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(backend_error)?;
+                Err(if active.is_some() { StoreError::Conflict("the last second factor") } else { StoreError::NotFound })
             })
         })
         .await

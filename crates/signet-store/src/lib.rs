@@ -29,6 +29,7 @@ mod jobs;
 mod key_recovery;
 mod operators;
 mod organizations;
+mod passkeys;
 mod password_reset;
 pub mod request;
 mod seeds;

@@ -21,8 +21,8 @@ pub(super) struct DeviceForm {
     names: String,
     #[serde(default)]
     csr: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 pub(super) async fn device_view(
@@ -94,7 +94,7 @@ pub(super) async fn device_inner(
     if form.csr.trim().is_empty() {
         return device_view(s, session, id, &form, "Paste the certificate request (PEM) for the device's key.").await;
     }
-    if let Some(refused) = confirm(s, id, &form.code, "create-device-certificate").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "create-device-certificate").await? {
         return device_view(s, session, id, &form, &refused).await;
     }
     // The shortest validity the device profile allows: a device certificate is renewed often.
@@ -129,8 +129,8 @@ pub(super) struct AcmeKeyPage {
 
 #[derive(Deserialize)]
 pub(super) struct AcmeKeyForm {
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 /// An External Account Binding key for the organization's ACME clients, created by one of its
@@ -162,7 +162,7 @@ pub(super) async fn acme_key_inner(
             "Your organization has no registered domains. Ask the RA to register them before creating ACME keys.";
         return device_view(s, session, id, &DeviceForm::default(), error).await;
     };
-    if let Some(refused) = confirm(s, id, &form.code, "create-acme-key").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "create-acme-key").await? {
         return device_view(s, session, id, &DeviceForm::default(), &refused).await;
     }
     let key = EabKey::generate(organization, scope, s.clock.now());

@@ -177,24 +177,27 @@ pub(super) async fn download(State(s): State<AppState>, session: Session, Path(s
     }
 }
 
-/// What a subscriber is told when the code confirming an action is refused. Unlike at the
-/// sign-in form, naming the code tells nothing away: the session already proved the password,
-/// and the code is the only secret a step-up checks.
-pub(super) const STEP_UP_REFUSED: &str = "That code from your authenticator app was not accepted. Codes change every 30 seconds \
-     and each works once: enter the code your app shows now (your PIN first, if you set one).";
+/// What a subscriber is told when the code or passkey confirming an action is refused. Unlike
+/// at the sign-in form, naming the code tells nothing away: the session already proved the
+/// password, and the second factor is the only secret a step-up checks.
+pub(super) const STEP_UP_REFUSED: &str = "That code from your authenticator app, or your passkey, was not accepted. Codes change every 30 seconds \
+     and each works once: enter the code your app shows now (your PIN first, if you set one), or use a passkey registered to this account.";
 
-/// The step-up check before a secure action: the answer to show when the code is refused.
+/// The step-up check before a secure action: the answer to show when the factor is refused.
 pub(super) async fn confirm(
     s: &AppState,
+    session: &Session,
     id: &ApplicationId,
-    code: &str,
+    factor: &passkeys::Factor,
     action: &str,
 ) -> Result<Option<String>, PageError> {
-    match cmc::step_up(&s.store, id, code, action, s.clock.now()).await {
+    let mut state = Vec::new();
+    let second = factor.second(s, session, &mut state);
+    match cmc::step_up(&s.store, id, second, action, s.clock.now()).await {
         Ok(()) => Ok(None),
         Err(CmcAuthError::Refused) => Ok(Some(STEP_UP_REFUSED.to_owned())),
         Err(e) => refusal(e, s.clock.now()).map(|(message, _)| {
-            Some(format!("{message} Then enter a fresh code from your authenticator app to confirm this action."))
+            Some(format!("{message} Then enter a fresh code from your authenticator app, or use your passkey, to confirm this action."))
         }),
     }
 }
@@ -203,8 +206,8 @@ pub(super) async fn confirm(
 pub(super) struct RevokeForm {
     #[serde(default)]
     reason: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 #[tracing::instrument(skip_all, fields(%serial))]
@@ -232,7 +235,7 @@ pub(super) async fn revoke_inner(
     let Some(reason) = reason else {
         return home_view(s, session, id, fail("Choose why the certificate is revoked.".into())).await;
     };
-    if let Some(refused) = confirm(s, id, &form.code, "revoke").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "revoke").await? {
         return home_view(s, session, id, fail(refused)).await;
     }
     revoke_one(s, id, &cert.serial, reason).await?;
@@ -277,8 +280,8 @@ pub(super) fn companions<'a>(
 
 #[derive(Deserialize)]
 pub(super) struct RevokeOthersForm {
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 /// After a key-compromise revocation: revokes the account's other valid certificates for key
@@ -306,7 +309,7 @@ pub(super) async fn revoke_others_inner(
     if !matches!(cert.status, StoredStatus::Revoked { reason: RevocationReason::KeyCompromise, .. }) {
         return Err(PageError::NotFound);
     }
-    if let Some(error) = confirm(s, id, &form.code, "revoke").await? {
+    if let Some(error) = confirm(s, session, id, &form.factor, "revoke").await? {
         let outcome = Outcome { error, compromised: Some(cert.serial), ..Outcome::default() };
         return home_view(s, session, id, outcome).await;
     }
@@ -452,8 +455,8 @@ pub(super) fn to_certificate(serial: &Serial, done: &str) -> Response {
 pub(super) struct RenewForm {
     #[serde(default)]
     csr: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 #[tracing::instrument(skip_all, fields(%serial))]
@@ -488,7 +491,7 @@ pub(super) async fn renew_inner(
     if form.csr.trim().is_empty() {
         return home_view(s, session, id, fail("Paste the certificate request (PEM) for the new key.".into())).await;
     }
-    if let Some(refused) = confirm(s, id, &form.code, "renew").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "renew").await? {
         return home_view(s, session, id, fail(refused)).await;
     }
     match renewal::renew(s, id, cert, &all, form.csr.trim().as_bytes(), None).await {

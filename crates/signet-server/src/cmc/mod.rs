@@ -9,6 +9,7 @@
 
 mod devices;
 mod home;
+mod passkeys;
 mod recovery;
 mod sign_in;
 mod soft_token;
@@ -29,6 +30,7 @@ use signet_pki::subject::{DnsName, OrganizationName, Subject};
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{AcmeStore, EabBinding, EabKey};
 use signet_ra::application::{ApplicationId, ApplicationStore, OrganizationKey};
+use signet_ra::audit::{AuditAction, AuditEvent};
 use signet_ra::cmc::{
     self, CmcAuthError, RECOVERY_QUESTION_COUNT, RECOVERY_QUESTIONS, SignedIn, SoftToken, SoftTokenStore,
 };
@@ -79,6 +81,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/devices", get(device_page).post(device_post))
         .route("/cmc/acme-keys", post(acme_key_post))
         .route("/cmc/users", get(users_page).post(users_post))
+        .route("/cmc/passkeys", get(passkeys::passkeys_page).post(passkeys::add))
+        .route("/cmc/passkeys/{credential}/rename", post(passkeys::rename))
+        .route("/cmc/passkeys/{credential}/remove", post(passkeys::remove))
+        .route("/cmc/passkeys/remove-soft-token", post(passkeys::remove_soft_token))
+        .route("/cmc/passkey/challenge", get(passkeys::challenge))
+        .route("/cmc/passkey/registration", get(passkeys::registration))
 }
 
 fn day(t: OffsetDateTime) -> String {

@@ -40,8 +40,8 @@ pub(super) struct QuestionsForm {
     question_1: String,
     #[serde(default)]
     answer_1: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 #[tracing::instrument(skip_all)]
@@ -62,7 +62,7 @@ pub(super) async fn questions_inner(
 ) -> Result<Response, PageError> {
     let index = |q: &str| q.parse::<usize>().unwrap_or(usize::MAX);
     let chosen = vec![index(&form.question_0), index(&form.question_1)];
-    if let Some(refused) = confirm(s, id, &form.code, "set-recovery-questions").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "set-recovery-questions").await? {
         return Ok(questions_view(session, chosen, &refused));
     }
     let picked = [(chosen[0], form.answer_0), (chosen[1], form.answer_1)];

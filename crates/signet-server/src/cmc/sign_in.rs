@@ -28,8 +28,8 @@ pub(super) struct SignInForm {
     reference: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 /// The reference as typed, bounded, for counting failures (also of references that do not
@@ -51,7 +51,9 @@ pub(super) async fn sign_in(State(s): State<AppState>, mut session: Session, For
         Err(e) => return e.into_response(),
     };
     let now = s.clock.now();
-    let outcome = cmc::sign_in(&s.store, &subject, id.as_ref(), password_ok, &form.code, now).await;
+    let mut state = Vec::new();
+    let second = form.factor.second(&s, &session, &mut state);
+    let outcome = cmc::sign_in(&s.store, &subject, id.as_ref(), password_ok, second, now).await;
     let (principal, to) = match (outcome, id) {
         (Ok(SignedIn::Complete), Some(id)) => (Principal::Subscriber(id.as_str().to_owned()), HOME),
         (Ok(SignedIn::MustEnroll), Some(id)) => (Principal::Enrolling(id.as_str().to_owned()), "/cmc/soft-token"),

@@ -88,8 +88,8 @@ pub(super) struct CreateTokenForm {
     pin: String,
     #[serde(default)]
     pin_again: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 #[tracing::instrument(skip_all)]
@@ -113,7 +113,7 @@ pub(super) async fn create_inner(
         return soft_token_view(s, session, id, replacing, "Choose the algorithm and the code length your app uses.")
             .await;
     };
-    if replacing && let Some(refused) = confirm(s, id, &form.code, "change-soft-token").await? {
+    if replacing && let Some(refused) = confirm(s, session, id, &form.factor, "change-soft-token").await? {
         return soft_token_view(s, session, id, replacing, &refused).await;
     }
     let now = s.clock.now();

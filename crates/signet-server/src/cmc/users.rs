@@ -42,8 +42,8 @@ pub(super) struct UsersPage {
 pub(super) struct UsersForm {
     #[serde(default)]
     reference: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: passkeys::Factor,
 }
 
 pub(super) async fn users_view(
@@ -110,7 +110,7 @@ pub(super) async fn users_inner(
         }
         Err(EnterpriseFailure::Store(e)) => return Err(e.into()),
     };
-    if let Some(refused) = confirm(s, id, &form.code, "add-enterprise-user").await? {
+    if let Some(refused) = confirm(s, session, id, &form.factor, "add-enterprise-user").await? {
         return users_view(s, session, id, typed, "", &refused).await;
     }
     let user = match s.add_enterprise_user(organization, account, &cmc::actor(id)).await {
