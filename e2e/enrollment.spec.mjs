@@ -23,6 +23,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -35,6 +36,9 @@ function required(name) {
 }
 
 const BASE = required('SIGNET_BASE_URL').replace(/\/$/, '');
+// Passkeys are bound to a host name, and browsers take none for an IP address: the server's
+// passkey origin for a loopback address is localhost, where the passkey part of the walk runs.
+const LOCAL = BASE.replace('://127.0.0.1:', '://localhost:');
 const MAILDIR = required('SIGNET_MAILDIR');
 const SHOTS = required('SIGNET_SCREENSHOTS');
 const OPERATORS = JSON.parse(required('SIGNET_OPERATORS'));
@@ -872,12 +876,149 @@ async function certificates({ page }, reference, password) {
 }
 
 /**
+ * A virtual authenticator (the DevTools protocol's WebAuthn domain) in `page`'s browser: a
+ * platform authenticator holding discoverable credentials, verifying its user (PIN or
+ * fingerprint) until told otherwise.
+ */
+async function virtualAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
+    userVerified: (isUserVerified) => cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified }),
+  };
+}
+
+/**
+ * A look-alike site: another origin (another port of localhost, which the passkey's RP ID
+ * covers) relaying every request to the real server, as a phishing proxy does.
+ */
+function phishingProxy() {
+  const target = new URL(BASE);
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** Signs in at `page` with the reference, the password and a passkey; returns the response. */
+async function passkeySignIn(page, base, reference, password) {
+  await page.goto(`${base}/cmc/sign-in`);
+  await page.fill('#reference', reference);
+  await page.fill('#password', password);
+  return clickAndWait(page, '#passkey-sign-in');
+}
+
+/**
+ * Passkeys: registered in the CMC (confirmed with a code, mailed), then signing in instead of a
+ * code; refused without user verification, from a look-alike origin, and with a wrong password.
+ */
+async function passkeys(browser, { code }, reference, password) {
+  step('CMC on localhost: sign in with a code, then add a passkey (a virtual authenticator)');
+  const page = await newPage(browser, 'passkeys');
+  const device = await virtualAuthenticator(page);
+  await nextStep();
+  await page.goto(`${LOCAL}/cmc/sign-in`);
+  await page.fill('#reference', reference);
+  await page.fill('#password', password);
+  await page.fill('#code', code());
+  let r = await submit(page, '/cmc/sign-in');
+  landed(page, r, '/cmc');
+  r = await page.goto(`${LOCAL}/cmc/passkeys`);
+  assert.equal(r.status(), 200);
+  assert.match(await page.textContent('#no-passkeys'), /no passkeys yet/);
+  await shot(page, 'cmc-passkeys-none');
+  await page.fill('#passkey-name', 'Work laptop');
+  await page.fill('#add-code', code(30));
+  r = await submit(page, '/cmc/passkeys');
+  landed(page, r, '/cmc/passkeys');
+  assert.match(await page.textContent('#notice'), /Your passkey “Work laptop” is added/);
+  assert.equal(await page.locator('.passkey-name').allTextContents().then((n) => n.join()), 'Work laptop');
+  assert.equal((await device.credentials()).length, 1, 'the authenticator holds the new passkey');
+  await shot(page, 'cmc-passkey-added');
+  const mail = await waitForMail(APPLICANT.email, /way you sign in .* changed/);
+  assert.match(mail.body, /A passkey named “Work laptop” was added/);
+  for (const link of mail.body.match(/https?:\/\/\S+/g) ?? []) {
+    assert.equal((await page.request.get(link)).status(), 200, `the mail's link ${link} opens a page`);
+  }
+
+  step('signing in with the passkey instead of a code');
+  await submit(page, '/cmc/sign-out');
+  r = await passkeySignIn(page, LOCAL, reference, password);
+  landed(page, r, '/cmc');
+  await shot(page, 'cmc-signed-in-with-passkey');
+
+  step('a wrong password with the passkey is refused like any wrong sign-in');
+  await submit(page, '/cmc/sign-out');
+  r = await passkeySignIn(page, LOCAL, reference, `${password}-wrong`);
+  assert.equal(r.status(), 401);
+  assert.match(await page.textContent('#signin-error'), /not correct/);
+  await shot(page, 'cmc-passkey-wrong-password');
+  await reloadAfterError(page, 'cmc-passkey-wrong-password');
+
+  step('without user verification (no PIN, no fingerprint) the passkey does not sign in');
+  await device.userVerified(false);
+  await page.fill('#reference', reference);
+  await page.fill('#password', password);
+  const [answer] = await Promise.all([
+    page.waitForResponse((res) => res.url().endsWith('/cmc/sign-in') && res.request().method() === 'POST', { timeout: 15_000 }).catch(() => null),
+    page.click('#passkey-sign-in'),
+  ]);
+  if (answer) {
+    assert.equal(answer.status(), 303, 'the refusal comes back by Post/Redirect/Get');
+    await page.waitForLoadState('load');
+    assert.match(await page.textContent('#signin-error'), /not correct/);
+  } else {
+    await page.waitForFunction(() => document.querySelector('[data-passkey-status]').textContent.includes('not used'));
+  }
+  assert.equal(new URL(page.url()).pathname, '/cmc/sign-in', 'still signed out');
+  await shot(page, 'cmc-passkey-unverified');
+  await device.userVerified(true);
+
+  step('a look-alike site relaying to the real one gets a signature the real one refuses');
+  const proxy = await phishingProxy();
+  try {
+    const phish = `http://localhost:${proxy.address().port}`;
+    r = await passkeySignIn(page, phish, reference, password);
+    assert.equal(new URL(page.url()).origin, phish);
+    assert.equal(r.status(), 401, 'the signature names the look-alike origin');
+    assert.match(await page.textContent('#signin-error'), /not correct/);
+    await shot(page, 'cmc-passkey-other-origin');
+  } finally {
+    proxy.close();
+  }
+
+  step('signed in with the passkey again, for the secure actions that follow');
+  r = await passkeySignIn(page, LOCAL, reference, password);
+  landed(page, r, '/cmc');
+  return { page, code };
+}
+
+/**
  * The token is lost with its PIN: the subscriber revokes one certificate for key compromise, is
  * offered the others on the same token, revokes them too, and is mailed for each.
  */
 async function keyCompromise({ page, code }) {
   step('CMC: a wrong code does not revoke; the message says which part failed');
-  await page.goto(`${BASE}/cmc`);
+  await page.goto(`${new URL(page.url()).origin}/cmc`);
   const first = page.locator('section.summary', { has: page.locator('form[action$="/revoke"]') }).first();
   const serial = (await first.getAttribute('id')).replace('cert-', '');
   await page.click(`#cert-${serial} summary`);
@@ -889,12 +1030,10 @@ async function keyCompromise({ page, code }) {
   await shot(page, 'cmc-revoke-refused');
   await reloadAfterError(page, 'cmc-revoke-refused', '/cmc');
 
-  step('CMC: revoked for key compromise; the other certificates on the token are offered');
-  await nextStep();
+  step('CMC: revoked for key compromise, confirmed with the passkey; the other certificates on the token are offered');
   await page.click(`#cert-${serial} summary`);
   await page.selectOption(`#reason-${serial}`, '1');
-  await page.fill(`#revoke-code-${serial}`, code(30));
-  r = await clickAndWait(page, `form[action="/cmc/certificates/${serial}/revoke"] button[type=submit]`);
+  r = await clickAndWait(page, `form[action="/cmc/certificates/${serial}/revoke"] [data-passkey-button]`);
   assert.equal(r.status(), 200);
   assert.match(await page.textContent('#compromise'), /Revoke your other certificates too\?/);
   await shot(page, 'cmc-revoked-key-compromise');
@@ -952,7 +1091,7 @@ async function main() {
     const subscriber = await cmc(browser, reference, password);
     await retrieve(browser, operator, reference, password);
     await certificates(subscriber, reference, password);
-    await keyCompromise(subscriber);
+    await keyCompromise(await passkeys(browser, subscriber, reference, password));
   } catch (e) {
     for (const [label, page] of openPages) {
       if (page.isClosed()) continue;

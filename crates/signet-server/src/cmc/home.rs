@@ -177,11 +177,14 @@ pub(super) async fn download(State(s): State<AppState>, session: Session, Path(s
     }
 }
 
-/// What a subscriber is told when the code or passkey confirming an action is refused. Unlike
-/// at the sign-in form, naming the code tells nothing away: the session already proved the
-/// password, and the second factor is the only secret a step-up checks.
-pub(super) const STEP_UP_REFUSED: &str = "That code from your authenticator app, or your passkey, was not accepted. Codes change every 30 seconds \
-     and each works once: enter the code your app shows now (your PIN first, if you set one), or use a passkey registered to this account.";
+/// What a subscriber is told when the code confirming an action is refused. Unlike at the
+/// sign-in form, naming the code tells nothing away: the session already proved the password,
+/// and the second factor is the only secret a step-up checks.
+pub(super) const STEP_UP_REFUSED: &str = "That code from your authenticator app was not accepted. Codes change every 30 seconds \
+     and each works once: enter the code your app shows now (your PIN first, if you set one).";
+/// The same when the passkey was refused.
+const PASSKEY_REFUSED: &str = "Your passkey was not accepted. Use a passkey you added to this account, on this site's \
+     own address, and unlock it with your PIN or fingerprint when asked — or enter a code from your authenticator app.";
 
 /// The step-up check before a secure action: the answer to show when the factor is refused.
 pub(super) async fn confirm(
@@ -193,9 +196,13 @@ pub(super) async fn confirm(
 ) -> Result<Option<String>, PageError> {
     let mut state = Vec::new();
     let second = factor.second(s, session, &mut state);
+    let refused = match second {
+        cmc::SecondFactor::Code(_) => STEP_UP_REFUSED,
+        cmc::SecondFactor::Passkey { .. } => PASSKEY_REFUSED,
+    };
     match cmc::step_up(&s.store, id, second, action, s.clock.now()).await {
         Ok(()) => Ok(None),
-        Err(CmcAuthError::Refused) => Ok(Some(STEP_UP_REFUSED.to_owned())),
+        Err(CmcAuthError::Refused) => Ok(Some(refused.to_owned())),
         Err(e) => refusal(e, s.clock.now()).map(|(message, _)| {
             Some(format!("{message} Then enter a fresh code from your authenticator app, or use your passkey, to confirm this action."))
         }),

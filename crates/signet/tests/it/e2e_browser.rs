@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// The whole walk takes well under a minute; a hung browser must not hold CI for 90.
-const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The whole walk takes a few minutes (it waits out TOTP steps); a hung browser must not hold CI for 90.
+const NODE_TIMEOUT: Duration = Duration::from_secs(420);
 /// The applicant's account password the browser types (passed to the script).
 const APPLICANT_PASSWORD: &str = "Harbor-Quartz-Meadow-62";
 
