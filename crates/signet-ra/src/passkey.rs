@@ -22,8 +22,8 @@ use webauthn_rp::request::register::{
     Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
 };
 use webauthn_rp::request::{AsciiDomain, PublicKeyCredentialDescriptor, RpId};
-use webauthn_rp::response::{AuthTransports, CredentialId};
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
+use webauthn_rp::response::{AuthTransports, CredentialId};
 use webauthn_rp::{
     AuthenticatedCredential, DiscoverableAuthentication16, DiscoverableAuthenticationServerState,
     DiscoverableCredentialRequestOptions, PublicKeyCredentialCreationOptions, Registration, RegistrationServerState,
@@ -318,9 +318,8 @@ impl RelyingParty {
         let registration: Registration = serde_json::from_str(response_json).map_err(|_| PasskeyError::Malformed)?;
         let origins = [self.origin.as_str()];
         let options = RegistrationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
-        let credential = server
-            .verify(&self.rp_id, &registration, &options)
-            .map_err(|e| PasskeyError::Refused(e.to_string()))?;
+        let credential =
+            server.verify(&self.rp_id, &registration, &options).map_err(|e| PasskeyError::Refused(e.to_string()))?;
         let aaguid: [u8; 16] =
             credential.metadata().aaguid.data().try_into().map_err(|_| PasskeyError::Stored("aaguid"))?;
         let static_state = credential.static_state().encode().map_err(|_| PasskeyError::Stored("static state"))?;
@@ -375,7 +374,8 @@ impl RelyingParty {
         let mut credential = AuthenticatedCredential::new(id, &handle, static_state, dynamic_state)
             .map_err(|_| PasskeyError::Stored("credential"))?;
         let origins = [self.origin.as_str()];
-        let options = AuthenticationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
+        let options =
+            AuthenticationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
         server
             .verify(&self.rp_id, &assertion.0, &mut credential, &options)
             .map_err(|e| PasskeyError::Refused(e.to_string()))?;
@@ -497,12 +497,18 @@ mod tests {
     fn origins_become_rp_ids_browsers_accept() {
         let rp = RelyingParty::for_origin("http://127.0.0.1:41234").expect("loopback");
         assert_eq!(rp.origin(), "http://localhost:41234");
-        assert_eq!(RelyingParty::for_origin("https://ra.example.gov/").expect("https").origin(), "https://ra.example.gov");
+        assert_eq!(
+            RelyingParty::for_origin("https://ra.example.gov/").expect("https").origin(),
+            "https://ra.example.gov"
+        );
         assert_eq!(
             RelyingParty::for_origin("https://RA.example.gov:8443/cmc").expect("port").origin(),
             "https://ra.example.gov:8443"
         );
-        assert_eq!(RelyingParty::for_origin("http://[::1]:8080").expect("v6 loopback").origin(), "http://localhost:8080");
+        assert_eq!(
+            RelyingParty::for_origin("http://[::1]:8080").expect("v6 loopback").origin(),
+            "http://localhost:8080"
+        );
         for bad in ["http://ra.example.gov", "https://10.0.0.5", "ftp://ra.example.gov", "ra.example.gov"] {
             assert!(matches!(RelyingParty::for_origin(bad), Err(PasskeyError::Origin(..))), "{bad}");
         }
@@ -546,6 +552,9 @@ mod tests {
         let auth = rp.start_authentication().expect("starts");
         let options: serde_json::Value = serde_json::from_str(&auth.options_json).expect("json");
         assert_eq!(options["userVerification"], "required", "{options}");
-        assert!(rp.register(b"not a state", "{}", owner, PasskeyName::new("x").unwrap(), OffsetDateTime::UNIX_EPOCH).is_err());
+        assert!(
+            rp.register(b"not a state", "{}", owner, PasskeyName::new("x").unwrap(), OffsetDateTime::UNIX_EPOCH)
+                .is_err()
+        );
     }
 }

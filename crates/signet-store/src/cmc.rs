@@ -291,7 +291,8 @@ impl SoftTokenStore for Store {
         notice: Option<&OutboxMessage>,
     ) -> Result<(), StoreError> {
         let (account, owner) = (account.as_str().to_owned(), signet_ra::cmc::actor(account));
-        let (notice, at) = (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
+        let (notice, at) =
+            (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
         self.audited(&audit, move |c| {
             Box::pin(async move {
                 let removed = sqlx::query(
@@ -312,7 +313,11 @@ impl SoftTokenStore for Store {
                     .fetch_optional(&mut *c)
                     .await
                     .map_err(backend_error)?;
-                Err(if active.is_some() { StoreError::Conflict("the last second factor") } else { StoreError::NotFound })
+                Err(if active.is_some() {
+                    StoreError::Conflict("the last second factor")
+                } else {
+                    StoreError::NotFound
+                })
             })
         })
         .await

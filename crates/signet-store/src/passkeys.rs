@@ -59,9 +59,15 @@ impl PasskeyStore for Store {
         row.as_ref().map(passkey).transpose()
     }
 
-    async fn add_passkey(&self, p: &Passkey, audit: AuditEvent, notice: Option<&OutboxMessage>) -> Result<(), StoreError> {
+    async fn add_passkey(
+        &self,
+        p: &Passkey,
+        audit: AuditEvent,
+        notice: Option<&OutboxMessage>,
+    ) -> Result<(), StoreError> {
         let p = p.clone();
-        let (notice, at) = (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
+        let (notice, at) =
+            (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
         self.audited(&audit, move |c| {
             Box::pin(async move {
                 sqlx::query(
@@ -94,7 +100,8 @@ impl PasskeyStore for Store {
         notice: Option<&OutboxMessage>,
     ) -> Result<(), StoreError> {
         let (owner, id, name) = (owner.stored(), BASE64URL_NOPAD.encode(credential_id), name.as_str().to_owned());
-        let (notice, at) = (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
+        let (notice, at) =
+            (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
         self.audited(&audit, move |c| {
             Box::pin(async move {
                 let changed = sqlx::query("UPDATE passkeys SET name = $1 WHERE credential_id = $2 AND owner = $3")
@@ -121,7 +128,8 @@ impl PasskeyStore for Store {
         audit: AuditEvent,
         notice: Option<&OutboxMessage>,
     ) -> Result<(), StoreError> {
-        let (notice, at) = (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
+        let (notice, at) =
+            (notice.map(|n| outbox_rows(std::slice::from_ref(n))).unwrap_or_default(), audit.at.unix_timestamp());
         let account = match owner {
             PasskeyOwner::Subscriber(id) => id.as_str().to_owned(),
             // Operators keep their authenticator-app secret whatever passkeys they have; whether
@@ -154,7 +162,11 @@ impl PasskeyStore for Store {
                     .fetch_optional(&mut *c)
                     .await
                     .map_err(backend_error)?;
-                Err(if exists.is_some() { StoreError::Conflict("the last second factor") } else { StoreError::NotFound })
+                Err(if exists.is_some() {
+                    StoreError::Conflict("the last second factor")
+                } else {
+                    StoreError::NotFound
+                })
             })
         })
         .await

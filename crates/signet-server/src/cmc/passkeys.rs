@@ -28,7 +28,11 @@ fn context(kind: Kind, session: &Session) -> Vec<u8> {
 }
 
 fn sealed(s: &AppState, session: &Session, kind: Kind, ceremony: Ceremony) -> Result<Response, PageError> {
-    let state = s.core.sealing.seal(&ceremony.state, &context(kind, session)).map_err(|e| PageError::Internal(e.to_string()))?;
+    let state = s
+        .core
+        .sealing
+        .seal(&ceremony.state, &context(kind, session))
+        .map_err(|e| PageError::Internal(e.to_string()))?;
     let options: serde_json::Value =
         serde_json::from_str(&ceremony.options_json).map_err(|e| PageError::Internal(e.to_string()))?;
     let body = serde_json::json!({ "options": options, "state": URL_SAFE_NO_PAD.encode(state) });
@@ -350,7 +354,9 @@ async fn remove_inner(
     );
     match s.store.remove_passkey(&passkey.owner, &passkey.credential_id, audit, Some(&mail)).await {
         Ok(()) => {}
-        Err(signet_ra::issuance::StoreError::Conflict(_)) => return passkeys_view(s, session, id, fail(LAST_FACTOR.into())).await,
+        Err(signet_ra::issuance::StoreError::Conflict(_)) => {
+            return passkeys_view(s, session, id, fail(LAST_FACTOR.into())).await;
+        }
         Err(e) => return Err(e.into()),
     }
     let notice = format!(
@@ -361,7 +367,11 @@ async fn remove_inner(
 }
 
 #[tracing::instrument(skip_all)]
-pub(super) async fn remove_soft_token(State(s): State<AppState>, session: Session, Form(form): Form<RemoveForm>) -> Response {
+pub(super) async fn remove_soft_token(
+    State(s): State<AppState>,
+    session: Session,
+    Form(form): Form<RemoveForm>,
+) -> Response {
     let Some(id) = signed_in(&session) else { return to_sign_in() };
     remove_soft_token_inner(&s, &session, &id, form).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -381,7 +391,9 @@ async fn remove_soft_token_inner(
     let audit = event(s, id, AuditAction::SoftTokenRemoved, serde_json::json!({}));
     match s.store.remove_active_soft_token(id, audit, Some(&mail)).await {
         Ok(()) => {}
-        Err(signet_ra::issuance::StoreError::Conflict(_)) => return passkeys_view(s, session, id, fail(LAST_FACTOR.into())).await,
+        Err(signet_ra::issuance::StoreError::Conflict(_)) => {
+            return passkeys_view(s, session, id, fail(LAST_FACTOR.into())).await;
+        }
         Err(signet_ra::issuance::StoreError::NotFound) => {
             return passkeys_view(s, session, id, fail("There is no soft token to remove.".into())).await;
         }
@@ -391,7 +403,9 @@ async fn remove_soft_token_inner(
     passkeys_view(s, session, id, PasskeysOutcome { notice: notice.into(), ..PasskeysOutcome::default() }).await
 }
 
-const UNAVAILABLE: &str = "Passkeys are not available on this site's address. Ask the RA to serve it over https:// with a host name.";
+const UNAVAILABLE: &str =
+    "Passkeys are not available on this site's address. Ask the RA to serve it over https:// with a host name.";
 const NO_ANSWER: &str = "Press \u{201c}Create passkey\u{201d} and follow your browser\u{2019}s prompt; the passkey is made on your device, so this needs JavaScript turned on.";
 const REGISTRATION_REFUSED: &str = "Your device\u{2019}s passkey could not be registered: it must be made for this site and check your PIN or fingerprint. Try again, or use another device.";
-const LAST_FACTOR: &str = "You cannot remove your only way to sign in. Add another passkey (or keep your soft token) first.";
+const LAST_FACTOR: &str =
+    "You cannot remove your only way to sign in. Add another passkey (or keep your soft token) first.";

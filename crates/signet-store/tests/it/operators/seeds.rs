@@ -61,7 +61,9 @@ async fn register_and_sign_in(store: &Store, token: &SoftToken) {
     cmc::register(store, &token.account, &token.totp.code(T0), T0).await.unwrap();
     let later = T0 + Duration::seconds(30);
     let account = &token.account;
-    cmc::sign_in(store, account.as_str(), Some(account), true, cmc::SecondFactor::Code(&token.totp.code(later)), later).await.unwrap();
+    cmc::sign_in(store, account.as_str(), Some(account), true, cmc::SecondFactor::Code(&token.totp.code(later)), later)
+        .await
+        .unwrap();
 }
 
 async fn operator_seed(store: &Store, id: &str) -> String {
