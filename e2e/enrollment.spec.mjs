@@ -939,7 +939,7 @@ async function passkeys(browser, { code }, reference, password) {
   await page.goto(`${LOCAL}/cmc/sign-in`);
   await page.fill('#reference', reference);
   await page.fill('#password', password);
-  await page.fill('#code', code());
+  await page.fill('#code', code(30));
   let r = await submit(page, '/cmc/sign-in');
   landed(page, r, '/cmc');
   r = await page.goto(`${LOCAL}/cmc/passkeys`);
@@ -947,6 +947,7 @@ async function passkeys(browser, { code }, reference, password) {
   assert.match(await page.textContent('#no-passkeys'), /no passkeys yet/);
   await shot(page, 'cmc-passkeys-none');
   await page.fill('#passkey-name', 'Work laptop');
+  await nextStep();
   await page.fill('#add-code', code(30));
   r = await submit(page, '/cmc/passkeys');
   landed(page, r, '/cmc/passkeys');

@@ -20,6 +20,7 @@ use signet_ra::wizard::{AgencyCatalog, DEFAULT_AGENCIES};
 use time::Duration;
 
 use crate::mail::{MailConfig, MailSettings};
+use signet_ra::passkey::OperatorPasskeys;
 
 /// The configuration file (`signet.toml`) and command-line overrides.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -67,6 +68,45 @@ pub struct ServerConfig {
     /// The `signet` client offered for download at `/retrieve/signet`; `signet serve` offers
     /// itself when this is not set.
     pub client_download: Option<PathBuf>,
+    /// `[passkeys]`: whether RA operators must sign in with a passkey, and with which models.
+    #[serde(default)]
+    pub passkeys: PasskeysConfig,
+}
+
+/// `[passkeys]`: subscribers may always add passkeys; for RA operators, whose sign-in approves
+/// identities, the RA may require one and restrict the authenticator models.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeysConfig {
+    /// `"required"`: operators sign in with a passkey (an operator without one registers one at
+    /// the first sign-in with a code, before anything else); `"optional"` (the default).
+    pub operators: Option<String>,
+    /// A file of the AAGUIDs (one per line, `#` comments) of the authenticator models operators
+    /// may register; default any.
+    pub operator_authenticators: Option<PathBuf>,
+}
+
+impl PasskeysConfig {
+    fn into_policy(self) -> Result<OperatorPasskeys, ConfigError> {
+        let required = match self.operators.as_deref() {
+            None | Some("optional") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    field: "passkeys.operators",
+                    message: format!("{other:?} is neither \"required\" nor \"optional\""),
+                });
+            }
+        };
+        let authenticators = match &self.operator_authenticators {
+            Some(p) => Some(
+                OperatorPasskeys::parse_allow_list(&read(p)?)
+                    .map_err(|message| ConfigError::File { path: p.clone(), message })?,
+            ),
+            None => None,
+        };
+        Ok(OperatorPasskeys { required, authenticators })
+    }
 }
 
 /// `[ra]`: who the applicant mails the notarized forms to and asks for help. Printed on the
@@ -225,6 +265,8 @@ pub struct Settings {
     pub mail_templates: MailTemplates,
     /// Plain HTTP, HTTPS, or behind a TLS proxy.
     pub transport: crate::tls::Transport,
+    /// What operators' passkeys must be.
+    pub operator_passkeys: OperatorPasskeys,
 }
 
 impl Settings {
@@ -311,6 +353,7 @@ impl ServerConfig {
         let mail_templates = self.ra.templates()?;
         let ra = self.ra.into_contact()?;
         let transport = self.tls.into_transport(&limits.trusted_proxies)?;
+        let operator_passkeys = self.passkeys.into_policy()?;
         if matches!(transport, crate::tls::Transport::Https(_))
             && self.base_url.as_deref().is_some_and(|b| b.starts_with("https://"))
         {
@@ -341,6 +384,7 @@ impl ServerConfig {
             deadlines,
             mail_templates,
             transport,
+            operator_passkeys,
         })
     }
 }

@@ -27,7 +27,8 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::ids::ApplicationId;
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, Until};
-use crate::passkey::{PasskeyOwner, PasskeyStore, RelyingParty};
+pub use crate::passkey::SecondFactor;
+use crate::passkey::{PasskeyOwner, PasskeyStore};
 use crate::password::{PasswordHash, PasswordHashError};
 use crate::totp::{CodeRejected, Digits, Totp, TotpAlgorithm, TotpSecret};
 
@@ -411,22 +412,6 @@ async fn locked<S: AttemptStore>(
         LockState::Locked(until) => Err(CmcAuthError::Locked { until }),
         LockState::Open => Ok(()),
     }
-}
-
-/// What a subscriber gave as the second factor.
-#[derive(Clone, Copy)]
-pub enum SecondFactor<'a> {
-    /// Typed from the soft token: `<PIN><code>`, or the code alone.
-    Code(&'a str),
-    /// A passkey's answer (the browser's JSON) to the ceremony whose state the caller kept.
-    Passkey {
-        /// This site.
-        rp: &'a RelyingParty,
-        /// The state [`RelyingParty::start_authentication`] returned.
-        state: &'a [u8],
-        /// The browser's `PublicKeyCredential` JSON.
-        answer: &'a str,
-    },
 }
 
 /// Checks the second factor — a code against the account's active token (off the async

@@ -17,6 +17,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::ids::OperatorId;
 use crate::issuance::StoreError;
 use crate::lockout::{AttemptScope, AttemptStore, LockState, LockoutPolicy, Until};
+use crate::passkey::{PasskeyOwner, PasskeyStore, SecondFactor};
 use crate::password::{HashingBusy, NewPassword, PasswordChecker, PasswordHash, WeakPassword};
 use crate::totp::{Totp, TotpSecret};
 
@@ -270,9 +271,79 @@ pub async fn authenticate<S: OperatorStore + AttemptStore, V: PasswordChecker>(
         return Err(LoginError::Locked { until });
     }
     let operator = store.operator_by_id(id).await?;
+    let password_ok = password_matches(verifier, operator.as_ref(), password).await?;
+    with_code(store, id, operator, password_ok, code, now, policy).await
+}
+
+/// Signs an operator in at the console with the password and a code or a passkey. Where
+/// passkeys are `required`, a code no longer signs in an operator who has one (the console
+/// sends one who has none yet to register one before anything else). Every wrong part is one
+/// failure with one answer, as in [`authenticate`].
+#[allow(clippy::too_many_arguments)]
+pub async fn sign_in<S: OperatorStore + AttemptStore + PasskeyStore, V: PasswordChecker>(
+    store: &S,
+    verifier: &V,
+    id: &OperatorId,
+    password: &str,
+    second: SecondFactor<'_>,
+    required: bool,
+    now: OffsetDateTime,
+    policy: &LockoutPolicy,
+) -> Result<Operator, LoginError> {
+    if let LockState::Locked(until) = store.check(SIGN_IN_SCOPE, id.as_str(), now).await? {
+        return Err(LoginError::Locked { until });
+    }
+    let operator = store.operator_by_id(id).await?;
+    let password_ok = password_matches(verifier, operator.as_ref(), password).await?;
+    let owner = PasskeyOwner::Operator(id.as_str().to_owned());
+    match second {
+        SecondFactor::Code(code) => {
+            if required && operator.is_some() && !store.passkeys(&owner).await?.is_empty() {
+                return Err(refuse(store, id, policy, now).await);
+            }
+            with_code(store, id, operator, password_ok, code, now, policy).await
+        }
+        SecondFactor::Passkey { rp, state, answer } => {
+            let Some(operator) = operator.filter(|op| password_ok && !op.disabled) else {
+                return Err(refuse(store, id, policy, now).await);
+            };
+            let event = AuditEvent::new(
+                now,
+                &operator.audit_name(),
+                AuditAction::OperatorSignedIn,
+                id.as_str(),
+                json!({ "factor": "passkey" }),
+            );
+            if crate::passkey::confirm(store, rp, &owner, state, answer, now, event).await?.is_err() {
+                return Err(refuse(store, id, policy, now).await);
+            }
+            store.clear(SIGN_IN_SCOPE, id.as_str()).await?;
+            Ok(operator)
+        }
+    }
+}
+
+/// Whether `password` is the operator's; an unknown operator costs the same time.
+async fn password_matches<V: PasswordChecker>(
+    verifier: &V,
+    operator: Option<&Operator>,
+    password: &str,
+) -> Result<bool, LoginError> {
     // The decoy never matches; it is verified only for its time.
-    let hash = operator.as_ref().map_or_else(|| decoy_hash().clone(), |op| op.password.clone());
-    let password_ok = verifier.verify(hash, password.to_owned()).await? && operator.is_some();
+    let hash = operator.map_or_else(|| decoy_hash().clone(), |op| op.password.clone());
+    Ok(verifier.verify(hash, password.to_owned()).await? && operator.is_some())
+}
+
+/// The code half of a sign-in, once the password was checked.
+async fn with_code<S: OperatorStore + AttemptStore>(
+    store: &S,
+    id: &OperatorId,
+    operator: Option<Operator>,
+    password_ok: bool,
+    code: &str,
+    now: OffsetDateTime,
+    policy: &LockoutPolicy,
+) -> Result<Operator, LoginError> {
     let step = operator.as_ref().and_then(|op| op.totp.verify(code, now, op.last_totp_step).ok());
     let (Some(mut operator), true, Some(step)) = (operator, password_ok, step) else {
         return Err(refuse(store, id, policy, now).await);
@@ -290,6 +361,44 @@ pub async fn authenticate<S: OperatorStore + AttemptStore, V: PasswordChecker>(
     store.clear(SIGN_IN_SCOPE, id.as_str()).await?;
     operator.last_totp_step = Some(step);
     Ok(operator)
+}
+
+/// Confirms a change to the signed-in `operator`'s own sign-in (a passkey added or removed)
+/// with a fresh code or passkey; `action` names it in the audit log. A wrong one counts like a
+/// failed sign-in, so step-up is no way around the lock.
+pub async fn step_up<S: OperatorStore + AttemptStore + PasskeyStore>(
+    store: &S,
+    operator: &Operator,
+    second: SecondFactor<'_>,
+    action: &str,
+    now: OffsetDateTime,
+    policy: &LockoutPolicy,
+) -> Result<(), LoginError> {
+    let id = &operator.id;
+    if let LockState::Locked(until) = store.check(SIGN_IN_SCOPE, id.as_str(), now).await? {
+        return Err(LoginError::Locked { until });
+    }
+    let event =
+        AuditEvent::new(now, &operator.audit_name(), AuditAction::StepUpConfirmed, id.as_str(), json!({ "action": action }));
+    let confirmed = match second {
+        SecondFactor::Code(code) => match operator.totp.verify(code, now, operator.last_totp_step) {
+            Ok(step) => match store.set_last_totp_step(id, step, event).await {
+                Ok(()) => true,
+                Err(StoreError::Conflict(_)) => false,
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => false,
+        },
+        SecondFactor::Passkey { rp, state, answer } => {
+            let owner = PasskeyOwner::Operator(id.as_str().to_owned());
+            crate::passkey::confirm(store, rp, &owner, state, answer, now, event).await?.is_ok()
+        }
+    };
+    if !confirmed {
+        return Err(refuse(store, id, policy, now).await);
+    }
+    store.clear(SIGN_IN_SCOPE, id.as_str()).await?;
+    Ok(())
 }
 
 /// An administrator disables (or re-enables) an operator. `Forbidden` for an RA operator.

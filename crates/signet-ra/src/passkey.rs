@@ -168,6 +168,40 @@ impl fmt::Display for Aaguid {
     }
 }
 
+/// What the RA asks of operators' passkeys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorPasskeys {
+    /// Operators sign in with a passkey: a code alone no longer signs in one who has a passkey,
+    /// and one who has none must register one before doing anything else.
+    pub required: bool,
+    /// The authenticator models operators may register; `None`: any.
+    pub authenticators: Option<Vec<Aaguid>>,
+}
+
+impl OperatorPasskeys {
+    /// Whether an operator may register an authenticator of this model.
+    pub fn allows(&self, aaguid: Aaguid) -> bool {
+        self.authenticators.as_ref().is_none_or(|list| list.contains(&aaguid))
+    }
+
+    /// Reads an allow-list file: one AAGUID per line; blank lines and `#` comments ignored.
+    pub fn parse_allow_list(text: &str) -> Result<Vec<Aaguid>, String> {
+        let mut list = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let aaguid = Aaguid::parse(line).ok_or_else(|| format!("line {}: {line:?} is not an AAGUID", n + 1))?;
+            list.push(aaguid);
+        }
+        if list.is_empty() {
+            return Err("the file lists no AAGUID: no operator could register a passkey".into());
+        }
+        Ok(list)
+    }
+}
+
 /// A registered passkey: the credential's public key and counters, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passkey {
@@ -408,6 +442,22 @@ pub fn new_user_handle() -> [u8; 16] {
     b
 }
 
+/// What a person gave as the second factor at sign-in or step-up.
+#[derive(Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// Typed from the soft token: `<PIN><code>`, or the code alone.
+    Code(&'a str),
+    /// A passkey's answer (the browser's JSON) to the ceremony whose state the caller kept.
+    Passkey {
+        /// This site.
+        rp: &'a RelyingParty,
+        /// The state [`RelyingParty::start_authentication`] returned.
+        state: &'a [u8],
+        /// The browser's `PublicKeyCredential` JSON.
+        answer: &'a str,
+    },
+}
+
 /// Checks a sign-in or step-up answer from one of `owner`'s passkeys and records the use (the
 /// new counter) with `audit`. `Ok(Err(_))` is a refusal, which the caller counts like a wrong
 /// code; `Err` is the store failing.
@@ -531,6 +581,20 @@ mod tests {
         assert_eq!(PasskeyOwner::parse(&op.stored()), Some(op));
         assert_eq!(PasskeyOwner::parse("applicant:ABCDEFGHJKMN"), None);
         assert_eq!(PasskeyOwner::parse("operator:"), None);
+    }
+
+    #[test]
+    fn allow_lists_name_the_models_operators_may_use() {
+        let list = OperatorPasskeys::parse_allow_list(
+            "# YubiKey 5 (USB-A, firmware 5.2/5.4)\ncb69481e-8ff7-4039-93ec-0a2729a154a8\n\nee882879-721c-4913-9775-3dfcce97072a # 5 NFC\n",
+        )
+        .expect("valid");
+        let policy = OperatorPasskeys { required: true, authenticators: Some(list) };
+        assert!(policy.allows(Aaguid::parse("ee882879721c491397753dfcce97072a").unwrap()));
+        assert!(!policy.allows(Aaguid::from_bytes([0; 16])));
+        assert!(OperatorPasskeys::default().allows(Aaguid::from_bytes([0; 16])));
+        assert!(OperatorPasskeys::parse_allow_list("# nothing\n").unwrap_err().contains("no AAGUID"));
+        assert!(OperatorPasskeys::parse_allow_list("not-an-aaguid").unwrap_err().starts_with("line 1"));
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod listener;
 mod metrics_route;
 mod ocsp;
 mod openapi;
+mod passkey_forms;
 mod password_reset;
 mod portal;
 mod recovery_console;
@@ -103,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .merge(recovery_console::router())
         .merge(cmc::router())
+        .merge(passkey_forms::router())
         .merge(retrieve_guide::router())
         .merge(password_reset::router())
         .route("/static/site.css", get(web::stylesheet))
@@ -249,6 +251,7 @@ async fn build_state_at(
         client_download: settings.client_download.clone(),
         unstored_pages: crate::unstored_pages::UnstoredPages::default(),
         passkeys,
+        operator_passkeys: settings.operator_passkeys.clone(),
     })))
 }
 

@@ -46,6 +46,8 @@ pub struct Inner {
     /// This site for WebAuthn; `None` when the public address cannot carry passkeys (plain
     /// HTTP other than on localhost, an IP address).
     pub(crate) passkeys: Option<signet_ra::passkey::RelyingParty>,
+    /// What operators' passkeys must be.
+    pub(crate) operator_passkeys: signet_ra::passkey::OperatorPasskeys,
 }
 
 impl std::ops::Deref for Inner {

@@ -5,18 +5,20 @@
 //   form[data-passkey="get"]     sign-in or step-up: a passkey may stand in for the code
 //   form[data-passkey="create"]  registers a new passkey (after the step-up, if one is needed)
 //
-// The server hands out each ceremony from /cmc/passkey/<kind> as {options, state}: the options
+// The server hands out each ceremony from /passkey/<kind> as {options, state}: the options
 // for navigator.credentials, and a sealed state the form posts back unchanged.
 'use strict';
 
 (function () {
-  if (!window.PublicKeyCredential || !PublicKeyCredential.parseRequestOptionsFromJSON) {
+  // Browsers bind passkeys to a host name and take none for an IP address.
+  const ipAddress = /^[\d.]+$/.test(location.hostname) || location.hostname.startsWith('[');
+  if (ipAddress || !window.PublicKeyCredential || !PublicKeyCredential.parseRequestOptionsFromJSON) {
     for (const note of document.querySelectorAll('[data-passkey-unsupported]')) note.hidden = false;
     return;
   }
 
   async function ceremony(kind) {
-    const r = await fetch(`/cmc/passkey/${kind}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    const r = await fetch(`/passkey/${kind}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
     if (!r.ok) throw new Error('The server could not start the passkey check. Reload the page and try again.');
     return r.json();
   }

@@ -85,8 +85,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/passkeys/{credential}/rename", post(passkeys::rename))
         .route("/cmc/passkeys/{credential}/remove", post(passkeys::remove))
         .route("/cmc/passkeys/remove-soft-token", post(passkeys::remove_soft_token))
-        .route("/cmc/passkey/challenge", get(passkeys::challenge))
-        .route("/cmc/passkey/registration", get(passkeys::registration))
 }
 
 fn day(t: OffsetDateTime) -> String {

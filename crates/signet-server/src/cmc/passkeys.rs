@@ -1,104 +1,14 @@
 //! The Certificate Management Center: passkeys. A subscriber registers, renames and removes
 //! passkeys (each change confirmed by step-up, audited and mailed), may drop the soft token once
 //! a passkey can sign in, and uses a passkey wherever a code is asked for.
-//!
-//! Each ceremony's state goes to the browser sealed under the node's sealing key and bound to
-//! the session's form token, and comes back with the form: any node finishes it, and strangers
-//! asking for challenges cost no disk.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use signet_ra::cmc::SecondFactor;
-use signet_ra::passkey::{Ceremony, Passkey, PasskeyName, PasskeyOwner, PasskeyStore, new_user_handle};
+use signet_ra::passkey::{Passkey, PasskeyName, PasskeyOwner, PasskeyStore};
+
+pub(super) use crate::passkey_forms::Factor;
+use crate::passkey_forms::{Kind, opened};
 
 use super::*;
-
-/// The two ceremonies, named in the sealing context so one's state cannot finish the other.
-#[derive(Clone, Copy)]
-enum Kind {
-    Authentication,
-    Registration,
-}
-
-fn context(kind: Kind, session: &Session) -> Vec<u8> {
-    let kind = match kind {
-        Kind::Authentication => "authentication",
-        Kind::Registration => "registration",
-    };
-    format!("signet passkey {kind}\0{}", session.csrf()).into_bytes()
-}
-
-fn sealed(s: &AppState, session: &Session, kind: Kind, ceremony: Ceremony) -> Result<Response, PageError> {
-    let state = s
-        .core
-        .sealing
-        .seal(&ceremony.state, &context(kind, session))
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    let options: serde_json::Value =
-        serde_json::from_str(&ceremony.options_json).map_err(|e| PageError::Internal(e.to_string()))?;
-    let body = serde_json::json!({ "options": options, "state": URL_SAFE_NO_PAD.encode(state) });
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
-}
-
-/// The state a form posted back, opened; empty (which no ceremony accepts) when it does not open.
-fn opened(s: &AppState, session: &Session, kind: Kind, posted: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD
-        .decode(posted.trim())
-        .ok()
-        .and_then(|sealed| s.core.sealing.open(&sealed, &context(kind, session)).ok())
-        .unwrap_or_default()
-}
-
-/// A sign-in or step-up challenge, for whoever asks: it is worthless without a passkey.
-pub(super) async fn challenge(State(s): State<AppState>, session: Session) -> Response {
-    let Some(rp) = &s.passkeys else { return PageError::NotFound.into_response() };
-    match rp.start_authentication() {
-        Ok(c) => sealed(&s, &session, Kind::Authentication, c).unwrap_or_else(IntoResponse::into_response),
-        Err(e) => PageError::Internal(e.to_string()).into_response(),
-    }
-}
-
-/// Registration options for the signed-in subscriber.
-pub(super) async fn registration(State(s): State<AppState>, session: Session) -> Response {
-    let Some(id) = signed_in(&session) else { return PageError::NotFound.into_response() };
-    let Some(rp) = &s.passkeys else { return PageError::NotFound.into_response() };
-    let start = async {
-        let owner = PasskeyOwner::Subscriber(id.clone());
-        let existing = s.store.passkeys(&owner).await?;
-        let handle = existing.first().map_or_else(new_user_handle, |p| p.user_handle);
-        let app = s.store.load(&id).await?.ok_or(PageError::NotFound)?;
-        let ceremony = rp
-            .start_registration(&owner, app.form().applicant.name.as_str(), handle, &existing)
-            .map_err(|e| PageError::Internal(e.to_string()))?;
-        sealed(&s, &session, Kind::Registration, ceremony)
-    };
-    start.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The second factor fields every step-up form posts: the code typed, or a passkey's answer
-/// with the sealed state of its challenge.
-#[derive(Deserialize, Default)]
-pub(super) struct Factor {
-    #[serde(default)]
-    pub(super) code: String,
-    #[serde(default)]
-    passkey: String,
-    #[serde(default)]
-    passkey_state: String,
-}
-
-impl Factor {
-    /// What the subscriber gave: the passkey when its answer came (and this site takes
-    /// passkeys), the code otherwise. `state` holds the opened ceremony state.
-    pub(super) fn second<'a>(&'a self, s: &'a AppState, session: &Session, state: &'a mut Vec<u8>) -> SecondFactor<'a> {
-        match &s.passkeys {
-            Some(rp) if !self.passkey.is_empty() => {
-                *state = opened(s, session, Kind::Authentication, &self.passkey_state);
-                SecondFactor::Passkey { rp, state, answer: &self.passkey }
-            }
-            _ => SecondFactor::Code(&self.code),
-        }
-    }
-}
 
 pub(super) struct PasskeyRow {
     id: String,

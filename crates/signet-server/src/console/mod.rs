@@ -13,6 +13,7 @@
 mod application;
 mod operators;
 mod orgs;
+mod passkeys;
 mod queue;
 mod sign_in;
 mod tokens;
@@ -42,6 +43,7 @@ use signet_ra::forms_mail::{Deficiency, DeficiencyError, FormProblem, FormsTrail
 use signet_ra::issuance::StoreError;
 use signet_ra::lockout::{self, AttemptScope, AttemptStore, LockState, Until};
 use signet_ra::operator::{self, LoginError, Operator, OperatorStore, Permission, Role};
+use signet_ra::passkey::{PasskeyOwner, PasskeyStore};
 use signet_ra::token_stock::TokenSerial;
 use signet_ra::token_stock::{StockToken, TokenStockStore};
 use signet_ra::vetting::{
@@ -77,6 +79,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/operators", get(operators_page))
         .route("/console/operators/{id}/{action}", post(operator_post))
         .merge(tokens::router())
+        .merge(passkeys::router())
         .merge(orgs::router())
 }
 
@@ -87,8 +90,25 @@ pub(crate) fn when(t: OffsetDateTime) -> String {
 
 /// The signed-in operator, if the session is an operator's, the account still exists and is
 /// enabled, and its role allows `permission`. Otherwise the response to send instead: the
-/// sign-in page (ending the session of an account that was disabled meanwhile), or 403.
+/// sign-in page (ending the session of an account that was disabled meanwhile), 403, or —
+/// where operators must use passkeys — the passkey page, until the operator has one.
 pub(crate) async fn signed_in(
+    s: &AppState,
+    session: &mut Session,
+    permission: Permission,
+) -> Result<Operator, Response> {
+    let op = operator_of(s, session, permission).await?;
+    if s.operator_passkeys.required {
+        let owner = PasskeyOwner::Operator(op.id.as_str().to_owned());
+        if s.store.passkeys(&owner).await.map_err(|e| PageError::from(e).into_response())?.is_empty() {
+            return Err(Redirect::to(passkeys::PAGE).into_response());
+        }
+    }
+    Ok(op)
+}
+
+/// [`signed_in`] without the passkey requirement: for the page that meets it.
+pub(crate) async fn operator_of(
     s: &AppState,
     session: &mut Session,
     permission: Permission,

@@ -28,8 +28,8 @@ pub(super) struct SignInForm {
     operator: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    code: String,
+    #[serde(flatten)]
+    factor: crate::passkey_forms::Factor,
 }
 
 #[tracing::instrument(skip_all)]
@@ -40,7 +40,10 @@ pub(super) async fn sign_in(State(s): State<AppState>, mut session: Session, For
     };
     let policy = operator::SIGN_IN_SCOPE.default_policy();
     let now = s.clock.now();
-    match operator::authenticate(&s.store, &s.hashing, &id, &form.password, form.code.trim(), now, &policy).await {
+    let mut state = Vec::new();
+    let second = form.factor.second(&s, &session, &mut state);
+    let required = s.operator_passkeys.required;
+    match operator::sign_in(&s.store, &s.hashing, &id, &form.password, second, required, now, &policy).await {
         Ok(op) => {
             if let Err(e) = session.become_principal(Principal::Operator(op.id.as_str().to_owned())).await {
                 return e.into_response();
