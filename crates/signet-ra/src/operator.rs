@@ -378,8 +378,13 @@ pub async fn step_up<S: OperatorStore + AttemptStore + PasskeyStore>(
     if let LockState::Locked(until) = store.check(SIGN_IN_SCOPE, id.as_str(), now).await? {
         return Err(LoginError::Locked { until });
     }
-    let event =
-        AuditEvent::new(now, &operator.audit_name(), AuditAction::StepUpConfirmed, id.as_str(), json!({ "action": action }));
+    let event = AuditEvent::new(
+        now,
+        &operator.audit_name(),
+        AuditAction::StepUpConfirmed,
+        id.as_str(),
+        json!({ "action": action }),
+    );
     let confirmed = match second {
         SecondFactor::Code(code) => match operator.totp.verify(code, now, operator.last_totp_step) {
             Ok(step) => match store.set_last_totp_step(id, step, event).await {

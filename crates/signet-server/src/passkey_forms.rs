@@ -6,10 +6,10 @@
 //! challenges cost no disk.
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -122,4 +122,3 @@ impl Factor {
         }
     }
 }
-

@@ -14,9 +14,7 @@ use crate::passkey_forms::{Factor, Kind, opened};
 pub(super) const PAGE: &str = "/console/passkeys";
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(PAGE, get(page).post(add))
-        .route("/console/passkeys/{credential}/remove", post(remove))
+    Router::new().route(PAGE, get(page).post(add)).route("/console/passkeys/{credential}/remove", post(remove))
 }
 
 pub(super) struct Row {
@@ -81,7 +79,9 @@ async fn page(State(s): State<AppState>, mut session: Session) -> Response {
         Ok(op) => op,
         Err(r) => return r,
     };
-    view(&s, &session, &op, String::new(), String::new(), String::new()).await.unwrap_or_else(IntoResponse::into_response)
+    view(&s, &session, &op, String::new(), String::new(), String::new())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The step-up before a change: `None` when confirmed, else what to show.
@@ -166,7 +166,8 @@ async fn add_inner(s: &AppState, session: &Session, op: &Operator, form: AddForm
         Err(StoreError::Conflict(_)) => return fail("That passkey is registered already.").await,
         Err(e) => return Err(e.into()),
     }
-    let notice = format!("Your passkey \u{201c}{}\u{201d} is added: sign in with it from now on.", passkey.name.as_str());
+    let notice =
+        format!("Your passkey \u{201c}{}\u{201d} is added: sign in with it from now on.", passkey.name.as_str());
     view(s, session, op, notice, String::new(), String::new()).await
 }
 
@@ -220,7 +221,11 @@ async fn remove_inner(
 }
 
 const STEP_UP_REFUSED: &str = "That code or passkey was not accepted. Enter the code your authenticator app shows now, or use a passkey registered to you.";
-const UNAVAILABLE: &str = "Passkeys are not available at this site's address: it must be an https:// address with a host name.";
-const NO_ANSWER: &str = "Press \u{201c}Create passkey\u{201d} and follow your browser\u{2019}s prompt; this needs JavaScript turned on.";
-const REGISTRATION_REFUSED: &str = "The passkey could not be registered: it must be made for this site and check your PIN or fingerprint. Try again.";
-const LAST_REQUIRED: &str = "This RA requires operators to sign in with a passkey: add another passkey before you remove your last one.";
+const UNAVAILABLE: &str =
+    "Passkeys are not available at this site's address: it must be an https:// address with a host name.";
+const NO_ANSWER: &str =
+    "Press \u{201c}Create passkey\u{201d} and follow your browser\u{2019}s prompt; this needs JavaScript turned on.";
+const REGISTRATION_REFUSED: &str =
+    "The passkey could not be registered: it must be made for this site and check your PIN or fingerprint. Try again.";
+const LAST_REQUIRED: &str =
+    "This RA requires operators to sign in with a passkey: add another passkey before you remove your last one.";

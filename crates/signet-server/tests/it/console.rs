@@ -27,11 +27,13 @@ use signet_ra::application::{
     OperatorId, PasswordHash, PriceTable,
 };
 use signet_ra::audit::verify_chain;
+use signet_ra::audit::{AuditAction, AuditEvent};
 use signet_ra::fixtures::{sample_form, vetting_plan};
 use signet_ra::issuance::StoredStatus;
 use signet_ra::key_recovery::{AgentDesignation, EscrowedKey, KeyRecoveryStore, RecoveryRequest, RecoveryState};
 use signet_ra::lockout::REFUSED;
 use signet_ra::operator::{Operator, OperatorStore, Role, operator_password};
+use signet_ra::passkey::{Aaguid, Passkey, PasskeyName, PasskeyOwner, PasskeyStore};
 use signet_ra::token_stock::{StockState, TokenSerial, TokenStockStore};
 use signet_ra::totp::{Digits, Totp, TotpAlgorithm, TotpSecret};
 use signet_ra::vetting::DeadlinePolicy;
@@ -1561,4 +1563,116 @@ async fn organizations_run(backend: &str) {
         assert_eq!(records[0].actor, "operator:alice");
     }
     assert!(c.state.store().verify_audit().await.unwrap().is_ok());
+}
+
+/// A console whose RA requires operators to sign in with passkeys.
+async fn console_requiring_passkeys(backend: &str) -> Console {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("operator-aaguids.txt");
+    std::fs::write(&allowed, "# the RA's security keys\nee882879-721c-4913-9775-3dfcce97072a\n").unwrap();
+    let config = ServerConfig {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some(db.url.clone()),
+        passkeys: signet_authority::config::PasskeysConfig {
+            operators: Some("required".into()),
+            operator_authenticators: Some(allowed),
+        },
+        ..Default::default()
+    };
+    let settings = config.into_settings().unwrap();
+    let clock = Arc::new(FakeClock::at(T0));
+    let state = build_state(&settings, "https://ra.example.test", clock.clone()).await.unwrap();
+    Console { app: app(state.clone()), state, clock, _dir: dir, _db: db }
+}
+
+/// Where passkeys are required: an operator without one signs in with a code and is held on
+/// the passkey page; once they have one, a code alone no longer signs them in, a passkey answer
+/// that does not check out is refused like any wrong sign-in, and the last passkey stays. (The
+/// passkey itself — registration and signature with a real authenticator — is the browser
+/// walk's; here it is a stored credential.)
+async fn required_passkeys_run(backend: &str) {
+    let c = console_requiring_passkeys(backend).await;
+    let secret = create_operator(&c.state, "alice", "Alice Adams", Role::RaOperator).await;
+    let mut b = Browser::new(&c.app);
+    let p = sign_in(&mut b, "alice", PASSWORD, &oathtool(&secret, c.clock.now())).await;
+    assert_eq!(p.location.as_deref(), Some("/console"), "{}", p.body);
+    for page in ["/console", "/console/tokens", "/console/organizations"] {
+        assert_eq!(b.get(page).await.location.as_deref(), Some("/console/passkeys"), "{page} waits for a passkey");
+    }
+    let p = b.get("/console/passkeys").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"passkey-required\"") && p.body.contains("data-passkey=\"create\""), "{}", p.body);
+    // A registration without the browser's answer is refused readably, nothing stored.
+    let p = b.post("/console/passkeys", &[("name", "YubiKey"), ("code", "")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("Create passkey"), "{}", p.body);
+
+    let owner = PasskeyOwner::Operator("alice".into());
+    let key = Passkey {
+        credential_id: vec![9; 16],
+        owner: owner.clone(),
+        user_handle: [1; 16],
+        name: PasskeyName::new("YubiKey").unwrap(),
+        aaguid: Aaguid::parse("ee882879-721c-4913-9775-3dfcce97072a").unwrap(),
+        static_state: vec![0; 8],
+        dynamic_state: [0; 7],
+        created_at: T0,
+        last_used_at: None,
+    };
+    let event = AuditEvent::new(T0, "operator:alice", AuditAction::PasskeyRegistered, "alice", serde_json::json!({}));
+    c.state.store().add_passkey(&key, event, None).await.unwrap();
+    assert_eq!(b.get("/console").await.status, StatusCode::OK, "with a passkey the console opens");
+    let p = b.get("/console/passkeys").await;
+    assert!(p.body.contains("YubiKey") && p.body.contains("ee882879-721c-4913-9775-3dfcce97072a"), "{}", p.body);
+    let p = b.post(&format!("/console/passkeys/{}/remove", key.id_text()), &[("code", "")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("add another passkey before you remove your last one"), "{}", p.body);
+    assert_eq!(c.state.store().passkeys(&owner).await.unwrap().len(), 1);
+
+    // Now the right password and a fresh code are refused like any wrong sign-in…
+    c.clock.advance(Duration::seconds(30));
+    let mut b = Browser::new(&c.app);
+    let p = sign_in(&mut b, "alice", PASSWORD, &oathtool(&secret, c.clock.now())).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.body);
+    assert!(p.body.contains(REFUSED));
+    // …and so is a passkey answer that is not one, or whose challenge state was forged.
+    let p = b
+        .post(
+            "/console/sign-in",
+            &[("operator", "alice"), ("password", PASSWORD), ("passkey", "{}"), ("passkey_state", "AAAA")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.body);
+    assert!(p.body.contains(REFUSED));
+}
+
+signet_testkit::backend_test!(operators_required_to_use_passkeys, required_passkeys_run);
+
+#[test]
+fn passkey_settings_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |operators: &str, list: Option<&str>| {
+        let file = list.map(|text| {
+            let p = dir.path().join("aaguids.txt");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        ServerConfig {
+            passkeys: signet_authority::config::PasskeysConfig {
+                operators: Some(operators.into()),
+                operator_authenticators: file,
+            },
+            ..Default::default()
+        }
+        .into_settings()
+        .map(|s| s.operator_passkeys.required)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(with("required", None), Ok(true));
+    assert_eq!(with("optional", None), Ok(false));
+    assert!(with("sometimes", None).unwrap_err().contains("neither \"required\" nor \"optional\""));
+    assert!(with("required", Some("# none yet\n")).unwrap_err().contains("no AAGUID"));
+    assert!(with("required", Some("cb69481e-8ff7\n")).unwrap_err().contains("line 1"));
 }
