@@ -1013,6 +1013,38 @@ async function passkeys(browser, { code }, reference, password) {
   return { page, code };
 }
 
+/** An operator adds a passkey in the console (confirmed with a code) and signs in with it. */
+async function operatorPasskey(browser, operator) {
+  step(`console on localhost: ${operator.id} adds a passkey, confirmed with a code`);
+  const page = await newPage(browser, 'operator-passkey');
+  const device = await virtualAuthenticator(page);
+  await page.goto(`${LOCAL}/console/sign-in`);
+  await page.fill('#operator', operator.id);
+  await page.fill('#password', operator.password);
+  await page.fill('#code', totp(operator.secret));
+  let r = await submit(page, '/console/sign-in');
+  landed(page, r, '/console');
+  r = await page.goto(`${LOCAL}/console/passkeys`);
+  assert.equal(r.status(), 200);
+  await page.fill('#passkey-name', 'Security key 7');
+  await page.fill('#add-code', totp(operator.secret, { later: 30 }));
+  r = await submit(page, '/console/passkeys');
+  landed(page, r, '/console/passkeys');
+  assert.match(await page.textContent('#notice'), /“Security key 7” is added/);
+  assert.equal((await device.credentials()).length, 1);
+  await shot(page, 'console-passkey-added');
+
+  step(`${operator.id} signs in with the passkey instead of a code`);
+  await submit(page, '/console/sign-out');
+  await page.goto(`${LOCAL}/console/sign-in`);
+  await page.fill('#operator', operator.id);
+  await page.fill('#password', operator.password);
+  r = await clickAndWait(page, '#passkey-sign-in');
+  landed(page, r, '/console');
+  assert.match(await page.textContent('#operator'), new RegExp(`\\(${operator.id}\\)`));
+  await shot(page, 'console-signed-in-with-passkey');
+}
+
 /**
  * The token is lost with its PIN: the subscriber revokes one certificate for key compromise, is
  * offered the others on the same token, revokes them too, and is mailed for each.
@@ -1093,6 +1125,7 @@ async function main() {
     await retrieve(browser, operator, reference, password);
     await certificates(subscriber, reference, password);
     await keyCompromise(await passkeys(browser, subscriber, reference, password));
+    await operatorPasskey(browser, OPERATORS[0]);
   } catch (e) {
     for (const [label, page] of openPages) {
       if (page.isClosed()) continue;

@@ -30,7 +30,9 @@
 //! ([`cmc`]), renewal's window and proof ([`renewal`]), enterprise account users
 //! ([`enterprise`]); password reset by emailed link ([`password_reset`]). Consuming
 //! [`cmc::SoftTokenStore`], [`enterprise::EnterpriseStore`] and
-//! [`password_reset::PasswordResetStore`].
+//! [`password_reset::PasswordResetStore`]. Passkeys (WebAuthn, on the `webauthn_rp` library)
+//! as the second factor of subscribers and operators alike ([`passkey`]), consuming
+//! [`passkey::PasskeyStore`].
 //!
 //! Key escrow and recovery: encryption keys escrowed before their certificates are issued, and
 //! recovered only after two different key recovery agents approved ([`key_recovery`]); in-person

@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::AuthenticationVerificationOptions;
 use webauthn_rp::request::register::{
-    Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
+    CredProtect, Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle16, Username,
 };
-use webauthn_rp::request::{AsciiDomain, PublicKeyCredentialDescriptor, RpId};
+use webauthn_rp::request::{AsciiDomain, ExtensionInfo, PublicKeyCredentialDescriptor, RpId};
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
 use webauthn_rp::response::{AuthTransports, CredentialId};
 use webauthn_rp::{
@@ -331,9 +331,12 @@ impl RelyingParty {
             })
             .collect();
         let user = PublicKeyCredentialUserEntity { name, id: &handle, display_name: display };
-        let (server, client) = PublicKeyCredentialCreationOptions::passkey(&self.rp_id, user, exclude)
-            .start_ceremony()
-            .map_err(|e| PasskeyError::Refused(e.to_string()))?;
+        let mut options = PublicKeyCredentialCreationOptions::passkey(&self.rp_id, user, exclude);
+        // Ask authenticators to keep the passkey behind user verification, but do not make the
+        // browser refuse those that cannot say so (many platform passkeys): every sign-in and
+        // step-up requires user verification anyway.
+        options.extensions.cred_protect = CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
+        let (server, client) = options.start_ceremony().map_err(|e| PasskeyError::Refused(e.to_string()))?;
         let state = server.encode().map_err(|_| PasskeyError::State)?;
         Ok(Ceremony { state, options_json: options_json(&client)? })
     }
@@ -613,6 +616,7 @@ mod tests {
         let options: serde_json::Value = serde_json::from_str(&reg.options_json).expect("json");
         assert_eq!(options["rp"]["id"], "ra.example.gov", "{options}");
         assert_eq!(options["authenticatorSelection"]["userVerification"], "required", "{options}");
+        assert_eq!(options["extensions"]["enforceCredentialProtectionPolicy"], false, "{options}");
         let auth = rp.start_authentication().expect("starts");
         let options: serde_json::Value = serde_json::from_str(&auth.options_json).expect("json");
         assert_eq!(options["userVerification"], "required", "{options}");

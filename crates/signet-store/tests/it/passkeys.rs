@@ -93,7 +93,9 @@ backend_test!(stored_listed_renamed_by_their_owner_with_audit_and_notice, |store
         .await
         .unwrap();
     assert_eq!(store.passkeys(&jane).await.unwrap()[0].name, new_name);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox WHERE kind = 'sign-in-changed'").await, 2);
+    let queued = store.pending_outbox(T0, 10).await.unwrap();
+    let kinds: Vec<_> = queued.iter().map(|q| (q.message.kind, q.message.dedup_key.as_str())).collect();
+    assert_eq!(kinds, [(MessageKind::SignInChanged, "added:1"), (MessageKind::SignInChanged, "renamed:1")]);
     let audited =
         count(&store, "SELECT COUNT(*) FROM audit_log WHERE action IN ('passkey-registered', 'passkey-renamed')");
     assert_eq!(audited.await, 3, "the refused writes left no audit row");
