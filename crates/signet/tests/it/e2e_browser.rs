@@ -260,7 +260,16 @@ fn enrollment_from_partner_link_to_revoked_certificates_in_chromium() {
             "certificates-ready operator:bob",
             &*format!("key-escrowed applicant:{reference}"),
             "application-retrieved applicant",
-            // The revocation for key compromise, then the other certificate on the token.
+            // On localhost: signed in with a code, a passkey added (confirmed with a code), then
+            // signed in twice with the passkey; the refused attempts between are not the
+            // account's but their lockout scope's.
+            &*format!("subscriber-signed-in subscriber:{reference}"),
+            &*format!("step-up-confirmed subscriber:{reference}"),
+            &*format!("passkey-registered subscriber:{reference}"),
+            &*format!("subscriber-signed-in subscriber:{reference}"),
+            &*format!("subscriber-signed-in subscriber:{reference}"),
+            // The revocation for key compromise (confirmed with the passkey), then the other
+            // certificate on the token (with a code).
             &*format!("step-up-confirmed subscriber:{reference}"),
             &*format!("step-up-confirmed subscriber:{reference}"),
         ]
@@ -272,6 +281,13 @@ fn enrollment_from_partner_link_to_revoked_certificates_in_chromium() {
         "SELECT count(*) || ' ' || min(revocation_reason) || ' ' || max(revocation_reason) FROM certificates WHERE state = 'issued' AND revoked_at IS NOT NULL",
     );
     assert_eq!(revoked, "2 1 1\n", "both of the token's certificates, for key compromise");
+    let factors = sql(&format!(
+        "SELECT json_extract(details, '$.factor') FROM audit_log WHERE action = 'step-up-confirmed' \
+         AND subject = '{reference}' ORDER BY seq"
+    ));
+    assert_eq!(factors, "soft-token\nsoft-token\npasskey\nsoft-token\n", "how each step-up was confirmed");
+    let operator_passkeys = sql("SELECT owner || ' ' || name FROM passkeys WHERE owner LIKE 'operator:%'");
+    assert_eq!(operator_passkeys, "operator:alice Security key 7\n");
     let revocations = sql("SELECT actor FROM audit_log WHERE action = 'certificate-revoked' ORDER BY seq");
     assert_eq!(revocations, format!("subscriber:{reference}\nsubscriber:{reference}\n"), "each revocation audited");
     // The refused sign-ins the walk made (applicant password, operator code) are audited too.
