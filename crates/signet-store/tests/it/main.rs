@@ -6,5 +6,6 @@ mod audit_lanes;
 mod common;
 mod key_recovery;
 mod operators;
+mod repository;
 mod store;
 mod token_stock;
