@@ -9,6 +9,7 @@
 
 mod devices;
 mod home;
+mod published;
 mod recovery;
 mod sign_in;
 mod soft_token;
@@ -79,6 +80,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/devices", get(device_page).post(device_post))
         .route("/cmc/acme-keys", post(acme_key_post))
         .route("/cmc/users", get(users_page).post(users_post))
+        .route(PUBLISHED, get(published_page).post(published_post))
 }
 
 fn day(t: OffsetDateTime) -> String {
@@ -108,6 +110,7 @@ fn refusal(e: CmcAuthError, now: OffsetDateTime) -> Result<(String, StatusCode),
 
 use devices::*;
 use home::*;
+use published::*;
 use recovery::*;
 use sign_in::*;
 use soft_token::*;
