@@ -84,7 +84,9 @@ impl Query {
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(','))
-                    .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+                    .any(|media| {
+                        media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                    });
                 Ok(if wants_json { Format::Json } else { Format::Html })
             }
         }

@@ -124,7 +124,8 @@ impl Store {
     }
 }
 
-pub(crate) const CERTIFICATE_COLUMNS: &str = "serial, profile, der, not_before, not_after, revoked_at, revocation_reason";
+pub(crate) const CERTIFICATE_COLUMNS: &str =
+    "serial, profile, der, not_before, not_after, revoked_at, revocation_reason";
 
 /// Reads the columns of [`CERTIFICATE_COLUMNS`].
 pub(crate) fn account_certificate(r: &AnyRow) -> Result<AccountCertificate, StoreError> {

@@ -44,21 +44,23 @@ impl RepositoryStore for Store {
         &self,
         address: &LookupAddress,
     ) -> Result<Vec<RepositoryCertificate>, StoreError> {
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERTIFICATE_COLUMNS}, since {SELECT} AND subject_email = $1")))
-                .bind(address.as_str())
-                .fetch_all(self.pool())
-                .await
-                .map_err(backend_error)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERTIFICATE_COLUMNS}, since {SELECT} AND subject_email = $1"
+        )))
+        .bind(address.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(backend_error)?;
         rows.iter().map(repository_certificate).collect()
     }
 
     async fn repository_certificate(&self, serial: &Serial) -> Result<Option<RepositoryCertificate>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERTIFICATE_COLUMNS}, since {SELECT} AND serial = $1")))
-            .bind(serial.to_hex())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(backend_error)?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CERTIFICATE_COLUMNS}, since {SELECT} AND serial = $1")))
+                .bind(serial.to_hex())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(backend_error)?;
         row.as_ref().map(repository_certificate).transpose()
     }
 

@@ -29,7 +29,12 @@ pub(super) struct PublishedPage {
     notice: String,
 }
 
-async fn published_view(s: &AppState, session: &Session, id: &ApplicationId, notice: &str) -> Result<Response, PageError> {
+async fn published_view(
+    s: &AppState,
+    session: &Session,
+    id: &ApplicationId,
+    notice: &str,
+) -> Result<Response, PageError> {
     let app = s.store.load(id).await?.ok_or(PageError::NotFound)?;
     let email = app.form().applicant.email.as_str().to_owned();
     let identity_chosen = s.store.identity_published(id).await?;
@@ -88,11 +93,16 @@ pub(super) async fn published_post(
     let publish = match form.identity.as_str() {
         "publish" => true,
         "withhold" => false,
-        _ => return PageError::BadRequest("Choose whether to publish your identity certificates.".into()).into_response(),
+        _ => {
+            return PageError::BadRequest("Choose whether to publish your identity certificates.".into())
+                .into_response();
+        }
     };
     let notice = match repository::choose_identity_publication(&s.store, &id, publish, s.clock.now()).await {
         Ok(false) => "Nothing changed: that was already your choice.",
-        Ok(true) if publish => "Your valid identity certificates are now published beside your encryption certificates.",
+        Ok(true) if publish => {
+            "Your valid identity certificates are now published beside your encryption certificates."
+        }
         Ok(true) => "Your identity certificates are no longer published.",
         Err(e) => return PageError::from(e).into_response(),
     };
