@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use signet_pki::Serial;
-use signet_ra::repository::{self, AddressError, LookupAddress, MAX_ADDRESS_LEN, RepositoryCertificate};
+use signet_ra::repository::{self, LookupAddress, MAX_ADDRESS_LEN, RepositoryCertificate};
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ApiError, PageError, wait_words};
@@ -51,33 +51,36 @@ enum Format {
     Json,
 }
 
-/// What the query string asked.
+/// What the query string asked: every `email` and `format` given (one of each is
+/// understood; more are refused, not guessed between).
 struct Query {
-    email: Option<String>,
-    format: Option<String>,
+    emails: Vec<String>,
+    formats: Vec<String>,
 }
 
+/// What a lookup with several addresses is told.
+const ONE_ADDRESS: &str = "look up one address at a time";
+
 impl Query {
-    /// The first `email` and `format` of the query; others are ignored.
     fn parse(query: Option<&str>) -> Self {
-        let (mut email, mut format) = (None, None);
+        let (mut emails, mut formats) = (Vec::new(), Vec::new());
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
-                "email" if email.is_none() => email = Some(value.into_owned()),
-                "format" if format.is_none() => format = Some(value.into_owned()),
+                "email" => emails.push(value.into_owned()),
+                "format" => formats.push(value.into_owned()),
                 _ => {}
             }
         }
-        Self { email, format }
+        Self { emails, formats }
     }
 
     /// The module's rule: `format` if given, else `Accept` naming `application/json`.
     fn format(&self, request: &Request) -> Result<Format, ApiError> {
-        match self.format.as_deref() {
-            Some("json") => Ok(Format::Json),
-            Some("html") => Ok(Format::Html),
-            Some(_) => Err(ApiError::BadRequest { kind: "bad-format", detail: "format is json or html".into() }),
-            None => {
+        match self.formats.as_slice() {
+            [one] if one == "json" => Ok(Format::Json),
+            [one] if one == "html" => Ok(Format::Html),
+            [_, ..] => Err(ApiError::BadRequest { kind: "bad-format", detail: "format is json or html, once".into() }),
+            [] => {
                 let wants_json = request
                     .headers()
                     .get_all(header::ACCEPT)
@@ -198,7 +201,7 @@ async fn lookup(State(s): State<AppState>, request: Request) -> Response {
         Ok(f) => f,
         Err(e) => return uncached(e.into_response()),
     };
-    let Some(typed) = query.email.as_deref() else {
+    let Some(typed) = query.emails.first().map(String::as_str) else {
         return uncached(match format {
             Format::Html => page("", "", "", &[], StatusCode::OK),
             Format::Json => ApiError::BadRequest { kind: "missing-email", detail: "give the address as email=".into() }
@@ -211,9 +214,12 @@ async fn lookup(State(s): State<AppState>, request: Request) -> Response {
             Format::Json => ApiError::TooManyRequests { retry_after: wait }.into_response(),
         });
     }
+    if query.emails.len() > 1 {
+        return uncached(refused_address(format, typed, ONE_ADDRESS.to_owned()));
+    }
     let address = match LookupAddress::parse(typed) {
         Ok(a) => a,
-        Err(e) => return uncached(refused_address(format, typed, e)),
+        Err(e) => return uncached(refused_address(format, typed, e.to_string())),
     };
     let started = tokio::time::Instant::now();
     let answer = match repository::lookup(&s.store, &s.catalog, &address, s.clock.now()).await {
@@ -233,12 +239,12 @@ async fn lookup(State(s): State<AppState>, request: Request) -> Response {
     uncached(answer)
 }
 
-/// The answer to an address that cannot be looked up: the page with the reason beside the
-/// field, or a problem.
-fn refused_address(format: Format, typed: &str, e: AddressError) -> Response {
+/// The answer to an address that cannot be looked up (`why`, written to follow a colon): the
+/// page with the reason beside the field, or a problem.
+fn refused_address(format: Format, typed: &str, why: String) -> Response {
     match format {
-        Format::Html => page(typed, "", &as_sentence(e.to_string()), &[], StatusCode::BAD_REQUEST),
-        Format::Json => ApiError::BadRequest { kind: "bad-email", detail: e.to_string() }.into_response(),
+        Format::Html => page(typed, "", &as_sentence(why), &[], StatusCode::BAD_REQUEST),
+        Format::Json => ApiError::BadRequest { kind: "bad-email", detail: why }.into_response(),
     }
 }
 

@@ -330,6 +330,21 @@ async fn malformed_and_oversized_addresses_are_refused_beside_the_field() {
     let page = get(&c.app, &lookup_path(&long, ""), None, None).await.text();
     assert!(!page.contains(&long) && page.contains(&long[..254]));
 
+    // One address at a time: a second one is refused, not ignored.
+    let two = format!("{}&email=nobody%40acme.example", lookup_path(JANE, ""));
+    let page = get(&c.app, &two, None, None).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.text().contains(">Look up one address at a time.</span>"), "{}", page.text());
+    assert_eq!(get(&c.app, &format!("{two}&format=json"), None, None).await.status, StatusCode::BAD_REQUEST);
+
+    for format in ["&format=xml", "&format=json&format=html"] {
+        let bad_format = get(&c.app, &lookup_path(JANE, format), None, None).await;
+        assert_eq!(
+            (bad_format.status, bad_format.header(header::CONTENT_TYPE)),
+            (StatusCode::BAD_REQUEST, "application/problem+json"),
+            "{format}"
+        );
+    }
     let bad_format = get(&c.app, &lookup_path(JANE, "&format=xml"), None, None).await;
     assert_eq!(
         (bad_format.status, bad_format.header(header::CONTENT_TYPE)),
