@@ -23,6 +23,7 @@ use serde::Serialize;
 use signet_pki::Serial;
 use signet_ra::repository::{self, LookupAddress, MAX_ADDRESS_LEN, RepositoryCertificate};
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 
 use crate::error::{ApiError, PageError, wait_words};
 use crate::state::AppState;
@@ -108,6 +109,9 @@ struct Found {
     name: String,
     not_before: String,
     not_after: String,
+    /// The validity as the page says it.
+    #[serde(skip)]
+    valid: String,
     status: &'static str,
     certificate: String,
     /// Issuing CA, then root, PEM.
@@ -149,6 +153,10 @@ fn date(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+fn minute(t: time::OffsetDateTime) -> String {
+    t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).unwrap_or_default()
+}
+
 fn found(s: &AppState, address: &LookupAddress, c: &RepositoryCertificate) -> Found {
     let serial = c.serial.to_hex();
     let url = |file: &str| format!("{}/repository/certificates/{serial}/{file}", s.base_url);
@@ -159,6 +167,7 @@ fn found(s: &AppState, address: &LookupAddress, c: &RepositoryCertificate) -> Fo
         name: s.certificate_name(&c.profile),
         not_before: date(c.not_before),
         not_after: date(c.not_after),
+        valid: format!("from {} to {}", minute(c.not_before), minute(c.not_after)),
         status: "good",
         certificate: signet_pki::to_pem("CERTIFICATE", &c.der),
         chain: s.certificates.chain_pem(),

@@ -252,9 +252,9 @@ async fn identity_certificates_are_published_only_by_the_subscribers_choice() {
     assert!(p.body.contains(&format!("href=\"{url}\"")), "{}", p.body);
     let row = |body: &str, serial: &str| {
         let at = body.find(&format!("id=\"row-{serial}\"")).unwrap_or_else(|| panic!("{serial}: {body}"));
-        body[at..at + body[at..].find("</tr>").unwrap()].to_owned()
+        body[at..at + body[at..].find("</section>").unwrap()].to_owned()
     };
-    assert!(row(&p.body, &encryption).contains("<strong>Published</strong>"), "{}", p.body);
+    assert!(row(&p.body, &encryption).contains("<strong>Published.</strong>"), "{}", p.body);
     assert!(row(&p.body, &encryption).contains(&format!("/repository/certificates/{encryption}/certificate.p7c")));
     assert!(
         row(&p.body, &c.serial).contains("Not published: you have not chosen to publish your identity certificates")
@@ -265,7 +265,7 @@ async fn identity_certificates_are_published_only_by_the_subscribers_choice() {
     let p = b.post("/cmc/published", &[("identity", "publish")]).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains("Your valid identity certificates are now published"), "{}", p.body);
-    assert!(row(&p.body, &c.serial).contains("<strong>Published</strong>"), "{}", p.body);
+    assert!(row(&p.body, &c.serial).contains("<strong>Published.</strong>"), "{}", p.body);
     let mut found = published_serials(&c, JANE).await;
     found.sort();
     let mut expected = vec![encryption.clone(), c.serial.clone()];
