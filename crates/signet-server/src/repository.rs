@@ -257,10 +257,10 @@ fn refused_address(format: Format, typed: &str, why: String) -> Response {
     }
 }
 
-/// The published certificate `serial` and what a download needs: `NotFound` for a serial that
-/// is not published now, whether or not it exists.
-/// The client's budget is spent first, so a download cannot probe serials faster than a lookup
-/// probes addresses.
+/// The published certificate `serial`, for a download: `NotFound` for a serial that is not
+/// published now, whether or not it exists. Downloads count against the client's budget
+/// (`budget`, spent by the caller, which holds the request), so they cannot probe serials
+/// faster than lookups probe addresses.
 async fn published(s: &AppState, budget: Result<(), u64>, serial: &str) -> Result<RepositoryCertificate, Response> {
     budget.map_err(|wait| too_many("", wait))?;
     let serial = Serial::from_hex(serial).map_err(|_| PageError::NotFound.into_response())?;

@@ -36,14 +36,15 @@ const SECRET_POSTS: [&str; 11] = [
 
 /// The middleware: counts posts to [`SECRET_POSTS`] per client and refuses past the budget.
 pub(crate) async fn limit_secret_posts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() == Method::POST && SECRET_POSTS.contains(&request.uri().path()) {
-        if let Err(wait) = spend(&state, &state.client_limiter, &request) {
-            return if request.uri().path().starts_with("/api/") {
-                ApiError::TooManyRequests { retry_after: wait }.into_response()
-            } else {
-                PageError::TooManyRequests { retry_after: wait }.into_response()
-            };
-        }
+    if request.method() == Method::POST
+        && SECRET_POSTS.contains(&request.uri().path())
+        && let Err(wait) = spend(&state, &state.client_limiter, &request)
+    {
+        return if request.uri().path().starts_with("/api/") {
+            ApiError::TooManyRequests { retry_after: wait }.into_response()
+        } else {
+            PageError::TooManyRequests { retry_after: wait }.into_response()
+        };
     }
     next.run(request).await
 }

@@ -193,9 +193,9 @@ async fn an_encryption_certificate_is_found_with_its_chain_and_downloads_openssl
 async fn only_the_exact_address_finds_and_revoked_or_expired_certificates_are_gone() {
     let c = cmc("sqlite").await;
     let first = another(&c, "medium-token-encryption", "first").await;
-    assert_eq!(published_serials(&c, JANE).await, [first.clone()]);
+    assert_eq!(published_serials(&c, JANE).await, [first.as_str()]);
     // The domain is case-insensitive (certificates store it lowercased); nothing else is.
-    assert_eq!(published_serials(&c, "jane.doe@ACME.Example").await, [first.clone()]);
+    assert_eq!(published_serials(&c, "jane.doe@ACME.Example").await, [first.as_str()]);
     for miss in [
         "Jane.Doe@acme.example",
         "jane.doe@acme.example.com",
@@ -227,13 +227,13 @@ async fn only_the_exact_address_finds_and_revoked_or_expired_certificates_are_go
 
     // Expired: the two-year certificate is found until its last second, then no longer.
     let second = another(&c, "medium-token-encryption", "second").await;
-    assert_eq!(published_serials(&c, JANE).await, [second.clone()]);
+    assert_eq!(published_serials(&c, JANE).await, [second.as_str()]);
     let not_after =
         c.state.store().certificate(&signet_pki::Serial::from_hex(&second).unwrap()).await.unwrap().unwrap();
     let expires = x509_parser::parse_x509_certificate(&not_after.der).unwrap().1.validity().not_after.timestamp();
     let expires = OffsetDateTime::from_unix_timestamp(expires).unwrap();
     c.clock.advance(expires - Duration::seconds(1) - c.clock.now());
-    assert_eq!(published_serials(&c, JANE).await, [second.clone()]);
+    assert_eq!(published_serials(&c, JANE).await, [second.as_str()]);
     c.clock.advance(Duration::seconds(2));
     assert!(published_serials(&c, JANE).await.is_empty());
 }
@@ -260,7 +260,7 @@ async fn identity_certificates_are_published_only_by_the_subscribers_choice() {
         row(&p.body, &c.serial).contains("Not published: you have not chosen to publish your identity certificates")
     );
     assert!(p.body.contains("value=\"withhold\" checked"), "the default is not to publish");
-    assert_eq!(published_serials(&c, JANE).await, [encryption.clone()]);
+    assert_eq!(published_serials(&c, JANE).await, [encryption.as_str()]);
 
     let p = b.post("/cmc/published", &[("identity", "publish")]).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
@@ -274,7 +274,7 @@ async fn identity_certificates_are_published_only_by_the_subscribers_choice() {
 
     let p = b.post("/cmc/published", &[("identity", "withhold")]).await;
     assert!(p.body.contains("no longer published"), "{}", p.body);
-    assert_eq!(published_serials(&c, JANE).await, [encryption.clone()]);
+    assert_eq!(published_serials(&c, JANE).await, [encryption.as_str()]);
     let p = b.post("/cmc/published", &[("identity", "everything")]).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
 
