@@ -136,6 +136,7 @@ impl Settings {
         line(format!("# password hashes at once: {}", l.password_hashes));
         line(format!("password_hash_wait_ms = {}", l.password_hash_wait.as_millis()));
         line(format!("secret_attempts_per_minute = {}", l.secret_attempts_per_minute));
+        line(format!("repository_requests_per_minute = {}", l.repository_requests_per_minute));
         let proxies: Vec<String> = l.trusted_proxies.iter().map(|p| format!("\"{p}\"")).collect();
         line(format!("trusted_proxies = [{}]", proxies.join(", ")));
         out

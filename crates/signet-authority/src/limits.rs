@@ -31,6 +31,9 @@ pub struct LimitsConfig {
     /// Typed-secret attempts (sign-ins, retrievals, codes, reset links) one client address may
     /// make per minute, across all accounts; default 30.
     pub secret_attempts_per_minute: Option<u32>,
+    /// Requests to the public certificate repository (lookups by address and downloads) one
+    /// client address may make per minute; default 30.
+    pub repository_requests_per_minute: Option<u32>,
     /// Reverse proxies whose `X-Forwarded-For` names the client; default none (the peer
     /// address is the client).
     #[serde(default)]
@@ -55,6 +58,8 @@ pub struct Limits {
     pub password_hash_wait: Duration,
     /// See [`LimitsConfig::secret_attempts_per_minute`].
     pub secret_attempts_per_minute: u32,
+    /// See [`LimitsConfig::repository_requests_per_minute`].
+    pub repository_requests_per_minute: u32,
     /// See [`LimitsConfig::trusted_proxies`].
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -86,9 +91,9 @@ impl LimitsConfig {
             w if w > 60_000 => return Err(invalid("limits.password_hash_wait_ms", "must be at most 60000")),
             w => Duration::from_millis(w),
         };
-        let attempts = match self.secret_attempts_per_minute.unwrap_or(30) {
-            0 => return Err(invalid("limits.secret_attempts_per_minute", "must be at least 1")),
-            n => n,
+        let per_minute = |field: &'static str, v: Option<u32>| match v.unwrap_or(30) {
+            0 => Err(invalid(field, "must be at least 1")),
+            n => Ok(n),
         };
         let trusted_proxies = self
             .trusted_proxies
@@ -101,7 +106,14 @@ impl LimitsConfig {
             max_connections,
             password_hashes: memory / HASH_MIB,
             password_hash_wait: wait,
-            secret_attempts_per_minute: attempts,
+            secret_attempts_per_minute: per_minute(
+                "limits.secret_attempts_per_minute",
+                self.secret_attempts_per_minute,
+            )?,
+            repository_requests_per_minute: per_minute(
+                "limits.repository_requests_per_minute",
+                self.repository_requests_per_minute,
+            )?,
             trusted_proxies,
         })
     }
@@ -117,7 +129,7 @@ mod tests {
         assert_eq!(l.password_hashes, 8);
         assert_eq!(l.header_timeout, Duration::from_secs(15));
         assert_eq!(l.request_timeout, Duration::from_secs(30));
-        assert_eq!((l.max_connections, l.secret_attempts_per_minute), (1024, 30));
+        assert_eq!((l.max_connections, l.secret_attempts_per_minute, l.repository_requests_per_minute), (1024, 30, 30));
         let small = LimitsConfig { password_hash_memory_mib: Some(40), ..Default::default() };
         assert_eq!(small.into_limits().unwrap().password_hashes, 2);
         for bad in [
@@ -125,6 +137,7 @@ mod tests {
             LimitsConfig { header_timeout_seconds: Some(0), ..Default::default() },
             LimitsConfig { max_connections: Some(0), ..Default::default() },
             LimitsConfig { secret_attempts_per_minute: Some(0), ..Default::default() },
+            LimitsConfig { repository_requests_per_minute: Some(0), ..Default::default() },
             LimitsConfig { trusted_proxies: vec!["proxy.example".into()], ..Default::default() },
         ] {
             assert!(matches!(bad.into_limits(), Err(ConfigError::Invalid { .. })));

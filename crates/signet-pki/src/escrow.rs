@@ -41,7 +41,7 @@ use crate::signer::{EncryptedKey, KeyAlgorithm, Signer, SoftwareSigner};
 /// id-envelopedData (RFC 5652 §6.1).
 const ENVELOPED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
 /// id-data (RFC 5652 §4).
-const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+pub(crate) const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 /// id-RSAES-OAEP (RFC 8017 appendix A.2.1).
 const RSAES_OAEP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.7");
 /// id-aes256-CBC (NIST CSOR); parameters: the 16-byte IV.

@@ -3,7 +3,7 @@
 //! What it does: ECA certificate profiles (configuration → validated [`profile::Profile`]),
 //! CSR checks and key policy, YubiKey PIV key attestation ([`attestation`]), issuance
 //! (prepare → lint → sign, each step consuming the last), CA hierarchy creation, key escrow of
-//! server-generated encryption keys ([`escrow`]), secrets sealed at rest ([`seal`]), CRLs, OCSP requests and responses, and the
+//! server-generated encryption keys ([`escrow`]), certificates-only `.p7c` bundles ([`p7c`]), secrets sealed at rest ([`seal`]), CRLs, OCSP requests and responses, and the
 //! [`Signer`] trait with an aws-lc-rs software signer.
 //!
 //! What it does not do: no I/O of any kind — no files, network, database or clock. Callers
@@ -16,6 +16,7 @@ pub mod csr;
 pub mod escrow;
 pub mod issue;
 pub mod ocsp;
+pub mod p7c;
 pub mod profile;
 pub mod reason;
 pub mod seal;

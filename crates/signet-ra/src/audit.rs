@@ -132,6 +132,9 @@ pub enum AuditAction {
     PasswordChanged,
     /// A subscriber became a user of the organization's enterprise account.
     EnterpriseUserAdded,
+    /// A subscriber chose to publish (or no longer publish) their identity certificates in the
+    /// public repository (the choice is in the details).
+    IdentityPublicationChanged,
     /// An encryption key was escrowed to the key recovery key, before its certificate was issued.
     KeyEscrowed,
     /// An RA operator was designated key recovery agent.
@@ -217,6 +220,7 @@ impl AuditAction {
             Self::PasswordResetRequested => "password-reset-requested",
             Self::PasswordChanged => "password-changed",
             Self::EnterpriseUserAdded => "enterprise-user-added",
+            Self::IdentityPublicationChanged => "identity-publication-changed",
             Self::KeyEscrowed => "key-escrowed",
             Self::KeyRecoveryAgentDesignated => "key-recovery-agent-designated",
             Self::KeyRecoveryRequested => "key-recovery-requested",

@@ -39,6 +39,10 @@
 //! witnessed key generation where no token attestation exists ([`witness`]). Consuming
 //! [`key_recovery::KeyRecoveryStore`] and [`witness::WitnessStore`].
 //!
+//! The public repository of certificates: what a lookup by email address returns and the
+//! subscriber's choice to publish identity certificates ([`repository`]), consuming
+//! [`repository::RepositoryStore`].
+//!
 //! Hardware-key assurance: the RA's stock of provisioned tokens, bound to one application at
 //! shipment, and the shipment key's proof that a retrieval or renewal runs on that very token
 //! ([`token_stock`]), consuming [`token_stock::TokenStockStore`].
@@ -73,6 +77,7 @@ mod password;
 pub mod password_reset;
 pub mod prices;
 pub mod renewal;
+pub mod repository;
 mod secrets;
 pub mod token_stock;
 pub mod totp;

@@ -291,7 +291,7 @@ impl IntoResponse for PageError {
 }
 
 /// "45 seconds", "2 minutes": a wait as a person reads it.
-fn wait_words(seconds: u64) -> String {
+pub(crate) fn wait_words(seconds: u64) -> String {
     match seconds {
         0..=1 => "a second".to_owned(),
         2..=90 => format!("{seconds} seconds"),

@@ -9,7 +9,8 @@
 //! (`/api/v1`, including token retrieval — with the escrowed encryption key wrapped for the
 //! token, proven on the shipped token by its shipment key — and renewal by the current key);
 //! the ACME server for device certificates (`/acme`); the OCSP and CRL routes and the CA
-//! certificate downloads at the URLs written into certificates; `/metrics`, the API's OpenAPI
+//! certificate downloads at the URLs written into certificates; the public repository of
+//! subscribers' certificates (`/repository`); `/metrics`, the API's OpenAPI
 //! document at `/api/v1/openapi.json`, and a request id per request on its log lines, its audit
 //! rows and its `X-Request-Id` header. It serves plain HTTP, HTTPS (a certificate from files or
 //! one the node issues itself, with a plain port for what relying parties fetch), or plain HTTP
@@ -43,6 +44,7 @@ mod password_reset;
 mod portal;
 mod recovery_console;
 mod renewal;
+mod repository;
 mod request_id;
 mod retrieval;
 mod retrieve_guide;
@@ -118,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .merge(renewal::router())
         .merge(ocsp::router())
         .merge(crl::router())
+        .merge(repository::router())
         .merge(ca_router())
         .merge(metrics_route::router())
         .merge(openapi::router())
@@ -246,6 +249,10 @@ async fn build_state_at(
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
         client_limiter: client_limiter::ClientLimiter::new(
             settings.limits.secret_attempts_per_minute,
+            settings.limits.trusted_proxies.clone(),
+        ),
+        repository_limiter: client_limiter::ClientLimiter::new(
+            settings.limits.repository_requests_per_minute,
             settings.limits.trusted_proxies.clone(),
         ),
         client_download: settings.client_download.clone(),

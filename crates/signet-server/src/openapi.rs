@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 description of the JSON API, served at `/api/v1/openapi.json`: the RA's
-//! certificates (issue, read, revoke), the profiles, token retrieval and renewal, with every
+//! certificates (issue, read, revoke), the profiles, token retrieval and renewal, the public
+//! repository's lookup, with every
 //! problem+json answer each can give. It is a checked-in document rather than one generated
 //! from the handlers, and tests keep it true: `openapi-spec-validator` accepts it and
 //! `schemathesis` finds no answer of a live server that it does not describe (signet `cli`).
@@ -40,6 +41,7 @@ mod tests {
             "/api/v1/retrieval/begin",
             "/api/v1/retrieval/check-token",
             "/api/v1/renewal",
+            "/repository",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is not described");
         }

@@ -39,6 +39,8 @@ pub struct Inner {
     pub(crate) hashing: crate::hashing::PasswordWork,
     /// Typed-secret attempts per client address.
     pub(crate) client_limiter: crate::client_limiter::ClientLimiter,
+    /// Public repository requests per client address.
+    pub(crate) repository_limiter: crate::client_limiter::ClientLimiter,
     /// The `signet` client offered at `/retrieve/signet`.
     pub(crate) client_download: Option<std::path::PathBuf>,
     /// Refused forms' pages for visitors without a stored session (Post/Redirect/Get).

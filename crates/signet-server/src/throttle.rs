@@ -14,6 +14,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::client_limiter::ClientLimiter;
 use crate::error::{ApiError, PageError};
 use crate::state::AppState;
 
@@ -35,20 +36,27 @@ const SECRET_POSTS: [&str; 11] = [
 
 /// The middleware: counts posts to [`SECRET_POSTS`] per client and refuses past the budget.
 pub(crate) async fn limit_secret_posts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() == Method::POST && SECRET_POSTS.contains(&request.uri().path()) {
-        // Only a server built without the connection layer (in-process tests) has no peer.
-        if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            let client = state.client_limiter.client(peer.ip(), request.headers());
-            if let Err(wait) = state.client_limiter.spend(client, Instant::now()) {
-                state.metrics.rate_limited();
-                tracing::info!(%client, path = request.uri().path(), "secret attempts over the per-client limit");
-                return if request.uri().path().starts_with("/api/") {
-                    ApiError::TooManyRequests { retry_after: wait }.into_response()
-                } else {
-                    PageError::TooManyRequests { retry_after: wait }.into_response()
-                };
-            }
-        }
+    if request.method() == Method::POST
+        && SECRET_POSTS.contains(&request.uri().path())
+        && let Err(wait) = spend(&state, &state.client_limiter, &request)
+    {
+        return if request.uri().path().starts_with("/api/") {
+            ApiError::TooManyRequests { retry_after: wait }.into_response()
+        } else {
+            PageError::TooManyRequests { retry_after: wait }.into_response()
+        };
     }
     next.run(request).await
+}
+
+/// Spends one of the requesting client's attempts on `limiter`: `Err(seconds to wait)` past
+/// its budget, counted and logged (the path only: a query may hold what was looked up).
+pub(crate) fn spend(state: &AppState, limiter: &ClientLimiter, request: &Request) -> Result<(), u64> {
+    // Only a server built without the connection layer (in-process tests) has no peer.
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else { return Ok(()) };
+    let client = limiter.client(peer.ip(), request.headers());
+    limiter.spend(client, Instant::now()).inspect_err(|_| {
+        state.metrics.rate_limited();
+        tracing::info!(%client, path = request.uri().path(), "requests over the per-client limit");
+    })
 }

@@ -411,6 +411,18 @@ pub(crate) async fn passkey_script() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../static/passkey.js"))
 }
 
+/// A refusal written to follow a colon ("the certificate is revoked: …") as a sentence of its own
+/// on the page: capitalized and ending with a full stop.
+pub(crate) fn as_sentence(text: String) -> String {
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else { return text };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// The stylesheet every page links (no inline styles: the CSP forbids them).
 pub(crate) async fn stylesheet() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../static/site.css"))

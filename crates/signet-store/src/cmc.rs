@@ -125,10 +125,11 @@ impl Store {
     }
 }
 
-const CERTIFICATE_COLUMNS: &str = "serial, profile, der, not_before, not_after, revoked_at, revocation_reason";
+pub(crate) const CERTIFICATE_COLUMNS: &str =
+    "serial, profile, der, not_before, not_after, revoked_at, revocation_reason";
 
 /// Reads the columns of [`CERTIFICATE_COLUMNS`].
-fn account_certificate(r: &AnyRow) -> Result<AccountCertificate, StoreError> {
+pub(crate) fn account_certificate(r: &AnyRow) -> Result<AccountCertificate, StoreError> {
     let serial: String = r.try_get(0).map_err(backend_error)?;
     let revoked_at: Option<i64> = r.try_get(5).map_err(backend_error)?;
     let reason_code: Option<i64> = r.try_get(6).map_err(backend_error)?;

@@ -10,7 +10,7 @@
 //! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
 //! `signet_ra::enterprise::EnterpriseStore`, `signet_ra::password_reset::PasswordResetStore`,
 //! `signet_ra::key_recovery::KeyRecoveryStore`, `signet_ra::witness::WitnessStore`,
-//! `signet_ra::token_stock::TokenStockStore`),
+//! `signet_ra::token_stock::TokenStockStore`, `signet_ra::repository::RepositoryStore`),
 //! the outbox the mail relay drains, and the
 //! leases and delivery bookkeeping of the background jobs.
 //!
@@ -31,6 +31,7 @@ mod operators;
 mod organizations;
 mod passkeys;
 mod password_reset;
+mod repository;
 pub mod request;
 mod seeds;
 mod sessions;

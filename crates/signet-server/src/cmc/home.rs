@@ -1,6 +1,7 @@
 //! The Certificate Management Center: the home page, with the account's certificates and the secure actions.
 
 use super::*;
+use crate::web::as_sentence;
 
 pub(super) struct CertificateRow {
     serial: String,
@@ -73,18 +74,6 @@ pub(super) fn row(
         renewal: refusal.map(as_sentence).unwrap_or_default(),
         status,
     }
-}
-
-/// A refusal written to follow a colon ("the certificate is revoked: …") as a sentence of its own
-/// on the page: capitalized and ending with a full stop.
-pub(super) fn as_sentence(text: String) -> String {
-    let mut chars = text.chars();
-    let Some(first) = chars.next() else { return text };
-    let mut out: String = first.to_uppercase().chain(chars).collect();
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
 }
 
 /// Why a pasted request cannot renew `c`: a token type's new key must be proven on the token,

@@ -10,6 +10,7 @@
 mod devices;
 mod home;
 mod passkeys;
+mod published;
 mod recovery;
 mod sign_in;
 mod soft_token;
@@ -85,6 +86,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/cmc/passkeys/{credential}/rename", post(passkeys::rename))
         .route("/cmc/passkeys/{credential}/remove", post(passkeys::remove))
         .route("/cmc/passkeys/remove-soft-token", post(passkeys::remove_soft_token))
+        .route(PUBLISHED, get(published_page).post(published_post))
 }
 
 fn day(t: OffsetDateTime) -> String {
@@ -114,6 +116,7 @@ fn refusal(e: CmcAuthError, now: OffsetDateTime) -> Result<(String, StatusCode),
 
 use devices::*;
 use home::*;
+use published::*;
 use recovery::*;
 use sign_in::*;
 use soft_token::*;

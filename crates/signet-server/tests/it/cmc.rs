@@ -53,13 +53,13 @@ const MEDIUM_TOKEN_OID: &str = "2.16.840.1.101.3.2.1.12.5";
 /// id-eca-medium-sha256: Medium (software key) certificates.
 const MEDIUM_OID: &str = "2.16.840.1.101.3.2.1.12.4";
 
-struct Cmc {
-    app: Router,
-    state: AppState,
-    clock: Arc<FakeClock>,
-    dir: tempfile::TempDir,
-    account: ApplicationId,
-    serial: String,
+pub(crate) struct Cmc {
+    pub(crate) app: Router,
+    pub(crate) state: AppState,
+    pub(crate) clock: Arc<FakeClock>,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) account: ApplicationId,
+    pub(crate) serial: String,
     _db: TestDb,
 }
 
@@ -71,7 +71,7 @@ fn password_hash() -> &'static PasswordHash {
     })
 }
 
-fn run(program: &str, args: &[&str]) -> String {
+pub(crate) fn run(program: &str, args: &[&str]) -> String {
     let out = Process::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         out.status.success(),
@@ -128,7 +128,7 @@ fn csr(dir: &Path, name: &str) -> String {
 
 /// A server with one subscriber account holding a medium-token identity certificate, issued as
 /// retrieval issues it.
-async fn cmc(backend: &str) -> Cmc {
+pub(crate) async fn cmc(backend: &str) -> Cmc {
     cmc_of(backend, "medium-token").await
 }
 
@@ -189,7 +189,7 @@ fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
 }
 
 /// A soft token as the subscriber's app holds it.
-struct App {
+pub(crate) struct App {
     secret: String,
     algorithm: &'static str,
     digits: u32,
@@ -235,7 +235,7 @@ async fn create_token(c: &Cmc, b: &mut Browser, algorithm: &'static str, digits:
 
 /// A signed-in subscriber with an active SHA-256, 8-digit token; the clock is one step past
 /// the registration, so the next code is fresh.
-async fn enrolled(c: &Cmc) -> (Browser, App) {
+pub(crate) async fn enrolled(c: &Cmc) -> (Browser, App) {
     let mut b = Browser::new(&c.app);
     let p = sign_in(&mut b, &c.account, PASSWORD, "").await;
     assert_eq!(p.location.as_deref(), Some("/cmc/soft-token"), "first sign-in goes to enrollment: {}", p.body);
@@ -1096,7 +1096,7 @@ async fn the_soft_token_page_explains_the_app_and_a_lost_phone() {
 
 /// Issues a certificate of `profile` for `account`'s vetted subject as retrieval does, for a
 /// new OpenSSL key named `name`; returns its serial.
-async fn another(c: &Cmc, profile: &str, name: &str) -> String {
+pub(crate) async fn another(c: &Cmc, profile: &str, name: &str) -> String {
     let mut order = sample_form("medium-token").person_order(profile.to_owned());
     order.validity_years = 2;
     let req = csr(c.dir.path(), name);

@@ -11,4 +11,5 @@ mod mail;
 mod mail_common;
 mod password_reset;
 mod portal;
+mod repository;
 mod stock_common;

@@ -7,5 +7,6 @@ mod common;
 mod key_recovery;
 mod operators;
 mod passkeys;
+mod repository;
 mod store;
 mod token_stock;

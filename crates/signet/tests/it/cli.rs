@@ -682,9 +682,11 @@ fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document(
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let d = data.to_str().unwrap();
-    // Schemathesis posts many made-up secrets; the per-client limit would answer most with 429.
+    // Schemathesis posts many made-up secrets and looks up many addresses; the per-client limits
+    // would answer most with 429.
     let config = tmp.path().join("signet.toml");
-    std::fs::write(&config, format!("data_dir = \"{d}\"\n[limits]\nsecret_attempts_per_minute = 100000\n")).unwrap();
+    std::fs::write(&config, format!("data_dir = \"{d}\"\n[limits]\nsecret_attempts_per_minute = 100000\nrepository_requests_per_minute = 100000\n"))
+        .unwrap();
     let env = [("SIGNET_CONFIG", config.to_str().unwrap())];
     let server = Server::start_with(&data, &["--log-format", "json"], &env);
     let token = must(SIGNET, &["admin", "api-key", "create", "--name", "ra"], &env).trim().to_owned();
@@ -873,8 +875,8 @@ fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document(
         .expect("schemathesis must be installed (scripts/test.sh installs it)");
     let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "schemathesis found problems:\n{report}");
-    assert!(report.contains("Collected API operations: 9"), "{report}");
-    assert!(report.contains("9 passed in") && !report.contains("failed") && !report.contains("errored"), "{report}");
+    assert!(report.contains("Collected API operations: 10"), "{report}");
+    assert!(report.contains("10 passed in") && !report.contains("failed") && !report.contains("errored"), "{report}");
 
     // Schemathesis cannot make a CSR, so its issuance answers are all refusals: the answers of
     // a real issuance, revocation and read are checked against the document's schemas here
@@ -886,6 +888,18 @@ fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document(
     let fetched = tmp.path().join("fetched.json");
     assert_eq!(try_call(&url, &token, None, &fetched).as_deref(), Some("200"));
     assert!(std::fs::read_to_string(&fetched).unwrap().contains("\"revocation_reason\":\"keyCompromise\""));
+    // A published encryption certificate, and the repository's answer for its address.
+    let encryption_csr = csr(tmp.path(), "jane-encryption", "rsa:2048");
+    let encryption = tmp.path().join("encryption.json");
+    let url = format!("{}/api/v1/certificates", server.base);
+    let code = post(&url, &token, &issue_json("medium-encryption", &encryption_csr), &encryption);
+    assert_eq!(code, "201", "{}", std::fs::read_to_string(&encryption).unwrap());
+    let published = tmp.path().join("repository.json");
+    let lookup = format!("{}/repository?email=jane%40acme.example&format=json", server.base);
+    must("curl", &["-sf", "-o", published.to_str().unwrap(), &lookup], &[]);
+    let encryption: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&encryption).unwrap()).unwrap();
+    let found = std::fs::read_to_string(&published).unwrap();
+    assert!(found.contains(&format!("\"serial\":{}", encryption["serial"])), "{found}");
     let check = "import json, sys, jsonschema\n\
                  spec = json.load(open(sys.argv[1]))\n\
                  for name, path in zip(sys.argv[2::2], sys.argv[3::2]):\n\
@@ -893,10 +907,22 @@ fn serve_reports_metrics_json_logs_with_request_ids_and_a_true_openapi_document(
                  \x20   jsonschema.Draft202012Validator(schema).validate(json.load(open(path)))\n\
                  \x20   print(name, 'conforms')\n";
     let (answer, revoked, fetched) = (answer.to_str().unwrap(), revoked.to_str().unwrap(), fetched.to_str().unwrap());
-    let args =
-        ["-c", check, spec.to_str().unwrap(), "Certificate", answer, "Revocation", revoked, "Certificate", fetched];
+    let published = published.to_str().unwrap();
+    let args = [
+        "-c",
+        check,
+        spec.to_str().unwrap(),
+        "Certificate",
+        answer,
+        "Revocation",
+        revoked,
+        "Certificate",
+        fetched,
+        "RepositoryAnswer",
+        published,
+    ];
     let out = must("python3", &args, &[]);
-    assert_eq!(out, "Certificate conforms\nRevocation conforms\nCertificate conforms\n");
+    assert_eq!(out, "Certificate conforms\nRevocation conforms\nCertificate conforms\nRepositoryAnswer conforms\n");
 
     // Tampering with a request id breaks the chain like any other column.
     must(

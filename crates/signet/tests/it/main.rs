@@ -9,4 +9,5 @@ mod crash;
 mod e2e_browser;
 mod hostile;
 mod operators;
+mod repository;
 mod retrieval;

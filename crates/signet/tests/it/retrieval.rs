@@ -24,18 +24,18 @@ use time::{Duration, OffsetDateTime};
 use crate::common::{SIGNET, SOFTHSM, must, run};
 
 const PASSWORD: &str = "Tr0ub4dor&3-horse";
-const PIN: &str = "864213";
+pub(crate) const PIN: &str = "864213";
 
 /// A server on a fake clock, a SoftHSM2 token directory, and a scratch folder.
-struct World {
-    server: Running,
+pub(crate) struct World {
+    pub(crate) server: Running,
     clock: Arc<FakeClock>,
     dir: tempfile::TempDir,
     softhsm_conf: PathBuf,
 }
 
 impl World {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(None).await
     }
 
@@ -59,7 +59,7 @@ impl World {
         Self { server, clock, dir, softhsm_conf }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -81,7 +81,7 @@ impl World {
     /// An application at "certificates ready"; for the hardware key types, shipped on a token
     /// provisioned from the stock into this world's SoftHSM2 slot (labelled `ECA <reference>`),
     /// as an RA ships it, so nothing but that token proves the key.
-    async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
+    pub(crate) async fn ready_application(&self, cert_type: &str, days_ago: i64) -> (ApplicationId, String) {
         if ["medium-token", "medium-hardware"].contains(&cert_type) {
             let app = ApplicationId::generate();
             let serial = self.provision(&format!("ECA {app}")).await;
@@ -198,7 +198,7 @@ impl World {
     }
 
     /// `signet token retrieve` for `app` with the code, the password and `extra` settings.
-    async fn retrieve(
+    pub(crate) async fn retrieve(
         &self,
         app: &ApplicationId,
         code: &str,
@@ -250,7 +250,7 @@ impl World {
     }
 
     /// `pkcs11-tool` logged in to the token labelled `label`.
-    fn pkcs11_tool(&self, label: &str, args: &[&str]) -> String {
+    pub(crate) fn pkcs11_tool(&self, label: &str, args: &[&str]) -> String {
         let mut all = vec!["--module", SOFTHSM, "--token-label", label, "--login", "--pin", PIN];
         all.extend_from_slice(args);
         must("pkcs11-tool", &all, &[("SOFTHSM2_CONF", self.softhsm_conf.to_str().unwrap())])
@@ -263,7 +263,7 @@ impl World {
     }
 
     /// The token's objects, as `pkcs11-tool -O` prints them (one string per object).
-    fn objects(&self, label: &str) -> Vec<String> {
+    pub(crate) fn objects(&self, label: &str) -> Vec<String> {
         signet_testkit::pkcs11_objects(&self.pkcs11_tool(label, &["-O"]))
     }
 }
@@ -362,11 +362,11 @@ impl World {
     }
 }
 
-fn field<'a>(object: &'a str, name: &str) -> &'a str {
+pub(crate) fn field<'a>(object: &'a str, name: &str) -> &'a str {
     object.lines().find_map(|l| l.trim().strip_prefix(name)).map_or("", |v| v.trim_start_matches(':').trim())
 }
 
-fn file(path: &Path) -> &str {
+pub(crate) fn file(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -1148,7 +1148,7 @@ async fn a_witnessed_generation_names_its_token() {
 
 /// Everything the server and this process log, at every level: the tests look in it for
 /// secrets that must never be logged.
-fn logged() -> String {
+pub(crate) fn logged() -> String {
     String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
 }
 
