@@ -27,11 +27,12 @@ use signet_ra::acme::{AcmeStore, DomainScope, EabKey};
 use signet_ra::application::{
     Application, ApplicationForm, ApplicationId, ApplicationStore, NewPassword, OrganizationKey, PasswordHash,
 };
-use signet_ra::audit::verify_chain;
+use signet_ra::audit::{AuditAction, AuditEvent, verify_chain};
 use signet_ra::enterprise::{EnterpriseStore, EnterpriseUser};
 use signet_ra::fixtures::sample_form;
 use signet_ra::issuance::StoredStatus;
 use signet_ra::lockout::{AttemptScope, AttemptStore, REFUSED};
+use signet_ra::passkey::{Aaguid, Passkey, PasskeyName, PasskeyOwner, PasskeyStore};
 use signet_ra::token_stock::{Delivery, StockToken, TokenSerial, TokenStockStore, renewal_message};
 use signet_ra::{Clock, FakeClock};
 use signet_server::{AppState, app, build_state};
@@ -1227,4 +1228,95 @@ async fn expiry_reminders_at_60_30_and_7_days_lead_to_a_public_renewal_page() {
     assert!(p.body.contains("Renew") && p.body.contains("href=\"/cmc/sign-in\""), "{}", p.body);
     let p = anonymous.get("/cmc/renewal?profile=no-such-thing").await;
     assert_eq!(p.status, StatusCode::OK);
+}
+
+/// A passkey as registration stores it, for tests that manage passkeys without a browser (the
+/// ceremonies themselves are the browser walk's, with Chromium's virtual authenticator).
+async fn stored_passkey(c: &Cmc, id: u8, name: &str) -> Passkey {
+    let owner = PasskeyOwner::Subscriber(c.account.clone());
+    let passkey = Passkey {
+        credential_id: vec![id; 16],
+        owner: owner.clone(),
+        user_handle: [3; 16],
+        name: PasskeyName::new(name).unwrap(),
+        aaguid: Aaguid::from_bytes([0xab; 16]),
+        static_state: vec![0; 8],
+        dynamic_state: [0; 7],
+        created_at: c.clock.now(),
+        last_used_at: None,
+    };
+    let event = AuditEvent::new(
+        c.clock.now(),
+        &owner.stored(),
+        AuditAction::PasskeyRegistered,
+        c.account.as_str(),
+        serde_json::json!({}),
+    );
+    c.state.store().add_passkey(&passkey, event, None).await.unwrap();
+    passkey
+}
+
+#[tokio::test]
+async fn passkeys_are_renamed_and_removed_with_step_up_and_never_the_last_way_in() {
+    let c = cmc("sqlite").await;
+    let (mut b, token) = enrolled(&c).await;
+    let p = b.get("/cmc/passkeys").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"no-passkeys\"") && !p.body.contains("Remove the soft token"), "{}", p.body);
+    // Without a passkey, the soft token is the only way in and stays.
+    let p = b.post("/cmc/passkeys/remove-soft-token", &[("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("You cannot remove your only way to sign in"), "{}", p.body);
+    // A name that is not one, and a registration without the browser's answer, are refused
+    // beside the form with the name kept.
+    let p = b.post("/cmc/passkeys", &[("name", "  "), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("id=\"add-error\"") && p.body.contains("give the passkey a name"), "{}", p.body);
+    let p = b.post("/cmc/passkeys", &[("name", "Work laptop"), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("needs JavaScript") && p.body.contains("value=\"Work laptop\""), "{}", p.body);
+
+    let laptop = stored_passkey(&c, 1, "Work laptop").await;
+    let phone = stored_passkey(&c, 2, "Phone").await;
+    let rename = format!("/cmc/passkeys/{}/rename", laptop.id_text());
+    b.get("/cmc/passkeys").await;
+    let p = b.post(&rename, &[("name", "Home laptop"), ("code", "00000000")]).await;
+    assert!(
+        p.body.contains(STEP_UP_REFUSED) && p.body.contains(&format!("id=\"error-{}\"", laptop.id_text())),
+        "{}",
+        p.body
+    );
+    let p = b.post(&rename, &[("name", "Home laptop"), ("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("The passkey is now called “Home laptop”."), "{}", p.body);
+    // Another account's passkey, or one that does not exist, is not found.
+    let p = b.post("/cmc/passkeys/AAAAAAAAAAAAAAAAAAAAAA/remove", &[("code", &fresh(&c, &token))]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+
+    let p = b.post(&format!("/cmc/passkeys/{}/remove", laptop.id_text()), &[("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("“Home laptop” is removed"), "{}", p.body);
+    let p = b.post("/cmc/passkeys/remove-soft-token", &[("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains("The soft token is removed") && p.body.contains("id=\"no-soft-token\""), "{}", p.body);
+    // Now the phone's passkey is the only way in: it stays, and codes no longer sign in.
+    let p = b.post(&format!("/cmc/passkeys/{}/remove", phone.id_text()), &[("code", &fresh(&c, &token))]).await;
+    assert!(p.body.contains(STEP_UP_REFUSED), "no soft token: a code confirms nothing: {}", p.body);
+    let p = sign_in(&mut Browser::new(&c.app), &c.account, PASSWORD, &fresh(&c, &token)).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{}", p.body);
+    let owner = PasskeyOwner::Subscriber(c.account.clone());
+    assert_eq!(c.state.store().passkeys(&owner).await.unwrap().len(), 1);
+
+    // Each change is audited and mailed to the account, naming what changed.
+    let mails: Vec<String> = queued(&c, "sign-in-changed").await.into_iter().map(|m| m.body_text).collect();
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails[0].contains("Your passkey “Work laptop” was renamed “Home laptop”."), "{}", mails[0]);
+    assert!(mails[1].contains("“Home laptop” was removed"), "{}", mails[1]);
+    assert!(mails[2].contains("soft token (authenticator app) was removed"), "{}", mails[2]);
+    assert!(mails.iter().all(|m| m.contains("https://ra.example.test/cmc/recover")), "{mails:?}");
+    let records = c.state.store().audit_records().await.unwrap();
+    assert_eq!(
+        (
+            actions(&records, "passkey-renamed"),
+            actions(&records, "passkey-removed"),
+            actions(&records, "soft-token-removed")
+        ),
+        (1, 1, 1)
+    );
+    audit_intact(&c).await;
 }
