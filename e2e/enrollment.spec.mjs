@@ -979,19 +979,32 @@ async function passkeys(browser, { code }, reference, password) {
   await device.userVerified(false);
   await page.fill('#reference', reference);
   await page.fill('#password', password);
-  const [answer] = await Promise.all([
-    page.waitForResponse((res) => res.url().endsWith('/cmc/sign-in') && res.request().method() === 'POST', { timeout: 15_000 }).catch(() => null),
-    page.click('#passkey-sign-in'),
-  ]);
-  if (answer) {
-    assert.equal(answer.status(), 303, 'the refusal comes back by Post/Redirect/Get');
-    await page.waitForLoadState('load');
-    assert.match(await page.textContent('#signin-error'), /not correct/);
-  } else {
-    await page.waitForFunction(() => document.querySelector('[data-passkey-status]').textContent.includes('not used'));
-  }
+  // The browser itself refuses, since the server asks for user verification.
+  await page.click('#passkey-sign-in');
+  await page.waitForFunction(() => document.querySelector('[data-passkey-status]').textContent.includes('not used'));
   assert.equal(new URL(page.url()).pathname, '/cmc/sign-in', 'still signed out');
   await shot(page, 'cmc-passkey-unverified');
+  // A client that asks the authenticator not to verify (as a relaying tool could) gets a
+  // signature without the user-verified flag, which the server refuses like any wrong sign-in.
+  const unverified = await page.evaluate(async () => {
+    const r = await fetch('/passkey/challenge', { headers: { Accept: 'application/json' } });
+    const { options, state } = await r.json();
+    options.userVerification = 'discouraged';
+    const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+    const form = document.querySelector('form[action="/cmc/sign-in"]');
+    for (const [name, value] of [['passkey', JSON.stringify(credential.toJSON())], ['passkey_state', state]]) {
+      const input = form.querySelector(`input[name=${name}]`) ?? form.appendChild(Object.assign(document.createElement('input'), { type: 'hidden', name }));
+      input.value = value;
+    }
+    return credential.response.authenticatorData.byteLength > 32
+      ? new Uint8Array(credential.response.authenticatorData)[32] & 0x04
+      : -1;
+  });
+  assert.equal(unverified, 0, 'the authenticator did not verify its user');
+  r = await submit(page, '/cmc/sign-in');
+  assert.equal(r.status(), 401, 'a signature without user verification does not sign in');
+  assert.match(await page.textContent('#signin-error'), /not correct/);
+  await shot(page, 'cmc-passkey-unverified-refused');
   await device.userVerified(true);
 
   step('a look-alike site relaying to the real one gets a signature the real one refuses');
