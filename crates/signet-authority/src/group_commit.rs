@@ -27,6 +27,8 @@ use crate::metrics::Metrics;
 // The most writes in one transaction: enough for every connection of a busy node, and few
 // enough that one batch's audit insert stays far below the databases' limits on parameters.
 const MAX_BATCH: usize = 256;
+// How long the writer keeps its database connection without a write to make.
+const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_millis(50);
 
 struct Queued {
     write: PendingWrite,
@@ -57,10 +59,23 @@ impl GroupCommit {
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut db = store.ca_writer();
+    loop {
+        // The writer keeps its connection while writes keep coming, and gives it back when
+        // they pause, so that closing the store (which waits for it) is never held up long.
+        let received = match tokio::time::timeout(KEEP_CONNECTION, rx.recv_many(&mut batch, MAX_BATCH)).await {
+            Ok(received) => received,
+            Err(_) => {
+                db.release();
+                rx.recv_many(&mut batch, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
         metrics.ca_transaction(batch.len());
         let (writes, done): (Vec<_>, Vec<_>) = batch.drain(..).map(|q| (q.write, q.done)).unzip();
-        match store.write_ca(&writes).await {
+        match db.write(&writes).await {
             Ok(outcomes) => {
                 for (done, outcome) in done.into_iter().zip(outcomes) {
                     // A caller that gave up (its request was cancelled) needs no answer.

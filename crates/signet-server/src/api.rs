@@ -50,7 +50,11 @@ impl FromRequestParts<AppState> for Operator {
             .ok_or(ApiError::Unauthorized)?;
         // Tokens are 256-bit random, so a lookup by hash leaks nothing useful through timing
         // and needs no constant-time comparison of the token itself.
-        let key = state.store.api_key_by_hash(&token_hash(token.trim())).await?.ok_or(ApiError::Unauthorized)?;
+        let key = state
+            .api_keys
+            .find(&state.store, state.clock(), &token_hash(token.trim()))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Operator { name: format!("api:{}", key.name) })
     }
 }

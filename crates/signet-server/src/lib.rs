@@ -26,6 +26,7 @@
 
 mod acme;
 mod api;
+mod api_keys;
 mod applicant;
 mod apply_fields;
 mod client_limiter;
@@ -247,6 +248,7 @@ async fn build_state_at(
         contact: settings.ra.clone(),
         acme: settings.acme.clone(),
         hashing: hashing::PasswordWork::new(settings.limits.password_hashes, settings.limits.password_hash_wait),
+        api_keys: api_keys::ApiKeys::default(),
         client_limiter: client_limiter::ClientLimiter::new(
             settings.limits.secret_attempts_per_minute,
             settings.limits.trusted_proxies.clone(),

@@ -37,6 +37,8 @@ pub struct Inner {
     pub(crate) acme: signet_authority::acme::AcmeSettings,
     /// Bounds the Argon2id work running at once.
     pub(crate) hashing: crate::hashing::PasswordWork,
+    /// Operator API keys verified recently.
+    pub(crate) api_keys: crate::api_keys::ApiKeys,
     /// Typed-secret attempts per client address.
     pub(crate) client_limiter: crate::client_limiter::ClientLimiter,
     /// Public repository requests per client address.

@@ -13,6 +13,7 @@ use signet_ra::issuance::StoreError;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
+use crate::ca_writes::value_rows;
 use crate::{Backend, Store, backend_error, request};
 
 /// The lane a store appends to: a random name, fresh for every opened store.
@@ -34,9 +35,34 @@ impl Lane {
     }
 }
 
+/// The audit rows' columns, in the order [`audit_record`] reads them and appends write them.
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor, action, subject, details, prev_hash, hash, request_id, lane, lane_seq"
+    };
+}
+
 /// Selects the audit rows' columns in the order [`audit_record`] reads them.
-pub(crate) const AUDIT_SELECT: &str =
-    "SELECT seq, at, actor, action, subject, details, prev_hash, hash, request_id, lane, lane_seq FROM audit_log";
+pub(crate) const AUDIT_SELECT: &str = concat!("SELECT ", audit_columns!(), " FROM audit_log");
+
+const AUDIT_COLUMNS: &str = audit_columns!();
+
+/// The `k` places in the whole log the head's update returned: on SQLite the last place so far
+/// (the new ones follow it), on PostgreSQL the sequence's `k` values, comma-separated.
+fn log_places(backend: Backend, returned: &str, k: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let bad = || sqlx::Error::Protocol(format!("the audit log's new places came back as {returned:?}"));
+    let places: Vec<i64> = match backend {
+        Backend::Sqlite => {
+            let last: i64 = returned.parse().map_err(|_| bad())?;
+            (last + 1..=last + k).collect()
+        }
+        Backend::Postgres => returned.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?,
+    };
+    if i64::try_from(places.len()).ok() != Some(k) {
+        return Err(bad());
+    }
+    Ok(places)
+}
 
 pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
@@ -66,8 +92,23 @@ impl Store {
         let Some((first, _)) = events.first() else { return Ok(()) };
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let lane = &*self.lane.name;
+        // The log's new places come with the head, and the head's new hash with the rows:
+        // a group's audit rows cost two round trips to the database (three on SQLite, which
+        // takes no data-modifying WITH).
         let take = || {
-            sqlx::query("UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 RETURNING seq, hash").bind(k).bind(lane)
+            let sql = match self.backend() {
+                // SQLite has one writer at a time, which holds the write lock here.
+                Backend::Sqlite => {
+                    "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 \
+                     RETURNING seq, hash, CAST((SELECT COALESCE(MAX(seq), 0) FROM audit_log) AS TEXT)"
+                }
+                // A sequence locks no row.
+                Backend::Postgres => {
+                    "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 RETURNING seq, hash, \
+                     (SELECT string_agg(nextval('audit_log_seq')::text, ',') FROM generate_series(1::bigint, $1::bigint))"
+                }
+            };
+            sqlx::query(sql).bind(k).bind(lane)
         };
         let head = match take().fetch_optional(&mut *conn).await? {
             Some(head) => head,
@@ -87,7 +128,7 @@ impl Store {
             }
         };
         let (mut lane_seq, mut prev) = (head.try_get::<i64, _>(0)? - k, head.try_get::<String, _>(1)?);
-        let seqs = self.log_places(conn, k).await?;
+        let seqs = log_places(self.backend(), &head.try_get::<String, _>(2)?, k)?;
         let mut records = Vec::with_capacity(events.len());
         for ((e, request_id), seq) in events.iter().zip(seqs) {
             lane_seq += 1;
@@ -108,16 +149,17 @@ impl Store {
             prev = r.hash.clone();
             records.push(r);
         }
-        let placeholders: Vec<String> = (0..records.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=11).map(|j| format!("${}", i * 11 + j)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash, request_id, lane, lane_seq) VALUES {}",
-            placeholders.join(", ")
-        );
+        let rows = value_rows(records.len(), 11);
+        let n = records.len() * 11;
+        let sql = match self.backend() {
+            Backend::Postgres => format!(
+                "WITH appended AS (INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}) \
+                 UPDATE audit_lanes SET hash = ${} WHERE lane = ${}",
+                n + 1,
+                n + 2
+            ),
+            Backend::Sqlite => format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}"),
+        };
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in records {
             insert = insert
@@ -133,36 +175,18 @@ impl Store {
                 .bind(r.lane)
                 .bind(r.lane_seq);
         }
-        insert.execute(&mut *conn).await?;
-        sqlx::query("UPDATE audit_lanes SET hash = $1 WHERE lane = $2")
-            .bind(prev)
-            .bind(lane)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
-    }
-
-    /// `k` new places in the whole log. PostgreSQL takes them from a sequence, which locks no
-    /// row; SQLite has one writer at a time, which already holds the write lock here.
-    async fn log_places(&self, conn: &mut AnyConnection, k: i64) -> Result<Vec<i64>, sqlx::Error> {
         match self.backend() {
-            Backend::Postgres => {
-                sqlx::query("SELECT nextval('audit_log_seq') FROM generate_series(1::bigint, $1::bigint)")
-                    .bind(k)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect()
-            }
+            Backend::Postgres => insert.bind(prev).bind(lane).execute(&mut *conn).await?,
             Backend::Sqlite => {
-                let last: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM audit_log")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .and_then(|r| r.try_get(0))?;
-                Ok((last + 1..=last + k).collect())
+                insert.execute(&mut *conn).await?;
+                sqlx::query("UPDATE audit_lanes SET hash = $1 WHERE lane = $2")
+                    .bind(prev)
+                    .bind(lane)
+                    .execute(&mut *conn)
+                    .await?
             }
-        }
+        };
+        Ok(())
     }
 
     /// Runs `body` in a transaction that first appends `event` to the audit log; both commit

@@ -8,7 +8,8 @@ use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{IssuanceIntent, Revoked, StoreError};
 use signet_ra::notify::OutboxMessage;
-use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Row};
 use time::OffsetDateTime;
 
 use crate::applications::{insert_outbox, outbox_rows};
@@ -91,54 +92,86 @@ impl CaWrite {
     }
 }
 
-type Applied<'w> = (Result<Written, StoreError>, Option<&'w AuditEvent>);
+/// `(…), (…)` with `rows` groups of `columns` numbered parameters each, from `$1`: the rows of
+/// one multi-row statement.
+pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
+    let row = |i: usize| {
+        let params: Vec<String> = (1..=columns).map(|j| format!("${}", i * columns + j)).collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
 
-async fn apply<'w>(c: &mut AnyConnection, write: &'w CaWrite) -> Result<Applied<'w>, StoreError> {
-    Ok(match write {
-        CaWrite::Intent { intent: i, audit } => {
-            let inserted = sqlx::query(
-                "INSERT INTO certificates (serial, profile, subject, spki_sha256, state, requested_by, created_at) \
-                 VALUES ($1, $2, $3, $4, 'intent', $5, $6) ON CONFLICT DO NOTHING",
-            )
+/// The serials a `RETURNING serial` statement gave back.
+fn returned_serials(rows: &[sqlx::any::AnyRow]) -> Result<std::collections::HashSet<String>, StoreError> {
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(backend_error)
+}
+
+/// Every intent of a group in one statement; the serials of those stored.
+async fn insert_intents(
+    c: &mut AnyConnection,
+    intents: &[&IssuanceIntent],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    if intents.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "INSERT INTO certificates (serial, profile, subject, spki_sha256, state, requested_by, created_at) \
+         VALUES {} ON CONFLICT DO NOTHING RETURNING serial",
+        value_rows(intents.len(), 7)
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for i in intents {
+        insert = insert
             .bind(i.serial.to_hex())
             .bind(i.profile.as_str())
             .bind(i.subject_json.as_str())
             .bind(i.spki_sha256.as_str())
+            .bind("intent")
             .bind(i.requested_by.as_str())
-            .bind(i.at.unix_timestamp())
-            .execute(&mut *c)
-            .await
-            .map_err(backend_error)?;
-            // The serial is 159 random bits, so the conflict is the key's unique index.
-            if inserted.rows_affected() == 1 {
-                (Ok(Written::Done), Some(audit))
-            } else {
-                (Err(StoreError::Conflict("key")), None)
-            }
-        }
-        CaWrite::Complete { cert, audit } => {
-            let done = sqlx::query(
-                "UPDATE certificates SET state = 'issued', der = $1, not_before = $2, not_after = $3 \
-                 WHERE serial = $4 AND state = 'intent'",
-            )
+            .bind(i.at.unix_timestamp());
+    }
+    returned_serials(&insert.fetch_all(&mut *c).await.map_err(backend_error)?)
+}
+
+/// Every certificate of a group stored against its intent in one statement; the serials of
+/// those stored.
+async fn complete_intents(
+    c: &mut AnyConnection,
+    certs: &[&IssuedCertificate],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    if certs.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "WITH v(s, d, nb, na) AS (VALUES {}) \
+         UPDATE certificates SET state = 'issued', der = v.d, not_before = v.nb, not_after = v.na \
+         FROM v WHERE certificates.serial = v.s AND certificates.state = 'intent' RETURNING serial",
+        value_rows(certs.len(), 4)
+    );
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for cert in certs {
+        update = update
+            .bind(cert.serial.to_hex())
             .bind(cert.der.as_slice())
             .bind(cert.not_before.unix_timestamp())
-            .bind(cert.not_after.unix_timestamp())
-            .bind(cert.serial.to_hex())
-            .execute(&mut *c)
-            .await
-            .map_err(backend_error)?;
-            if done.rows_affected() == 1 { (Ok(Written::Done), Some(audit)) } else { (Err(StoreError::NotFound), None) }
-        }
-        CaWrite::Fail { serial, audit } => {
+            .bind(cert.not_after.unix_timestamp());
+    }
+    returned_serials(&update.fetch_all(&mut *c).await.map_err(backend_error)?)
+}
+
+/// A failure or a revocation, each a statement of its own: both are rare beside issuance.
+async fn apply_one(c: &mut AnyConnection, write: &CaWrite) -> Result<(Result<Written, StoreError>, bool), StoreError> {
+    Ok(match write {
+        CaWrite::Fail { serial, .. } => {
             sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
                 .bind(serial.to_hex())
                 .execute(&mut *c)
                 .await
                 .map_err(backend_error)?;
-            (Ok(Written::Done), Some(audit))
+            (Ok(Written::Done), true)
         }
-        CaWrite::Revoke { serial, reason, at, audit, outbox } => {
+        CaWrite::Revoke { serial, reason, at, outbox, .. } => {
             let serial = serial.to_hex();
             let done = sqlx::query(
                 "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
@@ -152,7 +185,7 @@ async fn apply<'w>(c: &mut AnyConnection, write: &'w CaWrite) -> Result<Applied<
             .map_err(backend_error)?;
             if done.rows_affected() == 1 {
                 insert_outbox(c, outbox_rows(outbox), at.unix_timestamp()).await?;
-                return Ok((Ok(Written::Revoked(Revoked::Now)), Some(audit)));
+                return Ok((Ok(Written::Revoked(Revoked::Now)), true));
             }
             let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
                 .bind(serial)
@@ -160,34 +193,133 @@ async fn apply<'w>(c: &mut AnyConnection, write: &'w CaWrite) -> Result<Applied<
                 .await
                 .map_err(backend_error)?;
             // Nothing changed, so nothing is recorded.
-            (if exists.is_some() { Ok(Written::Revoked(Revoked::Already)) } else { Err(StoreError::NotFound) }, None)
+            (if exists.is_some() { Ok(Written::Revoked(Revoked::Already)) } else { Err(StoreError::NotFound) }, false)
+        }
+        CaWrite::Intent { .. } | CaWrite::Complete { .. } => {
+            return Err(StoreError::Backend("an intent or a certificate was written as a single change".into()));
         }
     })
 }
 
+impl CaWrite {
+    fn audit(&self) -> &AuditEvent {
+        match self {
+            Self::Intent { audit, .. }
+            | Self::Complete { audit, .. }
+            | Self::Fail { audit, .. }
+            | Self::Revoke { audit, .. } => audit,
+        }
+    }
+
+    // The order a group is applied in: the certificates, then failures and revocations as
+    // they came, then the intents, so a key a failure releases is free for an intent beside it.
+    fn phase(&self) -> u8 {
+        match self {
+            Self::Complete { .. } => 0,
+            Self::Fail { .. } | Self::Revoke { .. } => 1,
+            Self::Intent { .. } => 2,
+        }
+    }
+}
+
 impl Store {
-    /// Makes `writes` in one transaction, in order, and appends the audit rows of those that
-    /// changed something; returns each write's outcome. `Err` only if the transaction failed,
-    /// in which case none of them was made (and the same writes may be tried again).
+    /// Makes `writes` in one transaction and appends the audit rows of those that changed
+    /// something; returns each write's outcome. `Err` only if the transaction failed, in which
+    /// case none of them was made (and the same writes may be tried again).
     pub async fn write_ca(&self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(backend_error)?;
+        let mut conn = self.pool().acquire().await.map_err(backend_error)?;
+        self.write_ca_on(&mut conn, writes).await
+    }
+
+    /// A writer of groups that keeps its connection from one group to the next, sparing each
+    /// group the pool's check-out (a round trip on PostgreSQL).
+    pub fn ca_writer(&self) -> CaWriter {
+        CaWriter { store: self.clone(), conn: None }
+    }
+
+    async fn write_ca_on(
+        &self,
+        conn: &mut AnyConnection,
+        writes: &[PendingWrite],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(backend_error)?;
+        // The writes of a group were all waiting at once, so any order is one they could
+        // have come in; the audit rows follow the order they are applied in.
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        order.sort_by_key(|&i| writes[i].write.phase());
+        let certs: Vec<_> = writes
+            .iter()
+            .filter_map(|w| if let CaWrite::Complete { cert, .. } = &w.write { Some(cert) } else { None })
+            .collect();
+        let intents: Vec<_> = writes
+            .iter()
+            .filter_map(|w| if let CaWrite::Intent { intent, .. } = &w.write { Some(intent) } else { None })
+            .collect();
+        // Every statement is an INSERT or UPDATE, so SQLite takes the write lock on the first
+        // one and cannot deadlock upgrading a read lock.
+        let issued = complete_intents(&mut tx, &certs).await?;
+        let mut reserved = None;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
-        // Every write starts with an INSERT or UPDATE, so SQLite takes the write lock on the
-        // first statement and cannot deadlock upgrading a read lock.
-        for PendingWrite { write, request_id } in writes {
-            let (outcome, audit) = apply(&mut tx, write).await?;
-            events.extend(audit.map(|a| (a, request_id.as_deref())));
-            outcomes.push(outcome);
+        for &i in &order {
+            let (outcome, changed) = match &writes[i].write {
+                CaWrite::Complete { cert, .. } if issued.contains(&cert.serial.to_hex()) => (Ok(Written::Done), true),
+                // The intent is no longer one: it was resolved as abandoned meanwhile.
+                CaWrite::Complete { .. } => (Err(StoreError::NotFound), false),
+                CaWrite::Intent { intent, .. } => {
+                    if reserved.is_none() {
+                        reserved = Some(insert_intents(&mut tx, &intents).await?);
+                    }
+                    if reserved.as_ref().is_some_and(|r| r.contains(&intent.serial.to_hex())) {
+                        (Ok(Written::Done), true)
+                    } else {
+                        // The serial is 159 random bits, so the conflict is the key's unique index.
+                        (Err(StoreError::Conflict("key")), false)
+                    }
+                }
+                single => apply_one(&mut tx, single).await?,
+            };
+            if changed {
+                events.push((writes[i].write.audit(), writes[i].request_id.as_deref()));
+            }
+            outcomes.push((i, outcome));
         }
         self.append_audit(&mut tx, &events).await.map_err(backend_error)?;
         tx.commit().await.map_err(backend_error)?;
-        Ok(outcomes)
+        outcomes.sort_by_key(|&(i, _)| i);
+        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
     }
 
-    /// One write in a transaction of its own.
+    /// One write in a transaction of its own, on a connection from the pool.
     pub async fn write_alone(&self, write: &PendingWrite) -> Result<Written, StoreError> {
         let mut outcomes = self.write_ca(std::slice::from_ref(write)).await?;
         outcomes.pop().unwrap_or_else(|| Err(StoreError::Backend("a write went missing".into())))
+    }
+}
+
+/// See [`Store::ca_writer`].
+pub struct CaWriter {
+    store: Store,
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl CaWriter {
+    /// [`Store::write_ca`] on the kept connection. A failed group gives it back to the pool
+    /// (which checks a PostgreSQL connection before lending it again), and the next group
+    /// takes one from the pool.
+    pub async fn write(&mut self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.store.pool().acquire().await.map_err(backend_error)?,
+        };
+        let outcomes = self.store.write_ca_on(&mut conn, writes).await?;
+        self.conn = Some(conn);
+        Ok(outcomes)
+    }
+
+    /// Gives the kept connection back to the pool (closing a store waits for every connection
+    /// to be back).
+    pub fn release(&mut self) {
+        self.conn = None;
     }
 }

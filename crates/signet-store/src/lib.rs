@@ -40,7 +40,7 @@ mod witness;
 
 pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
-pub use ca_writes::{CaWrite, PendingWrite, Written};
+pub use ca_writes::{CaWrite, CaWriter, PendingWrite, Written};
 pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
 pub use figures::{OperatingFigures, PoolUse};
@@ -180,6 +180,9 @@ impl Store {
             .map_err(OpenError::Connect)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // A SQLite connection is a file in this process and cannot go stale; checking it on
+            // every acquire costs a round trip to its thread. A PostgreSQL connection can.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

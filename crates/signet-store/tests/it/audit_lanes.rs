@@ -75,12 +75,30 @@ backend_test!(grouped_writes_each_have_their_own_outcome, |store| async move {
         "{outcomes:?}"
     );
     assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates").await, 2, "the refused intent stored nothing");
-    // Two intents, two certificates, one revocation.
-    assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+
+    // A group is applied certificates first, then failures and revocations as they came, then
+    // intents: the key a failure releases is free for an intent in the same group.
+    let (c, d) = (Serial::random(), Serial::random());
+    write(&store, vec![intent(&c, "kc")]).await;
+    let fail = CaWrite::Fail { serial: c.clone(), audit: event(AuditAction::IssuanceFailed, &c.to_hex()) };
+    let outcomes = write(&store, vec![intent(&d, "kc"), fail]).await;
+    assert!(matches!(outcomes[..], [Ok(Written::Done), Ok(Written::Done)]), "{outcomes:?}");
+
+    // The audit rows follow the order the writes were applied in.
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(8));
     let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
     assert_eq!(
         actions,
-        ["issuance-intent", "issuance-intent", "certificate-issued", "certificate-revoked", "certificate-issued"]
+        [
+            "issuance-intent",
+            "issuance-intent",
+            "certificate-issued",
+            "certificate-issued",
+            "certificate-revoked",
+            "issuance-intent",
+            "issuance-failed",
+            "issuance-intent"
+        ]
     );
 });
 
