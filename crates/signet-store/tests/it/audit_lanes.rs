@@ -102,6 +102,30 @@ backend_test!(grouped_writes_each_have_their_own_outcome, |store| async move {
     );
 });
 
+// A group of only certificates and intents (the path issuance under load takes), with a key
+// used twice and a certificate without its intent, each write with its own outcome.
+backend_test!(a_group_of_certificates_and_intents_alone, |store| async move {
+    let (e, f, g) = (Serial::random(), Serial::random(), Serial::random());
+    let outcomes = write(&store, vec![intent(&e, "ke"), intent(&f, "kf"), intent(&g, "ke")]).await;
+    assert!(
+        matches!(outcomes[..], [Ok(Written::Done), Ok(Written::Done), Err(StoreError::Conflict("key"))]),
+        "{outcomes:?}"
+    );
+    let (h, never) = (Serial::random(), Serial::random());
+    let outcomes = write(&store, vec![complete(&e), intent(&h, "kh"), complete(&never), complete(&f)]).await;
+    assert!(
+        matches!(outcomes[..], [Ok(Written::Done), Ok(Written::Done), Err(StoreError::NotFound), Ok(Written::Done)]),
+        "{outcomes:?}"
+    );
+    assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates WHERE state = 'issued'").await, 2);
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+    let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        ["issuance-intent", "issuance-intent", "certificate-issued", "certificate-issued", "issuance-intent"]
+    );
+});
+
 async fn two_nodes(backend: &str) -> (TestDb, Store, Store) {
     let db = TestDb::new(backend).await;
     let a = Store::connect(&db.url).await.unwrap();
