@@ -56,7 +56,13 @@ fn log_places(backend: Backend, returned: &str, k: i64) -> Result<Vec<i64>, sqlx
             let last: i64 = returned.parse().map_err(|_| bad())?;
             (last + 1..=last + k).collect()
         }
-        Backend::Postgres => returned.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?,
+        Backend::Postgres => {
+            let mut places: Vec<i64> =
+                returned.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+            // string_agg keeps no promised order; a lane's rows take their places in order.
+            places.sort_unstable();
+            places
+        }
     };
     if i64::try_from(places.len()).ok() != Some(k) {
         return Err(bad());
