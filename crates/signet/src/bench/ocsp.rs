@@ -17,6 +17,10 @@ use super::messages::{fresh_csrs, ocsp_get_path};
 use super::setup::{bench_order, bench_settings, make_dev_ca, server_ca, stop_node};
 use super::{ACTOR, BoxError, OCSP_CERTS, ROUNDS, cores, parse_seconds};
 
+// A cached answer costs a lookup and no signature, so it should serve nearly as fast as a
+// hello-world on the same server.
+const CACHED_BAR: f64 = 0.85;
+
 #[derive(clap::Args, Clone)]
 pub(super) struct OcspArgs {
     /// Seconds of load per endpoint.
@@ -106,8 +110,9 @@ async fn ocsp_against(
     for ((case, label, _), m) in targets.iter().zip(loads) {
         let fig = m.into_figure("ocsp", case, *label, key, args.connections);
         let fig = match (*case, &healthz) {
-            // DESIGN §5: the cached path may be at most 2× slower than the hello-world.
-            ("ocsp-get-cached", Some(h)) => fig.against(h, Some(0.5)),
+            // DESIGN §5 lets the cached path be up to 2× slower than the hello-world; the goal
+            // set for it since is at least 0.85× the hello-world.
+            ("ocsp-get-cached", Some(h)) => fig.against(h, Some(CACHED_BAR)),
             // Each answer costs one signature, so the ceiling is raw signing on every core.
             ("ocsp-post-nonce", _) => fig.against(&raw_all, None),
             _ => fig,
