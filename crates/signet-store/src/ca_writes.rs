@@ -3,6 +3,8 @@
 //! lane, each with an outcome of its own. A refusal of one (a key already certified, a
 //! certificate already revoked) changes nothing for it and nothing for the others.
 
+use std::collections::HashSet;
+
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::AuditEvent;
@@ -103,15 +105,12 @@ pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
 }
 
 /// The serials a `RETURNING serial` statement gave back.
-fn returned_serials(rows: &[sqlx::any::AnyRow]) -> Result<std::collections::HashSet<String>, StoreError> {
+fn returned_serials(rows: &[sqlx::any::AnyRow]) -> Result<HashSet<String>, StoreError> {
     rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(backend_error)
 }
 
 /// Every intent of a group in one statement; the serials of those stored.
-async fn insert_intents(
-    c: &mut AnyConnection,
-    intents: &[&IssuanceIntent],
-) -> Result<std::collections::HashSet<String>, StoreError> {
+async fn insert_intents(c: &mut AnyConnection, intents: &[&IssuanceIntent]) -> Result<HashSet<String>, StoreError> {
     if intents.is_empty() {
         return Ok(Default::default());
     }
@@ -136,10 +135,7 @@ async fn insert_intents(
 
 /// Every certificate of a group stored against its intent in one statement; the serials of
 /// those stored.
-async fn complete_intents(
-    c: &mut AnyConnection,
-    certs: &[&IssuedCertificate],
-) -> Result<std::collections::HashSet<String>, StoreError> {
+async fn complete_intents(c: &mut AnyConnection, certs: &[&IssuedCertificate]) -> Result<HashSet<String>, StoreError> {
     if certs.is_empty() {
         return Ok(Default::default());
     }
@@ -160,45 +156,49 @@ async fn complete_intents(
     returned_serials(&update.fetch_all(&mut *c).await.map_err(backend_error)?)
 }
 
-/// A failure or a revocation, each a statement of its own: both are rare beside issuance.
-async fn apply_one(c: &mut AnyConnection, write: &CaWrite) -> Result<(Result<Written, StoreError>, bool), StoreError> {
-    Ok(match write {
-        CaWrite::Fail { serial, .. } => {
-            sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
-                .bind(serial.to_hex())
-                .execute(&mut *c)
-                .await
-                .map_err(backend_error)?;
-            (Ok(Written::Done), true)
-        }
-        CaWrite::Revoke { serial, reason, at, outbox, .. } => {
-            let serial = serial.to_hex();
-            let done = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-                 WHERE serial = $3 AND state = 'issued' AND revoked_at IS NULL",
-            )
-            .bind(at.unix_timestamp())
-            .bind(i64::from(reason.code()))
-            .bind(serial.clone())
-            .execute(&mut *c)
-            .await
-            .map_err(backend_error)?;
-            if done.rows_affected() == 1 {
-                insert_outbox(c, outbox_rows(outbox), at.unix_timestamp()).await?;
-                return Ok((Ok(Written::Revoked(Revoked::Now)), true));
-            }
-            let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
-                .bind(serial)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(backend_error)?;
-            // Nothing changed, so nothing is recorded.
-            (if exists.is_some() { Ok(Written::Revoked(Revoked::Already)) } else { Err(StoreError::NotFound) }, false)
-        }
-        CaWrite::Intent { .. } | CaWrite::Complete { .. } => {
-            return Err(StoreError::Backend("an intent or a certificate was written as a single change".into()));
-        }
-    })
+// A failure or a revocation is a statement of its own: both are rare beside issuance. Each
+// returns its outcome, and whether it changed anything (and is audited).
+
+/// Marks an intent failed, releasing its key.
+async fn fail(c: &mut AnyConnection, serial: &Serial) -> Result<(Result<Written, StoreError>, bool), StoreError> {
+    sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
+        .bind(serial.to_hex())
+        .execute(&mut *c)
+        .await
+        .map_err(backend_error)?;
+    Ok((Ok(Written::Done), true))
+}
+
+/// Revokes an issued certificate and queues its notices; a repeated revocation changes nothing.
+async fn revoke(
+    c: &mut AnyConnection,
+    serial: &Serial,
+    reason: RevocationReason,
+    at: OffsetDateTime,
+    outbox: &[OutboxMessage],
+) -> Result<(Result<Written, StoreError>, bool), StoreError> {
+    let serial = serial.to_hex();
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+         WHERE serial = $3 AND state = 'issued' AND revoked_at IS NULL",
+    )
+    .bind(at.unix_timestamp())
+    .bind(i64::from(reason.code()))
+    .bind(serial.clone())
+    .execute(&mut *c)
+    .await
+    .map_err(backend_error)?;
+    if done.rows_affected() == 1 {
+        insert_outbox(c, outbox_rows(outbox), at.unix_timestamp()).await?;
+        return Ok((Ok(Written::Revoked(Revoked::Now)), true));
+    }
+    let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1 AND state = 'issued'")
+        .bind(serial)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(backend_error)?;
+    // Nothing changed, so nothing is recorded.
+    Ok((if exists.is_some() { Ok(Written::Revoked(Revoked::Already)) } else { Err(StoreError::NotFound) }, false))
 }
 
 impl CaWrite {
@@ -277,7 +277,10 @@ impl Store {
                         (Err(StoreError::Conflict("key")), false)
                     }
                 }
-                single => apply_one(&mut tx, single).await?,
+                CaWrite::Fail { serial, .. } => fail(&mut tx, serial).await?,
+                CaWrite::Revoke { serial, reason, at, outbox, .. } => {
+                    revoke(&mut tx, serial, *reason, *at, outbox).await?
+                }
             };
             if changed {
                 events.push((writes[i].write.audit(), writes[i].request_id.as_deref()));
