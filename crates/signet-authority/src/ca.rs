@@ -4,7 +4,6 @@
 //! [`GroupCommit`], so concurrent issuances share transactions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -70,22 +69,6 @@ impl CaSettings {
 // signed on its first request instead (about 20 bytes each, so the bound is a few MB).
 const PRESIGN_BACKLOG: usize = 100_000;
 
-/// Counts an issuance in progress for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// The CA key and everything that follows from using it.
 pub struct CaAuthority {
     store: Store,
@@ -98,9 +81,6 @@ pub struct CaAuthority {
     ocsp: OcspCache,
     crl: tokio::sync::Mutex<Option<CachedCrl>>,
     metrics: Arc<Metrics>,
-    /// Issuances in progress: while there are others, a new certificate's OCSP answer is
-    /// left for later rather than signed before the response, so the key signs certificates.
-    in_flight: AtomicUsize,
     /// New certificates whose OCSP answers are to be pre-signed when the CA is idle.
     presign_backlog: std::sync::Mutex<Vec<Serial>>,
 }
@@ -127,7 +107,6 @@ impl CaAuthority {
             clock,
             crl: tokio::sync::Mutex::new(None),
             metrics,
-            in_flight: AtomicUsize::new(0),
             presign_backlog: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -143,7 +122,7 @@ impl CaAuthority {
     /// Pre-signs the OCSP answers left for later, one at a time, while no issuance is waiting.
     async fn presign_deferred(&self) {
         loop {
-            if self.in_flight.load(Ordering::Relaxed) > 0 {
+            if self.writer.expected() > 0 {
                 return;
             }
             let Some(serial) = self.presign_backlog().pop() else { return };
@@ -166,14 +145,17 @@ impl Authority for CaAuthority {
 
     async fn issue(&self, request: IssueRequest) -> Result<IssuedCertificate, IssuanceError> {
         let started = std::time::Instant::now();
-        let _in_flight = InFlight::enter(&self.in_flight);
+        // Counted from here: the writer waits for an issuance in progress to write, and while
+        // there are others, a new certificate's OCSP answer is left for later rather than
+        // signed before the response, so the key signs certificates.
+        let _expected = self.writer.expect_writes();
         let issued = self.service().issue(&request.actor, &request.order, &request.csr).await;
         self.metrics.issuance(&request.order.profile, started.elapsed(), issued.is_ok());
         if let Ok(cert) = &issued {
             // Alone, the answer is signed now, so the first OCSP request finds it ready. Under
             // load each signature spent here is a certificate not signed: the answer waits for
             // the next quiet moment (the OCSP refresh job), or its first request signs it.
-            if self.in_flight.load(Ordering::Relaxed) == 1 {
+            if self.writer.expected() == 1 {
                 self.ocsp.presign_new(self.ca.signer(), &cert.serial, self.clock.now());
             } else {
                 let mut backlog = self.presign_backlog();

@@ -7,10 +7,17 @@
 //! before it is delivered, exactly as when each had a transaction of its own. Under load the
 //! batches grow by themselves (whatever arrived during the last commit), so the database does
 //! a few large commits instead of many small ones; when the node is idle a batch is one write
-//! and waits for nothing.
+//! and waits for nothing (after a burst, the first write alone may wait once, see below).
+//!
+//! Left to itself the writer would commit as soon as anything waits, and under load it would
+//! make one small transaction after another: each costs the database the same statements
+//! whatever it holds. So callers that will write soon say so ([`GroupCommit::expect_writes`]);
+//! while some of them have not queued their write, the writer waits for them, a moment at most
+//! ([`GATHER_AT_MOST`]), and they share the transaction.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signet_pki::crl::RevokedEntry;
 use signet_pki::issue::IssuedCertificate;
@@ -29,6 +36,9 @@ use crate::metrics::Metrics;
 const MAX_BATCH: usize = 256;
 // How long the writer keeps its database connection without a write to make.
 const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest the writer waits for the writes of callers it expects: about what a few
+/// issuances need to sign their certificates, small beside the latency an RA client allows.
+pub const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct Queued {
     write: PendingWrite,
@@ -39,14 +49,37 @@ struct Queued {
 pub struct GroupCommit {
     store: Store,
     queue: mpsc::Sender<Queued>,
+    expected: Arc<AtomicUsize>,
+}
+
+/// A caller counted as about to write, for as long as this lives.
+pub struct Expected<'a>(&'a AtomicUsize);
+
+impl Drop for Expected<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl GroupCommit {
     /// Starts the writer task (on the current Tokio runtime); it ends when this is dropped.
     pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(store.clone(), rx, metrics));
-        Self { store, queue }
+        let expected = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(writer(store.clone(), rx, expected.clone(), metrics));
+        Self { store, queue, expected }
+    }
+
+    /// Counts the caller as one that will write soon (an issuance writes its intent, then its
+    /// certificate) until the guard is dropped.
+    pub fn expect_writes(&self) -> Expected<'_> {
+        self.expected.fetch_add(1, Ordering::Relaxed);
+        Expected(&self.expected)
+    }
+
+    /// How many callers are counted as about to write.
+    pub fn expected(&self) -> usize {
+        self.expected.load(Ordering::Relaxed)
     }
 
     async fn write(&self, write: CaWrite) -> Result<Written, StoreError> {
@@ -57,9 +90,13 @@ impl GroupCommit {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metrics>) {
+async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, expected: Arc<AtomicUsize>, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut db = store.ca_writer();
+    // How many writes the last transaction held. Callers between two issuances (answering
+    // one, reading the next request) are not counted as expected, yet they come back: waiting
+    // for as many as came last time keeps them in one transaction rather than several.
+    let mut last = 0;
     loop {
         // The writer keeps its connection while writes keep coming, and gives it back when
         // they pause, so that closing the store (which waits for it) is never held up long.
@@ -73,6 +110,13 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metri
         if received == 0 {
             return;
         }
+        // Nobody expected (an idle node, a revocation alone): the write goes at once.
+        let want = match expected.load(Ordering::Relaxed) {
+            0 => 0,
+            n => n.max(last).min(MAX_BATCH),
+        };
+        gather(&mut rx, &mut batch, want).await;
+        last = batch.len();
         metrics.ca_transaction(batch.len());
         let (writes, done): (Vec<_>, Vec<_>) = batch.drain(..).map(|q| (q.write, q.done)).unzip();
         match db.write(&writes).await {
@@ -95,6 +139,19 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metri
                     let _ = done.send(Err(StoreError::Backend(e.to_string())));
                 }
             }
+        }
+    }
+}
+
+/// Adds writes to `batch` until it holds `want` (at most [`MAX_BATCH`]) or [`GATHER_AT_MOST`]
+/// has passed.
+async fn gather(rx: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>, want: usize) {
+    let deadline = tokio::time::Instant::now() + GATHER_AT_MOST;
+    while batch.len() < want {
+        let room = MAX_BATCH - batch.len();
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
+            Ok(received) if received > 0 => {}
+            _ => return,
         }
     }
 }
@@ -171,6 +228,39 @@ mod tests {
             at: T,
         };
         (intent, audit)
+    }
+
+    fn queued(key: &str) -> Queued {
+        let (intent, audit) = intent(key);
+        Queued { write: CaWrite::Intent { intent, audit }.in_this_request(), done: oneshot::channel().0 }
+    }
+
+    // On Tokio's paused clock: time moves only when every task waits, so the waits are exact.
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_waits_for_expected_writes_a_moment_at_most() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut batch = vec![queued("first")];
+
+        // Nobody else expected: the write goes at once.
+        let start = tokio::time::Instant::now();
+        gather(&mut rx, &mut batch, 0).await;
+        assert_eq!((batch.len(), start.elapsed()), (1, std::time::Duration::ZERO));
+
+        // A second write expected and coming 1 ms later: the two go together, when it comes.
+        let late = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            late.send(queued("second")).await.ok();
+        });
+        let start = tokio::time::Instant::now();
+        gather(&mut rx, &mut batch, 2).await;
+        assert_eq!((batch.len(), start.elapsed()), (2, std::time::Duration::from_millis(1)));
+
+        // A third expected that never comes: the two go after the longest wait, no later.
+        let start = tokio::time::Instant::now();
+        gather(&mut rx, &mut batch, 3).await;
+        assert_eq!((batch.len(), start.elapsed()), (2, GATHER_AT_MOST));
+        drop(tx);
     }
 
     // Everything that waits when the writer is free goes into one transaction, each write with

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::figures::{Figure, Measured, Out};
 use super::messages::fresh_csrs;
 use super::setup::{BenchCa, bench_order, bench_state};
-use super::{ACTOR, BoxError, PROFILE, ROUNDS, SETTLE, cores, micros, parse_seconds};
+use super::{BoxError, PROFILE, ROUNDS, SETTLE, cores, micros, parse_seconds};
 
 #[derive(clap::Args, Clone)]
 pub(super) struct IssuanceArgs {
@@ -159,7 +159,7 @@ async fn full_issue(
             let mut latencies = Vec::new();
             while let Some(csr) = csrs.get(next.fetch_add(1, Ordering::Relaxed)) {
                 let t = Instant::now();
-                state.service().issue(ACTOR, &order, csr).await.map_err(|e| e.to_string())?;
+                state.issue(&order, csr).await.map_err(|e| e.to_string())?;
                 latencies.push(micros(t.elapsed()));
             }
             Ok::<_, String>(latencies)

@@ -8,17 +8,17 @@ use signet_authority::ca_files::{ensure_dev_ca, load_ca};
 use signet_authority::metrics::Metrics;
 use signet_authority::{CaSettings, GroupCommit, ServerConfig, Settings};
 use signet_pki::ca::{HierarchyNames, create_hierarchy};
-use signet_pki::issue::CertificateOrder;
+use signet_pki::issue::{CertificateOrder, IssuedCertificate};
 use signet_pki::profile::Catalog;
 use signet_pki::subject::{CommonName, Email, OrganizationName, Subject};
 use signet_pki::{CaUrls, CertificateAuthority, KeyAlgorithm, Signer, SoftwareSigner};
 use signet_ra::SystemClock;
-use signet_ra::issuance::CaService;
+use signet_ra::issuance::IssuanceError;
 use signet_server::Running;
 use signet_store::Store;
 use time::OffsetDateTime;
 
-use super::{BoxError, PROFILE};
+use super::{ACTOR, BoxError, PROFILE};
 
 /// Writes a dev CA of the benchmark's key type into `dir` unless one is there.
 pub(super) fn make_dev_ca(dir: &Path, key: KeyAlgorithm, catalog: &Catalog) -> Result<(), BoxError> {
@@ -61,8 +61,11 @@ pub(super) struct BenchCa {
 }
 
 impl BenchCa {
-    pub(super) fn service(&self) -> CaService<'_, GroupCommit> {
-        self.settings.service(&*self.writer, &self.ca, &SystemClock)
+    /// `CaService::issue` as a node's authority calls it: counted by the writer as an
+    /// issuance that will write, so concurrent ones share transactions as they do on a node.
+    pub(super) async fn issue(&self, order: &CertificateOrder, csr: &[u8]) -> Result<IssuedCertificate, IssuanceError> {
+        let _expected = self.writer.expect_writes();
+        self.settings.service(&*self.writer, &self.ca, &SystemClock).issue(ACTOR, order, csr).await
     }
 }
 
