@@ -171,6 +171,11 @@ impl Metrics {
         self.ca_writes.fetch_add(writes as u64, Relaxed);
     }
 
+    /// The CA's group commit so far: (transactions, writes they held).
+    pub fn ca_transactions(&self) -> (u64, u64) {
+        (self.ca_transactions.load(Relaxed), self.ca_writes.load(Relaxed))
+    }
+
     /// One OCSP answer stating `status`.
     pub fn ocsp_answer(&self, status: &CertStatus, cache: OcspSource) {
         self.ocsp[status_index(status)][cache as usize].fetch_add(1, Relaxed);
@@ -285,13 +290,14 @@ impl Metrics {
             "counter",
             "Transactions the CA wrote its records in; under load each holds many writes (group commit).",
         );
-        out.sample("signet_ca_write_transactions_total", &[], self.ca_transactions.load(Relaxed));
+        let (transactions, writes) = self.ca_transactions();
+        out.sample("signet_ca_write_transactions_total", &[], transactions);
         out.family(
             "signet_ca_writes_total",
             "counter",
             "Issuance intents, certificates, failures and revocations the CA wrote; per transaction, the mean group size.",
         );
-        out.sample("signet_ca_writes_total", &[], self.ca_writes.load(Relaxed));
+        out.sample("signet_ca_writes_total", &[], writes);
 
         out.family(
             "signet_ocsp_responses_total",

@@ -15,6 +15,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
 use serde::Serialize;
 use signet_authority::Settings;
+use signet_authority::metrics::Metrics;
 use signet_pki::KeyAlgorithm;
 use signet_pki::issue::CertificateOrder;
 use signet_ra::SystemClock;
@@ -111,6 +112,31 @@ struct Case {
     addrs: Vec<SocketAddr>,
     target: Arc<Target>,
     load: Measured,
+    /// The nodes' figures (none for cfssl), and the CA transactions and the writes they held
+    /// during this case's slices.
+    metrics: Vec<Arc<Metrics>>,
+    transactions: (u64, u64),
+}
+
+impl Case {
+    /// The nodes' CA transactions and writes so far.
+    fn ca_transactions(&self) -> (u64, u64) {
+        self.metrics.iter().map(|m| m.ca_transactions()).fold((0, 0), |(t, w), (dt, dw)| (t + dt, w + dw))
+    }
+
+    /// A note on how many writes each transaction held, for a case on Signet nodes.
+    fn group_note(&self) -> Option<String> {
+        let (transactions, writes) = self.transactions;
+        (transactions > 0).then(|| {
+            format!(
+                "{}: {:.1} writes per CA transaction ({} writes in {} transactions during its slices)",
+                self.server.label(),
+                writes as f64 / transactions as f64,
+                grouped(writes as f64),
+                grouped(transactions as f64)
+            )
+        })
+    }
 }
 
 async fn measure(
@@ -157,6 +183,8 @@ async fn measure(
             addrs: vec![cfssl.addr],
             target: Arc::new(Target::CfsslSign(bodies)),
             load: Measured::default(),
+            metrics: Vec::new(),
+            transactions: (0, 0),
         });
     }
     cases.push(Case {
@@ -164,6 +192,8 @@ async fn measure(
         addrs: vec![nodes[0].addr],
         target: Arc::new(issue_target(&sqlite_key, &order, per_case)?),
         load: Measured::default(),
+        metrics: vec![nodes[0].state.metrics.clone()],
+        transactions: (0, 0),
     });
     if let Some((key, _)) = &postgres {
         cases.push(Case {
@@ -171,6 +201,8 @@ async fn measure(
             addrs: vec![nodes[1].addr, nodes[2].addr],
             target: Arc::new(issue_target(key, &order, per_case)?),
             load: Measured::default(),
+            metrics: vec![nodes[1].state.metrics.clone(), nodes[2].state.metrics.clone()],
+            transactions: (0, 0),
         });
     }
     let csr_seconds = t.elapsed().as_secs_f64();
@@ -187,6 +219,7 @@ async fn measure(
     for _ in 0..ROUNDS {
         for case in &mut cases {
             raw.merge(raw_sign(&ca, cores, raw_half).await?);
+            let before = case.ca_transactions();
             let load = match &mut postgres {
                 Some((_, sampler)) if case.server == Server::PostgresPair => {
                     load_sampled(sampler, &mut waits, &case.addrs, case.target.clone(), n, slice).await?
@@ -194,6 +227,9 @@ async fn measure(
                 _ => http_load(&case.addrs, case.target.clone(), n, slice).await?,
             };
             case.load.merge(load);
+            let after = case.ca_transactions();
+            case.transactions.0 += after.0 - before.0;
+            case.transactions.1 += after.1 - before.1;
             tokio::time::sleep(SETTLE).await;
             raw.merge(raw_sign(&ca, cores, raw_half).await?);
         }
@@ -216,8 +252,9 @@ async fn measure(
         sampler.close().await.map_err(|e| format!("closing the pg_stat_activity sampler: {e}"))?;
     }
 
+    let group_notes: Vec<String> = cases.iter().filter_map(Case::group_note).collect();
     let figs = figures(raw, cases, n);
-    let notes = vec![
+    let mut notes = vec![
         format!(
             "{n} keep-alive connections over loopback HTTP/1.1, {:.1} s per server in {ROUNDS} rounds, each slice between two halves of raw signing on every core",
             args.seconds
@@ -230,6 +267,7 @@ async fn measure(
             "the load generator shares the {cores} cores with the servers; every response is checked for a certificate"
         ),
     ];
+    notes.extend(group_notes);
     out.figures(&format!("HTTP issuance — CA key {KEY}, {n} connections"), &figs, &notes);
     if args.database_url.is_some() {
         out.json(&waits.figure());
