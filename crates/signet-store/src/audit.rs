@@ -98,24 +98,7 @@ impl Store {
         let Some((first, _)) = events.first() else { return Ok(()) };
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let lane = &*self.lane.name;
-        // The log's new places come with the head, and the head's new hash with the rows:
-        // a group's audit rows cost two round trips to the database (three on SQLite, which
-        // takes no data-modifying WITH).
-        let take = || {
-            let sql = match self.backend() {
-                // SQLite has one writer at a time, which holds the write lock here.
-                Backend::Sqlite => {
-                    "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 \
-                     RETURNING seq, hash, CAST((SELECT COALESCE(MAX(seq), 0) FROM audit_log) AS TEXT)"
-                }
-                // A sequence locks no row.
-                Backend::Postgres => {
-                    "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 RETURNING seq, hash, \
-                     (SELECT string_agg(nextval('audit_log_seq')::text, ',') FROM generate_series(1::bigint, $1::bigint))"
-                }
-            };
-            sqlx::query(sql).bind(k).bind(lane)
-        };
+        let take = || sqlx::query(sqlx::AssertSqlSafe(self.take_places_sql(0))).bind(k).bind(lane);
         let head = match take().fetch_optional(&mut *conn).await? {
             Some(head) => head,
             None => {
@@ -133,6 +116,45 @@ impl Store {
                 take().fetch_one(&mut *conn).await?
             }
         };
+        let records = self.chained_after(&head, events)?;
+        self.append_records(records).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// The lane this store appends to.
+    pub(crate) fn lane_name(&self) -> String {
+        self.lane.name.to_string()
+    }
+
+    /// The statement that moves this lane's head on by `k` rows (its first parameter, the lane
+    /// its second, numbered after `skip` others) and returns the new head's place and hash and
+    /// the log's new places (see [`log_places`]). The log's new places come with the head, and
+    /// the head's new hash with the rows ([`Store::append_records`]): a group's audit rows cost
+    /// two statements.
+    pub(crate) fn take_places_sql(&self, skip: usize) -> String {
+        let (k, lane) = (skip + 1, skip + 2);
+        match self.backend() {
+            // SQLite has one writer at a time, which holds the write lock here.
+            Backend::Sqlite => format!(
+                "UPDATE audit_lanes SET seq = seq + ${k} WHERE lane = ${lane} \
+                 RETURNING seq, hash, CAST((SELECT COALESCE(MAX(seq), 0) FROM audit_log) AS TEXT)"
+            ),
+            // A sequence locks no row.
+            Backend::Postgres => format!(
+                "UPDATE audit_lanes SET seq = seq + ${k} WHERE lane = ${lane} RETURNING seq, hash, \
+                 (SELECT string_agg(nextval('audit_log_seq')::text, ',') FROM generate_series(1::bigint, ${k}::bigint))"
+            ),
+        }
+    }
+
+    /// The rows of `events` (each with the id of the request it was made in), chained after
+    /// the head a [`Store::take_places_sql`] statement returned for as many.
+    pub(crate) fn chained_after(
+        &self,
+        head: &sqlx::any::AnyRow,
+        events: &[(&AuditEvent, Option<&str>)],
+    ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let (mut lane_seq, mut prev) = (head.try_get::<i64, _>(0)? - k, head.try_get::<String, _>(1)?);
         let seqs = log_places(self.backend(), &head.try_get::<String, _>(2)?, k)?;
         let mut records = Vec::with_capacity(events.len());
@@ -148,24 +170,36 @@ impl Store {
                 prev_hash: prev,
                 hash: String::new(),
                 request_id: request_id.map(str::to_owned),
-                lane: lane.to_owned(),
+                lane: self.lane_name(),
                 lane_seq,
             };
             r.hash = r.computed_hash();
             prev = r.hash.clone();
             records.push(r);
         }
-        let rows = value_rows(records.len(), 11);
-        let n = records.len() * 11;
+        Ok(records)
+    }
+
+    /// Stores `records` (at least one) and moves the lane's head hash to the last one's, in
+    /// one query: a data-modifying WITH on PostgreSQL, two statements on SQLite, which runs
+    /// them in one call to its connection's thread.
+    pub(crate) fn append_records(
+        &self,
+        records: Vec<AuditRecord>,
+    ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+        let rows = value_rows(0, records.len(), 11);
+        let (hash, lane) = (records.len() * 11 + 1, records.len() * 11 + 2);
         let sql = match self.backend() {
             Backend::Postgres => format!(
                 "WITH appended AS (INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}) \
-                 UPDATE audit_lanes SET hash = ${} WHERE lane = ${}",
-                n + 1,
-                n + 2
+                 UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${lane}"
             ),
-            Backend::Sqlite => format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}"),
+            Backend::Sqlite => format!(
+                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}; \
+                 UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${lane}"
+            ),
         };
+        let head = records.last().map(|r| r.hash.clone());
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in records {
             insert = insert
@@ -181,18 +215,7 @@ impl Store {
                 .bind(r.lane)
                 .bind(r.lane_seq);
         }
-        match self.backend() {
-            Backend::Postgres => insert.bind(prev).bind(lane).execute(&mut *conn).await?,
-            Backend::Sqlite => {
-                insert.execute(&mut *conn).await?;
-                sqlx::query("UPDATE audit_lanes SET hash = $1 WHERE lane = $2")
-                    .bind(prev)
-                    .bind(lane)
-                    .execute(&mut *conn)
-                    .await?
-            }
-        };
-        Ok(())
+        insert.bind(head).bind(self.lane_name())
     }
 
     /// Runs `body` in a transaction that first appends `event` to the audit log; both commit

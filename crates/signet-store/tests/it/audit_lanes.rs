@@ -126,6 +126,39 @@ backend_test!(a_group_of_certificates_and_intents_alone, |store| async move {
     );
 });
 
+// A group in which every write is made (what issuance under load sends) stores each row
+// whole and chains its audit rows, in order, after the lane's earlier ones.
+backend_test!(a_group_with_nothing_refused, |store| async move {
+    let serials: Vec<Serial> = (0..4).map(|_| Serial::random()).collect();
+    let outcomes = write(&store, serials.iter().enumerate().map(|(i, s)| intent(s, &format!("k{i}"))).collect()).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(Written::Done))), "{outcomes:?}");
+    let (more, more_too) = (Serial::random(), Serial::random());
+    let mut writes: Vec<CaWrite> = serials.iter().map(complete).collect();
+    writes.insert(1, intent(&more, "k-more"));
+    writes.push(intent(&more_too, "k-more-too"));
+    let outcomes = write(&store, writes).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(Written::Done))), "{outcomes:?}");
+    assert_eq!(
+        rows(
+            &store,
+            "SELECT COUNT(*) FROM certificates WHERE state = 'issued' AND der IS NOT NULL AND not_after > not_before"
+        )
+        .await,
+        4
+    );
+    assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates WHERE state = 'intent'").await, 2);
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(10));
+    let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+    let mut expected = vec!["issuance-intent"; 4];
+    expected.extend(["certificate-issued"; 4]);
+    expected.extend(["issuance-intent"; 2]);
+    assert_eq!(actions, expected, "certificates first, then intents");
+    // The next group, refused in part, goes the long way and continues the same chain.
+    let outcomes = write(&store, vec![intent(&Serial::random(), "k0"), complete(&more)]).await;
+    assert!(matches!(outcomes[..], [Err(StoreError::Conflict("key")), Ok(Written::Done)]), "{outcomes:?}");
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(11));
+});
+
 async fn two_nodes(backend: &str) -> (TestDb, Store, Store) {
     let db = TestDb::new(backend).await;
     let a = Store::connect(&db.url).await.unwrap();
