@@ -117,7 +117,7 @@ impl Store {
             }
         };
         let records = self.chained_after(&head, events)?;
-        self.append_records(records).execute(&mut *conn).await?;
+        self.append_records(conn, records).await?;
         Ok(())
     }
 
@@ -130,7 +130,7 @@ impl Store {
     /// its second, numbered after `skip` others) and returns the new head's place and hash and
     /// the log's new places (see [`log_places`]). The log's new places come with the head, and
     /// the head's new hash with the rows ([`Store::append_records`]): a group's audit rows cost
-    /// two statements.
+    /// two round trips to the database (three on SQLite, which takes no data-modifying WITH).
     pub(crate) fn take_places_sql(&self, skip: usize) -> String {
         let (k, lane) = (skip + 1, skip + 2);
         match self.backend() {
@@ -180,26 +180,23 @@ impl Store {
         Ok(records)
     }
 
-    /// Stores `records` (at least one) and moves the lane's head hash to the last one's, in
-    /// one query: a data-modifying WITH on PostgreSQL, two statements on SQLite, which runs
-    /// them in one call to its connection's thread.
-    pub(crate) fn append_records(
+    /// Stores `records` (at least one) and moves the lane's head hash to the last one's: one
+    /// statement of a data-modifying WITH on PostgreSQL, two on SQLite, which has none.
+    pub(crate) async fn append_records(
         &self,
+        conn: &mut AnyConnection,
         records: Vec<AuditRecord>,
-    ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    ) -> Result<(), sqlx::Error> {
         let rows = value_rows(0, records.len(), 11);
-        let (hash, lane) = (records.len() * 11 + 1, records.len() * 11 + 2);
+        let head = records.last().map(|r| r.hash.clone());
+        let set_head = |hash: usize| format!("UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${}", hash + 1);
         let sql = match self.backend() {
             Backend::Postgres => format!(
-                "WITH appended AS (INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}) \
-                 UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${lane}"
+                "WITH appended AS (INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}) {}",
+                set_head(records.len() * 11 + 1)
             ),
-            Backend::Sqlite => format!(
-                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}; \
-                 UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${lane}"
-            ),
+            Backend::Sqlite => format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}"),
         };
-        let head = records.last().map(|r| r.hash.clone());
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in records {
             insert = insert
@@ -215,7 +212,18 @@ impl Store {
                 .bind(r.lane)
                 .bind(r.lane_seq);
         }
-        insert.bind(head).bind(self.lane_name())
+        match self.backend() {
+            Backend::Postgres => insert.bind(head).bind(self.lane_name()).execute(&mut *conn).await?,
+            Backend::Sqlite => {
+                insert.execute(&mut *conn).await?;
+                sqlx::query(sqlx::AssertSqlSafe(set_head(1)))
+                    .bind(head)
+                    .bind(self.lane_name())
+                    .execute(&mut *conn)
+                    .await?
+            }
+        };
+        Ok(())
     }
 
     /// Runs `body` in a transaction that first appends `event` to the audit log; both commit

@@ -126,8 +126,9 @@ backend_test!(a_group_of_certificates_and_intents_alone, |store| async move {
     );
 });
 
-// A group in which every write is made (what issuance under load sends) stores each row
-// whole and chains its audit rows, in order, after the lane's earlier ones.
+// A group in which every write is made (what issuance under load sends, and what PostgreSQL
+// writes in two folded statements) stores each row whole and chains its audit rows, in order,
+// after the lane's earlier ones.
 backend_test!(a_group_with_nothing_refused, |store| async move {
     let serials: Vec<Serial> = (0..4).map(|_| Serial::random()).collect();
     let outcomes = write(&store, serials.iter().enumerate().map(|(i, s)| intent(s, &format!("k{i}"))).collect()).await;

@@ -36,9 +36,12 @@ use super::{ACTOR, BoxError, PROFILE, ROUNDS, SETTLE, cores, parse_seconds};
 
 // cfssl's CA is RSA-2048 as well, so both servers pay for the same kind of signature.
 const KEY: KeyAlgorithm = KeyAlgorithm::Rsa2048;
-// The goals set for issuance over HTTP, shown in the DESIGN §5 column: at least half of what
-// the CA key signs on every core, 2.5× cfssl serve on the same machine, and a p99 within 50 ms.
+// The goals set for issuance over HTTP, shown in the DESIGN §5 column: on SQLite at least half
+// of what the CA key signs on every core, and 2.5× cfssl serve on the same machine; with two
+// nodes on PostgreSQL (the database, both nodes and the load on the same cores) a quarter; a
+// p99 within 50 ms for both.
 const RAW_BAR: f64 = 0.5;
+const RAW_BAR_POSTGRES_PAIR: f64 = 0.25;
 const CFSSL_BAR: f64 = 2.5;
 const P99_BAR: Duration = Duration::from_millis(50);
 const CFSSL_CA_CSR: &str =
@@ -288,7 +291,8 @@ fn figures(raw: Measured, cases: Vec<Case>, connections: u64) -> Vec<Figure> {
             figs.extend(cfssl.clone());
             continue;
         }
-        figs.push(fig.clone().against(&raw, Some(RAW_BAR)).p99_at_most(P99_BAR));
+        let bar = if case.server == Server::PostgresPair { RAW_BAR_POSTGRES_PAIR } else { RAW_BAR };
+        figs.push(fig.clone().against(&raw, Some(bar)).p99_at_most(P99_BAR));
         if case.server == Server::Sqlite
             && let Some(cfssl) = &cfssl
         {
