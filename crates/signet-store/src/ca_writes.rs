@@ -106,11 +106,6 @@ pub(crate) fn value_rows(skip: usize, rows: usize, columns: usize) -> String {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
-/// The serials a `RETURNING serial` statement gave back.
-fn returned_serials(rows: &[sqlx::any::AnyRow]) -> Result<HashSet<String>, StoreError> {
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(backend_error)
-}
-
 /// The statement that stores `rows` intents ([`bind_intents`]), its parameters after the
 /// first `skip`; a key certified (or reserved) already leaves its intent out.
 fn intents_sql(skip: usize, rows: usize) -> String {
@@ -171,25 +166,20 @@ fn certificates_and_intents<'a>(
     (certs, intents)
 }
 
-/// Every intent of a group in one statement; the serials of those stored.
-async fn insert_intents(c: &mut AnyConnection, intents: &[&IssuanceIntent]) -> Result<HashSet<String>, StoreError> {
-    if intents.is_empty() {
+/// One statement for all of a group's `rows` (`sql` for as many, `bind` binding them); the
+/// serials of those it stored.
+async fn stored_serials<'q, T>(
+    c: &mut AnyConnection,
+    rows: &[&'q T],
+    sql: fn(usize, usize) -> String,
+    bind: fn(AnyQuery<'q>, &[&'q T]) -> AnyQuery<'q>,
+) -> Result<HashSet<String>, StoreError> {
+    if rows.is_empty() {
         return Ok(Default::default());
     }
-    let sql = format!("{} RETURNING serial", intents_sql(0, intents.len()));
-    let insert = bind_intents(sqlx::query(sqlx::AssertSqlSafe(sql)), intents);
-    returned_serials(&insert.fetch_all(&mut *c).await.map_err(backend_error)?)
-}
-
-/// Every certificate of a group stored against its intent in one statement; the serials of
-/// those stored.
-async fn complete_intents(c: &mut AnyConnection, certs: &[&IssuedCertificate]) -> Result<HashSet<String>, StoreError> {
-    if certs.is_empty() {
-        return Ok(Default::default());
-    }
-    let sql = format!("{} RETURNING serial", certificates_sql(0, certs.len()));
-    let update = bind_certificates(sqlx::query(sqlx::AssertSqlSafe(sql)), certs);
-    returned_serials(&update.fetch_all(&mut *c).await.map_err(backend_error)?)
+    let query = bind(sqlx::query(sqlx::AssertSqlSafe(format!("{} RETURNING serial", sql(0, rows.len())))), rows);
+    let returned = query.fetch_all(&mut *c).await.map_err(backend_error)?;
+    returned.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(backend_error)
 }
 
 // A failure or a revocation is a statement of its own: both are rare beside issuance. Each
@@ -298,7 +288,7 @@ impl Store {
         let (certs, intents) = certificates_and_intents(writes.iter());
         // Every statement is an INSERT or UPDATE, so SQLite takes the write lock on the first
         // one and cannot deadlock upgrading a read lock.
-        let issued = complete_intents(&mut tx, &certs).await?;
+        let issued = stored_serials(&mut tx, &certs, certificates_sql, bind_certificates).await?;
         let mut reserved = None;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
@@ -309,7 +299,7 @@ impl Store {
                 CaWrite::Complete { .. } => (Err(StoreError::NotFound), false),
                 CaWrite::Intent { intent, .. } => {
                     if reserved.is_none() {
-                        reserved = Some(insert_intents(&mut tx, &intents).await?);
+                        reserved = Some(stored_serials(&mut tx, &intents, intents_sql, bind_intents).await?);
                     }
                     if reserved.as_ref().is_some_and(|r| r.contains(&intent.serial.to_hex())) {
                         (Ok(Written::Done), true)
