@@ -13,7 +13,8 @@
 //! make one small transaction after another: each costs the database the same statements
 //! whatever it holds. So callers that will write soon say so ([`GroupCommit::expect_writes`]);
 //! while some of them have not queued their write, the writer waits for them, a moment at most
-//! ([`GATHER_AT_MOST`]), and they share the transaction.
+//! ([`GATHER_AT_MOST`]), and they share the transaction. How many it waits for depends on where
+//! the commit's work is done ([`Share`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_ra::notify::OutboxMessage;
-use signet_store::{CaWrite, PendingWrite, Store, Written};
+use signet_store::{Backend, CaWrite, PendingWrite, Store, Written};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,6 +40,35 @@ const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_millis(50
 /// The longest the writer waits for the writes of callers it expects: about what a few
 /// issuances need to sign their certificates, small beside the latency an RA client allows.
 pub const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How many of the callers it expects the writer waits for before it commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share {
+    /// All of them. PostgreSQL's commit is mostly a wait for its server to flush the log, so
+    /// the fewer the commits the better.
+    All,
+    /// Half. SQLite's commit runs in one thread on this node's own cores: a group holding
+    /// every caller would leave the other cores idle while it is written. With half, one half
+    /// signs while the other half's writes are committed.
+    Half,
+}
+
+impl Share {
+    fn of_backend(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => Self::All,
+            Backend::Sqlite => Self::Half,
+        }
+    }
+
+    /// How many writes to wait for when `n` callers are expected.
+    fn of(self, n: usize) -> usize {
+        match self {
+            Self::All => n,
+            Self::Half => n.div_ceil(2),
+        }
+    }
+}
 
 struct Queued {
     write: PendingWrite,
@@ -66,7 +96,7 @@ impl GroupCommit {
     pub fn start(store: Store, metrics: Arc<Metrics>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let expected = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(writer(store.clone(), rx, expected.clone(), metrics));
+        tokio::spawn(writer(store.clone(), rx, expected.clone(), Share::of_backend(store.backend()), metrics));
         Self { store, queue, expected }
     }
 
@@ -90,7 +120,13 @@ impl GroupCommit {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, expected: Arc<AtomicUsize>, metrics: Arc<Metrics>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Queued>,
+    expected: Arc<AtomicUsize>,
+    share: Share,
+    metrics: Arc<Metrics>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut db = store.ca_writer();
     // How many writes the last transaction held. Callers between two issuances (answering
@@ -113,7 +149,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Queued>, expected: Arc<Atom
         // Nobody expected (an idle node, a revocation alone): the write goes at once.
         let want = match expected.load(Ordering::Relaxed) {
             0 => 0,
-            n => n.max(last).min(MAX_BATCH),
+            n => share.of(n.max(last).min(MAX_BATCH)),
         };
         gather(&mut rx, &mut batch, want).await;
         last = batch.len();
@@ -261,6 +297,14 @@ mod tests {
         gather(&mut rx, &mut batch, 3).await;
         assert_eq!((batch.len(), start.elapsed()), (2, GATHER_AT_MOST));
         drop(tx);
+    }
+
+    // PostgreSQL waits for every caller expected, SQLite for half of them (rounded up, so a
+    // caller alone is still waited for).
+    #[test]
+    fn the_writer_waits_for_all_or_half() {
+        assert_eq!([1, 15, 16].map(|n| Share::of_backend(Backend::Postgres).of(n)), [1, 15, 16]);
+        assert_eq!([1, 15, 16].map(|n| Share::of_backend(Backend::Sqlite).of(n)), [1, 8, 8]);
     }
 
     // Everything that waits when the writer is free goes into one transaction, each write with

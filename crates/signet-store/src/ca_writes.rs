@@ -15,6 +15,7 @@ use sqlx::{Any, AnyConnection, Row};
 use time::OffsetDateTime;
 
 use crate::applications::{insert_outbox, outbox_rows};
+use crate::checkpoints::Checkpoints;
 use crate::{Backend, Store, backend_error, request};
 
 /// One change to the CA's records, with its audit event.
@@ -260,7 +261,8 @@ impl Store {
     /// A writer of groups that keeps its connection from one group to the next, sparing each
     /// group the pool's check-out (a round trip on PostgreSQL).
     pub fn ca_writer(&self) -> CaWriter {
-        CaWriter { store: self.clone(), conn: None }
+        let checkpoints = (self.backend() == Backend::Sqlite).then(|| Checkpoints::new(self.pool().clone()));
+        CaWriter { store: self.clone(), conn: None, checkpoints }
     }
 
     async fn write_ca_on(
@@ -378,12 +380,15 @@ impl Store {
 pub struct CaWriter {
     store: Store,
     conn: Option<PoolConnection<Any>>,
+    /// On SQLite, the log's checkpoints this writer asks for beside its commits.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl CaWriter {
     /// [`Store::write_ca`] on the kept connection. A failed group gives it back to the pool
     /// (which checks a PostgreSQL connection before lending it again), and the next group
-    /// takes one from the pool.
+    /// takes one from the pool. On SQLite, every [`crate::CHECKPOINT_EVERY`] writes it starts
+    /// a checkpoint of the log on another connection.
     pub async fn write(&mut self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
@@ -391,6 +396,9 @@ impl CaWriter {
         };
         let outcomes = self.store.write_ca_on(&mut conn, writes).await?;
         self.conn = Some(conn);
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.committed(writes.len());
+        }
         Ok(outcomes)
     }
 

@@ -3,7 +3,8 @@
 //! What it does: one set of repositories over sqlx's `Any` driver, so the same SQL runs on
 //! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
 //! every writing transaction appends to the hash-chained audit log, to a lane of its own
-//! store so that nodes never wait on a common chain head (`audit`); TOTP seeds sealed at rest under
+//! store so that nodes never wait on a common chain head (`audit`); on SQLite, the log copied
+//! back beside the CA writer's commits rather than in them (`checkpoints`); TOTP seeds sealed at rest under
 //! the CA folder's sealing key (`seeds`). Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
@@ -21,6 +22,7 @@ mod applications;
 mod audit;
 mod ca;
 mod ca_writes;
+mod checkpoints;
 mod cmc;
 mod console;
 mod enterprise;
@@ -41,6 +43,7 @@ mod witness;
 pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
 pub use ca_writes::{CaWrite, CaWriter, PendingWrite, Written};
+pub use checkpoints::CHECKPOINT_EVERY;
 pub use cmc::AccountCertificate;
 pub use console::{QueueFilter, QueuePage, StateFilter};
 pub use figures::{OperatingFigures, PoolUse};
@@ -187,10 +190,13 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets OCSP reads proceed during writes; the busy timeout makes a
-                        // second writer wait instead of failing.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
-                        )
+                        // second writer wait instead of failing; the CA's writer has the log
+                        // checkpointed beside its commits (`checkpoints`).
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                             PRAGMA wal_autocheckpoint = {};",
+                            checkpoints::AUTOCHECKPOINT_PAGES
+                        )))
                         .await?;
                     }
                     Ok(())

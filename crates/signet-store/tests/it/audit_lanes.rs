@@ -6,7 +6,7 @@ use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::audit::{AuditAction, ChainBreak};
 use signet_ra::issuance::{Revoked, StoreError};
-use signet_store::{CaWrite, Store, Written};
+use signet_store::{CHECKPOINT_EVERY, CaWrite, Store, Written};
 use signet_testkit::TestDb;
 use time::Duration;
 
@@ -159,6 +159,33 @@ backend_test!(a_group_with_nothing_refused, |store| async move {
     assert!(matches!(outcomes[..], [Err(StoreError::Conflict("key")), Ok(Written::Done)]), "{outcomes:?}");
     assert_eq!(store.verify_audit().await.unwrap(), Ok(11));
 });
+
+// On SQLite the CA's writer has the log copied into the database file beside its commits, not
+// in them: once it has made as many writes as it checkpoints after, the file grows, though the
+// log is far below the length at which SQLite would copy it by itself.
+#[tokio::test]
+async fn the_ca_writer_has_the_sqlite_log_checkpointed() {
+    let db = TestDb::new("sqlite").await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let file = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    let mut writer = store.ca_writer();
+    let writes: Vec<_> =
+        (0..CHECKPOINT_EVERY).map(|i| intent(&Serial::random(), &format!("k{i}")).in_this_request()).collect();
+    let (first, rest) = writes.split_at(CHECKPOINT_EVERY - 1);
+    assert!(writer.write(first).await.unwrap().iter().all(Result::is_ok));
+    assert_eq!(size(), before, "one write short, nothing is copied");
+    assert!(writer.write(rest).await.unwrap().iter().all(Result::is_ok));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() == before {
+        assert!(std::time::Instant::now() < deadline, "the log was not checkpointed within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates WHERE state = 'intent'").await, CHECKPOINT_EVERY as i64);
+    writer.release();
+    store.close().await;
+}
 
 async fn two_nodes(backend: &str) -> (TestDb, Store, Store) {
     let db = TestDb::new(backend).await;
