@@ -7,9 +7,9 @@
 //! writer asks for a passive checkpoint on another connection every [`CHECKPOINT_EVERY`]
 //! writes: it copies what the log holds without taking the write lock, while the writer goes
 //! on committing. SQLite's own checkpoint stays as the bound ([`AUTOCHECKPOINT_PAGES`]): it
-//! finds the log already copied, so it costs the commit that meets it little, and it is what
-//! starts the log again from its beginning. What this does not do: anything on PostgreSQL,
-//! whose server checkpoints by itself.
+//! finds the log mostly copied already, so it costs the commit that meets it little, and the
+//! next write starts the log again from its beginning. What this does not do: anything on
+//! PostgreSQL, whose server checkpoints by itself.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
