@@ -4,8 +4,8 @@
 //! SQLite (the embedded default) and PostgreSQL (several nodes); migrations per backend;
 //! every writing transaction appends to the hash-chained audit log, to a lane of its own
 //! store so that nodes never wait on a common chain head (`audit`); on SQLite, the log copied
-//! back beside the CA writer's commits rather than in them (`checkpoints`); TOTP seeds sealed at rest under
-//! the CA folder's sealing key (`seeds`). Implements the storage
+//! back beside the CA writer's commits rather than in them (`checkpoints`); TOTP seeds sealed
+//! at rest under the CA folder's sealing key (`seeds`). Implements the storage
 //! traits the domain declares (`signet_ra::issuance::CaStore`,
 //! `signet_ra::application::ApplicationStore`, `signet_ra::operator::OperatorStore`,
 //! `signet_ra::lockout::AttemptStore`, `signet_ra::acme::AcmeStore`, `signet_ra::cmc::SoftTokenStore`,
