@@ -261,7 +261,7 @@ impl Store {
     /// A writer of groups that keeps its connection from one group to the next, sparing each
     /// group the pool's check-out (a round trip on PostgreSQL).
     pub fn ca_writer(&self) -> CaWriter {
-        let checkpoints = (self.backend() == Backend::Sqlite).then(|| Checkpoints::new(self.pool().clone()));
+        let checkpoints = (self.backend() == Backend::Sqlite).then(Checkpoints::default);
         CaWriter { store: self.clone(), conn: None, checkpoints }
     }
 
@@ -397,7 +397,7 @@ impl CaWriter {
         let outcomes = self.store.write_ca_on(&mut conn, writes).await?;
         self.conn = Some(conn);
         if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.committed(writes.len());
+            checkpoints.committed(self.store.pool(), writes.len());
         }
         Ok(outcomes)
     }

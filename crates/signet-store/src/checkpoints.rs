@@ -27,26 +27,22 @@ pub const CHECKPOINT_EVERY: usize = 128;
 pub(crate) const AUTOCHECKPOINT_PAGES: u32 = 4000;
 
 /// The writer's count of writes since its last checkpoint, and whether one is running.
+#[derive(Default)]
 pub(crate) struct Checkpoints {
-    pool: AnyPool,
     since: usize,
     running: Arc<AtomicBool>,
 }
 
 impl Checkpoints {
-    pub(crate) fn new(pool: AnyPool) -> Self {
-        Self { pool, since: 0, running: Arc::new(AtomicBool::new(false)) }
-    }
-
     /// Counts `writes` just committed; when enough have been, starts a checkpoint on a
-    /// connection of the pool unless one is running still.
-    pub(crate) fn committed(&mut self, writes: usize) {
+    /// connection of `pool` unless one is running still.
+    pub(crate) fn committed(&mut self, pool: &AnyPool, writes: usize) {
         self.since += writes;
         if self.since < CHECKPOINT_EVERY || self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         self.since = 0;
-        let (pool, running) = (self.pool.clone(), self.running.clone());
+        let (pool, running) = (pool.clone(), self.running.clone());
         tokio::spawn(async move {
             // PASSIVE copies what it can without waiting for readers or the writer; what it
             // leaves, the next one copies.
