@@ -191,10 +191,13 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets OCSP reads proceed during writes; the busy timeout makes a
                         // second writer wait instead of failing; the CA's writer has the log
-                        // checkpointed beside its commits (`checkpoints`).
+                        // checkpointed beside its commits (`checkpoints`). A statement that
+                        // changes many rows inside a transaction keeps the pages it changes, to
+                        // undo it alone; kept in memory (a few MB for the largest group), they
+                        // do not spill into a temporary file created and deleted each time.
                         conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
-                             PRAGMA wal_autocheckpoint = {};",
+                             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
                             checkpoints::AUTOCHECKPOINT_PAGES
                         )))
                         .await?;

@@ -187,6 +187,26 @@ async fn the_ca_writer_has_the_sqlite_log_checkpointed() {
     store.close().await;
 }
 
+// A group's multi-row statements keep the pages they change (to undo one statement alone) in
+// memory, on every connection the CA's writer may take, rather than spilling them into a
+// temporary file created and deleted for each such statement.
+#[tokio::test]
+async fn sqlite_connections_keep_statement_undo_in_memory() {
+    use sqlx::Row;
+    let db = TestDb::new("sqlite").await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let mut conns = Vec::new();
+    while conns.len() < 4 {
+        conns.push(store.pool().acquire().await.unwrap());
+    }
+    for conn in &mut conns {
+        let row = sqlx::query("PRAGMA temp_store").fetch_one(&mut **conn).await.unwrap();
+        assert_eq!(row.try_get::<i64, _>(0).unwrap(), 2, "temp_store = MEMORY");
+    }
+    drop(conns);
+    store.close().await;
+}
+
 async fn two_nodes(backend: &str) -> (TestDb, Store, Store) {
     let db = TestDb::new(backend).await;
     let a = Store::connect(&db.url).await.unwrap();
