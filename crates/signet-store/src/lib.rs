@@ -194,7 +194,9 @@ impl Store {
                         // checkpointed beside its commits (`checkpoints`). A statement that
                         // changes many rows inside a transaction keeps the pages it changes, to
                         // undo it alone; kept in memory (a few MB for the largest group), they
-                        // do not spill into a temporary file created and deleted each time.
+                        // do not spill into a temporary file created and deleted each time. The
+                        // setting keeps SQLite's sorts and temporary tables in memory too: every
+                        // query here that sorts reads its whole result into memory anyway.
                         conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
                              PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
