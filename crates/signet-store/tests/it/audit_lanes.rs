@@ -195,8 +195,9 @@ async fn sqlite_connections_keep_statement_undo_in_memory() {
     use sqlx::Row;
     let db = TestDb::new("sqlite").await;
     let store = Store::connect(&db.url).await.unwrap();
+    let size = store.pool().options().get_max_connections() as usize;
     let mut conns = Vec::new();
-    while conns.len() < 4 {
+    while conns.len() < size {
         conns.push(store.pool().acquire().await.unwrap());
     }
     for conn in &mut conns {
