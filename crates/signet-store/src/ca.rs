@@ -133,7 +133,7 @@ impl CaStore for Store {
                 .audited(&intent.abandoned_event(now), move |c| {
                     Box::pin(async move {
                         let done = sqlx::query(
-                            "UPDATE certificates SET state = 'failed' \
+                            "UPDATE certificates SET state = 'failed', key_released = TRUE \
                              WHERE serial = $1 AND state = 'intent' AND created_at < $2",
                         )
                         .bind(serial)

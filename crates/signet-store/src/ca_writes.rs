@@ -188,7 +188,7 @@ async fn stored_serials<'q, T>(
 
 /// Marks an intent failed, releasing its key.
 async fn fail(c: &mut AnyConnection, serial: &Serial) -> Result<(Result<Written, StoreError>, bool), StoreError> {
-    sqlx::query("UPDATE certificates SET state = 'failed' WHERE serial = $1 AND state = 'intent'")
+    sqlx::query("UPDATE certificates SET state = 'failed', key_released = TRUE WHERE serial = $1 AND state = 'intent'")
         .bind(serial.to_hex())
         .execute(&mut *c)
         .await
