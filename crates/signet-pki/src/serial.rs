@@ -1,9 +1,11 @@
-//! Certificate serial numbers: random, positive, at most 20 octets (RFC 5280 §4.1.2.2),
-//! with 127 bits of entropy (DESIGN §2 asks for at least 64).
+//! Certificate serial numbers: positive, at most 20 octets (RFC 5280 §4.1.2.2), with at least
+//! 96 bits of entropy (DESIGN §2 asks for at least 64). An issued certificate's serial leads
+//! with its issuance time; others are random throughout.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use der::asn1::Uint;
 use der::{Decode, Encode};
+use time::OffsetDateTime;
 use x509_cert::serial_number::SerialNumber;
 
 /// A positive certificate serial number, kept as its minimal unsigned big-endian bytes.
@@ -25,6 +27,22 @@ impl Serial {
         // A leading zero byte would be stripped; keep the length stable by setting a bit.
         b[0] |= 0x01;
         Self(b.to_vec())
+    }
+
+    /// The serial of a certificate issued at `at`: the milliseconds since 1970 in 6 octets (a
+    /// positive 47-bit count), then 12 random octets, 96 bits of entropy. Serials issued one
+    /// after another sort together, so each new one is stored beside the last in the
+    /// database's index of serials, where a random one would change a page of that index at
+    /// a random place: one more page written to the log for every certificate.
+    pub fn issued_at(at: OffsetDateTime) -> Self {
+        let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0).clamp(1, (1 << 47) - 1);
+        let mut b = [0u8; 18];
+        b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        SystemRandom::new().fill(&mut b[6..]).expect("system RNG failed");
+        // The time is at least 1, so a first non-zero octet exists; leading zeros are dropped
+        // as in every serial's minimal form.
+        let start = b.iter().position(|&x| x != 0).unwrap_or(0);
+        Self(b[start..].to_vec())
     }
 
     /// From the unsigned big-endian magnitude (leading zeros are dropped).
@@ -95,6 +113,25 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_bytes().len(), 16);
         assert_eq!(a.as_bytes()[0] & 0x80, 0);
+    }
+
+    #[test]
+    fn issued_serials_lead_with_the_time_and_sort_by_it() {
+        let t = time::macros::datetime!(2026-12-07 12:00 UTC);
+        let a = Serial::issued_at(t);
+        let b = Serial::issued_at(t + time::Duration::milliseconds(1));
+        let c = Serial::issued_at(t + time::Duration::milliseconds(1));
+        assert_eq!(a.as_bytes().len(), 18);
+        assert_eq!(&a.as_bytes()[..6], &1_796_644_800_000_u64.to_be_bytes()[2..], "milliseconds since 1970");
+        assert_ne!(b, c, "the same millisecond, different random octets");
+        // The text form is what the database orders: the later serial sorts after.
+        assert!(a.to_hex() < b.to_hex() && a.to_hex() < c.to_hex());
+        assert_eq!(Serial::from_hex(&a.to_hex()).unwrap(), a);
+        // Before 1970 or past the 47 bits: still positive and at most 20 octets.
+        for t in [OffsetDateTime::UNIX_EPOCH - time::Duration::days(1), time::macros::datetime!(9999-12-31 23:59 UTC)] {
+            let s = Serial::issued_at(t);
+            assert!(s.as_bytes()[0] & 0x80 == 0 && s.as_bytes()[0] != 0 && s.as_bytes().len() <= 18, "{s}");
+        }
     }
 
     #[test]

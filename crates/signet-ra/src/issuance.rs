@@ -227,7 +227,7 @@ impl<S: CaStore> CaService<'_, S> {
         let csr = VerifiedCsr::parse(csr)?;
         self.key_policy.check(&csr)?;
         let now = self.clock.now();
-        let linted = Prepared::new(self.ca, profile, order, &csr, Serial::random(), now)?.lint(self.ca)?;
+        let linted = Prepared::new(self.ca, profile, order, &csr, Serial::issued_at(now), now)?.lint(self.ca)?;
         let serial = linted.serial().clone();
         let intent = IssuanceIntent {
             serial: serial.clone(),

@@ -306,7 +306,7 @@ impl Store {
                     if reserved.as_ref().is_some_and(|r| r.contains(&intent.serial.to_hex())) {
                         (Ok(Written::Done), true)
                     } else {
-                        // The serial is 159 random bits, so the conflict is the key's unique index.
+                        // The serial has 96 random bits or more, so the conflict is the key's unique index.
                         (Err(StoreError::Conflict("key")), false)
                     }
                 }
