@@ -39,10 +39,7 @@ impl Serial {
         let mut b = [0u8; 18];
         b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
         SystemRandom::new().fill(&mut b[6..]).expect("system RNG failed");
-        // The time is at least 1, so a first non-zero octet exists; leading zeros are dropped
-        // as in every serial's minimal form.
-        let start = b.iter().position(|&x| x != 0).unwrap_or(0);
-        Self(b[start..].to_vec())
+        Self::from_unsigned_bytes(&b).expect("the time is at least 1, and 18 octets are at most 20")
     }
 
     /// From the unsigned big-endian magnitude (leading zeros are dropped).

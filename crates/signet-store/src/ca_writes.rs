@@ -408,3 +408,31 @@ impl CaWriter {
         self.conn = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use signet_testkit::TestDb;
+
+    use super::*;
+
+    // Storing a certificate changes its row's state, not its key. On SQLite the writer's
+    // statement leaves the key's index alone: with the index's condition on the state, SQLite
+    // deleted and re-added the key's entry, rewriting a page at a random place in that index
+    // for every certificate.
+    #[tokio::test]
+    async fn sqlite_storing_a_certificate_leaves_the_key_index_alone() {
+        let db = TestDb::new("sqlite").await;
+        let store = Store::connect(&db.url).await.unwrap();
+        let index: i64 = sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = 'certificates_key'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let explain = format!("EXPLAIN {}", certificates_sql(0, 1));
+        let program = sqlx::query(sqlx::AssertSqlSafe(explain)).fetch_all(store.pool()).await.unwrap();
+        let opened: Vec<i64> =
+            program.iter().filter(|op| op.get::<String, _>(1) == "OpenWrite").map(|op| op.get::<i64, _>(3)).collect();
+        assert!(!opened.is_empty(), "the statement writes the table");
+        assert!(!opened.contains(&index), "the key's index (root page {index}) is written: {opened:?}");
+        store.close().await;
+    }
+}

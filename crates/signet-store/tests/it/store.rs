@@ -178,33 +178,6 @@ backend_test!(only_a_failed_intent_releases_its_key, |store| async move {
     assert_eq!(released(&issued).await.unwrap(), 0);
 });
 
-// Storing a certificate changes its row's state, not its key. On SQLite the statement leaves
-// the key's index alone: with the index's condition on the state, SQLite deleted and re-added
-// the key's entry, rewriting a page at a random place in that index for every certificate.
-#[tokio::test]
-async fn sqlite_storing_a_certificate_leaves_the_key_index_alone() {
-    use sqlx::Row;
-    let db = signet_testkit::TestDb::new("sqlite").await;
-    let store = Store::connect(&db.url).await.unwrap();
-    let index: i64 = sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = 'certificates_key'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    // The columns the CA's writer sets when it stores a certificate against its intent.
-    let program = sqlx::query(
-        "EXPLAIN UPDATE certificates SET state = 'issued', der = $1, not_before = $2, not_after = $3 \
-         WHERE serial = $4 AND state = 'intent'",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    let opened: Vec<i64> =
-        program.iter().filter(|op| op.get::<String, _>(1) == "OpenWrite").map(|op| op.get::<i64, _>(3)).collect();
-    assert!(!opened.is_empty(), "the statement writes the table");
-    assert!(!opened.contains(&index), "the key's index (root page {index}) is written: {opened:?}");
-    store.close().await;
-}
-
 async fn state_of(store: &Store, serial: &Serial) -> String {
     sqlx::query_scalar("SELECT state FROM certificates WHERE serial = $1")
         .bind(serial.to_hex())
