@@ -13,7 +13,7 @@ use signet_ra::issuance::StoreError;
 use sqlx::{AnyConnection, Row};
 use time::OffsetDateTime;
 
-use crate::ca_writes::value_rows;
+use crate::ca_writes::{AnyQuery, value_rows};
 use crate::{Backend, Store, backend_error, request};
 
 /// The lane a store appends to: a random name, fresh for every opened store.
@@ -70,6 +70,34 @@ fn log_places(backend: Backend, returned: &str, k: i64) -> Result<Vec<i64>, sqlx
     Ok(places)
 }
 
+/// How many parameters an audit row takes in [`audit_rows_sql`].
+const AUDIT_PARAMS: usize = 11;
+
+/// The statement that stores `rows` audit rows ([`bind_records`]), its parameters after the
+/// first `skip`.
+pub(crate) fn audit_rows_sql(skip: usize, rows: usize) -> String {
+    format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {}", value_rows(skip, rows, AUDIT_PARAMS))
+}
+
+/// Binds `records` in the order [`audit_rows_sql`] takes them.
+pub(crate) fn bind_records(mut query: AnyQuery<'_>, records: Vec<AuditRecord>) -> AnyQuery<'_> {
+    for r in records {
+        query = query
+            .bind(r.seq)
+            .bind(r.at)
+            .bind(r.actor)
+            .bind(r.action)
+            .bind(r.subject)
+            .bind(r.details)
+            .bind(r.prev_hash)
+            .bind(r.hash)
+            .bind(r.request_id)
+            .bind(r.lane)
+            .bind(r.lane_seq);
+    }
+    query
+}
+
 pub(crate) fn audit_record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
         seq: r.try_get(0)?,
@@ -98,7 +126,7 @@ impl Store {
         let Some((first, _)) = events.first() else { return Ok(()) };
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
         let lane = &*self.lane.name;
-        let take = || sqlx::query(sqlx::AssertSqlSafe(self.take_places_sql(0))).bind(k).bind(lane);
+        let take = || sqlx::query(self.take_places_sql()).bind(k).bind(lane);
         let head = match take().fetch_optional(&mut *conn).await? {
             Some(head) => head,
             None => {
@@ -127,38 +155,48 @@ impl Store {
     }
 
     /// The statement that moves this lane's head on by `k` rows (its first parameter, the lane
-    /// its second, numbered after `skip` others) and returns the new head's place and hash and
-    /// the log's new places (see [`log_places`]). The log's new places come with the head, and
-    /// the head's new hash with the rows ([`Store::append_records`]): a group's audit rows cost
-    /// two round trips to the database (three on SQLite, which takes no data-modifying WITH).
-    pub(crate) fn take_places_sql(&self, skip: usize) -> String {
-        let (k, lane) = (skip + 1, skip + 2);
+    /// its second) and returns the new head's place and hash and the log's new places (see
+    /// [`log_places`]). The log's new places come with the head, and the head's new hash with
+    /// the rows ([`Store::append_records`]).
+    fn take_places_sql(&self) -> &'static str {
         match self.backend() {
             // SQLite has one writer at a time, which holds the write lock here.
-            Backend::Sqlite => format!(
-                "UPDATE audit_lanes SET seq = seq + ${k} WHERE lane = ${lane} \
+            Backend::Sqlite => {
+                "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 \
                  RETURNING seq, hash, CAST((SELECT COALESCE(MAX(seq), 0) FROM audit_log) AS TEXT)"
-            ),
+            }
             // A sequence locks no row.
-            Backend::Postgres => format!(
-                "UPDATE audit_lanes SET seq = seq + ${k} WHERE lane = ${lane} RETURNING seq, hash, \
-                 (SELECT string_agg(nextval('audit_log_seq')::text, ',') FROM generate_series(1::bigint, ${k}::bigint))"
-            ),
+            Backend::Postgres => {
+                "UPDATE audit_lanes SET seq = seq + $1 WHERE lane = $2 RETURNING seq, hash, \
+                 (SELECT string_agg(nextval('audit_log_seq')::text, ',') FROM generate_series(1::bigint, $1::bigint))"
+            }
         }
     }
 
     /// The rows of `events` (each with the id of the request it was made in), chained after
     /// the head a [`Store::take_places_sql`] statement returned for as many.
-    pub(crate) fn chained_after(
+    fn chained_after(
         &self,
         head: &sqlx::any::AnyRow,
         events: &[(&AuditEvent, Option<&str>)],
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let (mut lane_seq, mut prev) = (head.try_get::<i64, _>(0)? - k, head.try_get::<String, _>(1)?);
-        let seqs = log_places(self.backend(), &head.try_get::<String, _>(2)?, k)?;
+        let places = log_places(self.backend(), &head.try_get::<String, _>(2)?, k)?;
+        Ok(self.chained(head.try_get::<i64, _>(0)? - k, head.try_get(1)?, places, events))
+    }
+
+    /// The rows of `events` (each with the id of the request it was made in), chained after
+    /// this lane's row `lane_seq`, whose hash is `prev`, each at the next of `places` in the
+    /// whole log.
+    pub(crate) fn chained(
+        &self,
+        mut lane_seq: i64,
+        mut prev: String,
+        places: impl IntoIterator<Item = i64>,
+        events: &[(&AuditEvent, Option<&str>)],
+    ) -> Vec<AuditRecord> {
         let mut records = Vec::with_capacity(events.len());
-        for ((e, request_id), seq) in events.iter().zip(seqs) {
+        for ((e, request_id), seq) in events.iter().zip(places) {
             lane_seq += 1;
             let mut r = AuditRecord {
                 seq,
@@ -177,45 +215,23 @@ impl Store {
             prev = r.hash.clone();
             records.push(r);
         }
-        Ok(records)
+        records
     }
 
     /// Stores `records` (at least one) and moves the lane's head hash to the last one's: one
     /// statement of a data-modifying WITH on PostgreSQL, two on SQLite, which has none.
-    pub(crate) async fn append_records(
-        &self,
-        conn: &mut AnyConnection,
-        records: Vec<AuditRecord>,
-    ) -> Result<(), sqlx::Error> {
-        let rows = value_rows(0, records.len(), 11);
+    async fn append_records(&self, conn: &mut AnyConnection, records: Vec<AuditRecord>) -> Result<(), sqlx::Error> {
         let head = records.last().map(|r| r.hash.clone());
+        let insert = audit_rows_sql(0, records.len());
         let set_head = |hash: usize| format!("UPDATE audit_lanes SET hash = ${hash} WHERE lane = ${}", hash + 1);
-        let sql = match self.backend() {
-            Backend::Postgres => format!(
-                "WITH appended AS (INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}) {}",
-                set_head(records.len() * 11 + 1)
-            ),
-            Backend::Sqlite => format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {rows}"),
-        };
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for r in records {
-            insert = insert
-                .bind(r.seq)
-                .bind(r.at)
-                .bind(r.actor)
-                .bind(r.action)
-                .bind(r.subject)
-                .bind(r.details)
-                .bind(r.prev_hash)
-                .bind(r.hash)
-                .bind(r.request_id)
-                .bind(r.lane)
-                .bind(r.lane_seq);
-        }
         match self.backend() {
-            Backend::Postgres => insert.bind(head).bind(self.lane_name()).execute(&mut *conn).await?,
+            Backend::Postgres => {
+                let sql = format!("WITH appended AS ({insert}) {}", set_head(records.len() * AUDIT_PARAMS + 1));
+                let rows = bind_records(sqlx::query(sqlx::AssertSqlSafe(sql)), records);
+                rows.bind(head).bind(self.lane_name()).execute(&mut *conn).await?
+            }
             Backend::Sqlite => {
-                insert.execute(&mut *conn).await?;
+                bind_records(sqlx::query(sqlx::AssertSqlSafe(insert)), records).execute(&mut *conn).await?;
                 sqlx::query(sqlx::AssertSqlSafe(set_head(1)))
                     .bind(head)
                     .bind(self.lane_name())

@@ -18,6 +18,9 @@ use crate::applications::{insert_outbox, outbox_rows};
 use crate::checkpoints::Checkpoints;
 use crate::{Backend, Store, backend_error, request};
 
+mod one_statement;
+use one_statement::OneStatement;
+
 /// One change to the CA's records, with its audit event.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -105,7 +108,7 @@ pub(crate) fn value_rows(skip: usize, rows: usize, columns: usize) -> String {
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 /// The statement that stores `rows` intents ([`bind_intents`]), its parameters after the
 /// first `skip`; a key certified (or reserved) already leaves its intent out.
@@ -262,7 +265,8 @@ impl Store {
     /// group the pool's check-out (a round trip on PostgreSQL).
     pub fn ca_writer(&self) -> CaWriter {
         let checkpoints = (self.backend() == Backend::Sqlite).then(Checkpoints::default);
-        CaWriter { store: self.clone(), conn: None, checkpoints }
+        let one_statement = (self.backend() == Backend::Postgres).then(OneStatement::default);
+        CaWriter { store: self.clone(), conn: None, checkpoints, one_statement }
     }
 
     async fn write_ca_on(
@@ -271,18 +275,6 @@ impl Store {
         writes: &[PendingWrite],
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(backend_error)?;
-        // On PostgreSQL, issuance alone (the common case) is written as if nothing will be
-        // refused; if something is, the group starts again one statement at a time.
-        if self.backend() == Backend::Postgres
-            && writes.iter().all(|w| matches!(w.write, CaWrite::Intent { .. } | CaWrite::Complete { .. }))
-        {
-            if self.write_expected(&mut tx, writes).await? {
-                tx.commit().await.map_err(backend_error)?;
-                return Ok(writes.iter().map(|_| Ok(Written::Done)).collect());
-            }
-            tx.rollback().await.map_err(backend_error)?;
-            tx = sqlx::Connection::begin(&mut *conn).await.map_err(backend_error)?;
-        }
         // The writes of a group were all waiting at once, so any order is one they could
         // have come in; the audit rows follow the order they are applied in.
         let mut order: Vec<usize> = (0..writes.len()).collect();
@@ -326,49 +318,6 @@ impl Store {
         Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
     }
 
-    /// A group of intents and certificates written on PostgreSQL as if each will be made: one
-    /// statement stores them and moves the audit lane's head, a second stores the audit rows,
-    /// so the transaction is four round trips with `BEGIN` and `COMMIT` instead of six.
-    /// `false` if one was refused, and the transaction must be rolled back.
-    ///
-    /// SQLite, in-process, gained nothing measurable from the same: it would send several
-    /// statements in one query, which sqlx deprecates.
-    async fn write_expected(&self, c: &mut AnyConnection, writes: &[PendingWrite]) -> Result<bool, StoreError> {
-        let mut order: Vec<&PendingWrite> = writes.iter().collect();
-        order.sort_by_key(|w| w.write.phase());
-        let (certs, intents) = certificates_and_intents(order.iter().copied());
-        // Data-modifying WITHs, which all see the same snapshot: the certificates, the intents
-        // and the lane's head are different rows. Each with how many rows it must change.
-        let mut ctes = String::new();
-        let mut counts = String::new();
-        let mut wanted = Vec::new();
-        if !certs.is_empty() {
-            ctes.push_str(&format!("issued AS ({} RETURNING 1), ", certificates_sql(0, certs.len())));
-            counts.push_str(", (SELECT count(*) FROM issued)");
-            wanted.push(certs.len());
-        }
-        if !intents.is_empty() {
-            ctes.push_str(&format!("reserved AS ({} RETURNING 1), ", intents_sql(certs.len() * 4, intents.len())));
-            counts.push_str(", (SELECT count(*) FROM reserved)");
-            wanted.push(intents.len());
-        }
-        let take = self.take_places_sql(certs.len() * 4 + intents.len() * 7);
-        let sql = format!("WITH {ctes}head AS ({take}) SELECT head.*{counts} FROM head");
-        let query = bind_intents(bind_certificates(sqlx::query(sqlx::AssertSqlSafe(sql)), &certs), &intents)
-            .bind(i64::try_from(order.len()).unwrap_or(i64::MAX))
-            .bind(self.lane_name());
-        // No head row: the lane is new, and the long way opens it.
-        let Some(head) = query.fetch_optional(&mut *c).await.map_err(backend_error)? else { return Ok(false) };
-        let made = (3..3 + wanted.len()).map(|i| head.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>();
-        if made.map_err(backend_error)?.into_iter().zip(&wanted).any(|(made, &wanted)| made != wanted as i64) {
-            return Ok(false);
-        }
-        let events: Vec<_> = order.iter().map(|w| (w.write.audit(), w.request_id.as_deref())).collect();
-        let records = self.chained_after(&head, &events).map_err(backend_error)?;
-        self.append_records(c, records).await.map_err(backend_error)?;
-        Ok(true)
-    }
-
     /// One write in a transaction of its own, on a connection from the pool.
     pub async fn write_alone(&self, write: &PendingWrite) -> Result<Written, StoreError> {
         let mut outcomes = self.write_ca(std::slice::from_ref(write)).await?;
@@ -382,19 +331,29 @@ pub struct CaWriter {
     conn: Option<PoolConnection<Any>>,
     /// On SQLite, the log's checkpoints this writer asks for beside its commits.
     checkpoints: Option<Checkpoints>,
+    /// On PostgreSQL, what this writer needs to write a group in one statement.
+    one_statement: Option<OneStatement>,
 }
 
 impl CaWriter {
     /// [`Store::write_ca`] on the kept connection. A failed group gives it back to the pool
     /// (which checks a PostgreSQL connection before lending it again), and the next group
     /// takes one from the pool. On SQLite, every [`crate::CHECKPOINT_EVERY`] writes it starts
-    /// a checkpoint of the log on another connection.
+    /// a checkpoint of the log on another connection. On PostgreSQL a group of intents and
+    /// certificates alone is written in one statement when it can be (`one_statement`).
     pub async fn write(&mut self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.store.pool().acquire().await.map_err(backend_error)?,
         };
-        let outcomes = self.store.write_ca_on(&mut conn, writes).await?;
+        let at_once = match &mut self.one_statement {
+            Some(one) => one.write(&self.store, &mut conn, writes).await?,
+            None => None,
+        };
+        let outcomes = match at_once {
+            Some(outcomes) => outcomes,
+            None => self.store.write_ca_on(&mut conn, writes).await?,
+        };
         self.conn = Some(conn);
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.committed(self.store.pool(), writes.len());

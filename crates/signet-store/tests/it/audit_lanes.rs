@@ -126,18 +126,23 @@ backend_test!(a_group_of_certificates_and_intents_alone, |store| async move {
     );
 });
 
-// A group in which every write is made (what issuance under load sends, and what PostgreSQL
-// writes in two folded statements) stores each row whole and chains its audit rows, in order,
-// after the lane's earlier ones.
+// A group in which every write is made (what issuance under load sends, and what the CA's
+// writer sends PostgreSQL in one statement) stores each row whole and chains its audit rows, in
+// order, after the lane's earlier ones, whoever wrote those.
 backend_test!(a_group_with_nothing_refused, |store| async move {
+    let mut writer = store.ca_writer();
+    let mut write = async |writes: Vec<CaWrite>| {
+        let writes: Vec<_> = writes.into_iter().map(CaWrite::in_this_request).collect();
+        writer.write(&writes).await.unwrap()
+    };
     let serials: Vec<Serial> = (0..4).map(|_| Serial::random()).collect();
-    let outcomes = write(&store, serials.iter().enumerate().map(|(i, s)| intent(s, &format!("k{i}"))).collect()).await;
+    let outcomes = write(serials.iter().enumerate().map(|(i, s)| intent(s, &format!("k{i}"))).collect()).await;
     assert!(outcomes.iter().all(|o| matches!(o, Ok(Written::Done))), "{outcomes:?}");
     let (more, more_too) = (Serial::random(), Serial::random());
     let mut writes: Vec<CaWrite> = serials.iter().map(complete).collect();
     writes.insert(1, intent(&more, "k-more"));
     writes.push(intent(&more_too, "k-more-too"));
-    let outcomes = write(&store, writes).await;
+    let outcomes = write(writes).await;
     assert!(outcomes.iter().all(|o| matches!(o, Ok(Written::Done))), "{outcomes:?}");
     assert_eq!(
         rows(
@@ -155,9 +160,17 @@ backend_test!(a_group_with_nothing_refused, |store| async move {
     expected.extend(["issuance-intent"; 2]);
     assert_eq!(actions, expected, "certificates first, then intents");
     // The next group, refused in part, goes the long way and continues the same chain.
-    let outcomes = write(&store, vec![intent(&Serial::random(), "k0"), complete(&more)]).await;
+    let outcomes = write(vec![intent(&Serial::random(), "k0"), complete(&more)]).await;
     assert!(matches!(outcomes[..], [Err(StoreError::Conflict("key")), Ok(Written::Done)]), "{outcomes:?}");
-    assert_eq!(store.verify_audit().await.unwrap(), Ok(11));
+    // Another writer of the lane (a write retried alone) moves its head between two groups.
+    let alone = Serial::random();
+    let outcome = store.write_alone(&intent(&alone, "k-alone").in_this_request()).await;
+    assert!(matches!(outcome, Ok(Written::Done)), "{outcome:?}");
+    let outcomes = write(vec![complete(&more_too), complete(&alone)]).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(Written::Done))), "{outcomes:?}");
+    writer.release();
+    assert_eq!(rows(&store, "SELECT COUNT(*) FROM certificates WHERE state = 'issued'").await, 7);
+    assert_eq!(store.verify_audit().await.unwrap(), Ok(14));
 });
 
 // On SQLite the CA's writer has the log copied into the database file beside its commits, not
