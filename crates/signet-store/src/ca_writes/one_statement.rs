@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 
+use signet_ra::audit::LaneHead;
 use signet_ra::issuance::StoreError;
 use sqlx::{AnyConnection, Row};
 
@@ -32,12 +33,6 @@ const PLACES_AHEAD: usize = 256;
 /// that a quiet writer's rows do not take places far behind the rest of the log.
 const PLACES_FRESH_FOR: i64 = 1;
 
-/// Where this writer's lane stands, as its last group left it.
-struct LaneHead {
-    lane_seq: i64,
-    hash: String,
-}
-
 /// Places in the whole log taken ahead, and the audit time of the group they were taken for.
 struct Places {
     free: VecDeque<i64>,
@@ -47,6 +42,7 @@ struct Places {
 /// What a writer knows between its groups to write the next one in one statement.
 #[derive(Default)]
 pub(crate) struct OneStatement {
+    /// Where this writer's lane stands, as its last group left it.
     head: Option<LaneHead>,
     places: Option<Places>,
 }
@@ -94,8 +90,8 @@ impl OneStatement {
         let at = events[0].0.at.unix_timestamp();
         let places = self.take_places(c, events.len(), at).await?;
         let records = store.chained(head.lane_seq, head.hash.clone(), places, &events);
-        let new_head =
-            LaneHead { lane_seq: head.lane_seq + records.len() as i64, hash: records[records.len() - 1].hash.clone() };
+        let last = &records[records.len() - 1];
+        let new_head = LaneHead { lane: head.lane.clone(), lane_seq: last.lane_seq, hash: last.hash.clone() };
 
         let (certs, intents) = certificates_and_intents(order.iter().copied());
         let mut ctes = String::new();
@@ -127,7 +123,7 @@ impl OneStatement {
         let query = bind_intents(bind_certificates(sqlx::query(sqlx::AssertSqlSafe(sql)), &certs), &intents)
             .bind(new_head.lane_seq)
             .bind(new_head.hash.clone())
-            .bind(store.lane_name())
+            .bind(head.lane)
             .bind(head.lane_seq)
             .bind(head.hash);
         match bind_records(query, records).fetch_one(&mut *c).await {
@@ -175,7 +171,9 @@ async fn lane_head(store: &Store, c: &mut AnyConnection) -> Result<Option<LaneHe
         .fetch_optional(&mut *c)
         .await
         .map_err(backend_error)?;
-    row.map(|r| Ok(LaneHead { lane_seq: r.try_get(0)?, hash: r.try_get(1)? })).transpose().map_err(backend_error)
+    row.map(|r| Ok(LaneHead { lane: store.lane_name(), lane_seq: r.try_get(0)?, hash: r.try_get(1)? }))
+        .transpose()
+        .map_err(backend_error)
 }
 
 #[cfg(test)]
