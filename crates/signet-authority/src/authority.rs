@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use signet_pki::issue::{CertificateOrder, IssuedCertificate};
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::acme::Finalizing;
 use signet_ra::issuance::{IssuanceError, RevocationError, Revoked, StoreError};
 use signet_ra::notify::OutboxMessage;
 
@@ -19,6 +20,8 @@ pub struct IssueRequest {
     pub order: CertificateOrder,
     /// The subscriber's PKCS#10 request (DER or PEM), proving possession of the key.
     pub csr: Vec<u8>,
+    /// The ACME order being finalized, whose moves go with the CA's writes; `None` otherwise.
+    pub acme_order: Option<Finalizing>,
 }
 
 /// An RA's instruction to revoke.

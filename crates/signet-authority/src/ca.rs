@@ -149,7 +149,8 @@ impl Authority for CaAuthority {
         // there are others, a new certificate's OCSP answer is left for later rather than
         // signed before the response, so the key signs certificates.
         let _expected = self.writer.expect_writes();
-        let issued = self.service().issue(&request.actor, &request.order, &request.csr).await;
+        let issued =
+            self.service().issue_for(&request.actor, &request.order, &request.csr, request.acme_order.as_ref()).await;
         self.metrics.issuance(&request.order.profile, started.elapsed(), issued.is_ok());
         if let Ok(cert) = &issued {
             // Alone, the answer is signed now, so the first OCSP request finds it ready. Under

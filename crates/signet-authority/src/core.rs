@@ -9,6 +9,7 @@ use signet_pki::profile::Catalog;
 use signet_pki::seal::SealingKey;
 use signet_pki::{CaUrls, KeyAlgorithm, RevocationReason, Serial};
 use signet_ra::Clock;
+use signet_ra::acme::Finalizing;
 use signet_ra::application::{
     Actor, Application, ApplicationId, ApplicationStore, Command, OrganizationKey, TransitionError,
 };
@@ -169,7 +170,19 @@ impl Core {
         order: &CertificateOrder,
         csr: &[u8],
     ) -> Result<IssuedCertificate, IssuanceError> {
-        let request = IssueRequest { actor: actor.to_owned(), order: order.clone(), csr: csr.to_vec() };
+        self.issue_for(actor, order, csr, None).await
+    }
+
+    /// Issues as `actor` for the ACME order being finalized, if given, moving it with the CA's
+    /// writes ([`Finalizing`]).
+    pub async fn issue_for(
+        &self,
+        actor: &str,
+        order: &CertificateOrder,
+        csr: &[u8],
+        acme_order: Option<Finalizing>,
+    ) -> Result<IssuedCertificate, IssuanceError> {
+        let request = IssueRequest { actor: actor.to_owned(), order: order.clone(), csr: csr.to_vec(), acme_order };
         self.authority.issue(request).await
     }
 

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use signet_pki::crl::RevokedEntry;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::acme::OrderMove;
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_ra::notify::OutboxMessage;
@@ -193,16 +194,31 @@ async fn gather(rx: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>, want: 
 }
 
 impl CaStore for GroupCommit {
-    async fn record_intent(&self, intent: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write(CaWrite::Intent { intent: intent.clone(), audit }).await.map(drop)
+    async fn record_intent(
+        &self,
+        intent: &IssuanceIntent,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        self.write(CaWrite::Intent { intent: intent.clone(), audit, order: order.cloned() }).await.map(drop)
     }
 
-    async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write(CaWrite::Complete { cert: cert.clone(), audit }).await.map(drop)
+    async fn complete_issuance(
+        &self,
+        cert: &IssuedCertificate,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        self.write(CaWrite::Complete { cert: cert.clone(), audit, order: order.cloned() }).await.map(drop)
     }
 
-    async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write(CaWrite::Fail { serial: serial.clone(), audit }).await.map(drop)
+    async fn fail_issuance(
+        &self,
+        serial: &Serial,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        self.write(CaWrite::Fail { serial: serial.clone(), audit, order: order.cloned() }).await.map(drop)
     }
 
     fn abandon_intents(
@@ -268,7 +284,7 @@ mod tests {
 
     fn queued(key: &str) -> Queued {
         let (intent, audit) = intent(key);
-        Queued { write: CaWrite::Intent { intent, audit }.in_this_request(), done: oneshot::channel().0 }
+        Queued { write: CaWrite::Intent { intent, audit, order: None }.in_this_request(), done: oneshot::channel().0 }
     }
 
     // On Tokio's paused clock: time moves only when every task waits, so the waits are exact.
@@ -319,7 +335,7 @@ mod tests {
         writes.push(intent("key-7"));
         // Polled together in this one task, all forty-one are queued before the writer runs.
         let outcomes =
-            futures_util::future::join_all(writes.iter().map(|(i, a)| writer.record_intent(i, a.clone()))).await;
+            futures_util::future::join_all(writes.iter().map(|(i, a)| writer.record_intent(i, a.clone(), None))).await;
         assert!(outcomes[..40].iter().all(Result::is_ok), "{outcomes:?}");
         assert!(matches!(outcomes[40], Err(StoreError::Conflict("key"))), "the second use of a key is refused");
         let text = metrics.exposition(&store, T).await;
@@ -328,7 +344,7 @@ mod tests {
         assert_eq!(store.verify_audit().await.unwrap(), Ok(40), "one audit row per intent stored");
 
         let (i, a) = intent("key-alone");
-        writer.record_intent(&i, a).await.unwrap();
+        writer.record_intent(&i, a, None).await.unwrap();
         assert!(metrics.exposition(&store, T).await.contains("signet_ca_write_transactions_total 2\n"));
     }
 }

@@ -15,6 +15,7 @@ use signet_pki::profile::Catalog;
 use signet_pki::{CaError, CertificateAuthority, RevocationReason, Serial};
 use time::{Duration, OffsetDateTime};
 
+use crate::acme::{AcmeProblem, Finalizing, OrderError, OrderMove};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::Clock;
 use crate::outbox::OutboxMessage;
@@ -113,20 +114,29 @@ pub enum StoredStatus {
 
 /// The storage the CA workflows consume; `signet-store` implements it.
 pub trait CaStore: Send + Sync {
-    /// Reserves serial and key. `Conflict("key")` if the key is certified already.
+    /// Reserves serial and key, and makes `order`'s move if given. `Conflict("key")` if the key
+    /// is certified already, `Conflict("order progress")` if the order moved meanwhile; either
+    /// way nothing is stored.
     fn record_intent(
         &self,
         intent: &IssuanceIntent,
         audit: AuditEvent,
+        order: Option<&OrderMove>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Stores the signed certificate against its intent.
+    /// Stores the signed certificate against its intent, with `order`'s move if given.
     fn complete_issuance(
         &self,
         cert: &IssuedCertificate,
         audit: AuditEvent,
+        order: Option<&OrderMove>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Marks an intent failed, releasing its key.
-    fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks an intent failed, releasing its key, with `order`'s move if given.
+    fn fail_issuance(
+        &self,
+        serial: &Serial,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Marks failed the intents recorded before `before` that are still intents, oldest first
     /// and at most `limit` of them, each in its own transaction with
     /// [`IssuanceIntent::abandoned_event`] at `now`; returns their serials. The change is
@@ -182,6 +192,9 @@ pub enum IssuanceError {
     /// The CA key failed.
     #[error(transparent)]
     Ca(#[from] CaError),
+    /// The ACME order being finalized could not move on.
+    #[error(transparent)]
+    AcmeOrder(#[from] OrderError),
 }
 
 /// Why a revocation was refused.
@@ -222,6 +235,19 @@ impl<S: CaStore> CaService<'_, S> {
         order: &CertificateOrder,
         csr: &[u8],
     ) -> Result<IssuedCertificate, IssuanceError> {
+        self.issue_for(actor, order, csr, None).await
+    }
+
+    /// [`CaService::issue`] for an ACME order being finalized, if given: its moves are made
+    /// with the intent, the certificate or the failure ([`Finalizing`]). A refusal before the
+    /// intent leaves the order as it was, so a client may finalize it again with a better CSR.
+    pub async fn issue_for(
+        &self,
+        actor: &str,
+        order: &CertificateOrder,
+        csr: &[u8],
+        finalizing: Option<&Finalizing>,
+    ) -> Result<IssuedCertificate, IssuanceError> {
         let profile =
             self.catalog.profile(&order.profile).ok_or_else(|| IssuanceError::UnknownProfile(order.profile.clone()))?;
         let csr = VerifiedCsr::parse(csr)?;
@@ -246,12 +272,13 @@ impl<S: CaStore> CaService<'_, S> {
                 "profile": profile.id, "subject": order.subject.common_name(), "spki_sha256": intent.spki_sha256,
             }),
         );
-        match self.store.record_intent(&intent, audit).await {
+        match self.store.record_intent(&intent, audit, finalizing.map(|f| &f.accepted)).await {
             Err(StoreError::Conflict("key")) => return Err(IssuanceError::DuplicateKey),
             other => other?,
         }
         match linted.sign(self.ca) {
             Ok(cert) => {
+                let valid = finalizing.map(|f| f.issued(cert.serial.clone(), self.clock.now())).transpose()?;
                 let audit = AuditEvent::new(
                     self.clock.now(),
                     actor,
@@ -261,10 +288,12 @@ impl<S: CaStore> CaService<'_, S> {
                         "profile": profile.id, "not_after": cert.not_after.unix_timestamp(),
                     }),
                 );
-                self.store.complete_issuance(&cert, audit).await?;
+                self.store.complete_issuance(&cert, audit, valid.as_ref()).await?;
                 Ok(cert)
             }
             Err(e) => {
+                let invalid =
+                    finalizing.map(|f| f.failed(AcmeProblem::issuance_failed(), self.clock.now())).transpose()?;
                 let audit = AuditEvent::new(
                     self.clock.now(),
                     actor,
@@ -272,7 +301,7 @@ impl<S: CaStore> CaService<'_, S> {
                     serial.to_hex(),
                     json!({ "error": e.to_string() }),
                 );
-                self.store.fail_issuance(&serial, audit).await?;
+                self.store.fail_issuance(&serial, audit, invalid.as_ref()).await?;
                 Err(e.into())
             }
         }

@@ -607,7 +607,7 @@ fn issuance_problem(e: IssuanceError) -> AcmeProblem {
         IssuanceError::Csr(_) | IssuanceError::DuplicateKey => AcmeProblem::new(ProblemKind::BadCsr, e.to_string()),
         other => {
             tracing::error!(error = %other, "ACME issuance failed");
-            AcmeProblem::new(ProblemKind::ServerInternal, "issuance failed; the operator has the details in the log")
+            AcmeProblem::issuance_failed()
         }
     }
 }
@@ -625,38 +625,49 @@ async fn finalize(
     let order = own_order(&state, &signed, &id).await?;
     let csr = b64_field(&signed.jws.payload_object()?, "csr")?;
     let names = csr_names(&csr)?;
-    // The key is checked before the order moves, so a bad CSR leaves it ready for another.
-    let verified =
-        signet_pki::csr::VerifiedCsr::parse(&csr).map_err(|e| problem(ProblemKind::BadCsr, e.to_string()))?;
-    state.key_policy.check(&verified).map_err(|e| problem(ProblemKind::BadCsr, e.to_string()))?;
-    let from = order.progress.clone();
-    let (processing, event) = order.finalize(&names, account, state.clock.now()).map_err(AcmeProblem::from)?;
-    match state.store.save_order_progress(&processing, &from, event).await {
-        Err(StoreError::Conflict(_)) => {
-            return Err(problem(ProblemKind::OrderNotReady, "the order was finalized already"));
-        }
-        other => other?,
-    }
+    let finalizing = order.finalizing(&names, account, state.clock.now()).map_err(AcmeProblem::from)?;
     let subject = Subject::Device {
         organization: account.organization.clone(),
-        dns_names: processing.identifiers.iter().map(|i| i.name().clone()).collect(),
+        dns_names: finalizing.accepted.order.identifiers.iter().map(|i| i.name().clone()).collect(),
     };
     let cert_order =
         CertificateOrder { profile: state.acme.profile.clone(), subject, validity_years: state.acme.validity_years };
-    let from = processing.progress.clone();
-    let (done, event) = match state.issue(&account.actor(), &cert_order, &csr).await {
+    // The order moves with the CA's writes: processing with the intent, then valid or
+    // invalid. A refusal before the intent (a bad CSR, a key certified already) leaves it
+    // ready, for the client to finalize again.
+    let processing = finalizing.accepted.order.clone();
+    match state.issue_for(&account.actor(), &cert_order, &csr, Some(finalizing)).await {
         Ok(cert) => {
             tracing::info!(serial = %cert.serial, order = %processing.id, "ACME certificate issued");
-            processing.issued(cert.serial, account, state.clock.now())
+            let (done, _) = processing.issued(cert.serial, account, state.clock.now()).map_err(|e| internal(&e))?;
+            Ok(json_response(
+                StatusCode::OK,
+                Some(url(&state, &format!("order/{}", done.id))),
+                &order_json(&state, &done),
+            ))
         }
-        Err(e) => processing.failed(issuance_problem(e), account, state.clock.now()),
+        Err(IssuanceError::Store(StoreError::Conflict("order progress"))) => {
+            Err(problem(ProblemKind::OrderNotReady, "the order was finalized already"))
+        }
+        Err(e) => {
+            conclude_unfinished(&state, &processing, account).await?;
+            Err(issuance_problem(e).into())
+        }
     }
-    .map_err(|e| internal(&e))?;
-    state.store.save_order_progress(&done, &from, event).await?;
-    if let OrderProgress::Invalid { error } = &done.progress {
-        return Err(error.clone().into());
+}
+
+/// After a failed issuance, an order left processing (its intent stored, but the outcome's
+/// write failed) becomes invalid on its own, so its client stops waiting.
+async fn conclude_unfinished(state: &AppState, processing: &Order, account: &Account) -> Result<(), AcmeError> {
+    let stored = state.store.order(&processing.id).await?;
+    let Some(stuck) = stored.filter(|o| o.progress == OrderProgress::Processing) else { return Ok(()) };
+    let (invalid, event) =
+        stuck.failed(AcmeProblem::issuance_failed(), account, state.clock.now()).map_err(|e| internal(&e))?;
+    match state.store.save_order_progress(&invalid, &OrderProgress::Processing, event).await {
+        // Concluded meanwhile by the issuance's own write.
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(json_response(StatusCode::OK, Some(url(&state, &format!("order/{}", done.id))), &order_json(&state, &done)))
 }
 
 #[tracing::instrument(skip_all)]
@@ -734,6 +745,7 @@ mod tests {
     use axum::body::Body;
     use signet_pki::subject::OrganizationName;
     use signet_ra::acme::{DomainScope, EabKey};
+    use signet_ra::issuance::{CaStore, StoredStatus};
     use signet_ra::{Clock, FakeClock};
     use tower::ServiceExt;
 
@@ -900,5 +912,90 @@ mod tests {
         assert_eq!(error_type(&h.send("POST", "/acme/new-order", body).await.2), "unauthorized");
         let (status, _, err) = h.send("POST", "/acme/new-account", with_eab(&key, &secret, &h.nonce().await)).await;
         assert_eq!((status, error_type(&err)), (StatusCode::FORBIDDEN, "unauthorized"));
+    }
+
+    /// A DER CSR for a fresh P-256 key naming `name` (openssl, as a client would make it).
+    fn csr(dir: &std::path::Path, name: &str) -> Vec<u8> {
+        let out = dir.join(format!("{name}.csr"));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .arg("-keyout")
+            .arg(dir.join(format!("{name}.key")))
+            .args(["-subj", &format!("/CN={name}"), "-outform", "DER", "-out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        std::fs::read(out).unwrap()
+    }
+
+    // Finalize moves the order with the CA's own writes: a CSR the CA refuses leaves the order
+    // ready for another try, a good one makes it valid, and a second finalize is refused.
+    #[tokio::test]
+    async fn finalize_moves_the_order_with_the_certificate() {
+        let h = Harness::new().await;
+        let (eab_kid, secret) = h.eab_key("acme.example").await;
+        let key = ClientKey::p256();
+        let payload = json!({ "externalAccountBinding": eab(&eab_kid, &secret, NEW_ACCOUNT, &key) });
+        let body = key.request(NEW_ACCOUNT, &h.nonce().await, None, payload.to_string().as_bytes());
+        let (status, headers, _) = h.send("POST", "/acme/new-account", body).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let kid = headers[header::LOCATION].to_str().unwrap().to_owned();
+        let store = h.state.store();
+        let account =
+            store.account(&AccountId::parse(kid.rsplit('/').next().unwrap()).unwrap()).await.unwrap().unwrap();
+
+        let name = "f.acme.example";
+        let payload = json!({ "identifiers": [{ "type": "dns", "value": name }] }).to_string();
+        let body = key.request("http://acme.test/acme/new-order", &h.nonce().await, Some(&kid), payload.as_bytes());
+        let (status, headers, order) = h.send("POST", "/acme/new-order", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        let order_url = headers[header::LOCATION].to_str().unwrap().to_owned();
+        // The challenge is validated through the store: reaching f.acme.example is not the point.
+        let authz_id = order["authorizations"][0].as_str().unwrap().rsplit('/').next().unwrap();
+        let authz = store.authorization(&AuthorizationId::parse(authz_id).unwrap()).await.unwrap().unwrap();
+        let challenge = authz.challenges[0].id.clone();
+        let Respond::Validate(v) = authz.respond(&challenge, &account.thumbprint, h.state.clock().now()) else {
+            panic!("pending")
+        };
+        let (valid, challenge, event) = v.conclude(Ok(()), &account, h.state.clock().now());
+        store.record_validation(&valid, &challenge, event).await.unwrap();
+
+        let finalize_url = order["finalize"].as_str().unwrap().to_owned();
+        let finalize_path = finalize_url.strip_prefix(BASE).unwrap().to_owned();
+        let finalize = |der: &[u8], nonce: String| {
+            let payload = json!({ "csr": URL_SAFE_NO_PAD.encode(der) }).to_string();
+            key.request(&finalize_url, &nonce, Some(&kid), payload.as_bytes())
+        };
+        let order_status = async || {
+            let body = key.request(&order_url, &h.nonce().await, Some(&kid), b"");
+            h.send("POST", order_url.strip_prefix(BASE).unwrap(), body).await.2["status"].clone()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let good = csr(dir.path(), name);
+        // Its signature broken: the CSR no longer proves possession of its key.
+        let mut forged = good.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let (status, _, err) = h.send("POST", &finalize_path, finalize(&forged, h.nonce().await)).await;
+        assert_eq!((status, error_type(&err)), (StatusCode::BAD_REQUEST, "badCSR"), "{err}");
+        assert_eq!(order_status().await, json!("ready"), "a refused CSR leaves the order ready");
+
+        let (status, _, done) = h.send("POST", &finalize_path, finalize(&good, h.nonce().await)).await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(done["status"], json!("valid"));
+        let serial = done["certificate"].as_str().unwrap().rsplit('/').next().unwrap();
+        assert_eq!(store.status(&Serial::from_hex(serial).unwrap()).await.unwrap(), Some(StoredStatus::Good));
+        assert_eq!(order_status().await, json!("valid"));
+        let (_, _, err) = h.send("POST", &finalize_path, finalize(&good, h.nonce().await)).await;
+        assert_eq!(error_type(&err), "orderNotReady", "{err}");
+
+        let actions: Vec<String> = store.audit_records().await.unwrap().into_iter().map(|r| r.action).collect();
+        let order_moves: Vec<&str> = actions
+            .iter()
+            .map(String::as_str)
+            .filter(|a| a.starts_with("acme-order-") && *a != "acme-order-created")
+            .collect();
+        assert_eq!(order_moves, ["acme-order-processing", "acme-order-valid"], "{actions:?}");
+        assert_eq!(store.verify_audit().await.unwrap(), Ok(actions.len()));
     }
 }

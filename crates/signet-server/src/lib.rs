@@ -238,7 +238,6 @@ async fn build_state_at(
         .ok();
     Ok(AppState(Arc::new(state::Inner {
         core: Arc::new(opened.core),
-        key_policy: settings.key_policy.clone(),
         recovery_key: opened.recovery_key,
         attestation_roots: settings.attestation_roots.clone(),
         base_url: public_url.to_owned(),

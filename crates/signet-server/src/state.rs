@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use signet_authority::Core;
 use signet_pki::attestation::AttestationRoots;
-use signet_pki::csr::KeyPolicy;
 use signet_pki::escrow::RecoveryKeyPublic;
 use signet_pki::profile::KeyStorage;
 use signet_ra::Clock;
@@ -17,8 +16,6 @@ use signet_store::Store;
 /// clock, wording) and what only the web front uses. No handler reaches the CA key.
 pub struct Inner {
     pub(crate) core: Arc<Core>,
-    /// The CSR checks ACME makes before an order is finalized (the CA makes them again).
-    pub(crate) key_policy: KeyPolicy,
     /// What encryption keys are escrowed to; `None`: no encryption certificates.
     pub(crate) recovery_key: Option<RecoveryKeyPublic>,
     /// Roots of the hardware key attestations retrieval accepts.

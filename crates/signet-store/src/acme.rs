@@ -117,6 +117,23 @@ fn progress_columns(p: &OrderProgress) -> (&'static str, Option<String>, Option<
     }
 }
 
+/// Saves `order`'s progress if it still has progress `from`; whether it did.
+pub(crate) async fn move_order(c: &mut AnyConnection, order: &Order, from: &OrderProgress) -> Result<bool, StoreError> {
+    let (progress, serial, error) = progress_columns(&order.progress);
+    let done = sqlx::query(
+        "UPDATE acme_orders SET progress = $1, certificate_serial = $2, error = $3 WHERE id = $4 AND progress = $5",
+    )
+    .bind(progress)
+    .bind(serial)
+    .bind(error)
+    .bind(order.id.to_string())
+    .bind(from.name())
+    .execute(&mut *c)
+    .await
+    .map_err(|e| unique_or(e, "certificate serial"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn identifier(name: &str) -> Result<Identifier, StoreError> {
     Identifier::parse("dns", name).map_err(|e| corrupt("ACME identifier", e))
 }
@@ -428,26 +445,10 @@ impl AcmeStore for Store {
         from: &OrderProgress,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let (progress, serial, error) = progress_columns(&order.progress);
-        let (id, from) = (order.id.to_string(), from.name());
+        let (order, from) = (order.clone(), from.clone());
         self.audited(&audit, move |c| {
             Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE acme_orders SET progress = $1, certificate_serial = $2, error = $3 \
-                     WHERE id = $4 AND progress = $5",
-                )
-                .bind(progress)
-                .bind(serial)
-                .bind(error)
-                .bind(id)
-                .bind(from)
-                .execute(&mut *c)
-                .await
-                .map_err(|e| unique_or(e, "certificate serial"))?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict("order progress"));
-                }
-                Ok(())
+                if move_order(c, &order, &from).await? { Ok(()) } else { Err(StoreError::Conflict("order progress")) }
             })
         })
         .await
@@ -510,6 +511,7 @@ impl AcmeStore for Store {
     }
 
     async fn issue_nonce(&self, nonce: &Nonce, now: OffsetDateTime) -> Result<(), StoreError> {
+        let _turn = self.turns.take().await;
         // Expired nonces go as new ones come: the expiry index makes this a short range scan.
         sqlx::query("DELETE FROM acme_nonces WHERE expires_at <= $1")
             .bind(now.unix_timestamp())
@@ -526,6 +528,7 @@ impl AcmeStore for Store {
     }
 
     async fn consume_nonce(&self, nonce: &Nonce, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let _turn = self.turns.take().await;
         let done = sqlx::query("DELETE FROM acme_nonces WHERE nonce = $1 AND expires_at > $2")
             .bind(nonce.as_str())
             .bind(now.unix_timestamp())
@@ -538,7 +541,11 @@ impl AcmeStore for Store {
 
 #[cfg(test)]
 mod tests {
-    use signet_ra::acme::{AcmeProblem, ProblemKind, Respond};
+    use serde_json::json;
+    use signet_pki::issue::IssuedCertificate;
+    use signet_ra::acme::{AcmeProblem, Finalizing, ProblemKind, Respond};
+    use signet_ra::audit::AuditAction;
+    use signet_ra::issuance::{CaStore, IssuanceIntent};
     use signet_testkit::TestDb;
 
     use super::*;
@@ -667,6 +674,83 @@ mod tests {
         assert_eq!(stored.challenges[1].status, ChallengeStatus::Invalid { error: problem });
         let order = store.order(&new.order.id).await.unwrap().unwrap();
         assert_eq!(order.status_at(t0()).name(), "invalid");
+    });
+
+    /// An order of one name, its authorization validated, as the account finalizes it.
+    async fn finalizing(store: &Store, account: &Account, name: &str) -> Finalizing {
+        let new = NewOrder::new(account, [("dns", name)], t0()).unwrap();
+        store.create_order(&new, new.created_event(account)).await.unwrap();
+        let authz = new.authorizations[0].clone();
+        let http01 = authz.challenges[0].id.clone();
+        let Respond::Validate(v) = authz.respond(&http01, &account.thumbprint, t0()) else { panic!("pending") };
+        let (done, ch, event) = v.conclude(Ok(()), account, t0());
+        store.record_validation(&done, &ch, event).await.unwrap();
+        let order = store.order(&new.order.id).await.unwrap().unwrap();
+        let names: BTreeSet<Identifier> = [Identifier::parse("dns", name).unwrap()].into();
+        order.finalizing(&names, account, t0()).unwrap()
+    }
+
+    fn intent(serial: &Serial, key: &str) -> (IssuanceIntent, AuditEvent) {
+        let intent = IssuanceIntent {
+            serial: serial.clone(),
+            profile: "device-tls".into(),
+            subject_json: "{}".into(),
+            spki_sha256: key.into(),
+            requested_by: "acme:test".into(),
+            at: t0(),
+        };
+        (intent, AuditEvent::new(t0(), "acme:test", AuditAction::IssuanceIntent, serial.to_hex(), json!({})))
+    }
+
+    async fn progress(store: &Store, f: &Finalizing) -> OrderProgress {
+        store.order(&f.accepted.order.id).await.unwrap().unwrap().progress
+    }
+
+    // The order moves in the CA's own transactions: processing with the intent (refused, and
+    // the intent with it, when another finalize went first), valid with the certificate,
+    // invalid with the failure; each move audited beside the CA's row.
+    signet_testkit::backend_test!(orders_move_with_the_cas_writes, on_backend, async |store: Store| {
+        let account = new_account(&store, 'c').await;
+        let first = finalizing(&store, &account, "c.acme.example").await;
+        let serial = Serial::random();
+        let (i, audit) = intent(&serial, "key-1");
+        store.record_intent(&i, audit, Some(&first.accepted)).await.unwrap();
+        assert_eq!(progress(&store, &first).await, OrderProgress::Processing);
+
+        // A second finalize of the same order, racing: refused, its intent not kept.
+        let (racing, audit) = intent(&Serial::random(), "key-2");
+        let err = store.record_intent(&racing, audit, Some(&first.accepted)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("order progress")), "{err:?}");
+        assert_eq!(store.status(&racing.serial).await.unwrap(), None, "nothing of it is stored");
+        let (again, audit) = intent(&Serial::random(), "key-2");
+        store.record_intent(&again, audit, None).await.expect("its key is still free");
+
+        let cert =
+            IssuedCertificate { der: vec![0x30, 0x00], serial: serial.clone(), not_before: t0(), not_after: t0() };
+        let valid = first.issued(serial.clone(), t0()).unwrap();
+        let audit = AuditEvent::new(t0(), "acme:test", AuditAction::CertificateIssued, serial.to_hex(), json!({}));
+        store.complete_issuance(&cert, audit, Some(&valid)).await.unwrap();
+        assert_eq!(progress(&store, &first).await, OrderProgress::Valid { certificate: serial.clone() });
+        assert_eq!(store.order_by_certificate(&serial).await.unwrap().map(|o| o.id), Some(first.accepted.order.id));
+
+        let second = finalizing(&store, &account, "d.acme.example").await;
+        let failing = Serial::random();
+        let (i, audit) = intent(&failing, "key-3");
+        store.record_intent(&i, audit, Some(&second.accepted)).await.unwrap();
+        let invalid = second.failed(AcmeProblem::issuance_failed(), t0()).unwrap();
+        let audit = AuditEvent::new(t0(), "acme:test", AuditAction::IssuanceFailed, failing.to_hex(), json!({}));
+        store.fail_issuance(&failing, audit, Some(&invalid)).await.unwrap();
+        assert_eq!(progress(&store, &second).await, OrderProgress::Invalid { error: AcmeProblem::issuance_failed() });
+
+        let actions = actions(&store).await;
+        let after_validation = |n: usize| actions.iter().skip_while(|a| *a != "acme-authorization-validated").nth(n);
+        assert_eq!(after_validation(1).map(String::as_str), Some("issuance-intent"));
+        assert_eq!(after_validation(2).map(String::as_str), Some("acme-order-processing"));
+        assert_eq!(
+            actions.iter().rev().take(4).rev().map(String::as_str).collect::<Vec<_>>(),
+            ["issuance-intent", "acme-order-processing", "issuance-failed", "acme-order-invalid"],
+        );
+        assert!(actions.iter().any(|a| a == "acme-order-valid"));
     });
 
     signet_testkit::backend_test!(nonces_are_spent_once_and_expire, on_backend, async |store: Store| {

@@ -252,6 +252,7 @@ impl Store {
             + Send,
         T: Send,
     {
+        let _turn = self.turns.take().await;
         let mut tx = self.pool().begin().await.map_err(backend_error)?;
         let request_id = request::current();
         self.append_audit(&mut tx, &[(event, request_id.as_deref())]).await.map_err(backend_error)?;

@@ -3,6 +3,7 @@
 use signet_pki::crl::RevokedEntry;
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::acme::OrderMove;
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{CaStore, IssuanceIntent, Revoked, StoreError, StoredStatus};
 use signet_ra::notify::OutboxMessage;
@@ -87,16 +88,34 @@ impl Store {
 }
 
 impl CaStore for Store {
-    async fn record_intent(&self, i: &IssuanceIntent, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_alone(&CaWrite::Intent { intent: i.clone(), audit }.in_this_request()).await.map(drop)
+    async fn record_intent(
+        &self,
+        i: &IssuanceIntent,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        let write = CaWrite::Intent { intent: i.clone(), audit, order: order.cloned() };
+        self.write_alone(&write.in_this_request()).await.map(drop)
     }
 
-    async fn complete_issuance(&self, cert: &IssuedCertificate, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_alone(&CaWrite::Complete { cert: cert.clone(), audit }.in_this_request()).await.map(drop)
+    async fn complete_issuance(
+        &self,
+        cert: &IssuedCertificate,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        let write = CaWrite::Complete { cert: cert.clone(), audit, order: order.cloned() };
+        self.write_alone(&write.in_this_request()).await.map(drop)
     }
 
-    async fn fail_issuance(&self, serial: &Serial, audit: AuditEvent) -> Result<(), StoreError> {
-        self.write_alone(&CaWrite::Fail { serial: serial.clone(), audit }.in_this_request()).await.map(drop)
+    async fn fail_issuance(
+        &self,
+        serial: &Serial,
+        audit: AuditEvent,
+        order: Option<&OrderMove>,
+    ) -> Result<(), StoreError> {
+        let write = CaWrite::Fail { serial: serial.clone(), audit, order: order.cloned() };
+        self.write_alone(&write.in_this_request()).await.map(drop)
     }
 
     async fn abandon_intents(

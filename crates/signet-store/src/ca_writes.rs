@@ -1,12 +1,14 @@
 //! The CA's state changes written in groups: issuance intents, completions, failures and
 //! revocations, any number of them in one transaction with one append to the store's audit
 //! lane, each with an outcome of its own. A refusal of one (a key already certified, a
-//! certificate already revoked) changes nothing for it and nothing for the others.
+//! certificate already revoked) changes nothing for it and nothing for the others. An
+//! issuance for an ACME order moves the order in the same transaction as its own writes.
 
 use std::collections::HashSet;
 
 use signet_pki::issue::IssuedCertificate;
 use signet_pki::{RevocationReason, Serial};
+use signet_ra::acme::OrderMove;
 use signet_ra::audit::AuditEvent;
 use signet_ra::issuance::{IssuanceIntent, Revoked, StoreError};
 use signet_ra::notify::OutboxMessage;
@@ -14,6 +16,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Row};
 use time::OffsetDateTime;
 
+use crate::acme::move_order;
 use crate::applications::{insert_outbox, outbox_rows};
 use crate::checkpoints::Checkpoints;
 use crate::{Backend, Store, backend_error, request};
@@ -32,6 +35,9 @@ pub enum CaWrite {
         intent: IssuanceIntent,
         /// Its audit event.
         audit: AuditEvent,
+        /// The ACME order it is for, moving to processing: if the order moved meanwhile, the
+        /// intent is refused with `Conflict("order progress")`.
+        order: Option<OrderMove>,
     },
     /// Stores a signed certificate against its intent; `NotFound` if the intent is no longer
     /// one (it was resolved as abandoned meanwhile).
@@ -40,6 +46,8 @@ pub enum CaWrite {
         cert: IssuedCertificate,
         /// Its audit event.
         audit: AuditEvent,
+        /// The ACME order it is for, moving to valid.
+        order: Option<OrderMove>,
     },
     /// Marks an intent failed, releasing its key.
     Fail {
@@ -47,6 +55,8 @@ pub enum CaWrite {
         serial: Serial,
         /// Its audit event.
         audit: AuditEvent,
+        /// The ACME order it was for, moving to invalid.
+        order: Option<OrderMove>,
     },
     /// Revokes an issued certificate and queues its notices; a repeated revocation is
     /// `Already` and queues and audits nothing.
@@ -186,6 +196,16 @@ async fn stored_serials<'q, T>(
     returned.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>().map_err(backend_error)
 }
 
+/// Takes back an intent stored in this transaction.
+async fn unreserve(c: &mut AnyConnection, serial: &Serial) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM certificates WHERE serial = $1 AND state = 'intent'")
+        .bind(serial.to_hex())
+        .execute(&mut *c)
+        .await
+        .map_err(backend_error)?;
+    Ok(())
+}
+
 // A failure or a revocation is a statement of its own: both are rare beside issuance. Each
 // returns its outcome, and whether it changed anything (and is audited).
 
@@ -241,6 +261,14 @@ impl CaWrite {
         }
     }
 
+    /// The ACME order move made with this write, if any.
+    pub(crate) fn order_move(&self) -> Option<&OrderMove> {
+        match self {
+            Self::Intent { order, .. } | Self::Complete { order, .. } | Self::Fail { order, .. } => order.as_ref(),
+            Self::Revoke { .. } => None,
+        }
+    }
+
     // The order a group is applied in: the certificates, then failures and revocations as
     // they came, then the intents, so a key a failure releases is free for an intent beside it.
     fn phase(&self) -> u8 {
@@ -257,6 +285,9 @@ impl Store {
     /// something; returns each write's outcome. `Err` only if the transaction failed, in which
     /// case none of them was made (and the same writes may be tried again).
     pub async fn write_ca(&self, writes: &[PendingWrite]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        // The turn first: a writer holding a connection while it waits could leave the one
+        // whose turn it is without a connection to write on.
+        let _turn = self.turns.take().await;
         let mut conn = self.pool().acquire().await.map_err(backend_error)?;
         self.write_ca_on(&mut conn, writes).await
     }
@@ -287,7 +318,8 @@ impl Store {
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
         for &i in &order {
-            let (outcome, changed) = match &writes[i].write {
+            let write = &writes[i].write;
+            let (mut outcome, mut changed) = match write {
                 CaWrite::Complete { cert, .. } if issued.contains(&cert.serial.to_hex()) => (Ok(Written::Done), true),
                 // The intent is no longer one: it was resolved as abandoned meanwhile.
                 CaWrite::Complete { .. } => (Err(StoreError::NotFound), false),
@@ -307,9 +339,22 @@ impl Store {
                     revoke(&mut tx, serial, *reason, *at, outbox).await?
                 }
             };
-            if changed {
-                events.push((writes[i].write.audit(), writes[i].request_id.as_deref()));
+            let mut moved = None;
+            if let Some(step) = write.order_move().filter(|_| changed) {
+                if move_order(&mut tx, &step.order, &step.from).await? {
+                    moved = Some(&step.audit);
+                } else if let CaWrite::Intent { intent, .. } = write {
+                    // Another finalize of the same order went first: this one keeps nothing,
+                    // so its key stays free.
+                    unreserve(&mut tx, &intent.serial).await?;
+                    (outcome, changed) = (Err(StoreError::Conflict("order progress")), false);
+                }
             }
+            let request_id = writes[i].request_id.as_deref();
+            if changed {
+                events.push((write.audit(), request_id));
+            }
+            events.extend(moved.map(|audit| (audit, request_id)));
             outcomes.push((i, outcome));
         }
         self.append_audit(&mut tx, &events).await.map_err(backend_error)?;
@@ -352,7 +397,12 @@ impl CaWriter {
         };
         let outcomes = match at_once {
             Some(outcomes) => outcomes,
-            None => self.store.write_ca_on(&mut conn, writes).await?,
+            None => {
+                // This writer waits for its turn holding the one connection it keeps; the pool
+                // has others for the writer whose turn it is.
+                let _turn = self.store.turns.take().await;
+                self.store.write_ca_on(&mut conn, writes).await?
+            }
         };
         self.conn = Some(conn);
         if let Some(checkpoints) = &mut self.checkpoints {

@@ -39,6 +39,7 @@ mod seeds;
 mod sessions;
 mod token_stock;
 mod witness;
+mod write_turns;
 
 pub use applications::QueuedMessage;
 pub use ca::CertificateRecord;
@@ -75,6 +76,8 @@ pub struct Store {
     sealing: Option<std::sync::Arc<signet_pki::seal::SealingKey>>,
     /// The audit lane this store appends to.
     lane: audit::Lane,
+    /// On SQLite, where this process's writers queue for the database's one write lock.
+    turns: write_turns::WriteTurns,
 }
 
 /// Why the store could not be opened.
@@ -210,7 +213,13 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(OpenError::Connect)?;
-        let store = Self { pool, backend, sealing: None, lane: audit::Lane::new() };
+        let store = Self {
+            pool,
+            backend,
+            sealing: None,
+            lane: audit::Lane::new(),
+            turns: write_turns::WriteTurns::of_backend(backend),
+        };
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),

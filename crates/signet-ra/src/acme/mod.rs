@@ -39,7 +39,7 @@ pub use authorization::{
 pub use domains::{DomainScope, DomainSuffix, Identifier};
 pub use eab::{EabAlgorithm, EabBinding, EabHmacKey, EabKey};
 pub use ids::{AccountId, AcmeInputError, AuthorizationId, ChallengeId, ChallengeToken, EabKeyId, Nonce, OrderId};
-pub use order::{NewOrder, Order, OrderError, OrderProgress, OrderStatus};
+pub use order::{Finalizing, NewOrder, Order, OrderError, OrderMove, OrderProgress, OrderStatus};
 pub use problem::{AcmeProblem, ProblemKind};
 pub use store::AcmeStore;
 

@@ -278,6 +278,18 @@ impl Order {
         Ok((Self { progress: OrderProgress::Processing, ..self }, event))
     }
 
+    /// [`Order::finalize`], as the moves its issuance makes with the CA's writes.
+    pub fn finalizing(
+        self,
+        csr_names: &BTreeSet<Identifier>,
+        account: &Account,
+        now: OffsetDateTime,
+    ) -> Result<Finalizing, OrderError> {
+        let from = self.progress.clone();
+        let (order, audit) = self.finalize(csr_names, account, now)?;
+        Ok(Finalizing { accepted: OrderMove { order, from, audit }, account: account.clone() })
+    }
+
     /// The certificate was issued: processing → valid.
     pub fn issued(
         self,
@@ -316,6 +328,44 @@ impl Order {
         Ok((Self { progress, ..self }, event))
     }
 }
+/// An order's change of progress, stored only over `from` (the progress it had), with its
+/// audit event.
+#[derive(Debug, Clone)]
+pub struct OrderMove {
+    /// The order as it becomes.
+    pub order: Order,
+    /// The progress it had.
+    pub from: OrderProgress,
+    /// Its audit event.
+    pub audit: AuditEvent,
+}
+
+/// An order whose finalize was accepted, while its certificate is issued. Each of its moves
+/// is made in the same transaction as one of the CA's writes: to processing with the intent,
+/// to valid with the certificate, to invalid with the failure, so the order never says
+/// otherwise than the CA's records and costs the database no transaction of its own.
+#[derive(Debug, Clone)]
+pub struct Finalizing {
+    /// The move to processing.
+    pub accepted: OrderMove,
+    /// The account finalizing it.
+    pub account: Account,
+}
+
+impl Finalizing {
+    /// The move to valid, with the certificate's serial.
+    pub fn issued(&self, certificate: Serial, now: OffsetDateTime) -> Result<OrderMove, OrderError> {
+        let (order, audit) = self.accepted.order.clone().issued(certificate, &self.account, now)?;
+        Ok(OrderMove { order, from: OrderProgress::Processing, audit })
+    }
+
+    /// The move to invalid, with why.
+    pub fn failed(&self, error: AcmeProblem, now: OffsetDateTime) -> Result<OrderMove, OrderError> {
+        let (order, audit) = self.accepted.order.clone().failed(error, &self.account, now)?;
+        Ok(OrderMove { order, from: OrderProgress::Processing, audit })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,12 @@ impl AcmeProblem {
         Self { kind, detail: detail.into() }
     }
 
+    /// Issuance failed for a reason of the CA's, not the client's: the client learns only
+    /// that, the operator's log has why.
+    pub fn issuance_failed() -> Self {
+        Self::new(ProblemKind::ServerInternal, "issuance failed; the operator has the details in the log")
+    }
+
     /// Stored form: `{"type": name, "detail": ...}`.
     pub fn to_stored(&self) -> String {
         json!({ "type": self.kind.name(), "detail": self.detail }).to_string()

@@ -14,7 +14,7 @@ use crate::common::backend_test;
 use crate::store::{self, event, now};
 
 fn intent(serial: &Serial, key: &str) -> CaWrite {
-    CaWrite::Intent { intent: store::intent(serial, key), audit: event(AuditAction::IssuanceIntent, key) }
+    CaWrite::Intent { intent: store::intent(serial, key), audit: event(AuditAction::IssuanceIntent, key), order: None }
 }
 
 fn complete(serial: &Serial) -> CaWrite {
@@ -24,7 +24,7 @@ fn complete(serial: &Serial) -> CaWrite {
         not_before: now(),
         not_after: now() + Duration::days(365),
     };
-    CaWrite::Complete { cert, audit: event(AuditAction::CertificateIssued, &serial.to_hex()) }
+    CaWrite::Complete { cert, audit: event(AuditAction::CertificateIssued, &serial.to_hex()), order: None }
 }
 
 fn revoke(serial: &Serial) -> CaWrite {
@@ -80,7 +80,7 @@ backend_test!(grouped_writes_each_have_their_own_outcome, |store| async move {
     // intents: the key a failure releases is free for an intent in the same group.
     let (c, d) = (Serial::random(), Serial::random());
     write(&store, vec![intent(&c, "kc")]).await;
-    let fail = CaWrite::Fail { serial: c.clone(), audit: event(AuditAction::IssuanceFailed, &c.to_hex()) };
+    let fail = CaWrite::Fail { serial: c.clone(), audit: event(AuditAction::IssuanceFailed, &c.to_hex()), order: None };
     let outcomes = write(&store, vec![intent(&d, "kc"), fail]).await;
     assert!(matches!(outcomes[..], [Ok(Written::Done), Ok(Written::Done)]), "{outcomes:?}");
 

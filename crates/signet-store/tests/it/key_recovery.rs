@@ -73,7 +73,7 @@ async fn issue(store: &Store, spki_sha256: &str) -> Serial {
         not_before: T0,
         not_after: T0 + Duration::days(365),
     };
-    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, spki_sha256)).await.unwrap();
+    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, spki_sha256), None).await.unwrap();
     serial
 }
 
@@ -88,7 +88,7 @@ async fn reserve(store: &Store, spki_sha256: &str) -> Serial {
         requested_by: "test".into(),
         at: T0,
     };
-    store.record_intent(&intent, event(AuditAction::IssuanceIntent, spki_sha256)).await.unwrap();
+    store.record_intent(&intent, event(AuditAction::IssuanceIntent, spki_sha256), None).await.unwrap();
     serial
 }
 
@@ -141,7 +141,7 @@ backend_test!(an_escrow_is_found_by_the_serial_of_its_certificate, |store| async
     // The escrow is written before issuance; until then no serial leads to it.
     let pending = reserve(&store, &key.spki_sha256).await;
     assert_eq!(store.escrow_of_serial(&pending.to_hex()).await.unwrap(), None);
-    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
+    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x"), None).await.unwrap();
     let serial = issue(&store, &key.spki_sha256).await;
     assert_eq!(store.escrow_of_serial(&serial.to_hex()).await.unwrap(), Some(key.clone()));
     assert_eq!(store.escrow_of_serial(&pending.to_hex()).await.unwrap(), None, "a failed issuance");

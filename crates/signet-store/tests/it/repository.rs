@@ -45,7 +45,7 @@ async fn store_certificate(
         requested_by: requested_by.into(),
         at: now(),
     };
-    store.record_intent(&intent, event(AuditAction::IssuanceIntent, &serial.to_hex())).await.unwrap();
+    store.record_intent(&intent, event(AuditAction::IssuanceIntent, &serial.to_hex()), None).await.unwrap();
     if issued {
         let cert = IssuedCertificate {
             der: vec![0x30, 0x00],
@@ -53,7 +53,7 @@ async fn store_certificate(
             not_before: now(),
             not_after: now() + Duration::days(365),
         };
-        store.complete_issuance(&cert, event(AuditAction::CertificateIssued, &serial.to_hex())).await.unwrap();
+        store.complete_issuance(&cert, event(AuditAction::CertificateIssued, &serial.to_hex()), None).await.unwrap();
     }
     serial
 }

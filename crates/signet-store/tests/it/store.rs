@@ -37,14 +37,14 @@ pub(crate) fn intent(serial: &Serial, key: &str) -> IssuanceIntent {
 
 async fn issue(store: &Store, key: &str) -> Serial {
     let serial = Serial::random();
-    store.record_intent(&intent(&serial, key), event(AuditAction::IssuanceIntent, key)).await.unwrap();
+    store.record_intent(&intent(&serial, key), event(AuditAction::IssuanceIntent, key), None).await.unwrap();
     let cert = IssuedCertificate {
         der: vec![0x30, 0x00],
         serial: serial.clone(),
         not_before: now(),
         not_after: now() + Duration::days(365),
     };
-    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key)).await.unwrap();
+    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key), None).await.unwrap();
     serial
 }
 
@@ -105,9 +105,9 @@ backend_test!(a_revocation_queues_its_notice_and_a_repeated_one_queues_none, |st
 async fn issue_for(store: &Store, requested_by: &str, key: &str, not_after: OffsetDateTime) -> Serial {
     let serial = Serial::random();
     let intent = IssuanceIntent { requested_by: requested_by.into(), ..intent(&serial, key) };
-    store.record_intent(&intent, event(AuditAction::IssuanceIntent, key)).await.unwrap();
+    store.record_intent(&intent, event(AuditAction::IssuanceIntent, key), None).await.unwrap();
     let cert = IssuedCertificate { der: vec![0x30, 0x00], serial: serial.clone(), not_before: now(), not_after };
-    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key)).await.unwrap();
+    store.complete_issuance(&cert, event(AuditAction::CertificateIssued, key), None).await.unwrap();
     serial
 }
 
@@ -140,15 +140,15 @@ backend_test!(expiring_certificates_of_subscriber_accounts_page_by_serial, |stor
 backend_test!(duplicate_keys_are_refused_until_the_intent_fails, |store| async move {
     issue(&store, "same-key").await;
     let second = Serial::random();
-    let err = store.record_intent(&intent(&second, "same-key"), event(AuditAction::IssuanceIntent, "x")).await;
+    let err = store.record_intent(&intent(&second, "same-key"), event(AuditAction::IssuanceIntent, "x"), None).await;
     assert!(matches!(err, Err(StoreError::Conflict("key"))), "{err:?}");
     assert_eq!(store.status(&second).await.unwrap(), None);
 
     let pending = Serial::random();
-    store.record_intent(&intent(&pending, "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
+    store.record_intent(&intent(&pending, "k2"), event(AuditAction::IssuanceIntent, "x"), None).await.unwrap();
     assert_eq!(store.status(&pending).await.unwrap(), Some(StoredStatus::NotIssued));
-    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
-    store.record_intent(&intent(&Serial::random(), "k2"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
+    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x"), None).await.unwrap();
+    store.record_intent(&intent(&Serial::random(), "k2"), event(AuditAction::IssuanceIntent, "x"), None).await.unwrap();
     assert_eq!(store.certificate_rows().await.unwrap(), 3);
     assert!(store.verify_audit().await.unwrap().is_ok());
 });
@@ -159,7 +159,7 @@ backend_test!(duplicate_keys_are_refused_until_the_intent_fails, |store| async m
 backend_test!(only_a_failed_intent_releases_its_key, |store| async move {
     let issued = issue(&store, "issued-key").await;
     let pending = Serial::random();
-    store.record_intent(&intent(&pending, "pending-key"), event(AuditAction::IssuanceIntent, "x")).await.unwrap();
+    store.record_intent(&intent(&pending, "pending-key"), event(AuditAction::IssuanceIntent, "x"), None).await.unwrap();
     let released = |serial: &Serial| {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM certificates WHERE serial = $1 AND key_released")
             .bind(serial.to_hex())
@@ -173,7 +173,7 @@ backend_test!(only_a_failed_intent_releases_its_key, |store| async move {
         assert!(release.is_err(), "the key of {} released", state_of(&store, serial).await);
         assert_eq!(released(serial).await.unwrap(), 0);
     }
-    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x")).await.unwrap();
+    store.fail_issuance(&pending, event(AuditAction::IssuanceFailed, "x"), None).await.unwrap();
     assert_eq!(released(&pending).await.unwrap(), 1);
     assert_eq!(released(&issued).await.unwrap(), 0);
 });
@@ -190,7 +190,7 @@ async fn state_of(store: &Store, serial: &Serial) -> String {
 async fn stuck(store: &Store, key: &str, at: OffsetDateTime) -> Serial {
     let serial = Serial::random();
     let i = IssuanceIntent { at, ..intent(&serial, key) };
-    store.record_intent(&i, event(AuditAction::IssuanceIntent, key)).await.unwrap();
+    store.record_intent(&i, event(AuditAction::IssuanceIntent, key), None).await.unwrap();
     serial
 }
 
@@ -222,7 +222,7 @@ backend_test!(abandoned_intents_are_failed_once_audited_and_free_their_key, |sto
     // The key is free again; the fresh intent still holds its own.
     stuck(&store, "old-key", run_at).await;
     let taken = intent(&Serial::random(), "fresh-key");
-    let again = store.record_intent(&taken, event(AuditAction::IssuanceIntent, "x")).await;
+    let again = store.record_intent(&taken, event(AuditAction::IssuanceIntent, "x"), None).await;
     assert!(matches!(again, Err(StoreError::Conflict("key"))), "{again:?}");
 
     // A second run finds nothing and records nothing.

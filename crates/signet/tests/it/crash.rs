@@ -123,7 +123,7 @@ fn sigkill_mid_issuance_loses_nothing_a_client_received() {
             at: clock.now(),
         };
         let event = AuditEvent::new(intent.at, "ra", AuditAction::IssuanceIntent, intent.serial.to_hex(), json!({}));
-        state.store().record_intent(&intent, event).await.unwrap();
+        state.store().record_intent(&intent, event, None).await.unwrap();
         // The job on a clock moved past the bound, and past the lease the killed servers took
         // and never handed back, instead of waiting for both.
         clock.advance(ABANDONED_AFTER + Duration::hours(1));
