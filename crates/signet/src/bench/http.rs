@@ -18,6 +18,7 @@ use signet_pki::ocsp::{CertId, encode_request};
 use tokio::net::TcpStream;
 
 use super::BoxError;
+use super::acme::Finalize;
 use super::figures::Measured;
 use super::messages::ocsp_response_status;
 use super::micros;
@@ -47,10 +48,19 @@ pub(super) enum Target {
     /// cfssl's `POST /api/v1/cfssl/sign`, one prepared body per connection: cfssl keeps no
     /// record of what it signed, so a CSR may come back.
     CfsslSign(Vec<Bytes>),
+    /// ACME finalize, each request the next of the ready orders, signed over the nonce the
+    /// connection holds.
+    AcmeFinalize(Finalize, AtomicUsize),
 }
 
 impl Target {
-    fn request(&self, index: usize, rng: &SystemRandom) -> Result<(HttpRequest, Option<[u8; 16]>), String> {
+    /// The next request; `nonce` is the ACME nonce the connection holds (see [`Target::signed`]).
+    fn request(
+        &self,
+        index: usize,
+        rng: &SystemRandom,
+        nonce: Option<&str>,
+    ) -> Result<(HttpRequest, Option<[u8; 16]>), String> {
         match self {
             Target::Healthz => Ok((get("/healthz", None)?, None)),
             Target::Page(path, cookie) => Ok((get(path, cookie.as_deref())?, None)),
@@ -76,12 +86,28 @@ impl Target {
             Target::CfsslSign(bodies) => {
                 Ok((post_json("/api/v1/cfssl/sign", None, bodies[index % bodies.len()].clone())?, None))
             }
+            Target::AcmeFinalize(finalize, next) => {
+                let nonce = nonce.ok_or("no ACME nonce to sign with")?;
+                let (path, body) = finalize.request(next.fetch_add(1, Ordering::Relaxed), nonce)?;
+                let request = Request::post(path)
+                    .header(HOST, "bench")
+                    .header(CONTENT_TYPE, "application/jose+json")
+                    .body(Full::new(body))
+                    .map_err(|e| e.to_string())?;
+                Ok((request, None))
+            }
         }
+    }
+
+    /// Whether each request is a JWS over a nonce from the server (ACME), which the
+    /// connection takes from the last answer or, holding none, from `new-nonce`.
+    fn signed(&self) -> bool {
+        matches!(self, Target::AcmeFinalize(..))
     }
 
     fn variants(&self) -> usize {
         match self {
-            Target::Healthz | Target::Page(..) | Target::Issue { .. } => 1,
+            Target::Healthz | Target::Page(..) | Target::Issue { .. } | Target::AcmeFinalize(..) => 1,
             Target::OcspGet(paths) => paths.len(),
             Target::CfsslSign(bodies) => bodies.len(),
             Target::OcspPost(ids) => ids.len(),
@@ -112,6 +138,15 @@ impl Target {
                     Ok(())
                 } else {
                     Err("not the application form".into())
+                };
+            }
+            Target::AcmeFinalize(..) => {
+                let order: serde_json::Value =
+                    serde_json::from_slice(&resp.body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+                return if order["status"] == "valid" && order["certificate"].is_string() {
+                    Ok(())
+                } else {
+                    Err(format!("the order is not valid: {order}"))
                 };
             }
             Target::Issue { .. } | Target::CfsslSign(_) => {
@@ -174,6 +209,8 @@ pub(super) struct HttpResponse {
     pub(super) status: u16,
     pub(super) content_type: Option<String>,
     pub(super) set_cookie: Option<String>,
+    /// An ACME server's next nonce.
+    pub(super) replay_nonce: Option<String>,
     pub(super) body: Bytes,
     /// The server will close the connection after this response.
     pub(super) close: bool,
@@ -204,14 +241,18 @@ impl Connection {
             let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let close = response.version() == Version::HTTP_10
                 || response.headers().get(CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-            let (status, content_type, set_cookie) =
-                (response.status().as_u16(), header(CONTENT_TYPE), header(hyper::header::SET_COOKIE));
+            let (status, content_type, set_cookie, replay_nonce) = (
+                response.status().as_u16(),
+                header(CONTENT_TYPE),
+                header(hyper::header::SET_COOKIE),
+                header(hyper::header::HeaderName::from_static("replay-nonce")),
+            );
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
                 .collect()
                 .await
                 .map_err(|e| format!("read: {e}"))?
                 .to_bytes();
-            Ok(HttpResponse { status, content_type, set_cookie, body, close })
+            Ok(HttpResponse { status, content_type, set_cookie, replay_nonce, body, close })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
@@ -219,11 +260,24 @@ impl Connection {
     }
 }
 
+/// A nonce for `target`'s next request: the one held, or one from `new-nonce`; `None` for
+/// targets that sign nothing.
+async fn nonce_for(target: &Target, c: &mut Connection, held: Option<String>) -> Result<Option<String>, String> {
+    if !target.signed() || held.is_some() {
+        return Ok(held);
+    }
+    let request =
+        Request::head("/acme/new-nonce").header(HOST, "bench").body(Full::default()).map_err(|e| e.to_string())?;
+    let resp = c.exchange(request).await?;
+    resp.replay_nonce.map(Some).ok_or_else(|| format!("new-nonce answered {} without a nonce", resp.status))
+}
+
 /// One keep-alive connection sending requests back to back until `deadline`.
 async fn drive_connection(addr: SocketAddr, target: Arc<Target>, index: usize, deadline: Instant) -> Measured {
     let rng = SystemRandom::new();
     let mut m = Measured::default();
     let mut connection: Option<Connection> = None;
+    let mut nonce = None;
     let mut connect_failures = 0;
     let fail = |m: &mut Measured, e: String| {
         m.errors += 1;
@@ -245,7 +299,15 @@ async fn drive_connection(addr: SocketAddr, target: Arc<Target>, index: usize, d
                 }
             },
         };
-        let (request, nonce) = match target.request(index, &rng) {
+        let acme_nonce = match nonce_for(&target, c, nonce.take()).await {
+            Ok(n) => n,
+            Err(e) => {
+                fail(&mut m, e);
+                connection = None;
+                continue;
+            }
+        };
+        let (request, ocsp_nonce) = match target.request(index, &rng, acme_nonce.as_deref()) {
             Ok(r) => r,
             Err(e) => {
                 fail(&mut m, e);
@@ -256,7 +318,8 @@ async fn drive_connection(addr: SocketAddr, target: Arc<Target>, index: usize, d
         match c.exchange(request).await {
             Ok(resp) => {
                 let latency = micros(t.elapsed());
-                match target.check(&resp, nonce.as_ref().map(|n| n.as_slice())) {
+                nonce = resp.replay_nonce.clone();
+                match target.check(&resp, ocsp_nonce.as_ref().map(|n| n.as_slice())) {
                     Ok(()) => {
                         m.ops += 1;
                         m.latencies_us.push(latency);
@@ -313,7 +376,8 @@ pub(super) async fn probe(addr: SocketAddr, target: &Target, what: &str) -> Resu
     let rng = SystemRandom::new();
     let mut connection = Connection::open(addr).await?;
     for i in 0..target.variants() {
-        let (request, nonce) = target.request(i, &rng)?;
+        let acme_nonce = nonce_for(target, &mut connection, None).await.map_err(|e| format!("{what}: {e}"))?;
+        let (request, nonce) = target.request(i, &rng, acme_nonce.as_deref())?;
         let (resp, nonce) = match connection.exchange(request).await {
             Ok(resp) => (resp, nonce),
             // The server may close a keep-alive connection before it reads the next request
@@ -321,7 +385,8 @@ pub(super) async fn probe(addr: SocketAddr, target: &Target, what: &str) -> Resu
             // endpoint's fault.
             Err(_) => {
                 connection = Connection::open(addr).await?;
-                let (request, nonce) = target.request(i, &rng)?;
+                let acme_nonce = nonce_for(target, &mut connection, None).await.map_err(|e| format!("{what}: {e}"))?;
+                let (request, nonce) = target.request(i, &rng, acme_nonce.as_deref())?;
                 (connection.exchange(request).await.map_err(|e| format!("{what}: {e}"))?, nonce)
             }
         };

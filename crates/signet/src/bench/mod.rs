@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+mod acme;
 mod all;
 mod crl;
 mod figures;
