@@ -288,23 +288,40 @@ impl<S: CaStore> CaService<'_, S> {
                         "profile": profile.id, "not_after": cert.not_after.unix_timestamp(),
                     }),
                 );
-                self.store.complete_issuance(&cert, audit, valid.as_ref()).await?;
-                Ok(cert)
+                match self.store.complete_issuance(&cert, audit, valid.as_ref()).await {
+                    Ok(()) => Ok(cert),
+                    Err(e) => {
+                        // The certificate is not stored and will not be: an ACME order waiting
+                        // for it is concluded, so that its client stops polling. Should that
+                        // fail too, the database is out of reach and `e` already says so.
+                        if finalizing.is_some() {
+                            let _ = self.fail(actor, &serial, e.to_string(), finalizing).await;
+                        }
+                        Err(e.into())
+                    }
+                }
             }
             Err(e) => {
-                let invalid =
-                    finalizing.map(|f| f.failed(AcmeProblem::issuance_failed(), self.clock.now())).transpose()?;
-                let audit = AuditEvent::new(
-                    self.clock.now(),
-                    actor,
-                    AuditAction::IssuanceFailed,
-                    serial.to_hex(),
-                    json!({ "error": e.to_string() }),
-                );
-                self.store.fail_issuance(&serial, audit, invalid.as_ref()).await?;
+                self.fail(actor, &serial, e.to_string(), finalizing).await?;
                 Err(e.into())
             }
         }
+    }
+
+    /// Marks the intent `serial` failed because of `error`, with the move of the ACME order it
+    /// was for, if any, to invalid.
+    async fn fail(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        error: String,
+        finalizing: Option<&Finalizing>,
+    ) -> Result<(), IssuanceError> {
+        let now = self.clock.now();
+        let invalid = finalizing.map(|f| f.failed(AcmeProblem::issuance_failed(), now)).transpose()?;
+        let audit =
+            AuditEvent::new(now, actor, AuditAction::IssuanceFailed, serial.to_hex(), json!({ "error": error }));
+        Ok(self.store.fail_issuance(serial, audit, invalid.as_ref()).await?)
     }
 
     /// Marks failed, audited, up to `limit` intents older than [`ABANDONED_AFTER`], releasing

@@ -32,8 +32,8 @@ use signet_pki::subject::Subject;
 use signet_pki::{RevocationReason, Serial};
 use signet_ra::acme::{
     Account, AccountId, AccountStatus, AcmeProblem, AcmeStore, Authorization, AuthorizationId, ChallengeId,
-    ChallengeStatus, EabBinding, Identifier, NewOrder, Nonce, Order, OrderId, OrderProgress, OrderStatus, ProblemKind,
-    Respond, parse_contacts,
+    ChallengeStatus, EabBinding, Identifier, NewOrder, Nonce, Order, OrderId, OrderStatus, ProblemKind, Respond,
+    parse_contacts,
 };
 use signet_ra::issuance::{IssuanceError, RevocationError, Revoked, StoreError};
 use signet_ra::jws::{self, ExternalBinding, Jwk, Jws, KeyRef};
@@ -649,24 +649,7 @@ async fn finalize(
         Err(IssuanceError::Store(StoreError::Conflict("order progress"))) => {
             Err(problem(ProblemKind::OrderNotReady, "the order was finalized already"))
         }
-        Err(e) => {
-            conclude_unfinished(&state, &processing, account).await?;
-            Err(issuance_problem(e).into())
-        }
-    }
-}
-
-/// After a failed issuance, an order left processing (its intent stored, but the outcome's
-/// write failed) becomes invalid on its own, so its client stops waiting.
-async fn conclude_unfinished(state: &AppState, processing: &Order, account: &Account) -> Result<(), AcmeError> {
-    let stored = state.store.order(&processing.id).await?;
-    let Some(stuck) = stored.filter(|o| o.progress == OrderProgress::Processing) else { return Ok(()) };
-    let (invalid, event) =
-        stuck.failed(AcmeProblem::issuance_failed(), account, state.clock.now()).map_err(|e| internal(&e))?;
-    match state.store.save_order_progress(&invalid, &OrderProgress::Processing, event).await {
-        // Concluded meanwhile by the issuance's own write.
-        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(issuance_problem(e).into()),
     }
 }
 

@@ -742,7 +742,37 @@ mod tests {
         store.fail_issuance(&failing, audit, Some(&invalid)).await.unwrap();
         assert_eq!(progress(&store, &second).await, OrderProgress::Invalid { error: AcmeProblem::issuance_failed() });
 
+        // An issuance whose intent was resolved as abandoned before its certificate came: the
+        // certificate is refused, and the failure that follows concludes the order without a
+        // second failure of the intent.
+        let third = finalizing(&store, &account, "e.acme.example").await;
+        let stalled = Serial::random();
+        let (i, audit) = intent(&stalled, "key-4");
+        store.record_intent(&i, audit, Some(&third.accepted)).await.unwrap();
+        let later = t0() + signet_ra::issuance::ABANDONED_AFTER + time::Duration::seconds(1);
+        // The intent left open above is abandoned with it.
+        let abandoned = store.abandon_intents(later - signet_ra::issuance::ABANDONED_AFTER, later, 10).await.unwrap();
+        assert!(abandoned.contains(&stalled) && abandoned.len() == 2, "{abandoned:?}");
+        let cert =
+            IssuedCertificate { der: vec![0x30, 0x00], serial: stalled.clone(), not_before: t0(), not_after: t0() };
+        let audit = AuditEvent::new(t0(), "acme:test", AuditAction::CertificateIssued, stalled.to_hex(), json!({}));
+        let refused = store.complete_issuance(&cert, audit, Some(&third.issued(stalled.clone(), t0()).unwrap())).await;
+        assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+        assert_eq!(progress(&store, &third).await, OrderProgress::Processing, "the refused write moved nothing");
+        let audit = AuditEvent::new(t0(), "acme:test", AuditAction::IssuanceFailed, stalled.to_hex(), json!({}));
+        let invalid = third.failed(AcmeProblem::issuance_failed(), t0()).unwrap();
+        store.fail_issuance(&stalled, audit, Some(&invalid)).await.unwrap();
+        assert_eq!(progress(&store, &third).await, OrderProgress::Invalid { error: AcmeProblem::issuance_failed() });
+
         let actions = actions(&store).await;
+        assert_eq!(
+            actions.iter().rev().take(4).rev().map(String::as_str).collect::<Vec<_>>(),
+            ["acme-order-processing", "issuance-abandoned", "issuance-abandoned", "acme-order-invalid"],
+            "no second failure of the abandoned intent"
+        );
+        // Before the third order's rows (created, validated, intent, processing, two
+        // abandoned, invalid), the first two orders'.
+        let actions = &actions[..actions.len() - 7];
         let after_validation = |n: usize| actions.iter().skip_while(|a| *a != "acme-authorization-validated").nth(n);
         assert_eq!(after_validation(1).map(String::as_str), Some("issuance-intent"));
         assert_eq!(after_validation(2).map(String::as_str), Some("acme-order-processing"));

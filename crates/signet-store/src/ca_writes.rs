@@ -209,14 +209,17 @@ async fn unreserve(c: &mut AnyConnection, serial: &Serial) -> Result<(), StoreEr
 // A failure or a revocation is a statement of its own: both are rare beside issuance. Each
 // returns its outcome, and whether it changed anything (and is audited).
 
-/// Marks an intent failed, releasing its key.
+/// Marks an intent failed, releasing its key; one resolved already (as abandoned) is left as it
+/// is, and its failure is not audited twice.
 async fn fail(c: &mut AnyConnection, serial: &Serial) -> Result<(Result<Written, StoreError>, bool), StoreError> {
-    sqlx::query("UPDATE certificates SET state = 'failed', key_released = TRUE WHERE serial = $1 AND state = 'intent'")
-        .bind(serial.to_hex())
-        .execute(&mut *c)
-        .await
-        .map_err(backend_error)?;
-    Ok((Ok(Written::Done), true))
+    let done = sqlx::query(
+        "UPDATE certificates SET state = 'failed', key_released = TRUE WHERE serial = $1 AND state = 'intent'",
+    )
+    .bind(serial.to_hex())
+    .execute(&mut *c)
+    .await
+    .map_err(backend_error)?;
+    Ok((Ok(Written::Done), done.rows_affected() == 1))
 }
 
 /// Revokes an issued certificate and queues its notices; a repeated revocation changes nothing.
@@ -339,8 +342,10 @@ impl Store {
                     revoke(&mut tx, serial, *reason, *at, outbox).await?
                 }
             };
+            // An order moves with the change it goes with; with a failure, also when the intent
+            // was resolved before: either way its certificate will not come.
             let mut moved = None;
-            if let Some(step) = write.order_move().filter(|_| changed) {
+            if let Some(step) = write.order_move().filter(|_| changed || matches!(write, CaWrite::Fail { .. })) {
                 if move_order(&mut tx, &step.order, &step.from).await? {
                     moved = Some(&step.audit);
                 } else if let CaWrite::Intent { intent, .. } = write {
