@@ -328,6 +328,7 @@ impl Order {
         Ok((Self { progress, ..self }, event))
     }
 }
+
 /// An order's change of progress, stored only over `from` (the progress it had), with its
 /// audit event.
 #[derive(Debug, Clone)]
