@@ -142,7 +142,9 @@ pub trait CaStore: Send + Sync {
     /// [`IssuanceIntent::abandoned_event`] at `now`; returns their serials. The change is
     /// conditional on the row still being an intent older than `before`, so one that was
     /// resolved meanwhile (its issuance completed, or another node resolved it first) is left
-    /// alone and not audited.
+    /// alone and not audited. An ACME order waiting for an intent so resolved moves with it
+    /// ([`Order::issuance_abandoned`](crate::acme::Order::issuance_abandoned)), so its client
+    /// learns that no certificate will come.
     fn abandon_intents(
         &self,
         before: OffsetDateTime,

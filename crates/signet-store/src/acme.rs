@@ -117,15 +117,23 @@ fn progress_columns(p: &OrderProgress) -> (&'static str, Option<String>, Option<
     }
 }
 
-/// Saves `order`'s progress if it still has progress `from`; whether it did.
-pub(crate) async fn move_order(c: &mut AnyConnection, order: &Order, from: &OrderProgress) -> Result<bool, StoreError> {
+/// Saves `order`'s progress if it still has progress `from`; whether it did. `intent`: the
+/// issuance intent it moves to processing with, which it then waits for.
+pub(crate) async fn move_order(
+    c: &mut AnyConnection,
+    order: &Order,
+    from: &OrderProgress,
+    intent: Option<&Serial>,
+) -> Result<bool, StoreError> {
     let (progress, serial, error) = progress_columns(&order.progress);
     let done = sqlx::query(
-        "UPDATE acme_orders SET progress = $1, certificate_serial = $2, error = $3 WHERE id = $4 AND progress = $5",
+        "UPDATE acme_orders SET progress = $1, certificate_serial = $2, error = $3, \
+         intent_serial = COALESCE($4, intent_serial) WHERE id = $5 AND progress = $6",
     )
     .bind(progress)
     .bind(serial)
     .bind(error)
+    .bind(intent.map(Serial::to_hex))
     .bind(order.id.to_string())
     .bind(from.name())
     .execute(&mut *c)
@@ -245,6 +253,16 @@ impl Store {
             expires: ts(get(&row, 5)?)?,
             challenges,
         }))
+    }
+
+    /// The ACME order in processing that waits for the intent `serial`, with its account.
+    pub(crate) async fn order_waiting_for(&self, serial: &Serial) -> Result<Option<(Order, Account)>, StoreError> {
+        let Some(order) = self.order_with("intent_serial", serial.to_hex()).await? else { return Ok(None) };
+        if order.progress != OrderProgress::Processing {
+            return Ok(None);
+        }
+        let account = self.account_with("a.id", order.account.to_string()).await?;
+        Ok(account.map(|account| (order, account)))
     }
 
     async fn account_with(&self, filter: &str, value: String) -> Result<Option<Account>, StoreError> {
@@ -448,7 +466,11 @@ impl AcmeStore for Store {
         let (order, from) = (order.clone(), from.clone());
         self.audited(&audit, move |c| {
             Box::pin(async move {
-                if move_order(c, &order, &from).await? { Ok(()) } else { Err(StoreError::Conflict("order progress")) }
+                if move_order(c, &order, &from, None).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict("order progress"))
+                }
             })
         })
         .await
@@ -742,34 +764,42 @@ mod tests {
         store.fail_issuance(&failing, audit, Some(&invalid)).await.unwrap();
         assert_eq!(progress(&store, &second).await, OrderProgress::Invalid { error: AcmeProblem::issuance_failed() });
 
-        // An issuance whose intent was resolved as abandoned before its certificate came: the
-        // certificate is refused, and the failure that follows concludes the order without a
-        // second failure of the intent.
+        // An issuance whose node stopped after its intent: the intents job resolves the intent
+        // as abandoned and concludes the order with it, so its client stops waiting. A
+        // certificate coming after that is refused, and the failure that follows changes and
+        // audits nothing more.
         let third = finalizing(&store, &account, "e.acme.example").await;
         let stalled = Serial::random();
         let (i, audit) = intent(&stalled, "key-4");
         store.record_intent(&i, audit, Some(&third.accepted)).await.unwrap();
         let later = t0() + signet_ra::issuance::ABANDONED_AFTER + time::Duration::seconds(1);
-        // The intent left open above is abandoned with it.
+        // The intent left open above, for no order, is abandoned with it.
         let abandoned = store.abandon_intents(later - signet_ra::issuance::ABANDONED_AFTER, later, 10).await.unwrap();
         assert!(abandoned.contains(&stalled) && abandoned.len() == 2, "{abandoned:?}");
+        let interrupted = OrderProgress::Invalid { error: AcmeProblem::issuance_interrupted() };
+        assert_eq!(progress(&store, &third).await, interrupted);
         let cert =
             IssuedCertificate { der: vec![0x30, 0x00], serial: stalled.clone(), not_before: t0(), not_after: t0() };
         let audit = AuditEvent::new(t0(), "acme:test", AuditAction::CertificateIssued, stalled.to_hex(), json!({}));
         let refused = store.complete_issuance(&cert, audit, Some(&third.issued(stalled.clone(), t0()).unwrap())).await;
         assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
-        assert_eq!(progress(&store, &third).await, OrderProgress::Processing, "the refused write moved nothing");
         let audit = AuditEvent::new(t0(), "acme:test", AuditAction::IssuanceFailed, stalled.to_hex(), json!({}));
         let invalid = third.failed(AcmeProblem::issuance_failed(), t0()).unwrap();
         store.fail_issuance(&stalled, audit, Some(&invalid)).await.unwrap();
-        assert_eq!(progress(&store, &third).await, OrderProgress::Invalid { error: AcmeProblem::issuance_failed() });
+        assert_eq!(progress(&store, &third).await, interrupted, "the later writes moved nothing");
+
+        // Processing, then the two intents abandoned in either order, the order's move right
+        // after its own intent's.
+        let records = store.audit_records().await.unwrap();
+        let last: Vec<(&str, &str)> =
+            records[records.len() - 4..].iter().map(|r| (r.action.as_str(), r.subject.as_str())).collect();
+        let (order_id, stalled_hex) = (third.accepted.order.id.to_string(), stalled.to_hex());
+        assert_eq!(last[0], ("acme-order-processing", order_id.as_str()), "{last:?}");
+        let at = last.iter().position(|&row| row == ("issuance-abandoned", stalled_hex.as_str())).expect("abandoned");
+        assert_eq!(last[at + 1], ("acme-order-invalid", order_id.as_str()), "{last:?}");
+        assert_eq!(last.iter().filter(|(action, _)| *action == "issuance-abandoned").count(), 2, "{last:?}");
 
         let actions = actions(&store).await;
-        assert_eq!(
-            actions.iter().rev().take(4).rev().map(String::as_str).collect::<Vec<_>>(),
-            ["acme-order-processing", "issuance-abandoned", "issuance-abandoned", "acme-order-invalid"],
-            "no second failure of the abandoned intent"
-        );
         // Before the third order's rows (created, validated, intent, processing, two
         // abandoned, invalid), the first two orders'.
         let actions = &actions[..actions.len() - 7];

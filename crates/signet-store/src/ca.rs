@@ -10,8 +10,9 @@ use signet_ra::notify::OutboxMessage;
 use sqlx::Row;
 use time::OffsetDateTime;
 
+use crate::acme::move_order;
 use crate::ca_writes::CaWrite;
-use crate::{Store, backend_error};
+use crate::{Store, backend_error, request};
 
 fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|e| StoreError::Backend(e.to_string()))
@@ -145,29 +146,16 @@ impl CaStore for Store {
                 requested_by: r.try_get(4).map_err(backend_error)?,
                 at: ts(r.try_get(5).map_err(backend_error)?)?,
             };
-            // Checked again in the transaction: the intent may have completed, or another node
-            // may have resolved it, since the read. Then nothing changes and the audit row is
-            // rolled back with it.
-            let outcome = self
-                .audited(&intent.abandoned_event(now), move |c| {
-                    Box::pin(async move {
-                        let done = sqlx::query(
-                            "UPDATE certificates SET state = 'failed', key_released = TRUE \
-                             WHERE serial = $1 AND state = 'intent' AND created_at < $2",
-                        )
-                        .bind(serial)
-                        .bind(before.unix_timestamp())
-                        .execute(&mut *c)
-                        .await
-                        .map_err(backend_error)?;
-                        if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::Conflict("intent resolved")) }
-                    })
-                })
-                .await;
-            match outcome {
-                Ok(()) => resolved.push(intent.serial),
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            // An ACME order waiting for it concludes with it. Read before the transaction, and
+            // moved only if it is still processing then.
+            let order = match self.order_waiting_for(&intent.serial).await? {
+                Some((order, account)) => {
+                    Some(order.issuance_abandoned(&account, now).map_err(|e| StoreError::Backend(e.to_string()))?)
+                }
+                None => None,
+            };
+            if self.abandon(&intent, before, now, order.as_ref()).await? {
+                resolved.push(intent.serial);
             }
         }
         Ok(resolved)
@@ -235,5 +223,45 @@ impl CaStore for Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Marks `intent` failed as abandoned, audited, with `order` (the ACME order that waited for
+    /// it) if that is still processing; whether the intent was still open. Checked again in
+    /// the transaction: the intent may have completed, or another node may have resolved it,
+    /// since it was read, and then nothing changes.
+    async fn abandon(
+        &self,
+        intent: &IssuanceIntent,
+        before: OffsetDateTime,
+        now: OffsetDateTime,
+        order: Option<&OrderMove>,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.turns.take().await;
+        let mut tx = self.pool().begin().await.map_err(backend_error)?;
+        let done = sqlx::query(
+            "UPDATE certificates SET state = 'failed', key_released = TRUE \
+             WHERE serial = $1 AND state = 'intent' AND created_at < $2",
+        )
+        .bind(intent.serial.to_hex())
+        .bind(before.unix_timestamp())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let request_id = request::current();
+        let abandoned = intent.abandoned_event(now);
+        let mut events = vec![(&abandoned, request_id.as_deref())];
+        if let Some(step) = order
+            && move_order(&mut tx, &step.order, &step.from, None).await?
+        {
+            events.push((&step.audit, request_id.as_deref()));
+        }
+        self.append_audit(&mut tx, &events).await.map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(true)
     }
 }

@@ -346,7 +346,8 @@ impl Store {
             // was resolved before: either way its certificate will not come.
             let mut moved = None;
             if let Some(step) = write.order_move().filter(|_| changed || matches!(write, CaWrite::Fail { .. })) {
-                if move_order(&mut tx, &step.order, &step.from).await? {
+                let intent = if let CaWrite::Intent { intent, .. } = write { Some(&intent.serial) } else { None };
+                if move_order(&mut tx, &step.order, &step.from, intent).await? {
                     moved = Some(&step.audit);
                 } else if let CaWrite::Intent { intent, .. } = write {
                     // Another finalize of the same order went first: this one keeps nothing,

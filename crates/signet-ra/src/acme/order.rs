@@ -312,6 +312,13 @@ impl Order {
         self.conclude(OrderProgress::Invalid { error }, AuditAction::AcmeOrderInvalid, details, account, now)
     }
 
+    /// Its issuance was abandoned: the intent it waited for was resolved as abandoned, so no
+    /// certificate will come (processing → invalid).
+    pub fn issuance_abandoned(self, account: &Account, now: OffsetDateTime) -> Result<OrderMove, OrderError> {
+        let (order, audit) = self.failed(AcmeProblem::issuance_interrupted(), account, now)?;
+        Ok(OrderMove { order, from: OrderProgress::Processing, audit })
+    }
+
     /// Issuance ended one way or the other: only a processing order moves on to `progress`.
     fn conclude(
         self,

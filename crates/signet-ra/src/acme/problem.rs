@@ -125,6 +125,15 @@ impl AcmeProblem {
         Self::new(ProblemKind::ServerInternal, "issuance failed; the operator has the details in the log")
     }
 
+    /// Issuance was interrupted (the server stopped between accepting the finalize and storing
+    /// the certificate) and will not resume: the client must place a new order.
+    pub fn issuance_interrupted() -> Self {
+        Self::new(
+            ProblemKind::ServerInternal,
+            "issuance was interrupted and no certificate was issued; place a new order",
+        )
+    }
+
     /// Stored form: `{"type": name, "detail": ...}`.
     pub fn to_stored(&self) -> String {
         json!({ "type": self.kind.name(), "detail": self.detail }).to_string()
