@@ -728,7 +728,8 @@ mod tests {
     use axum::body::Body;
     use signet_pki::subject::OrganizationName;
     use signet_ra::acme::{DomainScope, EabKey};
-    use signet_ra::issuance::{CaStore, StoredStatus};
+    use signet_ra::audit::{AuditAction, AuditEvent};
+    use signet_ra::issuance::{ABANDONED_AFTER, CaStore, IssuanceIntent, StoredStatus};
     use signet_ra::{Clock, FakeClock};
     use tower::ServiceExt;
 
@@ -743,14 +744,64 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
+    /// An account's order whose one name's authorization is valid: ready to finalize.
+    struct ReadyOrder {
+        key: ClientKey,
+        kid: String,
+        account: Account,
+        url: String,
+        finalize_url: String,
+    }
+
     impl Harness {
         async fn new() -> Self {
+            Self::with_clock(Arc::new(FakeClock::at(OffsetDateTime::now_utc()))).await
+        }
+
+        async fn with_clock(clock: Arc<dyn Clock>) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let settings =
                 ServerConfig { data_dir: Some(dir.path().to_owned()), ..Default::default() }.into_settings().unwrap();
-            let clock: Arc<dyn Clock> = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
             let state = crate::build_state(&settings, BASE, clock).await.unwrap();
             Self { state, _dir: dir }
+        }
+
+        /// A new account's order for `name` (under acme.example), its challenge validated
+        /// through the store: reaching the name is not the point.
+        async fn ready_order(&self, name: &str) -> ReadyOrder {
+            let (eab_kid, secret) = self.eab_key("acme.example").await;
+            let key = ClientKey::p256();
+            let payload = json!({ "externalAccountBinding": eab(&eab_kid, &secret, NEW_ACCOUNT, &key) });
+            let body = key.request(NEW_ACCOUNT, &self.nonce().await, None, payload.to_string().as_bytes());
+            let (status, headers, _) = self.send("POST", "/acme/new-account", body).await;
+            assert_eq!(status, StatusCode::CREATED);
+            let kid = headers[header::LOCATION].to_str().unwrap().to_owned();
+            let store = self.state.store();
+            let account =
+                store.account(&AccountId::parse(kid.rsplit('/').next().unwrap()).unwrap()).await.unwrap().unwrap();
+
+            let payload = json!({ "identifiers": [{ "type": "dns", "value": name }] }).to_string();
+            let body =
+                key.request(&format!("{BASE}/acme/new-order"), &self.nonce().await, Some(&kid), payload.as_bytes());
+            let (status, headers, order) = self.send("POST", "/acme/new-order", body).await;
+            assert_eq!(status, StatusCode::CREATED, "{order}");
+            let url = headers[header::LOCATION].to_str().unwrap().to_owned();
+            let authz_id = order["authorizations"][0].as_str().unwrap().rsplit('/').next().unwrap();
+            let authz = store.authorization(&AuthorizationId::parse(authz_id).unwrap()).await.unwrap().unwrap();
+            let challenge = authz.challenges[0].id.clone();
+            let Respond::Validate(v) = authz.respond(&challenge, &account.thumbprint, self.state.clock().now()) else {
+                panic!("pending")
+            };
+            let (valid, challenge, event) = v.conclude(Ok(()), &account, self.state.clock().now());
+            store.record_validation(&valid, &challenge, event).await.unwrap();
+            let finalize_url = order["finalize"].as_str().unwrap().to_owned();
+            ReadyOrder { key, kid, account, url, finalize_url }
+        }
+
+        /// The order as its client reads it (POST-as-GET).
+        async fn order_as_client(&self, o: &ReadyOrder) -> Value {
+            let body = o.key.request(&o.url, &self.nonce().await, Some(&o.kid), b"");
+            self.send("POST", o.url.strip_prefix(BASE).unwrap(), body).await.2
         }
 
         async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> (StatusCode, HeaderMap, Value) {
@@ -917,43 +968,15 @@ mod tests {
     #[tokio::test]
     async fn finalize_moves_the_order_with_the_certificate() {
         let h = Harness::new().await;
-        let (eab_kid, secret) = h.eab_key("acme.example").await;
-        let key = ClientKey::p256();
-        let payload = json!({ "externalAccountBinding": eab(&eab_kid, &secret, NEW_ACCOUNT, &key) });
-        let body = key.request(NEW_ACCOUNT, &h.nonce().await, None, payload.to_string().as_bytes());
-        let (status, headers, _) = h.send("POST", "/acme/new-account", body).await;
-        assert_eq!(status, StatusCode::CREATED);
-        let kid = headers[header::LOCATION].to_str().unwrap().to_owned();
-        let store = h.state.store();
-        let account =
-            store.account(&AccountId::parse(kid.rsplit('/').next().unwrap()).unwrap()).await.unwrap().unwrap();
-
         let name = "f.acme.example";
-        let payload = json!({ "identifiers": [{ "type": "dns", "value": name }] }).to_string();
-        let body = key.request("http://acme.test/acme/new-order", &h.nonce().await, Some(&kid), payload.as_bytes());
-        let (status, headers, order) = h.send("POST", "/acme/new-order", body).await;
-        assert_eq!(status, StatusCode::CREATED, "{order}");
-        let order_url = headers[header::LOCATION].to_str().unwrap().to_owned();
-        // The challenge is validated through the store: reaching f.acme.example is not the point.
-        let authz_id = order["authorizations"][0].as_str().unwrap().rsplit('/').next().unwrap();
-        let authz = store.authorization(&AuthorizationId::parse(authz_id).unwrap()).await.unwrap().unwrap();
-        let challenge = authz.challenges[0].id.clone();
-        let Respond::Validate(v) = authz.respond(&challenge, &account.thumbprint, h.state.clock().now()) else {
-            panic!("pending")
-        };
-        let (valid, challenge, event) = v.conclude(Ok(()), &account, h.state.clock().now());
-        store.record_validation(&valid, &challenge, event).await.unwrap();
-
-        let finalize_url = order["finalize"].as_str().unwrap().to_owned();
-        let finalize_path = finalize_url.strip_prefix(BASE).unwrap().to_owned();
+        let o = h.ready_order(name).await;
+        let store = h.state.store();
+        let finalize_path = o.finalize_url.strip_prefix(BASE).unwrap().to_owned();
         let finalize = |der: &[u8], nonce: String| {
             let payload = json!({ "csr": URL_SAFE_NO_PAD.encode(der) }).to_string();
-            key.request(&finalize_url, &nonce, Some(&kid), payload.as_bytes())
+            o.key.request(&o.finalize_url, &nonce, Some(&o.kid), payload.as_bytes())
         };
-        let order_status = async || {
-            let body = key.request(&order_url, &h.nonce().await, Some(&kid), b"");
-            h.send("POST", order_url.strip_prefix(BASE).unwrap(), body).await.2["status"].clone()
-        };
+        let order_status = async || h.order_as_client(&o).await["status"].clone();
         let dir = tempfile::tempdir().unwrap();
         let good = csr(dir.path(), name);
         // Its signature broken: the CSR no longer proves possession of its key.
@@ -980,5 +1003,47 @@ mod tests {
             .collect();
         assert_eq!(order_moves, ["acme-order-processing", "acme-order-valid"], "{actions:?}");
         assert_eq!(store.verify_audit().await.unwrap(), Ok(actions.len()));
+    }
+
+    // A node stopped between the intent and the certificate: once the intents job resolves
+    // the intent as abandoned, the client polling its order reads that it is invalid and what
+    // to do, instead of `processing` for ever.
+    #[tokio::test]
+    async fn an_interrupted_issuance_makes_its_order_invalid() {
+        let clock = Arc::new(FakeClock::at(OffsetDateTime::now_utc()));
+        let h = Harness::with_clock(clock.clone()).await;
+        let name = "g.acme.example";
+        let o = h.ready_order(name).await;
+        let store = h.state.store();
+
+        // What a finalize leaves behind when its node is killed before it signs: the CA's
+        // intent, and the order processing with it (one transaction).
+        let id = OrderId::parse(o.url.rsplit('/').next().unwrap()).unwrap();
+        let order = store.order(&id).await.unwrap().unwrap();
+        let names = [Identifier::parse("dns", name).unwrap()].into();
+        let finalizing = order.finalizing(&names, &o.account, clock.now()).unwrap();
+        let serial = Serial::issued_at(clock.now());
+        let intent = IssuanceIntent {
+            serial: serial.clone(),
+            profile: "device-tls".into(),
+            subject_json: "{}".into(),
+            spki_sha256: "interrupted-key".into(),
+            requested_by: o.account.actor(),
+            at: clock.now(),
+        };
+        let audit =
+            AuditEvent::new(clock.now(), &o.account.actor(), AuditAction::IssuanceIntent, serial.to_hex(), json!({}));
+        store.record_intent(&intent, audit, Some(&finalizing.accepted)).await.unwrap();
+        assert_eq!(h.order_as_client(&o).await["status"], json!("processing"));
+
+        // The intents job, run before the intent is old enough, leaves it; run after, resolves it.
+        assert!(h.state.core().authority.resolve_abandoned_intents(10).await.unwrap().is_empty());
+        clock.advance(ABANDONED_AFTER + time::Duration::minutes(1));
+        assert_eq!(h.state.core().authority.resolve_abandoned_intents(10).await.unwrap(), [serial]);
+        let order = h.order_as_client(&o).await;
+        assert_eq!(order["status"], json!("invalid"), "{order}");
+        assert_eq!(order["error"]["type"], json!("urn:ietf:params:acme:error:serverInternal"), "{order}");
+        assert_eq!(order["error"]["detail"], json!(AcmeProblem::issuance_interrupted().detail), "{order}");
+        assert!(store.verify_audit().await.unwrap().is_ok());
     }
 }
