@@ -10,9 +10,8 @@ use signet_ra::notify::OutboxMessage;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::acme::move_order;
-use crate::ca_writes::CaWrite;
-use crate::{Store, backend_error, request};
+use crate::ca_writes::{CaWrite, Written};
+use crate::{Store, backend_error};
 
 fn ts(t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|e| StoreError::Backend(e.to_string()))
@@ -154,7 +153,11 @@ impl CaStore for Store {
                 }
                 None => None,
             };
-            if self.abandon(&intent, before, now, order.as_ref()).await? {
+            // The CA's own failure write, which changes the row only if it is still an intent
+            // (it may have completed, or another node may have resolved it, since the read:
+            // then nothing changes and nothing is audited).
+            let write = CaWrite::Fail { serial: intent.serial.clone(), audit: intent.abandoned_event(now), order };
+            if self.write_alone(&write.in_this_request()).await? == Written::Done {
                 resolved.push(intent.serial);
             }
         }
@@ -223,45 +226,5 @@ impl CaStore for Store {
                 })
             })
             .collect()
-    }
-}
-
-impl Store {
-    /// Marks `intent` failed as abandoned, audited, with `order` (the ACME order that waited for
-    /// it) if that is still processing; whether the intent was still open. Checked again in
-    /// the transaction: the intent may have completed, or another node may have resolved it,
-    /// since it was read, and then nothing changes.
-    async fn abandon(
-        &self,
-        intent: &IssuanceIntent,
-        before: OffsetDateTime,
-        now: OffsetDateTime,
-        order: Option<&OrderMove>,
-    ) -> Result<bool, StoreError> {
-        let _turn = self.turns.take().await;
-        let mut tx = self.pool().begin().await.map_err(backend_error)?;
-        let done = sqlx::query(
-            "UPDATE certificates SET state = 'failed', key_released = TRUE \
-             WHERE serial = $1 AND state = 'intent' AND created_at < $2",
-        )
-        .bind(intent.serial.to_hex())
-        .bind(before.unix_timestamp())
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_error)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let request_id = request::current();
-        let abandoned = intent.abandoned_event(now);
-        let mut events = vec![(&abandoned, request_id.as_deref())];
-        if let Some(step) = order
-            && move_order(&mut tx, &step.order, &step.from, None).await?
-        {
-            events.push((&step.audit, request_id.as_deref()));
-        }
-        self.append_audit(&mut tx, &events).await.map_err(backend_error)?;
-        tx.commit().await.map_err(backend_error)?;
-        Ok(true)
     }
 }

@@ -49,7 +49,8 @@ pub enum CaWrite {
         /// The ACME order it is for, moving to valid.
         order: Option<OrderMove>,
     },
-    /// Marks an intent failed, releasing its key.
+    /// Marks an intent failed, releasing its key; [`Written::Resolved`] if it is no longer an
+    /// intent. The intents job resolves abandoned intents with it too.
     Fail {
         /// The intent's serial.
         serial: Serial,
@@ -79,6 +80,9 @@ pub enum CaWrite {
 pub enum Written {
     /// The change was made.
     Done,
+    /// A failure of an intent resolved already (as abandoned, by this node or another):
+    /// nothing changed, and nothing was audited for it.
+    Resolved,
     /// A revocation's outcome.
     Revoked(Revoked),
 }
@@ -88,7 +92,9 @@ impl Written {
     pub fn revocation(self) -> Result<Revoked, StoreError> {
         match self {
             Self::Revoked(r) => Ok(r),
-            Self::Done => Err(StoreError::Backend("a revocation was written as something else".into())),
+            Self::Done | Self::Resolved => {
+                Err(StoreError::Backend("a revocation was written as something else".into()))
+            }
         }
     }
 }
@@ -219,7 +225,8 @@ async fn fail(c: &mut AnyConnection, serial: &Serial) -> Result<(Result<Written,
     .execute(&mut *c)
     .await
     .map_err(backend_error)?;
-    Ok((Ok(Written::Done), done.rows_affected() == 1))
+    let changed = done.rows_affected() == 1;
+    Ok((Ok(if changed { Written::Done } else { Written::Resolved }), changed))
 }
 
 /// Revokes an issued certificate and queues its notices; a repeated revocation changes nothing.
@@ -349,10 +356,10 @@ impl Store {
                 let intent = if let CaWrite::Intent { intent, .. } = write { Some(&intent.serial) } else { None };
                 if move_order(&mut tx, &step.order, &step.from, intent).await? {
                     moved = Some(&step.audit);
-                } else if let CaWrite::Intent { intent, .. } = write {
+                } else if let Some(serial) = intent {
                     // Another finalize of the same order went first: this one keeps nothing,
                     // so its key stays free.
-                    unreserve(&mut tx, &intent.serial).await?;
+                    unreserve(&mut tx, serial).await?;
                     (outcome, changed) = (Err(StoreError::Conflict("order progress")), false);
                 }
             }
